@@ -1,0 +1,92 @@
+package bridge
+
+import "time"
+
+// ChannelEvent is the PBX-neutral vocabulary the adapters translate AMI and
+// ESL events into. The Tracker turns a stream of them into conversations and
+// Events. Adapters leave fields they do not know empty.
+type ChannelEvent struct {
+	Kind ChannelEventKind
+	At   time.Time
+	// Channel is the channel the event is about (AMI Channel/Uniqueid, ESL
+	// Unique-ID). For Dial events it is the dialling channel.
+	Channel Channel
+	// Peer is the other channel: the dialled one (Dial*), the partner of a
+	// local pair (LocalPair), the transferee (Transfer*), the agent's channel
+	// (Agent*), the channel that replaces Channel (Rename uses NewName).
+	Peer *Channel
+
+	Bridge     string // bridge id for BridgeEnter/BridgeLeave
+	DialStatus string // ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL
+	Cause      int    // Q.850 hangup cause
+	CauseText  string
+	Name       string // variable name (Var), new channel name (Rename)
+	Value      string // variable value (Var)
+	Queue      string
+	Member     string // queue member name, e.g. "Agent100"
+	Interface  string // queue member interface, e.g. "Local/100@agents" or "PJSIP/100"
+	Context    string // dialplan context (Dialplan, Transfer target)
+	Exten      string // dialplan extension (Dialplan, Transfer target)
+	Priority   int    // dialplan priority (Dialplan)
+	File       string // recording file (Record*)
+	Attended   bool   // Transfer: attended (true) or blind
+	Reason     string // free text (AgentState pause reason, QueueLeave reason)
+	Paused     bool   // AgentState
+	Status     string // AgentState: logged_in, logged_out, available, busy, unavailable
+	ActionID   string // the originate/command this event answers, when known
+	Resynced   bool   // produced by a resync, not seen live
+}
+
+// ChannelEventKind enumerates ChannelEvent kinds.
+type ChannelEventKind int
+
+const (
+	ChanNew               ChannelEventKind = iota + 1 // a channel appeared
+	ChanUpdate                                        // caller id, connected line or state changed
+	ChanDialplan                                      // the channel runs a dialplan step (Context/Exten/Priority)
+	ChanDial                                          // Channel starts dialling Peer
+	ChanDialEnd                                       // Channel's dial of Peer ended with DialStatus
+	ChanAnswer                                        // Channel is answered (state Up)
+	ChanBridgeEnter                                   // Channel joined Bridge
+	ChanBridgeLeave                                   // Channel left Bridge
+	ChanHold                                          // Channel put on hold
+	ChanUnhold                                        // Channel taken off hold
+	ChanHangup                                        // Channel is gone (Cause)
+	ChanRename                                        // Channel's name became Name (masquerade)
+	ChanLocalPair                                     // Channel (;1 / -a) and Peer (;2 / -b) are two halves of one local channel
+	ChanLocalOptimized                                // the local pair Channel/Peer optimised away; Peer's partner replaces it
+	ChanVar                                           // Channel variable Name set to Value
+	ChanTransfer                                      // Channel (transferer) moved Peer (transferee) to Exten/Context, or to a consult leg
+	ChanQueueJoin                                     // Channel entered Queue
+	ChanQueueLeave                                    // Channel left Queue (answered or not)
+	ChanQueueAbandon                                  // Channel hung up while waiting in Queue
+	ChanAgentCalled                                   // Queue rings Member on Peer for Channel
+	ChanAgentConnect                                  // Member on Peer answered Channel from Queue
+	ChanAgentRingNoAnswer                             // Member on Peer did not answer
+	ChanRecordStart                                   // recording of Channel to File started
+	ChanRecordStop                                    // recording of Channel to File stopped
+	ChanOriginateFailed                               // an originate (ActionID) failed: Cause/Reason
+	ChanAgentState                                    // queue member Interface/Member state changed
+)
+
+// Channel identifies a PBX channel and carries its latest caller data.
+type Channel struct {
+	ID            string // Uniqueid / Unique-ID: unique per PBX lifetime
+	Name          string // e.g. PJSIP/100-0000001a, Local/100@agents-00000001;1, sofia/internal/100@host
+	LinkedID      string // Asterisk Linkedid / FreeSWITCH call uuid, a hint only
+	CallerNum     string
+	CallerName    string
+	ConnectedNum  string
+	ConnectedName string
+	Context       string
+	Exten         string
+	State         string // Down, Ring, Ringing, Up, Busy ...
+	// Direction is the PBX's own view where it has one (FreeSWITCH
+	// Call-Direction: inbound/outbound from the switch's side).
+	Direction string
+	// Vars are channel variables the adapter read with the event (only the
+	// ones the model uses, e.g. the configured direction variable).
+	Vars map[string]string
+	// CreatedAt is when the channel appeared, when the PBX says (resync).
+	CreatedAt time.Time
+}
