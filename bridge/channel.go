@@ -90,3 +90,19 @@ type Channel struct {
 	// CreatedAt is when the channel appeared, when the PBX says (resync).
 	CreatedAt time.Time
 }
+
+// Sink receives what a PBX adapter learns, in order. The bridge's Engine
+// implements it; the ami and esl adapters call it from one goroutine each.
+type Sink interface {
+	// LinkUp is called after each (re)connect and login, before any event of
+	// that session.
+	LinkUp(session int)
+	// ChannelEvents hands over translated events in the order they happened.
+	ChannelEvents(evs []ChannelEvent)
+	// Snapshot is the PBX's full list of live channels (CoreShowChannels,
+	// show channels), taken after LinkUp: calls the bridge tracks that are
+	// not in it ended while the link was down; live ones are adopted.
+	Snapshot(live []Channel, at time.Time)
+	// LinkDown is called when a session ends, after its last event.
+	LinkDown(err error)
+}

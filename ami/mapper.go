@@ -1,0 +1,315 @@
+package ami
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/staskobzar/goami2"
+)
+
+// ListSender sends a list action (the Client does).
+type ListSender interface {
+	SendList(ctx context.Context, action *goami2.Message) (*goami2.Message, []*goami2.Message, error)
+}
+
+// Mapper translates AMI frames into bridge.ChannelEvents for a Sink and runs
+// the resync after each login. It implements Handler and is driven by the
+// Client's single consumer goroutine, so frames arrive in wire order.
+type Mapper struct {
+	sink   bridge.Sink
+	sender ListSender
+	log    *slog.Logger
+	// Vars are the channel variables worth passing on (VarSet is the
+	// noisiest AMI event: ~25 per call).
+	vars map[string]bool
+
+	mu       sync.Mutex
+	ctx      context.Context
+	resyncID string
+	snapshot []bridge.Channel
+	seq      int
+}
+
+// NewMapper returns a Mapper feeding sink; sender is used for the resync.
+// vars lists extra channel variables to pass on (e.g. the direction var).
+func NewMapper(ctx context.Context, sink bridge.Sink, sender ListSender, log *slog.Logger, vars ...string) *Mapper {
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Mapper{sink: sink, sender: sender, log: log, ctx: ctx, vars: map[string]bool{"MIXMONITOR_FILENAME": true}}
+	for _, v := range vars {
+		if v != "" {
+			m.vars[v] = true
+		}
+	}
+	return m
+}
+
+// SetSender sets the client used for the resync (it is built after the Mapper).
+func (m *Mapper) SetSender(s ListSender) { m.sender = s }
+
+// Connected implements Handler: the link is up, ask for the full state. The
+// list items come back through Message in wire order, so the snapshot is
+// applied exactly where it was taken in the stream.
+func (m *Mapper) Connected(info ConnInfo) {
+	m.sink.LinkUp(info.Session)
+	m.mu.Lock()
+	m.seq++
+	id := fmt.Sprintf("ctib-resync-%d", m.seq)
+	m.resyncID, m.snapshot = id, nil
+	m.mu.Unlock()
+	if m.sender == nil {
+		return
+	}
+	go func() {
+		a := goami2.NewAction("CoreShowChannels")
+		a.AddField("ActionID", id)
+		ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
+		defer cancel()
+		if _, _, err := m.sender.SendList(ctx, a); err != nil {
+			m.log.Warn("ami resync: CoreShowChannels failed; calls are adopted as their events arrive", "err", err)
+		}
+	}()
+}
+
+// Disconnected implements Handler.
+func (m *Mapper) Disconnected(err error) {
+	m.mu.Lock()
+	m.resyncID = ""
+	m.mu.Unlock()
+	m.sink.LinkDown(err)
+}
+
+// Message implements Handler.
+func (m *Mapper) Message(msg *goami2.Message) {
+	name := msg.Field("Event")
+	if name == "" {
+		return // action responses are for the waiting caller
+	}
+	now := eventTime(msg)
+	switch name {
+	case "CoreShowChannel":
+		m.mu.Lock()
+		if msg.Field("ActionID") == m.resyncID && m.resyncID != "" {
+			ch := channel(msg, "")
+			if d, ok := parseDuration(msg.Field("Duration")); ok {
+				ch.CreatedAt = now.Add(-d)
+			}
+			m.snapshot = append(m.snapshot, ch)
+		}
+		m.mu.Unlock()
+		return
+	case "CoreShowChannelsComplete":
+		m.mu.Lock()
+		if msg.Field("ActionID") != m.resyncID || m.resyncID == "" {
+			m.mu.Unlock()
+			return
+		}
+		snap := m.snapshot
+		m.resyncID, m.snapshot = "", nil
+		m.mu.Unlock()
+		if snap == nil {
+			snap = []bridge.Channel{}
+		}
+		m.sink.Snapshot(snap, now)
+		return
+	}
+	if ev, ok := m.translate(name, msg, now); ok {
+		m.sink.ChannelEvents([]bridge.ChannelEvent{ev})
+	}
+}
+
+// Translate maps one AMI event; ok is false for events the model ignores.
+func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (bridge.ChannelEvent, bool) {
+	ev := bridge.ChannelEvent{At: at, Channel: channel(msg, "")}
+	switch name {
+	case "Newchannel":
+		ev.Kind = bridge.ChanNew
+	case "NewCallerid", "NewConnectedLine":
+		ev.Kind = bridge.ChanUpdate
+	case "Newstate":
+		ev.Kind = bridge.ChanUpdate
+		if msg.Field("ChannelStateDesc") == "Up" {
+			ev.Kind = bridge.ChanAnswer
+		}
+	case "Newexten":
+		ev.Kind = bridge.ChanDialplan
+		ev.Context, ev.Exten = msg.Field("Context"), msg.Field("Exten")
+		ev.Priority, _ = strconv.Atoi(msg.Field("Priority"))
+	case "VarSet":
+		ev.Name = msg.Field("Variable")
+		if !m.vars[ev.Name] {
+			return ev, false
+		}
+		ev.Kind, ev.Value = bridge.ChanVar, msg.Field("Value")
+	case "DialBegin", "DialEnd":
+		ev.Kind = bridge.ChanDial
+		if name == "DialEnd" {
+			ev.Kind, ev.DialStatus = bridge.ChanDialEnd, msg.Field("DialStatus")
+		}
+		peer := channel(msg, "Dest")
+		ev.Peer = &peer
+	case "LocalBridge":
+		ev.Kind = bridge.ChanLocalPair
+		ev.Channel = channel(msg, "LocalOne")
+		peer := channel(msg, "LocalTwo")
+		ev.Peer = &peer
+	case "BridgeEnter", "BridgeLeave":
+		ev.Kind = bridge.ChanBridgeEnter
+		if name == "BridgeLeave" {
+			ev.Kind = bridge.ChanBridgeLeave
+		}
+		ev.Bridge = msg.Field("BridgeUniqueid")
+	case "Hold", "MusicOnHoldStart":
+		ev.Kind = bridge.ChanHold
+	case "Unhold", "MusicOnHoldStop":
+		ev.Kind = bridge.ChanUnhold
+	case "Hangup":
+		ev.Kind = bridge.ChanHangup
+		ev.Cause, _ = strconv.Atoi(msg.Field("Cause"))
+		ev.CauseText = msg.Field("Cause-txt")
+	case "Rename":
+		ev.Kind, ev.Name = bridge.ChanRename, msg.Field("Newname")
+	case "BlindTransfer":
+		ev.Kind = bridge.ChanTransfer
+		ev.Channel = channel(msg, "Transferer")
+		peer := channel(msg, "Transferee")
+		ev.Peer = &peer
+		ev.Exten, ev.Context = msg.Field("Extension"), msg.Field("Context")
+	case "AttendedTransfer":
+		ev.Kind, ev.Attended = bridge.ChanTransfer, true
+		ev.Channel = channel(msg, "OrigTransferer")
+		peer := channel(msg, "Transferee")
+		ev.Peer = &peer
+		ev.Exten = msg.Field("TransferTargetCallerIDNum")
+		if ev.Exten == "" {
+			ev.Exten = msg.Field("SecondTransfererExten")
+		}
+		if msg.Field("Result") != "" && msg.Field("Result") != "Success" {
+			return ev, false
+		}
+	case "QueueCallerJoin":
+		ev.Kind, ev.Queue = bridge.ChanQueueJoin, msg.Field("Queue")
+	case "QueueCallerLeave":
+		ev.Kind, ev.Queue = bridge.ChanQueueLeave, msg.Field("Queue")
+	case "QueueCallerAbandon":
+		ev.Kind, ev.Queue = bridge.ChanQueueAbandon, msg.Field("Queue")
+	case "AgentCalled", "AgentConnect":
+		ev.Kind = bridge.ChanAgentCalled
+		if name == "AgentConnect" {
+			ev.Kind = bridge.ChanAgentConnect
+		}
+		peer := channel(msg, "Dest")
+		ev.Peer = &peer
+		ev.Queue, ev.Member, ev.Interface = msg.Field("Queue"), msg.Field("MemberName"), msg.Field("Interface")
+	case "MixMonitorStart":
+		ev.Kind = bridge.ChanRecordStart
+	case "MixMonitorStop":
+		ev.Kind = bridge.ChanRecordStop
+	case "OriginateResponse":
+		if strings.EqualFold(msg.Field("Response"), "Success") {
+			return ev, false
+		}
+		ev.Kind, ev.ActionID = bridge.ChanOriginateFailed, msg.Field("ActionID")
+		ev.Cause, ev.CauseText = originateCause(msg.Field("Reason"))
+	case "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause":
+		ev.Kind = bridge.ChanAgentState
+		ev.Queue, ev.Member = msg.Field("Queue"), msg.Field("MemberName")
+		ev.Interface = msg.Field("Interface")
+		ev.Paused = msg.Field("Paused") == "1"
+		ev.Reason = msg.Field("PausedReason")
+		ev.Status = memberState(name, msg.Field("Status"), ev.Paused)
+	default:
+		return ev, false
+	}
+	return ev, true
+}
+
+// channel reads the channel fields with a prefix ("", "Dest", "LocalOne").
+func channel(msg *goami2.Message, prefix string) bridge.Channel {
+	ch := bridge.Channel{
+		ID:            msg.Field(prefix + "Uniqueid"),
+		Name:          msg.Field(prefix + "Channel"),
+		LinkedID:      msg.Field(prefix + "Linkedid"),
+		CallerNum:     msg.Field(prefix + "CallerIDNum"),
+		CallerName:    msg.Field(prefix + "CallerIDName"),
+		ConnectedNum:  msg.Field(prefix + "ConnectedLineNum"),
+		ConnectedName: msg.Field(prefix + "ConnectedLineName"),
+		Context:       msg.Field(prefix + "Context"),
+		Exten:         msg.Field(prefix + "Exten"),
+		State:         msg.Field(prefix + "ChannelStateDesc"),
+	}
+	if ch.ID == "<unknown>" {
+		ch.ID = ""
+	}
+	return ch
+}
+
+// eventTime reads the Timestamp header (timestampevents=yes), else now.
+func eventTime(msg *goami2.Message) time.Time {
+	if ts := msg.Field("Timestamp"); ts != "" {
+		if f, err := strconv.ParseFloat(ts, 64); err == nil && f > 0 {
+			sec := int64(f)
+			return time.Unix(sec, int64((f-float64(sec))*1e9))
+		}
+	}
+	return time.Now()
+}
+
+// parseDuration reads CoreShowChannel's HH:MM:SS.
+func parseDuration(s string) (time.Duration, bool) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	var total int
+	for _, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		total = total*60 + n
+	}
+	return time.Duration(total) * time.Second, true
+}
+
+// originateCause maps OriginateResponse's Reason (an AST_CONTROL value) to
+// a Q.850 cause.
+func originateCause(reason string) (int, string) {
+	switch reason {
+	case "1":
+		return 16, "Hangup before answer"
+	case "3":
+		return 19, "No answer from user (user alerted)"
+	case "5":
+		return 17, "User busy"
+	case "8":
+		return 34, "Congestion"
+	}
+	return 3, "No route to destination"
+}
+
+// memberState maps a queue member's device status to an agent state.
+func memberState(event, status string, paused bool) string {
+	switch {
+	case event == "QueueMemberRemoved":
+		return "logged_out"
+	case paused:
+		return "paused"
+	}
+	switch status {
+	case "1":
+		return "available"
+	case "2", "3", "6", "7", "8":
+		return "busy"
+	case "4", "5":
+		return "unavailable"
+	}
+	return "logged_in"
+}

@@ -1,0 +1,281 @@
+package bridge
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Engine is the bridge between a PBX adapter and the outbox: it implements
+// Sink, runs the Tracker on one goroutine, commits each batch of events
+// durably and only then hands the deliveries to the Notifier.
+type Engine struct {
+	tracker   *Tracker
+	outbox    Outbox
+	notifier  Notifier
+	endpoints atomic.Pointer[[]Endpoint]
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	queue   []input
+	wake    chan struct{}
+	live    atomic.Pointer[[]Call]
+	linkUp  atomic.Bool
+	linkErr atomic.Pointer[string]
+	storeOK atomic.Bool
+
+	// Counters for /metrics.
+	Ingested      atomic.Int64 // channel events handled
+	Emitted       atomic.Int64 // CRM events committed
+	CommitErrors  atomic.Int64
+	QueueLen      atomic.Int64
+	LastCommitDur atomic.Int64 // nanoseconds
+
+	// OnCommit, when set, sees every committed batch (tests, the event stream).
+	OnCommit func([]Record)
+}
+
+type input struct {
+	evs      []ChannelEvent
+	snapshot []Channel
+	at       time.Time
+	kind     int
+	err      error
+	fn       func(*Tracker)
+	done     chan struct{}
+}
+
+const (
+	inEvents = iota
+	inSnapshot
+	inLinkUp
+	inLinkDown
+	inFunc
+)
+
+// NewEngine wires a tracker to an outbox and a notifier.
+func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, endpoints []Endpoint, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Engine{tracker: t, outbox: outbox, notifier: notifier, log: log, wake: make(chan struct{}, 1)}
+	e.SetEndpoints(endpoints)
+	empty := []Call{}
+	e.live.Store(&empty)
+	e.storeOK.Store(true)
+	return e
+}
+
+// SetEndpoints replaces the subscriber list used for new events.
+func (e *Engine) SetEndpoints(eps []Endpoint) {
+	cp := append([]Endpoint(nil), eps...)
+	e.endpoints.Store(&cp)
+}
+
+// Restore adopts the conversations that were open when the process stopped.
+func (e *Engine) Restore(ctx context.Context) error {
+	recs, err := e.outbox.OpenConversations(ctx)
+	if err != nil {
+		return err
+	}
+	e.tracker.Restore(recs)
+	e.publish()
+	return nil
+}
+
+func (e *Engine) push(in input) {
+	e.mu.Lock()
+	e.queue = append(e.queue, in)
+	e.QueueLen.Store(int64(len(e.queue)))
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// LinkUp implements Sink.
+func (e *Engine) LinkUp(session int) {
+	e.linkUp.Store(true)
+	e.linkErr.Store(nil)
+	e.push(input{kind: inLinkUp})
+}
+
+// LinkDown implements Sink.
+func (e *Engine) LinkDown(err error) {
+	e.linkUp.Store(false)
+	if err != nil {
+		s := err.Error()
+		e.linkErr.Store(&s)
+	}
+	e.push(input{kind: inLinkDown, err: err})
+}
+
+// ChannelEvents implements Sink. It never blocks on disk.
+func (e *Engine) ChannelEvents(evs []ChannelEvent) {
+	e.push(input{kind: inEvents, evs: evs})
+}
+
+// Snapshot implements Sink.
+func (e *Engine) Snapshot(live []Channel, at time.Time) {
+	e.push(input{kind: inSnapshot, snapshot: live, at: at})
+}
+
+// Do runs fn on the engine goroutine (e.g. to register an originate) and
+// waits until its events are committed.
+func (e *Engine) Do(ctx context.Context, fn func(*Tracker)) error {
+	done := make(chan struct{})
+	e.push(input{kind: inFunc, fn: fn, done: done})
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// LinkState reports whether the PBX link is up, and the last error if not.
+func (e *Engine) LinkState() (bool, string) {
+	if p := e.linkErr.Load(); p != nil {
+		return e.linkUp.Load(), *p
+	}
+	return e.linkUp.Load(), ""
+}
+
+// StoreOK reports whether the last commit succeeded.
+func (e *Engine) StoreOK() bool { return e.storeOK.Load() }
+
+// Live returns the conversations in progress as of the last batch.
+func (e *Engine) Live() []Call { return *e.live.Load() }
+
+func (e *Engine) publish() {
+	calls := e.tracker.Live()
+	e.live.Store(&calls)
+}
+
+// Run processes input until ctx ends, then drains what was already queued.
+func (e *Engine) Run(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		batch := e.queue
+		e.queue = nil
+		e.QueueLen.Store(0)
+		e.mu.Unlock()
+		if len(batch) > 0 {
+			if err := e.process(ctx, batch); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			// Commit what the adapter handed over before it stopped.
+			e.mu.Lock()
+			rest := e.queue
+			e.queue = nil
+			e.mu.Unlock()
+			if len(rest) > 0 {
+				return e.process(context.WithoutCancel(ctx), rest)
+			}
+			return nil
+		case <-e.wake:
+		}
+	}
+}
+
+func (e *Engine) process(ctx context.Context, batch []input) error {
+	var done []chan struct{}
+	for _, in := range batch {
+		switch in.kind {
+		case inEvents:
+			for _, ev := range in.evs {
+				e.tracker.Handle(ev)
+			}
+			e.Ingested.Add(int64(len(in.evs)))
+		case inSnapshot:
+			e.tracker.Snapshot(in.snapshot, in.at)
+			e.log.Info("pbx state resynced", "live_channels", len(in.snapshot))
+		case inFunc:
+			in.fn(e.tracker)
+		}
+		if in.done != nil {
+			done = append(done, in.done)
+		}
+	}
+	evs, convs := e.tracker.Drain()
+	if len(evs) > 0 || len(convs) > 0 {
+		if err := e.commit(ctx, evs, convs); err != nil {
+			return err
+		}
+	}
+	e.publish()
+	for _, d := range done {
+		close(d)
+	}
+	return nil
+}
+
+// commit writes the batch, retrying until it succeeds: the tracker has
+// already moved on, so giving up would lose events. The PBX link stays up
+// meanwhile; new input waits in the queue.
+func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRecord) error {
+	eps := *e.endpoints.Load()
+	b := &Batch{Conversations: convs}
+	for _, ev := range evs {
+		rec, err := NewRecord(ev)
+		if err != nil {
+			e.log.Error("event not encodable, dropped", "type", ev.Type, "err", err)
+			continue
+		}
+		pe := PendingEvent{Record: rec}
+		for _, ep := range eps {
+			if !ep.Disabled && ep.Wants(ev.Type) {
+				pe.EndpointIDs = append(pe.EndpointIDs, ep.ID)
+			}
+		}
+		b.Events = append(b.Events, pe)
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := e.outbox.Commit(context.WithoutCancel(ctx), b)
+		if err == nil {
+			e.LastCommitDur.Store(int64(time.Since(start)))
+			if !e.storeOK.Swap(true) {
+				e.log.Info("store writable again")
+			}
+			break
+		}
+		e.CommitErrors.Add(1)
+		if e.storeOK.Swap(false) {
+			e.log.Error("store commit failed; holding events in memory and retrying", "events", len(b.Events), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			// Shutting down with the store failing: these events are lost
+			// only if the process dies now; say so loudly.
+			e.log.Error("shutdown while the store is failing: uncommitted events dropped", "events", len(b.Events))
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	e.Emitted.Add(int64(len(b.Events)))
+	recs := make([]Record, 0, len(b.Events))
+	var ds []Delivery
+	for _, pe := range b.Events {
+		recs = append(recs, pe.Record)
+		for _, id := range pe.EndpointIDs {
+			ds = append(ds, Delivery{Record: pe.Record, EndpointID: id, Status: DeliveryPending, NextAttemptAt: time.Now()})
+		}
+	}
+	if e.notifier != nil && len(ds) > 0 {
+		e.notifier.Notify(ds)
+	}
+	if e.OnCommit != nil {
+		e.OnCommit(recs)
+	}
+	return nil
+}

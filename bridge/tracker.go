@@ -1,0 +1,1219 @@
+package bridge
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// NumberNormalizer turns a raw number into E.164, or "" when it cannot.
+type NumberNormalizer interface {
+	E164(raw string) string
+}
+
+// TrackerConfig tells the call model how to read a PBX's channels.
+type TrackerConfig struct {
+	PBX string
+	// AgentPattern matches the extensions of agents' devices.
+	AgentPattern *regexp.Regexp
+	// InboundContexts are dialplan contexts where trunk calls arrive: a call
+	// whose first channel starts there is inbound, and local channels in
+	// them are never agents.
+	InboundContexts []string
+	// TrunkPattern matches channel names of trunks (e.g. ^PJSIP/trunk-).
+	TrunkPattern *regexp.Regexp
+	// DirectionVar is a channel variable the dialplan may set to inbound,
+	// outbound or internal; it wins over every rule.
+	DirectionVar string
+	// Agents maps an extension to a display name.
+	Agents  map[string]string
+	Numbers NumberNormalizer
+}
+
+// Tracker turns ChannelEvents into conversations and CRM events. It is not
+// safe for concurrent use: the Engine feeds it from one goroutine.
+type Tracker struct {
+	cfg   TrackerConfig
+	convs map[string]*conversation // by conversation id
+	legs  map[string]*leg          // by channel id (both halves of a local pair)
+	// byLinked maps a PBX linked id to the conversation that owns it.
+	byLinked map[string]*conversation
+	// originates maps a pre-assigned channel id (click-to-call) to its plan.
+	originates map[string]*Originate
+	// agentStates is each agent's last reported state per queue, so a
+	// device that flaps between calls reports only real changes.
+	agentStates map[string]string
+	dirty       map[string]*conversation // changed since the last Drain
+	out         []Event
+}
+
+// Originate is a click-to-call the bridge placed itself: it knows the ids
+// of the channels before the PBX announces them.
+type Originate struct {
+	ConversationID string
+	ActionID       string
+	AgentChannelID string // pre-assigned id of the agent's leg
+	OtherChannelID string // pre-assigned id of the second half, when the PBX uses one
+	Agent          string
+	To             string
+	CallerID       string
+	Variables      map[string]string
+	RequestedAt    time.Time
+}
+
+type legRole string
+
+const (
+	roleCaller legRole = "caller"
+	roleAgent  legRole = "agent"
+	roleOther  legRole = "other"
+)
+
+// leg is one logical endpoint of a call. Both halves of a local channel pair
+// map to the same leg, so plumbing never counts as a separate party.
+type leg struct {
+	Channels  []string          `json:"channels"` // live channel ids
+	Names     map[string]string `json:"names"`    // channel id -> name
+	Role      legRole           `json:"role"`
+	Ext       string            `json:"ext,omitempty"`
+	Context   string            `json:"context,omitempty"`
+	Tech      string            `json:"tech,omitempty"`
+	Agent     string            `json:"agent,omitempty"`
+	Dialled   bool              `json:"dialled,omitempty"`
+	Ringing   bool              `json:"ringing,omitempty"`
+	Answered  bool              `json:"answered,omitempty"`
+	Bridges   []string          `json:"bridges,omitempty"`
+	Held      bool              `json:"held,omitempty"`
+	RecFile   string            `json:"rec_file,omitempty"`
+	LastExten string            `json:"last_exten,omitempty"`
+	Recording bool              `json:"recording,omitempty"`
+	conv      *conversation
+}
+
+// conversation is one customer interaction, across transfers.
+type conversation struct {
+	ID        string          `json:"id"`
+	Seq       int64           `json:"seq"`
+	Call      Call            `json:"call"`
+	Legs      []*leg          `json:"legs"`
+	Linked    []string        `json:"linked"`
+	Rang      map[string]bool `json:"rang"` // agents popped for the current ring round
+	DialFail  string          `json:"dial_fail,omitempty"`
+	CallerUp  bool            `json:"caller_up,omitempty"`
+	Dialled   bool            `json:"dialled,omitempty"`
+	Queued    bool            `json:"queued,omitempty"`
+	QueuedAt  *time.Time      `json:"queued_at,omitempty"`
+	FirstDown string          `json:"first_down,omitempty"` // role of the first leg to hang up after answer
+	Cause     *HangupCause    `json:"cause,omitempty"`
+	Ended     bool            `json:"ended,omitempty"`
+	Outbound  bool            `json:"outbound,omitempty"` // placed by click-to-call
+	ActionID  string          `json:"action_id,omitempty"`
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker(cfg TrackerConfig) *Tracker {
+	if cfg.AgentPattern == nil {
+		cfg.AgentPattern = regexp.MustCompile(`^[0-9]{2,6}$`)
+	}
+	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{},
+		byLinked: map[string]*conversation{}, originates: map[string]*Originate{}, agentStates: map[string]string{},
+		dirty: map[string]*conversation{}}
+}
+
+// NewID returns a random, time-ordered id with a prefix.
+func NewID(prefix string) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	ts := strconv.FormatInt(time.Now().UnixMilli(), 36)
+	return prefix + ts + hex.EncodeToString(b[:])
+}
+
+// ExpectOriginate registers a click-to-call before the PBX is asked to place
+// it, so its first channel joins a known conversation and pops as outbound.
+func (t *Tracker) ExpectOriginate(o *Originate) {
+	if o.AgentChannelID != "" {
+		t.originates[o.AgentChannelID] = o
+	}
+	if o.OtherChannelID != "" {
+		t.originates[o.OtherChannelID] = o
+	}
+	if o.ActionID != "" {
+		t.originates["action:"+o.ActionID] = o
+	}
+}
+
+// Drain returns the events produced since the last call and the
+// conversations they changed.
+func (t *Tracker) Drain() ([]Event, []ConversationRecord) {
+	evs := t.out
+	t.out = nil
+	recs := make([]ConversationRecord, 0, len(t.dirty))
+	for id, c := range t.dirty {
+		recs = append(recs, t.record(c))
+		delete(t.dirty, id)
+		if c.Ended {
+			t.forget(c)
+		}
+	}
+	return evs, recs
+}
+
+// Live returns snapshots of the conversations in progress.
+func (t *Tracker) Live() []Call {
+	out := make([]Call, 0, len(t.convs))
+	for _, c := range t.convs {
+		if !c.Ended {
+			out = append(out, c.snapshot())
+		}
+	}
+	slices.SortFunc(out, func(a, b Call) int { return a.StartedAt.Compare(b.StartedAt) })
+	return out
+}
+
+func (t *Tracker) record(c *conversation) ConversationRecord {
+	state, _ := json.Marshal(c)
+	return ConversationRecord{Call: c.snapshot(), LastSeq: c.Seq, Open: !c.Ended, State: state, UpdatedAt: time.Now()}
+}
+
+// Restore adopts conversations saved before a restart.
+func (t *Tracker) Restore(recs []ConversationRecord) {
+	for _, r := range recs {
+		var c conversation
+		if err := json.Unmarshal(r.State, &c); err != nil || c.ID == "" {
+			continue
+		}
+		t.convs[c.ID] = &c
+		for _, l := range c.Legs {
+			l.conv = &c
+			for _, ch := range l.Channels {
+				t.legs[ch] = l
+			}
+		}
+		for _, id := range c.Linked {
+			t.byLinked[id] = &c
+		}
+	}
+}
+
+func (t *Tracker) forget(c *conversation) {
+	delete(t.convs, c.ID)
+	for _, id := range c.Linked {
+		if t.byLinked[id] == c {
+			delete(t.byLinked, id)
+		}
+	}
+	for _, l := range c.Legs {
+		for id, ch := range t.legs {
+			if ch == l {
+				delete(t.legs, id)
+			}
+		}
+	}
+}
+
+// Handle applies one channel event.
+func (t *Tracker) Handle(ev ChannelEvent) {
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	switch ev.Kind {
+	case ChanNew:
+		t.channel(ev.Channel, ev.At)
+	case ChanUpdate, ChanDialplan:
+		l := t.channel(ev.Channel, ev.At)
+		if ev.Kind == ChanDialplan && l != nil {
+			t.dialplan(l, ev)
+		}
+	case ChanLocalPair:
+		if ev.Peer != nil {
+			t.pair(ev.Channel, *ev.Peer, ev.At)
+		}
+	case ChanDial:
+		t.dial(ev)
+	case ChanDialEnd:
+		t.dialEnd(ev)
+	case ChanAgentCalled:
+		t.agentCalled(ev)
+	case ChanAnswer:
+		if l := t.channel(ev.Channel, ev.At); l != nil {
+			t.answered(l, ev.At)
+		}
+	case ChanAgentConnect:
+		if ev.Peer != nil {
+			if l := t.channel(*ev.Peer, ev.At); l != nil {
+				t.answered(l, ev.At)
+			}
+		}
+	case ChanBridgeEnter:
+		t.bridgeEnter(ev)
+	case ChanBridgeLeave:
+		if l := t.legs[ev.Channel.ID]; l != nil {
+			l.Bridges = slices.DeleteFunc(l.Bridges, func(b string) bool { return b == ev.Bridge })
+		}
+	case ChanHold, ChanUnhold:
+		t.hold(ev)
+	case ChanHangup:
+		t.hangup(ev)
+	case ChanRename:
+		if l := t.legs[ev.Channel.ID]; l != nil && ev.Name != "" {
+			l.Names[ev.Channel.ID] = ev.Name
+		}
+	case ChanVar:
+		t.variable(ev)
+	case ChanTransfer:
+		t.transfer(ev)
+	case ChanQueueJoin:
+		t.queueJoin(ev)
+	case ChanQueueLeave:
+		if l := t.legs[ev.Channel.ID]; l != nil {
+			l.conv.Queued = false
+		}
+	case ChanQueueAbandon:
+		t.queueAbandon(ev)
+	case ChanRecordStart:
+		t.recordStart(ev)
+	case ChanRecordStop:
+		if l := t.legs[ev.Channel.ID]; l != nil {
+			t.recordReady(l, ev.File, ev.At)
+		}
+	case ChanOriginateFailed:
+		t.originateFailed(ev)
+	case ChanAgentState:
+		t.agentState(ev)
+	}
+}
+
+// parseName splits a channel name into technology, extension and context:
+// Local/100@agents-00000001;1, PJSIP/100-0000001a, SIP/trunk-00000001,
+// sofia/internal/100@10.0.0.1, loopback/1000/default-a.
+func parseName(name string) (tech, ext, ctx string, local bool) {
+	tech, rest, ok := strings.Cut(name, "/")
+	if !ok {
+		return "", "", "", false
+	}
+	switch strings.ToLower(tech) {
+	case "local":
+		local = true
+		if i := strings.LastIndexByte(rest, '-'); i > 0 {
+			rest = rest[:i]
+		}
+		ext, ctx, _ = strings.Cut(rest, "@")
+	case "loopback":
+		local = true
+		rest = strings.TrimSuffix(strings.TrimSuffix(rest, "-a"), "-b")
+		ext, ctx, _ = strings.Cut(rest, "/")
+	case "sofia", "verto.rtc":
+		if _, r, ok := strings.Cut(rest, "/"); ok { // drop the profile
+			rest = r
+		}
+		ext, _, _ = strings.Cut(rest, "@")
+	default:
+		if i := strings.LastIndexByte(rest, '-'); i > 0 {
+			rest = rest[:i]
+		}
+		ext = rest
+	}
+	return tech, ext, ctx, local
+}
+
+// partnerName returns the name of the other half of a local channel.
+func partnerName(name string) string {
+	switch {
+	case strings.HasSuffix(name, ";1"):
+		return strings.TrimSuffix(name, ";1") + ";2"
+	case strings.HasSuffix(name, ";2"):
+		return strings.TrimSuffix(name, ";2") + ";1"
+	case strings.HasPrefix(strings.ToLower(name), "loopback/") && strings.HasSuffix(name, "-a"):
+		return strings.TrimSuffix(name, "-a") + "-b"
+	case strings.HasPrefix(strings.ToLower(name), "loopback/") && strings.HasSuffix(name, "-b"):
+		return strings.TrimSuffix(name, "-b") + "-a"
+	}
+	return ""
+}
+
+func (t *Tracker) findByName(c *conversation, name string) *leg {
+	if name == "" {
+		return nil
+	}
+	for id, l := range t.legs {
+		if l.Names[id] == name && (c == nil || l.conv == c) {
+			return l
+		}
+	}
+	return nil
+}
+
+// channel returns the leg of ch, creating leg and conversation as needed,
+// and refreshes the caller data.
+func (t *Tracker) channel(ch Channel, at time.Time) *leg {
+	if ch.ID == "" {
+		return nil
+	}
+	l := t.legs[ch.ID]
+	if l == nil {
+		l = t.newLeg(ch, at)
+	}
+	if ch.Name != "" {
+		l.Names[ch.ID] = ch.Name
+	}
+	t.refresh(l, ch)
+	return l
+}
+
+func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
+	if !ch.CreatedAt.IsZero() {
+		at = ch.CreatedAt
+	}
+	// The other half of a local pair already known: same leg.
+	if p := t.findByName(nil, partnerName(ch.Name)); p != nil && !p.conv.Ended {
+		p.Channels = append(p.Channels, ch.ID)
+		t.legs[ch.ID] = p
+		return p
+	}
+	tech, ext, ctx, _ := parseName(ch.Name)
+	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Tech: tech, Ext: ext, Context: ctx, Role: roleOther}
+	if ctx == "" {
+		l.Context = ch.Context
+	}
+	t.legs[ch.ID] = l
+
+	var c *conversation
+	if o := t.originates[ch.ID]; o != nil {
+		c = t.convs[o.ConversationID]
+		if c == nil {
+			c = t.newConversation(o.ConversationID, at)
+			c.Outbound, c.ActionID = true, o.ActionID
+			c.Call.Callee.Number = o.To
+			c.Call.Variables = o.Variables
+		}
+		if ch.ID == o.AgentChannelID {
+			l.Role, l.Agent, l.Dialled = roleAgent, o.Agent, true
+		}
+	} else if ch.LinkedID != "" && ch.LinkedID != ch.ID {
+		c = t.byLinked[ch.LinkedID]
+		if c == nil {
+			if pl := t.legs[ch.LinkedID]; pl != nil {
+				c = pl.conv
+			}
+		}
+	}
+	if c == nil || c.Ended {
+		c = t.newConversation(NewID("conv_"), at)
+		l.Role = roleCaller
+	}
+	if ch.LinkedID != "" {
+		t.link(c, ch.LinkedID)
+	}
+	t.link(c, ch.ID)
+	l.conv = c
+	c.Legs = append(c.Legs, l)
+	t.dirty[c.ID] = c
+	return l
+}
+
+func (t *Tracker) link(c *conversation, id string) {
+	if t.byLinked[id] == nil {
+		t.byLinked[id] = c
+		c.Linked = append(c.Linked, id)
+	}
+}
+
+func (t *Tracker) newConversation(id string, at time.Time) *conversation {
+	c := &conversation{ID: id, Rang: map[string]bool{}}
+	c.Call.ID = id
+	c.Call.StartedAt = at.UTC()
+	c.Call.State = "ringing"
+	c.Call.Direction = DirectionUnknown
+	t.convs[id] = c
+	return c
+}
+
+// refresh copies caller data from the caller's channel into the call.
+func (t *Tracker) refresh(l *leg, ch Channel) {
+	c := l.conv
+	if v := ch.Vars[t.cfg.DirectionVar]; t.cfg.DirectionVar != "" && v != "" {
+		t.setDirectionVar(c, v)
+	}
+	if l.Role != roleCaller || c.Outbound {
+		return
+	}
+	if n := cleanNum(ch.CallerNum); n != "" {
+		c.Call.Caller.Number = n
+	}
+	if n := cleanNum(ch.CallerName); n != "" {
+		c.Call.Caller.Name = n
+	}
+	if c.Call.Callee.Number == "" && ch.Exten != "" && ch.Exten != "s" {
+		c.Call.Callee.Number = ch.Exten
+	}
+	if !c.CallerUp && ch.State == "Up" {
+		c.CallerUp = true
+	}
+	t.dirty[c.ID] = c
+}
+
+func cleanNum(s string) string {
+	if s == "<unknown>" || s == "unknown" {
+		return ""
+	}
+	return s
+}
+
+func (t *Tracker) pair(a, b Channel, at time.Time) {
+	la, lb := t.channel(a, at), t.channel(b, at)
+	if la == nil || lb == nil || la == lb {
+		return
+	}
+	// b was taken for a separate leg (it arrived without a known partner):
+	// fold it into a.
+	for _, id := range lb.Channels {
+		t.legs[id] = la
+		la.Channels = append(la.Channels, id)
+		la.Names[id] = lb.Names[id]
+	}
+	lb.conv.Legs = slices.DeleteFunc(lb.conv.Legs, func(x *leg) bool { return x == lb })
+	if len(lb.conv.Legs) == 0 && lb.conv != la.conv {
+		t.forget(lb.conv)
+	}
+}
+
+func (t *Tracker) isAgentDevice(l *leg) bool {
+	if l.Ext == "" || !t.cfg.AgentPattern.MatchString(l.Ext) {
+		return false
+	}
+	if l.Context != "" && slices.Contains(t.cfg.InboundContexts, l.Context) {
+		return false
+	}
+	return true
+}
+
+func (t *Tracker) dial(ev ChannelEvent) {
+	if ev.Peer == nil {
+		return
+	}
+	// The PBX dialling on its own (an originate): the dialled channel is the
+	// first party of the call, not an agent being rung, unless it is our
+	// click-to-call.
+	if ev.Channel.ID == "" {
+		if l := t.channel(*ev.Peer, ev.At); l != nil && l.Role == roleAgent && !l.Ringing && !l.Answered {
+			t.ring(l, ev.At, "")
+		}
+		return
+	}
+	from := t.channel(ev.Channel, ev.At)
+	to := t.legs[ev.Peer.ID]
+	if to == nil {
+		// Join the dialler's conversation whatever the linked id says.
+		p := *ev.Peer
+		p.LinkedID = ev.Channel.ID
+		to = t.channel(p, ev.At)
+	} else {
+		t.refresh(to, *ev.Peer)
+	}
+	if from == nil || to == nil || from == to {
+		return
+	}
+	if to.conv != from.conv {
+		t.moveLeg(to, from.conv)
+	}
+	to.Dialled = true
+	from.conv.Dialled = true
+	if to.Role == roleOther && t.isAgentDevice(to) {
+		to.Role = roleAgent
+		to.Agent = to.Ext
+	}
+	if to.Role == roleAgent && !to.Ringing && !to.Answered {
+		t.ring(to, ev.At, "")
+	}
+}
+
+func (t *Tracker) agentCalled(ev ChannelEvent) {
+	if ev.Peer == nil {
+		return
+	}
+	from := t.channel(ev.Channel, ev.At)
+	to := t.legs[ev.Peer.ID]
+	if to == nil {
+		p := *ev.Peer
+		p.LinkedID = ev.Channel.ID
+		to = t.channel(p, ev.At)
+	}
+	if from == nil || to == nil || from == to {
+		return
+	}
+	if to.conv != from.conv {
+		t.moveLeg(to, from.conv)
+	}
+	to.Dialled = true
+	from.conv.Dialled = true
+	if to.Role != roleCaller {
+		to.Role = roleAgent
+		if to.Agent == "" {
+			to.Agent = to.Ext
+			if _, ext, _, _ := parseName(ev.Interface); ext != "" {
+				to.Agent = ext
+			}
+		}
+	}
+	if ev.Queue != "" {
+		from.conv.Call.Queue = ev.Queue
+	}
+	if ev.Member != "" && t.cfg.Agents[to.Agent] == "" {
+		if t.cfg.Agents == nil {
+			t.cfg.Agents = map[string]string{}
+		}
+		t.cfg.Agents[to.Agent] = ev.Member
+	}
+	if !to.Ringing && !to.Answered {
+		t.ring(to, ev.At, ev.Queue)
+	}
+}
+
+func (t *Tracker) agent(l *leg) *Agent {
+	if l == nil || l.Agent == "" {
+		return nil
+	}
+	return &Agent{Extension: l.Agent, Name: t.cfg.Agents[l.Agent]}
+}
+
+// ring pops the screen for an agent, once per agent per ring round.
+func (t *Tracker) ring(l *leg, at time.Time, queue string) {
+	l.Ringing = true
+	c := l.conv
+	if c.Rang[l.Agent] || t.agentLegAnswered(c, l.Agent) {
+		return
+	}
+	c.Rang[l.Agent] = true
+	if queue != "" {
+		c.Call.Queue = queue
+	}
+	t.emit(c, EventCallRinging, at, func(e *Event) { e.Agent = t.agent(l) })
+}
+
+func (t *Tracker) agentLegAnswered(c *conversation, agent string) bool {
+	for _, x := range c.Legs {
+		if x.Agent == agent && x.Answered {
+			return true
+		}
+	}
+	return false
+}
+
+// agentStillRinging reports whether another leg of the same agent rings.
+func (t *Tracker) agentStillRinging(c *conversation, l *leg) bool {
+	for _, x := range c.Legs {
+		if x != l && x.Agent == l.Agent && x.Ringing {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) stopRinging(l *leg, at time.Time, reason string) {
+	if !l.Ringing {
+		return
+	}
+	l.Ringing = false
+	c := l.conv
+	if l.Answered || t.agentStillRinging(c, l) || !c.Rang[l.Agent] {
+		return
+	}
+	delete(c.Rang, l.Agent)
+	if reason != "" {
+		c.DialFail = reason
+	}
+	t.emit(c, EventCallRingEnded, at, func(e *Event) { e.Agent = t.agent(l) })
+}
+
+func (t *Tracker) dialEnd(ev ChannelEvent) {
+	if ev.Peer == nil {
+		return
+	}
+	to := t.legs[ev.Peer.ID]
+	if to == nil {
+		return
+	}
+	status := strings.ToUpper(ev.DialStatus)
+	if status == "ANSWER" {
+		if to.Role == roleAgent {
+			t.answered(to, ev.At)
+		}
+		return
+	}
+	if to.conv != nil && status != "" && to.Role != roleCaller {
+		to.conv.DialFail = status
+	}
+	t.stopRinging(to, ev.At, status)
+}
+
+// answered marks a leg up; an agent's answer establishes the call.
+func (t *Tracker) answered(l *leg, at time.Time) {
+	c := l.conv
+	if l.Role == roleCaller {
+		c.CallerUp = true
+		if !c.Outbound {
+			return
+		}
+	}
+	if l.Role != roleAgent || l.Answered {
+		return
+	}
+	l.Ringing, l.Answered = false, true
+	// Other agents' devices in a ring-all stop ringing.
+	defer func() {
+		for _, x := range c.Legs {
+			if x != l && x.Role == roleAgent && x.Ringing && x.Agent != l.Agent {
+				t.stopRinging(x, at, "ANSWERED_ELSEWHERE")
+			}
+		}
+	}()
+	if c.Outbound && c.Call.AnsweredAt != nil {
+		return
+	}
+	first := c.Call.AnsweredAt == nil
+	if first {
+		a := at.UTC()
+		c.Call.AnsweredAt = &a
+		w := int64(a.Sub(c.Call.StartedAt).Seconds())
+		c.Call.WaitS = &w
+	}
+	c.Call.Agent = t.agent(l)
+	c.Call.State = "talking"
+	c.Queued = false
+	t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
+}
+
+func (t *Tracker) bridgeEnter(ev ChannelEvent) {
+	l := t.channel(ev.Channel, ev.At)
+	if l == nil || ev.Bridge == "" {
+		return
+	}
+	if !slices.Contains(l.Bridges, ev.Bridge) {
+		l.Bridges = append(l.Bridges, ev.Bridge)
+	}
+	// A leg of another conversation joining our bridge (an attended transfer
+	// completing, a pickup) moves into the older conversation.
+	for _, x := range t.legs {
+		if x.conv != l.conv && slices.Contains(x.Bridges, ev.Bridge) && !x.conv.Ended {
+			older, newer := x.conv, l.conv
+			if newer.Call.StartedAt.Before(older.Call.StartedAt) {
+				older, newer = newer, older
+			}
+			mover := l
+			if mover.conv != newer {
+				mover = x
+			}
+			t.moveLeg(mover, older)
+			break
+		}
+	}
+	if l.Role == roleAgent && !l.Answered && l.Dialled {
+		t.answered(l, ev.At)
+	}
+}
+
+// moveLeg moves a leg to another conversation; a conversation left with no
+// live channel ends quietly if it never rang anyone.
+func (t *Tracker) moveLeg(l *leg, to *conversation) {
+	from := l.conv
+	if from == to {
+		return
+	}
+	from.Legs = slices.DeleteFunc(from.Legs, func(x *leg) bool { return x == l })
+	l.conv = to
+	if l.Role == roleCaller {
+		l.Role = roleOther
+		if t.isAgentDevice(l) {
+			l.Role, l.Agent = roleAgent, l.Ext
+		}
+	}
+	to.Legs = append(to.Legs, l)
+	for _, id := range l.Channels {
+		t.link(to, id)
+	}
+	t.dirty[to.ID] = to
+	t.dirty[from.ID] = from
+	if len(from.Legs) == 0 {
+		from.Ended = true
+		if from.Seq > 0 {
+			t.end(from, time.Now(), false)
+		}
+	}
+}
+
+func (t *Tracker) hold(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil {
+		return
+	}
+	c := l.conv
+	on := ev.Kind == ChanHold
+	// Music while queued or in an IVR is not a hold: only a talking call is held.
+	if c.Call.AnsweredAt == nil || l.Held == on || (on && len(l.Bridges) == 0 && l.Role != roleAgent) {
+		return
+	}
+	l.Held = on
+	typ := EventCallResumed
+	c.Call.State = "talking"
+	if on {
+		typ = EventCallHeld
+		c.Call.State = "held"
+	}
+	t.emit(c, typ, ev.At, func(e *Event) { e.Agent = t.agent(l) })
+}
+
+func (t *Tracker) hangup(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil {
+		return
+	}
+	c := l.conv
+	delete(t.legs, ev.Channel.ID)
+	l.Channels = slices.DeleteFunc(l.Channels, func(id string) bool { return id == ev.Channel.ID })
+	if c.Ended {
+		return
+	}
+	// The first release with a real cause tells why the call ended, and who
+	// ended it once it was talking.
+	if c.Cause == nil && ev.Cause != 0 {
+		c.Cause = &HangupCause{Code: ev.Cause, Text: causeText(ev.Cause, ev.CauseText)}
+	}
+	if c.Call.AnsweredAt != nil && c.FirstDown == "" && !ev.Resynced && l.Role != roleOther {
+		c.FirstDown = string(l.Role)
+	}
+	if len(l.Channels) > 0 {
+		return // the other half of a local pair is still up
+	}
+	if l.Role == roleAgent && l.Ringing {
+		reason := "NOANSWER"
+		switch ev.Cause {
+		case 17:
+			reason = "BUSY"
+		case 0, 16:
+			if c.Call.AnsweredAt != nil {
+				reason = "ANSWERED_ELSEWHERE"
+			}
+		}
+		t.stopRinging(l, ev.At, reason)
+	}
+	if l.Recording {
+		t.recordReady(l, "", ev.At)
+	}
+	c.Legs = slices.DeleteFunc(c.Legs, func(x *leg) bool { return x == l })
+	if len(c.Legs) == 0 {
+		t.end(c, ev.At, ev.Resynced)
+	}
+	t.dirty[c.ID] = c
+}
+
+// end emits call.ended with the final figures.
+func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
+	if c.Ended && c.Call.EndedAt != nil {
+		return
+	}
+	c.Ended = true
+	t.dirty[c.ID] = c
+	for _, l := range c.Legs {
+		if l.Recording {
+			t.recordReady(l, "", at)
+		}
+	}
+	e := at.UTC()
+	c.Call.EndedAt = &e
+	d := int64(e.Sub(c.Call.StartedAt).Seconds())
+	c.Call.DurationS = &d
+	if c.Call.AnsweredAt != nil {
+		talk := int64(e.Sub(*c.Call.AnsweredAt).Seconds())
+		c.Call.TalkS = &talk
+	}
+	c.Call.State = "ended"
+	c.Call.Disposition = t.disposition(c)
+	c.Call.HangupCause = c.Cause
+	switch {
+	case resynced:
+		c.Call.HangupBy = "system"
+	case c.FirstDown != "" && c.FirstDown != string(roleOther):
+		c.Call.HangupBy = c.FirstDown
+	case c.Call.AnsweredAt == nil:
+		c.Call.HangupBy = "caller"
+	default:
+		c.Call.HangupBy = "system"
+	}
+	if c.Cause == nil {
+		c.Call.HangupCause = &HangupCause{Code: 16, Text: causeText(16, "")}
+	}
+	if c.Queued {
+		c.Queued = false
+		t.emit(c, EventCallAbandoned, at, nil)
+	}
+	t.emit(c, EventCallEnded, at, func(ev *Event) { ev.Resynced = resynced })
+}
+
+func (t *Tracker) disposition(c *conversation) Disposition {
+	if c.Call.AnsweredAt != nil {
+		return DispositionAnswered
+	}
+	cause := 0
+	if c.Cause != nil {
+		cause = c.Cause.Code
+	}
+	switch {
+	case c.DialFail == "BUSY" || cause == 17:
+		return DispositionBusy
+	case c.DialFail == "CHANUNAVAIL" || c.DialFail == "CONGESTION" || cause == 1 || cause == 3 || cause == 34 || cause == 38:
+		return DispositionFailed
+	case c.DialFail == "NOANSWER" || cause == 18 || cause == 19:
+		return DispositionNoAnswer
+	case c.Dialled || c.Queued:
+		return DispositionCancelled
+	case c.CallerUp:
+		return DispositionAnswered // answered by the PBX itself (IVR, voicemail, music)
+	}
+	return DispositionCancelled
+}
+
+func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
+	c := l.conv
+	prev := l.LastExten
+	l.LastExten = ev.Exten
+	// A talking caller that starts over at another extension was redirected: a blind transfer (AMI Redirect, a feature
+	// code). The agent it left is the transferer.
+	// A channel in a bridge runs no dialplan, so a new extension at priority
+	// 1 while the agent is still there can only be a redirect.
+	if l.Role != roleCaller || c.Call.AnsweredAt == nil || ev.Priority != 1 {
+		return
+	}
+	if ev.Exten == "" || ev.Exten == prev {
+		return
+	}
+	var from *Agent
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Answered && len(x.Channels) > 0 {
+			from = t.agent(x)
+		}
+	}
+	if from == nil || (c.Call.Agent != nil && c.Call.Agent.Extension != from.Extension) {
+		return
+	}
+	t.transferred(c, &Transfer{Mode: "blind", From: from, To: ev.Exten}, ev.At)
+}
+
+func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
+	// The next agent to answer is the new owner; the round of pops restarts.
+	c.Rang = map[string]bool{}
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Answered {
+			x.Role = roleOther
+		}
+	}
+	c.Call.Agent = nil
+	c.Call.State = "transferring"
+	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
+}
+
+func (t *Tracker) transfer(ev ChannelEvent) {
+	var c *conversation
+	var from *Agent
+	if l := t.legs[ev.Channel.ID]; l != nil {
+		from = t.agent(l)
+		c = l.conv
+	}
+	if ev.Peer != nil {
+		if p := t.legs[ev.Peer.ID]; p != nil {
+			c = p.conv
+		}
+	}
+	if c == nil || c.Ended {
+		return
+	}
+	mode := "blind"
+	if ev.Attended {
+		mode = "attended"
+	}
+	t.transferred(c, &Transfer{Mode: mode, From: from, To: ev.Exten}, ev.At)
+}
+
+func (t *Tracker) variable(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil {
+		return
+	}
+	switch {
+	case t.cfg.DirectionVar != "" && ev.Name == t.cfg.DirectionVar:
+		t.setDirectionVar(l.conv, ev.Value)
+	case ev.Name == "MIXMONITOR_FILENAME":
+		l.RecFile = ev.Value
+	}
+}
+
+func (t *Tracker) setDirectionVar(c *conversation, v string) {
+	switch d := Direction(strings.ToLower(strings.TrimSpace(v))); d {
+	case DirectionInbound, DirectionOutbound, DirectionInternal:
+		if c.Call.Variables == nil {
+			c.Call.Variables = map[string]string{}
+		}
+		c.Call.Variables["direction"] = string(d)
+		c.Call.Direction = d
+		t.dirty[c.ID] = c
+	}
+}
+
+func (t *Tracker) queueJoin(ev ChannelEvent) {
+	l := t.channel(ev.Channel, ev.At)
+	if l == nil || l.conv.Queued {
+		return
+	}
+	c := l.conv
+	c.Queued = true
+	at := ev.At.UTC()
+	c.QueuedAt = &at
+	c.Call.Queue = ev.Queue
+	c.Call.State = "queued"
+	t.emit(c, EventCallQueued, ev.At, nil)
+}
+
+func (t *Tracker) queueAbandon(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil || !l.conv.Queued {
+		return
+	}
+	l.conv.Queued = false
+	t.emit(l.conv, EventCallAbandoned, ev.At, nil)
+}
+
+func (t *Tracker) recordStart(ev ChannelEvent) {
+	l := t.channel(ev.Channel, ev.At)
+	if l == nil || l.Recording {
+		return
+	}
+	if ev.File != "" {
+		l.RecFile = ev.File
+	}
+	l.Recording = true
+	c := l.conv
+	c.Call.Recording = &Recording{Path: l.RecFile}
+	t.emit(c, EventRecordingStarted, ev.At, func(e *Event) { e.Recording = &Recording{Path: l.RecFile} })
+}
+
+func (t *Tracker) recordReady(l *leg, file string, at time.Time) {
+	if !l.Recording {
+		return
+	}
+	l.Recording = false
+	if file != "" {
+		l.RecFile = file
+	}
+	c := l.conv
+	c.Call.Recording = &Recording{Path: l.RecFile}
+	t.emit(c, EventRecordingReady, at, func(e *Event) { e.Recording = &Recording{Path: l.RecFile} })
+}
+
+func (t *Tracker) originateFailed(ev ChannelEvent) {
+	o := t.originates["action:"+ev.ActionID]
+	if o == nil {
+		return
+	}
+	delete(t.originates, "action:"+ev.ActionID)
+	c := t.convs[o.ConversationID]
+	if c == nil {
+		c = t.newConversation(o.ConversationID, o.RequestedAt)
+		c.Outbound, c.ActionID = true, o.ActionID
+		c.Call.Callee.Number = o.To
+	}
+	if c.Ended {
+		return
+	}
+	c.Cause = &HangupCause{Code: ev.Cause, Text: causeText(ev.Cause, ev.CauseText)}
+	switch ev.Cause {
+	case 17:
+		c.DialFail = "BUSY"
+	case 18, 19:
+		c.DialFail = "NOANSWER"
+	default:
+		c.DialFail = "CHANUNAVAIL"
+	}
+	t.emit(c, EventCallFailed, ev.At, nil)
+	if len(c.Legs) == 0 {
+		t.end(c, ev.At, false)
+	}
+}
+
+func (t *Tracker) agentState(ev ChannelEvent) {
+	_, ext, _, _ := parseName(ev.Interface)
+	if ext == "" {
+		ext = ev.Member
+	}
+	key := ext + "\x00" + ev.Queue
+	if t.agentStates[key] == ev.Status+ev.Reason {
+		return
+	}
+	t.agentStates[key] = ev.Status + ev.Reason
+	name := ev.Member
+	if n := t.cfg.Agents[ext]; n != "" {
+		name = n
+	}
+	t.out = append(t.out, Event{ID: NewID("evt_"), Type: EventAgentState, OccurredAt: ev.At.UTC(), PBX: t.cfg.PBX,
+		Agent: &Agent{Extension: ext, Name: name}, AgentState: &AgentStat{Queue: ev.Queue, State: ev.Status, Reason: ev.Reason}})
+}
+
+// Snapshot reconciles with the PBX's full list of live channels after a
+// (re)connect: tracked channels that are gone ended while the link was
+// down; untracked ones are adopted without a second screen pop.
+func (t *Tracker) Snapshot(live []Channel, at time.Time) {
+	alive := map[string]Channel{}
+	for _, ch := range live {
+		alive[ch.ID] = ch
+	}
+	for id, l := range t.legs {
+		if _, ok := alive[id]; !ok && !l.conv.Ended {
+			t.Handle(ChannelEvent{Kind: ChanHangup, At: at, Channel: Channel{ID: id}, Resynced: true})
+		}
+	}
+	// Adopt in creation order so the oldest channel of a call is its caller.
+	slices.SortFunc(live, func(a, b Channel) int { return compareIDs(a.ID, b.ID) })
+	for _, ch := range live {
+		if t.legs[ch.ID] != nil {
+			continue
+		}
+		l := t.channel(ch, at)
+		if l.Role == roleOther && t.isAgentDevice(l) {
+			l.Role, l.Agent, l.Dialled = roleAgent, l.Ext, true
+			l.conv.Rang[l.Agent] = true // never pop an adopted call
+		}
+		if ch.State == "Up" && l.Role == roleAgent {
+			l.Answered = true
+			if l.conv.Call.AnsweredAt == nil {
+				a := at.UTC()
+				l.conv.Call.AnsweredAt = &a
+				l.conv.Call.Agent = t.agent(l)
+				l.conv.Call.State = "talking"
+			}
+		}
+	}
+}
+
+// compareIDs orders Asterisk "epoch.seq" ids numerically, others as strings.
+func compareIDs(a, b string) int {
+	ae, as, aok := strings.Cut(a, ".")
+	be, bs, bok := strings.Cut(b, ".")
+	if aok && bok {
+		x, e1 := strconv.ParseInt(ae, 10, 64)
+		y, e2 := strconv.ParseInt(be, 10, 64)
+		p, e3 := strconv.ParseInt(as, 10, 64)
+		q, e4 := strconv.ParseInt(bs, 10, 64)
+		if e1 == nil && e2 == nil && e3 == nil && e4 == nil {
+			if x != y {
+				return cmpInt(x, y)
+			}
+			return cmpInt(p, q)
+		}
+	}
+	return strings.Compare(a, b)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// emit appends an event for c with a fresh id and the next sequence.
+func (t *Tracker) emit(c *conversation, typ string, at time.Time, fill func(*Event)) {
+	t.direction(c)
+	c.Seq++
+	snap := c.snapshot()
+	e := Event{ID: NewID("evt_"), Type: typ, OccurredAt: at.UTC(), Sequence: c.Seq, PBX: t.cfg.PBX,
+		ConversationID: c.ID, Call: &snap}
+	if fill != nil {
+		fill(&e)
+	}
+	t.out = append(t.out, e)
+	t.dirty[c.ID] = c
+}
+
+// direction settles the call's direction from the configured rules, once
+// enough is known; a dialplan variable always wins.
+func (t *Tracker) direction(c *conversation) {
+	if c.Call.Variables["direction"] != "" {
+		return
+	}
+	if c.Outbound {
+		c.Call.Direction = DirectionOutbound
+	} else {
+		var caller *leg
+		for _, l := range c.Legs {
+			if l.Role == roleCaller {
+				caller = l
+			}
+		}
+		callerInternal := t.cfg.AgentPattern.MatchString(c.Call.Caller.Number)
+		calleeInternal := c.Call.Callee.Number == "" || t.cfg.AgentPattern.MatchString(c.Call.Callee.Number)
+		switch {
+		case caller != nil && (slices.Contains(t.cfg.InboundContexts, caller.Context) ||
+			(t.cfg.TrunkPattern != nil && t.cfg.TrunkPattern.MatchString(caller.anyName()))):
+			c.Call.Direction = DirectionInbound
+		case callerInternal && calleeInternal:
+			c.Call.Direction = DirectionInternal
+		case callerInternal:
+			c.Call.Direction = DirectionOutbound
+		case c.Call.Caller.Number != "":
+			c.Call.Direction = DirectionInbound
+		}
+	}
+	if t.cfg.Numbers != nil {
+		c.Call.Caller.E164 = t.cfg.Numbers.E164(c.Call.Caller.Number)
+		c.Call.Callee.E164 = t.cfg.Numbers.E164(c.Call.Callee.Number)
+	}
+}
+
+// anyName returns one of the leg's channel names.
+func (l *leg) anyName() string {
+	for _, n := range l.Names {
+		return n
+	}
+	return ""
+}
+
+// snapshot is the call as a CRM sees it now.
+func (c *conversation) snapshot() Call {
+	s := c.Call
+	if c.Call.Variables != nil {
+		s.Variables = make(map[string]string, len(c.Call.Variables))
+		for k, v := range c.Call.Variables {
+			s.Variables[k] = v
+		}
+	}
+	return s
+}
+
+// causeText returns the Q.850 text for a code when the PBX gave none or gave
+// a FreeSWITCH cause name.
+func causeText(code int, text string) string {
+	if text != "" && text != "Unknown" {
+		return text
+	}
+	if s, ok := q850[code]; ok {
+		return s
+	}
+	if text != "" {
+		return text
+	}
+	return "Unknown"
+}
+
+var q850 = map[int]string{
+	1: "Unallocated (unassigned) number", 3: "No route to destination", 16: "Normal Clearing",
+	17: "User busy", 18: "No user responding", 19: "No answer from user (user alerted)",
+	21: "Call Rejected", 27: "Destination out of order", 28: "Invalid number format (address incomplete)",
+	31: "Normal, unspecified", 34: "No circuit/channel available", 38: "Network out of order",
+	41: "Temporary failure", 42: "Switching equipment congestion", 127: "Interworking, unspecified",
+}
