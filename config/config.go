@@ -1,0 +1,288 @@
+// Package config loads ctibridge's configuration from a YAML file, CTIBRIDGE_*
+// environment variables and command-line overrides (koanf), and validates it
+// so a mistake fails at start with the key and the reason.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	PBX      PBX       `koanf:"pbx"`
+	Store    Store     `koanf:"store"`
+	HTTP     HTTP      `koanf:"http"`
+	Webhooks []Webhook `koanf:"webhooks"`
+	Delivery Delivery  `koanf:"delivery"`
+	Calls    Calls     `koanf:"calls"`
+	Log      Log       `koanf:"log"`
+}
+
+// PBX is the Asterisk (AMI) or FreeSWITCH (ESL) to follow.
+type PBX struct {
+	Name          string        `koanf:"name"`
+	Type          string        `koanf:"type"` // asterisk or freeswitch
+	Address       string        `koanf:"address"`
+	Username      string        `koanf:"username"`
+	Secret        string        `koanf:"secret"`
+	TLS           bool          `koanf:"tls"`
+	TLSSkipVerify bool          `koanf:"tls_skip_verify"`
+	PingInterval  time.Duration `koanf:"ping_interval"`
+	ActionTimeout time.Duration `koanf:"action_timeout"`
+	BackoffMax    time.Duration `koanf:"backoff_max"`
+	EventFilters  []string      `koanf:"event_filters"`
+}
+
+// Store is the SQLite outbox.
+type Store struct {
+	Path          string `koanf:"path"`
+	Synchronous   string `koanf:"synchronous"` // FULL or NORMAL
+	RetentionDays int    `koanf:"retention_days"`
+}
+
+// HTTP is the REST/metrics listener.
+type HTTP struct {
+	Listen string `koanf:"listen"`
+}
+
+// Webhook is one endpoint from the file.
+type Webhook struct {
+	ID     string   `koanf:"id"`
+	URL    string   `koanf:"url"`
+	Secret string   `koanf:"secret"`
+	Events []string `koanf:"events"`
+}
+
+// Delivery tunes webhook delivery.
+type Delivery struct {
+	RetryWindow            time.Duration `koanf:"retry_window"`
+	Timeout                time.Duration `koanf:"timeout"`
+	MaxInFlight            int           `koanf:"max_in_flight"`
+	MaxInFlightPerEndpoint int           `koanf:"max_in_flight_per_endpoint"`
+	AllowLoopback          bool          `koanf:"allow_loopback"`
+	AllowPrivate           bool          `koanf:"allow_private"`
+	AllowLinkLocal         bool          `koanf:"allow_link_local"`
+}
+
+// Calls tells the call model how to read the dialplan.
+type Calls struct {
+	AgentPattern      string            `koanf:"agent_pattern"`
+	InboundContexts   []string          `koanf:"inbound_contexts"`
+	TrunkPattern      string            `koanf:"trunk_pattern"`
+	DirectionVariable string            `koanf:"direction_variable"`
+	DefaultRegion     string            `koanf:"default_region"`
+	StripPrefixes     []string          `koanf:"strip_prefixes"`
+	Agents            map[string]string `koanf:"agents"`
+}
+
+// Log sets logging.
+type Log struct {
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	Format string `koanf:"format"` // text or json
+}
+
+// Default is the configuration before any file is read.
+func Default() Config {
+	return Config{
+		PBX:   PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second},
+		Store: Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90},
+		HTTP:  HTTP{Listen: "127.0.0.1:8080"},
+		Delivery: Delivery{RetryWindow: 72 * time.Hour, Timeout: 10 * time.Second, MaxInFlight: 256,
+			MaxInFlightPerEndpoint: 16, AllowLoopback: true, AllowPrivate: true},
+		Calls: Calls{AgentPattern: `^[0-9]{2,6}$`, InboundContexts: []string{"from-trunk", "from-pstn", "inbound", "public"},
+			DefaultRegion: "US"},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Error is a configuration mistake: the key and the reason.
+type Error struct {
+	Key    string
+	Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Reason) }
+
+// Load reads path (optional: "" skips the file), then CTIBRIDGE_* variables
+// from environ (CTIBRIDGE_PBX__SECRET sets pbx.secret: a double underscore
+// separates levels), then overrides (key → value), and validates.
+func Load(path string, environ []string, overrides map[string]string) (Config, error) {
+	k := koanf.New(".")
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return Config{}, &Error{Key: "--config", Reason: fmt.Sprintf("cannot read %s: %v", path, errors.Unwrap(err))}
+		}
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return Config{}, &Error{Key: "--config", Reason: fmt.Sprintf("%s is not valid YAML: %v", path, err)}
+		}
+	}
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "CTIBRIDGE_") {
+			continue
+		}
+		key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "CTIBRIDGE_")), "__", ".")
+		var v any = val
+		if strings.HasSuffix(key, "events") || strings.HasSuffix(key, "contexts") || strings.HasSuffix(key, "prefixes") || strings.HasSuffix(key, "filters") {
+			v = strings.Split(val, ",")
+		}
+		if err := k.Set(key, v); err != nil {
+			return Config{}, &Error{Key: name, Reason: err.Error()}
+		}
+	}
+	for key, val := range overrides {
+		if err := k.Set(key, val); err != nil {
+			return Config{}, &Error{Key: key, Reason: err.Error()}
+		}
+	}
+	cfg := Default()
+	var unused []string
+	dc := &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		),
+		WeaklyTypedInput: true,
+		Metadata:         &mapstructure.Metadata{},
+	}
+	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
+		return Config{}, decodeError(err)
+	}
+	unused = dc.Metadata.Unused
+	if len(unused) > 0 {
+		slices.Sort(unused)
+		return Config{}, &Error{Key: unused[0], Reason: "unknown key (check the spelling; see README's config reference)"}
+	}
+	return cfg, cfg.Validate()
+}
+
+// decodeError turns a mapstructure error into one naming the key.
+func decodeError(err error) error {
+	msg := err.Error()
+	// mapstructure says: 'pbx.ping_interval' time: invalid duration "x"
+	if i := strings.Index(msg, "'"); i >= 0 {
+		if j := strings.Index(msg[i+1:], "'"); j > 0 {
+			return &Error{Key: msg[i+1 : i+1+j], Reason: strings.TrimSpace(msg[i+j+2:])}
+		}
+	}
+	return &Error{Key: "config", Reason: msg}
+}
+
+// Validate checks every value and names the first bad key.
+func (c *Config) Validate() error {
+	switch c.PBX.Type {
+	case "asterisk", "freeswitch":
+	default:
+		return &Error{"pbx.type", fmt.Sprintf("must be asterisk or freeswitch, got %q", c.PBX.Type)}
+	}
+	if c.PBX.Name == "" || strings.ContainsAny(c.PBX.Name, "\r\n\x00") {
+		return &Error{"pbx.name", "must be a non-empty single-line name"}
+	}
+	if _, port, err := net.SplitHostPort(c.PBX.Address); err != nil || port == "" {
+		return &Error{"pbx.address", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:5038), got %q", c.PBX.Address)}
+	}
+	if c.PBX.Type == "asterisk" && c.PBX.Username == "" {
+		return &Error{"pbx.username", "is required for Asterisk (the [user] of manager.conf)"}
+	}
+	if c.PBX.Secret == "" {
+		return &Error{"pbx.secret", "is required (the AMI secret or the ESL password)"}
+	}
+	for _, kv := range []struct {
+		key, val string
+	}{{"pbx.username", c.PBX.Username}, {"pbx.secret", c.PBX.Secret}} {
+		if strings.ContainsAny(kv.val, "\r\n\x00") {
+			return &Error{kv.key, "must not contain line breaks"}
+		}
+	}
+	for key, d := range map[string]time.Duration{"pbx.ping_interval": c.PBX.PingInterval, "pbx.action_timeout": c.PBX.ActionTimeout,
+		"pbx.backoff_max": c.PBX.BackoffMax, "delivery.retry_window": c.Delivery.RetryWindow, "delivery.timeout": c.Delivery.Timeout} {
+		if d <= 0 {
+			return &Error{key, fmt.Sprintf("must be a positive duration such as 10s or 72h, got %s", d)}
+		}
+	}
+	if c.Store.Path == "" {
+		return &Error{"store.path", "is required (the SQLite file, e.g. ./ctibridge.db)"}
+	}
+	c.Store.Synchronous = strings.ToUpper(c.Store.Synchronous)
+	if c.Store.Synchronous != "FULL" && c.Store.Synchronous != "NORMAL" {
+		return &Error{"store.synchronous", fmt.Sprintf("must be FULL or NORMAL, got %q", c.Store.Synchronous)}
+	}
+	if c.Store.RetentionDays < 0 {
+		return &Error{"store.retention_days", "must be 0 (keep forever) or a number of days"}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		return &Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080), got %q", c.HTTP.Listen)}
+	}
+	if c.Delivery.MaxInFlight < 1 || c.Delivery.MaxInFlightPerEndpoint < 1 {
+		return &Error{"delivery.max_in_flight", "must be at least 1"}
+	}
+	ids := map[string]bool{}
+	for i, w := range c.Webhooks {
+		key := fmt.Sprintf("webhooks[%d]", i)
+		u, err := url.Parse(w.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return &Error{key + ".url", fmt.Sprintf("must be an absolute http(s) URL, got %q", w.URL)}
+		}
+		if !strings.HasPrefix(w.Secret, "whsec_") || len(w.Secret) < len("whsec_")+16 {
+			return &Error{key + ".secret", "must be a Standard Webhooks secret: whsec_ followed by base64 of 24+ random bytes (ctibridge secret prints one)"}
+		}
+		for _, f := range w.Events {
+			if !validFilter(f) {
+				return &Error{key + ".events", fmt.Sprintf("%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)}
+			}
+		}
+		if w.ID == "" {
+			c.Webhooks[i].ID = fmt.Sprintf("cfg-%d", i+1)
+		}
+		if ids[c.Webhooks[i].ID] {
+			return &Error{key + ".id", fmt.Sprintf("%q is used twice", c.Webhooks[i].ID)}
+		}
+		ids[c.Webhooks[i].ID] = true
+	}
+	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
+		return &Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)}
+	}
+	if c.Calls.TrunkPattern != "" {
+		if _, err := regexp.Compile(c.Calls.TrunkPattern); err != nil {
+			return &Error{"calls.trunk_pattern", err.Error()}
+		}
+	}
+	if len(c.Calls.DefaultRegion) != 2 {
+		return &Error{"calls.default_region", fmt.Sprintf("must be a two-letter country code such as US or RU, got %q", c.Calls.DefaultRegion)}
+	}
+	c.Calls.DefaultRegion = strings.ToUpper(c.Calls.DefaultRegion)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{"log.level", fmt.Sprintf("must be debug, info, warn or error, got %q", c.Log.Level)}
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return &Error{"log.format", fmt.Sprintf("must be text or json, got %q", c.Log.Format)}
+	}
+	return nil
+}
+
+// validFilter reports whether an event filter can match some event type.
+func validFilter(f string) bool {
+	e := bridge.Endpoint{Events: []string{f}}
+	for _, typ := range bridge.EventTypes {
+		if e.Wants(typ) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,112 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `pbx:
+  name: pbx1
+  type: asterisk
+  address: 127.0.0.1:5038
+  username: bridge
+  secret: bridgepass
+store:
+  path: ./ctibridge.db
+http:
+  listen: 127.0.0.1:8080
+webhooks:
+  - url: http://127.0.0.1:9000/hook
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    events: ["call.*", "recording.*"]
+`
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ctibridge.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadMinimal(t *testing.T) {
+	cfg, err := Load(write(t, minimal), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PBX.Secret != "bridgepass" || cfg.Webhooks[0].ID != "cfg-1" || cfg.Delivery.RetryWindow != 72*time.Hour {
+		t.Fatalf("unexpected config: %+v", cfg)
+	}
+	if got := cfg.Webhooks[0].Events; len(got) != 2 || got[1] != "recording.*" {
+		t.Fatalf("events = %v", got)
+	}
+}
+
+func TestEnvAndOverridesWin(t *testing.T) {
+	env := []string{"CTIBRIDGE_PBX__SECRET=fromenv", "CTIBRIDGE_DELIVERY__RETRY_WINDOW=1h", "PATH=/bin"}
+	cfg, err := Load(write(t, minimal), env, map[string]string{"http.listen": "127.0.0.1:9999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PBX.Secret != "fromenv" || cfg.Delivery.RetryWindow != time.Hour || cfg.HTTP.Listen != "127.0.0.1:9999" {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+}
+
+func TestBadConfigNamesKey(t *testing.T) {
+	cases := []struct{ edit, old, key string }{
+		{"type: sip", "type: asterisk", "pbx.type"},
+		{"address: nowhere", "address: 127.0.0.1:5038", "pbx.address"},
+		{"secret: ''", "secret: bridgepass", "pbx.secret"},
+		{"secret: nope", "secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "webhooks[0].secret"},
+		{"url: ftp://x/", "url: http://127.0.0.1:9000/hook", "webhooks[0].url"},
+		{`events: ["calls.*"]`, `events: ["call.*", "recording.*"]`, "webhooks[0].events"},
+		{"listen: 8080", "listen: 127.0.0.1:8080", "http.listen"},
+		{"pathh: x", "path: ./ctibridge.db", "store.pathh"},
+	}
+	for _, tc := range cases {
+		_, err := Load(write(t, strings.Replace(minimal, tc.old, tc.edit, 1)), nil, nil)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != tc.key {
+			t.Errorf("%s: err = %v, want key %s", tc.edit, err, tc.key)
+		}
+	}
+	_, err := Load(write(t, minimal), nil, map[string]string{"pbx.ping_interval": "soon"})
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "pbx.ping_interval" {
+		t.Errorf("bad duration: err = %v", err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), nil, nil); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Errorf("missing file: err = %v", err)
+	}
+	if _, err := Load(write(t, "pbx: [\n"), nil, nil); err == nil || !strings.Contains(err.Error(), "YAML") {
+		t.Errorf("bad yaml: err = %v", err)
+	}
+}
+
+func TestSecretNeverInError(t *testing.T) {
+	_, err := Load(write(t, strings.Replace(minimal, "type: asterisk", "type: bogus", 1)), nil, nil)
+	if err == nil || strings.Contains(err.Error(), "bridgepass") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	f.Add(minimal)
+	f.Add("pbx: {type: freeswitch}\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := Load(p, nil, nil)
+		if err == nil && cfg.Validate() != nil {
+			t.Fatalf("Load accepted a config Validate rejects")
+		}
+	})
+}
