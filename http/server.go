@@ -1,0 +1,240 @@
+// Package http is ctibridge's HTTP surface (fiber): health, metrics and the
+// REST API over the call model.
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/gofiber/fiber/v2"
+)
+
+// CallStore is what the server reads from the store.
+type CallStore interface {
+	Conversation(ctx context.Context, id string) (bridge.ConversationRecord, error)
+	ConversationEvents(ctx context.Context, conversationID string) ([]bridge.Record, error)
+	Backlog(ctx context.Context) (int64, error)
+	Writable(ctx context.Context) error
+}
+
+// Metric is one sample for /metrics.
+type Metric struct {
+	Name   string
+	Help   string
+	Type   string // counter or gauge
+	Labels map[string]string
+	Value  float64
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	app    *fiber.App
+	ln     net.Listener
+	engine *bridge.Engine
+	store  CallStore
+	log    *slog.Logger
+	// Metrics adds samples from other parts (the dispatcher, the PBX link).
+	Metrics func() []Metric
+	PBXName string
+}
+
+// NewServer builds the routes.
+func NewServer(engine *bridge.Engine, store CallStore, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{engine: engine, store: store, log: log}
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		BodyLimit:             64 << 10,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		ErrorHandler:          s.errorHandler,
+	})
+	s.app.Get("/healthz", s.healthz)
+	s.app.Get("/readyz", s.readyz)
+	s.app.Get("/metrics", s.metrics)
+	s.app.Get("/v1/calls", s.listCalls)
+	s.app.Get("/v1/calls/:id", s.getCall)
+	return s
+}
+
+// App exposes the fiber app so other route groups can be mounted.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Listen binds addr; Serve then serves on it. Split so a caller learns the
+// bound address (":0" in tests) before serving.
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http: listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve serves until Shutdown.
+func (s *Server) Serve() error { return s.app.Listener(s.ln) }
+
+// Shutdown stops accepting and waits for requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// readyz is ready when the PBX link is up and the store takes writes.
+func (s *Server) readyz(c *fiber.Ctx) error {
+	up, linkErr := s.engine.LinkState()
+	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+	defer cancel()
+	storeErr := s.store.Writable(ctx)
+	body := fiber.Map{"pbx_connected": up, "store_writable": storeErr == nil && s.engine.StoreOK()}
+	if !up && linkErr != "" {
+		body["pbx_error"] = linkErr
+	}
+	if storeErr != nil {
+		body["store_error"] = storeErr.Error()
+	}
+	if up && storeErr == nil && s.engine.StoreOK() {
+		body["status"] = "ready"
+		return c.JSON(body)
+	}
+	body["status"] = "not ready"
+	return c.Status(nethttp.StatusServiceUnavailable).JSON(body)
+}
+
+func (s *Server) listCalls(c *fiber.Ctx) error {
+	calls := s.engine.Live()
+	return c.JSON(fiber.Map{"calls": calls})
+}
+
+func (s *Server) getCall(c *fiber.Ctx) error {
+	id := c.Params("id")
+	rec, err := s.store.Conversation(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	recs, err := s.store.ConversationEvents(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	events := make([]json.RawMessage, 0, len(recs))
+	for _, r := range recs {
+		events = append(events, json.RawMessage(r.Payload))
+	}
+	return c.JSON(fiber.Map{"call": rec.Call, "open": rec.Open, "events": events})
+}
+
+func (s *Server) metrics(c *fiber.Ctx) error {
+	up, _ := s.engine.LinkState()
+	ms := []Metric{
+		{Name: "ctibridge_pbx_events_ingested_total", Help: "PBX channel events handled by the call model.", Type: "counter", Value: float64(s.engine.Ingested.Load())},
+		{Name: "ctibridge_events_committed_total", Help: "CRM events committed to the outbox.", Type: "counter", Value: float64(s.engine.Emitted.Load())},
+		{Name: "ctibridge_store_commit_errors_total", Help: "Failed outbox commits (retried).", Type: "counter", Value: float64(s.engine.CommitErrors.Load())},
+		{Name: "ctibridge_engine_queue_length", Help: "PBX events waiting for the call model.", Type: "gauge", Value: float64(s.engine.QueueLen.Load())},
+		{Name: "ctibridge_pbx_link_up", Help: "1 when the PBX link is connected and logged in.", Type: "gauge", Value: b2f(up)},
+		{Name: "ctibridge_store_writable", Help: "1 when the last outbox commit succeeded.", Type: "gauge", Value: b2f(s.engine.StoreOK())},
+		{Name: "ctibridge_live_calls", Help: "Conversations in progress.", Type: "gauge", Value: float64(len(s.engine.Live()))},
+	}
+	if n, err := s.store.Backlog(c.UserContext()); err == nil {
+		ms = append(ms, Metric{Name: "ctibridge_delivery_backlog", Help: "Deliveries pending (not yet delivered, dead or disabled).", Type: "gauge", Value: float64(n)})
+	}
+	if s.Metrics != nil {
+		ms = append(ms, s.Metrics()...)
+	}
+	c.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	return c.SendString(renderMetrics(ms))
+}
+
+// renderMetrics writes the Prometheus text format, HELP/TYPE once per name.
+func renderMetrics(ms []Metric) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
+	for _, m := range ms {
+		if !seen[m.Name] {
+			seen[m.Name] = true
+			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", m.Name, m.Help, m.Name, m.Type)
+		}
+		b.WriteString(m.Name)
+		if len(m.Labels) > 0 {
+			keys := make([]string, 0, len(m.Labels))
+			for k := range m.Labels {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			b.WriteByte('{')
+			for i, k := range keys {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				v := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(m.Labels[k])
+				fmt.Fprintf(&b, `%s="%s"`, k, v)
+			}
+			b.WriteByte('}')
+		}
+		fmt.Fprintf(&b, " %g\n", m.Value)
+	}
+	return b.String()
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// statusOf maps application error codes to HTTP statuses, once.
+var statusOf = map[string]int{
+	bridge.ECONFLICT:     nethttp.StatusConflict,
+	bridge.EINVALID:      nethttp.StatusBadRequest,
+	bridge.ENOTFOUND:     nethttp.StatusNotFound,
+	bridge.EUNAVAILABLE:  nethttp.StatusServiceUnavailable,
+	bridge.EUNAUTHORIZED: nethttp.StatusUnauthorized,
+	bridge.EFORBIDDEN:    nethttp.StatusForbidden,
+	bridge.ETIMEOUT:      nethttp.StatusGatewayTimeout,
+	bridge.EINTERNAL:     nethttp.StatusInternalServerError,
+}
+
+// errorHandler renders every error as RFC 9457 problem+json.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	status := nethttp.StatusInternalServerError
+	title, detail, field := "", "", ""
+	var fe *fiber.Error
+	var ae *bridge.Error
+	switch {
+	case errors.As(err, &fe):
+		status, detail = fe.Code, fe.Message
+	case errors.As(err, &ae):
+		status, detail, field = statusOf[ae.Code], ae.Message, ae.Field
+		if status == 0 {
+			status = nethttp.StatusInternalServerError
+		}
+	default:
+		s.log.Error("http: internal error", "path", c.Path(), "err", err)
+		detail = "internal error"
+	}
+	title = nethttp.StatusText(status)
+	body := fiber.Map{"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": c.Path()}
+	if field != "" {
+		body["field"] = field
+	}
+	c.Set("Content-Type", "application/problem+json")
+	b, _ := json.Marshal(body)
+	return c.Status(status).Send(b)
+}
