@@ -664,6 +664,13 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		return
 	}
 	l.Ringing, l.Answered = false, true
+	// Every device of this agent (a Local and the phone behind it) stops
+	// ringing with this answer.
+	for _, x := range c.Legs {
+		if x.Agent == l.Agent {
+			x.Ringing = false
+		}
+	}
 	// Other agents' devices in a ring-all stop ringing.
 	defer func() {
 		for _, x := range c.Legs {
@@ -780,10 +787,11 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	}
 	// The first release with a real cause tells why the call ended, and who
 	// ended it once it was talking.
-	if c.Cause == nil && ev.Cause != 0 {
+	talking := l.Role == roleCaller || l.Role == roleAgent && l.Answered
+	if c.Cause == nil && ev.Cause != 0 && (c.Call.AnsweredAt == nil || talking) {
 		c.Cause = &HangupCause{Code: ev.Cause, Text: causeText(ev.Cause, ev.CauseText)}
 	}
-	if c.Call.AnsweredAt != nil && c.FirstDown == "" && !ev.Resynced && l.Role != roleOther {
+	if c.Call.AnsweredAt != nil && c.FirstDown == "" && !ev.Resynced && talking {
 		c.FirstDown = string(l.Role)
 	}
 	if len(l.Channels) > 0 {

@@ -1,0 +1,421 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func newTestTracker() *Tracker {
+	return NewTracker(TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{3}$`),
+		InboundContexts: []string{"from-trunk"}, DirectionVar: "CTI_DIRECTION",
+		Agents: map[string]string{"201": "Alice", "202": "Bob"}})
+}
+
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+func ch(id, name string) Channel {
+	return Channel{ID: id, Name: name, LinkedID: "t.1"}
+}
+
+// script is a compact way to write a call: each step is one ChannelEvent.
+func run(tr *Tracker, evs ...ChannelEvent) []Event {
+	for i := range evs {
+		if evs[i].At.IsZero() {
+			evs[i].At = t0.Add(time.Duration(i) * time.Second)
+		}
+		tr.Handle(evs[i])
+	}
+	out, _ := tr.Drain()
+	return out
+}
+
+func typesOf(evs []Event) string {
+	var s []string
+	for _, e := range evs {
+		s = append(s, e.Type)
+	}
+	return strings.Join(s, ",")
+}
+
+func trunk() Channel {
+	c := ch("t.1", "PJSIP/trunk-00000001")
+	c.CallerNum, c.CallerName, c.Context, c.Exten = "+74954451120", "ACME", "from-trunk", "5000"
+	return c
+}
+
+func TestRingAllQueuePopsEachAgentAndClosesTheLoser(t *testing.T) {
+	tr := newTestTracker()
+	a, b := ch("t.2", "PJSIP/201-00000002"), ch("t.3", "PJSIP/202-00000003")
+	caller := trunk()
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller},
+		ChannelEvent{Kind: ChanQueueJoin, Channel: caller, Queue: "support"},
+		ChannelEvent{Kind: ChanNew, Channel: a},
+		ChannelEvent{Kind: ChanNew, Channel: b},
+		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
+		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &b},
+		ChannelEvent{Kind: ChanAnswer, Channel: b},
+		ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &b, DialStatus: "ANSWER"},
+		ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "CANCEL"},
+		ChannelEvent{Kind: ChanHangup, Channel: a, Cause: 26},
+		ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16, CauseText: "Normal Clearing"},
+		ChannelEvent{Kind: ChanHangup, Channel: b, Cause: 16},
+	)
+	want := "call.queued,call.ringing,call.ringing,call.answered,call.ring_ended,call.ended"
+	if got := typesOf(evs); got != want {
+		t.Fatalf("events = %s, want %s", got, want)
+	}
+	if evs[1].Agent.Extension != "201" || evs[2].Agent.Extension != "202" || evs[4].Agent.Extension != "201" {
+		t.Fatalf("agents: %+v %+v %+v", evs[1].Agent, evs[2].Agent, evs[4].Agent)
+	}
+	end := evs[5].Call
+	if end.Direction != DirectionInbound || end.Caller.Number != "+74954451120" || end.Callee.Number != "5000" {
+		t.Fatalf("call = %+v", end)
+	}
+	if end.Agent == nil || end.Agent.Name != "Bob" || end.Disposition != DispositionAnswered || end.HangupBy != "caller" {
+		t.Fatalf("end = %+v agent=%+v", end, end.Agent)
+	}
+	if *end.DurationS != 11 || *end.TalkS != 5 || *end.WaitS != 6 || end.Queue != "support" {
+		t.Fatalf("durations: d=%d talk=%d wait=%d", *end.DurationS, *end.TalkS, *end.WaitS)
+	}
+	for i, e := range evs {
+		if e.Sequence != int64(i+1) || e.ConversationID != evs[0].ConversationID || e.ID == "" {
+			t.Fatalf("event %d: seq=%d conv=%s", i, e.Sequence, e.ConversationID)
+		}
+	}
+}
+
+func TestNoAnswerAndBusyDispositions(t *testing.T) {
+	for _, tc := range []struct {
+		status string
+		cause  int
+		want   Disposition
+	}{{"NOANSWER", 16, DispositionNoAnswer}, {"BUSY", 17, DispositionBusy}, {"CHANUNAVAIL", 20, DispositionFailed}, {"CANCEL", 16, DispositionCancelled}} {
+		tr := newTestTracker()
+		a := ch("t.2", "PJSIP/201-00000002")
+		caller := trunk()
+		evs := run(tr,
+			ChannelEvent{Kind: ChanNew, Channel: caller},
+			ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
+			ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: tc.status},
+			ChannelEvent{Kind: ChanHangup, Channel: a, Cause: tc.cause},
+			ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: tc.cause},
+		)
+		if got := typesOf(evs); got != "call.ringing,call.ring_ended,call.ended" {
+			t.Fatalf("%s: events = %s", tc.status, got)
+		}
+		if d := evs[2].Call.Disposition; d != tc.want {
+			t.Errorf("%s: disposition = %s, want %s", tc.status, d, tc.want)
+		}
+		if evs[2].Call.AnsweredAt != nil || evs[2].Call.TalkS != nil {
+			t.Errorf("%s: an unanswered call has talk time", tc.status)
+		}
+	}
+}
+
+func TestLocalPairIsOneLegAndNeverEndsTheCall(t *testing.T) {
+	tr := newTestTracker()
+	caller := trunk()
+	one, two := ch("t.2", "Local/201@agents-00000001;1"), ch("t.3", "Local/201@agents-00000001;2")
+	phone := ch("t.4", "PJSIP/201-00000004")
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller},
+		ChannelEvent{Kind: ChanNew, Channel: one},
+		ChannelEvent{Kind: ChanNew, Channel: two},
+		ChannelEvent{Kind: ChanLocalPair, Channel: one, Peer: &two},
+		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &one},
+		ChannelEvent{Kind: ChanDial, Channel: two, Peer: &phone}, // the Local dials the real phone: same agent
+		ChannelEvent{Kind: ChanAnswer, Channel: phone},
+		ChannelEvent{Kind: ChanHangup, Channel: two, Cause: 16}, // half of the pair: not the end
+		ChannelEvent{Kind: ChanHangup, Channel: phone, Cause: 16},
+	)
+	if got := typesOf(evs); got != "call.ringing,call.answered" {
+		t.Fatalf("events = %s: one pop per agent, no end while a channel lives", got)
+	}
+	evs = run(tr, ChannelEvent{Kind: ChanHangup, Channel: one}, ChannelEvent{Kind: ChanHangup, Channel: caller})
+	if got := typesOf(evs); got != "call.ended" {
+		t.Fatalf("events = %s", got)
+	}
+	if len(tr.convs) != 0 || len(tr.legs) != 0 || len(tr.byLinked) != 0 {
+		t.Fatalf("tracker keeps state of an ended call: %d convs %d legs %d linked", len(tr.convs), len(tr.legs), len(tr.byLinked))
+	}
+}
+
+func TestHoldOnlyWhileTalkingAndOnce(t *testing.T) {
+	tr := newTestTracker()
+	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller},
+		ChannelEvent{Kind: ChanHold, Channel: caller}, // music in the IVR: not a hold
+		ChannelEvent{Kind: ChanUnhold, Channel: caller},
+		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
+		ChannelEvent{Kind: ChanAnswer, Channel: a},
+		ChannelEvent{Kind: ChanBridgeEnter, Channel: caller, Bridge: "b1"},
+		ChannelEvent{Kind: ChanBridgeEnter, Channel: a, Bridge: "b1"},
+		ChannelEvent{Kind: ChanHold, Channel: a},
+		ChannelEvent{Kind: ChanHold, Channel: a}, // Hold and MusicOnHoldStart both fire
+		ChannelEvent{Kind: ChanUnhold, Channel: a},
+	)
+	if got := typesOf(evs); got != "call.ringing,call.answered,call.held,call.resumed" {
+		t.Fatalf("events = %s", got)
+	}
+	if evs[2].Call.State != "held" || evs[3].Call.State != "talking" {
+		t.Fatalf("states %s %s", evs[2].Call.State, evs[3].Call.State)
+	}
+}
+
+func TestDirectionRulesAndVariable(t *testing.T) {
+	cases := []struct {
+		caller, exten, ctx, varVal string
+		want                       Direction
+	}{
+		{"201", "202", "internal", "", DirectionInternal},
+		{"201", "84954451120", "internal", "", DirectionOutbound},
+		{"+74954451120", "5000", "from-trunk", "", DirectionInbound},
+		{"201", "202", "internal", "outbound", DirectionOutbound},
+	}
+	for _, tc := range cases {
+		tr := newTestTracker()
+		c := Channel{ID: "d.1", Name: "PJSIP/201-00000001", CallerNum: tc.caller, Exten: tc.exten, Context: tc.ctx}
+		if tc.varVal != "" {
+			c.Vars = map[string]string{"CTI_DIRECTION": tc.varVal}
+		}
+		a := ch("d.2", "PJSIP/202-00000002")
+		evs := run(tr, ChannelEvent{Kind: ChanNew, Channel: c}, ChannelEvent{Kind: ChanDial, Channel: c, Peer: &a})
+		if len(evs) != 1 || evs[0].Call.Direction != tc.want {
+			t.Errorf("%+v: got %v", tc, evs)
+		}
+	}
+}
+
+func TestSnapshotEndsMissedCallsAndAdoptsLiveOnesWithoutPop(t *testing.T) {
+	tr := newTestTracker()
+	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+	run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller},
+		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
+		ChannelEvent{Kind: ChanAnswer, Channel: a},
+	)
+	// Link lost; on reconnect the PBX lists another call, already talking.
+	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
+	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Up"}
+	tr.Snapshot([]Channel{x2, x1}, t0.Add(time.Minute))
+	evs, recs := tr.Drain()
+	if got := typesOf(evs); got != "call.ended" || !evs[0].Resynced || evs[0].Call.HangupBy != "system" {
+		t.Fatalf("events = %s resynced=%v", got, evs)
+	}
+	if len(recs) != 2 {
+		t.Fatalf("want the ended and the adopted conversation saved, got %d", len(recs))
+	}
+	live := tr.Live()
+	if len(live) != 1 || live[0].Agent == nil || live[0].Agent.Extension != "202" || live[0].Caller.Number != "+12025550143" {
+		t.Fatalf("adopted = %+v", live)
+	}
+	// The adopted call rings the same agent again (a re-INVITE, a late
+	// DialBegin): no second pop; it ends normally.
+	evs = run(tr,
+		ChannelEvent{Kind: ChanDial, Channel: x1, Peer: &x2},
+		ChannelEvent{Kind: ChanHangup, Channel: x2, Cause: 16},
+		ChannelEvent{Kind: ChanHangup, Channel: x1, Cause: 16},
+	)
+	if got := typesOf(evs); got != "call.ended" {
+		t.Fatalf("events = %s", got)
+	}
+}
+
+func TestRestoreContinuesSequenceAfterRestart(t *testing.T) {
+	tr := newTestTracker()
+	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+	run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller},
+		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
+	)
+	tr.Handle(ChannelEvent{Kind: ChanAnswer, Channel: a, At: t0.Add(3 * time.Second)})
+	_, recs := tr.Drain()
+	var open []ConversationRecord
+	for _, r := range recs {
+		if r.Open {
+			open = append(open, r)
+		}
+	}
+	if len(open) != 1 || open[0].LastSeq != 2 {
+		t.Fatalf("records = %+v", recs)
+	}
+	// A new process restores the open conversation from the store.
+	tr2 := newTestTracker()
+	tr2.Restore(open)
+	tr2.Snapshot([]Channel{caller, a}, t0.Add(time.Minute))
+	evs := run(tr2, ChannelEvent{Kind: ChanHangup, Channel: a, Cause: 16}, ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16})
+	if got := typesOf(evs); got != "call.ended" || evs[0].Sequence != 3 || evs[0].ConversationID != open[0].Call.ID {
+		t.Fatalf("after restore: %s seq=%d", got, evs[0].Sequence)
+	}
+	if evs[0].Call.AnsweredAt == nil || !evs[0].Call.AnsweredAt.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("answered_at lost across restart: %v", evs[0].Call.AnsweredAt)
+	}
+}
+
+func TestClickToCallIsOutboundFromTheStart(t *testing.T) {
+	tr := newTestTracker()
+	tr.ExpectOriginate(&Originate{ConversationID: "conv_x", ActionID: "o-1", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
+	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
+	cust := Channel{ID: "c2c.2", Name: "PJSIP/trunk-00000011", LinkedID: "c2c.1"}
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: agent},
+		ChannelEvent{Kind: ChanDial, Peer: &agent},
+		ChannelEvent{Kind: ChanAnswer, Channel: agent},
+		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &cust},
+		ChannelEvent{Kind: ChanAnswer, Channel: cust},
+		ChannelEvent{Kind: ChanHangup, Channel: cust, Cause: 16},
+		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 16},
+	)
+	if got := typesOf(evs); got != "call.ringing,call.answered,call.ended" {
+		t.Fatalf("events = %s", got)
+	}
+	if evs[0].ConversationID != "conv_x" || evs[0].Call.Direction != DirectionOutbound || evs[2].Call.Callee.Number != "+74954451120" {
+		t.Fatalf("first = %+v", evs[0].Call)
+	}
+
+	tr.ExpectOriginate(&Originate{ConversationID: "conv_y", ActionID: "o-2", Agent: "201", To: "999", RequestedAt: t0})
+	evs = run(tr, ChannelEvent{Kind: ChanOriginateFailed, ActionID: "o-2", Cause: 3})
+	if got := typesOf(evs); got != "call.failed,call.ended" || evs[1].Call.Disposition != DispositionFailed {
+		t.Fatalf("failed originate: %s %+v", got, evs)
+	}
+}
+
+func TestAttendedTransferMergesConsultation(t *testing.T) {
+	tr := newTestTracker()
+	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+	run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller},
+		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
+		ChannelEvent{Kind: ChanAnswer, Channel: a},
+		ChannelEvent{Kind: ChanBridgeEnter, Channel: caller, Bridge: "b1"},
+		ChannelEvent{Kind: ChanBridgeEnter, Channel: a, Bridge: "b1"},
+	)
+	// Agent 201 consults 202 on a second channel: a new internal call.
+	a2 := Channel{ID: "c.1", Name: "PJSIP/201-00000005", LinkedID: "c.1", CallerNum: "201", Exten: "202"}
+	b := Channel{ID: "c.2", Name: "PJSIP/202-00000006", LinkedID: "c.1"}
+	consult := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: a2},
+		ChannelEvent{Kind: ChanDial, Channel: a2, Peer: &b},
+		ChannelEvent{Kind: ChanAnswer, Channel: b},
+	)
+	if typesOf(consult) != "call.ringing,call.answered" || consult[0].Call.Direction != DirectionInternal {
+		t.Fatalf("consultation = %s", typesOf(consult))
+	}
+	evs := run(tr,
+		ChannelEvent{Kind: ChanTransfer, Attended: true, Channel: a, Peer: &caller, Exten: "202"},
+		ChannelEvent{Kind: ChanHangup, Channel: a, Cause: 16},
+		ChannelEvent{Kind: ChanBridgeEnter, Channel: b, Bridge: "b1"},
+		ChannelEvent{Kind: ChanHangup, Channel: a2, Cause: 16},
+		ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16},
+		ChannelEvent{Kind: ChanHangup, Channel: b, Cause: 16},
+	)
+	var mainTypes, consultTypes []string
+	for _, e := range evs {
+		if e.ConversationID == consult[0].ConversationID {
+			consultTypes = append(consultTypes, e.Type)
+		} else {
+			mainTypes = append(mainTypes, e.Type)
+		}
+	}
+	if strings.Join(mainTypes, ",") != "call.transferred,call.ended" || strings.Join(consultTypes, ",") != "call.ended" {
+		t.Fatalf("main %v consult %v", mainTypes, consultTypes)
+	}
+	if tf := evs[0].Transfer; tf.Mode != "attended" || tf.From.Extension != "201" || tf.To != "202" {
+		t.Fatalf("transfer = %+v", tf)
+	}
+}
+
+func TestEventsAfterHangupDoNotResurrect(t *testing.T) {
+	tr := newTestTracker()
+	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller},
+		ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16},
+		ChannelEvent{Kind: ChanBridgeLeave, Channel: caller, Bridge: "b"},
+		ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16},
+		ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "CANCEL"},
+	)
+	if got := typesOf(evs); got != "call.ended" {
+		t.Fatalf("events = %s", got)
+	}
+}
+
+// fakeOutbox fails the first n commits.
+type fakeOutbox struct {
+	mu      sync.Mutex
+	fail    int
+	batches []*Batch
+}
+
+func (o *fakeOutbox) Commit(_ context.Context, b *Batch) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.fail > 0 {
+		o.fail--
+		return errors.New("disk full")
+	}
+	for i := range b.Events {
+		b.Events[i].Seq = int64(len(o.batches)*1000 + i + 1)
+	}
+	o.batches = append(o.batches, b)
+	return nil
+}
+func (o *fakeOutbox) OpenConversations(context.Context) ([]ConversationRecord, error) { return nil, nil }
+
+type fakeNotifier struct {
+	mu sync.Mutex
+	ds []Delivery
+	ob *fakeOutbox
+}
+
+func (n *fakeNotifier) Notify(ds []Delivery) {
+	n.ob.mu.Lock()
+	committed := len(n.ob.batches)
+	n.ob.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, d := range ds {
+		if committed == 0 || d.Seq == 0 {
+			panic("notified before commit")
+		}
+	}
+	n.ds = append(n.ds, ds...)
+}
+
+func TestEngineCommitsBeforeNotifyAndRetriesFailedCommits(t *testing.T) {
+	ob := &fakeOutbox{fail: 2}
+	nt := &fakeNotifier{ob: ob}
+	eps := []Endpoint{{ID: "crm", Events: []string{"call.*"}}, {ID: "rec", Events: []string{"recording.*"}}}
+	e := NewEngine(newTestTracker(), ob, nt, eps, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+	e.LinkUp(1)
+	e.ChannelEvents([]ChannelEvent{{Kind: ChanNew, Channel: caller}, {Kind: ChanDial, Channel: caller, Peer: &a}})
+	if err := e.Do(ctx, func(*Tracker) {}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if e.CommitErrors.Load() != 2 || !e.StoreOK() {
+		t.Fatalf("commit errors = %d, store ok = %v", e.CommitErrors.Load(), e.StoreOK())
+	}
+	nt.mu.Lock()
+	defer nt.mu.Unlock()
+	if len(nt.ds) != 1 || nt.ds[0].EndpointID != "crm" || nt.ds[0].Type != EventCallRinging {
+		t.Fatalf("deliveries = %+v", nt.ds)
+	}
+	if len(e.Live()) != 1 {
+		t.Fatalf("live = %d", len(e.Live()))
+	}
+}
