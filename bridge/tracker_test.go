@@ -367,7 +367,9 @@ func (o *fakeOutbox) Commit(_ context.Context, b *Batch) error {
 	o.batches = append(o.batches, b)
 	return nil
 }
-func (o *fakeOutbox) OpenConversations(context.Context) ([]ConversationRecord, error) { return nil, nil }
+func (o *fakeOutbox) OpenConversations(context.Context) ([]ConversationRecord, error) {
+	return nil, nil
+}
 
 type fakeNotifier struct {
 	mu sync.Mutex
