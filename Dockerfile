@@ -1,0 +1,18 @@
+# ctibridge: cgo is needed for SQLite (mattn/go-sqlite3).
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o /out/ctibridge ./cmd/ctibridge
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home /var/lib/ctibridge --create-home ctibridge
+COPY --from=build /out/ctibridge /usr/local/bin/ctibridge
+USER ctibridge
+WORKDIR /var/lib/ctibridge
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
+ENTRYPOINT ["ctibridge"]
+CMD ["serve", "--config", "/etc/ctibridge/ctibridge.yaml"]
