@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/esl/esltest"
+	"github.com/ctibridge/ctibridge/webhooks"
+	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
+)
+
+// demoCalls is the mix of real captured calls the demo plays.
+var demoCalls = map[string][]string{
+	"asterisk":   {"inbound-call-basic", "originate-busy", "queue-call", "blind-transfer", "mixmonitor", "hangup-action"},
+	"freeswitch": {"basic-call-plain", "blind-transfer", "record", "kill", "callcenter"},
+}
+
+// demo runs a simulated PBX, a local CRM receiver and the bridge between
+// them, prints what the CRM receives, and exits when every event arrived.
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pbxType := fs.String("pbx", "asterisk", "simulated PBX: asterisk or freeswitch")
+	rounds := fs.Int("calls", 1, "how many times to play the mix of calls")
+	pace := fs.Duration("pace", 15*time.Millisecond, "delay between PBX events")
+	verbose := fs.Bool("v", false, "show ctibridge's log")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	calls, ok := demoCalls[*pbxType]
+	if !ok {
+		return fmt.Errorf("--pbx must be asterisk or freeswitch, got %q", *pbxType)
+	}
+	if *rounds < 1 {
+		return errors.New("--calls must be at least 1")
+	}
+	dir, err := os.MkdirTemp("", "ctibridge-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	secret := webhooks.NewSecret()
+	p := &printer{w: stdout, start: time.Now()}
+	receiver, err := webhookstest.NewServer("127.0.0.1:0", secret, p.print)
+	if err != nil {
+		return fmt.Errorf("CRM receiver: %w", err)
+	}
+	defer receiver.Close()
+
+	cfg := config.Default()
+	cfg.PBX.Name = "demo-" + *pbxType
+	cfg.PBX.Type = *pbxType
+	var play func(name string) error
+	switch *pbxType {
+	case "asterisk":
+		sim, err := amitest.NewServer(amitest.ServerOptions{})
+		if err != nil {
+			return fmt.Errorf("simulated Asterisk: %w", err)
+		}
+		defer sim.Close()
+		cfg.PBX.Address, cfg.PBX.Username, cfg.PBX.Secret = sim.Addr(), "bridge", "bridgepass"
+		cfg.Calls.InboundContexts = []string{"inbound"}
+		play = func(name string) error { return sim.Play(name, amitest.PlayOptions{Rewrite: true, Pace: *pace}) }
+	case "freeswitch":
+		sim, err := esltest.NewServer(esltest.Options{})
+		if err != nil {
+			return fmt.Errorf("simulated FreeSWITCH: %w", err)
+		}
+		defer sim.Close()
+		cfg.PBX.Address, cfg.PBX.Secret = sim.Addr(), "ClueCon"
+		play = func(name string) error { return sim.Play(name, esltest.PlayOptions{Rewrite: true, Pace: 0.2}) }
+	}
+	cfg.Store.Path = filepath.Join(dir, "ctibridge.db")
+	cfg.Store.Synchronous = "NORMAL"
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Webhooks = []config.Webhook{{ID: "crm", URL: receiver.URL, Secret: secret}}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	startedc := make(chan running, 1)
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, cfg, log, func(r running) { startedc <- r }) }()
+	var r running
+	select {
+	case r = <-startedc:
+	case err := <-served:
+		return err
+	}
+	if err := waitFor(ctx, 10*time.Second, func() bool { up, _ := r.Engine.LinkState(); return up }); err != nil {
+		return fmt.Errorf("ctibridge did not connect to the simulated PBX: %w", err)
+	}
+	fmt.Fprintf(stdout, "ctibridge demo: simulated %s on %s, CRM receiver on %s, API on http://%s\n\n",
+		*pbxType, cfg.PBX.Address, receiver.URL, r.HTTPAddr)
+
+	for i := 0; i < *rounds; i++ {
+		for _, name := range calls {
+			if err := play(name); err != nil {
+				return fmt.Errorf("playing %s: %w", name, err)
+			}
+		}
+	}
+	// Done when every committed event has been acknowledged by the CRM.
+	err = waitFor(ctx, 30*time.Second, func() bool {
+		return r.Engine.Emitted.Load() > 0 && int64(len(receiver.Deliveries())) >= r.Engine.Emitted.Load()
+	})
+	cancel()
+	serveErr := <-served
+	if err != nil {
+		return fmt.Errorf("not every event reached the CRM: %d committed, %d delivered", r.Engine.Emitted.Load(), len(receiver.Deliveries()))
+	}
+	bad := 0
+	for _, d := range receiver.Requests() {
+		if d.Err != nil {
+			bad++
+		}
+	}
+	fmt.Fprintf(stdout, "\n%d calls, %d webhooks delivered, %d with a bad signature. API was at http://%s/v1/calls\n",
+		len(calls)**rounds, len(receiver.Deliveries()), bad, r.HTTPAddr)
+	return serveErr
+}
+
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// printer shows each webhook the way an agent's CRM would.
+type printer struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (p *printer) print(d webhookstest.Delivery) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d.Err != nil {
+		fmt.Fprintf(p.w, "!! rejected webhook %s: %v\n", d.ID, d.Err)
+		return
+	}
+	b := d.Body
+	call, _ := b["call"].(map[string]any)
+	conv := d.ConversationID
+	if len(conv) > 12 {
+		conv = "…" + conv[len(conv)-6:]
+	}
+	line := ""
+	switch d.Type {
+	case "call.ringing":
+		line = fmt.Sprintf("SCREEN POP  agent %s: %s call from %s to %s", agentOf(b), str(call, "direction"), party(call, "caller"), party(call, "callee"))
+		if q := str(call, "queue"); q != "" {
+			line += " via queue " + q
+		}
+	case "call.ring_ended":
+		line = fmt.Sprintf("pop closed  agent %s stopped ringing", agentOf(b))
+	case "call.answered":
+		line = fmt.Sprintf("ANSWERED    by agent %s after %ss", agentOf(b), num(call, "wait_s"))
+	case "call.held", "call.resumed":
+		line = strings.ToUpper(strings.TrimPrefix(d.Type, "call."))
+	case "call.transferred":
+		t, _ := b["transfer"].(map[string]any)
+		line = fmt.Sprintf("TRANSFERRED %s from agent %s to %s", str(t, "mode"), agentOf(t), str(t, "to"))
+	case "call.queued":
+		line = fmt.Sprintf("queued      %s waits in queue %s", party(call, "caller"), str(call, "queue"))
+	case "call.abandoned":
+		line = fmt.Sprintf("ABANDONED   %s hung up in queue %s", party(call, "caller"), str(call, "queue"))
+	case "call.failed":
+		line = "FAILED      click-to-call did not connect"
+	case "call.ended":
+		hc, _ := call["hangup_cause"].(map[string]any)
+		if _, talked := call["talk_s"]; talked {
+			line = fmt.Sprintf("RELEASED    %s, talk %ss of %ss, %s (%s), hung up by %s", str(call, "disposition"),
+				num(call, "talk_s"), num(call, "duration_s"), str(hc, "text"), num(hc, "code"), str(call, "hangup_by"))
+		} else {
+			line = fmt.Sprintf("RELEASED    %s, not answered, after %ss, %s (%s)", str(call, "disposition"),
+				num(call, "duration_s"), str(hc, "text"), num(hc, "code"))
+		}
+	case "recording.started", "recording.ready":
+		rec, _ := b["recording"].(map[string]any)
+		line = fmt.Sprintf("%-11s %s", strings.TrimPrefix(d.Type, "recording."), str(rec, "path"))
+		line = "recording " + line
+	case "agent.state":
+		st, _ := b["agent_state"].(map[string]any)
+		line = fmt.Sprintf("agent %s is %s in queue %s", agentOf(b), str(st, "state"), str(st, "queue"))
+		conv = "-"
+	default:
+		line = d.Type
+	}
+	fmt.Fprintf(p.w, "%6.2fs  %-8s #%-2d %s  [signature ok]\n", time.Since(p.start).Seconds(), conv, d.Sequence, line)
+}
+
+func str(m map[string]any, k string) string {
+	if m == nil {
+		return ""
+	}
+	s, _ := m[k].(string)
+	return s
+}
+
+func num(m map[string]any, k string) string {
+	if m == nil {
+		return "?"
+	}
+	if f, ok := m[k].(float64); ok {
+		return fmt.Sprintf("%d", int64(f))
+	}
+	return "?"
+}
+
+func party(call map[string]any, k string) string {
+	p, _ := call[k].(map[string]any)
+	s := str(p, "number")
+	if s == "" {
+		s = "unknown"
+	}
+	if n := str(p, "name"); n != "" {
+		s += fmt.Sprintf(" %q", n)
+	}
+	return s
+}
+
+func agentOf(m map[string]any) string {
+	a, _ := m["agent"].(map[string]any)
+	if a == nil {
+		a, _ = m["from"].(map[string]any)
+	}
+	s := str(a, "extension")
+	if n := str(a, "name"); n != "" {
+		s += " (" + n + ")"
+	}
+	if s == "" {
+		return "?"
+	}
+	return s
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/ctibridge/ctibridge/ami"
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/esl"
+	apihttp "github.com/ctibridge/ctibridge/http"
+	"github.com/ctibridge/ctibridge/phone"
+	"github.com/ctibridge/ctibridge/store"
+	"github.com/ctibridge/ctibridge/webhooks"
+)
+
+// running is a started bridge, for the demo and tests.
+type running struct {
+	HTTPAddr string
+	Engine   *bridge.Engine
+	DB       *store.DB
+}
+
+// serve runs the bridge until ctx ends, then shuts down in order: the PBX
+// link first (no new input), the engine (commit what it holds), the
+// dispatcher (in-flight requests finish or stay pending), HTTP, the store.
+// started, when set, is called once everything listens.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started func(running)) error {
+	db, err := store.Open(cfg.Store.Path, store.Options{Synchronous: cfg.Store.Synchronous, Logger: log})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer db.Close()
+
+	endpoints := configEndpoints(cfg)
+	runtimeEPs, err := db.ListEndpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	endpoints = append(endpoints, runtimeEPs...)
+
+	policy := webhooks.DefaultPolicy()
+	policy.AllowLoopback, policy.AllowPrivate, policy.AllowLinkLocal = cfg.Delivery.AllowLoopback, cfg.Delivery.AllowPrivate, cfg.Delivery.AllowLinkLocal
+	dispatcher := webhooks.New(db, webhooks.Options{
+		RetryWindow:            cfg.Delivery.RetryWindow,
+		Timeout:                cfg.Delivery.Timeout,
+		MaxInFlight:            cfg.Delivery.MaxInFlight,
+		MaxInFlightPerEndpoint: cfg.Delivery.MaxInFlightPerEndpoint,
+		Policy:                 &policy,
+		UserAgent: "ctibridge/" + Version,
+		Logger:    log,
+	})
+	dispatcher.SetEndpoints(endpoints)
+
+	tracker := bridge.NewTracker(trackerConfig(cfg))
+	engine := bridge.NewEngine(tracker, db, dispatcher, endpoints, log)
+	if err := engine.Restore(ctx); err != nil {
+		return fmt.Errorf("store: restoring open calls: %w", err)
+	}
+
+	srv := apihttp.NewServer(engine, db, log)
+	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
+	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	pbxCtx, stopPBX := context.WithCancel(ctx)
+	defer stopPBX()
+	errc := make(chan error, 4)
+	goRun := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	engineDone := make(chan struct{})
+	go func() { defer close(engineDone); _ = engine.Run(engineCtx) }()
+	dispatchDone := make(chan struct{})
+	go func() { defer close(dispatchDone); _ = dispatcher.Run(dispatchCtx) }()
+	goRun("http", srv.Serve)
+
+	pbxDone := make(chan struct{})
+	switch cfg.PBX.Type {
+	case "asterisk":
+		mapper := ami.NewMapper(pbxCtx, engine, nil, log, cfg.Calls.DirectionVariable)
+		acfg := ami.Config{Address: cfg.PBX.Address, Username: cfg.PBX.Username, Secret: cfg.PBX.Secret,
+			ActionTimeout: cfg.PBX.ActionTimeout, PingInterval: cfg.PBX.PingInterval, BackoffMax: cfg.PBX.BackoffMax,
+			EventFilters: cfg.PBX.EventFilters, Logger: log}
+		if cfg.PBX.TLS {
+			acfg.TLS = &tls.Config{InsecureSkipVerify: cfg.PBX.TLSSkipVerify} //nolint:gosec // the admin's explicit choice
+		}
+		client := ami.NewClient(acfg, mapper)
+		mapper.SetSender(client)
+		go func() { defer close(pbxDone); _ = client.Run(pbxCtx) }()
+	case "freeswitch":
+		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
+			BackoffMax: cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
+		go func() { defer close(pbxDone); _ = client.Run(pbxCtx) }()
+	}
+
+	if cfg.Store.RetentionDays > 0 {
+		go prune(pbxCtx, db, cfg.Store.RetentionDays, log)
+	}
+	log.Info("ctibridge running", "pbx", cfg.PBX.Type, "pbx_address", cfg.PBX.Address, "http", srv.Addr(),
+		"store", cfg.Store.Path, "endpoints", len(endpoints))
+	if started != nil {
+		started(running{HTTPAddr: srv.Addr(), Engine: engine, DB: db})
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("ctibridge shutting down")
+	stopPBX()
+	<-pbxDone
+	stopEngine()
+	<-engineDone
+	stopDispatch()
+	<-dispatchDone
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	wg.Wait()
+	log.Info("ctibridge stopped")
+	return runErr
+}
+
+func configEndpoints(cfg config.Config) []bridge.Endpoint {
+	var eps []bridge.Endpoint
+	for _, w := range cfg.Webhooks {
+		eps = append(eps, bridge.Endpoint{ID: w.ID, URL: w.URL, Secret: w.Secret, Events: w.Events, Source: "config"})
+	}
+	return eps
+}
+
+func trackerConfig(cfg config.Config) bridge.TrackerConfig {
+	tc := bridge.TrackerConfig{
+		PBX:             cfg.PBX.Name,
+		AgentPattern:    regexp.MustCompile(cfg.Calls.AgentPattern), // validated by config
+		InboundContexts: cfg.Calls.InboundContexts,
+		DirectionVar:    cfg.Calls.DirectionVariable,
+		Agents:          cfg.Calls.Agents,
+		Numbers:         phone.New(cfg.Calls.DefaultRegion, cfg.Calls.StripPrefixes),
+	}
+	if cfg.Calls.TrunkPattern != "" {
+		tc.TrunkPattern = regexp.MustCompile(cfg.Calls.TrunkPattern)
+	}
+	return tc
+}
+
+// prune deletes history older than the retention, hourly.
+func prune(ctx context.Context, db *store.DB, days int, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := db.Prune(ctx, time.Now().AddDate(0, 0, -days))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("retention prune failed", "err", err)
+		} else if n > 0 {
+			log.Info("retention pruned old calls", "rows", n, "days", days)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func dispatcherMetrics(d *webhooks.Dispatcher) []apihttp.Metric {
+	s := d.Stats()
+	const name = "ctibridge_deliveries_total"
+	const help = "Webhook delivery attempts and outcomes."
+	return []apihttp.Metric{
+		{Name: name, Help: help, Type: "counter", Labels: map[string]string{"outcome": "delivered"}, Value: float64(s.Delivered)},
+		{Name: name, Help: help, Type: "counter", Labels: map[string]string{"outcome": "failed_attempt"}, Value: float64(s.FailedAttempts)},
+		{Name: name, Help: help, Type: "counter", Labels: map[string]string{"outcome": "retried"}, Value: float64(s.Retried)},
+		{Name: name, Help: help, Type: "counter", Labels: map[string]string{"outcome": "dead"}, Value: float64(s.Dead)},
+		{Name: "ctibridge_endpoints_disabled_total", Help: "Endpoints disabled after 410 Gone.", Type: "counter", Value: float64(s.Disabled)},
+		{Name: "ctibridge_deliveries_in_flight", Help: "Webhook requests under way.", Type: "gauge", Value: float64(s.InFlight)},
+		{Name: "ctibridge_deliveries_queued", Help: "Deliveries held in memory.", Type: "gauge", Value: float64(s.Queued)},
+	}
+}
