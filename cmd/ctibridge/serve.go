@@ -53,8 +53,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		MaxInFlight:            cfg.Delivery.MaxInFlight,
 		MaxInFlightPerEndpoint: cfg.Delivery.MaxInFlightPerEndpoint,
 		Policy:                 &policy,
-		UserAgent: "ctibridge/" + Version,
-		Logger:    log,
+		UserAgent:              "ctibridge/" + Version,
+		Logger:                 log,
 	})
 	dispatcher.SetEndpoints(endpoints)
 
