@@ -35,6 +35,10 @@ type Engine struct {
 
 	// OnCommit, when set, sees every committed batch (tests, the event stream).
 	OnCommit func([]Record)
+	// LinkProbe, when set before Run, reports the adapter's own view of the
+	// link, which also knows why a connection attempt failed (LinkDown is
+	// only called for sessions that were up).
+	LinkProbe func() (up bool, err error)
 }
 
 type input struct {
@@ -138,6 +142,13 @@ func (e *Engine) Do(ctx context.Context, fn func(*Tracker)) error {
 
 // LinkState reports whether the PBX link is up, and the last error if not.
 func (e *Engine) LinkState() (bool, string) {
+	if e.LinkProbe != nil {
+		up, err := e.LinkProbe()
+		if err != nil && !up {
+			return up, err.Error()
+		}
+		return up, ""
+	}
 	if p := e.linkErr.Load(); p != nil {
 		return e.linkUp.Load(), *p
 	}

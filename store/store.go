@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,12 +41,14 @@ type Options struct {
 
 // DB is the store.
 type DB struct {
-	path   string
-	w      *sql.DB // the one writer connection
-	r      *sql.DB // readers
-	reqs   chan *request
-	done   chan struct{}
-	closed atomic.Bool
+	path string
+	w    *sql.DB // the one writer connection
+	r    *sql.DB // readers
+	reqs chan *request
+	done chan struct{}
+	// mu orders Close after every send on reqs: senders hold it shared.
+	mu     sync.RWMutex
+	closed bool
 	log    *slog.Logger
 	max    int
 
@@ -168,28 +171,31 @@ func migrate(w *sql.DB) error {
 
 // Close waits for queued writes and closes the database.
 func (db *DB) Close() error {
-	if db.closed.Swap(true) {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
 		return nil
 	}
+	db.closed = true
 	close(db.reqs)
+	db.mu.Unlock()
 	<-db.done
 	return errors.Join(db.r.Close(), db.w.Close())
 }
 
 // write submits fn to the writer and waits for its transaction to commit.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
-	if db.closed.Load() {
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	req := &request{fn: fn, err: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
 		return bridge.Errorf(bridge.EUNAVAILABLE, "store is closed")
 	}
-	defer func() {
-		if recover() != nil { // the channel closed under us
-			err = bridge.Errorf(bridge.EUNAVAILABLE, "store is closed")
-		}
-	}()
-	req := &request{fn: fn, err: make(chan error, 1)}
 	select {
 	case db.reqs <- req:
+		db.mu.RUnlock()
 	case <-ctx.Done():
+		db.mu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, the request is committed or fails on its own; waiting

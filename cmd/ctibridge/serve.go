@@ -70,11 +70,33 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return err
 	}
 
+	pbxCtx, stopPBX := context.WithCancel(ctx)
+	defer stopPBX()
+	// The PBX adapter is built before anything serves, so the readiness
+	// probe is in place; it runs last and stops first.
+	var runPBX func(context.Context) error
+	switch cfg.PBX.Type {
+	case "asterisk":
+		mapper := ami.NewMapper(pbxCtx, engine, nil, log, cfg.Calls.DirectionVariable)
+		acfg := ami.Config{Address: cfg.PBX.Address, Username: cfg.PBX.Username, Secret: cfg.PBX.Secret,
+			ActionTimeout: cfg.PBX.ActionTimeout, PingInterval: cfg.PBX.PingInterval, BackoffMax: cfg.PBX.BackoffMax,
+			EventFilters: cfg.PBX.EventFilters, Logger: log}
+		if cfg.PBX.TLS {
+			acfg.TLS = &tls.Config{InsecureSkipVerify: cfg.PBX.TLSSkipVerify} //nolint:gosec // the admin's explicit choice
+		}
+		client := ami.NewClient(acfg, mapper)
+		mapper.SetSender(client)
+		engine.LinkProbe = func() (bool, error) { return client.Connected(), client.Err() }
+		runPBX = client.Run
+	case "freeswitch":
+		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
+			BackoffMax: cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
+		runPBX = client.Run
+	}
+
 	var wg sync.WaitGroup
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
-	pbxCtx, stopPBX := context.WithCancel(ctx)
-	defer stopPBX()
 	errc := make(chan error, 4)
 	goRun := func(name string, f func() error) {
 		wg.Add(1)
@@ -92,27 +114,15 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	goRun("http", srv.Serve)
 
 	pbxDone := make(chan struct{})
-	switch cfg.PBX.Type {
-	case "asterisk":
-		mapper := ami.NewMapper(pbxCtx, engine, nil, log, cfg.Calls.DirectionVariable)
-		acfg := ami.Config{Address: cfg.PBX.Address, Username: cfg.PBX.Username, Secret: cfg.PBX.Secret,
-			ActionTimeout: cfg.PBX.ActionTimeout, PingInterval: cfg.PBX.PingInterval, BackoffMax: cfg.PBX.BackoffMax,
-			EventFilters: cfg.PBX.EventFilters, Logger: log}
-		if cfg.PBX.TLS {
-			acfg.TLS = &tls.Config{InsecureSkipVerify: cfg.PBX.TLSSkipVerify} //nolint:gosec // the admin's explicit choice
-		}
-		client := ami.NewClient(acfg, mapper)
-		mapper.SetSender(client)
-		go func() { defer close(pbxDone); _ = client.Run(pbxCtx) }()
-	case "freeswitch":
-		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
-			BackoffMax: cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
-		go func() { defer close(pbxDone); _ = client.Run(pbxCtx) }()
-	}
+	go func() { defer close(pbxDone); _ = runPBX(pbxCtx) }()
 
-	if cfg.Store.RetentionDays > 0 {
-		go prune(pbxCtx, db, cfg.Store.RetentionDays, log)
-	}
+	pruneDone := make(chan struct{})
+	go func() {
+		defer close(pruneDone)
+		if cfg.Store.RetentionDays > 0 {
+			prune(pbxCtx, db, cfg.Store.RetentionDays, log)
+		}
+	}()
 	log.Info("ctibridge running", "pbx", cfg.PBX.Type, "pbx_address", cfg.PBX.Address, "http", srv.Addr(),
 		"store", cfg.Store.Path, "endpoints", len(endpoints))
 	if started != nil {
@@ -127,6 +137,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	log.Info("ctibridge shutting down")
 	stopPBX()
 	<-pbxDone
+	<-pruneDone
 	stopEngine()
 	<-engineDone
 	stopDispatch()

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/webhooks"
+	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
+)
+
+// buildBinary compiles ctibridge once per test binary run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ctibridge")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestBadConfigExitsNonZeroNamingTheKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte("pbx:\n  type: asterisk\n  address: 127.0.0.1:5038\n  username: bridge\n  secret: x\nstore:\n  synchronous: SOMETIMES\n"), 0o600)
+	var out, errb bytes.Buffer
+	code := run([]string{"serve", "--config", path}, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "store.synchronous") {
+		t.Fatalf("code %d, stderr %q", code, errb.String())
+	}
+	code = run([]string{"frobnicate"}, &out, &errb)
+	if code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+}
+
+// serve as a real process: an unreachable PBX is not fatal and /readyz says
+// why; SIGTERM shuts down cleanly with exit code 0.
+func TestServeProcessUnreachablePBXAndSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	listen := freePort(t)
+	pbx := freePort(t) // nothing listens there
+	cfg := "pbx:\n  name: pbx1\n  type: asterisk\n  address: " + pbx + "\n  username: bridge\n  secret: s3cr3t-value\n  backoff_max: 200ms\n" +
+		"store:\n  path: " + filepath.Join(dir, "c.db") + "\nhttp:\n  listen: " + listen + "\n"
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	cmd := exec.Command(bin, "serve", "--config", path)
+	var logs bytes.Buffer
+	cmd.Stderr, cmd.Stdout = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var body map[string]any
+	var status int
+	err := waitFor(t.Context(), 10*time.Second, func() bool {
+		resp, err := http.Get("http://" + listen + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		status = resp.StatusCode
+		b, _ := io.ReadAll(resp.Body)
+		json.Unmarshal(b, &body)
+		return body["pbx_error"] != nil
+	})
+	if err != nil || status != 503 || body["pbx_connected"] != false || body["store_writable"] != true {
+		t.Fatalf("readyz: %d %v (%v)\n%s", status, body, err, logs.String())
+	}
+	if !strings.Contains(body["pbx_error"].(string), pbx) {
+		t.Errorf("pbx_error does not name the address: %v", body["pbx_error"])
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit within 10s of SIGTERM\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "s3cr3t-value") {
+		t.Fatal("the PBX secret appears in the log")
+	}
+	if !strings.Contains(logs.String(), "ctibridge stopped") {
+		t.Fatalf("no clean-stop line:\n%s", logs.String())
+	}
+}
+
+func TestReadyAndMetricsWhenConnected(t *testing.T) {
+	sim := newAsterisk(t)
+	secret := webhooks.NewSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
+	h.waitLink(true)
+	if err := sim.Play("inbound-call-basic", amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rcv.WaitFor(3, 5*time.Second)
+	resp, err := http.Get("http://" + h.run.HTTPAddr + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var text string
+	err = waitFor(t.Context(), 5*time.Second, func() bool {
+		resp, err := http.Get("http://" + h.run.HTTPAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		text = string(b)
+		return strings.Contains(text, `ctibridge_deliveries_total{outcome="delivered"} 3`)
+	})
+	if err != nil {
+		t.Fatalf("metrics:\n%s", text)
+	}
+	for _, want := range []string{"ctibridge_pbx_link_up 1", "ctibridge_events_committed_total 5", "ctibridge_delivery_backlog 0", "# TYPE ctibridge_pbx_events_ingested_total counter"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// A wrong secret is logged clearly and retried with backoff, not fatal.
+func TestWrongSecretIsReportedNotFatal(t *testing.T) {
+	sim := newAsterisk(t)
+	secret := webhooks.NewSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
+	cfg.PBX.Secret = "wrong"
+	h := startBridge(t, cfg, rcv)
+	err := waitFor(t.Context(), 5*time.Second, func() bool {
+		_, e := h.run.Engine.LinkState()
+		return strings.Contains(strings.ToLower(e), "auth")
+	})
+	if err != nil {
+		_, e := h.run.Engine.LinkState()
+		t.Fatalf("link error = %q", e)
+	}
+	if _, e := h.run.Engine.LinkState(); strings.Contains(e, "wrong") {
+		t.Fatal("the secret leaks into the link error")
+	}
+}
