@@ -939,6 +939,12 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 	if c == nil || c.Ended {
 		return
 	}
+	if from == nil && c.Call.Agent != nil {
+		// The PBX named the transferred party, not the transferer: the
+		// agent who had the call moved it.
+		a := *c.Call.Agent
+		from = &a
+	}
 	mode := "blind"
 	if ev.Attended {
 		mode = "attended"

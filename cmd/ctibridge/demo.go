@@ -116,9 +116,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	// Done when every committed event has been acknowledged by the CRM.
+	// Done when every call has ended and every committed event has been
+	// acknowledged by the CRM.
 	err = waitFor(ctx, 30*time.Second, func() bool {
-		return r.Engine.Emitted.Load() > 0 && int64(len(receiver.Deliveries())) >= r.Engine.Emitted.Load()
+		return len(r.Engine.Live()) == 0 && r.Engine.QueueLen.Load() == 0 &&
+			r.Engine.Emitted.Load() > 0 && int64(len(receiver.Deliveries())) >= r.Engine.Emitted.Load()
 	})
 	cancel()
 	serveErr := <-served
@@ -208,7 +210,10 @@ func (p *printer) print(d webhookstest.Delivery) {
 		line = "recording " + line
 	case "agent.state":
 		st, _ := b["agent_state"].(map[string]any)
-		line = fmt.Sprintf("agent %s is %s in queue %s", agentOf(b), str(st, "state"), str(st, "queue"))
+		line = fmt.Sprintf("agent %s is %s", agentOf(b), str(st, "state"))
+		if q := str(st, "queue"); q != "" {
+			line += " in queue " + q
+		}
 		conv = "-"
 	default:
 		line = d.Type
