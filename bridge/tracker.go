@@ -921,6 +921,10 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 	}
 	c.Call.Agent = nil
 	c.Call.State = "transferring"
+	// The conversation goes on: the release that counts is the final one,
+	// whatever the transferer's leg did (FreeSWITCH may report its hangup
+	// before the transfer itself).
+	c.FirstDown, c.Cause = "", nil
 	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
 }
 
@@ -1061,6 +1065,14 @@ func (t *Tracker) agentState(ev ChannelEvent) {
 	_, ext, _, _ := parseName(ev.Interface)
 	if ext == "" {
 		ext = ev.Member
+	}
+	if !t.cfg.AgentPattern.MatchString(ext) {
+		// mod_callcenter names agents like "agent1000@default": use the
+		// extension inside when there is one, so agent.state and call
+		// events name the agent alike.
+		if m := digitRun.FindString(ext); m != "" && t.cfg.AgentPattern.MatchString(m) {
+			ext = m
+		}
 	}
 	key := ext + "\x00" + ev.Queue
 	if t.agentStates[key] == ev.Status+ev.Reason {
@@ -1223,6 +1235,8 @@ func causeText(code int, text string) string {
 	}
 	return "Unknown"
 }
+
+var digitRun = regexp.MustCompile(`[0-9]+`)
 
 var q850 = map[int]string{
 	1: "Unallocated (unassigned) number", 3: "No route to destination", 16: "Normal Clearing",

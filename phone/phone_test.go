@@ -15,9 +15,9 @@ func TestE164(t *testing.T) {
 		{ru, "984954451120", "+74954451120"}, // outside-line 9, then national
 		{ru, "0074954451120", "+74954451120"},
 		{us, "(202) 555-0143", "+12025550143"},
-		{us, "100", ""},         // an extension
-		{us, "5551234", ""},     // too short to be a US number
-		{us, "<unknown>", ""},   // Asterisk's placeholder
+		{us, "100", ""},       // an extension
+		{us, "5551234", ""},   // too short to be a US number
+		{us, "<unknown>", ""}, // Asterisk's placeholder
 		{us, "12+34567", ""},
 		{New("GB", nil), "020 7946 0018", "+442079460018"},
 	}

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
@@ -27,6 +29,9 @@ type harness struct {
 	run      running
 	cancel   context.CancelFunc
 	done     chan error
+
+	mu    sync.Mutex
+	types []string // every committed event's type
 }
 
 func startBridge(t *testing.T, cfg config.Config, receiver *webhookstest.Receiver) *harness {
@@ -38,7 +43,18 @@ func startBridge(t *testing.T, cfg config.Config, receiver *webhookstest.Receive
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	go func() { h.done <- serve(ctx, cfg, log, func(r running) { started <- r }) }()
+	go func() {
+		h.done <- serve(ctx, cfg, log, func(r running) {
+			r.Engine.OnCommit = func(recs []bridge.Record) {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				for _, rec := range recs {
+					h.types = append(h.types, rec.Type)
+				}
+			}
+			started <- r
+		})
+	}()
 	select {
 	case h.run = <-started:
 	case err := <-h.done:

@@ -94,6 +94,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		runPBX = client.Run
 	}
 
+	// Everything is built and bound: let a caller (demo, tests) look before
+	// anything runs.
+	if started != nil {
+		started(running{HTTPAddr: srv.Addr(), Engine: engine, DB: db})
+	}
+
 	var wg sync.WaitGroup
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	dispatchCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
@@ -125,9 +131,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}()
 	log.Info("ctibridge running", "pbx", cfg.PBX.Type, "pbx_address", cfg.PBX.Address, "http", srv.Addr(),
 		"store", cfg.Store.Path, "endpoints", len(endpoints))
-	if started != nil {
-		started(running{HTTPAddr: srv.Addr(), Engine: engine, DB: db})
-	}
 
 	var runErr error
 	select {

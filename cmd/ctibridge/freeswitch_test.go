@@ -1,0 +1,179 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/esl/esltest"
+	"github.com/ctibridge/ctibridge/webhooks"
+	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
+)
+
+func freeswitchConfig(t *testing.T, simAddr, receiverURL, secret string) config.Config {
+	cfg := asteriskConfig(t, simAddr, receiverURL, secret)
+	cfg.PBX.Type, cfg.PBX.Username, cfg.PBX.Secret = "freeswitch", "", "ClueCon"
+	cfg.Calls.InboundContexts = nil
+	return cfg
+}
+
+func newFreeSWITCH(t *testing.T) *esltest.Server {
+	sim, err := esltest.NewServer(esltest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	return sim
+}
+
+// playCall runs one capture through a simulator, ctibridge and a receiver
+// and returns the webhooks of call.* and recording.* type, in order.
+func playCall(t *testing.T, pbx, capture string, opts any) []webhookstest.Delivery {
+	t.Helper()
+	secret := webhooks.NewSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	var h *harness
+	switch pbx {
+	case "asterisk":
+		sim := newAsterisk(t)
+		h = startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
+		h.waitLink(true)
+		o, _ := opts.(amitest.PlayOptions)
+		if err := sim.Play(capture, o); err != nil {
+			t.Fatal(err)
+		}
+	case "freeswitch":
+		sim := newFreeSWITCH(t)
+		h = startBridge(t, freeswitchConfig(t, sim.Addr(), rcv.URL, secret), rcv)
+		h.waitLink(true)
+		o, _ := opts.(esltest.PlayOptions)
+		if err := sim.Play(capture, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Done when the call has ended and everything committed was delivered.
+	err := waitFor(t.Context(), 10*time.Second, func() bool {
+		calls := h.run.Engine.Emitted.Load() - agentStates(h)
+		return calls > 0 && len(h.run.Engine.Live()) == 0 && h.run.Engine.QueueLen.Load() == 0 &&
+			int64(len(rcv.Deliveries())) >= calls
+	})
+	if err != nil {
+		t.Fatalf("%s %s: call did not end / deliver: live=%d, %s", pbx, capture, len(h.run.Engine.Live()), typesOf(rcv.Deliveries()))
+	}
+	time.Sleep(50 * time.Millisecond)
+	ds := rcv.Deliveries()
+	for i, d := range ds {
+		if d.Err != nil {
+			t.Errorf("%s: webhook %d bad signature: %v", capture, i, d.Err)
+		}
+	}
+	return ds
+}
+
+// agentStates counts committed agent.state events (filtered out by the
+// endpoint's call.*/recording.* subscription).
+func agentStates(h *harness) int64 {
+	var n int64
+	for _, ev := range h.committed() {
+		if ev == "agent.state" {
+			n++
+		}
+	}
+	return n
+}
+
+func (h *harness) committed() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.types...)
+}
+
+// TestFreeSWITCHCapturesEndToEnd replays each real FreeSWITCH capture.
+func TestFreeSWITCHCapturesEndToEnd(t *testing.T) {
+	cases := []struct {
+		capture string
+		opts    esltest.PlayOptions
+		types   string
+	}{
+		{"basic-call-plain", esltest.PlayOptions{}, "call.ringing,call.answered,call.ended"},
+		{"basic-call-json", esltest.PlayOptions{Format: "json"}, "call.ringing,call.answered,call.ended"},
+		{"blind-transfer", esltest.PlayOptions{}, "call.ringing,call.answered,call.transferred,call.ended"},
+		{"record", esltest.PlayOptions{}, "call.ringing,call.answered,recording.started,recording.ready,call.ended"},
+		{"kill", esltest.PlayOptions{}, "call.ringing,call.answered,call.ended"},
+		{"hold-loopback", esltest.PlayOptions{}, "call.ringing,call.answered,call.held,call.ended"},
+		{"callcenter", esltest.PlayOptions{}, "call.queued,call.ringing,call.answered,call.ended"},
+		// Out of order on the wire: the same webhooks.
+		{"basic-call-plain", esltest.PlayOptions{Shuffle: 6, Seed: 7}, "call.ringing,call.answered,call.ended"},
+		{"record", esltest.PlayOptions{Shuffle: 5, Seed: 3}, "call.ringing,call.answered,recording.started,recording.ready,call.ended"},
+		{"callcenter", esltest.PlayOptions{Shuffle: 4, Seed: 11}, "call.queued,call.ringing,call.answered,call.ended"},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/shuffle%d", tc.capture, tc.opts.Shuffle), func(t *testing.T) {
+			ds := playCall(t, "freeswitch", tc.capture, tc.opts)
+			if got := typesOf(ds); got != tc.types {
+				for _, d := range ds {
+					t.Logf("%s", d.Raw)
+				}
+				t.Fatalf("webhooks = %s, want %s", got, tc.types)
+			}
+			for i, d := range ds {
+				if d.Sequence != int64(i+1) || d.ConversationID != ds[0].ConversationID {
+					t.Errorf("webhook %d: seq %d conv %s", i, d.Sequence, d.ConversationID)
+				}
+			}
+			end := ds[len(ds)-1]
+			if field(end, "call.direction") != "inbound" || field(end, "call.disposition") != "answered" || field(end, "call.hangup_cause.code") != 16.0 {
+				t.Errorf("end: %s", end.Raw)
+			}
+		})
+	}
+}
+
+// The same scenario on both PBXs gives the same webhook types and the same
+// call fields: a CRM cannot tell which PBX is behind ctibridge.
+func TestSameContractOnBothPBXs(t *testing.T) {
+	pairs := []struct {
+		asterisk, freeswitch string
+		otherReleaser        bool // the two captures end the call from different sides
+	}{
+		{"inbound-call-basic", "basic-call-plain", false},
+		{"blind-transfer", "blind-transfer", false},
+		// Asterisk's caller leg ends its Wait(8); FreeSWITCH's capture
+		// uuid_kills the agent leg.
+		{"mixmonitor-action", "record", true},
+		{"hangup-action", "kill", false},
+		{"queue-call", "callcenter", false},
+	}
+	keys := []string{"call.direction", "call.state", "call.disposition", "call.hangup_cause.code", "call.hangup_by", "transfer.mode"}
+	present := []string{"agent.extension", "call.agent.extension", "call.queue", "recording.path", "call.caller.number", "call.callee.number", "call.started_at", "call.answered_at", "call.ended_at", "call.talk_s"}
+	for _, p := range pairs {
+		t.Run(p.asterisk+"~"+p.freeswitch, func(t *testing.T) {
+			a := playCall(t, "asterisk", p.asterisk, amitest.PlayOptions{})
+			f := playCall(t, "freeswitch", p.freeswitch, esltest.PlayOptions{})
+			if typesOf(a) != typesOf(f) {
+				t.Fatalf("asterisk %s\nfreeswitch %s", typesOf(a), typesOf(f))
+			}
+			for i := range a {
+				for _, k := range keys {
+					if k == "call.hangup_by" && p.otherReleaser {
+						continue
+					}
+					if va, vf := field(a[i], k), field(f[i], k); fmt.Sprint(va) != fmt.Sprint(vf) {
+						t.Errorf("%s #%d %s: asterisk %v, freeswitch %v", a[i].Type, i+1, k, va, vf)
+					}
+				}
+				for _, k := range present {
+					if (field(a[i], k) == nil) != (field(f[i], k) == nil) {
+						t.Errorf("%s #%d %s: asterisk %v, freeswitch %v", a[i].Type, i+1, k, field(a[i], k), field(f[i], k))
+					}
+				}
+			}
+			if strings.Count(typesOf(a), "call.ringing") == 0 {
+				t.Error("no screen pop")
+			}
+		})
+	}
+}
