@@ -169,3 +169,33 @@ func TestWrongSecretIsReportedNotFatal(t *testing.T) {
 		t.Fatal("the secret leaks into the link error")
 	}
 }
+
+// An endpoint that answers 410 is disabled: no new deliveries pile up for it.
+func TestGoneEndpointStopsReceivingDeliveries(t *testing.T) {
+	sim := newAsterisk(t)
+	secret := webhooks.NewSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	rcv.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Status: 410} })
+	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
+	h.waitLink(true)
+	if err := sim.Play("inbound-call-basic", amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitFor(t.Context(), 5*time.Second, func() bool { return h.run.Engine.Emitted.Load() >= 5 }); err != nil {
+		t.Fatal("events not committed")
+	}
+	if err := sim.Play("inbound-call-basic", amitest.PlayOptions{Rewrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	err := waitFor(t.Context(), 5*time.Second, func() bool {
+		n, err := h.run.DB.Backlog(t.Context())
+		return err == nil && n == 0 && h.run.Engine.Emitted.Load() >= 10
+	})
+	if err != nil {
+		n, _ := h.run.DB.Backlog(t.Context())
+		t.Fatalf("backlog for a gone endpoint = %d", n)
+	}
+	if got := len(rcv.Requests()); got != 1 {
+		t.Fatalf("the gone endpoint got %d requests, want 1", got)
+	}
+}

@@ -44,6 +44,28 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return fmt.Errorf("store: %w", err)
 	}
 	endpoints = append(endpoints, runtimeEPs...)
+	// A 410 disables an endpoint for good; the config file is the admin's
+	// declared intent, so its endpoints start enabled again (logged), while
+	// endpoints created over the API stay disabled until re-enabled.
+	disabled, err := db.DisabledEndpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for i, ep := range endpoints {
+		reason, ok := disabled[ep.ID]
+		switch {
+		case !ok:
+		case ep.Source == "config":
+			log.Warn("webhook endpoint from the config was disabled; enabling it again", "endpoint", ep.ID, "reason", reason)
+			if err := db.EnableEndpoint(ctx, ep.ID); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+		default:
+			endpoints[i].Disabled, endpoints[i].DisabledReason = true, reason
+		}
+	}
+	var engine *bridge.Engine
+	var epMu sync.Mutex
 
 	policy := webhooks.DefaultPolicy()
 	policy.AllowLoopback, policy.AllowPrivate, policy.AllowLinkLocal = cfg.Delivery.AllowLoopback, cfg.Delivery.AllowPrivate, cfg.Delivery.AllowLinkLocal
@@ -55,11 +77,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		Policy:                 &policy,
 		UserAgent:              "ctibridge/" + Version,
 		Logger:                 log,
+		// Stop creating deliveries for an endpoint that answered 410.
+		OnDisable: func(id, reason string) {
+			epMu.Lock()
+			defer epMu.Unlock()
+			for i := range endpoints {
+				if endpoints[i].ID == id {
+					endpoints[i].Disabled, endpoints[i].DisabledReason = true, reason
+				}
+			}
+			engine.SetEndpoints(endpoints)
+		},
 	})
 	dispatcher.SetEndpoints(endpoints)
 
 	tracker := bridge.NewTracker(trackerConfig(cfg))
-	engine := bridge.NewEngine(tracker, db, dispatcher, endpoints, log)
+	engine = bridge.NewEngine(tracker, db, dispatcher, endpoints, log)
 	if err := engine.Restore(ctx); err != nil {
 		return fmt.Errorf("store: restoring open calls: %w", err)
 	}
