@@ -1,0 +1,140 @@
+package esl
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Content types FreeSWITCH's mod_event_socket sends.
+const (
+	typeAuthRequest = "auth/request"
+	typeReply       = "command/reply"
+	typeAPIResponse = "api/response"
+	typeEventPlain  = "text/event-plain"
+	typeEventJSON   = "text/event-json"
+	typeDisconnect  = "text/disconnect-notice"
+	typeRude        = "text/rude-rejection"
+)
+
+// DefaultMaxFrame is the largest body ReadFrame accepts unless told
+// otherwise. The biggest event in the captures is under 7 KiB; a
+// "show channels as json" on a busy switch is the realistic large one.
+const DefaultMaxFrame = 4 << 20
+
+const (
+	maxHeaderLines = 64
+	readerSize     = 64 << 10 // also the longest envelope header line
+)
+
+var (
+	// ErrFrameTooLarge means a frame announced a body over the limit. The
+	// body is never read: the stream cannot be trusted after it.
+	ErrFrameTooLarge = errors.New("esl: frame body over the size limit")
+	// ErrMalformedFrame means the envelope could not be parsed, so the next
+	// frame boundary is unknown.
+	ErrMalformedFrame = errors.New("esl: malformed frame")
+)
+
+// Header is one envelope header line.
+type Header struct{ Name, Value string }
+
+// Frame is one message of the ESL wire protocol: envelope headers, then
+// Content-Length bytes of body.
+type Frame struct {
+	Headers []Header
+	Body    []byte
+}
+
+// Get returns the value of the first header with the name (case-insensitive).
+func (f *Frame) Get(name string) string {
+	for _, h := range f.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// ContentType returns the frame's Content-Type.
+func (f *Frame) ContentType() string { return f.Get("Content-Type") }
+
+// ReadFrame reads one frame. Envelope lines end in LF (a CR before it is
+// dropped); a blank line ends the envelope. A body over max bytes is refused
+// with ErrFrameTooLarge before anything is allocated for it. io.EOF is
+// returned only on a clean end between frames.
+func ReadFrame(r *bufio.Reader, max int) (*Frame, error) {
+	if max <= 0 {
+		max = DefaultMaxFrame
+	}
+	f := &Frame{}
+	length := -1
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			switch {
+			case errors.Is(err, bufio.ErrBufferFull):
+				return nil, fmt.Errorf("%w: header line over %d bytes", ErrMalformedFrame, r.Size())
+			case err == io.EOF && len(line) == 0 && len(f.Headers) == 0:
+				return nil, io.EOF
+			case err == io.EOF:
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		line = trimEOL(line)
+		if len(line) == 0 {
+			if len(f.Headers) == 0 {
+				continue // stray blank line between frames
+			}
+			break
+		}
+		name, value, ok := strings.Cut(string(line), ":")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%w: header line %q", ErrMalformedFrame, truncate(string(line), 40))
+		}
+		value = strings.TrimLeft(value, " ")
+		if strings.EqualFold(name, "Content-Length") {
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("%w: Content-Length %q", ErrMalformedFrame, truncate(value, 20))
+			}
+			if n > int64(max) {
+				return nil, fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, max)
+			}
+			length = int(n)
+		}
+		if len(f.Headers) == maxHeaderLines {
+			return nil, fmt.Errorf("%w: over %d header lines", ErrMalformedFrame, maxHeaderLines)
+		}
+		f.Headers = append(f.Headers, Header{Name: name, Value: value})
+	}
+	if length > 0 {
+		f.Body = make([]byte, length)
+		if _, err := io.ReadFull(r, f.Body); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func trimEOL(b []byte) []byte {
+	b = b[:len(b)-1]
+	if len(b) > 0 && b[len(b)-1] == '\r' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}

@@ -1,0 +1,135 @@
+package esl
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+// showRows is the reply of "show channels as json" and "show calls as
+// json": {"row_count":N,"rows":[{...}]}, or {"row_count": 0} with no rows.
+type showRows struct {
+	RowCount int              `json:"row_count"`
+	Rows     []map[string]any `json:"rows"`
+}
+
+func parseRows(body string) ([]map[string]string, error) {
+	body = strings.TrimSpace(body)
+	if strings.HasPrefix(body, "-ERR") || strings.HasPrefix(body, "-USAGE") {
+		return nil, fmt.Errorf("esl: %s", truncate(body, 80))
+	}
+	var r showRows
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return nil, fmt.Errorf("esl: show reply: %w", err)
+	}
+	rows := make([]map[string]string, 0, len(r.Rows))
+	for _, raw := range r.Rows {
+		row := make(map[string]string, len(raw))
+		for k, v := range raw {
+			switch v := v.(type) {
+			case string:
+				row[k] = v
+			case nil:
+			default:
+				row[k] = fmt.Sprint(v)
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// SnapshotChannels builds the live channel list from the bodies of "show
+// channels as json" and, optionally, "show calls as json" (which pairs
+// bridged legs and so fills in linked ids show channels leaves empty).
+func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) {
+	rows, err := parseRows(channelsJSON)
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]map[string]string, len(rows))
+	for _, r := range rows {
+		byName[r["name"]] = r
+	}
+	// A bridged b-leg belongs to its a-leg's call.
+	bLinked := map[string]string{}
+	if callsJSON != "" {
+		if calls, err := parseRows(callsJSON); err == nil {
+			for _, c := range calls {
+				if b := c["b_uuid"]; b != "" {
+					bLinked[b] = firstNonEmpty(c["call_uuid"], c["uuid"])
+				}
+			}
+		}
+	}
+	live := make([]bridge.Channel, 0, len(rows))
+	for _, r := range rows {
+		ch := bridge.Channel{
+			ID:            r["uuid"],
+			Name:          r["name"],
+			LinkedID:      r["call_uuid"],
+			CallerNum:     r["cid_num"],
+			CallerName:    r["cid_name"],
+			ConnectedNum:  firstNonEmpty(r["callee_num"], r["dest"]),
+			ConnectedName: r["callee_name"],
+			Context:       r["context"],
+			Exten:         r["dest"],
+			State:         callState("", r["callstate"]),
+			Direction:     r["direction"],
+		}
+		if ch.ID == "" {
+			continue
+		}
+		// The loopback -a leg shows originate's placeholder as its caller id
+		// once answered; the initial one is the real caller.
+		if ch.CallerName == placeholderName {
+			ch.CallerNum, ch.CallerName = r["initial_cid_num"], r["initial_cid_name"]
+		}
+		if ch.ConnectedName == placeholderName {
+			ch.ConnectedNum, ch.ConnectedName = r["dest"], ""
+		}
+		if v := bLinked[ch.ID]; v != "" && (ch.LinkedID == "" || ch.LinkedID == ch.ID) {
+			ch.LinkedID = v
+		}
+		if ch.LinkedID == "" {
+			// A loopback -b leg has no call uuid: its -a half knows the call.
+			if p := byName[loopbackPartner(ch.Name)]; p != nil {
+				ch.LinkedID = p["call_uuid"]
+			}
+		}
+		if ch.LinkedID == "" {
+			ch.LinkedID = ch.ID
+		}
+		if s, err := strconv.ParseInt(r["created_epoch"], 10, 64); err == nil && s > 0 {
+			ch.CreatedAt = time.Unix(s, 0)
+		}
+		live = append(live, ch)
+	}
+	return live, nil
+}
+
+func loopbackPartner(name string) string {
+	if !strings.HasPrefix(name, "loopback/") {
+		return ""
+	}
+	if s, ok := strings.CutSuffix(name, "-a"); ok {
+		return s + "-b"
+	}
+	if s, ok := strings.CutSuffix(name, "-b"); ok {
+		return s + "-a"
+	}
+	return ""
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

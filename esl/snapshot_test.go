@@ -1,0 +1,51 @@
+package esl
+
+import (
+	"bufio"
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestSnapshotChannels reads the replies captured during a live bridged
+// call: show channels as json, then show calls as json.
+func TestSnapshotChannels(t *testing.T) {
+	br := bufio.NewReader(bytes.NewReader(readCapture(t, "show-channels", ".esl")))
+	var replies []string
+	for {
+		f, err := ReadFrame(br, 0)
+		if err != nil {
+			break
+		}
+		if f.ContentType() == typeAPIResponse {
+			replies = append(replies, string(f.Body))
+		}
+	}
+	live, err := SnapshotChannels(replies[0], replies[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const call = "468471fb-2335-4d59-add8-1bde7e35f20a" // loopback/2100-b, which bridged to 1100
+	want := []struct{ name, linked, caller, state, exten string }{
+		{"loopback/2100-a", "eabad26a-58c5-45d0-bf46-0375ce1867f0", "5552100", "Up", "2100"},
+		{"loopback/2100-b", call, "5552100", "Up", "2100"},
+		{"loopback/1100-a", call, "5552100", "Up", "1100"},
+		{"loopback/1100-b", call, "5552100", "Up", "1100"}, // no call_uuid: its -a half's
+	}
+	if len(live) != len(want) {
+		t.Fatalf("%d channels", len(live))
+	}
+	for i, w := range want {
+		ch := live[i]
+		if ch.Name != w.name || ch.LinkedID != w.linked || ch.CallerNum != w.caller || ch.State != w.state ||
+			ch.Exten != w.exten || ch.Context != "default" || ch.CreatedAt != time.Unix(1795339244, 0) {
+			t.Errorf("#%d: %+v", i, ch)
+		}
+	}
+	if live, err := SnapshotChannels("{\"row_count\": 0}\n", ""); err != nil || len(live) != 0 {
+		t.Fatalf("empty: %v %v", live, err)
+	}
+	if _, err := SnapshotChannels("-ERR no reply\n", ""); err == nil {
+		t.Fatal("an -ERR reply parsed")
+	}
+}
