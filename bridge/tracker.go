@@ -112,6 +112,10 @@ type conversation struct {
 	Cause     *HangupCause    `json:"cause,omitempty"`
 	Ended     bool            `json:"ended,omitempty"`
 	Outbound  bool            `json:"outbound,omitempty"` // placed by click-to-call
+	// OrigAgent is the agent who placed the call (an outbound or internal
+	// call from an agent's phone, or a click-to-call): the far party's
+	// answer establishes it.
+	OrigAgent string `json:"orig_agent,omitempty"`
 	ActionID  string          `json:"action_id,omitempty"`
 }
 
@@ -387,9 +391,10 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 		c = t.convs[o.ConversationID]
 		if c == nil {
 			c = t.newConversation(o.ConversationID, at)
-			c.Outbound, c.ActionID = true, o.ActionID
+			c.Outbound, c.ActionID, c.OrigAgent = true, o.ActionID, o.Agent
 			c.Call.Callee.Number = o.To
 			c.Call.Variables = o.Variables
+			c.Call.Agent = &Agent{Extension: o.Agent, Name: t.cfg.Agents[o.Agent]}
 		}
 		if ch.ID == o.AgentChannelID {
 			l.Role, l.Agent, l.Dialled = roleAgent, o.Agent, true
@@ -405,6 +410,11 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 	if c == nil || c.Ended {
 		c = t.newConversation(NewID("conv_"), at)
 		l.Role = roleCaller
+		if t.isAgentDevice(l) {
+			// An agent's own phone starts the call: outbound or internal.
+			c.OrigAgent = l.Ext
+			c.Call.Agent = &Agent{Extension: l.Ext, Name: t.cfg.Agents[l.Ext]}
+		}
 	}
 	if ch.LinkedID != "" {
 		t.link(c, ch.LinkedID)
@@ -640,9 +650,7 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 	}
 	status := strings.ToUpper(ev.DialStatus)
 	if status == "ANSWER" {
-		if to.Role == roleAgent {
-			t.answered(to, ev.At)
-		}
+		t.answered(to, ev.At)
 		return
 	}
 	if to.conv != nil && status != "" && to.Role != roleCaller {
@@ -654,13 +662,19 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 // answered marks a leg up; an agent's answer establishes the call.
 func (t *Tracker) answered(l *leg, at time.Time) {
 	c := l.conv
-	if l.Role == roleCaller {
+	switch {
+	case l.Role == roleCaller:
 		c.CallerUp = true
-		if !c.Outbound {
+		return
+	case l.Role == roleOther:
+		// The far party of a call an agent placed picks up: established.
+		if !l.Dialled || l.Answered || c.OrigAgent == "" || c.Call.AnsweredAt != nil {
 			return
 		}
-	}
-	if l.Role != roleAgent || l.Answered {
+		l.Answered = true
+		t.establish(c, at, &Agent{Extension: c.OrigAgent, Name: t.cfg.Agents[c.OrigAgent]})
+		return
+	case l.Role != roleAgent || l.Answered:
 		return
 	}
 	l.Ringing, l.Answered = false, true
@@ -679,20 +693,28 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 			}
 		}
 	}()
-	if c.Outbound && c.Call.AnsweredAt != nil {
+	if c.Outbound && l.Agent == c.OrigAgent && c.Call.AnsweredAt == nil {
+		// Click-to-call: the agent took the call; the customer's answer
+		// establishes it.
+		c.Call.State = "dialing"
+		t.dirty[c.ID] = c
 		return
 	}
-	first := c.Call.AnsweredAt == nil
-	if first {
+	t.establish(c, at, t.agent(l))
+}
+
+// establish marks the call talking and emits call.answered.
+func (t *Tracker) establish(c *conversation, at time.Time, agent *Agent) {
+	if c.Call.AnsweredAt == nil {
 		a := at.UTC()
 		c.Call.AnsweredAt = &a
 		w := int64(a.Sub(c.Call.StartedAt).Seconds())
 		c.Call.WaitS = &w
 	}
-	c.Call.Agent = t.agent(l)
+	c.Call.Agent = agent
 	c.Call.State = "talking"
 	c.Queued = false
-	t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
+	t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = agent })
 }
 
 func (t *Tracker) bridgeEnter(ev ChannelEvent) {
@@ -719,7 +741,7 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 			break
 		}
 	}
-	if l.Role == roleAgent && !l.Answered && l.Dialled {
+	if l.Role != roleCaller && !l.Answered && l.Dialled {
 		t.answered(l, ev.At)
 	}
 }
@@ -787,12 +809,19 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	}
 	// The first release with a real cause tells why the call ended, and who
 	// ended it once it was talking.
-	talking := l.Role == roleCaller || l.Role == roleAgent && l.Answered
+	talking := l.Role == roleCaller || l.Answered && (l.Role == roleAgent || l.Role == roleOther && c.OrigAgent != "")
 	if c.Cause == nil && ev.Cause != 0 && (c.Call.AnsweredAt == nil || talking) {
 		c.Cause = &HangupCause{Code: ev.Cause, Text: causeText(ev.Cause, ev.CauseText)}
 	}
 	if c.Call.AnsweredAt != nil && c.FirstDown == "" && !ev.Resynced && talking {
-		c.FirstDown = string(l.Role)
+		switch {
+		case l.Role == roleOther:
+			c.FirstDown = "callee" // the far party of a call an agent placed
+		case l.Role == roleCaller && c.OrigAgent != "":
+			c.FirstDown = "agent"
+		default:
+			c.FirstDown = string(l.Role)
+		}
 	}
 	if len(l.Channels) > 0 {
 		return // the other half of a local pair is still up
@@ -845,8 +874,10 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	switch {
 	case resynced:
 		c.Call.HangupBy = "system"
-	case c.FirstDown != "" && c.FirstDown != string(roleOther):
+	case c.FirstDown != "":
 		c.Call.HangupBy = c.FirstDown
+	case c.Call.AnsweredAt == nil && c.OrigAgent != "":
+		c.Call.HangupBy = "agent" // the agent gave up calling out
 	case c.Call.AnsweredAt == nil:
 		c.Call.HangupBy = "caller"
 	default:
@@ -924,7 +955,7 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 	// The conversation goes on: the release that counts is the final one,
 	// whatever the transferer's leg did (FreeSWITCH may report its hangup
 	// before the transfer itself).
-	c.FirstDown, c.Cause = "", nil
+	c.FirstDown, c.Cause, c.OrigAgent = "", nil, ""
 	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
 }
 

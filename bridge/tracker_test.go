@@ -421,3 +421,50 @@ func TestEngineCommitsBeforeNotifyAndRetriesFailedCommits(t *testing.T) {
 		t.Fatalf("live = %d", len(e.Live()))
 	}
 }
+
+func TestOutboundCallFromAgentPhone(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		answer   bool
+		first    string // who hangs up first
+		want     string
+		disp     Disposition
+		hangupBy string
+	}{
+		{"answered, customer hangs up", true, "trunk", "call.answered,call.ended", DispositionAnswered, "callee"},
+		{"answered, agent hangs up", true, "agent", "call.answered,call.ended", DispositionAnswered, "agent"},
+		{"no answer", false, "agent", "call.ended", DispositionNoAnswer, "agent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestTracker()
+			agent := Channel{ID: "o.1", Name: "PJSIP/201-00000001", LinkedID: "o.1", CallerNum: "201", Context: "from-internal", Exten: "84954451120"}
+			trunk := Channel{ID: "o.2", Name: "PJSIP/trunk-00000002", LinkedID: "o.1"}
+			evs := []ChannelEvent{
+				{Kind: ChanNew, Channel: agent},
+				{Kind: ChanNew, Channel: trunk},
+				{Kind: ChanDial, Channel: agent, Peer: &trunk},
+			}
+			if tc.answer {
+				evs = append(evs, ChannelEvent{Kind: ChanAnswer, Channel: trunk}, ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &trunk, DialStatus: "ANSWER"})
+			} else {
+				evs = append(evs, ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &trunk, DialStatus: "NOANSWER"})
+			}
+			first, second := trunk, agent
+			if tc.first == "agent" {
+				first, second = agent, trunk
+			}
+			evs = append(evs, ChannelEvent{Kind: ChanHangup, Channel: first, Cause: 16}, ChannelEvent{Kind: ChanHangup, Channel: second, Cause: 16})
+			out := run(tr, evs...)
+			if got := typesOf(out); got != tc.want {
+				t.Fatalf("events = %s, want %s", got, tc.want)
+			}
+			end := out[len(out)-1].Call
+			if end.Direction != DirectionOutbound || end.Agent == nil || end.Agent.Extension != "201" || end.Disposition != tc.disp || end.HangupBy != tc.hangupBy {
+				t.Fatalf("end = %+v agent %+v", end, end.Agent)
+			}
+			if tc.answer && (out[0].Agent == nil || out[0].Agent.Extension != "201") {
+				t.Fatalf("answered names agent %+v", out[0].Agent)
+			}
+		})
+	}
+}
