@@ -116,7 +116,7 @@ type conversation struct {
 	// call from an agent's phone, or a click-to-call): the far party's
 	// answer establishes it.
 	OrigAgent string `json:"orig_agent,omitempty"`
-	ActionID  string          `json:"action_id,omitempty"`
+	ActionID  string `json:"action_id,omitempty"`
 }
 
 // NewTracker returns an empty tracker.
