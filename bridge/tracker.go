@@ -410,11 +410,6 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 	if c == nil || c.Ended {
 		c = t.newConversation(NewID("conv_"), at)
 		l.Role = roleCaller
-		if t.isAgentDevice(l) {
-			// An agent's own phone starts the call: outbound or internal.
-			c.OrigAgent = l.Ext
-			c.Call.Agent = &Agent{Extension: l.Ext, Name: t.cfg.Agents[l.Ext]}
-		}
 	}
 	if ch.LinkedID != "" {
 		t.link(c, ch.LinkedID)
@@ -533,6 +528,7 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	}
 	to.Dialled = true
 	from.conv.Dialled = true
+	t.placedByAgent(from)
 	if to.Role == roleOther && t.isAgentDevice(to) {
 		to.Role = roleAgent
 		to.Agent = to.Ext
@@ -701,6 +697,22 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		return
 	}
 	t.establish(c, at, t.agent(l))
+}
+
+// placedByAgent notes that an agent's own phone started the call (outbound
+// or internal) when its first leg dials out: an agent's device whose caller
+// id is an extension too (a trunk call landing on a look-alike channel
+// carries the customer's number).
+func (t *Tracker) placedByAgent(from *leg) {
+	c := from.conv
+	if from.Role != roleCaller || c.OrigAgent != "" || c.Outbound || !t.isAgentDevice(from) {
+		return
+	}
+	if n := c.Call.Caller.Number; n != "" && !t.cfg.AgentPattern.MatchString(n) {
+		return
+	}
+	c.OrigAgent = from.Ext
+	c.Call.Agent = &Agent{Extension: from.Ext, Name: t.cfg.Agents[from.Ext]}
 }
 
 // establish marks the call talking and emits call.answered.
