@@ -1,0 +1,93 @@
+package ami
+
+import (
+	"bytes"
+	"io"
+	"slices"
+	"testing"
+)
+
+func seedCaptures(f *testing.F, whole bool) {
+	for _, raw := range captures(f) {
+		if whole {
+			f.Add(raw, uint16(0))
+			continue
+		}
+		for _, fr := range bytes.SplitAfter(raw, []byte("\r\n\r\n")) {
+			f.Add(fr, uint16(0))
+		}
+	}
+	f.Add([]byte("Response: Follows\r\nPrivilege: Command\r\nout\n\n--END COMMAND--\r\n\r\n"), uint16(0))
+	f.Add([]byte("Event: A\nB: c\n\n\r\n\r\nEvent: D\r\n"), uint16(3))
+}
+
+// FuzzReadFrames: whatever the peer sends, the Reader neither panics nor
+// buffers past its limits, and every frame it returns is a terminated slice
+// of the input, in order.
+func FuzzReadFrames(f *testing.F) {
+	seedCaptures(f, true)
+	f.Fuzz(func(t *testing.T, data []byte, limit uint16) {
+		maxLine, maxFrame := 64+int(limit%512), 256+int(limit)
+		r := NewReader(bytes.NewReader(data), maxLine, maxFrame)
+		rest := data
+		if bytes.HasPrefix(data, []byte(bannerPrefix)) {
+			if _, err := r.ReadBanner(); err != nil {
+				return
+			}
+		}
+		for {
+			fr, err := r.ReadFrame()
+			if cap(r.buf) > max(initialBuf, maxFrame+1) {
+				t.Fatalf("buffer %d over limit %d", cap(r.buf), maxFrame)
+			}
+			if err != nil {
+				if err == io.EOF && r.Buffered() != 0 {
+					t.Fatal("EOF with bytes left")
+				}
+				return
+			}
+			if len(fr) > maxFrame {
+				t.Fatalf("frame of %d bytes, limit %d", len(fr), maxFrame)
+			}
+			if !bytes.HasSuffix(fr, []byte("\n\n")) && !bytes.HasSuffix(fr, []byte("\n\r\n")) {
+				t.Fatalf("unterminated frame %q", fr)
+			}
+			i := bytes.Index(rest, fr)
+			if i < 0 {
+				t.Fatalf("frame %q not in the input", fr)
+			}
+			rest = rest[i+len(fr):]
+			Parse(fr) // must not panic
+		}
+	})
+}
+
+// FuzzParse: Parse never panics, and what it accepts survives a round trip
+// through the wire format unchanged.
+func FuzzParse(f *testing.F) {
+	seedCaptures(f, false)
+	f.Fuzz(func(t *testing.T, data []byte, _ uint16) {
+		m, err := Parse(data)
+		if err != nil {
+			return
+		}
+		if m.Len() == 0 {
+			t.Fatal("empty message without error")
+		}
+		var b bytes.Buffer
+		for _, h := range m.Headers() {
+			b.WriteString(h.Name + ": " + h.Value + "\r\n")
+		}
+		b.WriteString("\r\n")
+		if bytes.HasPrefix(b.Bytes(), []byte("Response: Follows\r\n")) {
+			return // Output lines re-read as command output, by design
+		}
+		m2, err := Parse(b.Bytes())
+		if err != nil {
+			t.Fatalf("re-parse of %q: %v", b.Bytes(), err)
+		}
+		if !slices.Equal(m.Headers(), m2.Headers()) {
+			t.Fatalf("%q became %q", m.Headers(), m2.Headers())
+		}
+	})
+}

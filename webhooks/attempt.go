@@ -1,0 +1,265 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+// maxResponseBody is how much of a response is read. Reading a little lets
+// the connection be reused and gives an error snippet; more is a CRM's
+// problem, not ours.
+const maxResponseBody = 4 << 10
+
+// attempt makes one try of a delivery and records it. It runs on its own
+// goroutine and owns it until the result is back with the scheduler.
+//
+// Outcomes: 2xx is delivered; 410 Gone disables the endpoint; anything else
+// (3xx, 408, 429, 5xx, timeouts, connection errors, and the other 4xx too)
+// is retried until the retry window closes. Other 4xx are retried rather
+// than dropped because they usually mean a CRM misconfiguration (expired
+// token, wrong path) that a human fixes within the window; dropping would
+// lose the events of that time for good.
+func (e *endpoint) attempt(cfg *endpointConfig, it *item) result {
+	d := e.d
+	at := d.clock.Now()
+	start := time.Now()
+	code, retryAfter, err := e.post(cfg, it, at)
+	latency := time.Since(start)
+	if code == 0 && e.reqCtx.Err() != nil {
+		return result{it: it, outcome: outAborted}
+	}
+
+	if it.FirstTriedAt.IsZero() {
+		it.FirstTriedAt = at
+	}
+	it.Attempts++
+	a := bridge.Attempt{EventID: it.ID, EndpointID: e.id, At: at, StatusCode: code, Latency: latency}
+	if err != nil {
+		a.Error = err.Error()
+	}
+	r := result{it: it}
+	switch {
+	case err == nil:
+		r.outcome = outDelivered
+	case code == http.StatusGone:
+		r.outcome = outDisabled
+	default:
+		now := d.clock.Now()
+		deadline := it.FirstTriedAt.Add(d.opts.RetryWindow)
+		if !now.Before(deadline) {
+			r.outcome = outDead
+			break
+		}
+		delay := min(retryAfter, d.opts.MaxRetryAfter)
+		if delay <= 0 {
+			delay = d.backoff(it.Attempts)
+		}
+		// The last try is made at the window's end rather than skipped.
+		r.next = now.Add(delay)
+		if r.next.After(deadline) {
+			r.next = deadline
+		}
+		r.outcome = outRetry
+	}
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.reqCtx), d.opts.Timeout)
+	defer cancel()
+	e.recordMu.RLock()
+	if e.disabled.Load() && r.outcome != outDelivered {
+		r.outcome = outDisabled // DisableEndpoint already marked it so
+	}
+	a.Outcome = r.outcome.status()
+	if r.outcome == outRetry {
+		a.NextAttemptAt = r.next
+	}
+	if err := d.store.RecordAttempt(ctx, a); err != nil {
+		// Memory moves on regardless; the store still says pending, so the
+		// worst case is one more send after a restart.
+		d.log.Error("webhook attempt not recorded", "endpoint", e.id, "event", it.ID, "err", err)
+	}
+	e.recordMu.RUnlock()
+
+	e.account(cfg, it, a, code == http.StatusGone)
+	if d.opts.OnAttempt != nil {
+		d.opts.OnAttempt(a)
+	}
+	return r
+}
+
+func (o outcome) status() bridge.DeliveryStatus {
+	switch o {
+	case outDelivered:
+		return bridge.DeliveryDelivered
+	case outDead:
+		return bridge.DeliveryDead
+	case outDisabled:
+		return bridge.DeliveryDisabled
+	}
+	return bridge.DeliveryPending
+}
+
+// account updates counters and logs. Single failures are debug-level; the
+// operator hears when an endpoint starts failing, recovers, loses an event
+// or is disabled.
+func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone bool) {
+	d := e.d
+	log := d.log.With("endpoint", e.id, "host", host(cfg.URL))
+	if a.Outcome == bridge.DeliveryDelivered {
+		d.delivered.Add(1)
+		if e.failing.Swap(false) {
+			log.Info("webhook endpoint recovered")
+		}
+		return
+	}
+	d.failed.Add(1)
+	log.Debug("webhook attempt failed", "event", it.ID, "attempt", it.Attempts, "status", a.StatusCode, "err", a.Error, "outcome", a.Outcome)
+	if !e.failing.Swap(true) && !gone {
+		log.Warn("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error)
+	}
+	switch a.Outcome {
+	case bridge.DeliveryPending:
+		d.retried.Add(1)
+	case bridge.DeliveryDead:
+		d.dead.Add(1)
+		log.Warn("webhook delivery dead: retry window exhausted", "event", it.ID, "type", it.Type,
+			"attempts", it.Attempts, "first_tried_at", it.FirstTriedAt, "err", a.Error)
+	}
+	if gone {
+		e.disable("endpoint answered 410 Gone")
+	}
+}
+
+// disable marks the endpoint disabled, in the store and here. Attempts
+// recorded after this one see the flag and record their delivery disabled
+// rather than pending.
+func (e *endpoint) disable(reason string) {
+	e.recordMu.Lock()
+	if e.disabled.Load() {
+		e.recordMu.Unlock()
+		return
+	}
+	e.disabled.Store(true)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.reqCtx), e.d.opts.Timeout)
+	err := e.d.store.DisableEndpoint(ctx, e.id, reason)
+	cancel()
+	e.recordMu.Unlock()
+
+	e.d.disabled.Add(1)
+	e.d.log.Warn("webhook endpoint disabled", "endpoint", e.id, "reason", reason)
+	if err != nil {
+		e.d.log.Error("webhook endpoint disable not stored", "endpoint", e.id, "err", err)
+	}
+	if e.d.opts.OnDisable != nil {
+		e.d.opts.OnDisable(e.id, reason)
+	}
+	e.signal()
+}
+
+// post sends one signed request. A nil error means a 2xx; otherwise code is
+// the status (0 if no response) and retryAfter what the response asked.
+func (e *endpoint) post(cfg *endpointConfig, it *item, at time.Time) (code int, retryAfter time.Duration, err error) {
+	d := e.d
+	if cfg.keyErr != nil {
+		return 0, 0, cfg.keyErr
+	}
+	ctx, cancel := context.WithTimeout(e.reqCtx, d.opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(it.Payload))
+	if err != nil {
+		return 0, 0, errors.New("webhooks: invalid endpoint URL") // the URL may hold a token
+	}
+	ts := at.Unix()
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", d.opts.UserAgent)
+	h.Set(HeaderID, it.ID)
+	h.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	h.Set(HeaderSignature, "v1,"+base64.StdEncoding.EncodeToString(mac(cfg.key, it.ID, ts, it.Payload)))
+
+	resp, err := d.client.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, which may hold a token
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no response within %s", d.opts.Timeout)
+		}
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		io.CopyN(io.Discard, resp.Body, maxResponseBody)
+		return resp.StatusCode, 0, nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+		msg += ": redirect to " + snippet([]byte(loc)) + " not followed"
+	} else if s := snippet(body); s != "" {
+		msg += ": " + s
+	}
+	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), d.clock.Now()), errors.New(msg)
+}
+
+// snippet makes the start of a response printable for the attempt log.
+func snippet(b []byte) string {
+	const n = 200
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b[:min(len(b), n)]), ""))
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func host(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return ""
+}
+
+// parseRetryAfter reads a Retry-After value, delay-seconds or HTTP-date, as
+// a wait from now; zero when absent, invalid or in the past.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, int64(1<<62/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// backoff is the full-jitter wait after the n-th failed attempt: uniform in
+// (0, min(BackoffMax, BackoffBase·2^(n-1))].
+func (d *Dispatcher) backoff(n int) time.Duration {
+	ceil := d.opts.BackoffBase
+	for i := 1; i < n && ceil < d.opts.BackoffMax; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, d.opts.BackoffMax)
+	return time.Duration(rand.Int64N(int64(ceil))) + 1
+}

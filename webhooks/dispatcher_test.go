@@ -1,0 +1,774 @@
+package webhooks_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/webhooks"
+	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
+)
+
+// wait bounds every wait in these tests. Nothing is asserted about how long
+// things take; it only keeps a broken test from hanging.
+const wait = 30 * time.Second
+
+var testSecret = webhooks.NewSecret()
+
+type harness struct {
+	t      *testing.T
+	store  *fakeStore
+	d      *webhooks.Dispatcher
+	cancel context.CancelFunc
+	done   chan error
+
+	mu       sync.Mutex
+	attempts []bridge.Attempt
+	changed  chan struct{}
+}
+
+// start runs a dispatcher over store until the test ends.
+func start(t *testing.T, store *fakeStore, opts webhooks.Options, eps ...bridge.Endpoint) *harness {
+	t.Helper()
+	h := &harness{t: t, store: store, done: make(chan error, 1), changed: make(chan struct{})}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	hook := opts.OnAttempt
+	opts.OnAttempt = func(a bridge.Attempt) {
+		if hook != nil {
+			hook(a)
+		}
+		h.mu.Lock()
+		h.attempts = append(h.attempts, a)
+		close(h.changed)
+		h.changed = make(chan struct{})
+		h.mu.Unlock()
+	}
+	h.d = webhooks.New(store, opts)
+	h.d.SetEndpoints(eps)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- h.d.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+// stop ends Run and waits for it; after it no request is under way.
+func (h *harness) stop() {
+	h.t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+		h.done <- nil // later stops return at once
+	case <-time.After(wait):
+		h.t.Fatal("Run did not return")
+	}
+}
+
+// waitAttempts waits until n attempts were made and returns them all.
+func (h *harness) waitAttempts(n int) []bridge.Attempt {
+	h.t.Helper()
+	deadline := time.After(wait)
+	for {
+		h.mu.Lock()
+		as, ch := append([]bridge.Attempt(nil), h.attempts...), h.changed
+		h.mu.Unlock()
+		if len(as) >= n {
+			return as
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			h.t.Fatalf("%d attempts, want %d", len(as), n)
+		}
+	}
+}
+
+// waitUntil polls cond. Used only where no event signals the condition.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func endpoint(id, url string) bridge.Endpoint {
+	return bridge.Endpoint{ID: id, URL: url, Secret: testSecret}
+}
+
+func records(convs []string, n int) []bridge.Record {
+	var rs []bridge.Record
+	for seq := int64(1); seq <= int64(n); seq++ {
+		for _, c := range convs {
+			rs = append(rs, event(c, seq))
+		}
+	}
+	return rs
+}
+
+func TestDeliver(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{UserAgent: "ctibridge/test"}, endpoint("ep", rx.URL))
+
+	rec := event("conv1", 1)
+	h.d.Notify(store.commit([]bridge.Record{rec}, "ep"))
+	got := rx.WaitFor(1, wait)[0]
+
+	if string(got.Raw) != string(rec.Payload) {
+		t.Errorf("body %s, want the record's payload %s", got.Raw, rec.Payload)
+	}
+	if got.ID != rec.ID || got.ConversationID != "conv1" || got.Sequence != 1 || got.Type != bridge.EventCallAnswered {
+		t.Errorf("delivery %+v", got)
+	}
+	for k, want := range map[string]string{"Content-Type": "application/json", "User-Agent": "ctibridge/test", "Webhook-Id": rec.ID} {
+		if v := got.Header.Get(k); v != want {
+			t.Errorf("header %s = %q, want %q", k, v, want)
+		}
+	}
+	a := h.waitAttempts(1)[0]
+	if a.StatusCode != 200 || a.Outcome != bridge.DeliveryDelivered || a.Latency <= 0 || a.Error != "" || a.EventID != rec.ID {
+		t.Errorf("attempt %+v", a)
+	}
+	h.stop()
+	if s := store.status("ep", rec.ID); s != bridge.DeliveryDelivered {
+		t.Errorf("store status %s", s)
+	}
+	if st := h.d.Stats(); st.Delivered != 1 || st.FailedAttempts != 0 || st.InFlight != 0 || st.Queued != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// Under random 500s each conversation's events arrive in Sequence order:
+// no request for event N+1 reaches the receiver before event N was
+// acknowledged, and each event is acknowledged once.
+func TestOrderingUnderRandomFailures(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(time.Now, -1) // the auto clock jumps; timestamps are not the point
+	var mu sync.Mutex
+	rng := rand.New(rand.NewPCG(1, 2))
+	rx.Respond(func(webhookstest.Delivery) webhookstest.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		if rng.IntN(10) < 3 {
+			return webhookstest.Response{Status: 500}
+		}
+		return webhookstest.Response{}
+	})
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: webhookstest.NewAutoClock(time.Now()), MaxInFlightPerEndpoint: 8},
+		endpoint("ep", rx.URL))
+
+	convs := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	recs := records(convs, 30)
+	for i := 1; i <= 20; i++ {
+		recs = append(recs, event("", int64(i)))
+	}
+	for len(recs) > 0 { // commit in small batches, as the engine does
+		n := min(len(recs), 7)
+		h.d.Notify(store.commit(recs[:n], "ep"))
+		recs = recs[n:]
+	}
+	total := len(convs)*30 + 20
+	ok := rx.WaitFor(total, wait)
+	h.stop()
+
+	checkOrder(t, rx.Requests(), total)
+	if fails := len(rx.Requests()) - len(ok); fails == 0 {
+		t.Fatal("no request failed; the test proves nothing")
+	}
+	if c := store.counts("ep"); c[bridge.DeliveryDelivered] != total {
+		t.Errorf("store statuses %v", c)
+	}
+}
+
+// checkOrder asserts that every event was acknowledged exactly once and
+// that no request for an event arrived before its predecessor in the
+// conversation was acknowledged.
+func checkOrder(t *testing.T, reqs []webhookstest.Delivery, total int) {
+	t.Helper()
+	acked := make(map[string]webhookstest.Delivery) // by event id
+	for _, r := range reqs {
+		if !r.OK() {
+			continue
+		}
+		if _, dup := acked[r.ID]; dup {
+			t.Errorf("event %s acknowledged twice", r.ID)
+		}
+		acked[r.ID] = r
+	}
+	if len(acked) != total {
+		t.Errorf("%d events acknowledged, want %d", len(acked), total)
+	}
+	for _, r := range reqs {
+		if r.ConversationID == "" || r.Sequence == 1 {
+			continue
+		}
+		prev, ok := acked[fmt.Sprintf("evt_%s_%d", r.ConversationID, r.Sequence-1)]
+		if !ok || prev.Answered > r.Arrived {
+			t.Fatalf("%s arrived (#%d) before %s/%d was acknowledged (%v, #%d)",
+				r.ID, r.Arrived, r.ConversationID, r.Sequence-1, ok, prev.Answered)
+		}
+	}
+}
+
+// A conversation stuck in retries does not hold up another conversation.
+func TestNoHeadOfLineBlockingConversation(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	var failA sync.Mutex // held while conversation A fails
+	aFails := true
+	rx.Respond(func(d webhookstest.Delivery) webhookstest.Response {
+		failA.Lock()
+		defer failA.Unlock()
+		if d.ConversationID == "A" && aFails {
+			return webhookstest.Response{Status: 503}
+		}
+		return webhookstest.Response{}
+	})
+	clock := webhookstest.NewClock(time.Now())
+	rx.SetNow(clock.Now, 0)
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: clock, MaxInFlightPerEndpoint: 1}, endpoint("ep", rx.URL))
+
+	h.d.Notify(store.commit(records([]string{"A"}, 2), "ep"))
+	h.d.Notify(store.commit(records([]string{"B"}, 20), "ep"))
+
+	// The clock stands still, so A's retry cannot come; B must get through
+	// regardless, even with a single request slot.
+	ok := rx.WaitFor(20, wait)
+	for i, d := range ok {
+		if d.ConversationID != "B" || d.Sequence != int64(i+1) {
+			t.Fatalf("delivery %d: %s", i, d.ID)
+		}
+	}
+	reqs := rx.WaitForRequests(21, wait)
+	if reqs[0].ID != "evt_A_1" {
+		t.Errorf("first request %s, want evt_A_1", reqs[0].ID)
+	}
+	for _, r := range reqs {
+		if r.ID == "evt_A_2" {
+			t.Fatal("evt_A_2 sent while evt_A_1 is not delivered")
+		}
+	}
+
+	// Once A's endpoint recovers, its retry goes through, then its next event.
+	failA.Lock()
+	aFails = false
+	failA.Unlock()
+	clock.AdvanceToNext(wait)
+	ok = rx.WaitFor(22, wait)
+	if ok[20].ID != "evt_A_1" || ok[21].ID != "evt_A_2" {
+		t.Fatalf("after recovery: %s, %s", ok[20].ID, ok[21].ID)
+	}
+}
+
+// Endpoints that hang every request do not starve a healthy one, even when
+// they hold every shared request slot.
+func TestNoHeadOfLineBlockingEndpoint(t *testing.T) {
+	store := newFakeStore()
+	var eps []bridge.Endpoint
+	var hung []*webhookstest.Receiver
+	for i := range 3 {
+		rx := webhookstest.NewReceiver(t, testSecret)
+		rx.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Hang: true} })
+		hung = append(hung, rx)
+		eps = append(eps, endpoint(fmt.Sprintf("hung%d", i), rx.URL))
+	}
+	good := webhookstest.NewReceiver(t, testSecret)
+	eps = append(eps, endpoint("good", good.URL))
+	h := start(t, store, webhooks.Options{
+		MaxInFlightPerEndpoint: 4, MaxInFlight: 3, Timeout: time.Hour, ShutdownGrace: time.Millisecond,
+	}, eps...)
+	t.Cleanup(func() {
+		for _, rx := range hung {
+			rx.Release()
+		}
+	})
+
+	// Independent events, so each hung endpoint would use all its slots.
+	var free []bridge.Record
+	for i := range 10 {
+		free = append(free, event("", int64(i)))
+	}
+	h.d.Notify(store.commit(free, "hung0", "hung1", "hung2"))
+	// Each hung endpoint holds its own slot; together they hold all three
+	// shared ones.
+	waitUntil(t, "hung requests", func() bool {
+		n := 0
+		for _, rx := range hung {
+			n += rx.Hanging()
+		}
+		return n == 3+3
+	})
+
+	h.d.Notify(store.commit(records([]string{"x", "y"}, 10), "good"))
+	if got := good.WaitFor(20, wait); len(got) != 20 {
+		t.Fatalf("healthy endpoint got %d of 20", len(got))
+	}
+	if st := h.d.Stats(); st.InFlight < 6 {
+		t.Errorf("in flight %d: hung requests were not all held", st.InFlight)
+	}
+}
+
+// 410 Gone disables the endpoint: in the store, and here.
+func TestGoneDisablesEndpoint(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Status: http.StatusGone} })
+	store := newFakeStore()
+	var disabledID, reason string
+	var mu sync.Mutex
+	h := start(t, store, webhooks.Options{
+		MaxInFlightPerEndpoint: 1,
+		OnDisable: func(id, r string) {
+			mu.Lock()
+			disabledID, reason = id, r
+			mu.Unlock()
+		},
+	}, endpoint("ep", rx.URL))
+
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1), event("b", 1), event("c", 1)}, "ep"))
+	waitUntil(t, "the endpoint to stop", func() bool { st := h.d.Stats(); return st.Disabled == 1 && st.Queued == 0 })
+	// Pushes to a disabled endpoint are dropped on the spot.
+	h.d.Notify(store.commit([]bridge.Record{event("d", 1)}, "ep"))
+	if q := h.d.Stats().Queued; q != 0 {
+		t.Errorf("queued %d after pushing to a disabled endpoint", q)
+	}
+	h.stop()
+
+	if n := len(rx.Requests()); n != 1 {
+		t.Errorf("%d requests, want 1", n)
+	}
+	if !strings.Contains(store.disabled["ep"], "410") {
+		t.Errorf("store disable reason %q", store.disabled["ep"])
+	}
+	mu.Lock()
+	if disabledID != "ep" || !strings.Contains(reason, "410") {
+		t.Errorf("OnDisable(%q, %q)", disabledID, reason)
+	}
+	mu.Unlock()
+	if c := store.counts("ep"); c[bridge.DeliveryDisabled] != 3 {
+		t.Errorf("store statuses %v", c)
+	}
+	as := store.attemptsOf("evt_a_1")
+	if len(as) != 1 || as[0].StatusCode != 410 || as[0].Outcome != bridge.DeliveryDisabled {
+		t.Errorf("attempts %+v", as)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	start0 := time.Now().Truncate(time.Second)
+	tests := []struct {
+		name       string
+		retryAfter func(now time.Time) string
+		want       time.Duration
+	}{
+		{"seconds", func(time.Time) string { return "120" }, 120 * time.Second},
+		{"http date", func(now time.Time) string { return now.Add(300 * time.Second).UTC().Format(http.TimeFormat) }, 300 * time.Second},
+		{"capped", func(time.Time) string { return "999999" }, 10 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := webhookstest.NewClock(start0)
+			rx := webhookstest.NewReceiver(t, testSecret)
+			rx.SetNow(clock.Now, 0)
+			rx.Script(webhookstest.Response{Status: 429, RetryAfter: tt.retryAfter(start0)})
+			store := newFakeStore()
+			h := start(t, store, webhooks.Options{Clock: clock, MaxRetryAfter: 10 * time.Minute}, endpoint("ep", rx.URL))
+			h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "ep"))
+
+			a := h.waitAttempts(1)[0]
+			if a.StatusCode != 429 || a.Outcome != bridge.DeliveryPending || !a.NextAttemptAt.Equal(a.At.Add(tt.want)) {
+				t.Fatalf("attempt %+v, want next try at +%s", a, tt.want)
+			}
+			if at, _ := clock.WaitForTimer(wait); !at.Equal(a.NextAttemptAt) {
+				t.Fatalf("retry timer at %s, want %s", at, a.NextAttemptAt)
+			}
+			clock.Advance(tt.want - time.Second)
+			if ds := clock.Deadlines(); len(ds) != 1 {
+				t.Fatalf("timer fired early: %v", ds)
+			}
+			clock.Advance(time.Second)
+			rx.WaitFor(1, wait)
+			if as := h.waitAttempts(2); as[1].Outcome != bridge.DeliveryDelivered || !as[1].At.Equal(a.NextAttemptAt) {
+				t.Fatalf("second attempt %+v", as[1])
+			}
+		})
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":                              0,
+		"0":                             0,
+		"-5":                            0,
+		"soon":                          0,
+		" 30 ":                          30 * time.Second,
+		"Fri, 02 Jan 2026 03:05:05 GMT": time.Minute,
+		"Fri, 02 Jan 2026 03:00:00 GMT": 0, // past
+	} {
+		if got := webhooks.ParseRetryAfter(v, now); got != want {
+			t.Errorf("ParseRetryAfter(%q) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+func TestBackoffFullJitter(t *testing.T) {
+	d := webhooks.New(newFakeStore(), webhooks.Options{BackoffBase: time.Second, BackoffMax: time.Minute})
+	for n, ceil := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 7: time.Minute, 100: time.Minute} {
+		var lo, hi time.Duration = ceil, 0
+		for range 2000 {
+			b := d.Backoff(n)
+			if b <= 0 || b > ceil {
+				t.Fatalf("Backoff(%d) = %s, want (0, %s]", n, b, ceil)
+			}
+			lo, hi = min(lo, b), max(hi, b)
+		}
+		// Full jitter spreads over the whole range.
+		if lo > ceil/10 || hi < ceil*9/10 {
+			t.Errorf("Backoff(%d) spans [%s, %s] of (0, %s]", n, lo, hi, ceil)
+		}
+	}
+}
+
+// A delivery failing for longer than the retry window goes dead, after one
+// last try at the window's end, and the conversation moves on.
+func TestDeadAfterRetryWindow(t *testing.T) {
+	clock := webhookstest.NewClock(time.Now())
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(clock.Now, 0)
+	rx.Respond(func(d webhookstest.Delivery) webhookstest.Response {
+		if d.ID == "evt_a_1" {
+			return webhookstest.Response{Status: 500}
+		}
+		return webhookstest.Response{}
+	})
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{
+		Clock: clock, RetryWindow: time.Hour, BackoffBase: time.Minute, BackoffMax: 10 * time.Minute,
+	}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit(records([]string{"a"}, 2), "ep"))
+
+	for store.status("ep", "evt_a_1") != bridge.DeliveryDead {
+		waitUntil(t, "a retry or death", func() bool {
+			return store.status("ep", "evt_a_1") == bridge.DeliveryDead || len(clock.Deadlines()) > 0
+		})
+		if ds := clock.Deadlines(); len(ds) > 0 {
+			clock.AdvanceTo(ds[0])
+		}
+	}
+	ok := rx.WaitFor(1, wait)
+	h.stop()
+
+	as := store.attemptsOf("evt_a_1")
+	first, last := as[0], as[len(as)-1]
+	if len(as) < 3 || last.Outcome != bridge.DeliveryDead || !last.At.Equal(first.At.Add(time.Hour)) {
+		t.Fatalf("%d attempts, last %+v; want dead at first+1h (%s)", len(as), last, first.At.Add(time.Hour))
+	}
+	for _, a := range as[:len(as)-1] {
+		if a.Outcome != bridge.DeliveryPending || a.NextAttemptAt.After(first.At.Add(time.Hour)) {
+			t.Fatalf("attempt %+v: pending past the window", a)
+		}
+	}
+	if len(ok) != 1 || ok[0].ID != "evt_a_2" {
+		t.Fatalf("deliveries %v, want evt_a_2 after evt_a_1 died", ok)
+	}
+	if st := h.d.Stats(); st.Dead != 1 || st.Retried != int64(len(as)-1) || st.FailedAttempts != int64(len(as)) {
+		t.Errorf("stats %+v with %d attempts", st, len(as))
+	}
+}
+
+// A backlog far larger than the in-memory cap drains from the store in
+// order, with memory held to the cap, while fresh events keep being
+// committed and pushed: none is lost and none is sent twice.
+func TestBacklogReload(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	convs := make([]string, 40)
+	for i := range convs {
+		convs[i] = fmt.Sprintf("c%02d", i)
+	}
+	backlog := records(convs, 30)
+	for i := range 200 {
+		backlog = append(backlog, event("", int64(i+1)))
+	}
+	store.commit(backlog, "ep")
+
+	const maxQueued = 16
+	var peak sync.Mutex
+	var maxSeen int64
+	var dp atomic.Pointer[webhooks.Dispatcher]
+	h := start(t, store, webhooks.Options{
+		MaxQueuedPerEndpoint: maxQueued, PageSize: 100, MaxInFlightPerEndpoint: 4,
+		OnAttempt: func(bridge.Attempt) {
+			if d := dp.Load(); d != nil {
+				peak.Lock()
+				maxSeen = max(maxSeen, d.Stats().Queued)
+				peak.Unlock()
+			}
+		},
+	}, endpoint("ep", rx.URL))
+	d := h.d
+	dp.Store(d)
+
+	// Fresh events race the reload: the same conversations go on and new
+	// ones start, committed and pushed all along the drain, so some land
+	// while the endpoint switches from reading the store to taking pushes.
+	var fresh []bridge.Record
+	for seq := int64(31); seq <= 40; seq++ {
+		for _, c := range convs[:20] {
+			fresh = append(fresh, event(c, seq))
+		}
+	}
+	fresh = append(fresh, records([]string{"new1", "new2"}, 50)...)
+	total := len(backlog) + len(fresh)
+	const batch = 5
+	batches := (len(fresh) + batch - 1) / batch
+	for i := range batches {
+		n := min(len(fresh), batch)
+		d.Notify(store.commit(fresh[:n], "ep"))
+		fresh = fresh[n:]
+		rx.WaitFor(len(backlog)*(i+1)/batches, wait) // let the drain go on
+	}
+	rx.WaitFor(total, 2*wait)
+
+	// Now live: a burst larger than the cap overflows the inbox and sends
+	// the endpoint back to the store.
+	burst := records([]string{"burst1", "burst2", "burst3"}, 100)
+	d.Notify(store.commit(burst, "ep"))
+	total += len(burst)
+	rx.WaitFor(total, 2*wait)
+	h.stop()
+
+	checkOrder(t, rx.Requests(), total)
+	if store.resent != 0 {
+		t.Errorf("%d deliveries sent again", store.resent)
+	}
+	if c := store.counts("ep"); c[bridge.DeliveryDelivered] != total {
+		t.Errorf("store statuses %v", c)
+	}
+	if store.maxLimit > maxQueued {
+		t.Errorf("store read %d at once, cap %d", store.maxLimit, maxQueued)
+	}
+	if maxSeen > maxQueued {
+		t.Errorf("%d deliveries held in memory, cap %d", maxSeen, maxQueued)
+	}
+	if store.pages < total/maxQueued {
+		t.Errorf("%d store reads for %d deliveries: the backlog did not come from the store", store.pages, total)
+	}
+}
+
+// Notify never waits, and holds at most the cap in memory, even when the
+// dispatcher is not running yet.
+func TestNotifyBounded(t *testing.T) {
+	store := newFakeStore()
+	d := webhooks.New(store, webhooks.Options{MaxQueuedPerEndpoint: 100, Logger: slog.New(slog.DiscardHandler)})
+	d.SetEndpoints([]bridge.Endpoint{endpoint("ep", "http://127.0.0.1:1/")})
+	d.Notify(store.commit(records([]string{"a", "b"}, 5000), "ep"))
+	if q := d.Stats().Queued; q != 100 {
+		t.Fatalf("queued %d, want the cap of 100", q)
+	}
+}
+
+func TestRedirectNotFollowed(t *testing.T) {
+	target := webhookstest.NewReceiver(t, testSecret)
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.Script(webhookstest.Response{Status: http.StatusFound, Location: target.URL})
+	clock := webhookstest.NewClock(time.Now())
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: clock}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "ep"))
+
+	a := h.waitAttempts(1)[0]
+	if a.StatusCode != http.StatusFound || a.Outcome != bridge.DeliveryPending || !strings.Contains(a.Error, "not followed") {
+		t.Fatalf("attempt %+v", a)
+	}
+	clock.AdvanceToNext(wait)
+	rx.WaitFor(1, wait)
+	h.stop()
+	if n := len(target.Requests()); n != 0 {
+		t.Fatalf("redirect target got %d requests", n)
+	}
+}
+
+// The address policy applies to the address connected to: the metadata
+// service is refused with an error naming it, 127.0.0.1 is allowed by
+// default, and a hostname is checked after it resolves.
+func TestAddressPolicy(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	port := rx.URL[strings.LastIndex(rx.URL, ":"):]
+	clock := webhookstest.NewClock(time.Now())
+
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: clock, DialTimeout: time.Second},
+		endpoint("meta", "http://169.254.169.254/latest/meta-data/"), endpoint("local", rx.URL))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "meta", "local"))
+	rx.WaitFor(1, wait)
+	as := h.waitAttempts(2)
+	h.stop()
+	for _, a := range as {
+		if a.EndpointID == "meta" && (a.StatusCode != 0 || !strings.Contains(a.Error, "169.254.169.254") || !strings.Contains(a.Error, "cloud metadata")) {
+			t.Errorf("metadata attempt %+v", a)
+		}
+		if a.EndpointID == "local" && a.Outcome != bridge.DeliveryDelivered {
+			t.Errorf("loopback attempt %+v", a)
+		}
+	}
+
+	// A name resolving to loopback, with loopback forbidden.
+	store = newFakeStore()
+	h = start(t, store, webhooks.Options{Clock: clock, Policy: &webhooks.Policy{AllowPrivate: true}},
+		endpoint("byname", "http://localhost"+port+"/webhook"))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "byname"))
+	a := h.waitAttempts(1)[0]
+	h.stop()
+	if !strings.Contains(a.Error, "loopback") || a.Outcome != bridge.DeliveryPending {
+		t.Errorf("attempt %+v, want loopback refusal", a)
+	}
+	if n := len(rx.Requests()); n != 1 {
+		t.Errorf("receiver got %d requests, want only the allowed one", n)
+	}
+}
+
+// Other 4xx answers are retried: they are usually a misconfiguration a
+// human fixes.
+func TestClientErrorRetried(t *testing.T) {
+	clock := webhookstest.NewClock(time.Now())
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.Script(webhookstest.Response{Status: 401}, webhookstest.Response{Status: 404})
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: clock}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "ep"))
+	h.waitAttempts(1)
+	clock.AdvanceToNext(wait)
+	h.waitAttempts(2)
+	clock.AdvanceToNext(wait)
+	rx.WaitFor(1, wait)
+	as := h.waitAttempts(3)
+	if as[0].StatusCode != 401 || as[1].StatusCode != 404 || as[2].Outcome != bridge.DeliveryDelivered {
+		t.Fatalf("attempts %+v", as)
+	}
+	if !strings.HasPrefix(as[0].Error, "HTTP 401") {
+		t.Errorf("error %q", as[0].Error)
+	}
+}
+
+// A retry scheduled before a restart waits for its time.
+func TestRestartKeepsSchedule(t *testing.T) {
+	clock := webhookstest.NewClock(time.Now())
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(clock.Now, 0)
+	store := newFakeStore()
+	next := clock.Now().Add(10 * time.Minute)
+	store.put(bridge.Delivery{Record: event("a", 1), EndpointID: "ep", Status: bridge.DeliveryPending,
+		Attempts: 3, NextAttemptAt: next, FirstTriedAt: clock.Now().Add(-time.Hour)})
+	store.commit([]bridge.Record{event("a", 2), event("b", 1)}, "ep")
+	start(t, store, webhooks.Options{Clock: clock}, endpoint("ep", rx.URL))
+
+	if ok := rx.WaitFor(1, wait); ok[0].ID != "evt_b_1" {
+		t.Fatalf("first delivery %s", ok[0].ID)
+	}
+	if at, _ := clock.WaitForTimer(wait); !at.Equal(next) {
+		t.Fatalf("timer at %s, want %s", at, next)
+	}
+	if n := len(rx.Requests()); n != 1 {
+		t.Fatalf("%d requests before the retry time", n)
+	}
+	clock.AdvanceTo(next)
+	ok := rx.WaitFor(3, wait)
+	if ok[1].ID != "evt_a_1" || ok[2].ID != "evt_a_2" {
+		t.Fatalf("after the retry time: %s, %s", ok[1].ID, ok[2].ID)
+	}
+}
+
+// Shutdown abandons a hung request after the grace period; its delivery
+// stays pending for the next start.
+func TestShutdownAbandonsHungRequests(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Hang: true} })
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{ShutdownGrace: 10 * time.Millisecond, Timeout: time.Hour}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "ep"))
+	if !rx.WaitHanging(1, wait) {
+		t.Fatal("request did not arrive")
+	}
+	h.stop()
+	if s := store.status("ep", "evt_a_1"); s != bridge.DeliveryPending {
+		t.Errorf("status %s, want pending", s)
+	}
+	if as := store.attemptsOf("evt_a_1"); len(as) != 0 {
+		t.Errorf("abandoned request recorded: %+v", as)
+	}
+	if st := h.d.Stats(); st.InFlight != 0 || st.Queued != 0 {
+		t.Errorf("stats after shutdown %+v", st)
+	}
+}
+
+// Endpoints come, change and go at run time.
+func TestSetEndpoints(t *testing.T) {
+	rx1 := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	store.commit(records([]string{"a"}, 5), "late")
+	h := start(t, store, webhooks.Options{})
+
+	// Added: reads what is pending for it.
+	h.d.SetEndpoints([]bridge.Endpoint{endpoint("late", rx1.URL)})
+	if ok := rx1.WaitFor(5, wait); ok[4].ID != "evt_a_5" {
+		t.Fatalf("backlog %v", ok)
+	}
+
+	// Changed: a new URL and secret apply to the next attempt.
+	secret2 := webhooks.NewSecret()
+	rx2 := webhookstest.NewReceiver(t, secret2)
+	h.d.SetEndpoints([]bridge.Endpoint{{ID: "late", URL: rx2.URL, Secret: secret2}})
+	h.d.Notify(store.commit([]bridge.Record{event("a", 6)}, "late"))
+	if ok := rx2.WaitFor(1, wait); ok[0].ID != "evt_a_6" || ok[0].Err != nil {
+		t.Fatalf("after change %+v", ok[0])
+	}
+
+	// Removed: pushes are ignored.
+	h.d.SetEndpoints(nil)
+	waitUntil(t, "the endpoint to stop", func() bool { return h.d.Stats().Queued == 0 })
+	h.d.Notify(store.commit([]bridge.Record{event("a", 7)}, "late"))
+	if q := h.d.Stats().Queued; q != 0 {
+		t.Errorf("queued %d for a removed endpoint", q)
+	}
+	h.stop()
+	if n := len(rx1.Requests()) + len(rx2.Requests()); n != 6 {
+		t.Errorf("%d requests, want 6", n)
+	}
+}
+
+// A read error from the store is retried later, not fatal.
+func TestStoreReadErrorRetried(t *testing.T) {
+	clock := webhookstest.NewClock(time.Now())
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(clock.Now, 0)
+	store := newFakeStore()
+	store.commit([]bridge.Record{event("a", 1)}, "ep")
+	store.failRead = fmt.Errorf("database is locked")
+	start(t, store, webhooks.Options{Clock: clock}, endpoint("ep", rx.URL))
+
+	clock.WaitForTimer(wait)
+	store.mu.Lock()
+	store.failRead = nil
+	store.mu.Unlock()
+	clock.AdvanceToNext(wait)
+	rx.WaitFor(1, wait)
+}

@@ -1,0 +1,524 @@
+package webhooks
+
+import (
+	"container/heap"
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+// An endpoint's scheduler owns every delivery due to that endpoint that is
+// held in memory, and is the only goroutine that starts requests for it.
+//
+// Ordering. Deliveries are grouped by conversation; only the head of a
+// conversation (lowest Sequence) is ever scheduled, and the next one is
+// scheduled when the head is delivered, dead or disabled. Deliveries without
+// a conversation are groups of one. A conversation waiting for a retry holds
+// no request slot, so other conversations go on; an endpoint that hangs
+// holds only its own slots (see launch).
+//
+// Memory. The scheduler keeps a cursor, seen: every pending delivery with
+// Seq <= seen is in memory or finished. In live mode the store holds nothing
+// pending beyond seen except what Notify is about to push, so pushed
+// deliveries are taken as they come. When memory is full, or at start (the
+// store may hold a backlog), the endpoint goes to backlog mode: pushes are
+// dropped and the store is read page by page after seen, in Seq order, as
+// memory frees up, until a short page says the backlog is gone. Because the
+// in-memory set is always a Seq prefix of what is pending, each
+// conversation's head in memory is its oldest pending delivery.
+//
+// No duplicates. A delivery is in memory at most once (known, by event ID).
+// Store reads happen on the scheduler goroutine, and a finished delivery
+// leaves memory only after its attempt is recorded, so a page can only
+// return a delivery that is still in memory (and is skipped) or one that was
+// never there. Pushes at or below seen are already in memory or finished.
+type endpoint struct {
+	d  *Dispatcher
+	id string
+
+	cfg atomic.Pointer[endpointConfig]
+
+	// Inbox, written by Notify.
+	mu      sync.Mutex
+	inbox   []bridge.Delivery
+	dropped bool // a push was dropped since the scheduler last looked
+	rescan  bool // Reload asked to re-read the store from the start
+	closed  bool // the scheduler has exited
+	wake    chan struct{}
+	queued  atomic.Int64 // deliveries in memory for this endpoint, inbox included
+
+	// recordMu orders attempt records against DisableEndpoint, so that no
+	// attempt marks a delivery pending again once the endpoint is disabled.
+	recordMu sync.RWMutex
+	disabled atomic.Bool
+	failing  atomic.Bool // the last attempt failed; for logging transitions
+
+	ctx     context.Context // ends the scheduler
+	stop    context.CancelFunc
+	reqCtx  context.Context // ends its requests
+	abort   context.CancelFunc
+	results chan result
+
+	// Owned by the scheduler goroutine.
+	convs     map[string]*conv
+	known     map[string]*item // by event ID
+	ready     []*item          // due now, oldest first
+	waiting   waitHeap         // due later
+	inflight  int
+	reserved  bool // the endpoint's own slot, outside the shared pool, is in use
+	backlog   bool
+	seen      int64
+	loadAt    time.Time // after a store error, do not read before this
+	loadFails int
+	timer     Timer
+	timerAt   time.Time
+}
+
+// endpointConfig is an endpoint with its secret decoded once.
+type endpointConfig struct {
+	bridge.Endpoint
+	key    []byte
+	keyErr error
+}
+
+type conv struct {
+	items  []*item // by Sequence; items[0] is the head
+	active bool    // the head is ready, waiting or in flight
+}
+
+type item struct {
+	bridge.Delivery
+	key   string    // conversation key
+	due   time.Time // zero means now
+	index int       // in waitHeap
+	token bool      // the request holds a shared slot
+}
+
+type outcome int
+
+const (
+	outAborted outcome = iota // shutdown or removal; nothing recorded
+	outDelivered
+	outRetry
+	outDead
+	outDisabled
+)
+
+type result struct {
+	it      *item
+	outcome outcome
+	next    time.Time
+}
+
+func newEndpoint(d *Dispatcher, ep bridge.Endpoint) *endpoint {
+	e := &endpoint{
+		d:       d,
+		id:      ep.ID,
+		wake:    make(chan struct{}, 1),
+		results: make(chan result, d.opts.MaxInFlightPerEndpoint),
+		convs:   make(map[string]*conv),
+		known:   make(map[string]*item),
+		// The store may hold deliveries from before this start.
+		backlog: true,
+	}
+	e.setConfig(ep)
+	return e
+}
+
+func (e *endpoint) setConfig(ep bridge.Endpoint) {
+	key, err := parseSecret(ep.Secret)
+	e.cfg.Store(&endpointConfig{Endpoint: ep, key: key, keyErr: err})
+}
+
+func (e *endpoint) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed || e.disabled.Load()
+}
+
+// close stops the scheduler and abandons its requests.
+func (e *endpoint) close() {
+	if e.stop != nil {
+		e.stop()
+		e.abort()
+	}
+}
+
+func (e *endpoint) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push is Notify's part: append to the inbox unless memory is full. Once a
+// push is dropped, later ones are too until the scheduler has looked, so
+// that what is kept is always a Seq prefix of what was pushed.
+func (e *endpoint) push(dl bridge.Delivery) {
+	if e.disabled.Load() {
+		return
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	if e.dropped || e.queued.Load() >= int64(e.d.opts.MaxQueuedPerEndpoint) {
+		e.dropped = true
+		e.mu.Unlock()
+		e.signal()
+		return
+	}
+	e.inbox = append(e.inbox, dl)
+	e.addQueued(1)
+	e.mu.Unlock()
+	e.signal()
+}
+
+func (e *endpoint) reload() {
+	e.mu.Lock()
+	e.rescan = true
+	e.mu.Unlock()
+	e.signal()
+}
+
+func (e *endpoint) addQueued(n int) {
+	e.queued.Add(int64(n))
+	e.d.queued.Add(int64(n))
+}
+
+func (e *endpoint) run() {
+	defer e.d.schedWG.Done()
+	defer e.exit()
+	for {
+		if e.ctx.Err() != nil || e.disabled.Load() {
+			return
+		}
+		e.drainResults()
+		e.takeInbox()
+		now := e.d.clock.Now()
+		more := e.wantLoad(now) && e.load(now)
+		e.promote(now)
+		e.launch()
+		if more {
+			continue // room for another page: read it before sleeping
+		}
+		e.armTimer(now)
+
+		var timerC <-chan time.Time
+		if e.timer != nil {
+			timerC = e.timer.C()
+		}
+		// Wait for a shared slot only when there is work the endpoint's own
+		// slot cannot take.
+		var sem chan struct{}
+		if len(e.ready) > 0 && e.reserved && e.inflight < e.d.opts.MaxInFlightPerEndpoint {
+			sem = e.d.sem
+		}
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.wake:
+		case r := <-e.results:
+			e.complete(r)
+		case <-timerC:
+			e.timer, e.timerAt = nil, time.Time{}
+		case sem <- struct{}{}:
+			e.startNext(true)
+		}
+	}
+}
+
+// exit releases the endpoint's memory. Requests under way finish (or are
+// aborted) on their own; their results are dropped with the channel.
+func (e *endpoint) exit() {
+	e.mu.Lock()
+	e.closed = true
+	n := len(e.inbox)
+	e.inbox = nil
+	e.mu.Unlock()
+	e.addQueued(-(n + len(e.known)))
+	e.known, e.convs, e.ready, e.waiting = nil, nil, nil, nil
+	if e.timer != nil {
+		e.timer.Stop()
+	}
+}
+
+func (e *endpoint) drainResults() {
+	for {
+		select {
+		case r := <-e.results:
+			e.complete(r)
+		default:
+			return
+		}
+	}
+}
+
+func (e *endpoint) takeInbox() {
+	e.mu.Lock()
+	in, dropped, rescan := e.inbox, e.dropped, e.rescan
+	e.inbox, e.dropped, e.rescan = nil, false, false
+	e.mu.Unlock()
+	if rescan {
+		e.backlog, e.seen, e.loadAt = true, 0, time.Time{}
+	}
+	n := 0
+	for i := range in {
+		if !e.accept(in[i]) {
+			n++
+		}
+	}
+	e.addQueued(-n)
+	if dropped {
+		e.backlog = true
+	}
+}
+
+// accept takes a pushed delivery into memory, or reports that it should be
+// dropped because it is already known or the store will provide it.
+func (e *endpoint) accept(dl bridge.Delivery) bool {
+	switch {
+	case e.backlog:
+		return false // the store has it; it will be read in order
+	case dl.Seq != 0 && dl.Seq <= e.seen:
+		return false // in memory or finished already
+	case e.known[dl.ID] != nil:
+		return false
+	case len(e.known) >= e.d.opts.MaxQueuedPerEndpoint:
+		e.backlog = true
+		return false
+	}
+	e.insert(dl)
+	e.seen = max(e.seen, dl.Seq)
+	return true
+}
+
+func (e *endpoint) wantLoad(now time.Time) bool {
+	return e.backlog && !now.Before(e.loadAt) &&
+		len(e.known) <= e.d.opts.MaxQueuedPerEndpoint-e.d.opts.PageSize
+}
+
+// load reads the next page of the backlog and reports whether there may be
+// more right away.
+func (e *endpoint) load(now time.Time) bool {
+	limit := e.d.opts.PageSize
+	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+	ds, err := e.d.store.PendingDeliveries(ctx, e.id, e.seen, limit)
+	cancel()
+	if err != nil {
+		if e.ctx.Err() != nil {
+			return false
+		}
+		e.loadFails++
+		wait := min(time.Second<<min(e.loadFails-1, 6), time.Minute)
+		e.loadAt = now.Add(wait)
+		e.d.log.Error("webhook backlog read failed", "endpoint", e.id, "retry_in", wait, "err", err)
+		return false
+	}
+	e.loadFails = 0
+	n := 0
+	for _, dl := range ds {
+		e.seen = max(e.seen, dl.Seq)
+		if e.known[dl.ID] != nil || (dl.Status != "" && dl.Status != bridge.DeliveryPending) {
+			continue
+		}
+		e.insert(dl)
+		n++
+	}
+	e.addQueued(n)
+	if len(ds) < limit {
+		e.backlog = false
+		return false
+	}
+	return true
+}
+
+func convKey(dl *bridge.Delivery) string {
+	if dl.ConversationID == "" {
+		return "\x00" + dl.ID // independent: a conversation of its own
+	}
+	return dl.ConversationID
+}
+
+func (e *endpoint) insert(dl bridge.Delivery) {
+	it := &item{Delivery: dl, key: convKey(&dl), index: -1}
+	if dl.Attempts > 0 {
+		// A retry scheduled before a restart. Fresh deliveries go now,
+		// whatever clock stamped them.
+		it.due = dl.NextAttemptAt
+	}
+	e.known[dl.ID] = it
+	c := e.convs[it.key]
+	if c == nil {
+		c = &conv{}
+		e.convs[it.key] = c
+	}
+	// Deliveries arrive in Seq order, which is Sequence order within a
+	// conversation, so this is nearly always an append. An active head is
+	// never displaced.
+	i := len(c.items)
+	for i > 0 && less(it, c.items[i-1]) {
+		i--
+	}
+	if i == 0 && c.active {
+		i = 1
+	}
+	c.items = slices.Insert(c.items, i, it)
+	if !c.active {
+		e.activate(c)
+	}
+}
+
+func less(a, b *item) bool {
+	if a.Sequence != b.Sequence {
+		return a.Sequence < b.Sequence
+	}
+	return a.Seq < b.Seq
+}
+
+// activate schedules a conversation's head.
+func (e *endpoint) activate(c *conv) {
+	c.active = true
+	e.schedule(c.items[0])
+}
+
+func (e *endpoint) schedule(it *item) {
+	if !it.due.IsZero() && it.due.After(e.d.clock.Now()) {
+		heap.Push(&e.waiting, it)
+		return
+	}
+	e.ready = append(e.ready, it)
+}
+
+func (e *endpoint) promote(now time.Time) {
+	for len(e.waiting) > 0 && !e.waiting[0].due.After(now) {
+		e.ready = append(e.ready, heap.Pop(&e.waiting).(*item))
+	}
+}
+
+// launch starts as many ready deliveries as slots allow without waiting. The
+// endpoint's first concurrent request uses its own slot; further ones need
+// one of the shared MaxInFlight slots. So a hung endpoint can hold at most
+// MaxInFlightPerEndpoint-1 shared slots, and even with all shared slots
+// held by hung endpoints every other endpoint still makes progress.
+func (e *endpoint) launch() {
+	for len(e.ready) > 0 && e.inflight < e.d.opts.MaxInFlightPerEndpoint && !e.disabled.Load() {
+		if !e.reserved {
+			e.startNext(false)
+			continue
+		}
+		select {
+		case e.d.sem <- struct{}{}:
+			e.startNext(true)
+		default:
+			return
+		}
+	}
+}
+
+func (e *endpoint) startNext(token bool) {
+	it := e.ready[0]
+	e.ready[0] = nil
+	e.ready = e.ready[1:]
+	it.token = token
+	if !token {
+		e.reserved = true
+	}
+	e.inflight++
+	e.d.inflight.Add(1)
+	e.d.workWG.Add(1)
+	cfg := e.cfg.Load()
+	go func() {
+		defer e.d.workWG.Done()
+		r := e.attempt(cfg, it)
+		if it.token {
+			<-e.d.sem
+		}
+		e.d.inflight.Add(-1)
+		e.results <- r // never blocks: room for every request in flight
+	}()
+}
+
+func (e *endpoint) complete(r result) {
+	e.inflight--
+	if !r.it.token {
+		e.reserved = false
+	}
+	if e.disabled.Load() {
+		return // run exits and drops everything
+	}
+	switch r.outcome {
+	case outAborted:
+		// Shutting down or removed; the delivery stays pending in the store.
+	case outRetry:
+		r.it.due = r.next
+		e.schedule(r.it)
+	default:
+		e.finish(r.it)
+	}
+}
+
+// finish drops a delivered or dead delivery and schedules its successor.
+func (e *endpoint) finish(it *item) {
+	delete(e.known, it.ID)
+	e.addQueued(-1)
+	c := e.convs[it.key]
+	if i := slices.Index(c.items, it); i >= 0 {
+		c.items = slices.Delete(c.items, i, i+1)
+	}
+	c.active = false
+	if len(c.items) == 0 {
+		delete(e.convs, it.key)
+		return
+	}
+	e.activate(c)
+}
+
+// armTimer makes the timer fire at the next retry or store re-read.
+func (e *endpoint) armTimer(now time.Time) {
+	var at time.Time
+	if len(e.waiting) > 0 {
+		at = e.waiting[0].due
+	}
+	if e.backlog && e.loadAt.After(now) && (at.IsZero() || e.loadAt.Before(at)) {
+		at = e.loadAt
+	}
+	if at.Equal(e.timerAt) && (e.timer != nil) == !at.IsZero() {
+		return
+	}
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer, e.timerAt = nil, time.Time{}
+	}
+	if !at.IsZero() {
+		e.timer, e.timerAt = e.d.clock.NewTimer(at.Sub(now)), at
+	}
+}
+
+// waitHeap orders deliveries waiting for a retry by due time.
+type waitHeap []*item
+
+func (h waitHeap) Len() int           { return len(h) }
+func (h waitHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h waitHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *waitHeap) Push(x any) {
+	it := x.(*item)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *waitHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	it.index = -1
+	return it
+}

@@ -1,0 +1,138 @@
+// Package webhooks delivers committed events to CRM endpoints as signed
+// HTTP POSTs, at least once, in order per conversation.
+//
+// Signing follows the Standard Webhooks specification
+// (https://www.standardwebhooks.com): every request carries webhook-id,
+// webhook-timestamp and webhook-signature headers, so CRMs can verify
+// requests with any of the spec's published libraries.
+package webhooks
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SecretPrefix starts every endpoint secret. The rest is the base64 HMAC key.
+const SecretPrefix = "whsec_"
+
+// DefaultTolerance is how far a webhook-timestamp may be from the receiver's
+// clock, both ways, before Verify rejects it as a possible replay.
+const DefaultTolerance = 5 * time.Minute
+
+// Header names defined by the Standard Webhooks specification.
+const (
+	HeaderID        = "webhook-id"
+	HeaderTimestamp = "webhook-timestamp"
+	HeaderSignature = "webhook-signature"
+)
+
+// Errors returned by Verify and by secret parsing. None of them ever
+// includes the secret.
+var (
+	ErrInvalidSecret  = errors.New("webhooks: invalid secret")
+	ErrMissingHeaders = errors.New("webhooks: missing webhook-id, webhook-timestamp or webhook-signature header")
+	ErrTimestamp      = errors.New("webhooks: webhook-timestamp outside tolerance")
+	ErrSignature      = errors.New("webhooks: no matching signature")
+)
+
+// secretError says what is wrong with a secret without repeating it.
+type secretError string
+
+func (e secretError) Error() string        { return "webhooks: invalid secret: " + string(e) }
+func (e secretError) Is(target error) bool { return target == ErrInvalidSecret }
+
+// parseSecret returns the HMAC key of a whsec_ secret.
+func parseSecret(secret string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(secret, SecretPrefix)
+	if !ok {
+		return nil, secretError(`missing "` + SecretPrefix + `" prefix`)
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		// The decoder's message is only an offset, but keep ours fixed so
+		// nothing about the secret can leak.
+		return nil, secretError(`text after "` + SecretPrefix + `" is not valid standard base64`)
+	}
+	if len(key) == 0 {
+		return nil, secretError("empty key")
+	}
+	return key, nil
+}
+
+// NewSecret returns a fresh random secret: whsec_ and 32 random bytes.
+func NewSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand panics rather than return an error)
+	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
+}
+
+// Sign returns the webhook-signature header value for one message:
+// "v1," and the base64 HMAC-SHA256 of "id.timestamp.body".
+func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
+	key, err := parseSecret(secret)
+	if err != nil {
+		return "", err
+	}
+	return "v1," + base64.StdEncoding.EncodeToString(mac(key, id, ts.Unix(), body)), nil
+}
+
+func mac(key []byte, id string, ts int64, body []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	var buf [20]byte
+	h.Write([]byte(id))
+	h.Write([]byte{'.'})
+	h.Write(strconv.AppendInt(buf[:0], ts, 10))
+	h.Write([]byte{'.'})
+	h.Write(body)
+	return h.Sum(nil)
+}
+
+// Verify checks a received webhook. h must carry the three webhook-*
+// headers; the signature header may hold several space-separated
+// signatures (as during a secret rotation) and any valid v1 one passes.
+// tolerance bounds the clock difference between sender and now: zero means
+// DefaultTolerance, a negative value disables the check.
+func Verify(secret string, h http.Header, body []byte, tolerance time.Duration, now time.Time) error {
+	key, err := parseSecret(secret)
+	if err != nil {
+		return err
+	}
+	id, tsText, sigs := h.Get(HeaderID), h.Get(HeaderTimestamp), h.Get(HeaderSignature)
+	if id == "" || tsText == "" || sigs == "" {
+		return ErrMissingHeaders
+	}
+	ts, err := strconv.ParseInt(tsText, 10, 64)
+	if err != nil {
+		return ErrTimestamp
+	}
+	if tolerance == 0 {
+		tolerance = DefaultTolerance
+	}
+	if tolerance > 0 {
+		if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+			return ErrTimestamp
+		}
+	}
+	want := mac(key, id, ts, body)
+	for _, s := range strings.Fields(sigs) {
+		v, sig, ok := strings.Cut(s, ",")
+		if !ok || v != "v1" {
+			continue // other schemes (e.g. v1a asymmetric) are not ours to check
+		}
+		got, err := base64.StdEncoding.DecodeString(sig)
+		if err != nil {
+			continue
+		}
+		if hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return ErrSignature
+}
