@@ -25,6 +25,8 @@ type Engine struct {
 	linkUp  atomic.Bool
 	linkErr atomic.Pointer[string]
 	storeOK atomic.Bool
+	// published is when the live snapshot was last refreshed (engine goroutine only).
+	published time.Time
 
 	// Counters for /metrics.
 	Ingested      atomic.Int64 // channel events handled
@@ -164,6 +166,7 @@ func (e *Engine) Live() []Call { return *e.live.Load() }
 func (e *Engine) publish() {
 	calls := e.tracker.Live()
 	e.live.Store(&calls)
+	e.published = time.Now()
 }
 
 // Run processes input until ctx ends, then drains what was already queued.
@@ -221,7 +224,14 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			return err
 		}
 	}
-	e.publish()
+	// The live-call snapshot costs O(live calls): refresh it when the input
+	// is drained, and under sustained load at most every 50 ms.
+	e.mu.Lock()
+	idle := len(e.queue) == 0
+	e.mu.Unlock()
+	if idle || time.Since(e.published) > 50*time.Millisecond || len(done) > 0 {
+		e.publish()
+	}
 	for _, d := range done {
 		close(d)
 	}

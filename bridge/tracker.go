@@ -41,6 +41,9 @@ type Tracker struct {
 	cfg   TrackerConfig
 	convs map[string]*conversation // by conversation id
 	legs  map[string]*leg          // by channel id (both halves of a local pair)
+	// byName maps a live channel's name to its id (finding a local
+	// channel's other half must not scan every leg).
+	byName map[string]string
 	// byLinked maps a PBX linked id to the conversation that owns it.
 	byLinked map[string]*conversation
 	// originates maps a pre-assigned channel id (click-to-call) to its plan.
@@ -124,7 +127,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.AgentPattern == nil {
 		cfg.AgentPattern = regexp.MustCompile(`^[0-9]{2,6}$`)
 	}
-	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{},
+	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{}, byName: map[string]string{},
 		byLinked: map[string]*conversation{}, originates: map[string]*Originate{}, agentStates: map[string]string{},
 		dirty: map[string]*conversation{}}
 }
@@ -196,6 +199,9 @@ func (t *Tracker) Restore(recs []ConversationRecord) {
 			l.conv = &c
 			for _, ch := range l.Channels {
 				t.legs[ch] = l
+				if n := l.Names[ch]; n != "" {
+					t.byName[n] = ch
+				}
 			}
 		}
 		for _, id := range c.Linked {
@@ -212,11 +218,19 @@ func (t *Tracker) forget(c *conversation) {
 		}
 	}
 	for _, l := range c.Legs {
-		for id, ch := range t.legs {
-			if ch == l {
-				delete(t.legs, id)
-			}
+		for _, id := range l.Channels {
+			t.dropChannel(l, id)
 		}
+	}
+}
+
+// dropChannel forgets one channel id of a leg.
+func (t *Tracker) dropChannel(l *leg, id string) {
+	if t.legs[id] == l {
+		delete(t.legs, id)
+	}
+	if n := l.Names[id]; n != "" && t.byName[n] == id {
+		delete(t.byName, n)
 	}
 }
 
@@ -265,7 +279,7 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 		t.hangup(ev)
 	case ChanRename:
 		if l := t.legs[ev.Channel.ID]; l != nil && ev.Name != "" {
-			l.Names[ev.Channel.ID] = ev.Name
+			t.setName(l, ev.Channel.ID, ev.Name)
 		}
 	case ChanVar:
 		t.variable(ev)
@@ -340,16 +354,20 @@ func partnerName(name string) string {
 	return ""
 }
 
-func (t *Tracker) findByName(c *conversation, name string) *leg {
-	if name == "" {
-		return nil
-	}
-	for id, l := range t.legs {
-		if l.Names[id] == name && (c == nil || l.conv == c) {
-			return l
-		}
+func (t *Tracker) findByName(name string) *leg {
+	if id, ok := t.byName[name]; ok && name != "" {
+		return t.legs[id]
 	}
 	return nil
+}
+
+// setName records a channel's (new) name.
+func (t *Tracker) setName(l *leg, id, name string) {
+	if old := l.Names[id]; old != "" && old != name && t.byName[old] == id {
+		delete(t.byName, old)
+	}
+	l.Names[id] = name
+	t.byName[name] = id
 }
 
 // channel returns the leg of ch, creating leg and conversation as needed,
@@ -362,8 +380,8 @@ func (t *Tracker) channel(ch Channel, at time.Time) *leg {
 	if l == nil {
 		l = t.newLeg(ch, at)
 	}
-	if ch.Name != "" {
-		l.Names[ch.ID] = ch.Name
+	if ch.Name != "" && l.Names[ch.ID] != ch.Name {
+		t.setName(l, ch.ID, ch.Name)
 	}
 	t.refresh(l, ch)
 	return l
@@ -374,7 +392,7 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 		at = ch.CreatedAt
 	}
 	// The other half of a local pair already known: same leg.
-	if p := t.findByName(nil, partnerName(ch.Name)); p != nil && !p.conv.Ended {
+	if p := t.findByName(partnerName(ch.Name)); p != nil && !p.conv.Ended {
 		p.Channels = append(p.Channels, ch.ID)
 		t.legs[ch.ID] = p
 		return p
@@ -510,24 +528,10 @@ func (t *Tracker) dial(ev ChannelEvent) {
 		}
 		return
 	}
-	from := t.channel(ev.Channel, ev.At)
-	to := t.legs[ev.Peer.ID]
+	from, to := t.dialled(ev)
 	if to == nil {
-		// Join the dialler's conversation whatever the linked id says.
-		p := *ev.Peer
-		p.LinkedID = ev.Channel.ID
-		to = t.channel(p, ev.At)
-	} else {
-		t.refresh(to, *ev.Peer)
-	}
-	if from == nil || to == nil || from == to {
 		return
 	}
-	if to.conv != from.conv {
-		t.moveLeg(to, from.conv)
-	}
-	to.Dialled = true
-	from.conv.Dialled = true
 	t.placedByAgent(from)
 	if to.Role == roleOther && t.isAgentDevice(to) {
 		to.Role = roleAgent
@@ -542,21 +546,10 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 	if ev.Peer == nil {
 		return
 	}
-	from := t.channel(ev.Channel, ev.At)
-	to := t.legs[ev.Peer.ID]
+	from, to := t.dialled(ev)
 	if to == nil {
-		p := *ev.Peer
-		p.LinkedID = ev.Channel.ID
-		to = t.channel(p, ev.At)
-	}
-	if from == nil || to == nil || from == to {
 		return
 	}
-	if to.conv != from.conv {
-		t.moveLeg(to, from.conv)
-	}
-	to.Dialled = true
-	from.conv.Dialled = true
 	if to.Role != roleCaller {
 		to.Role = roleAgent
 		if to.Agent == "" {
@@ -699,6 +692,30 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 	t.establish(c, at, t.agent(l))
 }
 
+// dialled resolves the dialling and the dialled leg of ev and puts the
+// dialled one in the dialler's conversation, whatever the PBX's linked id
+// says. to is nil when there is nothing to track.
+func (t *Tracker) dialled(ev ChannelEvent) (from, to *leg) {
+	from = t.channel(ev.Channel, ev.At)
+	to = t.legs[ev.Peer.ID]
+	if to == nil {
+		p := *ev.Peer
+		p.LinkedID = ev.Channel.ID
+		to = t.channel(p, ev.At)
+	} else {
+		t.refresh(to, *ev.Peer)
+	}
+	if from == nil || to == nil || from == to {
+		return nil, nil
+	}
+	if to.conv != from.conv {
+		t.moveLeg(to, from.conv)
+	}
+	to.Dialled = true
+	from.conv.Dialled = true
+	return from, to
+}
+
 // placedByAgent notes that an agent's own phone started the call (outbound
 // or internal) when its first leg dials out: an agent's device whose caller
 // id is an extension too (a trunk call landing on a look-alike channel
@@ -814,7 +831,7 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		return
 	}
 	c := l.conv
-	delete(t.legs, ev.Channel.ID)
+	t.dropChannel(l, ev.Channel.ID)
 	l.Channels = slices.DeleteFunc(l.Channels, func(id string) bool { return id == ev.Channel.ID })
 	if c.Ended {
 		return
