@@ -465,6 +465,8 @@ func (t *Tracker) refresh(l *leg, ch Channel) {
 	if l.Role != roleCaller || c.Outbound {
 		return
 	}
+	before := c.Call.Caller
+	callee, up := c.Call.Callee.Number, c.CallerUp
 	if n := cleanNum(ch.CallerNum); n != "" {
 		c.Call.Caller.Number = n
 	}
@@ -477,7 +479,10 @@ func (t *Tracker) refresh(l *leg, ch Channel) {
 	if !c.CallerUp && ch.State == "Up" {
 		c.CallerUp = true
 	}
-	t.dirty[c.ID] = c
+	// Most PBX events repeat what is known: only a change is saved.
+	if c.Call.Caller != before || c.Call.Callee.Number != callee || c.CallerUp != up {
+		t.dirty[c.ID] = c
+	}
 }
 
 func cleanNum(s string) string {
