@@ -504,6 +504,7 @@ func (t *Tracker) pair(a, b Channel, at time.Time) {
 		la.Channels = append(la.Channels, id)
 		la.Names[id] = lb.Names[id]
 	}
+	t.dirty[la.conv.ID] = la.conv
 	lb.conv.Legs = slices.DeleteFunc(lb.conv.Legs, func(x *leg) bool { return x == lb })
 	if len(lb.conv.Legs) == 0 && lb.conv != la.conv {
 		t.forget(lb.conv)
