@@ -329,7 +329,9 @@ func TestNoHeadOfLineBlockingEndpoint(t *testing.T) {
 // 410 Gone disables the endpoint: in the store, and here.
 func TestGoneDisablesEndpoint(t *testing.T) {
 	rx := webhookstest.NewReceiver(t, testSecret)
-	rx.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Status: http.StatusGone} })
+	rx.Respond(func(webhookstest.Delivery) webhookstest.Response {
+		return webhookstest.Response{Status: http.StatusGone}
+	})
 	store := newFakeStore()
 	var disabledID, reason string
 	var mu sync.Mutex
