@@ -61,6 +61,9 @@ const (
 	inFunc
 )
 
+// maxBatch bounds the inputs handled per commit.
+const maxBatch = 1024
+
 // NewEngine wires a tracker to an outbox and a notifier.
 func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, endpoints []Endpoint, log *slog.Logger) *Engine {
 	if log == nil {
@@ -172,10 +175,16 @@ func (e *Engine) publish() {
 // Run processes input until ctx ends, then drains what was already queued.
 func (e *Engine) Run(ctx context.Context) error {
 	for {
+		// A bounded batch: under a backlog, events commit and deliver as
+		// they go instead of after one giant transaction.
 		e.mu.Lock()
-		batch := e.queue
-		e.queue = nil
-		e.QueueLen.Store(0)
+		n := min(len(e.queue), maxBatch)
+		batch := e.queue[:n:n]
+		e.queue = e.queue[n:]
+		if len(e.queue) == 0 {
+			e.queue = nil
+		}
+		e.QueueLen.Store(int64(len(e.queue)))
 		e.mu.Unlock()
 		if len(batch) > 0 {
 			if err := e.process(ctx, batch); err != nil {

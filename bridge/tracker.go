@@ -44,6 +44,8 @@ type Tracker struct {
 	// byName maps a live channel's name to its id (finding a local
 	// channel's other half must not scan every leg).
 	byName map[string]string
+	// bridged lists the legs in each PBX bridge.
+	bridged map[string][]*leg
 	// byLinked maps a PBX linked id to the conversation that owns it.
 	byLinked map[string]*conversation
 	// originates maps a pre-assigned channel id (click-to-call) to its plan.
@@ -127,7 +129,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.AgentPattern == nil {
 		cfg.AgentPattern = regexp.MustCompile(`^[0-9]{2,6}$`)
 	}
-	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{}, byName: map[string]string{},
+	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{}, byName: map[string]string{}, bridged: map[string][]*leg{},
 		byLinked: map[string]*conversation{}, originates: map[string]*Originate{}, agentStates: map[string]string{},
 		dirty: map[string]*conversation{}}
 }
@@ -203,6 +205,9 @@ func (t *Tracker) Restore(recs []ConversationRecord) {
 					t.byName[n] = ch
 				}
 			}
+			for _, b := range l.Bridges {
+				t.bridged[b] = append(t.bridged[b], l)
+			}
 		}
 		for _, id := range c.Linked {
 			t.byLinked[id] = &c
@@ -221,6 +226,20 @@ func (t *Tracker) forget(c *conversation) {
 		for _, id := range l.Channels {
 			t.dropChannel(l, id)
 		}
+		for _, b := range slices.Clone(l.Bridges) {
+			t.unbridge(l, b)
+		}
+	}
+}
+
+// unbridge takes a leg out of a bridge.
+func (t *Tracker) unbridge(l *leg, bridge string) {
+	l.Bridges = slices.DeleteFunc(l.Bridges, func(b string) bool { return b == bridge })
+	members := slices.DeleteFunc(t.bridged[bridge], func(x *leg) bool { return x == l })
+	if len(members) == 0 {
+		delete(t.bridged, bridge)
+	} else {
+		t.bridged[bridge] = members
 	}
 }
 
@@ -271,7 +290,7 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 		t.bridgeEnter(ev)
 	case ChanBridgeLeave:
 		if l := t.legs[ev.Channel.ID]; l != nil {
-			l.Bridges = slices.DeleteFunc(l.Bridges, func(b string) bool { return b == ev.Bridge })
+			t.unbridge(l, ev.Bridge)
 		}
 	case ChanHold, ChanUnhold:
 		t.hold(ev)
@@ -339,18 +358,18 @@ func parseName(name string) (tech, ext, ctx string, local bool) {
 	return tech, ext, ctx, local
 }
 
-// partnerName returns the name of the other half of a local channel.
+// partnerName returns the name of the other half of an Asterisk Local
+// channel, unique while it lives thanks to its sequence suffix.
 func partnerName(name string) string {
 	switch {
 	case strings.HasSuffix(name, ";1"):
 		return strings.TrimSuffix(name, ";1") + ";2"
 	case strings.HasSuffix(name, ";2"):
 		return strings.TrimSuffix(name, ";2") + ";1"
-	case strings.HasPrefix(strings.ToLower(name), "loopback/") && strings.HasSuffix(name, "-a"):
-		return strings.TrimSuffix(name, "-a") + "-b"
-	case strings.HasPrefix(strings.ToLower(name), "loopback/") && strings.HasSuffix(name, "-b"):
-		return strings.TrimSuffix(name, "-b") + "-a"
 	}
+	// FreeSWITCH names every loopback through one extension alike
+	// (loopback/1000-a), so concurrent calls would pair wrongly by name:
+	// its halves are paired only by ChanLocalPair, from their uuids.
 	return ""
 }
 
@@ -759,11 +778,12 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 	}
 	if !slices.Contains(l.Bridges, ev.Bridge) {
 		l.Bridges = append(l.Bridges, ev.Bridge)
+		t.bridged[ev.Bridge] = append(t.bridged[ev.Bridge], l)
 	}
 	// A leg of another conversation joining our bridge (an attended transfer
 	// completing, a pickup) moves into the older conversation.
-	for _, x := range t.legs {
-		if x.conv != l.conv && slices.Contains(x.Bridges, ev.Bridge) && !x.conv.Ended {
+	for _, x := range t.bridged[ev.Bridge] {
+		if x.conv != l.conv && !x.conv.Ended {
 			older, newer := x.conv, l.conv
 			if newer.Call.StartedAt.Before(older.Call.StartedAt) {
 				older, newer = newer, older
@@ -875,6 +895,9 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	}
 	if l.Recording {
 		t.recordReady(l, "", ev.At)
+	}
+	for _, b := range slices.Clone(l.Bridges) {
+		t.unbridge(l, b)
 	}
 	c.Legs = slices.DeleteFunc(c.Legs, func(x *leg) bool { return x == l })
 	if len(c.Legs) == 0 {

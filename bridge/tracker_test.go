@@ -141,7 +141,7 @@ func TestLocalPairIsOneLegAndNeverEndsTheCall(t *testing.T) {
 	if got := typesOf(evs); got != "call.ended" {
 		t.Fatalf("events = %s", got)
 	}
-	if len(tr.convs) != 0 || len(tr.legs) != 0 || len(tr.byLinked) != 0 || len(tr.byName) != 0 {
+	if len(tr.convs) != 0 || len(tr.legs) != 0 || len(tr.byLinked) != 0 || len(tr.byName) != 0 || len(tr.bridged) != 0 {
 		t.Fatalf("tracker keeps state of an ended call: %d convs %d legs %d linked", len(tr.convs), len(tr.legs), len(tr.byLinked))
 	}
 }

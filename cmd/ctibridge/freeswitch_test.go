@@ -177,3 +177,42 @@ func TestSameContractOnBothPBXs(t *testing.T) {
 		})
 	}
 }
+
+// Concurrent FreeSWITCH calls through the same extension have channels of
+// the same name (loopback/2000-a): they must stay separate conversations.
+func TestFreeSWITCHConcurrentCallsSameExtension(t *testing.T) {
+	sim := newFreeSWITCH(t)
+	secret := webhooks.NewSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	h := startBridge(t, freeswitchConfig(t, sim.Addr(), rcv.URL, secret), rcv)
+	h.waitLink(true)
+	a, err := sim.Prepare("basic-call-plain", esltest.PlayOptions{Rewrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := sim.Prepare("basic-call-plain", esltest.PlayOptions{Rewrite: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both calls live at once: the first half of each, then the rest
+	// (pauses longer than the reorder window so each part is released).
+	for _, part := range [][]esltest.Frame{a[:len(a)/2], b[:len(b)/2], a[len(a)/2:], b[len(b)/2:]} {
+		sim.Stream(part, 0)
+		time.Sleep(150 * time.Millisecond)
+	}
+	ds := rcv.WaitFor(6, 10*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	ds = rcv.Deliveries()
+	convs := map[string][]string{}
+	for _, d := range ds {
+		convs[d.ConversationID] = append(convs[d.ConversationID], d.Type)
+	}
+	if len(convs) != 2 {
+		t.Fatalf("%d conversations, want 2: %v", len(convs), convs)
+	}
+	for id, types := range convs {
+		if strings.Join(types, ",") != "call.ringing,call.answered,call.ended" {
+			t.Errorf("%s: %v", id, types)
+		}
+	}
+}
