@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+// TestTinyRun runs every scenario at toy size against a real ctibridge
+// process and checks that the figures and files are sane; the real figures
+// come from cmd/ctibench.
+func TestTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs ctibridge")
+	}
+	var flags []string
+	if raceEnabled {
+		flags = append(flags, "-race") // shares the test build's cache
+	}
+	bin, err := Build(context.Background(), t.TempDir(), flags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Bin: bin, PBX: []string{"asterisk", "freeswitch"}, Sync: []string{"NORMAL"},
+		Scenarios: []string{"baseline", "max", "steady", "hung", "backlog", "live"}, Rates: []float64{20},
+		Rate: 20, Duration: time.Second, CallLen: 200 * time.Millisecond, MaxCalls: 20, Backlog: 300, Live: 10, BaselineRows: 300}
+	rep, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range rep.Results {
+		seen[r.Scenario+"/"+r.PBX] = true
+		name := r.Scenario + " " + r.PBX
+		if len(r.Notes) > 0 && r.Scenario != "backlog" {
+			t.Errorf("%s: %s", name, strings.Join(r.Notes, "; "))
+		}
+		if r.Webhooks == 0 || r.WebhooksPerSec <= 0 || r.BadSignatures != 0 || r.PeakRSSMB <= 0 || r.StoreMB <= 0 {
+			t.Errorf("%s: webhooks %d at %.0f/s, %d bad, peak RSS %.1f MB, store %.2f MB", name, r.Webhooks, r.WebhooksPerSec, r.BadSignatures, r.PeakRSSMB, r.StoreMB)
+		}
+		if r.Attempts < r.Webhooks {
+			t.Errorf("%s: %d attempts recorded for %d webhooks", name, r.Attempts, r.Webhooks)
+		}
+		if r.Scenario == "backlog" {
+			if r.Webhooks != int64(o.Backlog) || r.Pending != 0 || len(r.Series) == 0 {
+				t.Errorf("backlog: %d of %d delivered, %d pending, %d samples", r.Webhooks, o.Backlog, r.Pending, len(r.Series))
+			}
+			continue
+		}
+		if r.IngestPerSec <= 0 || r.Frames == 0 {
+			t.Errorf("%s: ingest %.0f events/s of %d", name, r.IngestPerSec, r.Frames)
+		}
+		pop := r.Latency["pop"]
+		if pop.N == 0 || pop.P50 <= 0 || pop.P50 > pop.P99 || pop.P99 > pop.Max || pop.Max > 10_000 {
+			t.Errorf("%s: screen pop latency %+v", name, pop)
+		}
+		if r.Scenario == "live" && r.LiveCalls != float64(o.Live) {
+			t.Errorf("live %s: %.0f live calls, want %d", r.PBX, r.LiveCalls, o.Live)
+		}
+	}
+	for _, k := range []string{"max/asterisk", "steady/freeswitch", "hung/asterisk", "live/freeswitch", "backlog/-"} {
+		if !seen[k] {
+			t.Errorf("no %s result", k)
+		}
+	}
+	if len(rep.Baselines) != 6 || len(rep.Ratios) == 0 || len(rep.Targets) == 0 {
+		t.Errorf("%d baselines, %d ratios, %d targets", len(rep.Baselines), len(rep.Ratios), len(rep.Targets))
+	}
+	for _, b := range rep.Baselines {
+		if b.Value <= 0 {
+			t.Errorf("baseline %s: %v", b.Name, b.Value)
+		}
+	}
+
+	var buf bytes.Buffer
+	rep.WriteTable(&buf)
+	if !strings.Contains(buf.String(), "raw baselines") || !strings.Contains(buf.String(), "targets") {
+		t.Errorf("table:\n%s", buf.String())
+	}
+	dir := t.TempDir()
+	files, err := rep.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"report.json", "results.csv", "latency-asterisk-NORMAL.png", "latency-freeswitch-NORMAL.png"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s not written (%v): %v", name, files, err)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "latency-asterisk-NORMAL.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if img, err := png.Decode(f); err != nil || img.Bounds().Dx() < 100 {
+		t.Errorf("plot: %v", err)
+	}
+}
+
+// TestCalibration checks that every call of the mixes pops a screen and is
+// released, and that a prepared call keeps its frames and carries its tag.
+func TestCalibration(t *testing.T) {
+	for _, pbx := range []string{"asterisk", "freeswitch"} {
+		s, err := newSimulator(pbx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.close()
+		calls, err := s.prepare(len(s.tpls), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		finalize(pbx, calls, steady(100, time.Second))
+		for _, c := range calls {
+			left := externalNumber([][]byte{c.raw}) // a caller id still the captured one
+			if len(c.ends) != len(c.tpl.frames) || !bytes.Contains(c.raw, []byte(c.tag)) || left != "" {
+				t.Errorf("%s %s: %d frames of %d, tag %s present %v, captured number left: %q", pbx, c.tpl.name, len(c.ends), len(c.tpl.frames),
+					c.tag, bytes.Contains(c.raw, []byte(c.tag)), left)
+			}
+			if _, ok := c.tpl.trigger[bridge.EventCallRinging+"/1"]; !ok && c.tpl.name != "queue-call" && c.tpl.name != "callcenter" && c.tpl.name != "mixmonitor" {
+				t.Errorf("%s %s: no trigger for the first screen pop: %v", pbx, c.tpl.name, c.tpl.trigger)
+			}
+			if c.tpl.liveCut <= 0 || c.tpl.liveCut >= len(c.tpl.frames) {
+				t.Errorf("%s %s: live cut %d of %d", pbx, c.tpl.name, c.tpl.liveCut, len(c.tpl.frames))
+			}
+		}
+	}
+}
+
+func TestSetSeq(t *testing.T) {
+	body := "Event-Name: CHANNEL_ANSWER\nEvent-Sequence: 7\nUnique-ID: x\n\n"
+	f := []byte("Content-Length: 59\nContent-Type: text/event-plain\n\n" + body)
+	got := string(setSeq(f, 123456))
+	want := "Content-Length: 64\nContent-Type: text/event-plain\n\nEvent-Name: CHANNEL_ANSWER\nEvent-Sequence: 123456\nUnique-ID: x\n\n"
+	if got != want {
+		t.Errorf("setSeq:\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestRetag(t *testing.T) {
+	in := "CallerIDNum: 5551234\r\nExten: 15551234\r\nX: 5551234;"
+	if got := string(retag([]byte(in), "5551234", "7000001")); got != "CallerIDNum: 7000001\r\nExten: 15551234\r\nX: 7000001;" {
+		t.Errorf("retag: %q", got)
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	var ds []time.Duration
+	for i := 1; i <= 100; i++ {
+		ds = append(ds, time.Duration(i)*time.Millisecond)
+	}
+	p := percentiles(ds)
+	if p.N != 100 || p.P50 != 50 || p.P95 != 95 || p.P99 != 99 || p.Max != 100 {
+		t.Errorf("%+v", p)
+	}
+}
