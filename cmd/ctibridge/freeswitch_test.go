@@ -221,11 +221,6 @@ func TestFreeSWITCHConcurrentCallsSameExtension(t *testing.T) {
 // still lists the call, which is adopted and ends normally: no second pop,
 // exactly one release.
 func TestFreeSWITCHLinkKilledMidCall(t *testing.T) {
-	// Known gap: through serve, the resync after this reconnect reports no
-	// live channel although the simulator lists four and the same sequence
-	// through esl.Client alone (esl's own link-loss tests) adopts them.
-	// Tracked in the issue note; the call is released with resynced=true.
-	t.Skip("FreeSWITCH resync through serve after a torn frame: under investigation")
 	sim := newFreeSWITCH(t)
 	secret := webhooks.NewSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
@@ -239,6 +234,7 @@ func TestFreeSWITCHLinkKilledMidCall(t *testing.T) {
 	sim.Stream(frames[:half], 0)
 	rcv.WaitFor(2, 5*time.Second)
 	sim.DropAll(true)
+	h.waitLink(false)
 	if err := waitFor(t.Context(), 10*time.Second, func() bool {
 		up, _ := h.run.Engine.LinkState()
 		return up && h.run.Engine.QueueLen.Load() == 0
@@ -246,6 +242,7 @@ func TestFreeSWITCHLinkKilledMidCall(t *testing.T) {
 		t.Fatal("no reconnect")
 	}
 	time.Sleep(200 * time.Millisecond) // the resync snapshot is applied
+
 	if n := len(h.run.Engine.Live()); n != 1 {
 		t.Fatalf("%d live calls after resync, want the one adopted", n)
 	}
