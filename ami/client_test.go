@@ -384,7 +384,7 @@ func TestClient_HeaderInjection(t *testing.T) {
 // only needs to be finite: 1 s rather than Asterisk's 100 ms keeps a loaded
 // CI machine (or -race on two CPUs) from failing a correct client.
 func TestClient_SlowHandlerLosesNothing(t *testing.T) {
-	s := newServer(t, amitest.ServerOptions{WriteTimeout: time.Second, WriteBuffer: 64 << 10})
+	s := newServer(t, amitest.ServerOptions{WriteTimeout: 10 * time.Second, WriteBuffer: 64 << 10})
 	h := newRecorder()
 	c := start(t, ami.Config{Address: s.Addr(), Username: "bridge", Secret: "bridgepass", PingInterval: -1}, h)
 	h.waitFor(t, "login events", func(r *recorder) bool { return len(r.calls()) == 3 })
