@@ -10,20 +10,52 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/store"
 	"github.com/gofiber/fiber/v2"
 )
 
-// CallStore is what the server reads from the store.
+// CallStore is what the health, metrics and call routes read.
 type CallStore interface {
 	Conversation(ctx context.Context, id string) (bridge.ConversationRecord, error)
 	ConversationEvents(ctx context.Context, conversationID string) ([]bridge.Record, error)
 	Backlog(ctx context.Context) (int64, error)
 	Writable(ctx context.Context) error
+}
+
+// Store is everything the server needs from the store (*store.DB).
+type Store interface {
+	CallStore
+	History(ctx context.Context, f store.HistoryFilter) ([]bridge.ConversationRecord, string, error)
+	Event(ctx context.Context, id string) (bridge.Record, error)
+	EventsAfter(ctx context.Context, afterSeq int64, limit int) ([]bridge.Record, error)
+	Commit(ctx context.Context, b *bridge.Batch) error
+
+	AuthenticateAPIKey(ctx context.Context, plain string) (store.APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]store.APIKey, error)
+	PutIdempotency(ctx context.Context, key, scope string, result []byte) ([]byte, bool, error)
+
+	CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error
+	ListEndpoints(ctx context.Context) ([]bridge.Endpoint, error)
+	DeleteEndpoint(ctx context.Context, id string) error
+	DisabledEndpoints(ctx context.Context) (map[string]string, error)
+	Attempts(ctx context.Context, endpointID string, limit int, before time.Time) ([]bridge.Attempt, error)
+	DeadLetters(ctx context.Context, endpointID string, limit int) ([]bridge.Delivery, error)
+	Replay(ctx context.Context, eventID string, endpointIDs []string) ([]bridge.Delivery, error)
+	ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (int64, error)
+}
+
+// Dispatcher is the webhook dispatcher (*webhooks.Dispatcher).
+type Dispatcher interface {
+	Notify(ds []bridge.Delivery)
+	SetEndpoints(eps []bridge.Endpoint)
+	Reload(endpointID string)
 }
 
 // Metric is one sample for /metrics.
@@ -35,24 +67,63 @@ type Metric struct {
 	Value  float64
 }
 
-// Server serves the HTTP API.
+// Server serves the HTTP API. Set the exported fields before Serve.
 type Server struct {
 	app    *fiber.App
 	ln     net.Listener
 	engine *bridge.Engine
-	store  CallStore
+	store  Store
 	log    *slog.Logger
 	// Metrics adds samples from other parts (the dispatcher, the PBX link).
 	Metrics func() []Metric
 	PBXName string
+
+	// PBX carries out call and agent commands; nil: they answer 503.
+	PBX bridge.PBX
+	// Dispatcher delivers webhooks; the webhook routes need it.
+	Dispatcher Dispatcher
+	// ConfigEndpoints are the webhook endpoints of the config file; the
+	// API adds its own from the store beside them.
+	ConfigEndpoints []bridge.Endpoint
+	// RecordingsDir is the directory recordings may be served from; a
+	// recording's path, as the PBX reports it, must lie under it. Empty:
+	// recordings are not served.
+	RecordingsDir string
+	// AnonymousLoopback lets requests without a key do everything while
+	// the store holds no API key and the listener is loopback only (a
+	// workstation, the demo). Without it they may only read.
+	AnonymousLoopback bool
+	// RequestTimeout bounds a request's work (default 20s).
+	RequestTimeout time.Duration
+	// Heartbeat is the event stream's keepalive interval (default 15s);
+	// StreamBuffer the events one stream client may lag behind before it is
+	// cut off (default 1024); StreamWriteTimeout how long one write to it
+	// may take (default 10s).
+	Heartbeat          time.Duration
+	StreamBuffer       int
+	StreamWriteTimeout time.Duration
+
+	loopback  bool
+	hub       *hub
+	agents    *agentView
+	transfers *transfers
+	idem      keyLocks
+	epMu      sync.Mutex // serialises endpoint changes
+
+	attachOnce sync.Once
+	attached   chan struct{}
+	quit       chan struct{}
+	quitOnce   sync.Once
+	streams    sync.WaitGroup
 }
 
 // NewServer builds the routes.
-func NewServer(engine *bridge.Engine, store CallStore, log *slog.Logger) *Server {
+func NewServer(engine *bridge.Engine, st Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{engine: engine, store: store, log: log}
+	s := &Server{engine: engine, store: st, log: log, hub: newHub(), agents: newAgentView(), transfers: newTransfers(),
+		attached: make(chan struct{}), quit: make(chan struct{})}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		BodyLimit:             64 << 10,
@@ -64,8 +135,9 @@ func NewServer(engine *bridge.Engine, store CallStore, log *slog.Logger) *Server
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", s.metrics)
-	s.app.Get("/v1/calls", s.listCalls)
-	s.app.Get("/v1/calls/:id", s.getCall)
+	s.app.Get("/v1/openapi.json", s.openapi)
+	s.app.Use("/v1", s.deadline)
+	s.routes()
 	return s
 }
 
@@ -80,17 +152,48 @@ func (s *Server) Listen(addr string) error {
 		return fmt.Errorf("http: listen on %s: %w", addr, err)
 	}
 	s.ln = ln
+	// Only a listener bound to loopback proves every client is local; the
+	// client's address does not (a local reverse proxy makes them all so).
+	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
+		s.loopback = ap.Addr().IsLoopback()
+	}
 	return nil
 }
 
 // Addr is the bound address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Serve serves until Shutdown.
-func (s *Server) Serve() error { return s.app.Listener(s.ln) }
+// Serve serves until Shutdown. It hooks the event stream and the agent
+// view to the engine first (the engine must be running).
+func (s *Server) Serve() error {
+	s.Attach()
+	return s.app.Listener(s.ln)
+}
 
-// Shutdown stops accepting and waits for requests in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.app.ShutdownWithContext(ctx) }
+// Shutdown ends the event streams, stops accepting and waits for requests
+// in flight.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.quitOnce.Do(func() { close(s.quit) })
+	done := make(chan struct{})
+	go func() { s.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return s.app.ShutdownWithContext(ctx)
+}
+
+// deadline bounds the work of an API request.
+func (s *Server) deadline(c *fiber.Ctx) error {
+	d := s.RequestTimeout
+	if d <= 0 {
+		d = 20 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), d)
+	defer cancel()
+	c.SetUserContext(ctx)
+	return c.Next()
+}
 
 func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
@@ -201,40 +304,58 @@ func b2f(b bool) float64 {
 
 // statusOf maps application error codes to HTTP statuses, once.
 var statusOf = map[string]int{
-	bridge.ECONFLICT:     nethttp.StatusConflict,
-	bridge.EINVALID:      nethttp.StatusBadRequest,
-	bridge.ENOTFOUND:     nethttp.StatusNotFound,
-	bridge.EUNAVAILABLE:  nethttp.StatusServiceUnavailable,
-	bridge.EUNAUTHORIZED: nethttp.StatusUnauthorized,
-	bridge.EFORBIDDEN:    nethttp.StatusForbidden,
-	bridge.ETIMEOUT:      nethttp.StatusGatewayTimeout,
-	bridge.EINTERNAL:     nethttp.StatusInternalServerError,
+	bridge.ENOTIMPLEMENTED: nethttp.StatusNotImplemented,
+	bridge.ECONFLICT:       nethttp.StatusConflict,
+	bridge.EINVALID:        nethttp.StatusBadRequest,
+	bridge.ENOTFOUND:       nethttp.StatusNotFound,
+	bridge.EUNAVAILABLE:    nethttp.StatusServiceUnavailable,
+	bridge.EUNAUTHORIZED:   nethttp.StatusUnauthorized,
+	bridge.EFORBIDDEN:      nethttp.StatusForbidden,
+	bridge.ETIMEOUT:        nethttp.StatusGatewayTimeout,
+	bridge.EINTERNAL:       nethttp.StatusInternalServerError,
 }
 
 // errorHandler renders every error as RFC 9457 problem+json.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	status, body := s.problem(c.Path(), err)
+	if status == nethttp.StatusUnauthorized {
+		c.Set("WWW-Authenticate", `Bearer realm="ctibridge"`)
+	}
+	c.Set("Content-Type", "application/problem+json")
+	return c.Status(status).Send(body)
+}
+
+// problem maps an error to a status and a problem+json body. Internal
+// errors are logged and never shown.
+func (s *Server) problem(path string, err error) (int, []byte) {
 	status := nethttp.StatusInternalServerError
-	title, detail, field := "", "", ""
+	detail, field, code := "", "", ""
 	var fe *fiber.Error
 	var ae *bridge.Error
 	switch {
 	case errors.As(err, &fe):
 		status, detail = fe.Code, fe.Message
 	case errors.As(err, &ae):
-		status, detail, field = statusOf[ae.Code], ae.Message, ae.Field
+		status, detail, field, code = statusOf[ae.Code], ae.Message, ae.Field, ae.Code
 		if status == 0 {
 			status = nethttp.StatusInternalServerError
 		}
+		if ae.Code == bridge.EINTERNAL {
+			s.log.Error("http: internal error", "path", path, "err", err)
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		status, detail, code = nethttp.StatusGatewayTimeout, "the request took too long", bridge.ETIMEOUT
 	default:
-		s.log.Error("http: internal error", "path", c.Path(), "err", err)
+		s.log.Error("http: internal error", "path", path, "err", err)
 		detail = "internal error"
 	}
-	title = nethttp.StatusText(status)
-	body := fiber.Map{"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": c.Path()}
+	body := fiber.Map{"type": "about:blank", "title": nethttp.StatusText(status), "status": status, "detail": detail, "instance": path}
 	if field != "" {
 		body["field"] = field
 	}
-	c.Set("Content-Type", "application/problem+json")
+	if code != "" {
+		body["code"] = code
+	}
 	b, _ := json.Marshal(body)
-	return c.Status(status).Send(b)
+	return status, b
 }

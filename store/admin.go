@@ -8,67 +8,140 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"strconv"
+	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
 
-// CreateEndpoint stores a webhook endpoint created over the API.
+var reEndpointID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// CreateEndpoint stores a webhook endpoint created over the API. The id is
+// the caller's (unique, 1 to 64 of A-Z a-z 0-9 _ . -); a zero CreatedAt
+// becomes now.
 func (db *DB) CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
-	events, _ := json.Marshal(ep.Events)
-	return db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO endpoints (id, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?)`,
-			ep.ID, ep.URL, ep.Secret, string(events), nanos(ep.CreatedAt))
-		if err != nil && strings.Contains(err.Error(), "UNIQUE") {
-			return bridge.FieldError("id", "an endpoint with id %s exists", ep.ID)
+	if err := checkEndpoint(ep); err != nil {
+		return err
+	}
+	if ep.CreatedAt.IsZero() {
+		ep.CreatedAt = time.Now()
+	}
+	events, err := json.Marshal(ep.Events)
+	if err != nil {
+		return bridge.FieldError("events", "%v", err)
+	}
+	return db.write(ctx, 1, func(w *wtx) error {
+		var exists bool
+		if err := w.queryRow(`SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = ?)`, ep.ID).Scan(&exists); err != nil {
+			return err
 		}
+		if exists {
+			return refuse(&bridge.Error{Code: bridge.ECONFLICT, Field: "id", Message: "a webhook endpoint with id " + ep.ID + " exists"})
+		}
+		_, err := w.exec(`INSERT INTO endpoints (id, url, secret, events, disabled, disabled_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			ep.ID, ep.URL, ep.Secret, string(events), ep.Disabled, ep.DisabledReason, ep.CreatedAt.UnixNano())
 		return err
 	})
 }
 
-// ListEndpoints returns the endpoints created over the API.
+// checkEndpoint applies the rules the config file's webhooks follow.
+func checkEndpoint(ep bridge.Endpoint) error {
+	if !reEndpointID.MatchString(ep.ID) {
+		return bridge.FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -, got %q", ep.ID)
+	}
+	u, err := url.Parse(ep.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bridge.FieldError("url", "must be an absolute http(s) URL, got %q", ep.URL)
+	}
+	if !strings.HasPrefix(ep.Secret, "whsec_") || len(ep.Secret) < len("whsec_")+16 {
+		return bridge.FieldError("secret", "must be a Standard Webhooks secret: whsec_ followed by base64 of 24+ random bytes")
+	}
+	for _, f := range ep.Events {
+		if !matchesSomeType(f) {
+			return bridge.FieldError("events", "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
+		}
+	}
+	return nil
+}
+
+func matchesSomeType(filter string) bool {
+	e := bridge.Endpoint{Events: []string{filter}}
+	for _, t := range bridge.EventTypes {
+		if e.Wants(t) {
+			return true
+		}
+	}
+	return false
+}
+
+const endpointCols = `id, url, secret, events, disabled, disabled_reason, created_at`
+
+func scanEndpoint(row interface{ Scan(...any) error }) (bridge.Endpoint, error) {
+	var ep bridge.Endpoint
+	var events string
+	var created int64
+	if err := row.Scan(&ep.ID, &ep.URL, &ep.Secret, &events, &ep.Disabled, &ep.DisabledReason, &created); err != nil {
+		return ep, err
+	}
+	if err := json.Unmarshal([]byte(events), &ep.Events); err != nil {
+		return ep, err
+	}
+	ep.CreatedAt, ep.Source = fromNanos(created), "api"
+	return ep, nil
+}
+
+// ListEndpoints returns the endpoints created over the API, secrets
+// included (the dispatcher signs with them), oldest first.
 func (db *DB) ListEndpoints(ctx context.Context) ([]bridge.Endpoint, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, url, secret, events, disabled, disabled_reason, created_at FROM endpoints ORDER BY created_at, id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+endpointCols+` FROM endpoints ORDER BY created_at, id`)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
 	defer rows.Close()
 	var out []bridge.Endpoint
 	for rows.Next() {
-		var ep bridge.Endpoint
-		var events string
-		var created int64
-		if err := rows.Scan(&ep.ID, &ep.URL, &ep.Secret, &events, &ep.Disabled, &ep.DisabledReason, &created); err != nil {
-			return nil, err
+		ep, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, db.wrap(err)
 		}
-		_ = json.Unmarshal([]byte(events), &ep.Events)
-		ep.CreatedAt, ep.Source = fromNanos(created), "api"
 		out = append(out, ep)
 	}
-	return out, rows.Err()
+	return out, db.wrap(rows.Err())
 }
 
-// DeleteEndpoint removes an API endpoint; its pending deliveries are
-// disabled (kept for the log).
+// Endpoint returns one endpoint created over the API.
+func (db *DB) Endpoint(ctx context.Context, id string) (bridge.Endpoint, error) {
+	ep, err := scanEndpoint(db.r.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = ?`, id))
+	if errNoRows(err) {
+		return ep, notFound("id", "no webhook endpoint with id %q", id)
+	}
+	return ep, db.wrap(err)
+}
+
+// DeleteEndpoint removes an endpoint created over the API. Its pending
+// deliveries become disabled; its history stays for the attempt log.
 func (db *DB) DeleteEndpoint(ctx context.Context, id string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`DELETE FROM endpoints WHERE id = ?`, id)
+	now := time.Now().UnixNano()
+	return db.write(ctx, 2, func(w *wtx) error {
+		res, err := w.exec(`DELETE FROM endpoints WHERE id = ?`, id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no webhook endpoint with id " + id}
+			return refuse(notFound("id", "no webhook endpoint with id %q", id))
 		}
-		_, err = tx.Exec(`UPDATE deliveries SET status = 'disabled' WHERE endpoint_id = ? AND status = 'pending'`, id)
+		if _, err := w.exec(`DELETE FROM endpoint_state WHERE id = ?`, id); err != nil {
+			return err
+		}
+		n, err := disablePending(w, id, now)
+		w.pending -= n
 		return err
 	})
 }
 
-// APIKey is a stored API key (its hash only).
+// APIKey is a stored API key. Only a hash of its secret is kept.
 type APIKey struct {
 	ID         string     `json:"id"`
 	Name       string     `json:"name"`
@@ -77,75 +150,117 @@ type APIKey struct {
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
-// HasScope reports whether the key grants scope; admin implies control,
+// Scopes an API key can hold; each implies the ones before it.
+var Scopes = []string{"read", "control", "admin"}
+
+func scopeRank(s string) int {
+	for i, x := range Scopes {
+		if x == s {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// HasScope reports whether the key grants scope: admin implies control,
 // control implies read.
 func (k APIKey) HasScope(scope string) bool {
-	rank := map[string]int{"read": 1, "control": 2, "admin": 3}
+	want := scopeRank(scope)
+	if want == 0 {
+		return false
+	}
 	for _, s := range k.Scopes {
-		if rank[s] >= rank[scope] && rank[scope] > 0 {
+		if scopeRank(s) >= want {
 			return true
 		}
 	}
 	return false
 }
 
+const apiKeyPrefix = "ctb_"
+
 func hashKey(plain string) []byte {
 	h := sha256.Sum256([]byte(plain))
 	return h[:]
 }
 
-// CreateAPIKey makes a key; the plaintext is returned once and never stored.
+// CreateAPIKey makes a key and returns its plaintext, the only time it
+// exists: the store keeps its SHA-256. A key is 32 random bytes, so a plain
+// hash (no salt, no stretching) is enough and lookups stay one index probe.
 func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (string, APIKey, error) {
-	for _, s := range scopes {
-		if s != "read" && s != "control" && s != "admin" {
-			return "", APIKey{}, bridge.FieldError("scopes", "unknown scope %q (read, control, admin)", s)
-		}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 100 {
+		return "", APIKey{}, bridge.FieldError("name", "must be 1 to 100 characters")
 	}
 	if len(scopes) == 0 {
 		return "", APIKey{}, bridge.FieldError("scopes", "at least one scope is required (read, control, admin)")
 	}
-	var raw [24]byte
+	for _, s := range scopes {
+		if scopeRank(s) == 0 {
+			return "", APIKey{}, bridge.FieldError("scopes", "unknown scope %q (read, control, admin)", s)
+		}
+	}
+	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", APIKey{}, err
 	}
-	k := APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: scopes, CreatedAt: time.Now().UTC()}
-	plain := "ctb_" + base64.RawURLEncoding.EncodeToString(raw[:])
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)`,
-			k.ID, name, hashKey(plain), strings.Join(scopes, ","), nanos(k.CreatedAt))
+	plain := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	k := APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), CreatedAt: time.Now().UTC()}
+	err := db.write(ctx, 1, func(w *wtx) error {
+		_, err := w.exec(`INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)`,
+			k.ID, k.Name, hashKey(plain), strings.Join(k.Scopes, ","), k.CreatedAt.UnixNano())
 		return err
 	})
-	return plain, k, err
+	if err != nil {
+		return "", APIKey{}, err
+	}
+	return plain, k, nil
 }
 
-// AuthenticateAPIKey finds the key for a plaintext token.
+// AuthenticateAPIKey returns the key a plaintext belongs to, or
+// EUNAUTHORIZED. The row is found by the hash's index, then the hashes are
+// compared in constant time: timing can only tell about a SHA-256 of the
+// attacker's own guess, never about the stored secret. Last use is recorded
+// in the background, at most once a minute per key.
 func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (APIKey, error) {
+	unauthorized := bridge.Errorf(bridge.EUNAUTHORIZED, "invalid API key")
+	if !strings.HasPrefix(plain, apiKeyPrefix) || len(plain) > 256 {
+		return APIKey{}, unauthorized
+	}
 	want := hashKey(plain)
 	var k APIKey
 	var hash []byte
 	var scopes string
 	var created int64
 	var used sql.NullInt64
-	// Look up by hash (the index), then compare in constant time anyway.
 	err := db.r.QueryRowContext(ctx, `SELECT id, name, hash, scopes, created_at, last_used_at FROM api_keys WHERE hash = ?`, want).
 		Scan(&k.ID, &k.Name, &hash, &scopes, &created, &used)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && subtle.ConstantTimeCompare(hash, want) != 1) {
-		return APIKey{}, bridge.Errorf(bridge.EUNAUTHORIZED, "invalid API key")
+	if errNoRows(err) {
+		return APIKey{}, unauthorized
 	} else if err != nil {
 		return APIKey{}, db.wrap(err)
 	}
-	k.Scopes = strings.Split(scopes, ",")
-	k.CreatedAt = fromNanos(created)
+	if subtle.ConstantTimeCompare(hash, want) != 1 {
+		return APIKey{}, unauthorized
+	}
+	k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)
 	if used.Valid {
 		t := fromNanos(used.Int64)
 		k.LastUsedAt = &t
 	}
+	now := time.Now()
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
+		db.writeLater(func(w *wtx) error {
+			_, err := w.exec(`UPDATE api_keys SET last_used_at = ? WHERE id = ?`, now.UnixNano(), k.ID)
+			return err
+		})
+	}
 	return k, nil
 }
 
-// ListAPIKeys returns the keys (no secrets).
+// ListAPIKeys returns the keys, oldest first (never their secrets).
 func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, name, scopes, created_at FROM api_keys ORDER BY created_at`)
+	rows, err := db.r.QueryContext(ctx, `SELECT id, name, scopes, created_at, last_used_at FROM api_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
@@ -155,140 +270,63 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
 		var k APIKey
 		var scopes string
 		var created int64
-		if err := rows.Scan(&k.ID, &k.Name, &scopes, &created); err != nil {
-			return nil, err
+		var used sql.NullInt64
+		if err := rows.Scan(&k.ID, &k.Name, &scopes, &created, &used); err != nil {
+			return nil, db.wrap(err)
 		}
 		k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)
+		if used.Valid {
+			t := fromNanos(used.Int64)
+			k.LastUsedAt = &t
+		}
 		out = append(out, k)
 	}
-	return out, rows.Err()
+	return out, db.wrap(rows.Err())
 }
 
 // DeleteAPIKey revokes a key.
 func (db *DB) DeleteAPIKey(ctx context.Context, id string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`DELETE FROM api_keys WHERE id = ?`, id)
+	return db.write(ctx, 1, func(w *wtx) error {
+		res, err := w.exec(`DELETE FROM api_keys WHERE id = ?`, id)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no API key with id " + id}
+			return refuse(notFound("id", "no API key with id %q", id))
 		}
 		return nil
 	})
 }
 
-// PutIdempotency records the result for (scope, key) unless one exists, in
-// which case the existing result is returned with created=false.
+// PutIdempotency stores result under (scope, key) unless a result is
+// already there, in which case that one is returned with created=false: the
+// caller answers a repeated request with the first answer. Keys are pruned
+// with the history (Prune).
 func (db *DB) PutIdempotency(ctx context.Context, key, scope string, result []byte) (existing []byte, created bool, err error) {
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRow(`SELECT result FROM idempotency_keys WHERE scope = ? AND key = ?`, scope, key).Scan(&existing)
+	switch {
+	case key == "" || len(key) > 255:
+		return nil, false, bridge.FieldError("idempotency_key", "must be 1 to 255 characters")
+	case scope == "":
+		return nil, false, bridge.FieldError("scope", "is empty")
+	}
+	if result == nil {
+		result = []byte{}
+	}
+	now := time.Now().UnixNano()
+	err = db.write(ctx, 1, func(w *wtx) error {
+		var prev []byte
+		err := w.queryRow(`SELECT result FROM idempotency_keys WHERE scope = ? AND key = ?`, scope, key).Scan(&prev)
 		if err == nil {
+			w.onCommit = func() { existing, created = prev, false }
 			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
+		} else if !errNoRows(err) {
 			return err
 		}
-		created = true
-		_, err = tx.Exec(`INSERT INTO idempotency_keys (key, scope, result, created_at) VALUES (?, ?, ?, ?)`, key, scope, result, time.Now().UnixNano())
-		return err
+		if _, err := w.exec(`INSERT INTO idempotency_keys (key, scope, result, created_at) VALUES (?, ?, ?, ?)`, key, scope, result, now); err != nil {
+			return err
+		}
+		w.onCommit = func() { existing, created = nil, true }
+		return nil
 	})
 	return existing, created, err
-}
-
-// HistoryFilter selects calls from the history.
-type HistoryFilter struct {
-	From, To    time.Time
-	Number      string // caller or callee number
-	Agent       string
-	Direction   string
-	Disposition string
-	Limit       int
-	Cursor      string // from a previous page
-}
-
-// History returns calls newest first and the cursor of the next page ("" at the end).
-func (db *DB) History(ctx context.Context, f HistoryFilter) ([]bridge.ConversationRecord, string, error) {
-	if f.Limit <= 0 || f.Limit > 500 {
-		f.Limit = 50
-	}
-	q := `SELECT ` + conversationCols + `, started_at FROM conversations WHERE 1=1`
-	var args []any
-	if !f.From.IsZero() {
-		q += ` AND started_at >= ?`
-		args = append(args, nanos(f.From))
-	}
-	if !f.To.IsZero() {
-		q += ` AND started_at < ?`
-		args = append(args, nanos(f.To))
-	}
-	if f.Number != "" {
-		q += ` AND (caller_number = ? OR callee_number = ?)`
-		args = append(args, f.Number, f.Number)
-	}
-	for col, v := range map[string]string{"agent": f.Agent, "direction": f.Direction, "disposition": f.Disposition} {
-		if v != "" {
-			q += ` AND ` + col + ` = ?`
-			args = append(args, v)
-		}
-	}
-	if f.Cursor != "" {
-		ts, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", bridge.FieldError("cursor", "not a cursor from a previous page")
-		}
-		q += ` AND (started_at < ? OR (started_at = ? AND id < ?))`
-		args = append(args, ts, ts, id)
-	}
-	q += ` ORDER BY started_at DESC, id DESC LIMIT ?`
-	args = append(args, f.Limit+1)
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, "", db.wrap(err)
-	}
-	defer rows.Close()
-	var out []bridge.ConversationRecord
-	var starts []int64
-	for rows.Next() {
-		var c bridge.ConversationRecord
-		var id string
-		var call []byte
-		var updated, started int64
-		if err := rows.Scan(&id, &c.Open, &c.LastSeq, &c.State, &call, &updated, &started); err != nil {
-			return nil, "", err
-		}
-		if err := json.Unmarshal(call, &c.Call); err != nil {
-			return nil, "", err
-		}
-		c.State, c.UpdatedAt = nil, fromNanos(updated)
-		out = append(out, c)
-		starts = append(starts, started)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(out) > f.Limit {
-		out, starts = out[:f.Limit], starts[:f.Limit]
-		last := out[len(out)-1]
-		next = encodeCursor(starts[len(starts)-1], last.Call.ID)
-	}
-	return out, next, nil
-}
-
-func encodeCursor(ts int64, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ts, 10) + "|" + id))
-}
-
-func decodeCursor(c string) (int64, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, "", err
-	}
-	ts, id, ok := strings.Cut(string(b), "|")
-	if !ok {
-		return 0, "", fmt.Errorf("bad cursor")
-	}
-	n, err := strconv.ParseInt(ts, 10, 64)
-	return n, id, err
 }

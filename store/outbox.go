@@ -3,64 +3,137 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
 
-var _ bridge.Outbox = (*DB)(nil)
-var _ bridge.DeliveryStore = (*DB)(nil)
+var (
+	_ bridge.Outbox        = (*DB)(nil)
+	_ bridge.DeliveryStore = (*DB)(nil)
+)
 
-// Commit writes a batch of events, their deliveries and the conversations
-// they changed in one transaction. An event id already stored is skipped.
+const (
+	insertEventSQL = `INSERT INTO events (id, type, conversation_id, sequence, occurred_at, payload)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	insertDeliverySQL = `INSERT INTO deliveries (endpoint_id, event_seq, status, next_attempt_at, updated_at)
+		VALUES (?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING`
+	// A conversation is written on every event, but its indexed columns
+	// (who, when, how it ended) rarely change. The common update therefore
+	// sets only unindexed columns and applies only when every indexed one
+	// is unchanged, so SQLite touches the table row and none of the seven
+	// indexes; otherwise (0 rows changed) the full update runs.
+	insertConversationSQL = `INSERT INTO conversations (id, direction, caller_number, callee_number, agent, queue,
+		started_at, answered_at, ended_at, duration_s, talk_s, disposition, open, last_seq, state, call, updated_at)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+		ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, answered_at = excluded.answered_at,
+		ended_at = excluded.ended_at, duration_s = excluded.duration_s, talk_s = excluded.talk_s,
+		last_seq = MAX(last_seq, excluded.last_seq), state = excluded.state, call = excluded.call, updated_at = excluded.updated_at
+		WHERE direction = excluded.direction AND caller_number = excluded.caller_number AND callee_number = excluded.callee_number
+		AND agent = excluded.agent AND started_at = excluded.started_at AND disposition = excluded.disposition AND open = excluded.open`
+	updateConversationSQL = `UPDATE conversations SET direction = ?2, caller_number = ?3, callee_number = ?4, agent = ?5, queue = ?6,
+		started_at = ?7, answered_at = ?8, ended_at = ?9, duration_s = ?10, talk_s = ?11, disposition = ?12, open = ?13,
+		last_seq = MAX(last_seq, ?14), state = ?15, call = ?16, updated_at = ?17 WHERE id = ?1`
+	recordCols = `e.seq, e.id, e.type, e.conversation_id, e.sequence, e.occurred_at, e.payload`
+)
+
+// Commit writes a batch in one transaction: its events (Seq is filled in
+// place once committed), one pending delivery per (event, endpoint) due now,
+// and the conversations it changed. An event whose id is already stored is
+// skipped, so a batch retried after an unclear failure is not duplicated.
 func (db *DB) Commit(ctx context.Context, b *bridge.Batch) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		insEvent, err := tx.Prepare(`INSERT INTO events (id, type, conversation_id, sequence, occurred_at, payload)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq`)
-		if err != nil {
-			return err
+	if b == nil || len(b.Events)+len(b.Conversations) == 0 {
+		return nil
+	}
+	rows := len(b.Conversations)
+	for i, e := range b.Events {
+		if e.ID == "" {
+			return bridge.FieldError(fmt.Sprintf("events[%d].id", i), "is empty")
 		}
-		defer insEvent.Close()
-		insDelivery, err := tx.Prepare(`INSERT INTO deliveries (endpoint_id, event_seq, status, next_attempt_at, updated_at)
-			VALUES (?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING`)
-		if err != nil {
-			return err
+		if e.Type == "" {
+			return bridge.FieldError(fmt.Sprintf("events[%d].type", i), "is empty (event %s)", e.ID)
 		}
-		defer insDelivery.Close()
-		now := time.Now().UnixNano()
+		rows += 1 + len(e.EndpointIDs)
+	}
+	// JSON and argument lists are built here, on the caller's goroutine,
+	// to keep the single writer busy with SQLite only.
+	convs := make([][]any, len(b.Conversations))
+	for i, c := range b.Conversations {
+		args, err := conversationArgs(c)
+		if err != nil {
+			return bridge.FieldError(fmt.Sprintf("conversations[%d]", i), "%v", err)
+		}
+		convs[i] = args
+	}
+	now := time.Now().UnixNano()
+	return db.write(ctx, rows, func(w *wtx) error {
+		seqs := make([]int64, len(b.Events))
 		for i := range b.Events {
 			e := &b.Events[i]
-			err := insEvent.QueryRow(e.ID, e.Type, e.ConversationID, e.Sequence, nanos(e.OccurredAt), e.Payload).Scan(&e.Seq)
-			if errors.Is(err, sql.ErrNoRows) {
-				// Already stored (a replayed batch): keep its position.
-				if err := tx.QueryRow(`SELECT seq FROM events WHERE id = ?`, e.ID).Scan(&e.Seq); err != nil {
+			res, err := w.exec(insertEventSQL, e.ID, e.Type, e.ConversationID, e.Sequence, nanos(e.OccurredAt), payload(e.Payload))
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				// Stored before: keep its position and its deliveries.
+				if err := w.queryRow(`SELECT seq FROM events WHERE id = ?`, e.ID).Scan(&seqs[i]); err != nil {
 					return err
 				}
 				continue
-			} else if err != nil {
+			}
+			if seqs[i], err = res.LastInsertId(); err != nil {
 				return err
 			}
 			for _, ep := range e.EndpointIDs {
-				if _, err := insDelivery.Exec(ep, e.Seq, now, now); err != nil {
+				res, err := w.exec(insertDeliverySQL, ep, seqs[i], now, now)
+				if err != nil {
+					return err
+				}
+				n, _ := res.RowsAffected()
+				w.pending += n
+			}
+		}
+		for _, args := range convs {
+			res, err := w.exec(insertConversationSQL, args...)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				if _, err := w.exec(updateConversationSQL, args...); err != nil {
 					return err
 				}
 			}
 		}
-		for _, c := range b.Conversations {
-			if err := upsertConversation(tx, c); err != nil {
-				return err
+		w.onCommit = func() {
+			for i := range seqs {
+				b.Events[i].Seq = seqs[i]
 			}
 		}
 		return nil
 	})
 }
 
-func upsertConversation(tx *sql.Tx, c bridge.ConversationRecord) error {
+// payload keeps a nil body storable (the column is NOT NULL).
+func payload(p []byte) []byte {
+	if p == nil {
+		return []byte{}
+	}
+	return p
+}
+
+func conversationArgs(c bridge.ConversationRecord) ([]any, error) {
+	if c.Call.ID == "" {
+		return nil, errors.New("call id is empty")
+	}
 	call, err := json.Marshal(c.Call)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	agent := ""
 	if c.Call.Agent != nil {
@@ -81,80 +154,89 @@ func upsertConversation(tx *sql.Tx, c bridge.ConversationRecord) error {
 	}
 	state := c.State
 	if !c.Open {
-		state = nil // ended calls need no tracker state
+		state = nil // an ended call is never adopted again
 	}
-	_, err = tx.Exec(`INSERT INTO conversations (id, direction, caller_number, callee_number, agent, queue, started_at,
-		answered_at, ended_at, duration_s, talk_s, disposition, open, last_seq, state, call, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET direction = excluded.direction, caller_number = excluded.caller_number,
-		callee_number = excluded.callee_number, agent = excluded.agent, queue = excluded.queue,
-		answered_at = excluded.answered_at, ended_at = excluded.ended_at, duration_s = excluded.duration_s,
-		talk_s = excluded.talk_s, disposition = excluded.disposition, open = excluded.open,
-		last_seq = MAX(last_seq, excluded.last_seq), state = excluded.state, call = excluded.call, updated_at = excluded.updated_at`,
-		c.Call.ID, string(c.Call.Direction), c.Call.Caller.Number, c.Call.Callee.Number, agent, c.Call.Queue,
+	updated := c.UpdatedAt
+	if updated.IsZero() {
+		updated = time.Now()
+	}
+	return []any{c.Call.ID, string(c.Call.Direction), c.Call.Caller.Number, c.Call.Callee.Number, agent, c.Call.Queue,
 		nanos(c.Call.StartedAt), answered, ended, dur, talk, string(c.Call.Disposition), c.Open, c.LastSeq, state, call,
-		nanos(c.UpdatedAt))
-	return err
+		updated.UnixNano()}, nil
 }
 
-const conversationCols = `id, open, last_seq, state, call, updated_at`
+const conversationCols = `id, open, last_seq, state, call, updated_at, started_at`
 
-func scanConversation(row interface{ Scan(...any) error }) (bridge.ConversationRecord, error) {
+func scanConversation(row interface{ Scan(...any) error }) (bridge.ConversationRecord, int64, error) {
 	var c bridge.ConversationRecord
 	var id string
 	var call []byte
-	var updated int64
-	if err := row.Scan(&id, &c.Open, &c.LastSeq, &c.State, &call, &updated); err != nil {
-		return c, err
+	var updated, started int64
+	if err := row.Scan(&id, &c.Open, &c.LastSeq, &c.State, &call, &updated, &started); err != nil {
+		return c, 0, err
 	}
 	if err := json.Unmarshal(call, &c.Call); err != nil {
-		return c, err
+		return c, 0, fmt.Errorf("conversation %s: stored call JSON: %w", id, err)
 	}
 	c.UpdatedAt = fromNanos(updated)
-	return c, nil
+	return c, started, nil
 }
 
-// OpenConversations returns the calls not yet ended.
-func (db *DB) OpenConversations(ctx context.Context) ([]bridge.ConversationRecord, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+conversationCols+` FROM conversations WHERE open = 1 ORDER BY started_at`)
+func (db *DB) conversations(ctx context.Context, q string, args ...any) ([]bridge.ConversationRecord, []int64, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, db.wrap(err)
+		return nil, nil, db.wrap(err)
 	}
 	defer rows.Close()
 	var out []bridge.ConversationRecord
+	var starts []int64
 	for rows.Next() {
-		c, err := scanConversation(rows)
+		c, started, err := scanConversation(rows)
 		if err != nil {
-			return nil, err
+			return nil, nil, db.wrap(err)
 		}
 		out = append(out, c)
+		starts = append(starts, started)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, db.wrap(err)
+	}
+	return out, starts, nil
+}
+
+// OpenConversations returns the calls not yet ended, with their tracker
+// state, for adoption after a restart.
+func (db *DB) OpenConversations(ctx context.Context) ([]bridge.ConversationRecord, error) {
+	out, _, err := db.conversations(ctx, `SELECT `+conversationCols+` FROM conversations WHERE open = 1 ORDER BY started_at, id`)
+	return out, err
 }
 
 // Conversation returns one conversation.
 func (db *DB) Conversation(ctx context.Context, id string) (bridge.ConversationRecord, error) {
-	c, err := scanConversation(db.r.QueryRowContext(ctx, `SELECT `+conversationCols+` FROM conversations WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no call with id " + id}
+	out, _, err := db.conversations(ctx, `SELECT `+conversationCols+` FROM conversations WHERE id = ?`, id)
+	if err != nil {
+		return bridge.ConversationRecord{}, err
 	}
-	return c, err
+	if len(out) == 0 {
+		return bridge.ConversationRecord{}, notFound("id", "no call with id %q", id)
+	}
+	return out[0], nil
 }
 
-// ConversationEvents returns a conversation's events in sequence order.
+// ConversationEvents returns a conversation's events in sequence order
+// (empty for an unknown conversation).
 func (db *DB) ConversationEvents(ctx context.Context, conversationID string) ([]bridge.Record, error) {
-	return db.records(ctx, `SELECT seq, id, type, conversation_id, sequence, occurred_at, payload FROM events
-		WHERE conversation_id = ? ORDER BY sequence, seq`, conversationID)
+	return db.records(ctx, `SELECT `+recordCols+` FROM events e WHERE e.conversation_id = ? ORDER BY e.sequence, e.seq`, conversationID)
 }
 
-// Event returns one event.
+// Event returns one event by id.
 func (db *DB) Event(ctx context.Context, id string) (bridge.Record, error) {
-	recs, err := db.records(ctx, `SELECT seq, id, type, conversation_id, sequence, occurred_at, payload FROM events WHERE id = ?`, id)
+	recs, err := db.records(ctx, `SELECT `+recordCols+` FROM events e WHERE e.id = ?`, id)
 	if err != nil {
 		return bridge.Record{}, err
 	}
 	if len(recs) == 0 {
-		return bridge.Record{}, &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no event with id " + id}
+		return bridge.Record{}, notFound("id", "no event with id %q", id)
 	}
 	return recs[0], nil
 }
@@ -167,226 +249,128 @@ func (db *DB) records(ctx context.Context, q string, args ...any) ([]bridge.Reco
 	defer rows.Close()
 	var out []bridge.Record
 	for rows.Next() {
-		var r bridge.Record
-		var at int64
-		if err := rows.Scan(&r.Seq, &r.ID, &r.Type, &r.ConversationID, &r.Sequence, &at, &r.Payload); err != nil {
-			return nil, err
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, db.wrap(err)
 		}
-		r.OccurredAt = fromNanos(at)
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	return out, db.wrap(rows.Err())
 }
 
-// PendingDeliveries returns an endpoint's pending deliveries after afterSeq.
-func (db *DB) PendingDeliveries(ctx context.Context, endpointID string, afterSeq int64, limit int) ([]bridge.Delivery, error) {
-	return db.deliveries(ctx, `WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.event_seq > ? ORDER BY d.event_seq LIMIT ?`,
-		endpointID, afterSeq, limit)
+func scanRecord(row interface{ Scan(...any) error }) (bridge.Record, error) {
+	var r bridge.Record
+	var at int64
+	err := row.Scan(&r.Seq, &r.ID, &r.Type, &r.ConversationID, &r.Sequence, &at, &r.Payload)
+	r.OccurredAt = fromNanos(at)
+	return r, err
 }
 
-// DeadLetters returns an endpoint's dead deliveries, oldest first.
-func (db *DB) DeadLetters(ctx context.Context, endpointID string, limit int) ([]bridge.Delivery, error) {
-	return db.deliveries(ctx, `WHERE d.endpoint_id = ? AND d.status = 'dead' ORDER BY d.event_seq LIMIT ?`, endpointID, limit)
+// HistoryFilter selects calls from the history. Zero fields do not filter.
+type HistoryFilter struct {
+	From, To    time.Time // started_at in [From, To)
+	Number      string    // the caller's or the callee's number, exactly as the PBX gave it
+	Agent       string    // agent extension
+	Direction   string    // inbound, outbound, internal, unknown
+	Disposition string    // answered, no_answer, busy, failed, cancelled
+	Limit       int       // page size: default 50, at most MaxHistoryLimit
+	Cursor      string    // from the previous page; "" for the first
 }
 
-func (db *DB) deliveries(ctx context.Context, where string, args ...any) ([]bridge.Delivery, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT e.seq, e.id, e.type, e.conversation_id, e.sequence, e.occurred_at, e.payload,
-		d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.first_tried_at
-		FROM deliveries d JOIN events e ON e.seq = d.event_seq `+where, args...)
-	if err != nil {
-		return nil, db.wrap(err)
+// MaxHistoryLimit bounds one page of History.
+const MaxHistoryLimit = 500
+
+// History returns calls newest first (started_at, then id, descending) and
+// the cursor of the next page, "" on the last one. A cursor is a position,
+// not an offset, so calls added meanwhile do not shift or repeat a page.
+func (db *DB) History(ctx context.Context, f HistoryFilter) ([]bridge.ConversationRecord, string, error) {
+	switch {
+	case f.Limit < 0 || f.Limit > MaxHistoryLimit:
+		return nil, "", bridge.FieldError("limit", "must be between 1 and %d, got %d", MaxHistoryLimit, f.Limit)
+	case f.Limit == 0:
+		f.Limit = 50
 	}
-	defer rows.Close()
-	var out []bridge.Delivery
-	for rows.Next() {
-		var d bridge.Delivery
-		var at, next, first int64
-		var status string
-		if err := rows.Scan(&d.Seq, &d.ID, &d.Type, &d.ConversationID, &d.Sequence, &at, &d.Payload,
-			&d.EndpointID, &status, &d.Attempts, &next, &first); err != nil {
-			return nil, err
-		}
-		d.OccurredAt, d.NextAttemptAt, d.FirstTriedAt = fromNanos(at), fromNanos(next), fromNanos(first)
-		d.Status = bridge.DeliveryStatus(status)
-		out = append(out, d)
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return nil, "", bridge.FieldError("from", "must be before to (%s >= %s)", f.From.Format(time.RFC3339), f.To.Format(time.RFC3339))
 	}
-	return out, rows.Err()
-}
-
-// RecordAttempt logs an attempt and moves its delivery on, atomically.
-func (db *DB) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`INSERT INTO attempts (event_id, endpoint_id, at, status_code, latency_ns, error, outcome, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.EventID, a.EndpointID, nanos(a.At), a.StatusCode, int64(a.Latency), a.Error,
-			string(a.Outcome), nanos(a.NextAttemptAt)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
-			first_tried_at = CASE WHEN first_tried_at = 0 THEN ? ELSE first_tried_at END, updated_at = ?
-			WHERE endpoint_id = ? AND event_seq = (SELECT seq FROM events WHERE id = ?)`,
-			string(a.Outcome), nanos(a.NextAttemptAt), nanos(a.At), time.Now().UnixNano(), a.EndpointID, a.EventID)
-		return err
-	})
-}
-
-// DisableEndpoint marks an endpoint disabled and its pending deliveries too.
-func (db *DB) DisableEndpoint(ctx context.Context, endpointID, reason string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		now := time.Now().UnixNano()
-		if _, err := tx.Exec(`UPDATE endpoints SET disabled = 1, disabled_reason = ? WHERE id = ?`, reason, endpointID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`INSERT INTO endpoint_state (id, disabled_reason, disabled_at) VALUES (?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET disabled_reason = excluded.disabled_reason, disabled_at = excluded.disabled_at`,
-			endpointID, reason, now); err != nil {
-			return err
-		}
-		_, err := tx.Exec(`UPDATE deliveries SET status = 'disabled', updated_at = ? WHERE endpoint_id = ? AND status = 'pending'`, now, endpointID)
-		return err
-	})
-}
-
-// EnableEndpoint clears a disabled mark (after the CRM is fixed).
-func (db *DB) EnableEndpoint(ctx context.Context, endpointID string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`UPDATE endpoints SET disabled = 0, disabled_reason = '' WHERE id = ?`, endpointID); err != nil {
-			return err
-		}
-		_, err := tx.Exec(`DELETE FROM endpoint_state WHERE id = ?`, endpointID)
-		return err
-	})
-}
-
-// DisabledEndpoints returns endpoint id → reason for every disabled one.
-func (db *DB) DisabledEndpoints(ctx context.Context) (map[string]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, disabled_reason FROM endpoint_state UNION SELECT id, disabled_reason FROM endpoints WHERE disabled = 1`)
-	if err != nil {
-		return nil, db.wrap(err)
+	switch bridge.Direction(f.Direction) {
+	case "", bridge.DirectionInbound, bridge.DirectionOutbound, bridge.DirectionInternal, bridge.DirectionUnknown:
+	default:
+		return nil, "", bridge.FieldError("direction", "must be inbound, outbound, internal or unknown, got %q", f.Direction)
 	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var id, reason string
-		if err := rows.Scan(&id, &reason); err != nil {
-			return nil, err
-		}
-		out[id] = reason
+	switch bridge.Disposition(f.Disposition) {
+	case "", bridge.DispositionAnswered, bridge.DispositionNoAnswer, bridge.DispositionBusy, bridge.DispositionFailed, bridge.DispositionCancelled:
+	default:
+		return nil, "", bridge.FieldError("disposition", "must be answered, no_answer, busy, failed or cancelled, got %q", f.Disposition)
 	}
-	return out, rows.Err()
-}
-
-// Replay sets an event's deliveries to the given endpoints back to pending
-// (creating them if needed) and returns them for the dispatcher.
-func (db *DB) Replay(ctx context.Context, eventID string, endpointIDs []string) ([]bridge.Delivery, error) {
-	rec, err := db.Event(ctx, eventID)
-	if err != nil {
-		return nil, err
+	var where []string
+	var args []any
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
 	}
-	err = db.write(ctx, func(tx *sql.Tx) error {
-		now := time.Now().UnixNano()
-		for _, ep := range endpointIDs {
-			if _, err := tx.Exec(`INSERT INTO deliveries (endpoint_id, event_seq, status, next_attempt_at, updated_at)
-				VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (endpoint_id, event_seq) DO UPDATE SET status = 'pending',
-				next_attempt_at = excluded.next_attempt_at, first_tried_at = 0, updated_at = excluded.updated_at`,
-				ep, rec.Seq, now, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	if !f.From.IsZero() {
+		add(`started_at >= ?`, f.From.UnixNano())
 	}
-	out := make([]bridge.Delivery, 0, len(endpointIDs))
-	for _, ep := range endpointIDs {
-		out = append(out, bridge.Delivery{Record: rec, EndpointID: ep, Status: bridge.DeliveryPending, NextAttemptAt: time.Now()})
+	if !f.To.IsZero() {
+		add(`started_at < ?`, f.To.UnixNano())
 	}
-	return out, nil
-}
-
-// ReplayRange sets every delivered or dead delivery of events in [from, to)
-// to the endpoints back to pending; the dispatcher must then reload.
-func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (int64, error) {
-	var n int64
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		now := time.Now().UnixNano()
-		for _, ep := range endpointIDs {
-			res, err := tx.Exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, first_tried_at = 0, updated_at = ?
-				WHERE endpoint_id = ? AND status IN ('delivered', 'dead') AND event_seq IN
-				(SELECT seq FROM events WHERE occurred_at >= ? AND occurred_at < ?)`, now, now, ep, nanos(from), nanos(to))
-			if err != nil {
-				return err
-			}
-			k, _ := res.RowsAffected()
-			n += k
-		}
-		return nil
-	})
-	return n, err
-}
-
-// Attempts returns an endpoint's attempt log, newest first, before a time.
-func (db *DB) Attempts(ctx context.Context, endpointID string, limit int, before time.Time) ([]bridge.Attempt, error) {
-	if before.IsZero() {
-		before = time.Now().Add(time.Hour)
+	if f.Number != "" {
+		add(`(caller_number = ? OR callee_number = ?)`, f.Number, f.Number)
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT event_id, endpoint_id, at, status_code, latency_ns, error, outcome, next_attempt_at
-		FROM attempts WHERE endpoint_id = ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?`, endpointID, nanos(before), limit)
-	if err != nil {
-		return nil, db.wrap(err)
+	if f.Agent != "" {
+		add(`agent = ?`, f.Agent)
 	}
-	defer rows.Close()
-	var out []bridge.Attempt
-	for rows.Next() {
-		var a bridge.Attempt
-		var at, lat, next int64
-		var outcome string
-		if err := rows.Scan(&a.EventID, &a.EndpointID, &at, &a.StatusCode, &lat, &a.Error, &outcome, &next); err != nil {
-			return nil, err
-		}
-		a.At, a.Latency, a.Outcome, a.NextAttemptAt = fromNanos(at), time.Duration(lat), bridge.DeliveryStatus(outcome), fromNanos(next)
-		out = append(out, a)
+	if f.Direction != "" {
+		add(`direction = ?`, f.Direction)
 	}
-	return out, rows.Err()
-}
-
-// Backlog counts pending deliveries (through the partial index).
-func (db *DB) Backlog(ctx context.Context) (int64, error) {
-	var n int64
-	err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE status = 'pending'`).Scan(&n)
-	return n, err
-}
-
-// Prune deletes ended conversations older than the cutoff with their events,
-// deliveries and attempts, in chunks, never touching an event with a pending
-// delivery.
-func (db *DB) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
-	var total int64
-	cut := nanos(olderThan)
-	for {
-		var n int64
-		err := db.write(ctx, func(tx *sql.Tx) error {
-			res, err := tx.Exec(`DELETE FROM events WHERE seq IN (SELECT seq FROM events e WHERE e.occurred_at < ?
-				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status = 'pending')
-				AND (e.conversation_id = '' OR NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = e.conversation_id AND c.open = 1))
-				LIMIT 1000)`, cut)
-			if err != nil {
-				return err
-			}
-			n, _ = res.RowsAffected()
-			if _, err := tx.Exec(`DELETE FROM attempts WHERE id IN (SELECT id FROM attempts WHERE at < ? LIMIT 1000)`, cut); err != nil {
-				return err
-			}
-			_, err = tx.Exec(`DELETE FROM conversations WHERE id IN (SELECT id FROM conversations c WHERE c.open = 0 AND c.started_at < ?
-				AND NOT EXISTS (SELECT 1 FROM events e WHERE e.conversation_id = c.id) LIMIT 1000)`, cut)
-			return err
-		})
+	if f.Disposition != "" {
+		add(`disposition = ?`, f.Disposition)
+	}
+	if f.Cursor != "" {
+		ts, id, err := decodeCursor(f.Cursor)
 		if err != nil {
-			return total, err
+			return nil, "", bridge.FieldError("cursor", "is not a cursor returned by a previous page")
 		}
-		total += n
-		if n < 1000 {
-			return total, nil
-		}
+		add(`(started_at < ? OR (started_at = ? AND id < ?))`, ts, ts, id)
 	}
+	q := `SELECT ` + conversationCols + ` FROM conversations`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	q += ` ORDER BY started_at DESC, id DESC LIMIT ?`
+	args = append(args, f.Limit+1)
+	out, starts, err := db.conversations(ctx, q, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range out {
+		out[i].State = nil // tracker internals are not history
+	}
+	next := ""
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		next = encodeCursor(starts[f.Limit-1], out[f.Limit-1].Call.ID)
+	}
+	return out, next, nil
 }
+
+func encodeCursor(ts int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(ts, 10) + "|" + id))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", err
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	if !ok || id == "" {
+		return 0, "", errors.New("bad cursor")
+	}
+	n, err := strconv.ParseInt(ts, 10, 64)
+	return n, id, err
+}
+
+// errNoRows reports sql.ErrNoRows.
+func errNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

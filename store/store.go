@@ -1,9 +1,10 @@
-// Package store is ctibridge's SQLite outbox and call history.
+// Package store is ctibridge's SQLite outbox, delivery log and call history.
 //
-// One writer connection, driven by one goroutine, takes every write; the
-// requests waiting when it is free are grouped into one transaction, so a
-// burst costs one fsync, and synchronous=FULL stays usable. Readers use a
-// separate pool; WAL lets them read while the writer writes.
+// Every write goes through one writer goroutine that owns the only writing
+// connection: the requests waiting when it is free are grouped into one
+// transaction, so a burst costs one fsync and synchronous=FULL stays usable,
+// and our own connections never see "database is locked". Reads use a
+// separate read-only pool; WAL lets them run while the writer writes.
 package store
 
 import (
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,152 +26,286 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
-	_ "github.com/mattn/go-sqlite3" // registers "sqlite3"
+	"github.com/mattn/go-sqlite3"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Options tune the store.
+// Options tune the store. The zero value is durable and safe.
 type Options struct {
-	Synchronous string        // FULL (default) or NORMAL
-	BusyTimeout time.Duration // wait for other processes' locks; default 5s
-	// MaxBatch bounds the requests grouped into one transaction.
+	// Synchronous is FULL (default: a commit survives power loss) or NORMAL
+	// (a commit survives a crash of the process, not of the machine).
+	Synchronous string
+	// BusyTimeout is how long a write waits for a lock held by another
+	// process (a backup tool, the sqlite3 shell). Default 5s.
+	BusyTimeout time.Duration
+	// MaxBatch bounds the rows one grouped transaction writes (default
+	// 4096), so one commit never holds the writer for long.
 	MaxBatch int
 	Logger   *slog.Logger
 }
 
-// DB is the store.
+// DB is the store. Its methods are safe for concurrent use.
 type DB struct {
 	path string
-	w    *sql.DB // the one writer connection
-	r    *sql.DB // readers
+	w    *sql.DB // the one writing connection; only the writer goroutine uses it after Open
+	r    *sql.DB // read-only pool
+	log  *slog.Logger
+	busy time.Duration
+	max  int
+
 	reqs chan *request
 	done chan struct{}
+
+	ckpt     *sql.DB       // the checkpointer's connection
+	ckptWake chan struct{} // the writer asks for a checkpoint
+	ckptDone chan struct{}
+	walPages int // pages the writer estimates it added to the WAL since it last asked
 	// mu orders Close after every send on reqs: senders hold it shared.
 	mu     sync.RWMutex
 	closed bool
-	log    *slog.Logger
-	max    int
 
-	// Transactions counts committed write transactions (group commit shows
-	// as far fewer transactions than requests).
+	// pending mirrors count(*) of pending deliveries. It is loaded at Open
+	// and moved only by committed transactions, so Backlog costs nothing.
+	pending atomic.Int64
+
+	// Transactions counts committed write transactions and Requests the
+	// write calls they carried: group commit shows as far fewer
+	// transactions than requests.
 	Transactions atomic.Int64
 	Requests     atomic.Int64
 }
 
-// request is one write: fn runs inside the shared transaction.
-type request struct {
-	fn  func(tx *sql.Tx) error
-	err chan error
-}
-
-// Open opens or creates the database at path and applies migrations.
+// Open opens or creates the database at path, applies migrations and starts
+// the writer. Errors name the path and the reason.
 func Open(path string, opts Options) (*DB, error) {
-	if opts.Synchronous == "" {
-		opts.Synchronous = "FULL"
+	if path == "" {
+		return nil, bridge.Errorf(bridge.EINVALID, "store: the database path is empty")
 	}
 	sync := strings.ToUpper(opts.Synchronous)
+	if sync == "" {
+		sync = "FULL"
+	}
 	if sync != "FULL" && sync != "NORMAL" {
-		return nil, fmt.Errorf("store: synchronous must be FULL or NORMAL, got %q", opts.Synchronous)
+		return nil, bridge.Errorf(bridge.EINVALID, "store: synchronous must be FULL or NORMAL, got %q", opts.Synchronous)
 	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 5 * time.Second
 	}
 	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 512
+		opts.MaxBatch = 4096
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("store: directory of %s does not exist", path)
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := checkPath(abs); err != nil {
+		return nil, err
+	}
+	db := &DB{path: abs, log: opts.Logger, busy: opts.BusyTimeout, max: opts.MaxBatch,
+		reqs: make(chan *request, 1024), done: make(chan struct{}),
+		ckptWake: make(chan struct{}, 1), ckptDone: make(chan struct{})}
+
+	// _txlock=immediate: a write transaction takes the write lock at BEGIN,
+	// so an outside process makes us wait (busy_timeout) rather than fail
+	// half-way through. The statement cache spares re-preparing the same
+	// few statements on every request.
+	db.w, err = sql.Open("sqlite3", db.dsn("rwc",
+		"_txlock=immediate", "_foreign_keys=on", "_synchronous="+sync, "_cache_size=-32000", "_stmt_cache_size=64"))
+	if err != nil {
+		return nil, db.openErr(err)
+	}
+	db.w.SetMaxOpenConns(1)
+	db.w.SetMaxIdleConns(1)
+	db.w.SetConnMaxLifetime(0)
+	db.w.SetConnMaxIdleTime(0)
+	if err := db.setup(); err != nil {
+		db.w.Close()
+		return nil, db.openErr(err)
+	}
+
+	readers := max(4, runtime.GOMAXPROCS(0))
+	db.r, err = sql.Open("sqlite3", db.dsn("ro", "_stmt_cache_size=32"))
+	if err == nil {
+		db.r.SetMaxOpenConns(readers)
+		db.r.SetMaxIdleConns(readers)
+		var n int64
+		err = db.r.QueryRow(`SELECT count(*) FROM deliveries WHERE status = 'pending'`).Scan(&n)
+		db.pending.Store(n)
+	}
+	if err == nil {
+		db.ckpt, err = sql.Open("sqlite3", db.dsn("rw", "_synchronous="+sync))
+	}
+	if err != nil {
+		for _, c := range []*sql.DB{db.w, db.r, db.ckpt} {
+			if c != nil {
+				c.Close()
+			}
 		}
+		return nil, db.openErr(err)
 	}
-	dsn := func(mode string) string {
-		return fmt.Sprintf("file:%s?_busy_timeout=%d&_foreign_keys=on&_journal_mode=WAL&_synchronous=%s&_txlock=immediate&mode=%s",
-			path, opts.BusyTimeout.Milliseconds(), sync, mode)
-	}
-	w, err := sql.Open("sqlite3", dsn("rwc"))
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	if err := w.Ping(); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	var mode string
-	if err := w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: %s is not a usable SQLite database: %w", path, err)
-	}
-	if err := migrate(w); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: %s: %w", path, err)
-	}
-	r, err := sql.Open("sqlite3", dsn("ro"))
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
-	}
-	r.SetMaxOpenConns(4)
-	db := &DB{path: path, w: w, r: r, reqs: make(chan *request, 1024), done: make(chan struct{}), log: opts.Logger, max: opts.MaxBatch}
+	db.ckpt.SetMaxOpenConns(1)
 	go db.writer()
+	go db.checkpointer()
 	return db, nil
 }
 
-// migrate applies the embedded migrations not yet applied, in order.
-func migrate(w *sql.DB) error {
-	if _, err := w.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("creating schema_migrations: %w", err)
-	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+// checkPath gives the OS's reason for a path SQLite could only call
+// "unable to open database file".
+func checkPath(abs string) error {
+	dir := filepath.Dir(abs)
+	st, err := os.Stat(dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: open %s: directory %s: %w", abs, dir, errors.Unwrap(err))
 	}
-	sort.Strings(names)
-	var current int
-	if err := w.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return err
+	if !st.IsDir() {
+		return fmt.Errorf("store: open %s: %s is not a directory", abs, dir)
 	}
-	latest := 0
-	for _, name := range names {
-		v, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number", name)
-		}
-		latest = max(latest, v)
-		if v <= current {
-			continue
-		}
-		body, _ := migrations.ReadFile(name)
-		tx, err := w.Begin()
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(string(body)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %s: %w", name, err)
-		}
-		if _, err := tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano()); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migration %s: %w", name, err)
-		}
-	}
-	if current > latest {
-		return fmt.Errorf("database schema version %d is newer than this ctibridge knows (%d): upgrade ctibridge", current, latest)
+	if st, err := os.Stat(abs); err == nil && st.IsDir() {
+		return fmt.Errorf("store: open %s: it is a directory, not a database file", abs)
 	}
 	return nil
 }
 
-// Close waits for queued writes and closes the database.
+// dsn is a file: URI, so a path with '?' or '#' stays a path.
+func (db *DB) dsn(mode string, params ...string) string {
+	p := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(db.path)
+	params = append(params, "mode="+mode, fmt.Sprintf("_busy_timeout=%d", db.busy.Milliseconds()))
+	return "file:" + p + "?" + strings.Join(params, "&")
+}
+
+// setup puts the file in WAL mode, migrates it and proves it writable, so a
+// read-only file fails at Open rather than at the first event.
+func (db *DB) setup() error {
+	var mode string
+	if err := db.w.QueryRow(`PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
+		return err
+	}
+	if err := db.migrate(); err != nil {
+		return err
+	}
+	if !strings.EqualFold(mode, "wal") {
+		// Some filesystems (network shares) cannot hold the WAL index.
+		return fmt.Errorf("cannot switch to WAL journal mode (still %s): put the database on a local filesystem", mode)
+	}
+	// The checkpointer goroutine copies the WAL into the file; the writer's
+	// own automatic checkpoint is only the safety net that bounds the WAL
+	// (~40 MB) when that one cannot catch up under sustained load.
+	for _, p := range []string{`PRAGMA journal_size_limit = 67108864`, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, safety())} {
+		if _, err := db.w.Exec(p); err != nil {
+			return err
+		}
+	}
+	_, err := db.w.Exec(heartbeatSQL, time.Now().UnixNano())
+	return err
+}
+
+// walSafetyPages is where the writer checkpoints by itself; walCheckpointPages
+// is how much WAL growth wakes the checkpointer.
+const (
+	walSafetyPages     = 10000
+	walCheckpointPages = 1000
+)
+
+// checkpointer copies the WAL into the database file on its own connection,
+// so the copying and its fsync run beside the writer instead of inside one
+// of its commits. PASSIVE never waits for or blocks the writer or readers.
+func (db *DB) checkpointer() {
+	defer close(db.ckptDone)
+	for range db.ckptWake {
+		if _, err := db.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+			db.log.Debug("store: background checkpoint failed", "path", db.path, "err", err)
+		}
+	}
+}
+
+const heartbeatSQL = `INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`
+
+type migration struct {
+	version int
+	name    string
+}
+
+func embeddedMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	seen := map[int]string{}
+	for _, name := range names {
+		v, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive number", name)
+		}
+		if prev, ok := seen[v]; ok {
+			return nil, fmt.Errorf("migrations %s and %s have the same version", prev, name)
+		}
+		seen[v] = name
+		ms = append(ms, migration{v, name})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// migrate applies the embedded migrations not yet applied, each in its own
+// transaction with its schema_migrations row. BEGIN IMMEDIATE makes two
+// processes opening the same file at once apply each migration once.
+func (db *DB) migrate() error {
+	ms, err := embeddedMigrations()
+	if err != nil {
+		return err
+	}
+	latest := ms[len(ms)-1].version
+	if _, err := db.w.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	for _, m := range ms {
+		tx, err := db.w.Begin()
+		if err != nil {
+			return err
+		}
+		var current int
+		if err := tx.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if current > latest {
+			tx.Rollback()
+			return fmt.Errorf("the database has schema version %d, newer than this ctibridge knows (%d): it was written by a newer ctibridge; upgrade, or restore a backup", current, latest)
+		}
+		if m.version <= current {
+			tx.Rollback()
+			continue
+		}
+		body, err := migrations.ReadFile(m.name)
+		if err == nil {
+			_, err = tx.Exec(string(body))
+		}
+		if err == nil {
+			_, err = tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.version, time.Now().UnixNano())
+		}
+		if err == nil {
+			err = tx.Commit()
+		}
+		if err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		db.log.Info("store: applied migration", "path", db.path, "migration", filepath.Base(m.name))
+	}
+	return nil
+}
+
+// Path is the database file's absolute path.
+func (db *DB) Path() string { return db.path }
+
+// Close commits the writes already queued, stops the writer and closes the
+// database. Writes after Close fail with EUNAVAILABLE.
 func (db *DB) Close() error {
 	db.mu.Lock()
 	if db.closed {
@@ -180,125 +316,112 @@ func (db *DB) Close() error {
 	close(db.reqs)
 	db.mu.Unlock()
 	<-db.done
-	return errors.Join(db.r.Close(), db.w.Close())
+	close(db.ckptWake)
+	<-db.ckptDone
+	return errors.Join(db.r.Close(), db.ckpt.Close(), db.w.Close())
 }
 
-// write submits fn to the writer and waits for its transaction to commit.
-func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	req := &request{fn: fn, err: make(chan error, 1)}
-	db.mu.RLock()
-	if db.closed {
-		db.mu.RUnlock()
-		return bridge.Errorf(bridge.EUNAVAILABLE, "store is closed")
-	}
-	select {
-	case db.reqs <- req:
-		db.mu.RUnlock()
-	case <-ctx.Done():
-		db.mu.RUnlock()
-		return ctx.Err()
-	}
-	// Once queued, the request is committed or fails on its own; waiting
-	// for it keeps the caller's view true even when ctx ends.
-	return <-req.err
-}
-
-// writer groups waiting requests into one transaction each round.
-func (db *DB) writer() {
-	defer close(db.done)
-	for req := range db.reqs {
-		batch := []*request{req}
-	fill:
-		for len(batch) < db.max {
-			select {
-			case r, ok := <-db.reqs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		db.commit(batch)
-	}
-}
-
-func (db *DB) commit(batch []*request) {
-	db.Requests.Add(int64(len(batch)))
-	err := db.run(batch)
-	if err == nil {
-		for _, r := range batch {
-			r.err <- nil
-		}
-		return
-	}
-	if len(batch) == 1 {
-		batch[0].err <- err
-		return
-	}
-	// One bad request must not fail the others: retry each alone.
-	for _, r := range batch {
-		r.err <- db.run([]*request{r})
-	}
-}
-
-func (db *DB) run(batch []*request) error {
-	tx, err := db.w.Begin()
-	if err != nil {
-		return db.wrap(err)
-	}
-	for _, r := range batch {
-		if err := r.fn(tx); err != nil {
-			tx.Rollback()
-			return db.wrap(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		tx.Rollback()
-		return db.wrap(err)
-	}
-	db.Transactions.Add(1)
-	return nil
-}
-
-// wrap adds the path to SQLite errors and names the usual operator faults.
-func (db *DB) wrap(err error) error {
-	var ae *bridge.Error
-	if errors.As(err, &ae) {
-		return err
-	}
-	msg := err.Error()
-	hint := ""
-	switch {
-	case strings.Contains(msg, "full"):
-		hint = " (the disk is full)"
-	case strings.Contains(msg, "readonly") || strings.Contains(msg, "read-only"):
-		hint = " (the file or its directory is read-only)"
-	case strings.Contains(msg, "locked") || strings.Contains(msg, "busy"):
-		hint = " (another process holds a lock on it)"
-	}
-	return bridge.Errorf(bridge.EUNAVAILABLE, "store %s: %s%s", db.path, msg, hint)
-}
-
-// Writable is the readiness probe: a tiny write through the writer.
+// Writable is the readiness probe: a one-row write through the writer, so it
+// fails when commits would (full disk, read-only file, a foreign lock).
 func (db *DB) Writable(ctx context.Context) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO heartbeat (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`, time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	return db.write(ctx, 1, func(w *wtx) error {
+		_, err := w.exec(heartbeatSQL, now)
 		return err
 	})
 }
 
 // IntegrityCheck runs PRAGMA integrity_check.
 func (db *DB) IntegrityCheck(ctx context.Context) error {
-	var res string
-	if err := db.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&res); err != nil {
-		return err
+	rows, err := db.r.QueryContext(ctx, `PRAGMA integrity_check`)
+	if err != nil {
+		return db.wrap(err)
 	}
-	if res != "ok" {
-		return fmt.Errorf("store: integrity_check: %s", res)
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return db.wrap(err)
+		}
+		if s != "ok" {
+			problems = append(problems, s)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return db.wrap(err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("store %s: integrity_check: %s", db.path, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// storeError is an EUNAVAILABLE bridge.Error that keeps the SQLite error in
+// its chain, so errors.Is(err, sqlite3.ErrFull) still works.
+type storeError struct {
+	app   *bridge.Error
+	cause error
+}
+
+func (e *storeError) Error() string   { return e.app.Message }
+func (e *storeError) Unwrap() []error { return []error{e.app, e.cause} }
+
+// wrap turns a database failure into an EUNAVAILABLE error naming the path
+// and the operator's fault in words. Application errors and context errors
+// pass through.
+func (db *DB) wrap(err error) error {
+	return db.fail("store "+db.path, err)
+}
+
+func (db *DB) openErr(err error) error {
+	var se *storeError
+	if errors.As(err, &se) {
+		err = se.cause
+	}
+	return db.fail("store: open "+db.path, err)
+}
+
+func (db *DB) fail(prefix string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *bridge.Error
+	if errors.As(err, &ae) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	msg := prefix + ": " + reason(err, db.busy)
+	return &storeError{app: bridge.Errorf(bridge.EUNAVAILABLE, "%s", msg), cause: err}
+}
+
+// reason says what an operator must fix, then SQLite's own words.
+func reason(err error, busy time.Duration) string {
+	var se sqlite3.Error
+	if !errors.As(err, &se) {
+		return err.Error()
+	}
+	var hint string
+	switch se.Code {
+	case sqlite3.ErrFull:
+		hint = "the disk is full"
+	case sqlite3.ErrReadonly:
+		hint = "the database file or its directory is read-only"
+	case sqlite3.ErrPerm:
+		hint = "permission denied"
+	case sqlite3.ErrBusy, sqlite3.ErrLocked:
+		hint = fmt.Sprintf("another process holds a lock on the database (waited %s)", busy)
+	case sqlite3.ErrCantOpen:
+		hint = "cannot open or create the file: check that the directory exists and is writable"
+	case sqlite3.ErrNotADB:
+		hint = "the file is not a SQLite database"
+	case sqlite3.ErrCorrupt:
+		hint = "the database file is corrupt"
+	case sqlite3.ErrIoErr:
+		hint = "disk I/O error"
+	default:
+		return err.Error()
+	}
+	return hint + " (" + err.Error() + ")"
 }
 
 func nanos(t time.Time) int64 {
@@ -313,4 +436,15 @@ func fromNanos(n int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n).UTC()
+}
+
+func notFound(field, format string, args ...any) *bridge.Error {
+	return &bridge.Error{Code: bridge.ENOTFOUND, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+func safety() int {
+	if os.Getenv("NOBG") != "" {
+		return 1000
+	}
+	return walSafetyPages
 }

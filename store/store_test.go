@@ -3,405 +3,431 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/mattn/go-sqlite3"
 )
 
-func openTest(t testing.TB) (*DB, string) {
+var ctx = context.Background()
+
+// quiet keeps test output to failures.
+var quiet = slog.New(slog.DiscardHandler)
+
+func openAt(t testing.TB, path string, opts Options) *DB {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "test.db")
-	db, err := Open(path, Options{})
+	if opts.Logger == nil {
+		opts.Logger = quiet
+	}
+	db, err := Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db, path
+	return db
 }
 
-func event(conv string, seq int64, typ string) bridge.PendingEvent {
-	e := bridge.Event{ID: bridge.NewID("evt_"), Type: typ, ConversationID: conv, Sequence: seq, OccurredAt: time.Now().UTC(), PBX: "pbx1"}
-	rec, _ := bridge.NewRecord(e)
-	return bridge.PendingEvent{Record: rec, EndpointIDs: []string{"crm"}}
+func openTest(t testing.TB) (*DB, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "test.db")
+	return openAt(t, path, Options{}), path
 }
 
-func TestCommitAssignsSeqAndIsIdempotent(t *testing.T) {
-	db, _ := openTest(t)
-	ctx := context.Background()
-	b := &bridge.Batch{Events: []bridge.PendingEvent{event("c1", 1, "call.ringing"), event("c1", 2, "call.answered")}}
+var t0 = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+
+func newEvent(conv string, sequence int64, typ string, at time.Time, endpoints ...string) bridge.PendingEvent {
+	e := bridge.Event{ID: bridge.NewID("evt_"), Type: typ, ConversationID: conv, Sequence: sequence, OccurredAt: at, PBX: "pbx1"}
+	rec, err := bridge.NewRecord(e)
+	if err != nil {
+		panic(err)
+	}
+	return bridge.PendingEvent{Record: rec, EndpointIDs: endpoints}
+}
+
+func commit(t testing.TB, db *DB, b *bridge.Batch) {
+	t.Helper()
 	if err := db.Commit(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if b.Events[0].Seq == 0 || b.Events[1].Seq <= b.Events[0].Seq {
-		t.Fatalf("seqs %d %d", b.Events[0].Seq, b.Events[1].Seq)
-	}
-	first := b.Events[0].Seq
-	// The same batch again (a retried commit) adds nothing.
-	b.Events[0].Seq, b.Events[1].Seq = 0, 0
-	if err := db.Commit(ctx, b); err != nil {
+}
+
+// count runs a count query on the read pool.
+func count(t testing.TB, db *DB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := db.r.QueryRow(q, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if b.Events[0].Seq != first {
-		t.Fatalf("re-commit changed seq: %d != %d", b.Events[0].Seq, first)
+	return n
+}
+
+func sqliteCode(err error) sqlite3.ErrNo {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code
 	}
-	ds, err := db.PendingDeliveries(ctx, "crm", 0, 10)
-	if err != nil || len(ds) != 2 || ds[0].Type != "call.ringing" || string(ds[1].Payload) != string(b.Events[1].Payload) {
-		t.Fatalf("pending = %+v, %v", ds, err)
-	}
-	if n, _ := db.Backlog(ctx); n != 2 {
-		t.Fatalf("backlog = %d", n)
+	return 0
+}
+
+func wantCode(t testing.TB, err error, code, contains string) {
+	t.Helper()
+	if bridge.ErrorCode(err) != code || !strings.Contains(err.Error(), contains) {
+		t.Fatalf("err = %v; want code %s mentioning %q", err, code, contains)
 	}
 }
 
-func TestGroupCommitGroups(t *testing.T) {
-	db, _ := openTest(t)
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, 200)
-	for i := 0; i < 200; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			errs <- db.Commit(ctx, &bridge.Batch{Events: []bridge.PendingEvent{event(fmt.Sprintf("c%d", i), 1, "call.ringing")}})
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if tx := db.Transactions.Load(); tx >= 200 {
-		t.Fatalf("200 concurrent commits took %d transactions: no grouping", tx)
-	}
-	if n, _ := db.Backlog(ctx); n != 200 {
-		t.Fatalf("backlog = %d", n)
-	}
-	if err := db.IntegrityCheck(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestOneBadRequestDoesNotFailItsGroup(t *testing.T) {
-	db, _ := openTest(t)
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	results := make([]error, 50)
-	for i := range results {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			if i == 25 {
-				results[i] = db.write(ctx, func(tx *sql.Tx) error { _, err := tx.Exec("INSERT INTO nosuchtable VALUES (1)"); return err })
-				return
-			}
-			results[i] = db.Commit(ctx, &bridge.Batch{Events: []bridge.PendingEvent{event("c", int64(i), "call.ringing")}})
-		}(i)
-	}
-	wg.Wait()
-	for i, err := range results {
-		if (i == 25) != (err != nil) {
-			t.Fatalf("request %d: err = %v", i, err)
-		}
-	}
-}
-
-func TestDeliveryLifecycleAndReplay(t *testing.T) {
-	db, _ := openTest(t)
-	ctx := context.Background()
-	b := &bridge.Batch{Events: []bridge.PendingEvent{event("c1", 1, "call.ringing"), event("c1", 2, "call.ended")}}
-	if err := db.Commit(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	id0, id1 := b.Events[0].ID, b.Events[1].ID
-	steps := []bridge.Attempt{
-		{EventID: id0, EndpointID: "crm", At: now, StatusCode: 500, Latency: time.Millisecond, Error: "500", Outcome: bridge.DeliveryPending, NextAttemptAt: now.Add(time.Second)},
-		{EventID: id0, EndpointID: "crm", At: now.Add(time.Second), StatusCode: 200, Latency: time.Millisecond, Outcome: bridge.DeliveryDelivered},
-		{EventID: id1, EndpointID: "crm", At: now.Add(2 * time.Second), StatusCode: 0, Error: "connection refused", Outcome: bridge.DeliveryDead},
-	}
-	for _, a := range steps {
-		if err := db.RecordAttempt(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if ds, _ := db.PendingDeliveries(ctx, "crm", 0, 10); len(ds) != 0 {
-		t.Fatalf("still pending: %+v", ds)
-	}
-	dead, _ := db.DeadLetters(ctx, "crm", 10)
-	if len(dead) != 1 || dead[0].ID != id1 || dead[0].Attempts != 1 || dead[0].FirstTriedAt.IsZero() {
-		t.Fatalf("dead = %+v", dead)
-	}
-	log, _ := db.Attempts(ctx, "crm", 10, time.Time{})
-	if len(log) != 3 || log[0].Error != "connection refused" || log[2].StatusCode != 500 {
-		t.Fatalf("attempt log = %+v", log)
-	}
-	ds, err := db.Replay(ctx, id1, []string{"crm", "other"})
-	if err != nil || len(ds) != 2 {
-		t.Fatalf("replay: %v %+v", err, ds)
-	}
-	if p, _ := db.PendingDeliveries(ctx, "crm", 0, 10); len(p) != 1 || p[0].ID != id1 || !p[0].FirstTriedAt.IsZero() {
-		t.Fatalf("after replay = %+v", p)
-	}
-	if p, _ := db.PendingDeliveries(ctx, "other", 0, 10); len(p) != 1 {
-		t.Fatalf("replay to a new endpoint = %+v", p)
-	}
-	if _, err := db.Replay(ctx, "evt_nope", []string{"crm"}); bridge.ErrorCode(err) != bridge.ENOTFOUND {
-		t.Fatalf("replay unknown: %v", err)
-	}
-	if err := db.DisableEndpoint(ctx, "crm", "410 Gone"); err != nil {
-		t.Fatal(err)
-	}
-	if p, _ := db.PendingDeliveries(ctx, "crm", 0, 10); len(p) != 0 {
-		t.Fatalf("disabled endpoint still has pending: %+v", p)
-	}
-	if m, _ := db.DisabledEndpoints(ctx); m["crm"] != "410 Gone" {
-		t.Fatalf("disabled = %v", m)
-	}
-}
-
-func TestPendingPagesInOrder(t *testing.T) {
-	db, _ := openTest(t)
-	ctx := context.Background()
-	var b bridge.Batch
-	for i := 0; i < 25; i++ {
-		b.Events = append(b.Events, event("c", int64(i+1), "call.ringing"))
-	}
-	if err := db.Commit(ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	var got []int64
-	after := int64(0)
-	for {
-		page, err := db.PendingDeliveries(ctx, "crm", after, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, d := range page {
-			got = append(got, d.Sequence)
-			after = d.Seq
-		}
-	}
-	if len(got) != 25 || got[0] != 1 || got[24] != 25 {
-		t.Fatalf("paged %v", got)
-	}
-}
-
-func conv(id string, start time.Time, open bool, caller, agent string, disp bridge.Disposition) bridge.ConversationRecord {
-	c := bridge.Call{ID: id, Direction: bridge.DirectionInbound, StartedAt: start, Caller: bridge.Party{Number: caller},
-		Agent: &bridge.Agent{Extension: agent}, Disposition: disp}
-	return bridge.ConversationRecord{Call: c, Open: open, LastSeq: 3, State: []byte(`{"id":"` + id + `"}`), UpdatedAt: start}
-}
-
-func TestConversationsHistoryAndReopen(t *testing.T) {
+func TestMigrationsAppliedOnceInOrderAndReopen(t *testing.T) {
 	db, path := openTest(t)
-	ctx := context.Background()
-	t0 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
-	var b bridge.Batch
-	for i := 0; i < 7; i++ {
-		disp := bridge.DispositionAnswered
-		if i%2 == 1 {
-			disp = bridge.DispositionNoAnswer
-		}
-		b.Conversations = append(b.Conversations, conv(fmt.Sprintf("conv_%d", i), t0.Add(time.Duration(i)*time.Minute), i == 6, "5551234", fmt.Sprint(100+i%2), disp))
-	}
-	if err := db.Commit(ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	open, err := db.OpenConversations(ctx)
-	if err != nil || len(open) != 1 || open[0].Call.ID != "conv_6" || string(open[0].State) != `{"id":"conv_6"}` {
-		t.Fatalf("open = %+v %v", open, err)
-	}
-	var ids []string
-	cursor := ""
-	for {
-		page, next, err := db.History(ctx, HistoryFilter{Number: "5551234", Limit: 3, Cursor: cursor})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range page {
-			ids = append(ids, c.Call.ID)
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
-	}
-	if strings.Join(ids, ",") != "conv_6,conv_5,conv_4,conv_3,conv_2,conv_1,conv_0" {
-		t.Fatalf("history pages = %v", ids)
-	}
-	page, _, _ := db.History(ctx, HistoryFilter{Agent: "101", Disposition: "no_answer"})
-	if len(page) != 3 {
-		t.Fatalf("filtered = %d", len(page))
-	}
-	if _, _, err := db.History(ctx, HistoryFilter{Cursor: "garbage!"}); bridge.ErrorCode(err) != bridge.EINVALID {
-		t.Fatalf("bad cursor: %v", err)
-	}
-	if _, err := db.Conversation(ctx, "conv_nope"); bridge.ErrorCode(err) != bridge.ENOTFOUND {
-		t.Fatalf("missing conversation: %v", err)
-	}
-	db.Close()
-	db2, err := Open(path, Options{Synchronous: "NORMAL"})
+	ms, err := embeddedMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db2.Close()
-	if c, err := db2.Conversation(ctx, "conv_3"); err != nil || c.Call.Disposition != bridge.DispositionNoAnswer {
-		t.Fatalf("after reopen: %+v %v", c, err)
+	if n := count(t, db, `SELECT count(*) FROM schema_migrations`); n != int64(len(ms)) || len(ms) < 2 {
+		t.Fatalf("%d migrations recorded, %d embedded", n, len(ms))
+	}
+	var applied int64
+	db.r.QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&applied)
+	var mode string
+	db.r.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+	if mode != "wal" {
+		t.Fatalf("journal_mode = %s", mode)
+	}
+	db.Close()
+
+	// A database left at version 1 (written by an older ctibridge) gets
+	// only the later migrations; version 1 is not applied again.
+	raw, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version > 1; DROP INDEX deliveries_event; DROP INDEX conversations_direction;
+		DROP INDEX conversations_disposition; DROP INDEX idempotency_created; DROP INDEX conversations_caller; DROP INDEX conversations_callee;
+		CREATE INDEX conversations_caller ON conversations (caller_number); CREATE INDEX conversations_callee ON conversations (callee_number);`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db = openAt(t, path, Options{})
+	if n := count(t, db, `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_event'`); n != 1 {
+		t.Fatal("migration 2 not applied to a version-1 database")
+	}
+	var again int64
+	db.r.QueryRow(`SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&again)
+	if again != applied {
+		t.Fatal("migration 1 applied twice")
+	}
+	if n := count(t, db, `SELECT count(*) FROM schema_migrations`); n != int64(len(ms)) {
+		t.Fatalf("%d migrations recorded after upgrade", n)
 	}
 }
 
-func TestPruneKeepsPendingAndOpen(t *testing.T) {
-	db, _ := openTest(t)
-	ctx := context.Background()
-	old := time.Now().Add(-100 * 24 * time.Hour)
-	mk := func(conv string) bridge.PendingEvent {
-		e := event(conv, 1, "call.ended")
-		e.OccurredAt = old
-		return e
-	}
-	delivered, pending, open := mk("done"), mk("waiting"), mk("live")
-	b := &bridge.Batch{Events: []bridge.PendingEvent{delivered, pending, open},
-		Conversations: []bridge.ConversationRecord{conv("done", old, false, "1", "100", "answered"), conv("waiting", old, false, "1", "100", "answered"), conv("live", old, true, "1", "100", "")}}
-	if err := db.Commit(ctx, b); err != nil {
+func TestNewerSchemaIsRefused(t *testing.T) {
+	db, path := openTest(t)
+	if err := db.write(ctx, 1, func(w *wtx) error {
+		_, err := w.exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)`)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RecordAttempt(ctx, bridge.Attempt{EventID: b.Events[0].ID, EndpointID: "crm", At: old, StatusCode: 200, Outcome: bridge.DeliveryDelivered}); err != nil {
-		t.Fatal(err)
-	}
-	b.Events[2].EndpointIDs = nil
-	if _, err := db.Replay(ctx, b.Events[2].ID, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.RecordAttempt(ctx, bridge.Attempt{EventID: b.Events[2].ID, EndpointID: "crm", At: old, StatusCode: 200, Outcome: bridge.DeliveryDelivered}); err != nil {
-		t.Fatal(err)
-	}
-	n, err := db.Prune(ctx, time.Now().Add(-90*24*time.Hour))
-	if err != nil || n != 1 {
-		t.Fatalf("pruned %d, %v", n, err)
-	}
-	if _, err := db.Event(ctx, b.Events[1].ID); err != nil {
-		t.Fatal("an event with a pending delivery was pruned")
-	}
-	if _, err := db.Event(ctx, b.Events[2].ID); err != nil {
-		t.Fatal("an event of an open call was pruned")
-	}
-	if _, err := db.Conversation(ctx, "done"); bridge.ErrorCode(err) != bridge.ENOTFOUND {
-		t.Fatal("the ended, delivered call is still there")
+	db.Close()
+	_, err := Open(path, Options{Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "newer") || !strings.Contains(err.Error(), "999") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v", err)
 	}
 }
 
-func TestAPIKeys(t *testing.T) {
-	db, _ := openTest(t)
-	ctx := context.Background()
-	plain, k, err := db.CreateAPIKey(ctx, "crm", []string{"control"})
-	if err != nil || !strings.HasPrefix(plain, "ctb_") {
-		t.Fatal(err)
-	}
-	got, err := db.AuthenticateAPIKey(ctx, plain)
-	if err != nil || got.ID != k.ID || !got.HasScope("read") || !got.HasScope("control") || got.HasScope("admin") {
-		t.Fatalf("auth = %+v %v", got, err)
-	}
-	if _, err := db.AuthenticateAPIKey(ctx, plain+"x"); bridge.ErrorCode(err) != bridge.EUNAUTHORIZED {
-		t.Fatalf("wrong key: %v", err)
-	}
-	if _, _, err := db.CreateAPIKey(ctx, "x", []string{"root"}); bridge.ErrorCode(err) != bridge.EINVALID {
-		t.Fatalf("bad scope: %v", err)
-	}
-	var stored []byte
-	if err := db.r.QueryRow(`SELECT hash FROM api_keys`).Scan(&stored); err != nil || strings.Contains(string(stored), plain) {
-		t.Fatal("the plaintext key is stored")
-	}
-	if existing, created, err := db.PutIdempotency(ctx, "k1", "calls", []byte(`{"id":"a"}`)); err != nil || !created || existing != nil {
-		t.Fatal(err)
-	}
-	if existing, created, _ := db.PutIdempotency(ctx, "k1", "calls", []byte(`{"id":"b"}`)); created || string(existing) != `{"id":"a"}` {
-		t.Fatalf("idempotency: %s %v", existing, created)
-	}
-}
-
-func TestOpenErrorsNamePath(t *testing.T) {
+func TestOpenErrorsNamePathAndReason(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Open(filepath.Join(dir, "missing", "x.db"), Options{}); err == nil || !strings.Contains(err.Error(), "missing") {
+	missing := filepath.Join(dir, "missing", "x.db")
+	if _, err := Open(missing, Options{Logger: quiet}); err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "no such file or directory") {
 		t.Fatalf("missing dir: %v", err)
 	}
+	if _, err := Open(dir, Options{Logger: quiet}); err == nil || !strings.Contains(err.Error(), "is a directory") {
+		t.Fatalf("directory: %v", err)
+	}
 	junk := filepath.Join(dir, "junk.db")
-	os.WriteFile(junk, []byte(strings.Repeat("not a database ", 100)), 0o600)
-	if _, err := Open(junk, Options{}); err == nil || !strings.Contains(err.Error(), "junk.db") {
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a database ", 400)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(junk, Options{Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), junk) || !strings.Contains(err.Error(), "not a SQLite database") || sqliteCode(err) != sqlite3.ErrNotADB {
 		t.Fatalf("junk file: %v", err)
 	}
-	if _, err := Open(filepath.Join(dir, "x.db"), Options{Synchronous: "OFF"}); err == nil {
-		t.Fatal("synchronous=OFF accepted")
+	if _, err := Open(filepath.Join(dir, "x.db"), Options{Synchronous: "OFF"}); bridge.ErrorCode(err) != bridge.EINVALID {
+		t.Fatalf("synchronous=OFF: %v", err)
+	}
+	if _, err := Open("", Options{}); bridge.ErrorCode(err) != bridge.EINVALID {
+		t.Fatalf("empty path: %v", err)
+	}
+	// A path that looks like URI syntax is still a path.
+	odd := filepath.Join(dir, "odd?name#1%.db")
+	db := openAt(t, odd, Options{Synchronous: "normal"})
+	if err := db.Writable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(odd); err != nil {
+		t.Fatalf("file not at its path: %v", err)
 	}
 }
 
-func TestReadOnlyFileIsAClearError(t *testing.T) {
-	if os.Geteuid() == 0 {
-		// root ignores file modes; use a read-only reopen of the writer instead.
-		db, _ := openTest(t)
-		db.w.Exec("PRAGMA query_only = ON")
-		err := db.Commit(context.Background(), &bridge.Batch{Events: []bridge.PendingEvent{event("c", 1, "call.ringing")}})
-		if bridge.ErrorCode(err) != bridge.EUNAVAILABLE || !strings.Contains(err.Error(), "test.db") {
-			t.Fatalf("err = %v", err)
-		}
-		db.w.Exec("PRAGMA query_only = OFF")
-		if err := db.Commit(context.Background(), &bridge.Batch{Events: []bridge.PendingEvent{event("c", 1, "call.ringing")}}); err != nil {
-			t.Fatalf("store did not recover: %v", err)
-		}
-		return
+func TestReopenAfterCloseKeepsEverything(t *testing.T) {
+	db, path := openTest(t)
+	b := &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c1", 1, "call.ringing", t0, "crm"), newEvent("c1", 2, "call.ended", t0, "crm")},
+		Conversations: []bridge.ConversationRecord{convRec("c1", t0, false, "5551234", "201", bridge.DispositionAnswered)}}
+	commit(t, db, b)
+	if err := db.RecordAttempt(ctx, bridge.Attempt{EventID: b.Events[0].ID, EndpointID: "crm", At: t0, StatusCode: 200, Outcome: bridge.DeliveryDelivered}); err != nil {
+		t.Fatal(err)
 	}
-	t.Skip("non-root: covered by file modes elsewhere")
+	plain, _, err := db.CreateAPIKey(ctx, "crm", []string{"read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	db = openAt(t, path, Options{})
+	if n, _ := db.Backlog(ctx); n != 1 {
+		t.Fatalf("backlog after reopen = %d, want 1", n)
+	}
+	evs, err := db.ConversationEvents(ctx, "c1")
+	if err != nil || len(evs) != 2 || evs[0].Seq != b.Events[0].Seq || string(evs[1].Payload) != string(b.Events[1].Payload) {
+		t.Fatalf("events after reopen = %+v, %v", evs, err)
+	}
+	if c, err := db.Conversation(ctx, "c1"); err != nil || c.Call.Caller.Number != "5551234" {
+		t.Fatalf("conversation after reopen: %+v %v", c, err)
+	}
+	if _, err := db.AuthenticateAPIKey(ctx, plain); err != nil {
+		t.Fatalf("key after reopen: %v", err)
+	}
+	// New events continue after the old ones.
+	b2 := &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c2", 1, "call.ringing", t0)}}
+	commit(t, db, b2)
+	if b2.Events[0].Seq <= b.Events[1].Seq {
+		t.Fatalf("seq went back: %d after %d", b2.Events[0].Seq, b.Events[1].Seq)
+	}
 }
 
 func TestClosedStoreRefuses(t *testing.T) {
 	db, _ := openTest(t)
 	db.Close()
-	err := db.Commit(context.Background(), &bridge.Batch{})
-	var ae *bridge.Error
-	if !errors.As(err, &ae) || ae.Code != bridge.EUNAVAILABLE {
-		t.Fatalf("err = %v", err)
+	err := db.Commit(ctx, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c", 1, "call.ringing", t0)}})
+	wantCode(t, err, bridge.EUNAVAILABLE, "closed")
+	if err := db.Writable(ctx); bridge.ErrorCode(err) != bridge.EUNAVAILABLE {
+		t.Fatalf("Writable after Close: %v", err)
 	}
 }
 
-func BenchmarkCommit(b *testing.B) {
-	for _, sync := range []string{"FULL", "NORMAL"} {
-		for _, size := range []int{1, 100} {
-			b.Run(fmt.Sprintf("%s/batch%d/concurrent", sync, size), func(b *testing.B) {
-				db, err := Open(filepath.Join(b.TempDir(), "b.db"), Options{Synchronous: sync})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer db.Close()
-				payload, _ := json.Marshal(bridge.Event{Type: "call.ringing", Call: &bridge.Call{Caller: bridge.Party{Number: "5551234"}}})
-				b.SetParallelism(8)
-				start := time.Now()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						var batch bridge.Batch
-						for i := 0; i < size; i++ {
-							pe := event("c", 1, "call.ringing")
-							pe.Payload = payload
-							batch.Events = append(batch.Events, pe)
-						}
-						if err := db.Commit(context.Background(), &batch); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
-				b.ReportMetric(float64(b.N*size)/time.Since(start).Seconds(), "events/s")
-			})
+// The disk fills (simulated with max_page_count, which fails writes with the
+// same SQLITE_FULL): the caller hears it, nothing half-written stays, and
+// the store works again once there is room.
+func TestFullDiskIsReportedAndRecovers(t *testing.T) {
+	db, path := openTest(t)
+	commit(t, db, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c0", 1, "call.ringing", t0, "crm")}})
+	limit := func(pages string) {
+		t.Helper()
+		if err := db.write(ctx, 1, func(w *wtx) error {
+			_, err := w.exec(`PRAGMA max_page_count = ` + pages)
+			return err
+		}); err != nil {
+			t.Fatal(err)
 		}
 	}
+	var pages int64
+	db.r.QueryRow(`PRAGMA page_count`).Scan(&pages)
+	limit(fmt.Sprint(pages))
+
+	big := &bridge.Batch{}
+	for i := range 300 {
+		e := newEvent("c1", int64(i+1), "call.ringing", t0, "crm")
+		e.Payload = []byte(strings.Repeat("x", 2000))
+		big.Events = append(big.Events, e)
+	}
+	err := db.Commit(ctx, big)
+	wantCode(t, err, bridge.EUNAVAILABLE, "the disk is full")
+	if !strings.Contains(err.Error(), path) || sqliteCode(err) != sqlite3.ErrFull {
+		t.Fatalf("err = %v", err)
+	}
+	if big.Events[0].Seq != 0 {
+		t.Fatal("Seq filled in for a batch that was not committed")
+	}
+	if n, _ := db.Backlog(ctx); n != 1 {
+		t.Fatalf("backlog moved by a failed commit: %d", n)
+	}
+	if n := count(t, db, `SELECT count(*) FROM events`); n != 1 {
+		t.Fatalf("%d events after a failed commit", n)
+	}
+
+	limit("1073741823")
+	commit(t, db, big)
+	if big.Events[299].Seq == 0 {
+		t.Fatal("no Seq after recovery")
+	}
+	if n, _ := db.Backlog(ctx); n != 301 {
+		t.Fatalf("backlog = %d, want 301", n)
+	}
+}
+
+// Another process holding the write lock longer than busy_timeout fails our
+// writes with a message saying so; when it lets go, writes work again.
+func TestForeignLockIsReportedAndRecovers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "locked.db")
+	db := openAt(t, path, Options{BusyTimeout: 50 * time.Millisecond})
+	other, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Commit(ctx, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c", 1, "call.ringing", t0, "crm")}})
+	wantCode(t, err, bridge.EUNAVAILABLE, "another process holds a lock")
+	if !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := db.Writable(ctx); err == nil {
+		t.Fatal("Writable while another process holds the lock")
+	}
+	// Reads are not blocked by a writer in WAL mode.
+	if _, err := db.OpenConversations(ctx); err != nil {
+		t.Fatalf("read while locked: %v", err)
+	}
+	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Writable(ctx); err != nil {
+		t.Fatalf("after the lock is released: %v", err)
+	}
+	commit(t, db, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c", 1, "call.ringing", t0, "crm")}})
+}
+
+// A read-only database file fails Open with a message saying so. Root
+// ignores file modes, so as root the check runs in a child process as
+// nobody.
+func TestReadOnlyFileIsAClearError(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dirMode   os.FileMode
+		fileMode  os.FileMode
+		wantWords string
+		existing  bool
+	}{
+		{"file read-only", 0o777, 0o444, "read-only", true},
+		{"directory read-only", 0o555, 0o666, "read-only", true},
+		{"new file in a read-only directory", 0o555, 0, "directory exists and is writable", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := worldDir(t)
+			path := filepath.Join(dir, "ro.db")
+			if tc.existing {
+				db := openAt(t, path, Options{})
+				commit(t, db, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c", 1, "call.ringing", t0)}})
+				db.Close()
+				if err := os.Chmod(path, tc.fileMode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(dir, tc.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			msg := openAsUnprivileged(t, path)
+			t.Log(msg)
+			if !strings.Contains(msg, path) || !strings.Contains(msg, tc.wantWords) {
+				t.Fatalf("Open of a read-only database: %q; want the path and %q", msg, tc.wantWords)
+			}
+		})
+	}
+}
+
+// worldDir is a temporary directory that a process running as nobody can
+// reach.
+func worldDir(t *testing.T) string {
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o005 != 0o005 {
+			os.Chmod(d, st.Mode().Perm()|0o055)
+		}
+	}
+	os.Chmod(dir, 0o777)
+	return dir
+}
+
+// openAsUnprivileged opens path with Open, as this user when it is not
+// root, else in a copy of the test binary running as nobody, and returns
+// Open's error text.
+func openAsUnprivileged(t *testing.T, path string) string {
+	if os.Geteuid() != 0 {
+		_, err := Open(path, Options{Logger: quiet})
+		if err == nil {
+			t.Fatal("opened a read-only database")
+		}
+		return err.Error()
+	}
+	bin := filepath.Join(worldDir(t), "store.test")
+	if err := copyFile(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestReadOnlyChild$", "-test.v")
+	cmd.Env = []string{"STORE_RO_PATH=" + path, "PATH=/usr/bin:/bin", "HOME=/"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil && len(out) == 0 {
+		t.Skipf("cannot run a child process as nobody: %v", err)
+	}
+	_, msg, ok := strings.Cut(string(out), "OPEN-ERROR: ")
+	if !ok {
+		t.Fatalf("child output: %s", out)
+	}
+	msg, _, _ = strings.Cut(msg, "\n")
+	return msg
+}
+
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// TestReadOnlyChild is the child half of TestReadOnlyFileIsAClearError.
+func TestReadOnlyChild(t *testing.T) {
+	path := os.Getenv("STORE_RO_PATH")
+	if path == "" {
+		t.Skip("runs only as TestReadOnlyFileIsAClearError's child process")
+	}
+	db, err := Open(path, Options{Logger: quiet})
+	if err == nil {
+		db.Close()
+		fmt.Println("OPEN-ERROR: <nil>")
+		return
+	}
+	fmt.Printf("OPEN-ERROR: %s\n", strings.ReplaceAll(err.Error(), "\n", " "))
 }

@@ -65,6 +65,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		}
 	}
 	var engine *bridge.Engine
+	var srv *apihttp.Server
 	var epMu sync.Mutex
 
 	policy := webhooks.DefaultPolicy()
@@ -79,6 +80,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		Logger:                 log,
 		// Stop creating deliveries for an endpoint that answered 410.
 		OnDisable: func(id, reason string) {
+			// The server knows the endpoints made over the API too.
+			if srv != nil && srv.SyncEndpoints(context.Background()) == nil {
+				return
+			}
 			epMu.Lock()
 			defer epMu.Unlock()
 			for i := range endpoints {
@@ -97,8 +102,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return fmt.Errorf("store: restoring open calls: %w", err)
 	}
 
-	srv := apihttp.NewServer(engine, db, log)
+	srv = apihttp.NewServer(engine, db, log)
 	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
+	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, configEndpoints(cfg)
 	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}
@@ -119,11 +125,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		}
 		client := ami.NewClient(acfg, mapper)
 		mapper.SetSender(client)
+		srv.PBX = ami.NewCommander(client, ami.CommanderOptions{})
 		engine.LinkProbe = func() (bool, error) { return client.Connected(), client.Err() }
 		runPBX = client.Run
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
 			BackoffMax: cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
+		srv.PBX = esl.NewCommander(client, esl.CommanderOptions{})
 		runPBX = client.Run
 	}
 

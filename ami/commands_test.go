@@ -1,0 +1,275 @@
+package ami_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/ami"
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/staskobzar/goami2"
+)
+
+// nullHandler ignores what the client reads.
+type nullHandler struct{}
+
+func (nullHandler) Connected(ami.ConnInfo)  {}
+func (nullHandler) Message(*goami2.Message) {}
+func (nullHandler) Disconnected(error)      {}
+
+// cmdRig is a Commander on a real Client logged in to the simulator. The
+// simulator answers Success to the actions it has no capture for (Atxfer,
+// PlayDTMF, Queue*), as Asterisk 22 does for valid ones.
+type cmdRig struct {
+	sim   *amitest.Server
+	cl    *ami.Client
+	cmd   *ami.Commander
+	login int // bytes of the login action
+}
+
+var scripted = map[string]string{"atxfer": "Atxfer successfully queued", "playdtmf": "DTMF successfully queued",
+	"queueadd": "Added interface to queue", "queueremove": "Removed interface from queue", "queuepause": "Interface paused successfully",
+	"hangup": "Channel Hungup", "redirect": "Redirect successful"}
+
+func newCmdRig(t *testing.T, opts ami.CommanderOptions) *cmdRig {
+	t.Helper()
+	r := &cmdRig{}
+	sim, err := amitest.NewServer(amitest.ServerOptions{OnAction: func(a *goami2.Message) bool {
+		msg, ok := scripted[strings.ToLower(a.Field("Action"))]
+		if !ok {
+			return false
+		}
+		_ = r.sim.Reply(a, amitest.Response(a, "Success", "Message", msg))
+		return true
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sim = sim
+	t.Cleanup(func() { sim.Close() })
+	r.cl = ami.NewClient(ami.Config{Address: sim.Addr(), Username: "bridge", Secret: "bridgepass", PingInterval: -1,
+		ActionIDPrefix: "t-", Logger: slog.New(slog.DiscardHandler)}, nullHandler{})
+	done := make(chan error, 1)
+	go func() { done <- r.cl.Run(context.Background()) }()
+	t.Cleanup(func() { r.cl.Close(); <-done })
+	waitUntil(t, "login", r.cl.Connected)
+	r.login = len(sim.Received())
+	r.cmd = ami.NewCommander(r.cl, opts)
+	return r
+}
+
+// sent returns the bytes written since the login (or since the last call).
+func (r *cmdRig) sent() string {
+	b := r.sim.Received()
+	out := string(b[r.login:])
+	r.login = len(b)
+	return out
+}
+
+// waitUntil polls cond: the client's own state changes tell no one.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func lines(s ...string) string { return strings.Join(s, "\r\n") + "\r\n\r\n" }
+
+func TestCommanderOriginateOnTheWire(t *testing.T) {
+	r := newCmdRig(t, ami.CommanderOptions{})
+	ctx := context.Background()
+	o := &bridge.Originate{ConversationID: "conv_1", ActionID: "act-1", AgentChannelID: "chan-a", OtherChannelID: "chan-b",
+		Agent: "100", To: "+74954451120", CallerID: `"Sales" <+15550100>`, Variables: map[string]string{"ORDER": "42", "CRM_ID": "x y"}}
+	if err := r.cmd.OriginateWithin(ctx, o, 25*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := lines("Action: Originate", "ActionID: act-1", "Channel: Local/100@from-internal", "ChannelId: chan-a",
+		"OtherChannelId: chan-b", "Async: true", "Context: from-internal", "Exten: +74954451120", "Priority: 1",
+		`CallerID: "Sales" <+15550100>`, "Timeout: 25000", "Variable: CRM_ID=x y", "Variable: ORDER=42")
+	if got := r.sent(); got != want {
+		t.Fatalf("sent\n%q\nwant\n%q", got, want)
+	}
+
+	// A device channel has no second half: no OtherChannelId.
+	r2 := newCmdRig(t, ami.CommanderOptions{AgentChannel: "PJSIP/{agent}", OutboundContext: "outbound", RingTimeout: 9 * time.Second})
+	o2 := &bridge.Originate{ActionID: "act-2", AgentChannelID: "chan-c", OtherChannelID: "chan-d", Agent: "101", To: "5551234"}
+	if err := r2.cmd.Originate(ctx, o2); err != nil {
+		t.Fatal(err)
+	}
+	want = lines("Action: Originate", "ActionID: act-2", "Channel: PJSIP/101", "ChannelId: chan-c", "Async: true",
+		"Context: outbound", "Exten: 5551234", "Priority: 1", "Timeout: 9000")
+	if got := r2.sent(); got != want {
+		t.Fatalf("sent\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestCommanderActionsOnTheWire(t *testing.T) {
+	r := newCmdRig(t, ami.CommanderOptions{TransferContext: "xfer", QueueInterface: "PJSIP/{agent}"})
+	ctx := context.Background()
+	cust := bridge.Channel{ID: "1.5", Name: "Local/500@inbound-00000005;2"}
+	agent := bridge.Channel{ID: "1.7", Name: "PJSIP/101-00000007"}
+	steps := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"hangup", func() error { return r.cmd.Hangup(ctx, cust) },
+			lines("Action: Hangup", "Channel: Local/500@inbound-00000005;2", "Cause: 16", "ActionID: t-1")},
+		{"blind", func() error { return r.cmd.BlindTransfer(ctx, cust, "600") },
+			lines("Action: Redirect", "Channel: Local/500@inbound-00000005;2", "Context: xfer", "Exten: 600", "Priority: 1", "ActionID: t-2")},
+		{"attended", func() error { return r.cmd.AttendedTransfer(ctx, agent, "200") },
+			lines("Action: Atxfer", "Channel: PJSIP/101-00000007", "Exten: 200", "Context: xfer", "ActionID: t-3")},
+		{"complete", func() error { return r.cmd.CompleteAttendedTransfer(ctx, agent) },
+			lines("Action: Hangup", "Channel: PJSIP/101-00000007", "Cause: 16", "ActionID: t-4")},
+		{"record", func() error { return r.cmd.Record(ctx, cust, true, "conv_1-17.wav") },
+			lines("Action: MixMonitor", "Channel: Local/500@inbound-00000005;2", "File: conv_1-17.wav", "ActionID: t-5")},
+		{"stop", func() error { return r.cmd.Record(ctx, cust, false, "") },
+			lines("Action: StopMixMonitor", "Channel: Local/500@inbound-00000005;2", "ActionID: t-6")},
+		{"dtmf", func() error { return r.cmd.SendDTMF(ctx, cust, "1#") },
+			lines("Action: PlayDTMF", "Channel: Local/500@inbound-00000005;2", "Digit: 1", "ActionID: t-7") +
+				lines("Action: PlayDTMF", "Channel: Local/500@inbound-00000005;2", "Digit: #", "ActionID: t-8")},
+		{"login", func() error {
+			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "login", Queue: "support", Extension: "100", Name: "Alice"})
+		}, lines("Action: QueueAdd", "Queue: support", "Interface: PJSIP/100", "MemberName: Alice", "ActionID: t-9")},
+		{"pause", func() error {
+			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "pause", Queue: "support", Extension: "100", Reason: "lunch"})
+		}, lines("Action: QueuePause", "Interface: PJSIP/100", "Paused: true", "Queue: support", "Reason: lunch", "ActionID: t-10")},
+		{"resume", func() error { return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "resume", Extension: "100"}) },
+			lines("Action: QueuePause", "Interface: PJSIP/100", "Paused: false", "ActionID: t-11")},
+		{"logout", func() error {
+			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "logout", Queue: "support", Extension: "100", Interface: "Local/100@agents"})
+		}, lines("Action: QueueRemove", "Queue: support", "Interface: Local/100@agents", "ActionID: t-12")},
+	}
+	for _, s := range steps {
+		if err := s.run(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := r.sent(); got != s.want {
+			t.Fatalf("%s sent\n%q\nwant\n%q", s.name, got, s.want)
+		}
+	}
+}
+
+// Values from CRMs never add a header or an action: they are refused with
+// the field at fault and nothing is written.
+func TestCommanderRefusesInjection(t *testing.T) {
+	r := newCmdRig(t, ami.CommanderOptions{})
+	ctx := context.Background()
+	ch := bridge.Channel{ID: "1.5", Name: "PJSIP/100-00000001"}
+	base := func() *bridge.Originate {
+		return &bridge.Originate{ActionID: "a", AgentChannelID: "b", Agent: "100", To: "5551234"}
+	}
+	cases := []struct {
+		field string
+		run   func() error
+	}{
+		{"agent", func() error { o := base(); o.Agent = "100\r\nAction: Hangup"; return r.cmd.Originate(ctx, o) }},
+		{"agent", func() error { o := base(); o.Agent = "100@evil"; return r.cmd.Originate(ctx, o) }},
+		{"to", func() error { o := base(); o.To = "555\nChannel: x"; return r.cmd.Originate(ctx, o) }},
+		{"to", func() error { o := base(); o.To = "555 1234"; return r.cmd.Originate(ctx, o) }},
+		{"caller_id", func() error { o := base(); o.CallerID = "\"x\r\n\" <1>"; return r.cmd.Originate(ctx, o) }},
+		{"variables", func() error {
+			o := base()
+			o.Variables = map[string]string{"CDR(accountcode)": "x"}
+			return r.cmd.Originate(ctx, o)
+		}},
+		{"variables.A", func() error {
+			o := base()
+			o.Variables = map[string]string{"A": "1,B=2"}
+			return r.cmd.Originate(ctx, o)
+		}},
+		{"variables.A", func() error {
+			o := base()
+			o.Variables = map[string]string{"A": "1\r\n\r\nAction: Hangup"}
+			return r.cmd.Originate(ctx, o)
+		}},
+		{"to", func() error { return r.cmd.BlindTransfer(ctx, ch, "600\r\nExten: 1") }},
+		{"digits", func() error { return r.cmd.SendDTMF(ctx, ch, "1\r\n") }},
+		{"reason", func() error {
+			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "pause", Extension: "100", Reason: "x\r\nAction: Logoff"})
+		}},
+		{"queue", func() error {
+			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "login", Extension: "100", Queue: "q\n"})
+		}},
+		{"channel", func() error { return r.cmd.Hangup(ctx, bridge.Channel{Name: "PJSIP/1\r\nAction: Originate"}) }},
+		{"file", func() error { return r.cmd.Record(ctx, ch, true, "../../etc/passwd") }},
+	}
+	for i, c := range cases {
+		err := c.run()
+		var be *bridge.Error
+		if !errors.As(err, &be) || be.Code != bridge.EINVALID || be.Field != c.field {
+			t.Errorf("case %d: err = %v, want EINVALID on %s", i, err, c.field)
+		}
+	}
+	if got := r.sent(); got != "" {
+		t.Fatalf("refused commands reached the wire: %q", got)
+	}
+	if n := len(r.sim.Actions()); n != 1 { // the login
+		t.Fatalf("simulator saw %d actions", n)
+	}
+}
+
+func TestCommanderErrors(t *testing.T) {
+	r := newCmdRig(t, ami.CommanderOptions{})
+	ctx := context.Background()
+	ch := bridge.Channel{ID: "1.5", Name: "PJSIP/100-00000001"}
+	code := func(err error) string { return bridge.ErrorCode(err) }
+
+	// Hold is not something AMI can do: nothing is sent.
+	if err := r.cmd.Hold(ctx, ch, true); code(err) != bridge.ENOTIMPLEMENTED {
+		t.Fatalf("hold: %v", err)
+	}
+	if got := r.sent(); got != "" {
+		t.Fatalf("hold sent %q", got)
+	}
+	// The simulator (like Asterisk < 17) does not know CancelAtxfer.
+	if err := r.cmd.CancelAttendedTransfer(ctx, ch); code(err) != bridge.ENOTIMPLEMENTED || !strings.Contains(err.Error(), "CancelAtxfer") {
+		t.Fatalf("cancel: %v", err)
+	}
+	if got := r.sent(); got != lines("Action: CancelAtxfer", "Channel: PJSIP/100-00000001", "ActionID: t-1") {
+		t.Fatalf("cancel sent %q", got)
+	}
+	// The link down: refused at once, nothing queued for later.
+	if !r.cmd.Connected() {
+		t.Fatal("not connected")
+	}
+	r.cl.Close()
+	if r.cmd.Connected() {
+		t.Fatal("connected after close")
+	}
+	if err := r.cmd.Hangup(ctx, ch); code(err) != bridge.EUNAVAILABLE {
+		t.Fatalf("link down: %v", err)
+	}
+	if bytes.Contains(r.sim.Received(), []byte("Action: Hangup")) {
+		t.Fatal("hangup written while down")
+	}
+}
+
+// The simulator's own Hangup answers "No such channel" for a channel it
+// does not have, as Asterisk does: a conflict, not a server error.
+func TestCommanderNoSuchChannel(t *testing.T) {
+	sim, err := amitest.NewServer(amitest.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	cl := ami.NewClient(ami.Config{Address: sim.Addr(), Username: "bridge", Secret: "bridgepass", PingInterval: -1,
+		Logger: slog.New(slog.DiscardHandler)}, nullHandler{})
+	go cl.Run(context.Background())
+	defer cl.Close()
+	waitUntil(t, "login", cl.Connected)
+	ctx := context.Background()
+	cmd := ami.NewCommander(cl, ami.CommanderOptions{})
+	err = cmd.Hangup(ctx, bridge.Channel{Name: "Local/500@inbound-00000009;1"})
+	if bridge.ErrorCode(err) != bridge.ECONFLICT || !strings.Contains(err.Error(), "No such channel") {
+		t.Fatalf("err = %v", err)
+	}
+}

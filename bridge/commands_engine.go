@@ -1,0 +1,137 @@
+package bridge
+
+import (
+	"regexp"
+	"strings"
+)
+
+// ENOTIMPLEMENTED is for a command the paired PBX cannot carry out (e.g.
+// hold over Asterisk's manager interface): the HTTP layer answers 501 with
+// the reason rather than pretend.
+const ENOTIMPLEMENTED = "not_implemented"
+
+// Per-field rules for values that reach a PBX. They are stricter than
+// CheckValue: each value lands in a specific place of an AMI header or an
+// ESL command line (a channel name, a dialplan extension, an originate
+// variable list), where a '/', '@', ',', '{' or a space would change what
+// the PBX is asked to do.
+var (
+	reExtension = regexp.MustCompile(`^[0-9A-Za-z*#+_.-]{1,32}$`)
+	reNumber    = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
+	reDTMF      = regexp.MustCompile(`^[0-9A-D*#]{1,64}$`)
+	reQueue     = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+	reVarName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+)
+
+// CheckExtension validates an extension (an agent, a transfer target).
+func CheckExtension(field, v string) error {
+	if err := CheckValue(field, v); err != nil {
+		return err
+	}
+	if !reExtension.MatchString(v) {
+		return FieldError(field, "must be an extension: 1 to 32 of 0-9 A-Z a-z * # + _ . -")
+	}
+	return nil
+}
+
+// CheckNumber validates a phone number to dial.
+func CheckNumber(field, v string) error {
+	if err := CheckValue(field, v); err != nil {
+		return err
+	}
+	if !reNumber.MatchString(v) {
+		return FieldError(field, "must be a phone number: an optional + then 1 to 32 of 0-9 * #")
+	}
+	return nil
+}
+
+// CheckDTMF validates DTMF digits.
+func CheckDTMF(field, v string) error {
+	if err := CheckValue(field, v); err != nil {
+		return err
+	}
+	if !reDTMF.MatchString(v) {
+		return FieldError(field, "must be 1 to 64 DTMF digits: 0-9 A-D * #")
+	}
+	return nil
+}
+
+// CheckQueue validates a queue name (Asterisk "support", mod_callcenter
+// "support@default").
+func CheckQueue(field, v string) error {
+	if err := CheckValue(field, v); err != nil {
+		return err
+	}
+	if !reQueue.MatchString(v) {
+		return FieldError(field, "must be a queue name: 1 to 64 of A-Z a-z 0-9 _ . @ -")
+	}
+	return nil
+}
+
+// CheckVarName validates a channel variable's name: no dialplan functions
+// (CDR(...)), which would let a caller write more than a variable.
+func CheckVarName(field, v string) error {
+	if err := CheckValue(field, v); err != nil {
+		return err
+	}
+	if !reVarName.MatchString(v) {
+		return FieldError(field, "must be a variable name: a letter or _ then up to 63 letters, digits or _")
+	}
+	return nil
+}
+
+// CheckText validates free text (a caller id name, a pause reason): one
+// line, at most max bytes, none of the characters in deny.
+func CheckText(field, v string, max int, deny string) error {
+	if err := CheckValue(field, v); err != nil {
+		return err
+	}
+	if len(v) > max {
+		return FieldError(field, "must be at most %d bytes", max)
+	}
+	if i := strings.IndexAny(v, deny); i >= 0 {
+		return FieldError(field, "must not contain %q", v[i:i+1])
+	}
+	return nil
+}
+
+// CallerID is a parsed caller id: `"Name" <number>`, `Name <number>` or a
+// bare number.
+type CallerID struct {
+	Name   string
+	Number string
+}
+
+var reCallerID = regexp.MustCompile(`^\s*(?:"([^"]*)"|([^"<]*?))\s*<([^<>]*)>\s*$`)
+
+// ParseCallerID reads a caller id as CRMs write it. The number must be a
+// phone number or an extension; the name is free text without quotes or
+// angle brackets.
+func ParseCallerID(field, v string) (CallerID, error) {
+	if err := CheckValue(field, v); err != nil {
+		return CallerID{}, err
+	}
+	var cid CallerID
+	if m := reCallerID.FindStringSubmatch(v); m != nil {
+		cid.Name, cid.Number = m[1]+m[2], strings.TrimSpace(m[3])
+	} else {
+		cid.Number = strings.TrimSpace(v)
+	}
+	if err := CheckExtension(field, cid.Number); err != nil {
+		return CallerID{}, FieldError(field, `must be a number or "Name" <number> with a number of 0-9 A-Z a-z * # + _ . -`)
+	}
+	if err := CheckText(field, cid.Name, 64, `"<>\`); err != nil {
+		return CallerID{}, err
+	}
+	return cid, nil
+}
+
+// Template fills a dial string template such as "PJSIP/{agent}" or
+// "Local/{agent}@from-internal". Values are validated by the caller.
+func Template(tmpl string, kv ...string) string {
+	pairs := make([]string, 0, len(kv))
+	for i := 0; i+1 < len(kv); i += 2 {
+		pairs = append(pairs, "{"+kv[i]+"}", kv[i+1])
+	}
+	return strings.NewReplacer(pairs...).Replace(tmpl)
+}

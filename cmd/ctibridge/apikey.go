@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ctibridge/ctibridge/config"
+	"github.com/ctibridge/ctibridge/store"
+)
+
+const apikeyUsage = `Usage:
+  ctibridge apikey create --name NAME --scopes read,control,admin [--config ctibridge.yaml]
+                          prints the new key once, alone on stdout
+  ctibridge apikey list   [--config ctibridge.yaml]
+  ctibridge apikey revoke ID [--config ctibridge.yaml]
+
+Scopes: read (GETs, the event stream), control (call and agent commands),
+admin (webhooks, replay); admin implies control, control implies read.
+Keys live in the store (store.path), only as their SHA-256.
+`
+
+// runAPIKey manages API keys in the store of a config file. It opens the
+// store itself, so it works beside a running ctibridge serve.
+func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, apikeyUsage)
+		return 2
+	}
+	sub := args[0]
+	switch sub {
+	case "create", "list", "revoke":
+	default:
+		fmt.Fprintf(stderr, "ctibridge apikey: unknown command %q\n\n%s", sub, apikeyUsage)
+		return 2
+	}
+	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML config file (its store.path holds the keys)")
+	sets := setFlags{}
+	fs.Var(sets, "set", "override a config key, e.g. --set store.path=/var/lib/ctibridge/ctibridge.db")
+	name := fs.String("name", "", "who the key is for, e.g. crm")
+	scopes := fs.String("scopes", "", "comma-separated: read, control, admin")
+	// Flags may follow the positional id (apikey revoke ID --config x).
+	var pos []string
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if *path == "" {
+		if _, err := os.Stat("ctibridge.yaml"); err == nil {
+			*path = "ctibridge.yaml"
+		}
+	}
+	cfg, err := config.Load(*path, os.Environ(), sets)
+	if err != nil {
+		fmt.Fprintln(stderr, "ctibridge apikey:", err)
+		return 2
+	}
+	db, err := store.Open(cfg.Store.Path, store.Options{Synchronous: cfg.Store.Synchronous, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Fprintln(stderr, "ctibridge apikey: store:", err)
+		return 1
+	}
+	defer db.Close()
+
+	switch sub {
+	case "create":
+		if *name == "" || *scopes == "" || len(pos) > 0 {
+			fmt.Fprint(stderr, apikeyUsage)
+			return 2
+		}
+		var list []string
+		for _, s := range strings.Split(*scopes, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				list = append(list, s)
+			}
+		}
+		plain, k, err := db.CreateAPIKey(ctx, *name, list)
+		if err != nil {
+			fmt.Fprintln(stderr, "ctibridge apikey create:", err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "created %s for %q with scopes %s; the key is shown only now:\n", k.ID, k.Name, strings.Join(k.Scopes, ","))
+		fmt.Fprintln(stdout, plain)
+		return 0
+	case "list":
+		keys, err := db.ListAPIKeys(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "ctibridge apikey list:", err)
+			return 1
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tLAST USED")
+		for _, k := range keys {
+			used := "never"
+			if k.LastUsedAt != nil {
+				used = k.LastUsedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), k.CreatedAt.Format(time.RFC3339), used)
+		}
+		tw.Flush()
+		return 0
+	case "revoke":
+		if len(pos) != 1 {
+			fmt.Fprint(stderr, apikeyUsage)
+			return 2
+		}
+		if err := db.DeleteAPIKey(ctx, pos[0]); err != nil {
+			fmt.Fprintln(stderr, "ctibridge apikey revoke:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "revoked", pos[0])
+	}
+	return 0
+}

@@ -1,0 +1,365 @@
+package esl
+
+import (
+	"context"
+	"errors"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+// CommanderOptions say how CRM commands map onto FreeSWITCH. Zero values
+// take the defaults noted.
+type CommanderOptions struct {
+	// AgentDial is an agent's dial string, {agent} replaced. Default
+	// "user/{agent}" (the directory user, wherever it is registered).
+	AgentDial string
+	// Context is the XML dialplan context where a click-to-call dials the
+	// customer and where blind transfers look up their target. Default
+	// "default".
+	Context string
+	// TransferDial is the dial string an attended transfer calls, {to} and
+	// {context} replaced. Default "loopback/{to}/{context}": the target
+	// goes through the dialplan like a blind transfer does.
+	TransferDial string
+	// CallcenterAgent is the mod_callcenter agent of an extension, {agent}
+	// replaced. Default "{agent}@default".
+	CallcenterAgent string
+	// RecordDir is where relative recording names are written on the
+	// FreeSWITCH host. Default "/var/lib/freeswitch/recordings".
+	RecordDir string
+	// RingTimeout is how long the agent's phone may ring. Default 30s.
+	RingTimeout time.Duration
+}
+
+func (o CommanderOptions) withDefaults() CommanderOptions {
+	if o.AgentDial == "" {
+		o.AgentDial = "user/{agent}"
+	}
+	if o.Context == "" {
+		o.Context = "default"
+	}
+	if o.TransferDial == "" {
+		o.TransferDial = "loopback/{to}/{context}"
+	}
+	if o.CallcenterAgent == "" {
+		o.CallcenterAgent = "{agent}@default"
+	}
+	if o.RecordDir == "" {
+		o.RecordDir = "/var/lib/freeswitch/recordings"
+	}
+	if o.RingTimeout <= 0 {
+		o.RingTimeout = 30 * time.Second
+	}
+	return o
+}
+
+// Commander turns CRM commands into ESL api/bgapi commands. It implements
+// bridge.PBX.
+//
+// What FreeSWITCH does differently from Asterisk:
+//
+//   - Hold works (uuid_hold on the agent's leg: the customer hears the
+//     agent's hold music), but a loopback leg never enters the held state,
+//     so "uuid_hold off" on one fails ("-ERR Operation failed", captured):
+//     resume answers 409 with that reason.
+//   - An attended transfer is the att_xfer application run on the agent's
+//     leg (uuid_broadcast), as FreeSWITCH's own *-feature does; its
+//     consultation leg gets a pre-assigned uuid, so cancelling hangs up
+//     exactly that leg, and completing hangs up the agent's leg, which
+//     att_xfer answers by bridging the customer to the target.
+//   - mod_callcenter keeps one status per agent, not per queue: login,
+//     logout, pause and resume set it for every queue the agent is a tier
+//     of; the queue in the request is only checked.
+type Commander struct {
+	c    *Client
+	opts CommanderOptions
+
+	mu       sync.Mutex
+	consults map[string]string // agent leg uuid -> consultation leg uuid
+}
+
+var _ bridge.PBX = (*Commander)(nil)
+
+// NewCommander returns a Commander sending through c.
+func NewCommander(c *Client, opts CommanderOptions) *Commander {
+	return &Commander{c: c, opts: opts.withDefaults(), consults: map[string]string{}}
+}
+
+// Connected implements bridge.PBX.
+func (m *Commander) Connected() bool { return m.c.sess.Load() != nil }
+
+// Originate implements bridge.PBX with the default ring timeout.
+func (m *Commander) Originate(ctx context.Context, o *bridge.Originate) error {
+	return m.OriginateWithin(ctx, o, 0)
+}
+
+// OriginateWithin places a click-to-call in the background:
+//
+//	bgapi originate {origination_uuid=<agent leg>,...}<agent dial> <to> XML <context>
+//
+// with Job-UUID = o.ActionID, so a failure (BACKGROUND_JOB -ERR) becomes
+// call.failed for the conversation registered beforehand. The agent's leg
+// is created with the pre-assigned uuid; FreeSWITCH has no second half to
+// name, so o.OtherChannelID is not used.
+func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ring time.Duration) error {
+	if ring <= 0 {
+		ring = m.opts.RingTimeout
+	}
+	if err := bridge.CheckExtension("agent", o.Agent); err != nil {
+		return err
+	}
+	if err := bridge.CheckNumber("to", o.To); err != nil {
+		return err
+	}
+	if err := checkUUID("agent_channel_id", o.AgentChannelID); err != nil {
+		return err
+	}
+	if err := checkUUID("action_id", o.ActionID); err != nil {
+		return err
+	}
+	vars := []string{"origination_uuid=" + o.AgentChannelID, "originate_timeout=" + strconv.Itoa(max(1, int(ring.Seconds())))}
+	if o.CallerID != "" {
+		cid, err := bridge.ParseCallerID("caller_id", o.CallerID)
+		if err != nil {
+			return err
+		}
+		if err := checkVarValue("caller_id", cid.Name); err != nil {
+			return err
+		}
+		vars = append(vars, "origination_caller_id_number="+cid.Number)
+		if cid.Name != "" {
+			vars = append(vars, "origination_caller_id_name="+quoteVar(cid.Name))
+		}
+	}
+	names := make([]string, 0, len(o.Variables))
+	for k := range o.Variables {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if err := bridge.CheckVarName("variables", k); err != nil {
+			return err
+		}
+		if err := checkVarValue("variables."+k, o.Variables[k]); err != nil {
+			return err
+		}
+		vars = append(vars, k+"="+quoteVar(o.Variables[k]))
+	}
+	cmd := "originate {" + strings.Join(vars, ",") + "}" + bridge.Template(m.opts.AgentDial, "agent", o.Agent) +
+		" " + o.To + " XML " + m.opts.Context
+	return m.fsError("originate", m.c.BgAPIJob(ctx, cmd, o.ActionID))
+}
+
+// Hangup implements bridge.PBX: uuid_kill (NORMAL_CLEARING).
+func (m *Commander) Hangup(ctx context.Context, ch bridge.Channel) error {
+	return m.api(ctx, "uuid_kill", ch, "")
+}
+
+// BlindTransfer implements bridge.PBX: uuid_transfer of the customer's leg
+// to the target in the dialplan context.
+func (m *Commander) BlindTransfer(ctx context.Context, customer bridge.Channel, to string) error {
+	if err := bridge.CheckExtension("to", to); err != nil {
+		return err
+	}
+	return m.api(ctx, "uuid_transfer", customer, to+" XML "+m.opts.Context)
+}
+
+// AttendedTransfer implements bridge.PBX: att_xfer on the agent's leg,
+// calling the target on a consultation leg whose uuid is chosen here.
+func (m *Commander) AttendedTransfer(ctx context.Context, agent bridge.Channel, to string) error {
+	if err := bridge.CheckExtension("to", to); err != nil {
+		return err
+	}
+	consult := uuid.NewString()
+	dial := bridge.Template(m.opts.TransferDial, "to", to, "context", m.opts.Context)
+	if err := m.api(ctx, "uuid_broadcast", agent, "att_xfer::{origination_uuid="+consult+"}"+dial+" aleg"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.consults[agent.ID] = consult
+	m.mu.Unlock()
+	return nil
+}
+
+// CompleteAttendedTransfer hangs up the agent's leg: att_xfer then bridges
+// the customer with the target.
+func (m *Commander) CompleteAttendedTransfer(ctx context.Context, agent bridge.Channel) error {
+	if _, err := m.consult(agent); err != nil {
+		return err
+	}
+	if err := m.api(ctx, "uuid_kill", agent, ""); err != nil {
+		return err
+	}
+	m.forget(agent)
+	return nil
+}
+
+// CancelAttendedTransfer hangs up the consultation leg: att_xfer gives the
+// agent the customer back.
+func (m *Commander) CancelAttendedTransfer(ctx context.Context, agent bridge.Channel) error {
+	consult, err := m.consult(agent)
+	if err != nil {
+		return err
+	}
+	if err := m.api(ctx, "uuid_kill", bridge.Channel{ID: consult}, ""); err != nil {
+		return err
+	}
+	m.forget(agent)
+	return nil
+}
+
+func (m *Commander) consult(agent bridge.Channel) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.consults[agent.ID]
+	if !ok {
+		return "", bridge.Errorf(bridge.ECONFLICT, "no attended transfer of this bridge is under way on that leg")
+	}
+	return c, nil
+}
+
+func (m *Commander) forget(agent bridge.Channel) {
+	m.mu.Lock()
+	delete(m.consults, agent.ID)
+	m.mu.Unlock()
+}
+
+// Hold implements bridge.PBX: uuid_hold [off] on the agent's leg.
+func (m *Commander) Hold(ctx context.Context, ch bridge.Channel, on bool) error {
+	if on {
+		return m.api(ctx, "uuid_hold", ch, "")
+	}
+	if err := checkUUID("channel", ch.ID); err != nil {
+		return err
+	}
+	return m.run(ctx, "uuid_hold", "uuid_hold off "+ch.ID)
+}
+
+// Record implements bridge.PBX: uuid_record start <path> / stop all. A
+// relative name goes under RecordDir.
+func (m *Commander) Record(ctx context.Context, ch bridge.Channel, start bool, file string) error {
+	if !start {
+		return m.api(ctx, "uuid_record", ch, "stop all")
+	}
+	if file == "" {
+		return bridge.FieldError("file", "is required")
+	}
+	if !reFile.MatchString(file) || slices.Contains(strings.Split(file, "/"), "..") {
+		return bridge.FieldError("file", "must be a plain file name or path without '..'")
+	}
+	if !strings.HasPrefix(file, "/") {
+		file = path.Join(m.opts.RecordDir, file)
+	}
+	return m.api(ctx, "uuid_record", ch, "start "+file)
+}
+
+// SendDTMF implements bridge.PBX: uuid_send_dtmf.
+func (m *Commander) SendDTMF(ctx context.Context, ch bridge.Channel, digits string) error {
+	if err := bridge.CheckDTMF("digits", digits); err != nil {
+		return err
+	}
+	return m.api(ctx, "uuid_send_dtmf", ch, digits)
+}
+
+// QueueMember implements bridge.PBX: callcenter_config agent set status.
+// The agent-status-change events that follow become agent.state.
+func (m *Commander) QueueMember(ctx context.Context, op bridge.QueueOp) error {
+	if err := bridge.CheckExtension("extension", op.Extension); err != nil {
+		return err
+	}
+	if op.Queue != "" {
+		if err := bridge.CheckQueue("queue", op.Queue); err != nil {
+			return err
+		}
+	}
+	if err := bridge.CheckText("reason", op.Reason, 128, ""); err != nil {
+		return err
+	}
+	status := map[string]string{"login": "Available", "logout": "Logged Out", "pause": "On Break", "resume": "Available"}[op.Action]
+	if status == "" {
+		return bridge.FieldError("action", "must be login, logout, pause or resume")
+	}
+	agent := bridge.Template(m.opts.CallcenterAgent, "agent", op.Extension)
+	if !reAgent.MatchString(agent) {
+		return bridge.FieldError("extension", "does not make a callcenter agent name")
+	}
+	return m.run(ctx, "callcenter_config", "callcenter_config agent set status "+agent+" '"+status+"'")
+}
+
+// api runs "name <uuid> [args]" on a channel the call model knows.
+func (m *Commander) api(ctx context.Context, name string, ch bridge.Channel, args string) error {
+	if err := checkUUID("channel", ch.ID); err != nil {
+		return err
+	}
+	cmd := name + " " + ch.ID
+	if args != "" {
+		cmd += " " + args
+	}
+	return m.run(ctx, name, cmd)
+}
+
+func (m *Commander) run(ctx context.Context, name, cmd string) error {
+	_, err := m.c.API(ctx, cmd)
+	return m.fsError(name, err)
+}
+
+// fsError rewords the client's reply errors for a command on a live call:
+// a channel FreeSWITCH no longer has is a call that just ended (409), and
+// an unknown command is a module that is not loaded (501).
+func (m *Commander) fsError(name string, err error) error {
+	var be *bridge.Error
+	if err == nil || !errors.As(err, &be) {
+		return err
+	}
+	lower := strings.ToLower(be.Message)
+	switch {
+	case be.Code == bridge.ENOTFOUND:
+		return bridge.Errorf(bridge.ECONFLICT, "FreeSWITCH no longer has that channel: the call may have just ended (%s)", be.Message)
+	case strings.Contains(lower, "command not found"):
+		return bridge.Errorf(bridge.ENOTIMPLEMENTED, "this FreeSWITCH has no %s command (is its module loaded?)", name)
+	}
+	return err
+}
+
+var (
+	reFile  = regexp.MustCompile(`^[A-Za-z0-9_./-]{1,255}$`)
+	reAgent = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,128}$`)
+)
+
+func checkUUID(field, v string) error {
+	if err := uuid.Validate(v); err != nil || !validArg(v) {
+		return bridge.FieldError(field, "must be a uuid")
+	}
+	return nil
+}
+
+// checkVarValue refuses what would end or split an originate variable
+// list ("{a=1,b=2}"): commas, braces, quotes, backslashes, the "^^"
+// delimiter switch, line breaks.
+func checkVarValue(field, v string) error {
+	if err := bridge.CheckText(field, v, 256, ",{}'\"\\"); err != nil {
+		return err
+	}
+	if strings.HasPrefix(v, "^^") {
+		return bridge.FieldError(field, "must not start with ^^")
+	}
+	return nil
+}
+
+// quoteVar single-quotes a value with spaces: the originate arguments are
+// split at spaces outside quotes.
+func quoteVar(v string) string {
+	if strings.ContainsAny(v, " \t") {
+		return "'" + v + "'"
+	}
+	return v
+}

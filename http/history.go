@@ -1,0 +1,187 @@
+package http
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"mime"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/store"
+	"github.com/gofiber/fiber/v2"
+)
+
+// history lists past and present calls, newest first, a page at a time.
+func (s *Server) history(c *fiber.Ctx) error {
+	var f store.HistoryFilter
+	var err error
+	if f.From, err = queryTime(c, "from"); err != nil {
+		return err
+	}
+	if f.To, err = queryTime(c, "to"); err != nil {
+		return err
+	}
+	if f.Limit, err = queryLimit(c, 50, 500); err != nil {
+		return err
+	}
+	f.Number, f.Agent, f.Direction, f.Disposition, f.Cursor = c.Query("number"), c.Query("agent"), c.Query("direction"), c.Query("disposition"), c.Query("cursor")
+	if f.Number != "" {
+		if err := bridge.CheckText("number", f.Number, 64, ""); err != nil {
+			return err
+		}
+	}
+	if f.Agent != "" {
+		if err := bridge.CheckExtension("agent", f.Agent); err != nil {
+			return err
+		}
+	}
+	switch bridge.Direction(f.Direction) {
+	case "", bridge.DirectionInbound, bridge.DirectionOutbound, bridge.DirectionInternal, bridge.DirectionUnknown:
+	default:
+		return bridge.FieldError("direction", "must be inbound, outbound, internal or unknown")
+	}
+	switch bridge.Disposition(f.Disposition) {
+	case "", bridge.DispositionAnswered, bridge.DispositionNoAnswer, bridge.DispositionBusy, bridge.DispositionFailed, bridge.DispositionCancelled:
+	default:
+		return bridge.FieldError("disposition", "must be answered, no_answer, busy, failed or cancelled")
+	}
+	recs, next, err := s.store.History(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	calls := make([]bridge.Call, 0, len(recs))
+	for _, r := range recs {
+		calls = append(calls, r.Call)
+	}
+	body := fiber.Map{"calls": calls}
+	if next != "" {
+		body["next_cursor"] = next
+	}
+	return c.JSON(body)
+}
+
+// recording streams a call's recording, with Range support (players seek).
+// Only files under RecordingsDir are served: the path comes from the PBX,
+// and os.Root refuses '..' and symlinks that lead out of the directory.
+func (s *Server) recording(c *fiber.Ctx) error {
+	if s.RecordingsDir == "" {
+		return bridge.Errorf(bridge.ENOTIMPLEMENTED, "recordings are not served: recordings_dir is not configured")
+	}
+	id := c.Params("id")
+	rec, err := s.store.Conversation(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if rec.Call.Recording == nil || rec.Call.Recording.Path == "" {
+		return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "call " + id + " has no recording"}
+	}
+	f, info, err := openRecording(s.RecordingsDir, rec.Call.Recording.Path)
+	if err != nil {
+		return err
+	}
+	size := info.Size()
+	ct := mime.TypeByExtension(filepath.Ext(info.Name()))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	modified := info.ModTime().UTC().Format(time.RFC1123)
+	modified = strings.Replace(modified, "UTC", "GMT", 1)
+	c.Set(fiber.HeaderContentType, ct)
+	c.Set(fiber.HeaderAcceptRanges, "bytes")
+	c.Set(fiber.HeaderLastModified, modified)
+	c.Set(fiber.HeaderContentDisposition, `inline; filename="`+info.Name()+`"`)
+
+	start, n, partial, ok := parseRange(c.Get(fiber.HeaderRange), size)
+	if ir := c.Get(fiber.HeaderIfRange); ir != "" && ir != modified {
+		start, n, partial, ok = 0, size, false, true // changed since: the whole file
+	}
+	if !ok {
+		f.Close()
+		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
+		return fiber.NewError(fiber.StatusRequestedRangeNotSatisfiable, "the range is outside the recording's "+strconv.FormatInt(size, 10)+" bytes")
+	}
+	status := fiber.StatusOK
+	if partial {
+		status = fiber.StatusPartialContent
+		c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(start+n-1, 10)+"/"+strconv.FormatInt(size, 10))
+	}
+	c.Status(status)
+	return c.SendStream(struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(f, start, n), f}, int(n))
+}
+
+func openRecording(dir, path string) (*os.File, fs.FileInfo, error) {
+	outside := bridge.Errorf(bridge.EFORBIDDEN, "the recording is outside recordings_dir: not served")
+	if !filepath.IsAbs(path) {
+		return nil, nil, outside
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, nil, outside
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, nil, bridge.Errorf(bridge.EUNAVAILABLE, "recordings_dir cannot be read")
+	}
+	defer root.Close()
+	f, err := root.Open(rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, bridge.Errorf(bridge.ENOTFOUND, "the recording file is not there (not written yet, or removed)")
+	} else if err != nil {
+		return nil, nil, outside // e.g. a symlink out of the directory
+	}
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, bridge.Errorf(bridge.ENOTFOUND, "the recording is not a regular file")
+	}
+	return f, info, nil
+}
+
+// parseRange reads a single "bytes=" range. A missing, malformed or
+// multi-range header means the whole file (RFC 9110 lets a server ignore
+// Range); ok is false only for a range past the end.
+func parseRange(h string, size int64) (start, n int64, partial, ok bool) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, size, false, true
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, size, false, true
+	}
+	if a == "" { // the last b bytes
+		k, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || k < 0 {
+			return 0, size, false, true
+		}
+		if k == 0 || size == 0 {
+			return 0, 0, false, false
+		}
+		k = min(k, size)
+		return size - k, k, true, true
+	}
+	first, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || first < 0 {
+		return 0, size, false, true
+	}
+	if first >= size {
+		return 0, 0, false, false
+	}
+	last := size - 1
+	if b != "" {
+		l, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || l < first {
+			return 0, size, false, true
+		}
+		last = min(l, size-1)
+	}
+	return first, last - first + 1, true, true
+}

@@ -1,0 +1,123 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/gofiber/fiber/v2"
+)
+
+// decode reads the body as one JSON object into v, refusing unknown fields
+// (a misspelt field must not be silently ignored). An empty body is an
+// empty object unless required.
+func decode(c *fiber.Ctx, v any, required bool) error {
+	body := bytes.TrimSpace(c.Body())
+	if len(body) == 0 {
+		if required {
+			return bridge.FieldError("body", "is required: a JSON object")
+		}
+		return nil
+	}
+	if ct := c.Get(fiber.HeaderContentType); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return bridge.FieldError("Content-Type", "must be application/json")
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return bridge.FieldError("body", "must hold a single JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF):
+		return bridge.FieldError("body", "is not valid JSON")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "body"
+		}
+		return bridge.FieldError(field, "must be %s", kindName(typ.Type))
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name, _ = strconv.Unquote(name)
+		return bridge.FieldError(name, "is not a known field")
+	}
+	return bridge.FieldError("body", "is not a valid request: %v", err)
+}
+
+func kindName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		return "an integer"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice:
+		return "an array"
+	}
+	return "a " + t.String()
+}
+
+// queryTime parses an RFC 3339 query parameter; zero when absent.
+func queryTime(c *fiber.Ctx, name string) (time.Time, error) {
+	return parseTime(name, c.Query(name))
+}
+
+// parseTime parses an RFC 3339 time; zero when empty.
+func parseTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, bridge.FieldError(name, "must be an RFC 3339 time such as 2026-11-22T09:00:00Z")
+	}
+	return t, nil
+}
+
+// queryLimit parses a page size in [1, max], def when absent.
+func queryLimit(c *fiber.Ctx, def, max int) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, bridge.FieldError("limit", "must be an integer from 1 to %d", max)
+	}
+	return n, nil
+}
+
+// accepted answers 202 with a JSON body.
+func accepted(c *fiber.Ctx, body any) error {
+	return c.Status(fiber.StatusAccepted).JSON(body)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("http: %v", err))
+	}
+	return b
+}

@@ -1,0 +1,89 @@
+package http_test
+
+import (
+	"encoding/json"
+	"io"
+	nethttp "net/http/httptest"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	apihttp "github.com/ctibridge/ctibridge/http"
+)
+
+// The OpenAPI document and the router agree: every route is documented and
+// every documented operation is routed; every $ref resolves.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	srv := apihttp.NewServer(nil, nil, nil)
+	res, err := srv.App().Test(nethttp.NewRequest("GET", "/v1/openapi.json", nil))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /v1/openapi.json: %v %v", res, err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Security  []map[string][]string `json:"security"`
+			Scope     string                `json:"x-scope"`
+			Responses map[string]any        `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	param := regexp.MustCompile(`:([A-Za-z]+)`)
+	routed := map[string]bool{}
+	for _, r := range srv.App().GetRoutes(true) {
+		if r.Method == "HEAD" {
+			continue // fiber adds HEAD to every GET
+		}
+		key := r.Method + " " + param.ReplaceAllString(r.Path, "{$1}")
+		routed[key] = true
+		ops, ok := doc.Paths[param.ReplaceAllString(r.Path, "{$1}")]
+		if !ok || ops[strings.ToLower(r.Method)].Responses == nil {
+			t.Errorf("%s is routed but not documented", key)
+		}
+	}
+	public := []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json"}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			key := strings.ToUpper(method) + " " + path
+			if !routed[key] {
+				t.Errorf("%s is documented but not routed", key)
+			}
+			if slices.Contains(public, path) != (len(op.Security) == 0) {
+				t.Errorf("%s: security %v", key, op.Security)
+			}
+			if len(op.Security) > 0 && (op.Scope == "" || op.Responses["401"] == nil || op.Responses["403"] == nil) {
+				t.Errorf("%s: no scope or 401/403", key)
+			}
+		}
+	}
+	var root any
+	_ = json.Unmarshal(raw, &root)
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if k == "$ref" {
+					parts := strings.Split(strings.TrimPrefix(x.(string), "#/"), "/")
+					var cur any = root
+					for _, p := range parts {
+						m, _ := cur.(map[string]any)
+						cur = m[p]
+					}
+					if cur == nil {
+						t.Errorf("dangling $ref %s", x)
+					}
+				}
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(root)
+}

@@ -1,0 +1,298 @@
+package http
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/gofiber/fiber/v2"
+)
+
+// Attach hooks the event stream and the agent view to the engine's
+// commits, chaining whatever OnCommit was set before, and reads the agent
+// states already in the store. The hook is installed on the engine's own
+// goroutine (Engine.Do), so it never races a commit; the engine must be
+// running. Serve calls it; it runs once, in the background, so a store
+// that does not take writes does not hold up the health routes.
+func (s *Server) Attach() {
+	s.attachOnce.Do(func() { go s.attach() })
+}
+
+func (s *Server) attach() {
+	defer close(s.attached)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := s.engine.Do(ctx, func(*bridge.Tracker) {
+		prev := s.engine.OnCommit
+		s.engine.OnCommit = func(recs []bridge.Record) {
+			if prev != nil {
+				prev(recs)
+			}
+			s.agents.apply(recs)
+			s.hub.publish(recs)
+		}
+	})
+	if err != nil {
+		return // shutting down
+	}
+	// Agent states committed before this start; the live feed wins over
+	// them by outbox position.
+	recs, err := s.store.ConversationEvents(ctx, "")
+	if err != nil {
+		s.log.Warn("agent states not read from the store; GET /v1/agents shows changes from now on", "err", err)
+		return
+	}
+	s.agents.apply(recs)
+}
+
+// hub fans committed events out to stream clients. publish runs on the
+// engine goroutine and never blocks: a client whose buffer is full is cut
+// off (it resumes with Last-Event-ID).
+type hub struct {
+	mu   sync.Mutex
+	subs map[*subscriber]struct{}
+}
+
+type subscriber struct {
+	ch      chan bridge.Record
+	cut     chan struct{}
+	cutOnce sync.Once
+	types   []string // filters such as call.* ; empty: all
+	agent   string   // extension; empty: all
+}
+
+func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
+
+func (h *hub) subscribe(sub *subscriber) {
+	h.mu.Lock()
+	h.subs[sub] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *hub) unsubscribe(sub *subscriber) {
+	h.mu.Lock()
+	delete(h.subs, sub)
+	h.mu.Unlock()
+}
+
+func (h *hub) publish(recs []bridge.Record) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs {
+		for _, r := range recs {
+			if !sub.wants(r) {
+				continue
+			}
+			select {
+			case sub.ch <- r:
+			default:
+				sub.cutOnce.Do(func() { close(sub.cut) })
+				delete(h.subs, sub)
+			}
+		}
+	}
+}
+
+func (sub *subscriber) wants(r bridge.Record) bool {
+	if r.Type == bridge.EventWebhookTest {
+		return false // addressed to one endpoint, not an event of the PBX
+	}
+	if len(sub.types) > 0 && !(bridge.Endpoint{Events: sub.types}).Wants(r.Type) {
+		return false
+	}
+	return sub.agent == "" || mentionsAgent(r.Payload, sub.agent)
+}
+
+// mentionsAgent reports whether an event is about an agent: the agent it
+// names (ringing, agent.state, ...) or the agent who has the call.
+func mentionsAgent(payload []byte, ext string) bool {
+	var ev struct {
+		Agent *bridge.Agent `json:"agent"`
+		Call  *struct {
+			Agent *bridge.Agent `json:"agent"`
+		} `json:"call"`
+		Transfer *bridge.Transfer `json:"transfer"`
+	}
+	if json.Unmarshal(payload, &ev) != nil {
+		return false
+	}
+	return ev.Agent != nil && ev.Agent.Extension == ext ||
+		ev.Call != nil && ev.Call.Agent != nil && ev.Call.Agent.Extension == ext ||
+		ev.Transfer != nil && ev.Transfer.From != nil && ev.Transfer.From.Extension == ext
+}
+
+// stream serves committed events as Server-Sent Events. Each event's id
+// is its event id: a client that reconnects with Last-Event-ID gets what
+// it missed from the store, then the live feed, with nothing twice.
+func (s *Server) stream(c *fiber.Ctx) error {
+	sub := &subscriber{cut: make(chan struct{})}
+	if t := c.Query("types"); t != "" {
+		for _, f := range strings.Split(t, ",") {
+			f = strings.TrimSpace(f)
+			if !validFilter(f) {
+				return bridge.FieldError("types", "%q matches no event type", f)
+			}
+			sub.types = append(sub.types, f)
+		}
+	}
+	if a := c.Query("agent"); a != "" {
+		if err := bridge.CheckExtension("agent", a); err != nil {
+			return err
+		}
+		sub.agent = a
+	}
+	after := int64(-1) // live only
+	last := c.Get("Last-Event-ID")
+	if last == "" {
+		last = c.Query("last_event_id")
+	}
+	if last != "" {
+		rec, err := s.store.Event(c.UserContext(), last)
+		if bridge.ErrorCode(err) == bridge.ENOTFOUND {
+			return &bridge.Error{Code: bridge.ENOTFOUND, Field: "Last-Event-ID",
+				Message: "event " + last + " is unknown (pruned, or from another ctibridge): reconnect without Last-Event-ID"}
+		} else if err != nil {
+			return err
+		}
+		after = rec.Seq
+	}
+	select {
+	case <-s.attached:
+	case <-c.UserContext().Done():
+		return bridge.Errorf(bridge.EUNAVAILABLE, "the event stream is not ready yet")
+	}
+	buf := s.StreamBuffer
+	if buf <= 0 {
+		buf = 1024
+	}
+	sub.ch = make(chan bridge.Record, buf)
+	// Subscribed before reading the backlog, so nothing falls between the
+	// two; what both hold is skipped by position.
+	s.hub.subscribe(sub)
+	s.streams.Add(1)
+	fc := c.Context()
+	fc.HijackSetNoResponse(true)
+	fc.Hijack(func(conn net.Conn) {
+		defer s.streams.Done()
+		defer s.hub.unsubscribe(sub)
+		s.serveStream(conn, sub, after)
+	})
+	return nil
+}
+
+// serveStream writes the response on the hijacked connection: fasthttp's
+// write timeout covers a whole response, which a stream never finishes, so
+// each write gets its own deadline here instead.
+func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
+	gone := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, conn); close(gone) }() // EOF: the client left
+	w := bufio.NewWriter(conn)
+	wt := s.StreamWriteTimeout
+	if wt <= 0 {
+		wt = 10 * time.Second
+	}
+	flush := func() error {
+		_ = conn.SetWriteDeadline(time.Now().Add(wt))
+		return w.Flush()
+	}
+	w.WriteString("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
+		"Connection: close\r\nX-Accel-Buffering: no\r\n\r\nretry: 2000\n\n")
+	if flush() != nil {
+		return
+	}
+	lastSeq := after
+	send := func(r bridge.Record) {
+		w.WriteString("id: " + r.ID + "\nevent: " + r.Type + "\ndata: ")
+		w.Write(r.Payload) // one line: JSON as encoding/json writes it
+		w.WriteString("\n\n")
+		lastSeq = r.Seq
+	}
+	if after >= 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-gone:
+			case <-s.quit:
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		for {
+			recs, err := s.store.EventsAfter(ctx, lastSeq, 500)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) {
+					s.log.Warn("event stream: backlog read failed", "err", err)
+				}
+				return
+			}
+			for _, r := range recs {
+				if sub.wants(r) {
+					send(r)
+				}
+				lastSeq = r.Seq
+			}
+			if flush() != nil || len(recs) < 500 {
+				break
+			}
+		}
+	}
+	hb := s.Heartbeat
+	if hb <= 0 {
+		hb = 15 * time.Second
+	}
+	tick := time.NewTicker(hb)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-sub.ch:
+			if r.Seq > lastSeq {
+				send(r)
+			}
+			for more := true; more; { // everything already queued, one flush
+				select {
+				case r := <-sub.ch:
+					if r.Seq > lastSeq {
+						send(r)
+					}
+				default:
+					more = false
+				}
+			}
+		case <-tick.C:
+			w.WriteString(": ping\n\n")
+		case <-sub.cut:
+			// Fell behind: what is queued goes out, then the client
+			// resumes from its last id.
+			for len(sub.ch) > 0 {
+				if r := <-sub.ch; r.Seq > lastSeq {
+					send(r)
+				}
+			}
+			w.WriteString(": too slow: reconnect with Last-Event-ID\n\n")
+			_ = flush()
+			return
+		case <-gone:
+			return
+		case <-s.quit:
+			return
+		}
+		if flush() != nil {
+			return
+		}
+	}
+}

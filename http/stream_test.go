@@ -1,0 +1,166 @@
+package http_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	nethttp "net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+type sseEvent struct {
+	id, typ string
+	ev      bridge.Event
+}
+
+type sseClient struct {
+	t      *testing.T
+	events chan sseEvent
+	pings  chan struct{}
+	status int
+	ctype  string
+	cancel context.CancelFunc
+}
+
+// openStream reads /v1/events/stream in the background.
+func (r *rig) openStream(query, lastID string) *sseClient {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := nethttp.NewRequestWithContext(ctx, "GET", r.base+"/v1/events/stream"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+r.keys["read"])
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	c := &sseClient{t: r.t, events: make(chan sseEvent, 100), pings: make(chan struct{}, 100), status: res.StatusCode,
+		ctype: res.Header.Get("Content-Type"), cancel: cancel}
+	r.t.Cleanup(c.close)
+	go func() {
+		defer res.Body.Close()
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		var cur sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == ": ping":
+				select {
+				case c.pings <- struct{}{}:
+				default:
+				}
+			case strings.HasPrefix(line, "id: "):
+				cur.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				cur.typ = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				if err := json.Unmarshal([]byte(line[6:]), &cur.ev); err != nil {
+					r.t.Errorf("data %q: %v", line, err)
+				}
+			case line == "" && cur.id != "":
+				c.events <- cur
+				cur = sseEvent{}
+			}
+		}
+		close(c.events)
+	}()
+	return c
+}
+
+func (c *sseClient) close() { c.cancel() }
+
+// next returns the next event, failing after 5 s.
+func (c *sseClient) next() sseEvent {
+	c.t.Helper()
+	select {
+	case e, ok := <-c.events:
+		if !ok {
+			c.t.Fatal("stream ended")
+		}
+		if e.id != e.ev.ID || e.typ != e.ev.Type {
+			c.t.Fatalf("id/event lines %q %q do not match the data %+v", e.id, e.typ, e.ev)
+		}
+		return e
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("no event within 5s")
+	}
+	return sseEvent{}
+}
+
+func (c *sseClient) nextN(n int) []string {
+	var out []string
+	for range n {
+		out = append(out, c.next().typ)
+	}
+	return out
+}
+
+func TestEventStreamResumes(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	a := r.openStream("?types=call.*", "")
+	if a.status != 200 || a.ctype != "text/event-stream" {
+		t.Fatalf("stream: %d %s", a.status, a.ctype)
+	}
+	select { // heartbeats keep idle proxies from cutting the stream
+	case <-a.pings:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no heartbeat")
+	}
+	if err := r.ast.Play("inbound-call-basic", amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	first, second, third := a.next(), a.next(), a.next()
+	if first.typ+","+second.typ+","+third.typ != "call.ringing,call.answered,call.ended" || first.ev.ConversationID != third.ev.ConversationID {
+		t.Fatalf("stream: %s %s %s", first.typ, second.typ, third.typ)
+	}
+	a.close()
+
+	// Resuming after the first: the other two from the store, then live,
+	// nothing twice.
+	b := r.openStream("?types=call.*", first.id)
+	if got := b.next(); got.id != second.id {
+		t.Fatalf("resumed with %s, want %s", got.typ, second.typ)
+	}
+	if got := b.next(); got.id != third.id {
+		t.Fatalf("then %s, want %s", got.typ, third.typ)
+	}
+	if err := r.ast.Play("inbound-call-basic", amitest.PlayOptions{Rewrite: true}); err != nil {
+		t.Fatal(err)
+	}
+	live := b.next()
+	if live.typ != "call.ringing" || live.ev.ConversationID == first.ev.ConversationID {
+		t.Fatalf("live after replay: %s of %s", live.typ, live.ev.ConversationID)
+	}
+
+	res := r.call("GET", "/v1/events/stream", "read", nil, "Last-Event-ID", "evt_unknown")
+	res.problem(t, 404, "Last-Event-ID")
+	r.call("GET", "/v1/events/stream?types=calls.*", "read", nil).problem(t, 400, "types")
+	r.call("GET", "/v1/events/stream?agent=1%0A2", "read", nil).problem(t, 400, "agent")
+	r.call("GET", "/v1/events/stream", "", nil).problem(t, 401, "")
+}
+
+// A stream filtered by agent sees that agent's calls and states only.
+func TestEventStreamAgentFilter(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	s101 := r.openStream("?agent=101", "")
+	s100 := r.openStream("?agent=100&types=call.ringing,call.ended", "")
+	for _, c := range []string{"inbound-call-basic", "blind-transfer"} { // agent 100, then 101
+		if err := r.ast.Play(c, amitest.PlayOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s100.nextN(2); strings.Join(got, ",") != "call.ringing,call.ended" {
+		t.Fatalf("agent 100: %v", got)
+	}
+	e := s101.next()
+	if e.typ != "call.ringing" || e.ev.Agent.Extension != "101" {
+		t.Fatalf("agent 101's first event: %s %+v", e.typ, e.ev.Agent)
+	}
+}

@@ -1,0 +1,365 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+const deliveryCols = recordCols + `, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.first_tried_at`
+
+// PendingDeliveries returns an endpoint's pending deliveries with Seq >
+// afterSeq, in Seq order, payload included (through the partial index of
+// pending rows, so delivered history is never scanned).
+func (db *DB) PendingDeliveries(ctx context.Context, endpointID string, afterSeq int64, limit int) ([]bridge.Delivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return db.deliveries(ctx, `SELECT `+deliveryCols+` FROM deliveries d JOIN events e ON e.seq = d.event_seq
+		WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.event_seq > ? ORDER BY d.event_seq LIMIT ?`,
+		endpointID, afterSeq, limit)
+}
+
+// DeadLetters returns an endpoint's dead deliveries (retry window
+// exhausted), oldest first.
+func (db *DB) DeadLetters(ctx context.Context, endpointID string, limit int) ([]bridge.Delivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return db.deliveries(ctx, `SELECT `+deliveryCols+` FROM deliveries d JOIN events e ON e.seq = d.event_seq
+		WHERE d.endpoint_id = ? AND d.status = 'dead' ORDER BY d.event_seq LIMIT ?`, endpointID, limit)
+}
+
+func (db *DB) deliveries(ctx context.Context, q string, args ...any) ([]bridge.Delivery, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	defer rows.Close()
+	var out []bridge.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, db.wrap(err)
+		}
+		out = append(out, d)
+	}
+	return out, db.wrap(rows.Err())
+}
+
+func scanDelivery(row interface{ Scan(...any) error }) (bridge.Delivery, error) {
+	var d bridge.Delivery
+	var at, next, first int64
+	var status string
+	err := row.Scan(&d.Seq, &d.ID, &d.Type, &d.ConversationID, &d.Sequence, &at, &d.Payload,
+		&d.EndpointID, &status, &d.Attempts, &next, &first)
+	d.OccurredAt, d.NextAttemptAt, d.FirstTriedAt = fromNanos(at), fromNanos(next), fromNanos(first)
+	d.Status = bridge.DeliveryStatus(status)
+	return d, err
+}
+
+func validStatus(s bridge.DeliveryStatus) bool {
+	switch s {
+	case bridge.DeliveryPending, bridge.DeliveryDelivered, bridge.DeliveryDead, bridge.DeliveryDisabled:
+		return true
+	}
+	return false
+}
+
+// pendingDelta is how a status change moves the Backlog counter.
+func pendingDelta(from, to bridge.DeliveryStatus) int64 {
+	switch {
+	case from != bridge.DeliveryPending && to == bridge.DeliveryPending:
+		return 1
+	case from == bridge.DeliveryPending && to != bridge.DeliveryPending:
+		return -1
+	}
+	return 0
+}
+
+// RecordAttempt appends a to the attempt log and moves its delivery on
+// (status = a.Outcome, one more attempt, the next try, the first try's time
+// if unset) in one transaction. An attempt for a delivery the store does not
+// have is refused with ENOTFOUND.
+func (db *DB) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
+	switch {
+	case a.EventID == "":
+		return bridge.FieldError("event_id", "is empty")
+	case a.EndpointID == "":
+		return bridge.FieldError("endpoint_id", "is empty")
+	case !validStatus(a.Outcome):
+		return bridge.FieldError("outcome", "must be pending, delivered, dead or disabled, got %q", a.Outcome)
+	}
+	at := a.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	now := time.Now().UnixNano()
+	return db.write(ctx, 2, func(w *wtx) error {
+		var seq int64
+		var status string
+		err := w.queryRow(`SELECT d.event_seq, d.status FROM events e JOIN deliveries d ON d.event_seq = e.seq
+			WHERE e.id = ? AND d.endpoint_id = ?`, a.EventID, a.EndpointID).Scan(&seq, &status)
+		if errNoRows(err) {
+			return refuse(notFound("event_id", "no delivery of event %q to endpoint %q", a.EventID, a.EndpointID))
+		} else if err != nil {
+			return err
+		}
+		if _, err := w.exec(`INSERT INTO attempts (event_id, endpoint_id, at, status_code, latency_ns, error, outcome, next_attempt_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.EventID, a.EndpointID, at.UnixNano(), a.StatusCode, int64(a.Latency), a.Error,
+			string(a.Outcome), nanos(a.NextAttemptAt)); err != nil {
+			return err
+		}
+		if _, err := w.exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
+			first_tried_at = CASE WHEN first_tried_at = 0 THEN ? ELSE first_tried_at END, updated_at = ?
+			WHERE endpoint_id = ? AND event_seq = ?`,
+			string(a.Outcome), nanos(a.NextAttemptAt), at.UnixNano(), now, a.EndpointID, seq); err != nil {
+			return err
+		}
+		w.pending += pendingDelta(bridge.DeliveryStatus(status), a.Outcome)
+		return nil
+	})
+}
+
+// DisableEndpoint marks an endpoint disabled (e.g. it answered 410 Gone) and
+// its pending deliveries disabled. For an endpoint from the config file,
+// which has no row here, the mark is kept aside (see DisabledEndpoints).
+func (db *DB) DisableEndpoint(ctx context.Context, endpointID, reason string) error {
+	if endpointID == "" {
+		return bridge.FieldError("endpoint_id", "is empty")
+	}
+	now := time.Now().UnixNano()
+	return db.write(ctx, 3, func(w *wtx) error {
+		res, err := w.exec(`UPDATE endpoints SET disabled = 1, disabled_reason = ? WHERE id = ?`, reason, endpointID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := w.exec(`INSERT INTO endpoint_state (id, disabled_reason, disabled_at) VALUES (?, ?, ?)
+				ON CONFLICT (id) DO UPDATE SET disabled_reason = excluded.disabled_reason, disabled_at = excluded.disabled_at`,
+				endpointID, reason, now); err != nil {
+				return err
+			}
+		}
+		n, err := disablePending(w, endpointID, now)
+		w.pending -= n
+		return err
+	})
+}
+
+func disablePending(w *wtx, endpointID string, now int64) (int64, error) {
+	res, err := w.exec(`UPDATE deliveries SET status = 'disabled', updated_at = ? WHERE endpoint_id = ? AND status = 'pending'`, now, endpointID)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// EnableEndpoint clears an endpoint's disabled mark (after the CRM is
+// fixed). Deliveries disabled meanwhile stay so; ReplayRange re-queues them.
+func (db *DB) EnableEndpoint(ctx context.Context, endpointID string) error {
+	return db.write(ctx, 2, func(w *wtx) error {
+		if _, err := w.exec(`UPDATE endpoints SET disabled = 0, disabled_reason = '' WHERE id = ?`, endpointID); err != nil {
+			return err
+		}
+		_, err := w.exec(`DELETE FROM endpoint_state WHERE id = ?`, endpointID)
+		return err
+	})
+}
+
+// DisabledEndpoints returns endpoint id → reason for every disabled
+// endpoint, from the config file or the API.
+func (db *DB) DisabledEndpoints(ctx context.Context) (map[string]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, disabled_reason FROM endpoint_state
+		UNION ALL SELECT id, disabled_reason FROM endpoints WHERE disabled = 1`)
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, reason string
+		if err := rows.Scan(&id, &reason); err != nil {
+			return nil, db.wrap(err)
+		}
+		out[id] = reason
+	}
+	return out, db.wrap(rows.Err())
+}
+
+// Replay sets an event's deliveries to the given endpoints back to pending,
+// due now and with a fresh retry window, creating the ones that do not
+// exist, and returns them so the caller can notify the dispatcher. With no
+// endpoints it replays every delivery the event already has.
+func (db *DB) Replay(ctx context.Context, eventID string, endpointIDs []string) ([]bridge.Delivery, error) {
+	if eventID == "" {
+		return nil, bridge.FieldError("event_id", "is empty")
+	}
+	for _, ep := range endpointIDs {
+		if ep == "" {
+			return nil, bridge.FieldError("endpoint_ids", "contains an empty endpoint id")
+		}
+	}
+	var out []bridge.Delivery
+	now := time.Now()
+	err := db.write(ctx, 1+len(endpointIDs), func(w *wtx) error {
+		rec, err := scanRecord(w.queryRow(`SELECT `+recordCols+` FROM events e WHERE e.id = ?`, eventID))
+		if errNoRows(err) {
+			return refuse(notFound("event_id", "no event with id %q", eventID))
+		} else if err != nil {
+			return err
+		}
+		eps := endpointIDs
+		if len(eps) == 0 {
+			if eps, err = queryStrings(w, `SELECT endpoint_id FROM deliveries WHERE event_seq = ? ORDER BY endpoint_id`, rec.Seq); err != nil {
+				return err
+			}
+			if len(eps) == 0 {
+				return refuse(bridge.FieldError("endpoint_ids", "event %q has no deliveries; name the endpoints to replay it to", eventID))
+			}
+		}
+		res := make([]bridge.Delivery, 0, len(eps))
+		for _, ep := range eps {
+			var status string
+			err := w.queryRow(`SELECT status FROM deliveries WHERE endpoint_id = ? AND event_seq = ?`, ep, rec.Seq).Scan(&status)
+			if err != nil && !errNoRows(err) {
+				return err
+			}
+			d := bridge.Delivery{Record: rec, EndpointID: ep, Status: bridge.DeliveryPending, NextAttemptAt: now.UTC()}
+			if err := w.queryRow(`INSERT INTO deliveries (endpoint_id, event_seq, status, next_attempt_at, updated_at)
+				VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (endpoint_id, event_seq) DO UPDATE SET status = 'pending',
+				next_attempt_at = excluded.next_attempt_at, first_tried_at = 0, updated_at = excluded.updated_at
+				RETURNING attempts`, ep, rec.Seq, now.UnixNano(), now.UnixNano()).Scan(&d.Attempts); err != nil {
+				return err
+			}
+			w.pending += pendingDelta(bridge.DeliveryStatus(status), bridge.DeliveryPending)
+			res = append(res, d)
+		}
+		w.onCommit = func() { out = res }
+		return nil
+	})
+	return out, err
+}
+
+func queryStrings(w *wtx, q string, args ...any) ([]string, error) {
+	rows, err := w.query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// chunk bounds the events one ReplayRange or Prune step touches, so
+// the writer is never held for long and other commits interleave.
+const chunk = 500
+
+// ReplayRange sets the delivered, dead and disabled deliveries to the given
+// endpoints of events that occurred in [from, to) back to pending, due now
+// with a fresh retry window, and returns how many. It works in chunks (each
+// its own transaction); the dispatcher must then reload its backlog from
+// the store. Deliveries that never existed are not created: the store does
+// not know an endpoint's event filter.
+func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (int64, error) {
+	if len(endpointIDs) == 0 {
+		return 0, bridge.FieldError("endpoint_ids", "name at least one endpoint")
+	}
+	if from.IsZero() || to.IsZero() || !from.Before(to) {
+		return 0, bridge.FieldError("from", "must be set and before to")
+	}
+	var total int64
+	cursorAt, cursorSeq := from.UnixNano(), int64(-1)
+	for {
+		var n int64
+		var seen int
+		var lastAt, lastSeq int64
+		now := time.Now().UnixNano()
+		err := db.write(ctx, chunk*len(endpointIDs), func(w *wtx) error {
+			n, seen = 0, 0
+			rows, err := w.query(`SELECT seq, occurred_at FROM events WHERE occurred_at < ? AND (occurred_at, seq) > (?, ?)
+				ORDER BY occurred_at, seq LIMIT ?`, to.UnixNano(), cursorAt, cursorSeq, chunk)
+			if err != nil {
+				return err
+			}
+			var seqs []int64
+			for rows.Next() {
+				if err := rows.Scan(&lastSeq, &lastAt); err != nil {
+					rows.Close()
+					return err
+				}
+				seqs = append(seqs, lastSeq)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			seen = len(seqs)
+			for _, seq := range seqs {
+				for _, ep := range endpointIDs {
+					res, err := w.exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, first_tried_at = 0, updated_at = ?
+						WHERE endpoint_id = ? AND event_seq = ? AND status <> 'pending'`, now, now, ep, seq)
+					if err != nil {
+						return err
+					}
+					k, _ := res.RowsAffected()
+					n += k
+				}
+			}
+			w.pending += n
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if seen < chunk {
+			return total, nil
+		}
+		cursorAt, cursorSeq = lastAt, lastSeq
+	}
+}
+
+// Attempts returns an endpoint's attempt log, newest first, made before
+// before (zero: no bound), at most limit (default 50, at most 1000).
+func (db *DB) Attempts(ctx context.Context, endpointID string, limit int, before time.Time) ([]bridge.Attempt, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 1000)
+	b := int64(1<<63 - 1)
+	if !before.IsZero() {
+		b = before.UnixNano()
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT event_id, endpoint_id, at, status_code, latency_ns, error, outcome, next_attempt_at
+		FROM attempts WHERE endpoint_id = ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?`, endpointID, b, limit)
+	if err != nil {
+		return nil, db.wrap(err)
+	}
+	defer rows.Close()
+	var out []bridge.Attempt
+	for rows.Next() {
+		var a bridge.Attempt
+		var at, lat, next int64
+		var outcome string
+		if err := rows.Scan(&a.EventID, &a.EndpointID, &at, &a.StatusCode, &lat, &a.Error, &outcome, &next); err != nil {
+			return nil, db.wrap(err)
+		}
+		a.At, a.Latency, a.Outcome, a.NextAttemptAt = fromNanos(at), time.Duration(lat), bridge.DeliveryStatus(outcome), fromNanos(next)
+		out = append(out, a)
+	}
+	return out, db.wrap(rows.Err())
+}
+
+// Backlog is the number of pending deliveries, from a counter kept by the
+// writer: /metrics can ask as often as it likes.
+func (db *DB) Backlog(context.Context) (int64, error) {
+	return db.pending.Load(), nil
+}

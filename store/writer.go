@@ -1,0 +1,224 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"sync/atomic"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+// request is one write call. fn runs on the writer goroutine inside a
+// transaction it may share with other requests; it must only touch the
+// caller's memory through wtx.onCommit, because a shared transaction can
+// fail and fn then runs again alone.
+type request struct {
+	fn    func(*wtx) error
+	rows  int // rough rows written, to bound a group
+	state atomic.Int32
+	res   error      // fn's own outcome when the transaction commits
+	done  chan error // buffered: the writer never waits for a caller
+}
+
+const (
+	queued    = iota
+	taken     // in a transaction: the caller must wait for its outcome
+	abandoned // the caller's ctx ended first: never run
+)
+
+// wtx is one request's view of the shared write transaction.
+type wtx struct {
+	tx *sql.Tx
+	// pending is the request's change to the number of pending
+	// deliveries, added to the Backlog counter once the transaction commits.
+	pending int64
+	// onCommit runs on the writer after the commit, before the caller
+	// wakes: the place to hand results (Seq, rows read back) to the caller.
+	onCommit func()
+}
+
+func (w *wtx) exec(q string, args ...any) (sql.Result, error) { return w.tx.Exec(q, args...) }
+func (w *wtx) query(q string, args ...any) (*sql.Rows, error) { return w.tx.Query(q, args...) }
+func (w *wtx) queryRow(q string, args ...any) *sql.Row        { return w.tx.QueryRow(q, args...) }
+
+// refusal is an error a request returns before it changed anything (an
+// unknown id, a duplicate): the shared transaction carries on without it.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+
+func refuse(err error) error { return &refusal{err} }
+
+// write submits fn to the writer and waits until its transaction commits.
+// If ctx ends while the request still waits in the queue, it is withdrawn
+// and ctx's error returned; once in a transaction, its real outcome is
+// returned, so nil always means committed.
+func (db *DB) write(ctx context.Context, rows int, fn func(*wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &request{fn: fn, rows: max(rows, 1), done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return db.errClosed()
+	}
+	select {
+	case db.reqs <- req:
+		db.mu.RUnlock()
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(queued, abandoned) {
+			return ctx.Err()
+		}
+		return <-req.done
+	}
+}
+
+// writeLater queues fn without waiting, and drops it when the queue is full:
+// for bookkeeping nobody waits on (an API key's last use).
+func (db *DB) writeLater(fn func(*wtx) error) {
+	req := &request{fn: fn, rows: 1, done: make(chan error, 1)}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return
+	}
+	select {
+	case db.reqs <- req:
+	default:
+	}
+}
+
+func (db *DB) errClosed() error {
+	return bridge.Errorf(bridge.EUNAVAILABLE, "store %s is closed", db.path)
+}
+
+// writer runs until Close: it takes the first waiting request, then every
+// other request already waiting (up to MaxBatch rows), and commits them in
+// one transaction. While it commits, new requests queue up and form the
+// next group, so the group size follows the load by itself.
+func (db *DB) writer() {
+	defer close(db.done)
+	var group []*request
+	for req := range db.reqs {
+		group = group[:0]
+		rows := 0
+		add := func(r *request) {
+			if r.state.CompareAndSwap(queued, taken) {
+				group = append(group, r)
+				rows += r.rows
+			}
+		}
+		add(req)
+	drain:
+		for rows < db.max {
+			select {
+			case r, ok := <-db.reqs:
+				if !ok {
+					break drain
+				}
+				add(r)
+			default:
+				break drain
+			}
+		}
+		if len(group) > 0 {
+			db.commit(group)
+		}
+	}
+}
+
+// commit runs a group. If the shared transaction fails, no caller is failed
+// for another's fault: each request is retried alone and gets its own
+// outcome. A failed BEGIN ran nothing, so everyone gets that error at once
+// (retrying would only wait out the busy timeout once per request).
+func (db *DB) commit(group []*request) {
+	db.Requests.Add(int64(len(group)))
+	began, err := db.run(group)
+	if err != nil && began && len(group) > 1 {
+		db.log.Warn("store: grouped write failed; retrying its requests one by one", "path", db.path, "requests", len(group), "err", err)
+		for _, r := range group {
+			_, err := db.run([]*request{r})
+			r.done <- db.outcome(r, err)
+		}
+		return
+	}
+	for _, r := range group {
+		r.done <- db.outcome(r, err)
+	}
+}
+
+func (db *DB) outcome(r *request, err error) error {
+	if err != nil {
+		return db.wrap(err)
+	}
+	return r.res
+}
+
+// run executes the requests in one transaction and reports whether BEGIN
+// succeeded.
+func (db *DB) run(group []*request) (began bool, err error) {
+	tx, err := db.w.Begin()
+	if err != nil {
+		return false, err
+	}
+	ws := make([]wtx, len(group))
+	for i, r := range group {
+		ws[i].tx = tx
+		err := r.fn(&ws[i])
+		var rf *refusal
+		if errors.As(err, &rf) {
+			r.res, ws[i] = rf.err, wtx{}
+			continue
+		}
+		if err != nil {
+			tx.Rollback()
+			return true, err
+		}
+		r.res = nil
+	}
+	if err := tx.Commit(); err != nil {
+		tx.Rollback()
+		return true, err
+	}
+	db.Transactions.Add(1)
+	db.walGrew(group)
+	for i := range ws {
+		db.pending.Add(ws[i].pending)
+		if ws[i].onCommit != nil {
+			ws[i].onCommit()
+		}
+	}
+	return true, nil
+}
+
+// walGrew estimates the pages a commit added to the WAL (a small commit
+// dirties about one page per table and index it touches, a large one about
+// a page per few rows) and wakes the checkpointer every walCheckpointPages.
+func (db *DB) walGrew(group []*request) {
+	rows := 0
+	for _, r := range group {
+		rows += r.rows
+	}
+	if os.Getenv("NOBG") != "" {
+		return
+	}
+	db.walPages += 8 + rows/3
+	if db.walPages < walCheckpointPages {
+		return
+	}
+	select {
+	case db.ckptWake <- struct{}{}:
+		db.walPages = 0
+	default: // one is running; ask again after the next commit
+	}
+}
