@@ -1,7 +1,11 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -347,5 +351,74 @@ func TestPruneWorksInChunks(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM events`) + count(t, db, `SELECT count(*) FROM conversations`); n != 0 {
 		t.Fatalf("%d rows left", n)
+	}
+}
+
+// Events committed after an endpoint was disabled (the engine has not heard
+// of the 410 yet) get disabled deliveries, not pending ones nobody would
+// ever attempt.
+func TestCommitAfterDisable(t *testing.T) {
+	db, _ := openTest(t)
+	if err := db.CreateEndpoint(ctx, bridge.Endpoint{ID: "api1", URL: "https://crm.example.com/hook", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"api1", "cfg-1"} {
+		if err := db.DisableEndpoint(ctx, id, "endpoint answered 410 Gone"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(t, db, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c", 1, "call.ringing", t0, "api1", "cfg-1", "cfg-2")}})
+	checkBacklog(t, db, 1)
+	for id, want := range map[string]int64{"api1": 0, "cfg-1": 0, "cfg-2": 1} {
+		if ds, _ := db.PendingDeliveries(ctx, id, 0, 10); int64(len(ds)) != want {
+			t.Errorf("%s: %d pending, want %d", id, len(ds), want)
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM deliveries WHERE status = 'disabled'`); n != 2 {
+		t.Fatalf("%d disabled deliveries, want 2", n)
+	}
+	// Enabled again: new events are pending for it again.
+	if err := db.EnableEndpoint(ctx, "cfg-1"); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, db, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c", 2, "call.ended", t0, "cfg-1")}})
+	checkBacklog(t, db, 2)
+}
+
+// The readiness probe answers by its deadline while another process holds
+// the database, and says why.
+func TestWritableWhileLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "test.db")
+	// A busy timeout far beyond the test: only the probe's own deadline
+	// can end the wait.
+	db := openAt(t, path, Options{BusyTimeout: time.Hour})
+	other, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK")
+	probe, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- db.Writable(probe) }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Writable still waiting 30 s after its 200 ms deadline")
+	}
+	if err == nil || !strings.Contains(err.Error(), "another process holds a lock") {
+		t.Fatalf("Writable while locked: %v", err)
+	}
+	if probe.Err() == nil {
+		t.Fatal("Writable returned before its deadline though the lock was held")
 	}
 }

@@ -23,7 +23,9 @@ const (
 	insertEventSQL = `INSERT INTO events (id, type, conversation_id, sequence, occurred_at, payload)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
 	insertDeliverySQL = `INSERT INTO deliveries (endpoint_id, event_seq, status, next_attempt_at, updated_at)
-		VALUES (?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING`
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+	endpointDisabledSQL = `SELECT EXISTS (SELECT 1 FROM endpoint_state WHERE id = ?1)
+		OR EXISTS (SELECT 1 FROM endpoints WHERE id = ?1 AND disabled = 1)`
 	// A conversation is written on every event, but its indexed columns
 	// (who, when, how it ended) rarely change. The common update therefore
 	// sets only unindexed columns and applies only when every indexed one
@@ -73,6 +75,25 @@ func (db *DB) Commit(ctx context.Context, b *bridge.Batch) error {
 	}
 	now := time.Now().UnixNano()
 	return db.write(ctx, rows, func(w *wtx) error {
+		// Read in this transaction, so an endpoint disabled by an earlier
+		// write (a 410 the engine has not heard of yet) gets no pending
+		// delivery that nobody would ever attempt.
+		status := map[string]string{}
+		statusOf := func(ep string) (string, error) {
+			if st, ok := status[ep]; ok {
+				return st, nil
+			}
+			var disabled bool
+			if err := w.queryRow(endpointDisabledSQL, ep).Scan(&disabled); err != nil {
+				return "", err
+			}
+			st := string(bridge.DeliveryPending)
+			if disabled {
+				st = string(bridge.DeliveryDisabled)
+			}
+			status[ep] = st
+			return st, nil
+		}
 		seqs := make([]int64, len(b.Events))
 		for i := range b.Events {
 			e := &b.Events[i]
@@ -91,12 +112,17 @@ func (db *DB) Commit(ctx context.Context, b *bridge.Batch) error {
 				return err
 			}
 			for _, ep := range e.EndpointIDs {
-				res, err := w.exec(insertDeliverySQL, ep, seqs[i], now, now)
+				st, err := statusOf(ep)
 				if err != nil {
 					return err
 				}
-				n, _ := res.RowsAffected()
-				w.pending += n
+				res, err := w.exec(insertDeliverySQL, ep, seqs[i], st, now, now)
+				if err != nil {
+					return err
+				}
+				if n, _ := res.RowsAffected(); st == string(bridge.DeliveryPending) {
+					w.pending += n
+				}
 			}
 		}
 		for _, args := range convs {

@@ -69,6 +69,8 @@ type DB struct {
 	// pending mirrors count(*) of pending deliveries. It is loaded at Open
 	// and moved only by committed transactions, so Backlog costs nothing.
 	pending atomic.Int64
+	// lastErr is the last failed transaction's error, nil after a commit.
+	lastErr atomic.Pointer[error]
 
 	// Transactions counts committed write transactions and Requests the
 	// write calls they carried: group commit shows as far fewer
@@ -195,7 +197,7 @@ func (db *DB) setup() error {
 	// The checkpointer goroutine copies the WAL into the file; the writer's
 	// own automatic checkpoint is only the safety net that bounds the WAL
 	// (~40 MB) when that one cannot catch up under sustained load.
-	for _, p := range []string{`PRAGMA journal_size_limit = 67108864`, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, safety())} {
+	for _, p := range []string{`PRAGMA journal_size_limit = 67108864`, fmt.Sprintf(`PRAGMA wal_autocheckpoint = %d`, walSafetyPages)} {
 		if _, err := db.w.Exec(p); err != nil {
 			return err
 		}
@@ -325,10 +327,17 @@ func (db *DB) Close() error {
 // fails when commits would (full disk, read-only file, a foreign lock).
 func (db *DB) Writable(ctx context.Context) error {
 	now := time.Now().UnixNano()
-	return db.write(ctx, 1, func(w *wtx) error {
+	err := db.probe(ctx, func(w *wtx) error {
 		_, err := w.exec(heartbeatSQL, now)
 		return err
 	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		if last := db.lastErr.Load(); last != nil {
+			return *last
+		}
+		return bridge.Errorf(bridge.EUNAVAILABLE, "store %s: a write did not finish in time: another process holds a lock on the database, or the disk is slow", db.path)
+	}
+	return err
 }
 
 // IntegrityCheck runs PRAGMA integrity_check.
@@ -440,11 +449,4 @@ func fromNanos(n int64) time.Time {
 
 func notFound(field, format string, args ...any) *bridge.Error {
 	return &bridge.Error{Code: bridge.ENOTFOUND, Field: field, Message: fmt.Sprintf(format, args...)}
-}
-
-func safety() int {
-	if os.Getenv("NOBG") != "" {
-		return 1000
-	}
-	return walSafetyPages
 }

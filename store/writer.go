@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"os"
 	"sync/atomic"
 
 	"github.com/ctibridge/ctibridge/bridge"
@@ -56,6 +55,17 @@ func refuse(err error) error { return &refusal{err} }
 // and ctx's error returned; once in a transaction, its real outcome is
 // returned, so nil always means committed.
 func (db *DB) write(ctx context.Context, rows int, fn func(*wtx) error) error {
+	return db.submit(ctx, rows, fn, true)
+}
+
+// probe is write for a request whose outcome nobody needs once ctx ends (the
+// readiness probe): it returns at ctx's end even if the request is in a
+// transaction that waits on another process's lock.
+func (db *DB) probe(ctx context.Context, fn func(*wtx) error) error {
+	return db.submit(ctx, 1, fn, false)
+}
+
+func (db *DB) submit(ctx context.Context, rows int, fn func(*wtx) error, waitTaken bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -76,7 +86,7 @@ func (db *DB) write(ctx context.Context, rows int, fn func(*wtx) error) error {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
-		if req.state.CompareAndSwap(queued, abandoned) {
+		if req.state.CompareAndSwap(queued, abandoned) || !waitTaken {
 			return ctx.Err()
 		}
 		return <-req.done
@@ -144,6 +154,12 @@ func (db *DB) writer() {
 func (db *DB) commit(group []*request) {
 	db.Requests.Add(int64(len(group)))
 	began, err := db.run(group)
+	if err != nil {
+		werr := db.wrap(err)
+		db.lastErr.Store(&werr)
+	} else {
+		db.lastErr.Store(nil)
+	}
 	if err != nil && began && len(group) > 1 {
 		db.log.Warn("store: grouped write failed; retrying its requests one by one", "path", db.path, "requests", len(group), "err", err)
 		for _, r := range group {
@@ -208,9 +224,6 @@ func (db *DB) walGrew(group []*request) {
 	rows := 0
 	for _, r := range group {
 		rows += r.rows
-	}
-	if os.Getenv("NOBG") != "" {
-		return
 	}
 	db.walPages += 8 + rows/3
 	if db.walPages < walCheckpointPages {

@@ -64,6 +64,7 @@ func (e *endpoint) attempt(cfg *endpointConfig, it *item) result {
 			break
 		}
 		delay := min(retryAfter, d.opts.MaxRetryAfter)
+		r.asked = delay > 0
 		if delay <= 0 {
 			delay = d.backoff(it.Attempts)
 		}
@@ -86,9 +87,13 @@ func (e *endpoint) attempt(cfg *endpointConfig, it *item) result {
 		a.NextAttemptAt = r.next
 	}
 	if err := d.store.RecordAttempt(ctx, a); err != nil {
-		// Memory moves on regardless; the store still says pending, so the
-		// worst case is one more send after a restart.
+		// Memory moves on regardless. A final outcome is kept and recorded
+		// again once the store takes writes, so the store does not say
+		// pending (and resend after a restart) what was delivered.
 		d.log.Error("webhook attempt not recorded", "endpoint", e.id, "event", it.ID, "err", err)
+		if a.Outcome != bridge.DeliveryPending {
+			d.recordLater(a)
+		}
 	}
 	e.recordMu.RUnlock()
 
@@ -262,4 +267,43 @@ func (d *Dispatcher) backoff(n int) time.Duration {
 	}
 	ceil = min(ceil, d.opts.BackoffMax)
 	return time.Duration(rand.Int64N(int64(ceil))) + 1
+}
+
+// maxUnrecorded bounds the final outcomes kept for recording while the store
+// fails; beyond it they stay pending in the store (a resend after a restart).
+const maxUnrecorded = 100_000
+
+func (d *Dispatcher) recordLater(a bridge.Attempt) {
+	d.unrecordedMu.Lock()
+	defer d.unrecordedMu.Unlock()
+	if len(d.unrecorded) < maxUnrecorded {
+		d.unrecorded = append(d.unrecorded, a)
+	}
+}
+
+// recordPending retries the outcomes the store refused, oldest first, until
+// one fails again.
+func (d *Dispatcher) recordPending(ctx context.Context) {
+	d.unrecordedMu.Lock()
+	as := d.unrecorded
+	d.unrecorded = nil
+	d.unrecordedMu.Unlock()
+	for i, a := range as {
+		if err := d.store.RecordAttempt(ctx, a); err != nil {
+			d.unrecordedMu.Lock()
+			d.unrecorded = append(as[i:], d.unrecorded...)
+			d.unrecordedMu.Unlock()
+			return
+		}
+	}
+	if len(as) > 0 {
+		d.log.Info("webhook outcomes recorded after a store failure", "count", len(as))
+	}
+}
+
+// Unrecorded is how many final outcomes wait to be recorded.
+func (d *Dispatcher) Unrecorded() int {
+	d.unrecordedMu.Lock()
+	defer d.unrecordedMu.Unlock()
+	return len(d.unrecorded)
 }

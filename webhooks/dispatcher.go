@@ -149,6 +149,11 @@ type Dispatcher struct {
 	workWG  sync.WaitGroup
 
 	delivered, failed, retried, dead, disabled, inflight, queued atomic.Int64
+
+	// Final outcomes the store refused (a full or locked disk), recorded
+	// again every second.
+	unrecordedMu sync.Mutex
+	unrecorded   []bridge.Attempt
 }
 
 var _ bridge.Notifier = (*Dispatcher)(nil)
@@ -288,7 +293,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	d.mu.Unlock()
 
-	<-ctx.Done()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-retry.C:
+			d.recordPending(ctx)
+		}
+	}
 
 	d.mu.Lock()
 	d.running, d.stopped = false, true
@@ -308,5 +323,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	d.abortAll()
 	d.client.CloseIdleConnections()
+	final, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
+	defer cancel()
+	d.recordPending(final)
 	return nil
 }

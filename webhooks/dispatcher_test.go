@@ -774,3 +774,52 @@ func TestStoreReadErrorRetried(t *testing.T) {
 	clock.AdvanceToNext(wait)
 	rx.WaitFor(1, wait)
 }
+
+// When an endpoint answers again after failures, the conversations waiting
+// out their backoff are sent at once, not when each one's backoff ends
+// (after a long outage that can be a long wait).
+func TestRecoveryReleasesWaitingRetries(t *testing.T) {
+	clock := webhookstest.NewClock(time.Now())
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(clock.Now, 0)
+	rx.Script(webhookstest.Response{Status: 500}, webhookstest.Response{Status: 500})
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: clock}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1), event("b", 1)}, "ep"))
+	first := h.waitAttempts(2)
+	if first[0].Outcome != bridge.DeliveryPending || first[1].Outcome != bridge.DeliveryPending {
+		t.Fatalf("first attempts %+v", first)
+	}
+	// Wait for both retry timers, then let only the earlier one fire.
+	waitUntil(t, "both retries scheduled", func() bool { return len(clock.Deadlines()) >= 1 && h.d.Stats().InFlight == 0 })
+	clock.AdvanceToNext(wait)
+	as := h.waitAttempts(4)
+	if as[2].Outcome != bridge.DeliveryDelivered || as[3].Outcome != bridge.DeliveryDelivered {
+		t.Fatalf("retries %+v", as[2:])
+	}
+	if !as[3].At.Equal(as[2].At) {
+		t.Fatalf("the second retry waited for its own backoff (%s) after the endpoint answered at %s", as[3].At, as[2].At)
+	}
+}
+
+// A delivery whose outcome the store refused (a full disk) is recorded once
+// the store takes writes again, without a restart and without a resend.
+func TestOutcomeRecordedAfterStoreFailure(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	store.failRecord = fmt.Errorf("database or disk is full")
+	h := start(t, store, webhooks.Options{}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "ep"))
+	h.waitAttempts(1)
+	waitUntil(t, "the outcome kept", func() bool { return h.d.Unrecorded() == 1 })
+	if st := store.status("ep", event("a", 1).ID); st != bridge.DeliveryPending {
+		t.Fatalf("status %s while the store fails", st)
+	}
+	store.mu.Lock()
+	store.failRecord = nil
+	store.mu.Unlock()
+	waitUntil(t, "the outcome recorded", func() bool { return store.status("ep", event("a", 1).ID) == bridge.DeliveryDelivered })
+	if n := h.d.Unrecorded(); n != 0 || len(rx.Requests()) != 1 {
+		t.Fatalf("unrecorded %d, %d requests", n, len(rx.Requests()))
+	}
+}

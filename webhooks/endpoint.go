@@ -76,6 +76,9 @@ type endpoint struct {
 	loadFails int
 	timer     Timer
 	timerAt   time.Time
+	// retrying: the last finished attempt failed, so deliveries wait in
+	// backoff; the first success after that is the end of an outage.
+	retrying bool
 }
 
 // endpointConfig is an endpoint with its secret decoded once.
@@ -94,6 +97,7 @@ type item struct {
 	bridge.Delivery
 	key   string    // conversation key
 	due   time.Time // zero means now
+	asked bool      // due is the endpoint's own Retry-After: kept even when it recovers
 	index int       // in waitHeap
 	token bool      // the request holds a shared slot
 }
@@ -112,6 +116,7 @@ type result struct {
 	it      *item
 	outcome outcome
 	next    time.Time
+	asked   bool // next is what the endpoint asked for (Retry-After)
 }
 
 func newEndpoint(d *Dispatcher, ep bridge.Endpoint) *endpoint {
@@ -456,8 +461,30 @@ func (e *endpoint) complete(r result) {
 	case outAborted:
 		// Shutting down or removed; the delivery stays pending in the store.
 	case outRetry:
-		r.it.due = r.next
+		e.retrying = true
+		r.it.due, r.it.asked = r.next, r.asked
 		e.schedule(r.it)
+	case outDelivered:
+		if e.retrying {
+			// The endpoint is back: what waits out a backoff (which grows
+			// with the outage) goes now, so the drain starts at once.
+			// What the endpoint asked to wait (Retry-After) still waits.
+			e.retrying = false
+			var kept waitHeap
+			for len(e.waiting) > 0 {
+				it := heap.Pop(&e.waiting).(*item)
+				if it.asked {
+					kept = append(kept, it)
+					continue
+				}
+				it.due = time.Time{}
+				e.ready = append(e.ready, it)
+			}
+			for _, it := range kept {
+				heap.Push(&e.waiting, it)
+			}
+		}
+		e.finish(r.it)
 	default:
 		e.finish(r.it)
 	}

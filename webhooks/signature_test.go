@@ -131,3 +131,38 @@ func TestNewSecret(t *testing.T) {
 		t.Fatalf("round trip: %v", err)
 	}
 }
+
+// FuzzVerify: Verify never panics on hostile headers, a signature made by
+// Sign always verifies, and changing the body or the id breaks it.
+func FuzzVerify(f *testing.F) {
+	f.Add(specID, int64(specTS), []byte(specBody), specSig, specSecret)
+	f.Add("evt_1", int64(0), []byte{}, "v1,", "whsec_")
+	f.Add("a,b", int64(-1), []byte("\x00\xff"), "v1,AAAA v1a,BBBB", "not-a-secret")
+	f.Add("", int64(1<<40), []byte(`{"type":"call.ringing"}`), strings.Repeat("v1,x ", 100), specSecret)
+	f.Fuzz(func(t *testing.T, id string, ts int64, body []byte, sig, secret string) {
+		now := time.Unix(ts, 0)
+		h := http.Header{}
+		h.Set("webhook-id", id)
+		h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+		h.Set("webhook-signature", sig)
+		_ = webhooks.Verify(secret, h, body, 5*time.Minute, now) // must not panic
+		if id == "" {
+			return // a missing id is refused, checked above not to panic
+		}
+		good, err := webhooks.Sign(specSecret, id, now, body)
+		if err != nil {
+			t.Fatalf("Sign with a valid secret: %v", err)
+		}
+		h.Set("webhook-signature", good)
+		if err := webhooks.Verify(specSecret, h, body, 5*time.Minute, now); err != nil {
+			t.Fatalf("own signature refused: %v", err)
+		}
+		if err := webhooks.Verify(specSecret, h, append(append([]byte(nil), body...), 'x'), 5*time.Minute, now); err == nil {
+			t.Fatal("a changed body verified")
+		}
+		h.Set("webhook-id", id+"x")
+		if err := webhooks.Verify(specSecret, h, body, 5*time.Minute, now); err == nil {
+			t.Fatal("a changed id verified")
+		}
+	})
+}

@@ -26,6 +26,8 @@ type fakeStore struct {
 	maxLimit int
 	pages    int
 	failRead error
+	// failRecord makes RecordAttempt fail (a full disk).
+	failRecord error
 }
 
 func newFakeStore() *fakeStore {
@@ -90,6 +92,9 @@ func (s *fakeStore) find(endpointID, eventID string) *bridge.Delivery {
 func (s *fakeStore) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.failRecord != nil {
+		return s.failRecord
+	}
 	d := s.find(a.EndpointID, a.EventID)
 	if d == nil {
 		return errors.New("fake store: no such delivery")

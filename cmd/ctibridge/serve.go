@@ -130,7 +130,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		runPBX = client.Run
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
-			BackoffMax: cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
+			HeartbeatTimeout: cfg.PBX.PingInterval,
+			BackoffMax:       cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
 		srv.PBX = esl.NewCommander(client, esl.CommanderOptions{})
 		runPBX = client.Run
 	}
