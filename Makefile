@@ -20,3 +20,18 @@ bench-profile:
 	mkdir -p bench-out
 	go test -run '^$$' -bench 'Pipeline/asterisk/steady/FULL' -benchtime 2000x -cpuprofile bench-out/cpu.prof -o bench-out/bench.test ./bench/
 	go tool pprof -top -cum -nodecount 40 bench-out/bench.test bench-out/cpu.prof
+
+# The fault suite's long versions (hundreds of SIGKILLs, a 1M-event backlog,
+# a 60 s CRM outage) and their table. Override sizes, e.g.
+#   make faults FAULTS_ENV="CTIBRIDGE_FAULTS_KILLS=50 CTIBRIDGE_FAULTS_BACKLOG=200000"
+FAULTS_ENV ?=
+.PHONY: faults faults-short
+faults:
+	mkdir -p faults-out
+	env CTIBRIDGE_FAULTS_LONG=1 CTIBRIDGE_FAULTS_OUT=$(CURDIR)/faults-out/table.txt $(FAULTS_ENV) \
+		go test -count=1 -timeout 6h ./faults; status=$$?; cat faults-out/table.txt; exit $$status
+
+# The CI sizes, with the table.
+faults-short:
+	mkdir -p faults-out
+	env CTIBRIDGE_FAULTS_OUT=$(CURDIR)/faults-out/table.txt go test -count=1 -timeout 30m ./faults; status=$$?; cat faults-out/table.txt; exit $$status

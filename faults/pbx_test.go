@@ -157,7 +157,11 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 			notes = append(notes, fmt.Sprintf("%s %s", f.name, worst[f.name].Round(time.Millisecond)))
 		}
 	}
-	record(fmt.Sprintf("pbx link %s", cfg.PBXType), runs, v, maxRecovery,
+	names := make([]string, len(faults))
+	for i, f := range faults {
+		names[i] = f.name
+	}
+	record(fmt.Sprintf("pbx link %s: %s", cfg.PBXType, strings.Join(names, ", ")), runs, v, maxRecovery,
 		"recovery (fault, or its fix, to a new session and /readyz 200): "+strings.Join(notes, ", "))
 }
 
