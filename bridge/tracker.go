@@ -430,6 +430,8 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 			c = t.newConversation(o.ConversationID, at)
 			c.Outbound, c.ActionID, c.OrigAgent = true, o.ActionID, o.Agent
 			c.Call.Callee.Number = o.To
+			// The agent places the call: the CRM sees it as the caller.
+			c.Call.Caller = Party{Number: o.Agent, Name: t.cfg.Agents[o.Agent]}
 			c.Call.Variables = o.Variables
 			c.Call.Agent = &Agent{Extension: o.Agent, Name: t.cfg.Agents[o.Agent]}
 		}
@@ -1131,6 +1133,7 @@ func (t *Tracker) originateFailed(ev ChannelEvent) {
 		c = t.newConversation(o.ConversationID, o.RequestedAt)
 		c.Outbound, c.ActionID = true, o.ActionID
 		c.Call.Callee.Number = o.To
+		c.Call.Caller = Party{Number: o.Agent, Name: t.cfg.Agents[o.Agent]}
 	}
 	if c.Ended {
 		return

@@ -279,10 +279,13 @@ func TestClickToCallIsOutboundFromTheStart(t *testing.T) {
 	if evs[0].ConversationID != "conv_x" || evs[0].Call.Direction != DirectionOutbound || evs[2].Call.Callee.Number != "+74954451120" {
 		t.Fatalf("first = %+v", evs[0].Call)
 	}
+	if evs[0].Call.Caller.Number != "201" || evs[2].Call.Caller.Number != "201" {
+		t.Fatalf("the agent placing the call is not its caller: %+v / %+v", evs[0].Call.Caller, evs[2].Call.Caller)
+	}
 
 	tr.ExpectOriginate(&Originate{ConversationID: "conv_y", ActionID: "o-2", Agent: "201", To: "999", RequestedAt: t0})
 	evs = run(tr, ChannelEvent{Kind: ChanOriginateFailed, ActionID: "o-2", Cause: 3})
-	if got := typesOf(evs); got != "call.failed,call.ended" || evs[1].Call.Disposition != DispositionFailed {
+	if got := typesOf(evs); got != "call.failed,call.ended" || evs[1].Call.Disposition != DispositionFailed || evs[1].Call.Caller.Number != "201" {
 		t.Fatalf("failed originate: %s %+v", got, evs)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -29,6 +30,7 @@ type Config struct {
 	Webhooks []Webhook `koanf:"webhooks"`
 	Delivery Delivery  `koanf:"delivery"`
 	Calls    Calls     `koanf:"calls"`
+	Commands Commands  `koanf:"commands"`
 	Log      Log       `koanf:"log"`
 }
 
@@ -57,6 +59,26 @@ type Store struct {
 // HTTP is the REST/metrics listener.
 type HTTP struct {
 	Listen string `koanf:"listen"`
+	// RequestTimeout bounds an API request's work.
+	RequestTimeout time.Duration `koanf:"request_timeout"`
+	// RecordingsDir is where GET /v1/calls/{id}/recording may read files
+	// (the PBX's recording directory, mounted here); empty: not served.
+	RecordingsDir string `koanf:"recordings_dir"`
+	// AnonymousLoopback lets requests without an API key control calls
+	// while no key exists and the listener is loopback only.
+	AnonymousLoopback bool `koanf:"anonymous_loopback"`
+}
+
+// Commands map CRM commands onto the dialplan. Empty values take the PBX
+// adapter's defaults (see README).
+type Commands struct {
+	AgentDial       string        `koanf:"agent_dial"`       // Asterisk "Local/{agent}@from-internal", FreeSWITCH "user/{agent}"
+	Context         string        `koanf:"context"`          // where the customer's number is dialled
+	TransferContext string        `koanf:"transfer_context"` // where transfer targets are looked up (Asterisk)
+	QueueInterface  string        `koanf:"queue_interface"`  // Asterisk queue member interface, {agent}
+	CallcenterAgent string        `koanf:"callcenter_agent"` // FreeSWITCH mod_callcenter agent name, {agent}
+	RecordDir       string        `koanf:"record_dir"`       // FreeSWITCH: where relative recording names go
+	RingTimeout     time.Duration `koanf:"ring_timeout"`     // how long the agent's phone rings on click-to-call
 }
 
 // Webhook is one endpoint from the file.
@@ -98,9 +120,10 @@ type Log struct {
 // Default is the configuration before any file is read.
 func Default() Config {
 	return Config{
-		PBX:   PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second},
-		Store: Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90},
-		HTTP:  HTTP{Listen: "127.0.0.1:8080"},
+		PBX:      PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second},
+		Store:    Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90},
+		HTTP:     HTTP{Listen: "127.0.0.1:8080", RequestTimeout: 20 * time.Second},
+		Commands: Commands{RingTimeout: 30 * time.Second},
 		Delivery: Delivery{RetryWindow: 72 * time.Hour, Timeout: 10 * time.Second, MaxInFlight: 256,
 			MaxInFlightPerEndpoint: 16, AllowLoopback: true, AllowPrivate: true},
 		Calls: Calls{AgentPattern: `^[0-9]{2,6}$`, InboundContexts: []string{"from-trunk", "from-pstn", "inbound", "public"},
@@ -209,7 +232,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for key, d := range map[string]time.Duration{"pbx.ping_interval": c.PBX.PingInterval, "pbx.action_timeout": c.PBX.ActionTimeout,
-		"pbx.backoff_max": c.PBX.BackoffMax, "delivery.retry_window": c.Delivery.RetryWindow, "delivery.timeout": c.Delivery.Timeout} {
+		"pbx.backoff_max": c.PBX.BackoffMax, "delivery.retry_window": c.Delivery.RetryWindow, "delivery.timeout": c.Delivery.Timeout,
+		"http.request_timeout": c.HTTP.RequestTimeout, "commands.ring_timeout": c.Commands.RingTimeout} {
 		if d <= 0 {
 			return &Error{key, fmt.Sprintf("must be a positive duration such as 10s or 72h, got %s", d)}
 		}
@@ -226,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return &Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080), got %q", c.HTTP.Listen)}
+	}
+	if err := c.checkCommands(); err != nil {
+		return err
 	}
 	if c.Delivery.MaxInFlight < 1 || c.Delivery.MaxInFlightPerEndpoint < 1 {
 		return &Error{"delivery.max_in_flight", "must be at least 1"}
@@ -285,4 +312,39 @@ func validFilter(f string) bool {
 		}
 	}
 	return false
+}
+
+var reContext = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// checkCommands validates what goes into every command sent to the PBX:
+// a line break here would end up inside an AMI header or an ESL command.
+func (c *Config) checkCommands() error {
+	cm := c.Commands
+	for _, kv := range []struct{ key, val string }{{"commands.agent_dial", cm.AgentDial}, {"commands.queue_interface", cm.QueueInterface},
+		{"commands.callcenter_agent", cm.CallcenterAgent}, {"commands.record_dir", cm.RecordDir}, {"http.recordings_dir", c.HTTP.RecordingsDir}} {
+		if strings.ContainsAny(kv.val, "\r\n\x00") {
+			return &Error{kv.key, "must not contain line breaks"}
+		}
+	}
+	for _, kv := range []struct{ key, val string }{{"commands.agent_dial", cm.AgentDial}, {"commands.queue_interface", cm.QueueInterface},
+		{"commands.callcenter_agent", cm.CallcenterAgent}} {
+		if kv.val != "" && !strings.Contains(kv.val, "{agent}") {
+			return &Error{kv.key, fmt.Sprintf("must contain {agent} (the extension), got %q", kv.val)}
+		}
+		// ESL's originate takes space-separated arguments.
+		if strings.ContainsAny(kv.val, " \t") {
+			return &Error{kv.key, fmt.Sprintf("must not contain spaces, got %q", kv.val)}
+		}
+	}
+	for _, kv := range []struct{ key, val string }{{"commands.context", cm.Context}, {"commands.transfer_context", cm.TransferContext}} {
+		if kv.val != "" && !reContext.MatchString(kv.val) {
+			return &Error{kv.key, fmt.Sprintf("must be a dialplan context name (letters, digits, _ . -), got %q", kv.val)}
+		}
+	}
+	for _, kv := range []struct{ key, val string }{{"commands.record_dir", cm.RecordDir}, {"http.recordings_dir", c.HTTP.RecordingsDir}} {
+		if kv.val != "" && !filepath.IsAbs(kv.val) {
+			return &Error{kv.key, fmt.Sprintf("must be an absolute directory, got %q", kv.val)}
+		}
+	}
+	return nil
 }

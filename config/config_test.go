@@ -76,7 +76,21 @@ func TestBadConfigNamesKey(t *testing.T) {
 			t.Errorf("%s: err = %v, want key %s", tc.edit, err, tc.key)
 		}
 	}
-	_, err := Load(write(t, minimal), nil, map[string]string{"pbx.ping_interval": "soon"})
+	for key, val := range map[string]string{"commands.agent_dial": "PJSIP/100", "commands.context": "from internal",
+		"commands.transfer_context": "a,b", "commands.queue_interface": "Local/{agent} x", "commands.record_dir": "rec",
+		"http.recordings_dir": "./rec", "commands.ring_timeout": "0s", "http.request_timeout": "-1s"} {
+		_, err := Load(write(t, minimal), nil, map[string]string{key: val})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != key {
+			t.Errorf("%s=%q: err = %v, want it named", key, val, err)
+		}
+	}
+	cfg, err := Load(write(t, minimal), nil, map[string]string{"commands.agent_dial": "PJSIP/{agent}", "commands.context": "from-internal",
+		"http.recordings_dir": "/var/spool/asterisk/monitor"})
+	if err != nil || cfg.Commands.AgentDial != "PJSIP/{agent}" || cfg.Commands.RingTimeout != 30*time.Second || cfg.HTTP.RecordingsDir != "/var/spool/asterisk/monitor" {
+		t.Errorf("valid commands: %+v %v", cfg.Commands, err)
+	}
+	_, err = Load(write(t, minimal), nil, map[string]string{"pbx.ping_interval": "soon"})
 	var ce *Error
 	if !errors.As(err, &ce) || ce.Key != "pbx.ping_interval" {
 		t.Errorf("bad duration: err = %v", err)

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	nethttp "net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/ctibridge/ctibridge/esl/esltest"
 	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
+	"github.com/staskobzar/goami2"
 )
 
 // demoCalls is the mix of real captured calls the demo plays.
@@ -63,16 +66,28 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.PBX.Name = "demo-" + *pbxType
 	cfg.PBX.Type = *pbxType
 	var play func(name string) error
+	clickToCall := false
 	switch *pbxType {
 	case "asterisk":
-		sim, err := amitest.NewServer(amitest.ServerOptions{})
+		// The simulated Asterisk answers a click-to-call with the real
+		// capture of one, under the channel ids ctibridge assigned.
+		var sim *amitest.Server
+		sim, err = amitest.NewServer(amitest.ServerOptions{OnAction: func(a *goami2.Message) bool {
+			if a.Field("Action") == "Originate" {
+				go playOriginate(sim, a, *pace)
+			}
+			return false
+		}})
 		if err != nil {
 			return fmt.Errorf("simulated Asterisk: %w", err)
 		}
 		defer sim.Close()
 		cfg.PBX.Address, cfg.PBX.Username, cfg.PBX.Secret = sim.Addr(), "bridge", "bridgepass"
 		cfg.Calls.InboundContexts = []string{"inbound"}
+		// The dialplan of the captures' Asterisk (shared/fixtures/asterisk/config).
+		cfg.Commands.AgentDial, cfg.Commands.Context = "Local/{agent}@agents", "inbound"
 		play = func(name string) error { return sim.Play(name, amitest.PlayOptions{Rewrite: true, Pace: *pace}) }
+		clickToCall = true
 	case "freeswitch":
 		sim, err := esltest.NewServer(esltest.Options{})
 		if err != nil {
@@ -85,6 +100,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Store.Path = filepath.Join(dir, "ctibridge.db")
 	cfg.Store.Synchronous = "NORMAL"
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.HTTP.AnonymousLoopback = true // no API key needed on this loopback-only demo
 	cfg.Webhooks = []config.Webhook{{ID: "crm", URL: receiver.URL, Secret: secret}}
 	level := slog.LevelWarn
 	if *verbose {
@@ -116,6 +132,33 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	played := len(calls) * *rounds
+	if clickToCall {
+		// A CRM's click-to-call: agent 101 first, then 600.
+		res, err := nethttp.Post("http://"+r.HTTPAddr+"/v1/calls", "application/json", strings.NewReader(`{"agent":"101","to":"600"}`))
+		if err != nil {
+			return fmt.Errorf("click-to-call: %w", err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != nethttp.StatusAccepted {
+			return fmt.Errorf("click-to-call: %s %s", res.Status, body)
+		}
+		fmt.Fprintf(stdout, "\n  CRM → POST /v1/calls {\"agent\":\"101\",\"to\":\"600\"} → %d %s\n", res.StatusCode, strings.TrimSpace(string(body)))
+		played++
+		var accepted struct{ ID string }
+		_ = json.Unmarshal(body, &accepted)
+		if err := waitFor(ctx, 30*time.Second, func() bool {
+			for _, d := range receiver.Deliveries() {
+				if d.ConversationID == accepted.ID && d.Type == "call.ended" {
+					return true
+				}
+			}
+			return false
+		}); err != nil {
+			return fmt.Errorf("the click-to-call %s did not end: %w", accepted.ID, err)
+		}
+	}
 	// Done when every call has ended and every committed event has been
 	// acknowledged by the CRM.
 	err = waitFor(ctx, 30*time.Second, func() bool {
@@ -134,7 +177,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "\n%d calls, %d webhooks delivered, %d with a bad signature. API was at http://%s/v1/calls\n",
-		len(calls)**rounds, len(receiver.Deliveries()), bad, r.HTTPAddr)
+		played, len(receiver.Deliveries()), bad, r.HTTPAddr)
 	return serveErr
 }
 
@@ -264,4 +307,24 @@ func agentOf(m map[string]any) string {
 		return "?"
 	}
 	return s
+}
+
+// playOriginate plays the capture of a click-to-call (originate-exten) as
+// the answer to a, with the ids the action asked for in place of the
+// captured ones.
+func playOriginate(sim *amitest.Server, a *goami2.Message, pace time.Duration) {
+	ids := map[string]string{"1795339035.4": a.Field("ChannelId"), "1795339035.5": a.Field("OtherChannelId"),
+		"orig-exten-1": a.Field("ActionID")}
+	time.Sleep(50 * time.Millisecond) // after the action's own answer
+	frames := amitest.EventsOf(amitest.Frames("originate-exten"))
+	for i, f := range frames {
+		lines := strings.Split(string(f.Raw), "\r\n")
+		for j, l := range lines {
+			if name, v, ok := strings.Cut(l, ": "); ok && ids[v] != "" {
+				lines[j] = name + ": " + ids[v]
+			}
+		}
+		frames[i] = amitest.Frame{Raw: []byte(strings.Join(lines, "\r\n"))}
+	}
+	_ = sim.PlayFrames(frames, amitest.PlayOptions{Pace: pace})
 }

@@ -105,6 +105,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	srv = apihttp.NewServer(engine, db, log)
 	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
 	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, configEndpoints(cfg)
+	srv.RequestTimeout, srv.RecordingsDir, srv.AnonymousLoopback = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir, cfg.HTTP.AnonymousLoopback
 	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}
@@ -125,14 +126,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		}
 		client := ami.NewClient(acfg, mapper)
 		mapper.SetSender(client)
-		srv.PBX = ami.NewCommander(client, ami.CommanderOptions{})
+		cm := cfg.Commands
+		srv.PBX = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: cm.AgentDial, OutboundContext: cm.Context,
+			TransferContext: cm.TransferContext, QueueInterface: cm.QueueInterface, RingTimeout: cm.RingTimeout})
 		engine.LinkProbe = func() (bool, error) { return client.Connected(), client.Err() }
 		runPBX = client.Run
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
 			HeartbeatTimeout: cfg.PBX.PingInterval,
 			BackoffMax:       cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
-		srv.PBX = esl.NewCommander(client, esl.CommanderOptions{})
+		cm := cfg.Commands
+		srv.PBX = esl.NewCommander(client, esl.CommanderOptions{AgentDial: cm.AgentDial, Context: cm.Context,
+			CallcenterAgent: cm.CallcenterAgent, RecordDir: cm.RecordDir, RingTimeout: cm.RingTimeout})
 		runPBX = client.Run
 	}
 
