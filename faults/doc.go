@@ -8,5 +8,5 @@
 // The package holds tests only. The short versions run in `go test ./...`;
 // `make faults` (CTIBRIDGE_FAULTS_LONG=1) runs the long ones and prints a
 // table: scenario, runs, events sent, delivered, lost, duplicated and the
-// longest recovery. See GUARANTEES.md for what is proved and how.
+// longest recovery. README's "Guarantees" says what is promised.
 package faults

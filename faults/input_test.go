@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,6 +247,51 @@ func TestSecretsNeverLogged(t *testing.T) {
 			t.Error(err)
 		}
 		check(t, "the log", p.log.String())
+	})
+	t.Run("api keys", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		sim := amitest.NewTestServer(t, amitest.ServerOptions{})
+		cfg := conf{PBXAddr: sim.Addr(), PBXSecret: "bridgepass", DB: filepath.Join(dir, "c.db"), LogLevel: "debug"}
+		p := startProc(t, dir, cfg, procOpts{})
+		create := exec.Command(binary(t), "apikey", "create", "--name", "crm", "--scopes", "control", "--config", filepath.Join(dir, "ctibridge.yaml"))
+		create.Env = childEnv()
+		var stderr bytes.Buffer
+		create.Stderr = &stderr
+		out, err := create.Output()
+		key := strings.TrimSpace(string(out))
+		if err != nil || !strings.HasPrefix(key, "ctb_") {
+			t.Fatalf("apikey create: %v %q %s", err, out, stderr.String())
+		}
+		wrong := key[:len(key)-4] + "zzzz"
+		for _, k := range []string{key, wrong} {
+			for _, body := range []string{`{"agent":"101","to":"600"}`, `{"agent":"101\r\nAction: Logoff","to":"600"}`} {
+				req, _ := http.NewRequest("POST", "http://"+p.HTTP+"/v1/calls", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+k)
+				req.Header.Set("Content-Type", "application/json")
+				res, err := httpc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				answer, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				check(t, "an API answer", string(answer))
+				if k == wrong && res.StatusCode != 401 {
+					t.Errorf("a wrong key answered %d", res.StatusCode)
+				}
+			}
+		}
+		list, _ := exec.Command(binary(t), "apikey", "list", "--config", filepath.Join(dir, "ctibridge.yaml")).CombinedOutput()
+		if err := p.term(); err != nil {
+			t.Error(err)
+		}
+		for where, text := range map[string]string{"the log": p.log.String(), "apikey list": string(list)} {
+			for _, k := range []string{key, key[4:], wrong} {
+				if strings.Contains(text, k) {
+					t.Errorf("an API key appears in %s", where)
+				}
+			}
+		}
 	})
 	t.Run("config errors", func(t *testing.T) {
 		t.Parallel()

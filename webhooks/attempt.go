@@ -23,8 +23,8 @@ import (
 // problem, not ours.
 const maxResponseBody = 4 << 10
 
-// attempt makes one try of a delivery and records it. It runs on its own
-// goroutine and owns it until the result is back with the scheduler.
+// send makes one try of a delivery. It runs on its own goroutine, which
+// owns the item until the result is back with the scheduler.
 //
 // Outcomes: 2xx is delivered; 410 Gone disables the endpoint; anything else
 // (3xx, 408, 429, 5xx, timeouts, connection errors, and the other 4xx too)
@@ -32,14 +32,19 @@ const maxResponseBody = 4 << 10
 // than dropped because they usually mean a CRM misconfiguration (expired
 // token, wrong path) that a human fixes within the window; dropping would
 // lose the events of that time for good.
-func (e *endpoint) attempt(cfg *endpointConfig, it *item) result {
+//
+// send makes the request and decides the outcome; record then writes it.
+// They are apart so that the request slot is free while the store writes:
+// the attempt log's commits then carry many outcomes each, and the next
+// request does not wait for the previous one's fsync.
+func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) {
 	d := e.d
 	at := d.clock.Now()
 	start := time.Now()
 	code, retryAfter, err := e.post(cfg, it, at)
 	latency := time.Since(start)
 	if code == 0 && e.reqCtx.Err() != nil {
-		return result{it: it, outcome: outAborted}
+		return result{it: it, outcome: outAborted}, bridge.Attempt{}
 	}
 
 	if it.FirstTriedAt.IsZero() {
@@ -75,7 +80,13 @@ func (e *endpoint) attempt(cfg *endpointConfig, it *item) result {
 		}
 		r.outcome = outRetry
 	}
+	return r, a
+}
 
+// record writes an attempt's outcome to the store, then counts and logs it.
+func (e *endpoint) record(cfg *endpointConfig, it *item, a bridge.Attempt, rp *result) {
+	d, r := e.d, *rp
+	defer func() { *rp = r }()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.reqCtx), d.opts.Timeout)
 	defer cancel()
 	e.recordMu.RLock()
@@ -97,11 +108,10 @@ func (e *endpoint) attempt(cfg *endpointConfig, it *item) result {
 	}
 	e.recordMu.RUnlock()
 
-	e.account(cfg, it, a, code == http.StatusGone)
+	e.account(cfg, it, a, a.StatusCode == http.StatusGone)
 	if d.opts.OnAttempt != nil {
 		d.opts.OnAttempt(a)
 	}
-	return r
 }
 
 func (o outcome) status() bridge.DeliveryStatus {

@@ -61,7 +61,9 @@ type endpoint struct {
 	stop    context.CancelFunc
 	reqCtx  context.Context // ends its requests
 	abort   context.CancelFunc
-	results chan result
+	freed   chan bool // a request is answered; true: it held a shared slot
+	doneMu  sync.Mutex
+	done    []result // attempts answered and recorded
 
 	// Owned by the scheduler goroutine.
 	convs     map[string]*conv
@@ -124,7 +126,7 @@ func newEndpoint(d *Dispatcher, ep bridge.Endpoint) *endpoint {
 		d:       d,
 		id:      ep.ID,
 		wake:    make(chan struct{}, 1),
-		results: make(chan result, d.opts.MaxInFlightPerEndpoint),
+		freed:   make(chan bool, d.opts.MaxInFlightPerEndpoint),
 		convs:   make(map[string]*conv),
 		known:   make(map[string]*item),
 		// The store may hold deliveries from before this start.
@@ -228,8 +230,8 @@ func (e *endpoint) run() {
 		case <-e.ctx.Done():
 			return
 		case <-e.wake:
-		case r := <-e.results:
-			e.complete(r)
+		case token := <-e.freed:
+			e.slotFreed(token)
 		case <-timerC:
 			e.timer, e.timerAt = nil, time.Time{}
 		case sem <- struct{}{}:
@@ -239,7 +241,7 @@ func (e *endpoint) run() {
 }
 
 // exit releases the endpoint's memory. Requests under way finish (or are
-// aborted) on their own; their results are dropped with the channel.
+// aborted) on their own; their results are dropped with the list.
 func (e *endpoint) exit() {
 	e.mu.Lock()
 	e.closed = true
@@ -256,9 +258,16 @@ func (e *endpoint) exit() {
 func (e *endpoint) drainResults() {
 	for {
 		select {
-		case r := <-e.results:
-			e.complete(r)
+		case token := <-e.freed:
+			e.slotFreed(token)
 		default:
+			e.doneMu.Lock()
+			done := e.done
+			e.done = nil
+			e.doneMu.Unlock()
+			for _, r := range done {
+				e.complete(r)
+			}
 			return
 		}
 	}
@@ -440,20 +449,38 @@ func (e *endpoint) startNext(token bool) {
 	cfg := e.cfg.Load()
 	go func() {
 		defer e.d.workWG.Done()
-		r := e.attempt(cfg, it)
+		r, a := e.send(cfg, it)
 		if it.token {
 			<-e.d.sem
 		}
 		e.d.inflight.Add(-1)
-		e.results <- r // never blocks: room for every request in flight
+		e.freed <- it.token // never blocks: room for every request in flight
+		if r.outcome != outAborted {
+			e.record(cfg, it, a, &r)
+		}
+		e.finished(r)
 	}()
 }
 
-func (e *endpoint) complete(r result) {
+// finished hands a result to the scheduler. A list, not a channel: results
+// wait for their records, so more can be outstanding than requests.
+func (e *endpoint) finished(r result) {
+	e.doneMu.Lock()
+	e.done = append(e.done, r)
+	e.doneMu.Unlock()
+	e.signal()
+}
+
+// slotFreed is a request's answer (or failure) being in: its slot may take
+// the next request while the outcome is still being recorded.
+func (e *endpoint) slotFreed(token bool) {
 	e.inflight--
-	if !r.it.token {
+	if !token {
 		e.reserved = false
 	}
+}
+
+func (e *endpoint) complete(r result) {
 	if e.disabled.Load() {
 		return // run exits and drops everything
 	}

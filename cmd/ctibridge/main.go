@@ -27,6 +27,7 @@ Usage:
   ctibridge serve  --config ctibridge.yaml   run the bridge
   ctibridge demo   [--pbx asterisk|freeswitch] [--calls N]
                                              simulated PBX + local CRM receiver, no setup
+  ctibridge apikey create|list|revoke        manage REST API keys (ctibridge apikey for help)
   ctibridge secret                           print a new webhook secret (whsec_...)
   ctibridge check  --config ctibridge.yaml   validate a config file and exit
   ctibridge version
@@ -68,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "apikey":
+		return runAPIKey(ctx, args[1:], stdout, stderr)
 	case "secret":
 		fmt.Fprintln(stdout, webhooks.NewSecret())
 		return 0
