@@ -57,13 +57,13 @@ type endpoint struct {
 	disabled atomic.Bool
 	failing  atomic.Bool // the last attempt failed; for logging transitions
 
-	ctx     context.Context // ends the scheduler
-	stop    context.CancelFunc
-	reqCtx  context.Context // ends its requests
-	abort   context.CancelFunc
-	freed   chan bool // a request is answered; true: it held a shared slot
-	doneMu  sync.Mutex
-	done    []result // attempts answered and recorded
+	ctx    context.Context // ends the scheduler
+	stop   context.CancelFunc
+	reqCtx context.Context // ends its requests
+	abort  context.CancelFunc
+	freed  chan bool // a request is answered; true: it held a shared slot
+	doneMu sync.Mutex
+	done   []result // attempts answered and recorded
 
 	// Owned by the scheduler goroutine.
 	convs     map[string]*conv
@@ -123,12 +123,12 @@ type result struct {
 
 func newEndpoint(d *Dispatcher, ep bridge.Endpoint) *endpoint {
 	e := &endpoint{
-		d:       d,
-		id:      ep.ID,
-		wake:    make(chan struct{}, 1),
-		freed:   make(chan bool, d.opts.MaxInFlightPerEndpoint),
-		convs:   make(map[string]*conv),
-		known:   make(map[string]*item),
+		d:     d,
+		id:    ep.ID,
+		wake:  make(chan struct{}, 1),
+		freed: make(chan bool, d.opts.MaxInFlightPerEndpoint),
+		convs: make(map[string]*conv),
+		known: make(map[string]*item),
 		// The store may hold deliveries from before this start.
 		backlog: true,
 	}
