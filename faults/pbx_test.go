@@ -157,11 +157,11 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 			notes = append(notes, fmt.Sprintf("%s %s", f.name, worst[f.name].Round(time.Millisecond)))
 		}
 	}
-	names := make([]string, len(faults))
-	for i, f := range faults {
-		names[i] = f.name
+	scenario := fmt.Sprintf("pbx link %s: %d faults", cfg.PBXType, len(faults))
+	if len(faults) == 1 {
+		scenario = fmt.Sprintf("pbx link %s: %s", cfg.PBXType, faults[0].name)
 	}
-	record(fmt.Sprintf("pbx link %s: %s", cfg.PBXType, strings.Join(names, ", ")), runs, v, maxRecovery,
+	record(scenario, runs, v, maxRecovery,
 		"recovery (fault, or its fix, to a new session and /readyz 200): "+strings.Join(notes, ", "))
 }
 

@@ -34,7 +34,7 @@ type running struct {
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started func(running)) error {
 	db, err := store.Open(cfg.Store.Path, store.Options{Synchronous: cfg.Store.Synchronous, Logger: log})
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return err // it names the store, the file and the reason
 	}
 	defer db.Close()
 
