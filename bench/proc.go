@@ -214,8 +214,12 @@ func procCPU(pid int) time.Duration {
 }
 
 // mem returns VmRSS and VmHWM (peak RSS) in bytes.
-func (c *child) mem() (rss, peak int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid))
+func (c *child) mem() (rss, peak int64) { return ProcMem(c.pid) }
+
+// ProcMem returns a process's VmRSS and VmHWM (peak RSS) in bytes, 0 if it
+// is gone.
+func ProcMem(pid int) (rss, peak int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0
 	}

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ctibridge/ctibridge/bench"
 )
 
 var (
@@ -312,26 +314,7 @@ func (p *proc) metrics() map[string]float64 {
 }
 
 // mem returns the child's VmRSS and VmHWM (peak) in bytes.
-func (p *proc) mem() (rss, peak int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid))
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		name, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch name {
-		case "VmRSS":
-			rss = kb << 10
-		case "VmHWM":
-			peak = kb << 10
-		}
-	}
-	return rss, peak
-}
+func (p *proc) mem() (rss, peak int64) { return bench.ProcMem(p.Pid) }
 
 // waitLog waits until the child has logged a line holding s.
 func (p *proc) waitLog(s string, timeout time.Duration) bool {
