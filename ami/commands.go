@@ -2,6 +2,7 @@ package ami
 
 import (
 	"context"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -108,10 +109,7 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 	if ring <= 0 {
 		ring = m.opts.RingTimeout
 	}
-	if err := bridge.CheckExtension("agent", o.Agent); err != nil {
-		return err
-	}
-	if err := bridge.CheckNumber("to", o.To); err != nil {
+	if err := m.CheckOriginate(o); err != nil {
 		return err
 	}
 	for field, v := range map[string]string{"action_id": o.ActionID, "agent_channel_id": o.AgentChannelID, "other_channel_id": o.OtherChannelID} {
@@ -135,10 +133,7 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 	a.AddField("Exten", o.To)
 	a.AddField("Priority", "1")
 	if o.CallerID != "" {
-		cid, err := bridge.ParseCallerID("caller_id", o.CallerID)
-		if err != nil {
-			return err
-		}
+		cid, _ := bridge.ParseCallerID("caller_id", o.CallerID) // checked above
 		a.AddField("CallerID", formatCallerID(cid))
 	}
 	a.AddField("Timeout", strconv.FormatInt(ring.Milliseconds(), 10))
@@ -148,6 +143,27 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 	}
 	slices.Sort(names)
 	for _, k := range names {
+		a.AddField("Variable", k+"="+o.Variables[k])
+	}
+	return m.do(ctx, a)
+}
+
+// CheckOriginate validates the values of a click-to-call that end up in the
+// Originate action, so a caller can refuse a request before it registers
+// or dials anything.
+func (m *Commander) CheckOriginate(o *bridge.Originate) error {
+	if err := bridge.CheckExtension("agent", o.Agent); err != nil {
+		return err
+	}
+	if err := bridge.CheckNumber("to", o.To); err != nil {
+		return err
+	}
+	if o.CallerID != "" {
+		if _, err := bridge.ParseCallerID("caller_id", o.CallerID); err != nil {
+			return err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Variables)) { // the first bad one, always the same
 		v := o.Variables[k]
 		if err := bridge.CheckVarName("variables", k); err != nil {
 			return err
@@ -157,9 +173,8 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 		if err := bridge.CheckText("variables."+k, v, 256, `,"\`); err != nil {
 			return err
 		}
-		a.AddField("Variable", k+"="+v)
 	}
-	return m.do(ctx, a)
+	return nil
 }
 
 func formatCallerID(c bridge.CallerID) string {

@@ -3,6 +3,7 @@ package bridge
 import (
 	"regexp"
 	"strings"
+	"time"
 )
 
 // ENOTIMPLEMENTED is for a command the paired PBX cannot carry out (e.g.
@@ -134,4 +135,30 @@ func Template(tmpl string, kv ...string) string {
 		pairs = append(pairs, "{"+kv[i]+"}", kv[i+1])
 	}
 	return strings.NewReplacer(pairs...).Replace(tmpl)
+}
+
+// ForgetOriginate drops a click-to-call registered with ExpectOriginate
+// that the PBX refused: none of its channels will come, and the entries
+// would otherwise stay for the life of the process.
+func (t *Tracker) ForgetOriginate(o *Originate) {
+	for _, k := range []string{o.AgentChannelID, o.OtherChannelID, "action:" + o.ActionID} {
+		if t.originates[k] == o {
+			delete(t.originates, k)
+		}
+	}
+}
+
+// PruneOriginates drops click-to-calls requested before cutoff. An entry
+// is looked up only when its channel first appears, which happens while
+// the agent's phone rings (at most minutes) or never; the tracker itself
+// keeps them forever.
+func (t *Tracker) PruneOriginates(cutoff time.Time) int {
+	n := 0
+	for k, o := range t.originates {
+		if o.RequestedAt.Before(cutoff) {
+			delete(t.originates, k)
+			n++
+		}
+	}
+	return n
 }

@@ -3,6 +3,7 @@ package esl
 import (
 	"context"
 	"errors"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -114,10 +115,7 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 	if ring <= 0 {
 		ring = m.opts.RingTimeout
 	}
-	if err := bridge.CheckExtension("agent", o.Agent); err != nil {
-		return err
-	}
-	if err := bridge.CheckNumber("to", o.To); err != nil {
+	if err := m.CheckOriginate(o); err != nil {
 		return err
 	}
 	if err := checkUUID("agent_channel_id", o.AgentChannelID); err != nil {
@@ -128,13 +126,7 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 	}
 	vars := []string{"origination_uuid=" + o.AgentChannelID, "originate_timeout=" + strconv.Itoa(max(1, int(ring.Seconds())))}
 	if o.CallerID != "" {
-		cid, err := bridge.ParseCallerID("caller_id", o.CallerID)
-		if err != nil {
-			return err
-		}
-		if err := checkVarValue("caller_id", cid.Name); err != nil {
-			return err
-		}
+		cid, _ := bridge.ParseCallerID("caller_id", o.CallerID) // checked above
 		vars = append(vars, "origination_caller_id_number="+cid.Number)
 		if cid.Name != "" {
 			vars = append(vars, "origination_caller_id_name="+quoteVar(cid.Name))
@@ -146,17 +138,42 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 	}
 	slices.Sort(names)
 	for _, k := range names {
-		if err := bridge.CheckVarName("variables", k); err != nil {
-			return err
-		}
-		if err := checkVarValue("variables."+k, o.Variables[k]); err != nil {
-			return err
-		}
 		vars = append(vars, k+"="+quoteVar(o.Variables[k]))
 	}
 	cmd := "originate {" + strings.Join(vars, ",") + "}" + bridge.Template(m.opts.AgentDial, "agent", o.Agent) +
 		" " + o.To + " XML " + m.opts.Context
 	return m.fsError("originate", m.c.BgAPIJob(ctx, cmd, o.ActionID))
+}
+
+// CheckOriginate validates the values of a click-to-call that end up in the
+// originate command, so a caller can refuse a request before it registers
+// or dials anything.
+func (m *Commander) CheckOriginate(o *bridge.Originate) error {
+	if err := bridge.CheckExtension("agent", o.Agent); err != nil {
+		return err
+	}
+	if err := bridge.CheckNumber("to", o.To); err != nil {
+		return err
+	}
+	if o.CallerID != "" {
+		cid, err := bridge.ParseCallerID("caller_id", o.CallerID)
+		if err != nil {
+			return err
+		}
+		if err := checkVarValue("caller_id", cid.Name); err != nil {
+			return err
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Variables)) { // the first bad one, always the same
+		v := o.Variables[k]
+		if err := bridge.CheckVarName("variables", k); err != nil {
+			return err
+		}
+		if err := checkVarValue("variables."+k, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Hangup implements bridge.PBX: uuid_kill (NORMAL_CLEARING).

@@ -15,10 +15,7 @@ import (
 // reports it.
 func (s *Server) agentAction(action string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		var req struct {
-			Queue  string `json:"queue"`
-			Reason string `json:"reason"`
-		}
+		var req agentRequest
 		if err := decode(c, &req, false); err != nil {
 			return err
 		}
@@ -26,12 +23,7 @@ func (s *Server) agentAction(action string) fiber.Handler {
 		if err := bridge.CheckExtension("extension", ext); err != nil {
 			return err
 		}
-		if req.Queue != "" {
-			if err := bridge.CheckQueue("queue", req.Queue); err != nil {
-				return err
-			}
-		}
-		if err := bridge.CheckText("reason", req.Reason, 128, ""); err != nil {
+		if err := req.validate(); err != nil {
 			return err
 		}
 		pbx, err := s.pbx()
@@ -48,6 +40,20 @@ func (s *Server) agentAction(action string) fiber.Handler {
 		}
 		return accepted(c, body)
 	}
+}
+
+type agentRequest struct {
+	Queue  string `json:"queue"`
+	Reason string `json:"reason"`
+}
+
+func (r agentRequest) validate() error {
+	if r.Queue != "" {
+		if err := bridge.CheckQueue("queue", r.Queue); err != nil {
+			return err
+		}
+	}
+	return bridge.CheckText("reason", r.Reason, 128, "")
 }
 
 func (s *Server) listAgents(c *fiber.Ctx) error {

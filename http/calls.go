@@ -94,6 +94,14 @@ func (s *Server) originate(c *fiber.Ctx) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
+	// The adapter's own rules (FreeSWITCH refuses more in variables than
+	// Asterisk) are checked now, so a refused value never claims the key
+	// or registers a call.
+	if ck, ok := s.PBX.(originateChecker); ok {
+		if err := ck.CheckOriginate(req.originate()); err != nil {
+			return err
+		}
+	}
 	pbx, err := s.pbx()
 	if err != nil {
 		return err
@@ -139,6 +147,16 @@ func (s *Server) originate(c *fiber.Ctx) error {
 	return s.respond(c, r)
 }
 
+// originateChecker is a PBX that validates a click-to-call's values by its
+// own rules (both commanders are).
+type originateChecker interface {
+	CheckOriginate(o *bridge.Originate) error
+}
+
+func (r originateRequest) originate() *bridge.Originate {
+	return &bridge.Originate{Agent: r.Agent, To: r.To, CallerID: r.CallerID, Variables: r.Variables}
+}
+
 // storedResponse is a response as kept for an idempotency key.
 type storedResponse struct {
 	Status int             `json:"status"`
@@ -175,11 +193,22 @@ func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) s
 		status, body := s.problem(c.Path(), err)
 		return storedResponse{Status: status, Body: body}
 	}
-	o := &bridge.Originate{ConversationID: bridge.NewID("conv_"), ActionID: uuid.NewString(), AgentChannelID: uuid.NewString(),
-		OtherChannelID: uuid.NewString(), Agent: req.Agent, To: req.To, CallerID: req.CallerID, Variables: req.Variables,
-		RequestedAt: time.Now().UTC()}
+	o := req.originate()
+	o.ConversationID, o.ActionID, o.AgentChannelID, o.OtherChannelID = bridge.NewID("conv_"), uuid.NewString(), uuid.NewString(), uuid.NewString()
+	o.RequestedAt = time.Now().UTC()
 	ctx := c.UserContext()
-	if err := s.do(ctx, func(t *bridge.Tracker) { t.ExpectOriginate(o) }); err != nil {
+	// The tracker never drops what ExpectOriginate registers; prune the
+	// stale entries now and then, here, where they are added.
+	prune := false
+	if last := s.lastPrune.Load(); o.RequestedAt.UnixNano()-last > int64(time.Minute) {
+		prune = s.lastPrune.CompareAndSwap(last, o.RequestedAt.UnixNano())
+	}
+	if err := s.do(ctx, func(t *bridge.Tracker) {
+		if prune {
+			t.PruneOriginates(o.RequestedAt.Add(-originateTTL))
+		}
+		t.ExpectOriginate(o)
+	}); err != nil {
 		return fail(err)
 	}
 	var err error
@@ -189,11 +218,23 @@ func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) s
 		err = pbx.Originate(ctx, o)
 	}
 	if err != nil {
+		// A refusal dialled nothing: no channel of it will come. A lost
+		// link or a timeout may have dialled: keep it until pruned.
+		switch bridge.ErrorCode(err) {
+		case bridge.EINVALID, bridge.ECONFLICT, bridge.ENOTIMPLEMENTED:
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = s.do(fctx, func(t *bridge.Tracker) { t.ForgetOriginate(o) })
+			cancel()
+		}
 		return fail(err)
 	}
 	return storedResponse{Status: fiber.StatusAccepted, Body: mustJSON(fiber.Map{
 		"id": o.ConversationID, "status": "dialing", "agent": o.Agent, "to": o.To})}
 }
+
+// originateTTL is how long a click-to-call's pre-assigned ids are kept
+// for its channels: far beyond the longest ring (timeout_s is at most 300).
+const originateTTL = time.Hour
 
 // do runs fn on the engine goroutine.
 func (s *Server) do(ctx context.Context, fn func(*bridge.Tracker)) error {
@@ -280,15 +321,24 @@ func (s *Server) hold(on bool) fiber.Handler {
 	}
 }
 
-func (s *Server) record(c *fiber.Ctx) error {
-	var req struct {
-		Action string `json:"action"`
+type recordRequest struct {
+	Action string `json:"action"`
+}
+
+func (r recordRequest) validate() error {
+	if r.Action != "start" && r.Action != "stop" {
+		return bridge.FieldError("action", "must be start or stop")
 	}
+	return nil
+}
+
+func (s *Server) record(c *fiber.Ctx) error {
+	var req recordRequest
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	if req.Action != "start" && req.Action != "stop" {
-		return bridge.FieldError("action", "must be start or stop")
+	if err := req.validate(); err != nil {
+		return err
 	}
 	pbx, err := s.pbx()
 	if err != nil {
@@ -318,14 +368,18 @@ func (s *Server) record(c *fiber.Ctx) error {
 	return accepted(c, body)
 }
 
+type dtmfRequest struct {
+	Digits string `json:"digits"`
+}
+
+func (r dtmfRequest) validate() error { return bridge.CheckDTMF("digits", r.Digits) }
+
 func (s *Server) dtmf(c *fiber.Ctx) error {
-	var req struct {
-		Digits string `json:"digits"`
-	}
+	var req dtmfRequest
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	if err := bridge.CheckDTMF("digits", req.Digits); err != nil {
+	if err := req.validate(); err != nil {
 		return err
 	}
 	pbx, err := s.pbx()
@@ -350,21 +404,12 @@ func (s *Server) dtmf(c *fiber.Ctx) error {
 // customer waits; finish with /v1/transfers/{id}/complete or cancel with
 // DELETE /v1/transfers/{id}).
 func (s *Server) transfer(c *fiber.Ctx) error {
-	var req struct {
-		To   string `json:"to"`
-		Mode string `json:"mode"`
-	}
+	var req transferRequest
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	if err := bridge.CheckExtension("to", req.To); err != nil {
+	if err := req.validate(); err != nil {
 		return err
-	}
-	if req.Mode == "" {
-		req.Mode = "blind"
-	}
-	if req.Mode != "blind" && req.Mode != "attended" {
-		return bridge.FieldError("mode", "must be blind or attended")
 	}
 	pbx, err := s.pbx()
 	if err != nil {
@@ -395,6 +440,25 @@ func (s *Server) transfer(c *fiber.Ctx) error {
 	}
 	tr := s.transfers.add(cc.Call.ID, req.To, *cc.Agent)
 	return accepted(c, fiber.Map{"id": cc.Call.ID, "mode": "attended", "to": req.To, "transfer_id": tr.ID})
+}
+
+type transferRequest struct {
+	To   string `json:"to"`
+	Mode string `json:"mode"`
+}
+
+// validate checks the body and fills in the default mode (blind).
+func (r *transferRequest) validate() error {
+	if err := bridge.CheckExtension("to", r.To); err != nil {
+		return err
+	}
+	if r.Mode == "" {
+		r.Mode = "blind"
+	}
+	if r.Mode != "blind" && r.Mode != "attended" {
+		return bridge.FieldError("mode", "must be blind or attended")
+	}
+	return nil
 }
 
 func (s *Server) completeTransfer(c *fiber.Ctx) error { return s.finishTransfer(c, true) }

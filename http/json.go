@@ -20,14 +20,19 @@ import (
 // (a misspelt field must not be silently ignored). An empty body is an
 // empty object unless required.
 func decode(c *fiber.Ctx, v any, required bool) error {
-	body := bytes.TrimSpace(c.Body())
+	return decodeJSON(c.Body(), c.Get(fiber.HeaderContentType), v, required)
+}
+
+// decodeJSON is decode without fiber, so the fuzz target reaches it.
+func decodeJSON(raw []byte, ct string, v any, required bool) error {
+	body := bytes.TrimSpace(raw)
 	if len(body) == 0 {
 		if required {
 			return bridge.FieldError("body", "is required: a JSON object")
 		}
 		return nil
 	}
-	if ct := c.Get(fiber.HeaderContentType); ct != "" {
+	if ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return bridge.FieldError("Content-Type", "must be application/json")
 		}
@@ -35,7 +40,7 @@ func decode(c *fiber.Ctx, v any, required bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, v)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return bridge.FieldError("body", "must hold a single JSON object")
@@ -43,7 +48,7 @@ func decode(c *fiber.Ctx, v any, required bool) error {
 	return nil
 }
 
-func jsonError(err error) error {
+func jsonError(err error, v any) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -52,7 +57,13 @@ func jsonError(err error) error {
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			field = "body"
+			return bridge.FieldError("body", "must be %s", kindName(typ.Type))
+		}
+		// encoding/json names a map or array field but gives the type of
+		// its element: "variables must be a string" would mislead.
+		if ft, ok := jsonFieldType(v, field); ok && (ft.Kind() == reflect.Map || ft.Kind() == reflect.Slice) && ft != typ.Type {
+			what := map[reflect.Kind]string{reflect.Map: "an object", reflect.Slice: "an array"}[ft.Kind()]
+			return bridge.FieldError(field, "must be %s of %s", what, plural(kindName(ft.Elem())))
 		}
 		return bridge.FieldError(field, "must be %s", kindName(typ.Type))
 	}
@@ -61,6 +72,35 @@ func jsonError(err error) error {
 		return bridge.FieldError(name, "is not a known field")
 	}
 	return bridge.FieldError("body", "is not a valid request: %v", err)
+}
+
+// jsonFieldType finds the type of a top-level field of the struct v points
+// to by its JSON name.
+func jsonFieldType(v any, name string) (reflect.Type, bool) {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == name || tag == "" && f.Name == name {
+			return f.Type, true
+		}
+	}
+	return nil, false
+}
+
+// plural turns "a string" into "strings".
+func plural(kind string) string {
+	kind = strings.TrimPrefix(strings.TrimPrefix(kind, "an "), "a ")
+	if kind == "true or false" {
+		return "booleans"
+	}
+	return kind + "s"
 }
 
 func kindName(t reflect.Type) string {

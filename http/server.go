@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
@@ -108,7 +109,8 @@ type Server struct {
 	agents    *agentView
 	transfers *transfers
 	idem      keyLocks
-	epMu      sync.Mutex // serialises endpoint changes
+	lastPrune atomic.Int64 // unix ns of the last PruneOriginates
+	epMu      sync.Mutex   // serialises endpoint changes
 
 	attachOnce sync.Once
 	attached   chan struct{}

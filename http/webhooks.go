@@ -94,33 +94,13 @@ var reEndpointID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // createWebhook subscribes an endpoint. Without a secret one is generated
 // and shown in this response only.
 func (s *Server) createWebhook(c *fiber.Ctx) error {
-	var req struct {
-		ID     string   `json:"id"`
-		URL    string   `json:"url"`
-		Secret string   `json:"secret"`
-		Events []string `json:"events"`
-	}
+	var req webhookRequest
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	if req.ID == "" {
-		req.ID = bridge.NewID("ep_")
-	} else if !reEndpointID.MatchString(req.ID) {
-		return bridge.FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -")
-	}
-	if err := checkURL(req.URL); err != nil {
-		return err
-	}
 	generated := req.Secret == ""
-	if generated {
-		req.Secret = webhooks.NewSecret()
-	} else if _, err := webhooks.Sign(req.Secret, "check", time.Now(), nil); err != nil {
-		return bridge.FieldError("secret", "must be a Standard Webhooks secret: whsec_ followed by base64 (omit it to have one generated)")
-	}
-	for _, f := range req.Events {
-		if !validFilter(f) {
-			return bridge.FieldError("events", "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
-		}
+	if err := req.validate(); err != nil {
+		return err
 	}
 	if slices.ContainsFunc(s.ConfigEndpoints, func(ep bridge.Endpoint) bool { return ep.ID == req.ID }) {
 		return &bridge.Error{Code: bridge.ECONFLICT, Field: "id", Message: "endpoint " + req.ID + " is defined in the config file"}
@@ -147,6 +127,46 @@ func (s *Server) createWebhook(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderLocation, "/v1/webhooks/"+ep.ID)
 	return c.Status(fiber.StatusCreated).JSON(body)
+}
+
+type webhookRequest struct {
+	ID     string   `json:"id"`
+	URL    string   `json:"url"`
+	Secret string   `json:"secret"`
+	Events []string `json:"events"`
+}
+
+// validate checks the body and fills in a generated id and secret.
+func (r *webhookRequest) validate() error {
+	if r.ID == "" {
+		r.ID = bridge.NewID("ep_")
+	} else if !reEndpointID.MatchString(r.ID) {
+		return bridge.FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -")
+	}
+	if err := checkURL(r.URL); err != nil {
+		return err
+	}
+	// A base64 decoder skips line breaks, so Sign alone would take them.
+	if err := bridge.CheckValue("secret", r.Secret); err != nil {
+		return err
+	}
+	if r.Secret == "" {
+		r.Secret = webhooks.NewSecret()
+	} else if _, err := webhooks.Sign(r.Secret, "check", time.Now(), nil); err != nil {
+		return bridge.FieldError("secret", "must be a Standard Webhooks secret: whsec_ followed by base64 (omit it to have one generated)")
+	}
+	if len(r.Events) > 64 {
+		return bridge.FieldError("events", "must hold at most 64 filters")
+	}
+	for _, f := range r.Events {
+		if err := bridge.CheckValue("events", f); err != nil {
+			return err
+		}
+		if !validFilter(f) {
+			return bridge.FieldError("events", "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
+		}
+	}
+	return nil
 }
 
 func checkURL(raw string) error {
