@@ -69,6 +69,9 @@ func jsonError(err error, v any) error {
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
+		if name == "" {
+			return bridge.FieldError("body", `has a field with an empty name ("")`)
+		}
 		return bridge.FieldError(name, "is not a known field")
 	}
 	return bridge.FieldError("body", "is not a valid request: %v", err)
