@@ -55,6 +55,9 @@ type rigOptions struct {
 	noKeys   bool
 	listen   string             // default 127.0.0.1:0
 	preload  func(db *store.DB) // before the server starts
+	esl      esl.CommanderOptions
+	// retryWindow is the dispatcher's (default: its own, 72 h).
+	retryWindow time.Duration
 }
 
 // scriptedAMI answers Success to actions the simulator has no capture for.
@@ -78,7 +81,8 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.rcv = webhookstest.NewReceiver(t, r.secret)
 	cfgEPs := []bridge.Endpoint{{ID: "crm", URL: r.rcv.URL, Secret: r.secret, Events: []string{"call.*", "recording.*", "agent.*"}, Source: "config"}}
 
-	disp := webhooks.New(db, webhooks.Options{Logger: log, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	disp := webhooks.New(db, webhooks.Options{Logger: log, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		RetryWindow: o.retryWindow})
 	tc := bridge.TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{2,6}$`)}
 	if o.pbx != "freeswitch" {
 		tc.InboundContexts = []string{"inbound"}
@@ -103,7 +107,14 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		}
 		r.fs = sim
 		client := esl.New(esl.Config{Address: sim.Addr(), Password: "ClueCon", ReorderWindow: 5 * time.Millisecond, Logger: log}, r.engine)
-		r.srv.PBX = esl.NewCommander(client, esl.CommanderOptions{AgentDial: "loopback/{agent}/default", RecordDir: "/rec"})
+		eo := o.esl
+		if eo.AgentDial == "" {
+			eo.AgentDial = "loopback/{agent}/default"
+		}
+		if eo.RecordDir == "" {
+			eo.RecordDir = "/rec"
+		}
+		r.srv.PBX = esl.NewCommander(client, eo)
 		runPBX = client.Run
 	default:
 		sim, err := amitest.NewServer(amitest.ServerOptions{OnAction: func(a *goami2.Message) bool {
