@@ -247,6 +247,13 @@ func (m *Commander) CancelAttendedTransfer(ctx context.Context, agent bridge.Cha
 
 // Hold implements bridge.PBX: not possible over AMI (see Commander).
 func (m *Commander) Hold(ctx context.Context, ch bridge.Channel, on bool) error {
+	return m.CanHold()
+}
+
+// CanHold says why hold is not possible, so the API can answer so whatever
+// the call's state (a ringing call has no agent leg to hold yet, but
+// answering "not yet" would promise that hold works later).
+func (m *Commander) CanHold() error {
 	return bridge.Errorf(bridge.ENOTIMPLEMENTED,
 		"Asterisk's manager interface has no hold: hold from the phone (reported as call.held); a Redirect or Park would break the call")
 }

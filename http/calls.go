@@ -295,6 +295,11 @@ func (s *Server) hangup(c *fiber.Ctx) error {
 	return accepted(c, fiber.Map{"id": cc.Call.ID, "action": "hangup"})
 }
 
+// holdChecker is a PBX that may be unable to hold at all (Asterisk).
+type holdChecker interface {
+	CanHold() error
+}
+
 // hold puts the agent's leg on hold (the customer hears music) or takes it
 // off; call.held / call.resumed follow from the PBX.
 func (s *Server) hold(on bool) fiber.Handler {
@@ -302,6 +307,11 @@ func (s *Server) hold(on bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if err := decode(c, &struct{}{}, false); err != nil {
 			return err
+		}
+		if h, ok := s.PBX.(holdChecker); ok {
+			if err := h.CanHold(); err != nil {
+				return err
+			}
 		}
 		pbx, err := s.pbx()
 		if err != nil {

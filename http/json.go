@@ -61,7 +61,7 @@ func jsonError(err error, v any) error {
 		}
 		// encoding/json names a map or array field but gives the type of
 		// its element: "variables must be a string" would mislead.
-		if ft, ok := jsonFieldType(v, field); ok && (ft.Kind() == reflect.Map || ft.Kind() == reflect.Slice) && ft != typ.Type {
+		if ft, ok := jsonFieldType(v, field); ok && (ft.Kind() == reflect.Map || ft.Kind() == reflect.Slice) {
 			what := map[reflect.Kind]string{reflect.Map: "an object", reflect.Slice: "an array"}[ft.Kind()]
 			return bridge.FieldError(field, "must be %s of %s", what, plural(kindName(ft.Elem())))
 		}

@@ -1,0 +1,177 @@
+package http_test
+
+import (
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	apihttp "github.com/ctibridge/ctibridge/http"
+	"github.com/ctibridge/ctibridge/webhooks"
+	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
+	"github.com/staskobzar/goami2"
+)
+
+// A PBX that does not answer within the request's deadline: 504 as
+// problem+json with the timeout code, not a request held open.
+func TestRequestTimeout(t *testing.T) {
+	r := newRig(t, rigOptions{
+		onAction: func(r *rig, a *goami2.Message) bool { return a.Field("Action") == "Hangup" }, // never answered
+		setup:    func(s *apihttp.Server) { s.RequestTimeout = 300 * time.Millisecond },
+	})
+	conv, _ := r.liveCall("inbound-call-basic")
+	p := r.call("POST", "/v1/calls/"+conv+"/hangup", "control", nil).problem(t, 504, "")
+	if p["code"] != "timeout" {
+		t.Fatalf("problem %v", p)
+	}
+}
+
+// Wrong JSON types are refused naming the field, on every kind of body.
+func TestRequestBodyTypes(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	conv, _ := r.liveCall("inbound-call-basic")
+	mark := len(r.ast.Received())
+	for _, c := range []struct {
+		method, path, scope, body, field, detail string
+	}{
+		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","variables":{"A":1}}`, "variables", "an object of strings"},
+		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","variables":[]}`, "variables", "an object of strings"},
+		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","timeout_s":"30"}`, "timeout_s", "an integer"},
+		{"POST", "/v1/calls", "control", `["agent"]`, "body", "an object"},
+		{"POST", "/v1/calls", "control", `{"":1}`, "body", "empty name"},
+		{"POST", "/v1/calls/" + conv + "/transfer", "control", `{"to":600}`, "to", "a string"},
+		{"POST", "/v1/calls/" + conv + "/transfer", "control", `{"to":"600","mode":"blind","when":"now"}`, "when", "not a known field"},
+		{"POST", "/v1/calls/" + conv + "/record", "control", `{"action":true}`, "action", "a string"},
+		{"POST", "/v1/agents/100/login", "control", `{"queue":["support"]}`, "queue", "a string"},
+		{"POST", "/v1/webhooks", "admin", `{"url":"https://crm.example.com/","events":"call.*"}`, "events", "an array of strings"},
+		{"POST", "/v1/webhooks", "admin", `{"url":"https://crm.example.com/","events":[1]}`, "events", "an array of strings"},
+		{"POST", "/v1/events/replay", "admin", `{"from":20261122}`, "from", "a string"},
+	} {
+		p := r.call(c.method, c.path, c.scope, c.body).problem(t, 400, c.field)
+		if !strings.Contains(p["detail"].(string), c.detail) {
+			t.Errorf("%s %s: detail %q, want %q", c.path, c.body, p["detail"], c.detail)
+		}
+	}
+	if got := r.amiSent(mark); got != "" {
+		t.Fatalf("sent %q", got)
+	}
+}
+
+// Asterisk cannot hold over AMI, whatever the call's state: 501 with the
+// reason, nothing sent.
+func TestHoldAsteriskNotImplemented(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	frames := r.ast.Rewrite(amitest.EventsOf(amitest.Frames("inbound-call-basic")))
+	before := len(r.records())
+	// Up to the agent's phone ringing: no agent has the call yet.
+	for i, f := range frames {
+		if f.Event() == "Newstate" && strings.HasPrefix(f.Header("Channel"), "Local/100@agents") {
+			frames = frames[:i]
+			break
+		}
+	}
+	if err := r.ast.PlayFrames(frames, amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var conv string
+	r.waitFor("call.ringing", func() bool {
+		for _, rec := range r.records()[before:] {
+			conv = rec.ConversationID
+			return rec.Type == "call.ringing"
+		}
+		return false
+	})
+	if res := r.call("GET", "/v1/calls", "read", nil); !strings.Contains(string(res.body), `"state":"ringing"`) {
+		t.Fatalf("not ringing: %s", res.body)
+	}
+	mark := len(r.ast.Received())
+	for _, action := range []string{"hold", "resume"} {
+		p := r.call("POST", "/v1/calls/"+conv+"/"+action, "control", nil).problem(t, 501, "")
+		if p["code"] != "not_implemented" || !strings.Contains(p["detail"].(string), "hold") {
+			t.Fatalf("%s: %v", action, p)
+		}
+	}
+	if got := r.amiSent(mark); got != "" {
+		t.Fatalf("sent %q", got)
+	}
+}
+
+// A delivery that keeps failing is dead-lettered after the retry window,
+// listed, and replayed by id and by time range with its webhook-id.
+func TestDeadLettersReplayed(t *testing.T) {
+	r := newRig(t, rigOptions{retryWindow: 200 * time.Millisecond})
+	secret := webhooks.NewSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	var failing atomic.Bool
+	failing.Store(true)
+	rcv.Respond(func(webhookstest.Delivery) webhookstest.Response {
+		if failing.Load() {
+			return webhookstest.Response{Status: 503}
+		}
+		return webhookstest.Response{}
+	})
+	if res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "down", "url": rcv.URL, "secret": secret, "events": []string{"call.*"}}); res.status != 201 {
+		t.Fatalf("create: %d %s", res.status, res.body)
+	}
+	start := time.Now().Add(-time.Second).UTC()
+	if err := r.ast.Play("inbound-call-basic", amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	type dead struct {
+		Dead []struct {
+			EventID  string `json:"event_id"`
+			Type     string `json:"type"`
+			Attempts int    `json:"attempts"`
+		} `json:"dead"`
+	}
+	var d dead
+	r.waitFor("three dead letters", func() bool {
+		res := r.call("GET", "/v1/webhooks/down/dead", "admin", nil)
+		d = dead{}
+		if err := json.Unmarshal(res.body, &d); err != nil {
+			t.Fatal(err)
+		}
+		return len(d.Dead) == 3
+	})
+	var ids []string
+	for _, x := range d.Dead {
+		if x.Attempts < 1 || !strings.HasPrefix(x.Type, "call.") {
+			t.Fatalf("dead letter %+v", x)
+		}
+		ids = append(ids, x.EventID)
+	}
+	if len(rcv.Deliveries()) != 0 {
+		t.Fatal("delivered while failing")
+	}
+	failing.Store(false) // the CRM is back
+	res := r.call("POST", "/v1/events/"+ids[0]+"/replay", "admin", map[string]any{"endpoints": []string{"down"}})
+	if res.status != 202 {
+		t.Fatalf("replay: %d %s", res.status, res.body)
+	}
+	if ds := rcv.WaitFor(1, 5*time.Second); len(ds) != 1 || ds[0].ID != ids[0] || ds[0].Err != nil {
+		t.Fatalf("replayed by id: %+v", ds)
+	}
+	// A range replay takes what was delivered or dead, not what is in
+	// flight: wait for the replayed one's outcome.
+	r.waitFor("the replay's outcome", func() bool {
+		return strings.Contains(string(r.call("GET", "/v1/webhooks/down/deliveries", "admin", nil).body), `"outcome":"delivered"`)
+	})
+	res = r.call("POST", "/v1/events/replay", "admin", map[string]any{"from": start.Format(time.RFC3339Nano), "endpoint": "down"})
+	if res.status != 202 || res.json(t)["replayed"] != 3.0 {
+		t.Fatalf("range replay: %d %s", res.status, res.body)
+	}
+	got := map[string]int{}
+	for _, x := range rcv.WaitFor(4, 5*time.Second) {
+		got[x.ID]++
+	}
+	for i, id := range ids {
+		if want := 1 + map[bool]int{true: 1}[i == 0]; got[id] != want {
+			t.Fatalf("event %s delivered %d times, want %d (%v)", id, got[id], want, got)
+		}
+	}
+	r.waitFor("dead letters cleared", func() bool {
+		return string(r.call("GET", "/v1/webhooks/down/dead", "admin", nil).body) == `{"dead":[]}`
+	})
+}
