@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -258,5 +261,83 @@ func TestClickToCallFreeSWITCHEndToEnd(t *testing.T) {
 	ds := rcv.WaitFor(2, 10*time.Second)
 	if typesOf(ds) != "call.failed,call.ended" || ds[0].ConversationID != body["id"] || field(ds[1], "call.disposition") != "failed" {
 		t.Fatalf("webhooks %s", typesOf(ds))
+	}
+}
+
+// ctibridge apikey as a real process against a config's database: the key
+// printed once on stdout, stored only as its SHA-256, listed, revoked.
+func TestAPIKeyCLIProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "keys.db")
+	cfgPath := filepath.Join(dir, "ctibridge.yaml")
+	yaml := "pbx:\n  address: 127.0.0.1:1\n  username: bridge\n  secret: x\nstore:\n  path: " + dbPath + "\n"
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(env []string, args ...string) (int, string, string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"apikey"}, args...)...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+	}
+	code, out, errOut := cli(nil, "create", "--name", "crm", "--scopes", "read,control", "--config", cfgPath)
+	key := strings.TrimSpace(out)
+	if code != 0 || !strings.HasPrefix(key, "ctb_") || strings.Count(out, "\n") != 1 || strings.Contains(errOut, key) {
+		t.Fatalf("create: %d %q %q", code, out, errOut)
+	}
+	// ctibridge.yaml in the working directory is the default config.
+	code, out, _ = cli(nil, "create", "--name", "ops", "--scopes", "admin")
+	if code != 0 || !strings.HasPrefix(out, "ctb_") {
+		t.Fatalf("create with the default config: %d %q", code, out)
+	}
+	code, out, _ = cli(nil, "list", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "crm") || !strings.Contains(out, "read,control") || !strings.Contains(out, "ops") || strings.Contains(out, "ctb_") {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	// Stored hashed: the plaintext is nowhere in the database files, its
+	// SHA-256 is.
+	sum := sha256.Sum256([]byte(key))
+	var files []byte
+	for _, p := range []string{dbPath, dbPath + "-wal"} {
+		b, _ := os.ReadFile(p)
+		files = append(files, b...)
+	}
+	if bytes.Contains(files, []byte(key)) || bytes.Contains(files, []byte(strings.TrimPrefix(key, "ctb_"))) || !bytes.Contains(files, sum[:]) {
+		t.Fatal("the key is not stored as its SHA-256 alone")
+	}
+	// The store can come from the environment or --set, as for serve.
+	id := strings.Fields(strings.Split(out, "\n")[1])[0]
+	code, out, _ = cli([]string{"CTIBRIDGE_STORE__PATH=" + filepath.Join(dir, "other.db")}, "list", "--config", cfgPath)
+	if code != 0 || strings.Contains(out, "crm") {
+		t.Fatalf("list of another store: %d %q", code, out)
+	}
+	if code, out, _ = cli(nil, "revoke", id, "--set", "store.path="+dbPath, "--config", cfgPath); code != 0 || !strings.Contains(out, id) {
+		t.Fatalf("revoke: %d %q", code, out)
+	}
+	if code, out, _ = cli(nil, "list", "--config", cfgPath); code != 0 || strings.Contains(out, "crm") || !strings.Contains(out, "ops") {
+		t.Fatalf("list after revoke: %d %q", code, out)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"revoke", id, "--config", cfgPath}, 1},                                // already revoked
+		{[]string{"create", "--name", "x", "--scopes", "root", "--config", cfgPath}, 2}, // unknown scope
+		{[]string{}, 2}, // usage
+	} {
+		if code, _, errOut := cli(nil, c.args...); code != c.code || errOut == "" {
+			t.Errorf("%v: exit %d (%q), want %d", c.args, code, errOut, c.code)
+		}
 	}
 }
