@@ -23,9 +23,10 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	raw, _ := io.ReadAll(res.Body)
 	var doc struct {
 		Paths map[string]map[string]struct {
-			Security  []map[string][]string `json:"security"`
-			Scope     string                `json:"x-scope"`
-			Responses map[string]any        `json:"responses"`
+			Security    []map[string][]string `json:"security"`
+			Scope       string                `json:"x-scope"`
+			Responses   map[string]any        `json:"responses"`
+			RequestBody any                   `json:"requestBody"`
 		} `json:"paths"`
 	}
 	if err := json.Unmarshal(raw, &doc); err != nil {
@@ -54,8 +55,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			if slices.Contains(public, path) != (len(op.Security) == 0) {
 				t.Errorf("%s: security %v", key, op.Security)
 			}
-			if len(op.Security) > 0 && (op.Scope == "" || op.Responses["401"] == nil || op.Responses["403"] == nil) {
-				t.Errorf("%s: no scope or 401/403", key)
+			if len(op.Security) > 0 && (op.Scope == "" || op.Responses["401"] == nil || op.Responses["403"] == nil || op.Responses["504"] == nil) {
+				t.Errorf("%s: no scope or 401/403/504", key)
+			}
+			// Every body may be too large; a documented body may be invalid.
+			if (method == "post" || method == "delete") && op.Responses["413"] == nil || op.RequestBody != nil && op.Responses["400"] == nil {
+				t.Errorf("%s: a body without 413 or 400", key)
 			}
 		}
 	}
