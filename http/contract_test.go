@@ -175,3 +175,37 @@ func TestDeadLettersReplayed(t *testing.T) {
 		return string(r.call("GET", "/v1/webhooks/down/dead", "admin", nil).body) == `{"dead":[]}`
 	})
 }
+
+// A command refused while the link is down is not sent when it comes back:
+// after the reconnect, a new command reaches Asterisk and the refused ones
+// never do (a queue would have sent them first).
+func TestRefusedCommandsNotSentAfterReconnect(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	conv, _ := r.liveCall("inbound-call-basic")
+	addr := r.ast.Addr()
+	r.ast.Close()
+	r.waitFor("link down", func() bool { return !r.up() })
+	r.call("POST", "/v1/calls/"+conv+"/hangup", "control", nil).problem(t, 503, "")
+	r.call("POST", "/v1/calls", "control", map[string]any{"agent": "101", "to": "600"}).problem(t, 503, "")
+	sim, err := amitest.NewServer(amitest.ServerOptions{Addr: addr, OnAction: func(a *goami2.Message) bool {
+		if a.Field("Action") == "QueueAdd" {
+			_ = r.ast.Reply(a, amitest.Response(a, "Success", "Message", "Added interface to queue"))
+			return true
+		}
+		return false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := r.ast
+	r.ast = sim
+	t.Cleanup(func() { sim.Close(); old.Close() })
+	r.waitFor("link up again", r.up)
+	if res := r.call("POST", "/v1/agents/100/login", "control", map[string]any{"queue": "support"}); res.status != 202 {
+		t.Fatalf("login after the reconnect: %d %s", res.status, res.body)
+	}
+	got := string(sim.Received())
+	if !strings.Contains(got, "Action: QueueAdd\r\n") || strings.Contains(got, "Action: Hangup") || strings.Contains(got, "Action: Originate") {
+		t.Fatalf("after the reconnect the PBX received %q", got)
+	}
+}
