@@ -1,8 +1,10 @@
 package faults
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/ami"
 	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
@@ -21,6 +25,9 @@ type crmEnv struct {
 	sim *amitest.Server
 	p   *proc
 	db  string
+	// played is how many channel events the calls played so far make; the
+	// child has ingested them all once its counter reaches it.
+	played int
 }
 
 func startCRM(t *testing.T, eps []endpoint, tweak func(*conf)) *crmEnv {
@@ -42,20 +49,65 @@ func startCRM(t *testing.T, eps []endpoint, tweak func(*conf)) *crmEnv {
 func (e *crmEnv) playCalls(t *testing.T, n int) {
 	t.Helper()
 	for i := range n {
-		if err := e.sim.Play(amiMix[i%len(amiMix)], amitest.PlayOptions{Rewrite: true}); err != nil {
+		name := amiMix[i%len(amiMix)]
+		if err := e.sim.Play(name, amitest.PlayOptions{Rewrite: true}); err != nil {
 			t.Fatal(err)
 		}
+		e.played += channelEvents(t, name)
 	}
 }
 
-// drained waits until nothing is pending and the engine is idle.
+// ingested waits until the child has handled every channel event of the
+// calls played: the simulator's writes returning says only that the bytes
+// are in a socket buffer.
+func (e *crmEnv) ingested(timeout time.Duration) bool {
+	return waitFor(timeout, func() bool {
+		m := e.p.metrics()
+		return m != nil && m["ctibridge_pbx_events_ingested_total"] >= float64(e.played) && m["ctibridge_engine_queue_length"] == 0
+	})
+}
+
+// drained waits until every call played is ingested, nothing is pending and
+// the engine is idle.
 func (e *crmEnv) drained(timeout time.Duration) bool {
 	return waitFor(timeout, func() bool {
 		m := e.p.metrics()
-		return m != nil && m["ctibridge_delivery_backlog"] == 0 && m["ctibridge_engine_queue_length"] == 0 &&
+		return m != nil && m["ctibridge_pbx_events_ingested_total"] >= float64(e.played) &&
+			m["ctibridge_delivery_backlog"] == 0 && m["ctibridge_engine_queue_length"] == 0 &&
 			m["ctibridge_events_committed_total"] > 0
 	})
 }
+
+var channelEventCounts sync.Map // capture name -> int
+
+// channelEvents is how many channel events the product's AMI mapper makes
+// of a capture, i.e. what its ingest counter adds when the call is played.
+func channelEvents(t *testing.T, name string) int {
+	if n, ok := channelEventCounts.Load(name); ok {
+		return n.(int)
+	}
+	sink := &countSink{}
+	m := ami.NewMapper(context.Background(), sink, nil, slog.New(slog.DiscardHandler))
+	for _, f := range amitest.Frames(name) {
+		if !f.IsEvent() {
+			continue
+		}
+		msg, err := f.Message()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		m.Message(msg)
+	}
+	channelEventCounts.Store(name, sink.n)
+	return sink.n
+}
+
+type countSink struct{ n int }
+
+func (*countSink) LinkUp(int)                                {}
+func (*countSink) LinkDown(error)                            {}
+func (*countSink) Snapshot([]bridge.Channel, time.Time)      {}
+func (s *countSink) ChannelEvents(evs []bridge.ChannelEvent) { s.n += len(evs) }
 
 // finish stops the child and checks one endpoint's deliveries against the
 // store.
@@ -240,8 +292,9 @@ func TestCRMGone(t *testing.T) {
 		t.Errorf("ctibridge_endpoints_disabled_total never reached 1: %v", e.p.metrics())
 	}
 	e.playCalls(t, 4)
-	// Not e.drained: the backlog metric may never reach 0 here (see
-	// TestCRMGoneLeavesNothingPending).
+	if !e.ingested(20 * time.Second) {
+		t.Errorf("the calls were not ingested: %v", e.p.metrics())
+	}
 	if !waitFor(20*time.Second, func() bool { return pendingFor(t, e.db, "crm") == 0 }) {
 		t.Error("the healthy endpoint's deliveries did not drain")
 	}

@@ -450,13 +450,24 @@ func (e *endpoint) startNext(token bool) {
 	go func() {
 		defer e.d.workWG.Done()
 		r, a := e.send(cfg, it)
-		if it.token {
-			<-e.d.sem
+		release := func() {
+			if it.token {
+				<-e.d.sem
+			}
+			e.d.inflight.Add(-1)
+			e.freed <- it.token // never blocks: room for every request in flight
 		}
-		e.d.inflight.Add(-1)
-		e.freed <- it.token // never blocks: room for every request in flight
+		// A 410 keeps its slot until the endpoint is disabled, so that the
+		// scheduler starts no further request to an endpoint that is gone.
+		gone := r.outcome == outDisabled
+		if !gone {
+			release()
+		}
 		if r.outcome != outAborted {
 			e.record(cfg, it, a, &r)
+		}
+		if gone {
+			release()
 		}
 		e.finished(r)
 	}()
