@@ -35,3 +35,15 @@ faults:
 faults-short:
 	mkdir -p faults-out
 	env CTIBRIDGE_FAULTS_OUT=$(CURDIR)/faults-out/table.txt go test -count=1 -timeout 30m ./faults; status=$$?; cat faults-out/table.txt; exit $$status
+
+# Every fuzz target in turn, FUZZTIME each (go test -fuzz takes one target
+# per run). New crashers land in the package's testdata/fuzz and fail the
+# normal tests from then on.
+FUZZTIME ?= 2m
+.PHONY: fuzz
+fuzz:
+	grep -r --include='*_test.go' -o '^func Fuzz[A-Za-z0-9_]*' . | sed 's|^\(.*\)/[^/]*:func \(.*\)|\1 \2|' | sort -u | \
+	while read pkg target; do \
+		echo "== $$pkg $$target ($(FUZZTIME))"; \
+		go test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
