@@ -181,6 +181,20 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	r.waitFor("PBX link", r.up)
+	// The link is up before the adapter has written its resync request:
+	// wait for it, so the bytes a test marks are the test's own.
+	r.waitFor("resync request", func() bool {
+		if r.ast != nil {
+			for _, a := range r.ast.Actions() {
+				if a.Field("Action") == "CoreShowChannels" {
+					return true
+				}
+			}
+			return false
+		}
+		rcv := r.fs.Received()
+		return len(rcv) > 0 && bytes.Contains(rcv[0], []byte("show calls as json"))
+	})
 	if !o.noKeys {
 		for _, scope := range []string{"read", "control", "admin"} {
 			key, _, err := db.CreateAPIKey(context.Background(), scope+"-key", []string{scope})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	nethttp "net/http"
@@ -153,12 +154,50 @@ func (s *Server) Listen(addr string) error {
 	if err != nil {
 		return fmt.Errorf("http: listen on %s: %w", addr, err)
 	}
-	s.ln = ln
+	s.ln = lingerListener{ln}
 	// Only a listener bound to loopback proves every client is local; the
 	// client's address does not (a local reverse proxy makes them all so).
 	if ap, err := netip.ParseAddrPort(ln.Addr().String()); err == nil {
 		s.loopback = ap.Addr().IsLoopback()
 	}
+	return nil
+}
+
+// lingerListener gives every connection a lingering close. fasthttp
+// closes at once after refusing a request (413 on an oversized body): with
+// the client's unread body still arriving, the kernel answers with a RST
+// that can destroy the refusal before the client reads it. Shutting down
+// the write side and draining what is left first, as net/http does, lets
+// the client see the 413.
+type lingerListener struct{ net.Listener }
+
+func (l lingerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		return &lingerConn{TCPConn: tc}, nil
+	}
+	return c, err
+}
+
+type lingerConn struct {
+	*net.TCPConn
+	once sync.Once
+}
+
+// Close sends FIN, then drains up to 256 KiB for at most 500 ms in the
+// background before the real close, so the caller never waits.
+func (c *lingerConn) Close() error {
+	c.once.Do(func() {
+		if c.TCPConn.CloseWrite() != nil {
+			_ = c.TCPConn.Close()
+			return
+		}
+		go func() {
+			_ = c.TCPConn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			_, _ = io.CopyN(io.Discard, c.TCPConn, 256<<10)
+			_ = c.TCPConn.Close()
+		}()
+	})
 	return nil
 }
 
