@@ -257,7 +257,7 @@ func (h *harness) postBaseline(ctx context.Context, tpls []*template) error {
 	if err := rows(tpls, h.o.BaselineRows, h.o.BaselineRows, func(rs []row) error { all = rs; return nil }); err != nil {
 		return err
 	}
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	best := 0.0
 	for range 3 {
 		rcv, err := newReceiver(secret, false)

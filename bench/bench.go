@@ -15,6 +15,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/ctibridge/ctibridge/bridge"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,7 +25,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/store"
-	"github.com/ctibridge/ctibridge/webhooks"
 )
 
 // Scenarios, in the order they run.
@@ -324,7 +324,7 @@ type load struct {
 // figures cover the window from the first frame to the last delivery.
 func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, error) {
 	finalize(sim.pbx, l.calls, l.sched)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv, err := newReceiver(secret, false)
 	if err != nil {
 		return nil, err
@@ -625,7 +625,7 @@ func (h *harness) backlog(ctx context.Context, sync string, tpls []*template) (*
 		return nil, err
 	}
 	defer sim.close()
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv, err := newReceiver(secret, false)
 	if err != nil {
 		return nil, err

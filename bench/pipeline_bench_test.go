@@ -58,7 +58,7 @@ func pipeline(b *testing.B, pbx, mode, sync string) {
 		b.Fatal(err)
 	}
 	defer sim.close()
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv, err := newReceiver(secret, false)
 	if err != nil {
 		b.Fatal(err)

@@ -264,8 +264,8 @@ func (c *Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return &Error{key + ".url", fmt.Sprintf("must be an absolute http(s) URL, got %q", w.URL)}
 		}
-		if !strings.HasPrefix(w.Secret, "whsec_") || len(w.Secret) < len("whsec_")+16 {
-			return &Error{key + ".secret", "must be a Standard Webhooks secret: whsec_ followed by base64 of 24+ random bytes (ctibridge secret prints one)"}
+		if _, err := bridge.WebhookSecretKey(w.Secret); err != nil {
+			return &Error{key + ".secret", err.Error()}
 		}
 		for _, f := range w.Events {
 			if !validFilter(f) {

@@ -10,7 +10,6 @@ import (
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/store"
-	"github.com/ctibridge/ctibridge/webhooks"
 )
 
 // preload commits n events due to endpoint straight into a fresh store, as
@@ -63,7 +62,7 @@ func TestBacklogDrain(t *testing.T) {
 	t.Logf("%d pending deliveries pre-loaded in %s", n, time.Since(loadStart).Round(time.Millisecond))
 
 	sim := amitest.NewTestServer(t, amitest.ServerOptions{}) // idle
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
 	start := time.Now()
 	p := startProc(t, dir, conf{PBXAddr: sim.Addr(), PBXSecret: "bridgepass", DB: db, LogLevel: "info",

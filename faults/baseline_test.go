@@ -1,19 +1,19 @@
 package faults
 
 import (
+	"github.com/ctibridge/ctibridge/bridge"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/esl/esltest"
-	"github.com/ctibridge/ctibridge/webhooks"
 )
 
 func TestBaselineAMI(t *testing.T) {
 	dir := t.TempDir()
 	sim := amitest.NewTestServer(t, amitest.ServerOptions{})
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
 	db := filepath.Join(dir, "ctibridge.db")
 	p := startProc(t, dir, conf{PBXAddr: sim.Addr(), PBXSecret: "bridgepass", DB: db,
@@ -40,7 +40,7 @@ func TestBaselineAMI(t *testing.T) {
 func TestBaselineESL(t *testing.T) {
 	dir := t.TempDir()
 	sim := newESL(t, esltest.Options{})
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
 	db := filepath.Join(dir, "ctibridge.db")
 	p := startProc(t, dir, conf{PBXType: "freeswitch", PBXAddr: sim.Addr(), PBXSecret: "ClueCon", DB: db,

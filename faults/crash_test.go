@@ -2,13 +2,13 @@ package faults
 
 import (
 	"fmt"
+	"github.com/ctibridge/ctibridge/bridge"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
-	"github.com/ctibridge/ctibridge/webhooks"
 )
 
 // TestCrash kills `ctibridge serve` with SIGKILL at random moments under a
@@ -23,7 +23,7 @@ func TestCrash(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "ctibridge.db")
 	sim := amitest.NewTestServer(t, amitest.ServerOptions{})
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
 	cfg := conf{PBXAddr: sim.Addr(), PBXSecret: "bridgepass", DB: db, LogLevel: "info",
 		Endpoints: []endpoint{{"crm", rcv.URL, secret}}}

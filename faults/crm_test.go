@@ -16,7 +16,6 @@ import (
 	"github.com/ctibridge/ctibridge/ami"
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -143,7 +142,7 @@ func badSignatures(t *testing.T, rs ...*webhookstest.Receiver) {
 func TestCRMOutage(t *testing.T) {
 	t.Parallel()
 	outage := time.Duration(count("CTIBRIDGE_FAULTS_OUTAGE_S", 4, 60)) * time.Second
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	up, err := webhookstest.NewServer("127.0.0.1:0", secret, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +192,7 @@ func TestCRMErrors(t *testing.T) {
 	calls := count("CTIBRIDGE_FAULTS_CALLS", 12, 200)
 	t.Run("500", func(t *testing.T) {
 		t.Parallel()
-		secret := webhooks.NewSecret()
+		secret := bridge.NewWebhookSecret()
 		rcv := webhookstest.NewReceiver(t, secret)
 		var mu sync.Mutex
 		tries := map[string]int{}
@@ -218,7 +217,7 @@ func TestCRMErrors(t *testing.T) {
 	})
 	t.Run("429", func(t *testing.T) {
 		t.Parallel()
-		secret := webhooks.NewSecret()
+		secret := bridge.NewWebhookSecret()
 		rcv := webhookstest.NewReceiver(t, secret)
 		var n atomic.Int64
 		rcv.Respond(func(webhookstest.Delivery) webhookstest.Response {
@@ -260,7 +259,7 @@ func TestCRMErrors(t *testing.T) {
 	})
 	t.Run("slow", func(t *testing.T) {
 		t.Parallel()
-		secret := webhooks.NewSecret()
+		secret := bridge.NewWebhookSecret()
 		rcv := webhookstest.NewReceiver(t, secret)
 		rcv.Respond(func(webhookstest.Delivery) webhookstest.Response {
 			return webhookstest.Response{Delay: 300 * time.Millisecond}
@@ -282,7 +281,7 @@ func TestCRMErrors(t *testing.T) {
 // endpoint is unaffected.
 func TestCRMGone(t *testing.T) {
 	t.Parallel()
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	gone := webhookstest.NewReceiver(t, secret)
 	gone.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Status: 410} })
 	ok := webhookstest.NewReceiver(t, secret)
@@ -322,7 +321,7 @@ func TestCRMGone(t *testing.T) {
 // are never attempted).
 func TestCRMGoneLeavesNothingPending(t *testing.T) {
 	t.Parallel()
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	gone := webhookstest.NewReceiver(t, secret)
 	var goneNow atomic.Bool // the CRM goes away under load
 	gone.Respond(func(webhookstest.Delivery) webhookstest.Response {
@@ -362,7 +361,7 @@ func TestCRMGoneLeavesNothingPending(t *testing.T) {
 func TestCRMHungEndpoint(t *testing.T) {
 	t.Parallel()
 	calls := count("CTIBRIDGE_FAULTS_CALLS", 12, 200)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	var hang atomic.Bool
 	hung := webhookstest.NewReceiver(t, secret)
 	hung.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Hang: hang.Load()} })

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/ctibridge/ctibridge/bridge"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 	"unsafe"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
-	"github.com/ctibridge/ctibridge/webhooks"
 )
 
 // diskRun is a child under call load whose store is about to fail.
@@ -30,7 +30,7 @@ type diskRun struct {
 func startDisk(t *testing.T, cfgDir, db string, o procOpts) *diskRun {
 	t.Helper()
 	sim := amitest.NewTestServer(t, amitest.ServerOptions{})
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
 	p := startProc(t, cfgDir, conf{PBXAddr: sim.Addr(), PBXSecret: "bridgepass", DB: db, LogLevel: "info",
 		Endpoints: []endpoint{{"crm", rcv.URL, secret}}}, o)

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"fmt"
+	"github.com/ctibridge/ctibridge/bridge"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/esl/esltest"
-	"github.com/ctibridge/ctibridge/webhooks"
 )
 
 // Link timers in the child's config: a dead link must be noticed within
@@ -86,7 +86,7 @@ func eslEnv(t *testing.T, sim *eslSim) linkEnv {
 func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "ctibridge.db")
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
 	cfg := env.cfg
 	cfg.DB, cfg.PingInterval, cfg.ActionTimeout = db, pingInterval.String(), actionTimeout.String()

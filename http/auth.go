@@ -4,7 +4,6 @@ import (
 	"strings"
 
 	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/store"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -61,7 +60,7 @@ func (s *Server) anonymous(c *fiber.Ctx, scope string) error {
 
 // callerID names who is calling, to scope idempotency keys per API key.
 func callerID(c *fiber.Ctx) string {
-	if k, ok := c.Locals(keyLocal).(store.APIKey); ok {
+	if k, ok := c.Locals(keyLocal).(bridge.APIKey); ok {
 		return k.ID
 	}
 	return "anonymous"

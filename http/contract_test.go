@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"encoding/json"
+	"github.com/ctibridge/ctibridge/bridge"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	apihttp "github.com/ctibridge/ctibridge/http"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 	"github.com/staskobzar/goami2"
 )
@@ -102,7 +102,7 @@ func TestHoldAsteriskNotImplemented(t *testing.T) {
 // listed, and replayed by id and by time range with its webhook-id.
 func TestDeadLettersReplayed(t *testing.T) {
 	r := newRig(t, rigOptions{retryWindow: 200 * time.Millisecond})
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	var failing atomic.Bool
 	failing.Store(true)

@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/store"
 	"github.com/gofiber/fiber/v2"
 )
 
 // history lists past and present calls, newest first, a page at a time.
 func (s *Server) history(c *fiber.Ctx) error {
-	var f store.HistoryFilter
+	var f bridge.HistoryFilter
 	var err error
 	if f.From, err = queryTime(c, "from"); err != nil {
 		return err

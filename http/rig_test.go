@@ -77,7 +77,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.preload != nil {
 		o.preload(db)
 	}
-	r.secret = webhooks.NewSecret()
+	r.secret = bridge.NewWebhookSecret()
 	r.rcv = webhookstest.NewReceiver(t, r.secret)
 	cfgEPs := []bridge.Endpoint{{ID: "crm", URL: r.rcv.URL, Secret: r.secret, Events: []string{"call.*", "recording.*", "agent.*"}, Source: "config"}}
 

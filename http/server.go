@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/store"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -34,13 +33,13 @@ type CallStore interface {
 // Store is everything the server needs from the store (*store.DB).
 type Store interface {
 	CallStore
-	History(ctx context.Context, f store.HistoryFilter) ([]bridge.ConversationRecord, string, error)
+	History(ctx context.Context, f bridge.HistoryFilter) ([]bridge.ConversationRecord, string, error)
 	Event(ctx context.Context, id string) (bridge.Record, error)
 	EventsAfter(ctx context.Context, afterSeq int64, limit int) ([]bridge.Record, error)
 	Commit(ctx context.Context, b *bridge.Batch) error
 
-	AuthenticateAPIKey(ctx context.Context, plain string) (store.APIKey, error)
-	ListAPIKeys(ctx context.Context) ([]store.APIKey, error)
+	AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIKey, error)
+	ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error)
 	PutIdempotency(ctx context.Context, key, scope string, result []byte) ([]byte, bool, error)
 
 	CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error

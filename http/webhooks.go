@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -146,14 +145,10 @@ func (r *webhookRequest) validate() error {
 	if err := checkURL(r.URL); err != nil {
 		return err
 	}
-	// A base64 decoder skips line breaks, so Sign alone would take them.
-	if err := bridge.CheckValue("secret", r.Secret); err != nil {
-		return err
-	}
 	if r.Secret == "" {
-		r.Secret = webhooks.NewSecret()
-	} else if _, err := webhooks.Sign(r.Secret, "check", time.Now(), nil); err != nil {
-		return bridge.FieldError("secret", "must be a Standard Webhooks secret: whsec_ followed by base64 (omit it to have one generated)")
+		r.Secret = bridge.NewWebhookSecret()
+	} else if _, err := bridge.WebhookSecretKey(r.Secret); err != nil {
+		return bridge.FieldError("secret", "%v (omit it to have one generated)", err)
 	}
 	if len(r.Events) > 64 {
 		return bridge.FieldError("events", "must hold at most 64 filters")

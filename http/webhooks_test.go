@@ -1,18 +1,18 @@
 package http_test
 
 import (
+	"github.com/ctibridge/ctibridge/bridge"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
 func TestWebhooksCRUDTestAndReplay(t *testing.T) {
 	r := newRig(t, rigOptions{})
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 
 	res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "crm2", "url": rcv.URL, "secret": secret, "events": []string{"call.*"}})

@@ -55,8 +55,8 @@ func checkEndpoint(ep bridge.Endpoint) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return bridge.FieldError("url", "must be an absolute http(s) URL, got %q", ep.URL)
 	}
-	if !strings.HasPrefix(ep.Secret, "whsec_") || len(ep.Secret) < len("whsec_")+16 {
-		return bridge.FieldError("secret", "must be a Standard Webhooks secret: whsec_ followed by base64 of 24+ random bytes")
+	if _, err := bridge.WebhookSecretKey(ep.Secret); err != nil {
+		return bridge.FieldError("secret", "%v", err)
 	}
 	for _, f := range ep.Events {
 		if !matchesSomeType(f) {
@@ -141,42 +141,6 @@ func (db *DB) DeleteEndpoint(ctx context.Context, id string) error {
 	})
 }
 
-// APIKey is a stored API key. Only a hash of its secret is kept.
-type APIKey struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Scopes     []string   `json:"scopes"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-}
-
-// Scopes an API key can hold; each implies the ones before it.
-var Scopes = []string{"read", "control", "admin"}
-
-func scopeRank(s string) int {
-	for i, x := range Scopes {
-		if x == s {
-			return i + 1
-		}
-	}
-	return 0
-}
-
-// HasScope reports whether the key grants scope: admin implies control,
-// control implies read.
-func (k APIKey) HasScope(scope string) bool {
-	want := scopeRank(scope)
-	if want == 0 {
-		return false
-	}
-	for _, s := range k.Scopes {
-		if scopeRank(s) >= want {
-			return true
-		}
-	}
-	return false
-}
-
 const apiKeyPrefix = "ctb_"
 
 func hashKey(plain string) []byte {
@@ -187,32 +151,32 @@ func hashKey(plain string) []byte {
 // CreateAPIKey makes a key and returns its plaintext, the only time it
 // exists: the store keeps its SHA-256. A key is 32 random bytes, so a plain
 // hash (no salt, no stretching) is enough and lookups stay one index probe.
-func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (string, APIKey, error) {
+func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (string, bridge.APIKey, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
-		return "", APIKey{}, bridge.FieldError("name", "must be 1 to 100 characters")
+		return "", bridge.APIKey{}, bridge.FieldError("name", "must be 1 to 100 characters")
 	}
 	if len(scopes) == 0 {
-		return "", APIKey{}, bridge.FieldError("scopes", "at least one scope is required (read, control, admin)")
+		return "", bridge.APIKey{}, bridge.FieldError("scopes", "at least one scope is required (read, control, admin)")
 	}
 	for _, s := range scopes {
-		if scopeRank(s) == 0 {
-			return "", APIKey{}, bridge.FieldError("scopes", "unknown scope %q (read, control, admin)", s)
+		if bridge.ScopeRank(s) == 0 {
+			return "", bridge.APIKey{}, bridge.FieldError("scopes", "unknown scope %q (read, control, admin)", s)
 		}
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
-		return "", APIKey{}, err
+		return "", bridge.APIKey{}, err
 	}
 	plain := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	k := APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), CreatedAt: time.Now().UTC()}
+	k := bridge.APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), CreatedAt: time.Now().UTC()}
 	err := db.write(ctx, 1, func(w *wtx) error {
 		_, err := w.exec(`INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)`,
 			k.ID, k.Name, hashKey(plain), strings.Join(k.Scopes, ","), k.CreatedAt.UnixNano())
 		return err
 	})
 	if err != nil {
-		return "", APIKey{}, err
+		return "", bridge.APIKey{}, err
 	}
 	return plain, k, nil
 }
@@ -222,13 +186,13 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 // compared in constant time: timing can only tell about a SHA-256 of the
 // attacker's own guess, never about the stored secret. Last use is recorded
 // in the background, at most once a minute per key.
-func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (APIKey, error) {
+func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIKey, error) {
 	unauthorized := bridge.Errorf(bridge.EUNAUTHORIZED, "invalid API key")
 	if !strings.HasPrefix(plain, apiKeyPrefix) || len(plain) > 256 {
-		return APIKey{}, unauthorized
+		return bridge.APIKey{}, unauthorized
 	}
 	want := hashKey(plain)
-	var k APIKey
+	var k bridge.APIKey
 	var hash []byte
 	var scopes string
 	var created int64
@@ -236,12 +200,12 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (APIKey, err
 	err := db.r.QueryRowContext(ctx, `SELECT id, name, hash, scopes, created_at, last_used_at FROM api_keys WHERE hash = ?`, want).
 		Scan(&k.ID, &k.Name, &hash, &scopes, &created, &used)
 	if errNoRows(err) {
-		return APIKey{}, unauthorized
+		return bridge.APIKey{}, unauthorized
 	} else if err != nil {
-		return APIKey{}, db.wrap(err)
+		return bridge.APIKey{}, db.wrap(err)
 	}
 	if subtle.ConstantTimeCompare(hash, want) != 1 {
-		return APIKey{}, unauthorized
+		return bridge.APIKey{}, unauthorized
 	}
 	k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)
 	if used.Valid {
@@ -259,15 +223,15 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (APIKey, err
 }
 
 // ListAPIKeys returns the keys, oldest first (never their secrets).
-func (db *DB) ListAPIKeys(ctx context.Context) ([]APIKey, error) {
+func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
 	rows, err := db.r.QueryContext(ctx, `SELECT id, name, scopes, created_at, last_used_at FROM api_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
 	defer rows.Close()
-	var out []APIKey
+	var out []bridge.APIKey
 	for rows.Next() {
-		var k APIKey
+		var k bridge.APIKey
 		var scopes string
 		var created int64
 		var used sql.NullInt64

@@ -292,27 +292,13 @@ func scanRecord(row interface{ Scan(...any) error }) (bridge.Record, error) {
 	return r, err
 }
 
-// HistoryFilter selects calls from the history. Zero fields do not filter.
-type HistoryFilter struct {
-	From, To    time.Time // started_at in [From, To)
-	Number      string    // the caller's or the callee's number, exactly as the PBX gave it
-	Agent       string    // agent extension
-	Direction   string    // inbound, outbound, internal, unknown
-	Disposition string    // answered, no_answer, busy, failed, cancelled
-	Limit       int       // page size: default 50, at most MaxHistoryLimit
-	Cursor      string    // from the previous page; "" for the first
-}
-
-// MaxHistoryLimit bounds one page of History.
-const MaxHistoryLimit = 500
-
 // History returns calls newest first (started_at, then id, descending) and
 // the cursor of the next page, "" on the last one. A cursor is a position,
 // not an offset, so calls added meanwhile do not shift or repeat a page.
-func (db *DB) History(ctx context.Context, f HistoryFilter) ([]bridge.ConversationRecord, string, error) {
+func (db *DB) History(ctx context.Context, f bridge.HistoryFilter) ([]bridge.ConversationRecord, string, error) {
 	switch {
-	case f.Limit < 0 || f.Limit > MaxHistoryLimit:
-		return nil, "", bridge.FieldError("limit", "must be between 1 and %d, got %d", MaxHistoryLimit, f.Limit)
+	case f.Limit < 0 || f.Limit > bridge.MaxHistoryLimit:
+		return nil, "", bridge.FieldError("limit", "must be between 1 and %d, got %d", bridge.MaxHistoryLimit, f.Limit)
 	case f.Limit == 0:
 		f.Limit = 50
 	}

@@ -155,7 +155,7 @@ func TestEventsAfterPagesTheOutbox(t *testing.T) {
 	}
 }
 
-func historyIDs(t *testing.T, db *DB, f HistoryFilter) []string {
+func historyIDs(t *testing.T, db *DB, f bridge.HistoryFilter) []string {
 	t.Helper()
 	var ids []string
 	pages := 0
@@ -208,22 +208,22 @@ func TestHistoryFiltersAndCursorPaging(t *testing.T) {
 
 	all := "h11,h10,h09,h08,h07,h06,h05,h04,h03,h02,h01,h00"
 	for _, limit := range []int{1, 3, 5, 12, 50} {
-		if got := strings.Join(historyIDs(t, db, HistoryFilter{Limit: limit}), ","); got != all {
+		if got := strings.Join(historyIDs(t, db, bridge.HistoryFilter{Limit: limit}), ","); got != all {
 			t.Fatalf("limit %d: %s", limit, got)
 		}
 	}
 	cases := []struct {
-		f    HistoryFilter
+		f    bridge.HistoryFilter
 		want string
 	}{
-		{HistoryFilter{Number: "5550", Limit: 2}, "h10,h08,h06,h04,h02,h00"}, // caller or callee
-		{HistoryFilter{Number: "5551"}, "h11,h09,h07,h05,h03,h01"},
-		{HistoryFilter{Agent: "201", Limit: 2}, "h10,h07,h04,h01"},
-		{HistoryFilter{Disposition: "no_answer"}, "h10,h07,h04,h01"},
-		{HistoryFilter{Direction: "outbound", Limit: 1}, "h08,h04,h00"},
-		{HistoryFilter{From: t0.Add(4 * time.Minute), To: t0.Add(9 * time.Minute), Limit: 2}, "h08,h07,h06,h05,h04"},
-		{HistoryFilter{Agent: "202", Disposition: "answered", Number: "5551"}, "h11,h05"},
-		{HistoryFilter{Agent: "999"}, ""},
+		{bridge.HistoryFilter{Number: "5550", Limit: 2}, "h10,h08,h06,h04,h02,h00"}, // caller or callee
+		{bridge.HistoryFilter{Number: "5551"}, "h11,h09,h07,h05,h03,h01"},
+		{bridge.HistoryFilter{Agent: "201", Limit: 2}, "h10,h07,h04,h01"},
+		{bridge.HistoryFilter{Disposition: "no_answer"}, "h10,h07,h04,h01"},
+		{bridge.HistoryFilter{Direction: "outbound", Limit: 1}, "h08,h04,h00"},
+		{bridge.HistoryFilter{From: t0.Add(4 * time.Minute), To: t0.Add(9 * time.Minute), Limit: 2}, "h08,h07,h06,h05,h04"},
+		{bridge.HistoryFilter{Agent: "202", Disposition: "answered", Number: "5551"}, "h11,h05"},
+		{bridge.HistoryFilter{Agent: "999"}, ""},
 	}
 	for _, tc := range cases {
 		if got := strings.Join(historyIDs(t, db, tc.f), ","); got != tc.want {
@@ -232,24 +232,24 @@ func TestHistoryFiltersAndCursorPaging(t *testing.T) {
 	}
 
 	// A call added after the first page does not shift the next one.
-	page1, next, _ := db.History(ctx, HistoryFilter{Limit: 3})
+	page1, next, _ := db.History(ctx, bridge.HistoryFilter{Limit: 3})
 	commit(t, db, &bridge.Batch{Conversations: []bridge.ConversationRecord{convRec("h99", t0.Add(time.Hour), false, "1", "200", "")}})
-	page2, _, _ := db.History(ctx, HistoryFilter{Limit: 3, Cursor: next})
+	page2, _, _ := db.History(ctx, bridge.HistoryFilter{Limit: 3, Cursor: next})
 	if page1[2].Call.ID != "h09" || page2[0].Call.ID != "h08" {
 		t.Fatalf("pages %s / %s", page1[2].Call.ID, page2[0].Call.ID)
 	}
 
 	bad := []struct {
-		f     HistoryFilter
+		f     bridge.HistoryFilter
 		field string
 	}{
-		{HistoryFilter{Cursor: "garbage!"}, "cursor"},
-		{HistoryFilter{Cursor: encodeCursor(1, "")}, "cursor"},
-		{HistoryFilter{Limit: -1}, "limit"},
-		{HistoryFilter{Limit: MaxHistoryLimit + 1}, "limit"},
-		{HistoryFilter{Direction: "sideways"}, "direction"},
-		{HistoryFilter{Disposition: "maybe"}, "disposition"},
-		{HistoryFilter{From: t0, To: t0}, "from"},
+		{bridge.HistoryFilter{Cursor: "garbage!"}, "cursor"},
+		{bridge.HistoryFilter{Cursor: encodeCursor(1, "")}, "cursor"},
+		{bridge.HistoryFilter{Limit: -1}, "limit"},
+		{bridge.HistoryFilter{Limit: bridge.MaxHistoryLimit + 1}, "limit"},
+		{bridge.HistoryFilter{Direction: "sideways"}, "direction"},
+		{bridge.HistoryFilter{Disposition: "maybe"}, "disposition"},
+		{bridge.HistoryFilter{From: t0, To: t0}, "from"},
 	}
 	for _, tc := range bad {
 		_, _, err := db.History(ctx, tc.f)

@@ -299,7 +299,7 @@ func TestConcurrentUseKeepsIntegrity(t *testing.T) {
 						t.Error(err)
 					}
 				case 3:
-					if _, _, err := db.History(ctx, HistoryFilter{Number: "5551234", Limit: 10}); err != nil {
+					if _, _, err := db.History(ctx, bridge.HistoryFilter{Number: "5551234", Limit: 10}); err != nil {
 						t.Error(err)
 					}
 				}

@@ -21,7 +21,7 @@ import (
 // things take; it only keeps a broken test from hanging.
 const wait = 30 * time.Second
 
-var testSecret = webhooks.NewSecret()
+var testSecret = bridge.NewWebhookSecret()
 
 type harness struct {
 	t      *testing.T
@@ -736,7 +736,7 @@ func TestSetEndpoints(t *testing.T) {
 	}
 
 	// Changed: a new URL and secret apply to the next attempt.
-	secret2 := webhooks.NewSecret()
+	secret2 := bridge.NewWebhookSecret()
 	rx2 := webhookstest.NewReceiver(t, secret2)
 	h.d.SetEndpoints([]bridge.Endpoint{{ID: "late", URL: rx2.URL, Secret: secret2}})
 	h.d.Notify(store.commit([]bridge.Record{event("a", 6)}, "late"))

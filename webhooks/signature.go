@@ -9,18 +9,17 @@ package webhooks
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// SecretPrefix starts every endpoint secret. The rest is the base64 HMAC key.
-const SecretPrefix = "whsec_"
+	"github.com/ctibridge/ctibridge/bridge"
+)
 
 // DefaultTolerance is how far a webhook-timestamp may be from the receiver's
 // clock, both ways, before Verify rejects it as a possible replay.
@@ -36,41 +35,19 @@ const (
 // Errors returned by Verify and by secret parsing. None of them ever
 // includes the secret.
 var (
-	ErrInvalidSecret  = errors.New("webhooks: invalid secret")
+	ErrInvalidSecret  = bridge.ErrWebhookSecret
 	ErrMissingHeaders = errors.New("webhooks: missing webhook-id, webhook-timestamp or webhook-signature header")
 	ErrTimestamp      = errors.New("webhooks: webhook-timestamp outside tolerance")
 	ErrSignature      = errors.New("webhooks: no matching signature")
 )
 
-// secretError says what is wrong with a secret without repeating it.
-type secretError string
-
-func (e secretError) Error() string        { return "webhooks: invalid secret: " + string(e) }
-func (e secretError) Is(target error) bool { return target == ErrInvalidSecret }
-
-// parseSecret returns the HMAC key of a whsec_ secret.
+// parseSecret returns the HMAC key of a whsec_ secret (bridge's rule).
 func parseSecret(secret string) ([]byte, error) {
-	rest, ok := strings.CutPrefix(secret, SecretPrefix)
-	if !ok {
-		return nil, secretError(`missing "` + SecretPrefix + `" prefix`)
-	}
-	key, err := base64.StdEncoding.DecodeString(rest)
+	key, err := bridge.WebhookSecretKey(secret)
 	if err != nil {
-		// The decoder's message is only an offset, but keep ours fixed so
-		// nothing about the secret can leak.
-		return nil, secretError(`text after "` + SecretPrefix + `" is not valid standard base64`)
-	}
-	if len(key) == 0 {
-		return nil, secretError("empty key")
+		return nil, fmt.Errorf("webhooks: %w", err)
 	}
 	return key, nil
-}
-
-// NewSecret returns a fresh random secret: whsec_ and 32 random bytes.
-func NewSecret() string {
-	b := make([]byte, 32)
-	rand.Read(b) // never fails (crypto/rand panics rather than return an error)
-	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
 }
 
 // Sign returns the webhook-signature header value for one message:

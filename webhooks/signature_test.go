@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"encoding/base64"
 	"errors"
+	"github.com/ctibridge/ctibridge/bridge"
 	"net/http"
 	"strconv"
 	"strings"
@@ -41,7 +42,7 @@ func specHeader(sig string, ts int64) http.Header {
 
 func TestVerify(t *testing.T) {
 	now := time.Unix(specTS, 0)
-	other := webhooks.NewSecret()
+	other := bridge.NewWebhookSecret()
 	otherSig, _ := webhooks.Sign(other, specID, now, []byte(specBody))
 	tests := []struct {
 		name   string
@@ -101,7 +102,7 @@ func TestSecretErrors(t *testing.T) {
 		}
 	}
 	_, err := webhooks.Sign("nope", "id", time.Now(), nil)
-	if !strings.Contains(err.Error(), `"whsec_" prefix`) {
+	if !strings.Contains(err.Error(), `must start with "whsec_"`) {
 		t.Fatalf("error %q does not name the problem", err)
 	}
 	_, err = webhooks.Sign("whsec_!!!!", "id", time.Now(), nil)
@@ -111,7 +112,7 @@ func TestSecretErrors(t *testing.T) {
 }
 
 func TestNewSecret(t *testing.T) {
-	a, b := webhooks.NewSecret(), webhooks.NewSecret()
+	a, b := bridge.NewWebhookSecret(), bridge.NewWebhookSecret()
 	if a == b {
 		t.Fatal("two secrets are equal")
 	}

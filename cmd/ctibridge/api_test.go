@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"github.com/ctibridge/ctibridge/bridge"
 	"io"
 	"net/http"
 	"os"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -93,7 +93,7 @@ func TestAPIKeyCommand(t *testing.T) {
 	}
 
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
 	cfg.Store.Path = dbPath
@@ -124,7 +124,7 @@ func TestAPIKeyCommand(t *testing.T) {
 // signed webhooks and of the event stream.
 func TestClickToCallEndToEnd(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)
@@ -198,13 +198,13 @@ func TestClickToCallEndToEnd(t *testing.T) {
 // disabled without taking the others out of the engine's subscriber list.
 func TestWebhookAPIEndToEnd(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)
 	admin := apiKey(t, h, "admin")
 
-	goneSecret, okSecret := webhooks.NewSecret(), webhooks.NewSecret()
+	goneSecret, okSecret := bridge.NewWebhookSecret(), bridge.NewWebhookSecret()
 	gone, ok := webhookstest.NewReceiver(t, goneSecret), webhookstest.NewReceiver(t, okSecret)
 	gone.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Status: 410} })
 	for id, r := range map[string][]string{"gone": {gone.URL, goneSecret}, "ok": {ok.URL, okSecret}} {
@@ -246,7 +246,7 @@ func TestWebhookAPIEndToEnd(t *testing.T) {
 // gets call.failed for the id it was given.
 func TestClickToCallFreeSWITCHEndToEnd(t *testing.T) {
 	sim := newFreeSWITCH(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, freeswitchConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)

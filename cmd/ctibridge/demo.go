@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ctibridge/ctibridge/bridge"
 	"io"
 	"log/slog"
 	nethttp "net/http"
@@ -18,7 +19,6 @@ import (
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/esl/esltest"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 	"github.com/staskobzar/goami2"
 )
@@ -54,7 +54,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
+	// The receiver prints from its handlers while demo prints its own lines.
+	stdout = &lockedWriter{w: stdout}
 	p := &printer{w: stdout, start: time.Now()}
 	receiver, err := webhookstest.NewServer("127.0.0.1:0", secret, p.print)
 	if err != nil {
@@ -167,6 +169,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	cancel()
 	serveErr := <-served
+	p.stop()
 	if err != nil {
 		return fmt.Errorf("not every event reached the CRM: %d committed, %d delivered", r.Engine.Emitted.Load(), len(receiver.Deliveries()))
 	}
@@ -197,15 +200,38 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
 }
 
 // printer shows each webhook the way an agent's CRM would.
+// lockedWriter serialises writes; fmt.Fprintf writes a line in one call.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
 type printer struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
+	mu      sync.Mutex
+	w       io.Writer
+	start   time.Time
+	stopped bool
+}
+
+// stop ends printing: a late resend must not write after demo returned.
+func (p *printer) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
 }
 
 func (p *printer) print(d webhookstest.Delivery) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
 	if d.Err != nil {
 		fmt.Fprintf(p.w, "!! rejected webhook %s: %v\n", d.ID, d.Err)
 		return

@@ -15,7 +15,6 @@ import (
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/config"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -198,7 +197,7 @@ func TestCapturesEndToEnd(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.capture, func(t *testing.T) {
 			sim := newAsterisk(t)
-			secret := webhooks.NewSecret()
+			secret := bridge.NewWebhookSecret()
 			rcv := webhookstest.NewReceiver(t, secret)
 			h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 			h.waitLink(true)

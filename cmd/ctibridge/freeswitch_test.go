@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/ctibridge/ctibridge/bridge"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/esl/esltest"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -33,7 +33,7 @@ func newFreeSWITCH(t *testing.T) *esltest.Server {
 // and returns the webhooks of call.* and recording.* type, in order.
 func playCall(t *testing.T, pbx, capture string, opts any) []webhookstest.Delivery {
 	t.Helper()
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	var h *harness
 	switch pbx {
@@ -182,7 +182,7 @@ func TestSameContractOnBothPBXs(t *testing.T) {
 // the same name (loopback/2000-a): they must stay separate conversations.
 func TestFreeSWITCHConcurrentCallsSameExtension(t *testing.T) {
 	sim := newFreeSWITCH(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, freeswitchConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)
@@ -222,7 +222,7 @@ func TestFreeSWITCHConcurrentCallsSameExtension(t *testing.T) {
 // exactly one release.
 func TestFreeSWITCHLinkKilledMidCall(t *testing.T) {
 	sim := newFreeSWITCH(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, freeswitchConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)

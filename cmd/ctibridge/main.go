@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ctibridge/ctibridge/bridge"
 	"io"
 	"log/slog"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"syscall"
 
 	"github.com/ctibridge/ctibridge/config"
-	"github.com/ctibridge/ctibridge/webhooks"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -72,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "apikey":
 		return runAPIKey(ctx, args[1:], stdout, stderr)
 	case "secret":
-		fmt.Fprintln(stdout, webhooks.NewSecret())
+		fmt.Fprintln(stdout, bridge.NewWebhookSecret())
 		return 0
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "ctibridge", Version)

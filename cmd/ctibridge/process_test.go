@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/ctibridge/ctibridge/bridge"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -115,7 +115,7 @@ func TestServeProcessUnreachablePBXAndSIGTERM(t *testing.T) {
 
 func TestReadyAndMetricsWhenConnected(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)
@@ -152,7 +152,7 @@ func TestReadyAndMetricsWhenConnected(t *testing.T) {
 // A wrong secret is logged clearly and retried with backoff, not fatal.
 func TestWrongSecretIsReportedNotFatal(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
 	cfg.PBX.Secret = "wrong"
@@ -173,7 +173,7 @@ func TestWrongSecretIsReportedNotFatal(t *testing.T) {
 // An endpoint that answers 410 is disabled: no new deliveries pile up for it.
 func TestGoneEndpointStopsReceivingDeliveries(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	rcv.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Status: 410} })
 	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"github.com/ctibridge/ctibridge/bridge"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
-	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -25,7 +25,7 @@ func splitAfterAnswer(t *testing.T, name string) (before, after []amitest.Frame)
 // call, so it is adopted without a second pop and ends normally later.
 func TestLinkDropMidCallAdoptsLiveCall(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)
@@ -55,7 +55,7 @@ func TestLinkDropMidCallAdoptsLiveCall(t *testing.T) {
 // channel list, so it is released with resynced=true, exactly once.
 func TestPBXRestartReleasesLostCall(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	h := startBridge(t, asteriskConfig(t, sim.Addr(), rcv.URL, secret), rcv)
 	h.waitLink(true)
@@ -83,7 +83,7 @@ func TestPBXRestartReleasesLostCall(t *testing.T) {
 // the store (same conversation id, sequence goes on) without a second pop.
 func TestRestartAdoptsOpenCallFromStore(t *testing.T) {
 	sim := newAsterisk(t)
-	secret := webhooks.NewSecret()
+	secret := bridge.NewWebhookSecret()
 	rcv := webhookstest.NewReceiver(t, secret)
 	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
 	h := startBridge(t, cfg, rcv)

@@ -1,0 +1,117 @@
+package bridge
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+)
+
+// APIKey is an API key as stored: its secret is kept only as a hash.
+type APIKey struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// Scopes an API key can hold, weakest first; each implies those before it.
+const (
+	ScopeRead    = "read"
+	ScopeControl = "control"
+	ScopeAdmin   = "admin"
+)
+
+// Scopes lists the scopes in rank order.
+var Scopes = []string{ScopeRead, ScopeControl, ScopeAdmin}
+
+// ScopeRank is 1, 2, 3 for read, control, admin and 0 for anything else.
+func ScopeRank(s string) int {
+	for i, x := range Scopes {
+		if x == s {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// HasScope reports whether the key grants scope: admin implies control,
+// control implies read.
+func (k APIKey) HasScope(scope string) bool {
+	want := ScopeRank(scope)
+	if want == 0 {
+		return false
+	}
+	for _, s := range k.Scopes {
+		if ScopeRank(s) >= want {
+			return true
+		}
+	}
+	return false
+}
+
+// HistoryFilter selects calls from the history. Zero fields do not filter.
+type HistoryFilter struct {
+	From, To    time.Time // started_at in [From, To)
+	Number      string    // the caller's or the callee's number, exactly as the PBX gave it
+	Agent       string    // agent extension
+	Direction   string    // inbound, outbound, internal, unknown
+	Disposition string    // answered, no_answer, busy, failed, cancelled
+	Limit       int       // page size: default 50, at most MaxHistoryLimit
+	Cursor      string    // from the previous page; "" for the first
+}
+
+// MaxHistoryLimit bounds one page of history.
+const MaxHistoryLimit = 500
+
+// WebhookSecretPrefix starts every endpoint secret (Standard Webhooks);
+// the rest is the standard base64 of the HMAC key.
+const WebhookSecretPrefix = "whsec_"
+
+// Bounds of a webhook key, in bytes, from the Standard Webhooks spec.
+const (
+	MinWebhookKey = 24
+	MaxWebhookKey = 64
+)
+
+// ErrWebhookSecret is what every secret problem wraps.
+var ErrWebhookSecret = errors.New("invalid webhook secret")
+
+// NewWebhookSecret returns a fresh random secret: whsec_ and 32 random bytes.
+func NewWebhookSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand panics rather than return an error)
+	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(b)
+}
+
+// WebhookSecretKey returns the HMAC key of a whsec_ secret. The one rule
+// for config, the API and the store alike. Its errors never repeat the
+// secret.
+func WebhookSecretKey(secret string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(secret, WebhookSecretPrefix)
+	if !ok {
+		return nil, secretError(`must start with "` + WebhookSecretPrefix + `"`)
+	}
+	// The decoder skips CR and LF; a secret must not carry them anywhere.
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '=') {
+			return nil, secretError(`text after "` + WebhookSecretPrefix + `" must be standard base64`)
+		}
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		return nil, secretError(`text after "` + WebhookSecretPrefix + `" must be standard base64`)
+	}
+	if len(key) < MinWebhookKey || len(key) > MaxWebhookKey {
+		return nil, secretError("the key must be 24 to 64 random bytes (ctibridge secret prints one)")
+	}
+	return key, nil
+}
+
+type secretError string
+
+func (e secretError) Error() string        { return "invalid webhook secret: " + string(e) }
+func (e secretError) Is(target error) bool { return target == ErrWebhookSecret }
