@@ -168,6 +168,9 @@ func (m *Commander) CheckOriginate(o *bridge.Originate) error {
 		if err := bridge.CheckVarName("variables", k); err != nil {
 			return err
 		}
+		if err := reservedAsterisk.Check("variables", k); err != nil {
+			return err
+		}
 		// manager.c splits a Variable header at commas and strips quotes
 		// and backslashes: "a=1,CDR(x)=y" would set a second variable.
 		if err := bridge.CheckText("variables."+k, v, 256, `,"\`); err != nil {
@@ -175,6 +178,17 @@ func (m *Commander) CheckOriginate(o *bridge.Originate) error {
 		}
 	}
 	return nil
+}
+
+// reservedAsterisk are the channel variables Asterisk's applications act
+// on: MONITOR_EXEC and friends run a shell command; the transfer, feature
+// and dial ones change where the call goes or what the parties may do.
+var reservedAsterisk = bridge.ReservedNames{
+	Prefixes: []string{"monitor", "mixmonitor", "transfer", "forward", "dynamic_features", "attended", "blind",
+		"ast_", "pjsip", "sip", "channel", "cdr", "callerid", "connectedline", "hangup", "gosub", "macro", "dial",
+		"queue", "agent", "limit", "outbound", "park", "bridge", "features", "musicclass", "moh", "record",
+		"tonezone", "language", "accountcode", "amaflags", "exten", "context", "priority", "uniqueid", "linkedid"},
+	Words: []string{"exec", "shell", "system", "agi", "eval", "app"},
 }
 
 func formatCallerID(c bridge.CallerID) string {

@@ -17,11 +17,14 @@ const ENOTIMPLEMENTED = "not_implemented"
 // variable list), where a '/', '@', ',', '{' or a space would change what
 // the PBX is asked to do.
 var (
-	reExtension = regexp.MustCompile(`^[0-9A-Za-z*#+_.-]{1,32}$`)
+	// The first character is never '-' or '_': uuid_transfer reads a
+	// leading '-' as a flag (-bleg, -both), Asterisk a leading '_' as a
+	// pattern.
+	reExtension = regexp.MustCompile(`^[0-9A-Za-z*#+][0-9A-Za-z*#+_.-]{0,31}$`)
 	reNumber    = regexp.MustCompile(`^\+?[0-9*#]{1,32}$`)
 	reDTMF      = regexp.MustCompile(`^[0-9A-D*#]{1,64}$`)
 	reQueue     = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
-	reVarName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+	reVarName   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
 )
 
 // CheckExtension validates an extension (an agent, a transfer target).
@@ -30,7 +33,7 @@ func CheckExtension(field, v string) error {
 		return err
 	}
 	if !reExtension.MatchString(v) {
-		return FieldError(field, "must be an extension: 1 to 32 of 0-9 A-Z a-z * # + _ . -")
+		return FieldError(field, "must be an extension: 1 to 32 of 0-9 A-Z a-z * # + _ . -, not starting with _ or -")
 	}
 	return nil
 }
@@ -70,13 +73,43 @@ func CheckQueue(field, v string) error {
 }
 
 // CheckVarName validates a channel variable's name: no dialplan functions
-// (CDR(...)), which would let a caller write more than a variable.
+// (CDR(...)), which would let a caller write more than a variable, and no
+// inheritance prefix (_NAME), which would spread it to every channel the
+// call creates.
 func CheckVarName(field, v string) error {
 	if err := CheckValue(field, v); err != nil {
 		return err
 	}
 	if !reVarName.MatchString(v) {
-		return FieldError(field, "must be a variable name: a letter or _ then up to 63 letters, digits or _")
+		return FieldError(field, "must be a variable name: a letter then up to 63 letters, digits or _")
+	}
+	return nil
+}
+
+// ReservedNames says which channel variables a PBX acts on (runs a
+// command, changes routing or media), so a CRM may not set them: a name is
+// reserved when it starts with one of Prefixes or holds one of Words as an
+// _-separated word, compared case-insensitively (FreeSWITCH looks
+// variables up without case).
+type ReservedNames struct {
+	Prefixes []string
+	Words    []string
+}
+
+// Check refuses a reserved name, naming it.
+func (r ReservedNames) Check(field, name string) error {
+	low := strings.ToLower(name)
+	for _, p := range r.Prefixes {
+		if strings.HasPrefix(low, p) {
+			return FieldError(field, "%q is a variable the PBX acts on (names starting %q are reserved); use a name of your own, e.g. crm_%s", name, p, low)
+		}
+	}
+	for _, w := range strings.Split(low, "_") {
+		for _, x := range r.Words {
+			if w == x {
+				return FieldError(field, "%q is reserved: a variable naming %q may make the PBX run something; use a name of your own", name, x)
+			}
+		}
 	}
 	return nil
 }

@@ -169,6 +169,9 @@ func (m *Commander) CheckOriginate(o *bridge.Originate) error {
 		if err := bridge.CheckVarName("variables", k); err != nil {
 			return err
 		}
+		if err := reservedFS.Check("variables", k); err != nil {
+			return err
+		}
 		if err := checkVarValue("variables."+k, v); err != nil {
 			return err
 		}
@@ -362,6 +365,21 @@ func checkUUID(field, v string) error {
 // checkVarValue refuses what would end or split an originate variable
 // list ("{a=1,b=2}"): commas, braces, quotes, backslashes, the "^^"
 // delimiter switch, line breaks.
+// reservedFS are the channel variables FreeSWITCH acts on that a CRM could
+// abuse through originate: api_on_answer=system ..., execute_on_*,
+// *_hook, exec_after_bridge_app run commands; origination_* and
+// originate_* would override what ctibridge pre-assigned (the leg's uuid);
+// the others reroute, record or re-media the call.
+var reservedFS = bridge.ReservedNames{
+	Prefixes: []string{"origination", "originate", "originator", "bridge_", "session_", "hangup_", "transfer_",
+		"park_", "sip_", "rtp_", "effective_", "outbound_", "ignore_", "bypass_", "proxy_", "continue_on_",
+		"leg_", "group_", "presence_", "absolute_codec", "codec_", "media_", "loopback_", "record_", "recording_",
+		"playback_", "hold_", "ringback", "call_timeout", "export_", "inherit_", "jitterbuffer", "fire_",
+		"dialplan", "enable_", "disable_", "limit_", "fax_", "t38_", "sound_prefix", "tts_", "video_"},
+	Words: []string{"api", "bgapi", "exec", "execute", "app", "hook", "script", "system", "lua", "python", "perl",
+		"js", "javascript", "curl", "socket", "spawn", "shell", "eval"},
+}
+
 func checkVarValue(field, v string) error {
 	if err := bridge.CheckText(field, v, 256, ",{}'\"\\"); err != nil {
 		return err

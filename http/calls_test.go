@@ -159,6 +159,12 @@ func TestInjectionRefusedAtTheWire(t *testing.T) {
 		{"/v1/agents/100/pause", "reason", map[string]any{"reason": "x\r\nAction: Logoff"}},
 		{"/v1/agents/100/login", "queue", map[string]any{"queue": "support\r\nAction: Logoff"}},
 		{"/v1/agents/100%0D%0AAction:%20Logoff/login", "extension", map[string]any{"queue": "support"}},
+		// Variables Asterisk acts on (MONITOR_EXEC runs a shell command),
+		// and inheritance to every channel the call makes.
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"MONITOR_EXEC": "/bin/sh"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"TRANSFER_CONTEXT": "evil"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"__INHERITED": "1"}}},
+		{"/v1/calls/" + conv + "/transfer", "to", map[string]any{"to": "_X."}},
 	}
 	for _, c := range cases {
 		res := r.call("POST", c.path, "control", c.body)

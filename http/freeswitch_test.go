@@ -183,6 +183,15 @@ func TestCallCommandsFreeSWITCH(t *testing.T) {
 		{path + "/transfer", "to", map[string]any{"to": "3000 XML public"}},
 		{"/v1/calls", "variables.X", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"X": "1,origination_uuid=x"}}},
 		{"/v1/calls", "to", map[string]any{"agent": "101", "to": "600 &park"}},
+		// Variables FreeSWITCH acts on: a command run on answer, the
+		// pre-assigned uuid overridden, the leg moved after the bridge.
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"api_on_answer": "system id"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"EXECUTE_ON_ANSWER": "bridge_export"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"origination_uuid": "x"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"crm_ok": "1", "session_in_hangup_hook": "true"}}},
+		// A leading '-' would be a uuid_transfer flag (-bleg, -both).
+		{path + "/transfer", "to", map[string]any{"to": "-bleg"}},
+		{path + "/transfer", "to", map[string]any{"to": "-both", "mode": "attended"}},
 	} {
 		res, got = send("POST", c.p, c.body)
 		if res.problem(t, 400, c.field); got != "" {
