@@ -503,7 +503,8 @@ func (c *Client) send(ctx context.Context, action *goami2.Message, list bool) (*
 	}
 	s := c.current()
 	if s == nil {
-		return nil, nil, bridge.Errorf(bridge.EUNAVAILABLE, "PBX link is down: not connected to %s", c.cfg.Address)
+		return nil, nil, &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true,
+			Message: fmt.Sprintf("PBX link is down: not connected to %s", c.cfg.Address)}
 	}
 	return c.sendOn(ctx, s, action, list)
 }

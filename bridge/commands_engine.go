@@ -195,3 +195,14 @@ func (t *Tracker) PruneOriginates(cutoff time.Time) int {
 	}
 	return n
 }
+
+// PendingOriginate returns the click-to-call registered for a conversation
+// that the store does not know yet (no channel of it has been committed).
+func (t *Tracker) PendingOriginate(conversationID string) (Originate, bool) {
+	for _, o := range t.originates {
+		if o.ConversationID == conversationID {
+			return *o, true
+		}
+	}
+	return Originate{}, false
+}

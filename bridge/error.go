@@ -23,6 +23,24 @@ type Error struct {
 	Code    string
 	Message string
 	Field   string
+	// NotSent says a command never left ctibridge (the link was down
+	// before it was written), so retrying it cannot do it twice.
+	NotSent bool
+}
+
+// NothingSent reports whether err proves a PBX command had no effect: it
+// was refused before the wire, never written, or refused by the PBX. A
+// timeout or a link lost mid-command proves nothing.
+func NothingSent(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case EINVALID, ECONFLICT, ENOTFOUND, ENOTIMPLEMENTED, EUNAUTHORIZED, EFORBIDDEN:
+		return true
+	}
+	return e.NotSent
 }
 
 func (e *Error) Error() string {

@@ -354,7 +354,7 @@ func (c *Client) BgAPIJob(ctx context.Context, cmd, jobUUID string) error {
 func (c *Client) roundtrip(ctx context.Context, line string) (reply, error) {
 	s := c.sess.Load()
 	if s == nil {
-		return reply{}, bridge.Errorf(bridge.EUNAVAILABLE, "the freeswitch link is down")
+		return reply{}, &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "the freeswitch link is down"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.CommandTimeout)
 	defer cancel()

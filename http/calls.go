@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -31,10 +33,10 @@ type TransferFinisher interface {
 // for a link that is down.
 func (s *Server) pbx() (bridge.PBX, error) {
 	if s.PBX == nil {
-		return nil, bridge.Errorf(bridge.EUNAVAILABLE, "commands are not available: no PBX commander is configured")
+		return nil, &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "commands are not available: no PBX commander is configured"}
 	}
 	if !s.PBX.Connected() {
-		return nil, bridge.Errorf(bridge.EUNAVAILABLE, "the PBX link is down: command not sent (retry when /readyz says ready)")
+		return nil, &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "the PBX link is down: command not sent (retry when /readyz says ready)"}
 	}
 	return s.PBX, nil
 }
@@ -102,12 +104,12 @@ func (s *Server) originate(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	pbx, err := s.pbx()
-	if err != nil {
-		return err
-	}
 	key := c.Get("Idempotency-Key")
 	if key == "" {
+		pbx, err := s.pbx()
+		if err != nil {
+			return err
+		}
 		return s.respond(c, s.placeCall(c, pbx, req))
 	}
 	if err := bridge.CheckText("Idempotency-Key", key, 255, ""); err != nil {
@@ -118,6 +120,9 @@ func (s *Server) originate(c *fiber.Ctx) error {
 	defer unlock()
 	sum := sha256.Sum256(mustJSON(req))
 	fingerprint := hex.EncodeToString(sum[:])
+	// The claim is taken before dialling and the answer stored after, so
+	// a retry finds one or the other, whatever the link's state: a call
+	// placed is reported as placed even while the link is down now.
 	claim, first, err := s.store.PutIdempotency(ctx, key, "claim "+scope, []byte(fingerprint))
 	if err != nil {
 		return err
@@ -126,25 +131,56 @@ func (s *Server) originate(c *fiber.Ctx) error {
 		if string(claim) != fingerprint {
 			return bridge.FieldError("Idempotency-Key", "was already used for a different request")
 		}
+		// The answer of the first request, or, when it never stored one
+		// (ctibridge stopped mid-request), a 409 kept from now on.
 		status, body := s.problem(c.Path(), bridge.Errorf(bridge.ECONFLICT,
 			"the first request with this Idempotency-Key did not finish (ctibridge stopped?): its outcome is unknown; look the call up or use a new key"))
-		stored, _, err := s.store.PutIdempotency(ctx, key, scope, mustJSON(storedResponse{Status: status, Body: body}))
+		unknown := storedResponse{Status: status, Body: body}
+		stored, created, err := s.store.PutIdempotency(ctx, key, scope, mustJSON(unknown))
 		if err != nil {
 			return err
 		}
-		var r storedResponse
-		if err := json.Unmarshal(stored, &r); err != nil {
-			return err
+		r := unknown
+		if !created {
+			if err := json.Unmarshal(stored, &r); err != nil {
+				return fmt.Errorf("idempotency key %q: stored answer unreadable: %w", key, err)
+			}
 		}
 		c.Set("Idempotent-Replayed", "true")
 		return s.respond(c, r)
 	}
-	r := s.placeCall(c, pbx, req)
+	// Refusals before the PBX saw the request release the key: the CRM
+	// retries with it once the cause is gone. The PBX's own refusal is an
+	// answer, kept like a success.
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := s.store.DeleteIdempotency(rctx, key, "claim "+scope); err != nil {
+			s.log.Error("idempotency claim not released", "err", err)
+		}
+	}
+	pbx, err := s.pbx()
+	if err != nil {
+		release()
+		return err
+	}
+	r, placeErr := s.placeCallErr(c, pbx, req)
+	if refusedBeforePBX(placeErr) {
+		release()
+		return s.respond(c, r)
+	}
 	// Kept even if the request's own deadline passed: the call was placed.
 	if _, _, err := s.store.PutIdempotency(context.WithoutCancel(ctx), key, scope, mustJSON(r)); err != nil {
 		s.log.Error("idempotency result not stored", "err", err)
 	}
 	return s.respond(c, r)
+}
+
+// refusedBeforePBX reports an error raised before anything reached the
+// PBX: invalid input or a command never written.
+func refusedBeforePBX(err error) bool {
+	var e *bridge.Error
+	return errors.As(err, &e) && (e.NotSent || e.Code == bridge.EINVALID)
 }
 
 // originateChecker is a PBX that validates a click-to-call's values by its
@@ -189,11 +225,23 @@ func callIDOf(body []byte) string {
 // channel ids it will have, before the PBX is asked: the first event of
 // the call then already belongs to a known, outbound conversation.
 func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) storedResponse {
-	fail := func(err error) storedResponse {
+	r, _ := s.placeCallErr(c, pbx, req)
+	return r
+}
+
+// placeCallErr is placeCall with the error behind a failed answer.
+func (s *Server) placeCallErr(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) (storedResponse, error) {
+	var o *bridge.Originate
+	fail := func(err error) (storedResponse, error) {
 		status, body := s.problem(c.Path(), err)
-		return storedResponse{Status: status, Body: body}
+		if !bridge.NothingSent(err) && o != nil {
+			// The call may ring all the same: give the CRM its id, to
+			// match the events that follow or to hang it up.
+			body = withField(body, "id", o.ConversationID)
+		}
+		return storedResponse{Status: status, Body: body}, err
 	}
-	o := req.originate()
+	o = req.originate()
 	o.ConversationID, o.ActionID, o.AgentChannelID, o.OtherChannelID = bridge.NewID("conv_"), uuid.NewString(), uuid.NewString(), uuid.NewString()
 	o.RequestedAt = time.Now().UTC()
 	ctx := c.UserContext()
@@ -209,6 +257,7 @@ func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) s
 		}
 		t.ExpectOriginate(o)
 	}); err != nil {
+		o = nil // not registered: nothing will come of it
 		return fail(err)
 	}
 	var err error
@@ -220,8 +269,7 @@ func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) s
 	if err != nil {
 		// A refusal dialled nothing: no channel of it will come. A lost
 		// link or a timeout may have dialled: keep it until pruned.
-		switch bridge.ErrorCode(err) {
-		case bridge.EINVALID, bridge.ECONFLICT, bridge.ENOTIMPLEMENTED:
+		if bridge.NothingSent(err) {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = s.do(fctx, func(t *bridge.Tracker) { t.ForgetOriginate(o) })
 			cancel()
@@ -229,7 +277,17 @@ func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) s
 		return fail(err)
 	}
 	return storedResponse{Status: fiber.StatusAccepted, Body: mustJSON(fiber.Map{
-		"id": o.ConversationID, "status": "dialing", "agent": o.Agent, "to": o.To})}
+		"id": o.ConversationID, "status": "dialing", "agent": o.Agent, "to": o.To})}, nil
+}
+
+// withField adds one member to a JSON object.
+func withField(body []byte, name string, v any) []byte {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		return body
+	}
+	m[name] = v
+	return mustJSON(m)
 }
 
 // originateTTL is how long a click-to-call's pre-assigned ids are kept
@@ -239,7 +297,7 @@ const originateTTL = time.Hour
 // do runs fn on the engine goroutine.
 func (s *Server) do(ctx context.Context, fn func(*bridge.Tracker)) error {
 	if err := s.engine.Do(ctx, fn); err != nil {
-		return bridge.Errorf(bridge.EUNAVAILABLE, "the call model did not answer in time (is the store writable?)")
+		return &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "the call model did not answer in time (is the store writable?)"}
 	}
 	return nil
 }
@@ -254,10 +312,19 @@ func (s *Server) lookup(c *fiber.Ctx) (bridge.CallChannels, error) {
 		return cc, err
 	}
 	if !ok {
-		if _, err := s.store.Conversation(c.UserContext(), id); err == nil {
-			return cc, bridge.Errorf(bridge.ECONFLICT, "call %s has ended", id)
+		var pending bool
+		_ = s.do(c.UserContext(), func(t *bridge.Tracker) { _, pending = t.PendingOriginate(id) })
+		if pending {
+			return cc, bridge.Errorf(bridge.ECONFLICT, "call %s is still being dialled: no channel of it exists yet", id)
 		}
-		return cc, &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no call with id " + id}
+		switch _, err := s.store.Conversation(c.UserContext(), id); bridge.ErrorCode(err) {
+		case "":
+			return cc, bridge.Errorf(bridge.ECONFLICT, "call %s has ended", id)
+		case bridge.ENOTFOUND:
+			return cc, &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no call with id " + id}
+		default:
+			return cc, err
+		}
 	}
 	if cc.Ended {
 		return cc, bridge.Errorf(bridge.ECONFLICT, "call %s has ended", id)

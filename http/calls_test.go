@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -47,6 +48,13 @@ func TestClickToCallAsterisk(t *testing.T) {
 	if got := r.amiSent(mark); got != want {
 		t.Fatalf("sent\n%q\nwant\n%q", got, want)
 	}
+	// Before the PBX reports a channel, the Location answers "dialing" and
+	// a hangup is refused as too early, not as unknown.
+	pending := r.call("GET", "/v1/calls/"+conv, "read", nil)
+	if pc, _ := pending.json(t)["call"].(map[string]any); pending.status != 200 || pc["status"] != "dialing" || pc["direction"] != "outbound" {
+		t.Fatalf("GET before the first event: %d %s", pending.status, pending.body)
+	}
+	r.call("POST", "/v1/calls/"+conv+"/hangup", "control", nil).problem(t, 409, "")
 	// The real capture of this originate, with the ids ctibridge chose.
 	frames := rewrite(amitest.EventsOf(amitest.Frames("originate-exten")), map[string]string{
 		"1795339035.4": a.Field("ChannelId"), "1795339035.5": a.Field("OtherChannelId"), "orig-exten-1": a.Field("ActionID")})
@@ -115,6 +123,62 @@ func TestClickToCallIdempotency(t *testing.T) {
 		t.Fatalf("admin k-1: %d %s", res.status, res.body)
 	}
 	if n := len(originates(r)); n != 3 {
+		t.Fatalf("%d originates on the wire", n)
+	}
+}
+
+// The link's state does not change what a key answers: a call placed is
+// replayed as placed while the link is down, and a request refused because
+// the link was down (nothing dialled) leaves the key free for the retry.
+func TestClickToCallIdempotencyAcrossLinkLoss(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	body := map[string]any{"agent": "101", "to": "600"}
+	placed := r.call("POST", "/v1/calls", "control", body, "Idempotency-Key", "placed")
+	if placed.status != 202 {
+		t.Fatalf("%d %s", placed.status, placed.body)
+	}
+	r.ast.SetSecret("not-the-bridge's")
+	r.ast.DropConnections()
+	r.waitFor("link down", func() bool { return !r.up() })
+	again := r.call("POST", "/v1/calls", "control", body, "Idempotency-Key", "placed")
+	if again.status != 202 || string(again.body) != string(placed.body) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("retry of a placed call while the link is down: %d %s", again.status, again.body)
+	}
+	r.call("POST", "/v1/calls", "control", body, "Idempotency-Key", "fresh").problem(t, 503, "")
+	r.ast.SetSecret("bridgepass")
+	r.waitFor("link up", r.up)
+	retry := r.call("POST", "/v1/calls", "control", body, "Idempotency-Key", "fresh")
+	if retry.status != 202 || retry.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry after the link came back: %d %s", retry.status, retry.body)
+	}
+	if n := len(originates(r)); n != 2 {
+		t.Fatalf("%d originates on the wire, want 2", n)
+	}
+}
+
+// A claim without an answer (ctibridge stopped between dialling and
+// storing the answer) is answered 409 "outcome unknown", the same every
+// time, and never dials.
+func TestClickToCallIdempotencyUnknownOutcome(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	body := map[string]any{"agent": "101", "to": "600"}
+	if res := r.call("POST", "/v1/calls", "control", body, "Idempotency-Key", "k"); res.status != 202 {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+	// What a crash right after the Originate leaves: the claim alone.
+	if err := r.db.DeleteIdempotency(context.Background(), "k", "POST /v1/calls "+r.keyIDs["control"]); err != nil {
+		t.Fatal(err)
+	}
+	first := r.call("POST", "/v1/calls", "control", body, "Idempotency-Key", "k")
+	first.problem(t, 409, "")
+	second := r.call("POST", "/v1/calls", "control", body, "Idempotency-Key", "k")
+	if string(second.body) != string(first.body) || first.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("first %s, second %s", first.body, second.body)
+	}
+	if !strings.Contains(string(first.body), "outcome is unknown") {
+		t.Fatalf("409 does not say why: %s", first.body)
+	}
+	if n := len(originates(r)); n != 1 {
 		t.Fatalf("%d originates on the wire", n)
 	}
 }

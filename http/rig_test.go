@@ -42,6 +42,7 @@ type rig struct {
 	fs     *esltest.Server
 	up     func() bool
 	keys   map[string]string // scope -> key
+	keyIDs map[string]string // scope -> key id
 
 	mu        sync.Mutex
 	committed []bridge.Record
@@ -67,7 +68,7 @@ var scriptedAMI = map[string]string{"atxfer": "Atxfer successfully queued", "can
 
 func newRig(t *testing.T, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{t: t, keys: map[string]string{}}
+	r := &rig{t: t, keys: map[string]string{}, keyIDs: map[string]string{}}
 	log := slog.New(slog.DiscardHandler)
 	db, err := store.Open(filepath.Join(t.TempDir(), "ctibridge.db"), store.Options{Synchronous: "NORMAL", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -197,11 +198,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	})
 	if !o.noKeys {
 		for _, scope := range []string{"read", "control", "admin"} {
-			key, _, err := db.CreateAPIKey(context.Background(), scope+"-key", []string{scope})
+			key, k, err := db.CreateAPIKey(context.Background(), scope+"-key", []string{scope})
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.keys[scope] = key
+			r.keys[scope], r.keyIDs[scope] = key, k.ID
 		}
 	}
 	return r

@@ -41,6 +41,7 @@ type Store interface {
 	AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error)
 	PutIdempotency(ctx context.Context, key, scope string, result []byte) ([]byte, bool, error)
+	DeleteIdempotency(ctx context.Context, key, scope string) error
 
 	CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error
 	ListEndpoints(ctx context.Context) ([]bridge.Endpoint, error)
@@ -268,6 +269,17 @@ func (s *Server) listCalls(c *fiber.Ctx) error {
 func (s *Server) getCall(c *fiber.Ctx) error {
 	id := c.Params("id")
 	rec, err := s.store.Conversation(c.UserContext(), id)
+	if bridge.ErrorCode(err) == bridge.ENOTFOUND {
+		// A click-to-call whose first channel has not been seen yet: the
+		// Location of its 202 must not answer 404.
+		var o bridge.Originate
+		var ok bool
+		if derr := s.do(c.UserContext(), func(t *bridge.Tracker) { o, ok = t.PendingOriginate(id) }); derr == nil && ok {
+			return c.JSON(fiber.Map{"call": fiber.Map{"id": id, "status": "dialing", "direction": bridge.DirectionOutbound,
+				"agent": fiber.Map{"extension": o.Agent}, "callee": fiber.Map{"number": o.To}, "started_at": o.RequestedAt},
+				"open": true, "events": []any{}})
+		}
+	}
 	if err != nil {
 		return err
 	}

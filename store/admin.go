@@ -294,3 +294,12 @@ func (db *DB) PutIdempotency(ctx context.Context, key, scope string, result []by
 	})
 	return existing, created, err
 }
+
+// DeleteIdempotency releases a key, so a request that provably did
+// nothing (refused before the PBX saw it) can be retried under it.
+func (db *DB) DeleteIdempotency(ctx context.Context, key, scope string) error {
+	return db.write(ctx, 1, func(w *wtx) error {
+		_, err := w.exec(`DELETE FROM idempotency_keys WHERE scope = ? AND key = ?`, scope, key)
+		return err
+	})
+}
