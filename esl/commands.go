@@ -301,8 +301,9 @@ func (m *Commander) QueueMember(ctx context.Context, op bridge.QueueOp) error {
 			return err
 		}
 	}
-	if err := bridge.CheckText("reason", op.Reason, 128, ""); err != nil {
-		return err
+	// Never accept what would be silently dropped.
+	if op.Reason != "" {
+		return bridge.FieldError("reason", "mod_callcenter keeps no reason with an agent's status: omit it")
 	}
 	status := map[string]string{"login": "Available", "logout": "Logged Out", "pause": "On Break", "resume": "Available"}[op.Action]
 	if status == "" {
@@ -311,6 +312,21 @@ func (m *Commander) QueueMember(ctx context.Context, op bridge.QueueOp) error {
 	agent := bridge.Template(m.opts.CallcenterAgent, "agent", op.Extension)
 	if !reAgent.MatchString(agent) {
 		return bridge.FieldError("extension", "does not make a callcenter agent name")
+	}
+	// A queue is a tier of mod_callcenter: login makes the agent's tier in
+	// it Ready, logout puts it on Standby; the agent's other queues are
+	// untouched. Pause is agent-wide there.
+	if op.Queue != "" {
+		switch op.Action {
+		case "login":
+			if err := m.run(ctx, "callcenter_config", "callcenter_config tier set state "+op.Queue+" "+agent+" Ready"); err != nil {
+				return err
+			}
+		case "logout":
+			return m.run(ctx, "callcenter_config", "callcenter_config tier set state "+op.Queue+" "+agent+" Standby")
+		default:
+			return bridge.FieldError("queue", "mod_callcenter pauses an agent in all its queues: omit queue")
+		}
 	}
 	return m.run(ctx, "callcenter_config", "callcenter_config agent set status "+agent+" '"+status+"'")
 }

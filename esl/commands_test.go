@@ -141,7 +141,8 @@ func TestESLCommanderActionsOnTheWire(t *testing.T) {
 		{"login", func() error {
 			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "login", Queue: "support@default", Extension: "1000"})
 		},
-			"api callcenter_config agent set status agent1000@default 'Available'\n\n"},
+			"api callcenter_config tier set state support@default agent1000@default Ready\n\n" +
+				"api callcenter_config agent set status agent1000@default 'Available'\n\n"},
 		{"pause", func() error { return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "pause", Extension: "1000"}) },
 			"api callcenter_config agent set status agent1000@default 'On Break'\n\n"},
 		{"logout", func() error { return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "logout", Extension: "1000"}) },

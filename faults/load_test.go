@@ -26,6 +26,7 @@ type load struct {
 	wg      sync.WaitGroup
 	calls   atomic.Int64 // calls started
 	stopped sync.Once
+	release func() // lets held calls go on; nil when none can be held
 }
 
 // Stop lets every worker finish the call it is playing and waits: after
@@ -33,6 +34,9 @@ type load struct {
 // restart, which forgets it anyway).
 func (l *load) Stop() {
 	l.stopped.Do(func() { close(l.stop) })
+	if l.release != nil {
+		l.release()
+	}
 	l.wg.Wait()
 }
 

@@ -545,10 +545,27 @@ func (s *Server) finishTransfer(c *fiber.Ctx, complete bool) error {
 	if err := decode(c, &struct{}{}, false); err != nil {
 		return err
 	}
-	tr, ok := s.transfers.get(c.Params("id"))
+	// Taken, not read: of two concurrent finishes only one reaches the
+	// PBX; the other gets 404. It is put back when nothing was done.
+	tr, ok := s.transfers.take(c.Params("id"))
 	if !ok {
 		return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no attended transfer with id " + c.Params("id")}
 	}
+	err := s.finishTaken(c, tr, complete)
+	if err != nil && bridge.NothingSent(err) && bridge.ErrorCode(err) != bridge.ECONFLICT {
+		s.transfers.put(tr)
+	}
+	if err != nil {
+		return err
+	}
+	action := "cancel"
+	if complete {
+		action = "complete"
+	}
+	return accepted(c, fiber.Map{"transfer_id": tr.ID, "id": tr.CallID, "action": action})
+}
+
+func (s *Server) finishTaken(c *fiber.Ctx, tr *attended, complete bool) error {
 	pbx, err := s.pbx()
 	if err != nil {
 		return err
@@ -563,21 +580,12 @@ func (s *Server) finishTransfer(c *fiber.Ctx, complete bool) error {
 		return err
 	}
 	if !found || cc.Ended {
-		s.transfers.remove(tr.ID)
 		return bridge.Errorf(bridge.ECONFLICT, "call %s has ended", tr.CallID)
 	}
-	action := "complete"
 	if complete {
-		err = fin.CompleteAttendedTransfer(c.UserContext(), tr.Agent)
-	} else {
-		action = "cancel"
-		err = fin.CancelAttendedTransfer(c.UserContext(), tr.Agent)
+		return fin.CompleteAttendedTransfer(c.UserContext(), tr.Agent)
 	}
-	if err != nil {
-		return err
-	}
-	s.transfers.remove(tr.ID)
-	return accepted(c, fiber.Map{"transfer_id": tr.ID, "id": tr.CallID, "action": action})
+	return fin.CancelAttendedTransfer(c.UserContext(), tr.Agent)
 }
 
 // transfers are the attended transfers under way, by id. They live in
@@ -613,16 +621,19 @@ func (t *transfers) add(callID, to string, agent bridge.Channel) *attended {
 	return a
 }
 
-func (t *transfers) get(id string) (*attended, bool) {
+// take removes and returns a transfer.
+func (t *transfers) take(id string) (*attended, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	a, ok := t.m[id]
+	delete(t.m, id)
 	return a, ok
 }
 
-func (t *transfers) remove(id string) {
+// put returns a transfer taken but not finished.
+func (t *transfers) put(a *attended) {
 	t.mu.Lock()
-	delete(t.m, id)
+	t.m[a.ID] = a
 	t.mu.Unlock()
 }
 

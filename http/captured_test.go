@@ -310,17 +310,38 @@ func TestAgentsFreeSWITCHCaptured(t *testing.T) {
 	if c := s.command("api callcenter_config "); c != "api callcenter_config agent set status agent1000@default Available\n\n" {
 		t.Fatalf("captured %q", c)
 	}
-	for _, step := range []struct{ action, status string }{
-		{"pause", "'On Break'"}, {"resume", "'Available'"}, {"logout", "'Logged Out'"}, {"login", "'Available'"},
+	const status = "api callcenter_config agent set status agent1000@default "
+	for _, step := range []struct {
+		action string
+		body   map[string]any
+		want   string
+	}{
+		{"pause", nil, status + "'On Break'\n\n"},
+		{"resume", nil, status + "'Available'\n\n"},
+		{"logout", nil, status + "'Logged Out'\n\n"},
+		{"login", nil, status + "'Available'\n\n"},
+		// A queue is the agent's tier in it.
+		{"logout", map[string]any{"queue": "support@default"}, "api callcenter_config tier set state support@default agent1000@default Standby\n\n"},
+		{"login", map[string]any{"queue": "support@default"}, "api callcenter_config tier set state support@default agent1000@default Ready\n\n" + status + "'Available'\n\n"},
 	} {
-		res, got := r.eslCommand("POST", "/v1/agents/1000/"+step.action, map[string]any{"queue": "support@default", "reason": "x"})
-		if want := "api callcenter_config agent set status agent1000@default " + step.status + "\n\n"; res.status != 202 || got != want {
-			t.Fatalf("%s: %d %s sent %q, want %q", step.action, res.status, res.body, got, want)
+		res, got := r.eslCommand("POST", "/v1/agents/1000/"+step.action, step.body)
+		if res.status != 202 || got != step.want {
+			t.Fatalf("%s %v: %d %s sent %q, want %q", step.action, step.body, res.status, res.body, got, step.want)
 		}
 	}
-	res, got := r.eslCommand("POST", "/v1/agents/1000/login", map[string]any{"queue": "support@default", "reason": "x\ny"})
-	if res.problem(t, 400, "reason"); got != "" {
-		t.Fatalf("sent %q", got)
+	// What mod_callcenter cannot keep is refused, not dropped.
+	for _, c := range []struct {
+		action, field string
+		body          map[string]any
+	}{
+		{"pause", "reason", map[string]any{"reason": "lunch"}},
+		{"pause", "queue", map[string]any{"queue": "support@default"}},
+		{"login", "reason", map[string]any{"queue": "support@default", "reason": "x\ny"}},
+	} {
+		res, got := r.eslCommand("POST", "/v1/agents/1000/"+c.action, c.body)
+		if res.problem(t, 400, c.field); got != "" {
+			t.Fatalf("sent %q", got)
+		}
 	}
 	s.rest()
 	// mod_callcenter's agent changes, as captured: Available, In a queue

@@ -170,7 +170,8 @@ func TestCallCommandsFreeSWITCH(t *testing.T) {
 	res, got = send("POST", path+"/transfer", map[string]any{"to": "3000"})
 	check("blind", res, got, 202, "api uuid_transfer "+cust+" 3000 XML default\n\n")
 	res, got = send("POST", "/v1/agents/1000/login", map[string]any{"queue": "support@default"})
-	check("login", res, got, 202, "api callcenter_config agent set status 1000@default 'Available'\n\n")
+	check("login", res, got, 202, "api callcenter_config tier set state support@default 1000@default Ready\n\n"+
+		"api callcenter_config agent set status 1000@default 'Available'\n\n")
 	res, got = send("POST", path+"/hangup", nil)
 	check("hangup", res, got, 202, "api uuid_kill "+cust+"\n\n")
 
