@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -115,3 +117,31 @@ type secretError string
 
 func (e secretError) Error() string        { return "invalid webhook secret: " + string(e) }
 func (e secretError) Is(target error) bool { return target == ErrWebhookSecret }
+
+// CheckWebhookURL is the one rule for an endpoint's URL, from the config,
+// the API or the store. Its errors never repeat the URL: a CRM's URL often
+// carries a token.
+func CheckWebhookURL(field, raw string) error {
+	if err := CheckValue(field, raw); err != nil {
+		return err
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
+		return FieldError(field, "must be an absolute http(s) URL")
+	case len(raw) > 2048:
+		return FieldError(field, "must be at most 2048 bytes")
+	case u.User != nil:
+		return FieldError(field, "must not carry credentials (user:password@): the signature authenticates the sender")
+	case u.Fragment != "":
+		return FieldError(field, "must not have a #fragment")
+	}
+	return nil
+}
+
+// ValidEventFilter reports whether an endpoint's event filter (call.*,
+// recording.ready) can match some event type.
+func ValidEventFilter(f string) bool {
+	e := Endpoint{Events: []string{f}}
+	return slices.ContainsFunc(EventTypes, e.Wants)
+}

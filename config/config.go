@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -260,15 +259,14 @@ func (c *Config) Validate() error {
 	ids := map[string]bool{}
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
-		u, err := url.Parse(w.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &Error{key + ".url", fmt.Sprintf("must be an absolute http(s) URL, got %q", w.URL)}
+		if err := bridge.CheckWebhookURL("url", w.URL); err != nil {
+			return &Error{key + ".url", bridge.ErrorMessage(err)}
 		}
 		if _, err := bridge.WebhookSecretKey(w.Secret); err != nil {
 			return &Error{key + ".secret", err.Error()}
 		}
 		for _, f := range w.Events {
-			if !validFilter(f) {
+			if !bridge.ValidEventFilter(f) {
 				return &Error{key + ".events", fmt.Sprintf("%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)}
 			}
 		}
@@ -301,17 +299,6 @@ func (c *Config) Validate() error {
 		return &Error{"log.format", fmt.Sprintf("must be text or json, got %q", c.Log.Format)}
 	}
 	return nil
-}
-
-// validFilter reports whether an event filter can match some event type.
-func validFilter(f string) bool {
-	e := bridge.Endpoint{Events: []string{f}}
-	for _, typ := range bridge.EventTypes {
-		if e.Wants(typ) {
-			return true
-		}
-	}
-	return false
 }
 
 var reContext = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)

@@ -68,12 +68,19 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{`events: ["calls.*"]`, `events: ["call.*", "recording.*"]`, "webhooks[0].events"},
 		{"listen: 8080", "listen: 127.0.0.1:8080", "http.listen"},
 		{"pathh: x", "path: ./ctibridge.db", "store.pathh"},
+		// A CRM URL's credentials and tokens are refused without being
+		// repeated in the error.
+		{"url: https://user:P4SSW0RD@crm.example.com/hook?token=T0KEN", "url: http://127.0.0.1:9000/hook", "webhooks[0].url"},
+		{"url: ftp://user:P4SSW0RD@crm/hook?token=T0KEN", "url: http://127.0.0.1:9000/hook", "webhooks[0].url"},
 	}
 	for _, tc := range cases {
 		_, err := Load(write(t, strings.Replace(minimal, tc.old, tc.edit, 1)), nil, nil)
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Key != tc.key {
 			t.Errorf("%s: err = %v, want key %s", tc.edit, err, tc.key)
+		}
+		if err != nil && (strings.Contains(err.Error(), "P4SSW0RD") || strings.Contains(err.Error(), "T0KEN")) {
+			t.Errorf("%s: the error repeats a secret: %v", tc.edit, err)
 		}
 	}
 	for key, val := range map[string]string{"commands.agent_dial": "PJSIP/100", "commands.context": "from internal",

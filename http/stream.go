@@ -143,7 +143,7 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	if t := c.Query("types"); t != "" {
 		for _, f := range strings.Split(t, ",") {
 			f = strings.TrimSpace(f)
-			if !validFilter(f) {
+			if !bridge.ValidEventFilter(f) {
 				return bridge.FieldError("types", "%q matches no event type", f)
 			}
 			sub.types = append(sub.types, f)

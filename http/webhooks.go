@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/url"
 	"regexp"
 	"slices"
 	"time"
@@ -142,7 +141,7 @@ func (r *webhookRequest) validate() error {
 	} else if !reEndpointID.MatchString(r.ID) {
 		return bridge.FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -")
 	}
-	if err := checkURL(r.URL); err != nil {
+	if err := bridge.CheckWebhookURL("url", r.URL); err != nil {
 		return err
 	}
 	if r.Secret == "" {
@@ -157,35 +156,11 @@ func (r *webhookRequest) validate() error {
 		if err := bridge.CheckValue("events", f); err != nil {
 			return err
 		}
-		if !validFilter(f) {
+		if !bridge.ValidEventFilter(f) {
 			return bridge.FieldError("events", "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
 		}
 	}
 	return nil
-}
-
-func checkURL(raw string) error {
-	if err := bridge.CheckValue("url", raw); err != nil {
-		return err
-	}
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
-		return bridge.FieldError("url", "must be an absolute http(s) URL")
-	case len(raw) > 2048:
-		return bridge.FieldError("url", "must be at most 2048 bytes")
-	case u.User != nil:
-		return bridge.FieldError("url", "must not carry credentials: the signature authenticates the sender")
-	case u.Fragment != "":
-		return bridge.FieldError("url", "must not have a #fragment")
-	}
-	return nil
-}
-
-// validFilter reports whether an event filter can match some event type.
-func validFilter(f string) bool {
-	e := bridge.Endpoint{Events: []string{f}}
-	return slices.ContainsFunc(bridge.EventTypes, e.Wants)
 }
 
 func (s *Server) deleteWebhook(c *fiber.Ctx) error {

@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -51,29 +50,18 @@ func checkEndpoint(ep bridge.Endpoint) error {
 	if !reEndpointID.MatchString(ep.ID) {
 		return bridge.FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -, got %q", ep.ID)
 	}
-	u, err := url.Parse(ep.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return bridge.FieldError("url", "must be an absolute http(s) URL, got %q", ep.URL)
+	if err := bridge.CheckWebhookURL("url", ep.URL); err != nil {
+		return err
 	}
 	if _, err := bridge.WebhookSecretKey(ep.Secret); err != nil {
 		return bridge.FieldError("secret", "%v", err)
 	}
 	for _, f := range ep.Events {
-		if !matchesSomeType(f) {
+		if !bridge.ValidEventFilter(f) {
 			return bridge.FieldError("events", "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
 		}
 	}
 	return nil
-}
-
-func matchesSomeType(filter string) bool {
-	e := bridge.Endpoint{Events: []string{filter}}
-	for _, t := range bridge.EventTypes {
-		if e.Wants(t) {
-			return true
-		}
-	}
-	return false
 }
 
 const endpointCols = `id, url, secret, events, disabled, disabled_reason, created_at`

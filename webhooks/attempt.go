@@ -223,11 +223,25 @@ func (e *endpoint) post(cfg *endpointConfig, it *item, at time.Time) (code int, 
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
 	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
-		msg += ": redirect to " + snippet([]byte(loc)) + " not followed"
+		msg += ": redirect to " + snippet([]byte(redactURL(loc))) + " not followed"
 	} else if s := snippet(body); s != "" {
 		msg += ": " + s
 	}
 	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), d.clock.Now()), errors.New(msg)
+}
+
+// redactURL drops what may carry a token (credentials, query, fragment)
+// before a URL goes into the attempt log.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		u.User, u.RawQuery, u.Fragment, u.ForceQuery = nil, "", "", false
+		return u.String() + " (query removed)"
+	}
+	return u.String()
 }
 
 // snippet makes the start of a response printable for the attempt log.

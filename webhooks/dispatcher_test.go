@@ -591,7 +591,7 @@ func TestNotifyBounded(t *testing.T) {
 func TestRedirectNotFollowed(t *testing.T) {
 	target := webhookstest.NewReceiver(t, testSecret)
 	rx := webhookstest.NewReceiver(t, testSecret)
-	rx.Script(webhookstest.Response{Status: http.StatusFound, Location: target.URL})
+	rx.Script(webhookstest.Response{Status: http.StatusFound, Location: target.URL + "?token=T0KEN"})
 	clock := webhookstest.NewClock(time.Now())
 	store := newFakeStore()
 	h := start(t, store, webhooks.Options{Clock: clock}, endpoint("ep", rx.URL))
@@ -600,6 +600,9 @@ func TestRedirectNotFollowed(t *testing.T) {
 	a := h.waitAttempts(1)[0]
 	if a.StatusCode != http.StatusFound || a.Outcome != bridge.DeliveryPending || !strings.Contains(a.Error, "not followed") {
 		t.Fatalf("attempt %+v", a)
+	}
+	if !strings.Contains(a.Error, target.URL) || strings.Contains(a.Error, "T0KEN") {
+		t.Fatalf("the attempt log must name the target without its query: %q", a.Error)
 	}
 	clock.AdvanceToNext(wait)
 	rx.WaitFor(1, wait)

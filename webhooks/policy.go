@@ -53,7 +53,16 @@ func (e *RefusedError) Error() string {
 
 // Check returns a *RefusedError when the policy forbids connecting to addr.
 func (p Policy) Check(addr netip.Addr) error {
-	addr = addr.Unmap()
+	// A zone (fe80::1%eth0) makes every prefix test false: drop it, and
+	// the IPv4-in-IPv6 forms, before any rule.
+	addr = addr.WithZone("").Unmap()
+	if addr.Is6() {
+		b := addr.As16()
+		// IPv4-compatible ::a.b.c.d (deprecated, but routed by some stacks).
+		if [12]byte(b[:12]) == ([12]byte{}) && !addr.IsLoopback() && !addr.IsUnspecified() {
+			addr = netip.AddrFrom4([4]byte(b[12:]))
+		}
+	}
 	// A NAT64 address reaches the IPv4 address embedded in its last 32 bits.
 	if addr.Is6() && nat64.Contains(addr) {
 		b := addr.As16()

@@ -33,6 +33,11 @@ func TestPolicyCheck(t *testing.T) {
 		{def, "::ffff:169.254.169.254", "cloud metadata"},
 		{def, "64:ff9b::a9fe:a9fe", "cloud metadata"}, // NAT64 of 169.254.169.254
 		{def, "fd00:ec2::254", "cloud metadata"},
+		{def, "fd00:ec2::254%eth0", "cloud metadata"}, // a zone must not hide it
+		{def, "fe80::1%eth0", "link-local"},
+		{def, "::a9fe:a9fe", "cloud metadata"}, // IPv4-compatible 169.254.169.254
+		{def, "::ffff:a9fe:a9fe", "cloud metadata"},
+		{custom, "::ffff:10.9.1.1", "denied prefix 10.9.0.0/16"},
 		{def, "169.254.1.1", "link-local"},
 		{def, "fe80::1", "link-local"},
 		{def, "224.0.0.1", "multicast"},
