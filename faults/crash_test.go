@@ -51,13 +51,13 @@ func runCrash(t *testing.T, sync string, kills int) {
 		faults      []fault
 		held        []string // calls held still since a kill, until a process is back
 		checked     int      // integrity checks run
+		adopt       int      // held calls no process had committed
 		v           verdict
 	)
-	// afterKill notes the calls live right after the kill (their end, if
-	// any, cannot have reached the dead process), holds about half of them
-	// still, and checks the file as the crash left it.
-	afterKill := func(i int) {
-		f := fault{Name: fmt.Sprintf("kill %d", i), At: time.Now(), Live: sim.liveCalls(), Held: map[string]bool{}}
+	// mark notes the calls live now (their end, if any, cannot reach a
+	// dead process) and holds the first and about half of the others still.
+	mark := func(name string, at time.Time) {
+		f := fault{Name: name, At: at, Live: sim.liveCalls(), Held: map[string]bool{}}
 		var hold []string
 		for j, id := range f.Live {
 			if j == 0 || rand.IntN(2) == 0 {
@@ -69,6 +69,13 @@ func runCrash(t *testing.T, sync string, kills int) {
 			held = append(held, id)
 		}
 		faults = append(faults, f)
+	}
+	// afterKill marks the calls live at the kill, checks the file as the
+	// crash left it, and, after a restart delay, marks the calls begun
+	// meanwhile: no process saw them, so only the resync can adopt them.
+	afterKill := func(i int) {
+		killed := time.Now()
+		mark(fmt.Sprintf("kill %d", i), killed)
 		convs.read(db) // exact: nothing writes the file now
 		// integrity_check on every kill in the short run, one in ten in the
 		// long one (each reads the whole file).
@@ -78,6 +85,8 @@ func runCrash(t *testing.T, sync string, kills int) {
 			}
 			checked++
 		}
+		time.Sleep(time.Duration(50+rand.IntN(200)) * time.Millisecond)
+		mark(fmt.Sprintf("down after kill %d", i), killed)
 	}
 	// release lets the held calls go on once a process has adopted them
 	// (or restored them from the file): each must be filed under a
@@ -88,6 +97,11 @@ func runCrash(t *testing.T, sync string, kills int) {
 		}
 		if !waitFor(15*time.Second, p.ready) {
 			t.Fatalf("restart %d: not ready within 15s\n%s", i, p.log.tail(3000))
+		}
+		for _, id := range held {
+			if _, ok := convs.get(id); !ok {
+				adopt++ // not in the file: only the resync can find it
+			}
 		}
 		for _, id := range convs.adopted(db, held, 5*time.Second) {
 			v.problem("VANISHED: call %s, held live since a kill, not adopted by restart %d within 5s", id, i)
@@ -179,9 +193,9 @@ func runCrash(t *testing.T, sync string, kills int) {
 	}
 	assertVerdict(t, name, final)
 	record(fmt.Sprintf("crash (SIGKILL, AMI load, synchronous=%s)", sync), kills, final, maxRecovery,
-		fmt.Sprintf("%d calls played, %d kills before the API was up; %d calls live at a kill (%d held through the restart, %d filed, %d ended resynced); "+
+		fmt.Sprintf("%d calls played, %d kills before the API was up; %d calls live at a kill (%d held through the restart, %d of them unknown to the file, %d filed, %d ended resynced); "+
 			"integrity_check after %d kills; recovery = restart to /readyz 200",
-			work.calls.Load(), early, st.Live, st.Held, st.Filed, st.Resynced, checked))
+			work.calls.Load(), early, st.Live, st.Held, adopt, st.Filed, st.Resynced, checked))
 }
 
 // integrity runs PRAGMA integrity_check on the file, read-only.

@@ -2,13 +2,14 @@ package faults
 
 import (
 	"fmt"
-	"github.com/ctibridge/ctibridge/bridge"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/esl/esltest"
 )
 
@@ -17,10 +18,17 @@ import (
 const (
 	pingInterval  = 500 * time.Millisecond
 	actionTimeout = time.Second
+	// detectBound is what the suite allows from a fault to the child's
+	// "disconnected" / "link down" line: README's ping_interval +
+	// action_timeout, doubled plus a second for a loaded 2-core box.
+	detectBound = 2*(pingInterval+actionTimeout) + time.Second
 	// linkBound is what the suite allows from a fault to a working,
 	// resynced link: detection, backoff, login, slack for a loaded CI box.
 	linkBound = pingInterval + actionTimeout + 5*time.Second
 )
+
+// linkDownLines are the lines the child logs when it finds the link dead.
+var linkDownLines = []string{`"msg":"ami: disconnected"`, `"msg":"freeswitch link down"`}
 
 // linkFault is one PBX-side fault and how to heal it.
 type linkFault struct {
@@ -31,6 +39,9 @@ type linkFault struct {
 	heal   func(t *testing.T, p *proc)
 	// keep: the link must survive this one (no new connection).
 	keep bool
+	// stall: the PBX delays rather than drops (its frames may still reach
+	// the old connection, and it answers nothing while stalled).
+	stall bool
 }
 
 // linkEnv is the PBX side of a link scenario.
@@ -38,13 +49,15 @@ type linkEnv struct {
 	cfg      conf       // PBXType, PBXAddr, PBXSecret set
 	sessions func() int // connections that logged in, ever
 	work     func() *load
+	ami      *amiSim // set for Asterisk: calls are tracked through faults
 }
 
-func amiEnv(t *testing.T, sim *amitest.Server) linkEnv {
+func amiEnv(t *testing.T, sim *amiSim) linkEnv {
 	return linkEnv{
 		cfg:      conf{PBXType: "asterisk", PBXAddr: sim.Addr(), PBXSecret: "bridgepass"},
-		sessions: func() int { return amiSessions(sim) },
-		work:     func() *load { return amiLoad(t, sim, 3, 3*time.Millisecond) },
+		sessions: func() int { return amiSessions(sim.Server) },
+		work:     func() *load { return trackedLoad(t, sim, 3, 3*time.Millisecond) },
+		ami:      sim,
 	}
 }
 
@@ -96,8 +109,14 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 	if !waitFor(10*time.Second, p.ready) {
 		t.Fatalf("not ready\n%s", p.log.tail(3000))
 	}
+	convs := newConvMap()
+	if env.ami != nil {
+		convs.watch(t, db)
+	}
 
-	var maxRecovery time.Duration
+	var v verdict
+	var marks []fault
+	var maxRecovery, maxDetect time.Duration
 	worst := map[string]time.Duration{}
 	runs := 0
 	for round := range rounds {
@@ -107,10 +126,58 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 			before := sessions()
 			start := time.Now()
 			f.inject(t, p)
+			// mark notes the calls live now and holds the first and about
+			// half of the others still until the link is back, so the
+			// resync must adopt them.
+			var held []string
+			mark := func(name string, live []string, hold bool) {
+				m := fault{Name: fmt.Sprintf("round %d, %s", round, name), At: start, Live: live, Held: map[string]bool{}}
+				if hold {
+					var ids []string
+					for j, id := range live {
+						if j == 0 || rand.IntN(2) == 0 {
+							ids = append(ids, id)
+						}
+					}
+					for _, id := range env.ami.book.hold(ids) {
+						m.Held[id] = true
+						held = append(held, id)
+					}
+				}
+				marks = append(marks, m)
+			}
+			track := env.ami != nil && !f.stall
+			if track && f.name == "PBX restart" {
+				mark(f.name, env.ami.cut, false) // the calls it cut
+			} else if track {
+				mark(f.name, env.ami.liveCalls(), true)
+			}
+			healed := start
 			if f.heal != nil {
-				start = time.Now() // recovery counts from the fix
+				healed = time.Now() // recovery counts from the fix
 				f.heal(t, p)
 			}
+			if !f.keep {
+				// Detection counts from the fault, apart from reconnecting.
+				var at time.Time
+				ok := waitFor(detectBound+2*time.Second, func() bool {
+					var found bool
+					at, found = p.logLineAfter(start, linkDownLines...)
+					return found
+				})
+				if d := at.Sub(start); !ok || d > detectBound {
+					t.Errorf("round %d, %s: link loss logged %v after the fault (found: %t), want within %s (ping_interval + action_timeout = %s)",
+						round, f.name, d.Round(time.Millisecond), ok, detectBound, pingInterval+actionTimeout)
+				} else {
+					maxDetect = max(maxDetect, d)
+				}
+				if track {
+					// Calls begun while the link was down: only the resync
+					// can tell the bridge about them.
+					mark(f.name+" (link down)", env.ami.liveCalls(), true)
+				}
+			}
+			start = healed
 			if f.keep {
 				time.Sleep(2 * actionTimeout)
 				if n := sessions(); n != before {
@@ -123,6 +190,12 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 				d := time.Since(start)
 				maxRecovery = max(maxRecovery, d)
 				worst[f.name] = max(worst[f.name], d)
+			}
+			if len(held) > 0 {
+				for _, id := range convs.adopted(db, held, 5*time.Second) {
+					v.problem("VANISHED: round %d, %s: call %s held live through the fault, not adopted within 5s", round, f.name, id)
+				}
+				env.ami.book.releaseAll()
 			}
 			runs++
 			calls.Stop()
@@ -147,8 +220,16 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 	if integrity != "ok" {
 		t.Errorf("integrity_check: %s", integrity)
 	}
-	v := analyse(events, rcv.snapshot(), allChecks)
-	assertVerdict(t, "pbx link "+cfg.PBXType, v)
+	hits := rcv.snapshot()
+	final := analyse(events, hits, allChecks)
+	final.Problems = append(v.Problems, final.Problems...)
+	var st callStats
+	if env.ami != nil {
+		if st = checkCalls(&final, env.ami, marks, convs, hits); st.Held == 0 {
+			final.problem("no call was live at any fault: the call checks proved nothing")
+		}
+	}
+	assertVerdict(t, "pbx link "+cfg.PBXType, final)
 	var notes []string
 	for _, f := range faults {
 		if f.keep {
@@ -161,8 +242,12 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 	if len(faults) == 1 {
 		scenario = fmt.Sprintf("pbx link %s: %s", cfg.PBXType, faults[0].name)
 	}
-	record(scenario, runs, v, maxRecovery,
-		"recovery (fault, or its fix, to a new session and /readyz 200): "+strings.Join(notes, ", "))
+	note := fmt.Sprintf("link loss logged at most %s after a fault; ", maxDetect.Round(time.Millisecond))
+	if env.ami != nil {
+		note += fmt.Sprintf("%d calls live at a fault (%d held through it, %d filed, %d ended resynced); ", st.Live, st.Held, st.Filed, st.Resynced)
+	}
+	record(scenario, runs, final, maxRecovery,
+		note+"recovery (fault, or its fix, to a new session and /readyz 200): "+strings.Join(notes, ", "))
 }
 
 // TestPBXLinkAsterisk: the AMI link torn mid-frame, half-open, the PBX
@@ -171,19 +256,19 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 // a ping times out and the link is rebuilt).
 func TestPBXLinkAsterisk(t *testing.T) {
 	t.Parallel()
-	sim := amitest.NewTestServer(t, amitest.ServerOptions{})
+	sim := newAMISim(t)
 	faults := []linkFault{
 		{name: "drop mid-frame", inject: func(*testing.T, *proc) { sim.DropMidFrame() }},
 		{name: "half-open", inject: func(*testing.T, *proc) { sim.Blackhole() }},
 		{name: "PBX restart", inject: func(*testing.T, *proc) { sim.Restart() }},
 		{name: "wrong secret, then fixed", inject: func(t *testing.T, p *proc) {
-			refused := refusedLogins(sim)
+			refused := refusedLogins(sim.Server)
 			sim.SetSecret("rotated-secret")
 			sim.DropConnections()
 			// The bridge keeps retrying with the old secret and is refused,
 			// and says so where an operator looks.
-			if !waitFor(5*time.Second, func() bool { return refusedLogins(sim) >= refused+2 }) {
-				t.Errorf("the bridge did not retry its login (%d refused)", refusedLogins(sim)-refused)
+			if !waitFor(5*time.Second, func() bool { return refusedLogins(sim.Server) >= refused+2 }) {
+				t.Errorf("the bridge did not retry its login (%d refused)", refusedLogins(sim.Server)-refused)
 			}
 			code, body, err := p.get("/readyz")
 			if msg, _ := body["pbx_error"].(string); err != nil || code != 503 || !strings.Contains(msg, "refused") {
@@ -193,8 +278,8 @@ func TestPBXLinkAsterisk(t *testing.T) {
 				t.Errorf("no ERROR log line for the refused login")
 			}
 		}, heal: func(*testing.T, *proc) { sim.SetSecret("bridgepass") }},
-		{name: "stall shorter than action_timeout", keep: true, inject: func(*testing.T, *proc) { sim.Stall(actionTimeout / 3) }},
-		{name: "stall longer than action_timeout", inject: func(*testing.T, *proc) { sim.Stall(3 * actionTimeout) }},
+		{name: "stall shorter than action_timeout", keep: true, stall: true, inject: func(*testing.T, *proc) { sim.Stall(actionTimeout / 3) }},
+		{name: "stall longer than action_timeout", stall: true, inject: func(*testing.T, *proc) { sim.Stall(3 * actionTimeout) }},
 	}
 	runLinkFaults(t, amiEnv(t, sim), faults, count("CTIBRIDGE_FAULTS_ROUNDS", 1, 20))
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -315,6 +316,23 @@ func (p *proc) metrics() map[string]float64 {
 
 // mem returns the child's VmRSS and VmHWM (peak) in bytes.
 func (p *proc) mem() (rss, peak int64) { return bench.ProcMem(p.Pid) }
+
+// logLineAfter returns the time of the first line the child logged after
+// since that holds one of the strings (the line's own "time" field).
+func (p *proc) logLineAfter(since time.Time, subs ...string) (time.Time, bool) {
+	for line := range strings.SplitSeq(p.log.String(), "\n") {
+		if !slices.ContainsFunc(subs, func(s string) bool { return strings.Contains(line, s) }) {
+			continue
+		}
+		var rec struct {
+			Time time.Time `json:"time"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Time.After(since) {
+			return rec.Time, true
+		}
+	}
+	return time.Time{}, false
+}
 
 // waitLog waits until the child has logged a line holding s.
 func (p *proc) waitLog(s string, timeout time.Duration) bool {

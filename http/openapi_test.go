@@ -62,6 +62,11 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			if (method == "post" || method == "delete") && op.Responses["413"] == nil || op.RequestBody != nil && op.Responses["400"] == nil {
 				t.Errorf("%s: a body without 413 or 400", key)
 			}
+			// A write needs the PBX link, the dispatcher or the store, and
+			// each can be down.
+			if (method == "post" || method == "delete") && strings.HasPrefix(path, "/v1/") && op.Responses["503"] == nil {
+				t.Errorf("%s: a write without 503", key)
+			}
 		}
 	}
 	var root any
