@@ -5,6 +5,7 @@ import (
 	"io"
 	"io/fs"
 	"mime"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -113,7 +114,20 @@ func (s *Server) recording(c *fiber.Ctx) error {
 	return c.SendStream(struct {
 		io.Reader
 		io.Closer
-	}{io.NewSectionReader(f, start, n), f}, int(n))
+	}{&deadlineReader{r: io.NewSectionReader(f, start, n), conn: c.Context().Conn()}, f}, int(n))
+}
+
+// deadlineReader pushes the connection's write deadline forward before
+// each chunk it hands to the writer: the server's WriteTimeout would
+// otherwise cut a long recording on a slow link as a whole.
+type deadlineReader struct {
+	r    io.Reader
+	conn net.Conn
+}
+
+func (d *deadlineReader) Read(b []byte) (int, error) {
+	_ = d.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return d.r.Read(b)
 }
 
 func openRecording(dir, path string) (*os.File, fs.FileInfo, error) {

@@ -1,8 +1,11 @@
 package http_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	nethttp "net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +170,43 @@ func TestRequestBodies(t *testing.T) {
 	r.call("GET", "/v1/nothing", "read", nil).problem(t, 404, "")
 	if n := len(originates(r)); n != 0 {
 		t.Fatalf("%d originates", n)
+	}
+}
+
+// A recording larger than what a slow client takes within the server's
+// write bound still arrives whole: the bound applies per write.
+func TestRecordingSlowClient(t *testing.T) {
+	defer apihttp.SetWriteTimeout(300 * time.Millisecond)()
+	dir := t.TempDir()
+	content := bytes.Repeat([]byte("0123456789abcdef"), 24<<20/16) // 24 MiB, beyond the socket buffers
+	if err := os.WriteFile(filepath.Join(dir, "long.wav"), content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, rigOptions{
+		setup: func(s *apihttp.Server) { s.RecordingsDir = dir },
+		preload: func(db *store.DB) {
+			storeCalls(t, db, bridge.Call{ID: "conv_long", Direction: bridge.DirectionInbound, StartedAt: t0,
+				Recording: &bridge.Recording{Path: filepath.Join(dir, "long.wav")}})
+		}})
+	req, _ := nethttp.NewRequest("GET", r.base+"/v1/calls/conv_long/recording", nil)
+	req.Header.Set("Authorization", "Bearer "+r.keys["read"])
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	// 128 KiB every 10 ms: about 2 s in all, each pause far below 300 ms.
+	var got bytes.Buffer
+	buf := make([]byte, 128<<10)
+	for {
+		n, err := io.ReadFull(res.Body, buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got.Len() != len(content) || !bytes.Equal(got.Bytes(), content) {
+		t.Fatalf("got %d of %d bytes", got.Len(), len(content))
 	}
 }

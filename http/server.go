@@ -120,6 +120,10 @@ type Server struct {
 	streams    sync.WaitGroup
 }
 
+// writeTimeout bounds writing a response; a streamed body (a recording)
+// is bounded per write instead (deadlineReader).
+var writeTimeout = 30 * time.Second
+
 // NewServer builds the routes.
 func NewServer(engine *bridge.Engine, st Store, log *slog.Logger) *Server {
 	if log == nil {
@@ -131,7 +135,7 @@ func NewServer(engine *bridge.Engine, st Store, log *slog.Logger) *Server {
 		DisableStartupMessage: true,
 		BodyLimit:             64 << 10,
 		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          30 * time.Second,
+		WriteTimeout:          writeTimeout,
 		IdleTimeout:           120 * time.Second,
 		ErrorHandler:          s.errorHandler,
 	})
