@@ -1,12 +1,12 @@
 package faults
 
 import (
-	"github.com/ctibridge/ctibridge/bridge"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/esl/esltest"
 )
 
@@ -24,17 +24,18 @@ func TestBaselineAMI(t *testing.T) {
 	l := amiLoad(t, sim, 3, 2*time.Millisecond)
 	time.Sleep(3 * time.Second)
 	l.Stop()
-	t.Logf("calls %d live sim %d", l.calls.Load(), len(sim.LiveChannels()))
-	waitFor(10*time.Second, func() bool { return p.liveCalls() == 0 })
-	waitFor(10*time.Second, func() bool { return p.metrics()["ctibridge_delivery_backlog"] == 0 })
-	t.Logf("live %d", p.liveCalls())
+	if n := len(sim.LiveChannels()); n != 0 {
+		t.Fatalf("%d channels live on the simulator after the load stopped", n)
+	}
+	settle(t, p, l.calls.Load())
 	if err := p.term(); err != nil {
 		t.Fatal(err)
 	}
 	evs, integ := readStore(t, db, "crm")
-	v := analyse(evs, rcv.snapshot(), allChecks)
-	t.Logf("integrity %s sent %d delivered %d", integ, v.Sent, v.Delivered)
-	assertVerdict(t, "baseline", v)
+	if integ != "ok" {
+		t.Errorf("integrity_check: %s", integ)
+	}
+	assertVerdict(t, "baseline", analyse(evs, rcv.snapshot(), allChecks))
 }
 
 func TestBaselineESL(t *testing.T) {
@@ -51,15 +52,31 @@ func TestBaselineESL(t *testing.T) {
 	l := eslLoad(t, sim, 2, 0.05)
 	time.Sleep(3 * time.Second)
 	l.Stop()
-	t.Logf("calls %d", l.calls.Load())
-	waitFor(10*time.Second, func() bool { return p.liveCalls() == 0 })
-	waitFor(10*time.Second, func() bool { return p.metrics()["ctibridge_delivery_backlog"] == 0 })
-	t.Logf("live %d", p.liveCalls())
+	settle(t, p, l.calls.Load())
 	if err := p.term(); err != nil {
 		t.Fatal(err)
 	}
 	evs, integ := readStore(t, db, "crm")
-	v := analyse(evs, rcv.snapshot(), allChecks)
-	t.Logf("integrity %s sent %d delivered %d", integ, v.Sent, v.Delivered)
-	assertVerdict(t, "baseline", v)
+	if integ != "ok" {
+		t.Errorf("integrity_check: %s", integ)
+	}
+	assertVerdict(t, "baseline", analyse(evs, rcv.snapshot(), allChecks))
+}
+
+// settle waits, with no fault, for every call to close in /v1/calls and
+// the outbox to drain: both must happen.
+func settle(t *testing.T, p *proc, calls int64) {
+	t.Helper()
+	if calls == 0 {
+		t.Fatal("the load played no call")
+	}
+	if !waitFor(10*time.Second, func() bool { return p.liveCalls() == 0 }) {
+		t.Errorf("%d calls still open in /v1/calls 10s after every call ended (%d played)", p.liveCalls(), calls)
+	}
+	if !waitFor(10*time.Second, func() bool {
+		m := p.metrics()
+		return m != nil && m["ctibridge_delivery_backlog"] == 0 && m["ctibridge_engine_queue_length"] == 0
+	}) {
+		t.Errorf("backlog not drained 10s after the load stopped")
+	}
 }
