@@ -26,15 +26,19 @@ bench-profile:
 #   make faults FAULTS_ENV="CTIBRIDGE_FAULTS_KILLS=50 CTIBRIDGE_FAULTS_BACKLOG=200000"
 FAULTS_ENV ?=
 .PHONY: faults faults-short
+# The table is removed first: a run that fails before writing it must not
+# print the last run's.
 faults:
 	mkdir -p faults-out
+	rm -f faults-out/table.txt
 	env CTIBRIDGE_FAULTS_LONG=1 CTIBRIDGE_FAULTS_OUT=$(CURDIR)/faults-out/table.txt $(FAULTS_ENV) \
-		go test -count=1 -timeout 6h ./faults; status=$$?; cat faults-out/table.txt; exit $$status
+		go test -count=1 -timeout 6h ./faults; status=$$?; [ ! -f faults-out/table.txt ] || cat faults-out/table.txt; exit $$status
 
 # The CI sizes, with the table.
 faults-short:
 	mkdir -p faults-out
-	env CTIBRIDGE_FAULTS_OUT=$(CURDIR)/faults-out/table.txt go test -count=1 -timeout 30m ./faults; status=$$?; cat faults-out/table.txt; exit $$status
+	rm -f faults-out/table.txt
+	env CTIBRIDGE_FAULTS_OUT=$(CURDIR)/faults-out/table.txt go test -count=1 -timeout 30m ./faults; status=$$?; [ ! -f faults-out/table.txt ] || cat faults-out/table.txt; exit $$status
 
 # Every fuzz target in turn, FUZZTIME each (go test -fuzz takes one target
 # per run). New crashers land in the package's testdata/fuzz and fail the
