@@ -176,7 +176,9 @@ func TestRequestBodies(t *testing.T) {
 // A recording larger than what a slow client takes within the server's
 // write bound still arrives whole: the bound applies per write.
 func TestRecordingSlowClient(t *testing.T) {
-	defer apihttp.SetWriteTimeout(300 * time.Millisecond)()
+	// 1.5 s: far above any pause of the client's below, even on a loaded
+	// machine, and far below the whole transfer.
+	defer apihttp.SetWriteTimeout(1500 * time.Millisecond)()
 	dir := t.TempDir()
 	content := bytes.Repeat([]byte("0123456789abcdef"), 24<<20/16) // 24 MiB, beyond the socket buffers
 	if err := os.WriteFile(filepath.Join(dir, "long.wav"), content, 0o600); err != nil {
@@ -195,7 +197,7 @@ func TestRecordingSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	// 128 KiB every 10 ms: about 2 s in all, each pause far below 300 ms.
+	// 128 KiB every 30 ms: about 6 s in all.
 	var got bytes.Buffer
 	buf := make([]byte, 128<<10)
 	for {
@@ -204,7 +206,7 @@ func TestRecordingSlowClient(t *testing.T) {
 		if err != nil {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(30 * time.Millisecond)
 	}
 	if got.Len() != len(content) || !bytes.Equal(got.Bytes(), content) {
 		t.Fatalf("got %d of %d bytes", got.Len(), len(content))
