@@ -11,7 +11,8 @@ import (
 // The mapping, FreeSWITCH event to ChannelEvents:
 //
 //	CHANNEL_CREATE           ChanNew; ChanDial{Channel: originator, Peer: it} for an
-//	                         originated leg; ChanLocalPair{-a, -b} once both loopback
+//	                         originated leg, with no Channel when the switch itself
+//	                         originated it; ChanLocalPair{-a, -b} once both loopback
 //	                         halves (or both ends of a SIP call to itself) are known;
 //	                         ChanAgentCalled for a mod_callcenter agent leg
 //	CHANNEL_PROGRESS(_MEDIA) ChanUpdate, State Ringing
@@ -57,6 +58,9 @@ type Translator struct {
 	unbridged *lru[uint64]         // "a|b" -> Event-Sequence of the UNBRIDGE
 	sipCalls  map[string]string    // SIP Call-ID -> channel, for calls the switch makes to itself
 }
+
+// switchDialler is the dialler of a leg the switch originated by itself.
+const switchDialler = "\x00switch"
 
 type chanState struct {
 	ch        bridge.Channel
@@ -237,6 +241,15 @@ func (x *txn) open(st *chanState) bool {
 		st.dialler, st.diallerCh = o, by.ch
 		x.emit(bridge.ChanDial, by, func(ev *bridge.ChannelEvent) { ev.Peer = peer(st) })
 	}
+	// An originate's own leg names no originator on the events that would
+	// (CHANNEL_OUTGOING, CHANNEL_CREATE): the switch dials it by itself,
+	// as AMI's DialBegin without a Channel says. The tracker rings it when
+	// it is a click-to-call's agent leg.
+	if name := e.Get("Event-Name"); st.dialler == "" && !st.dialEnded && (name == "CHANNEL_CREATE" || name == "CHANNEL_OUTGOING") &&
+		e.Get("Call-Direction") == "outbound" && e.Get("Other-Type") == "" {
+		st.dialler = switchDialler
+		x.emit(bridge.ChanDial, &chanState{}, func(ev *bridge.ChannelEvent) { ev.Peer = peer(st) })
+	}
 	if leg := e.Get("variable_loopback_leg"); leg == "A" || leg == "B" {
 		st.loopLeg, st.loopPeer = leg, e.Get("variable_other_loopback_leg_uuid")
 	}
@@ -310,6 +323,9 @@ func (t *Translator) stateOf(id string, e *Event, prefix string) *chanState {
 // dialler returns the state of the channel that dialled st, as known now
 // or as it was when it dialled.
 func (t *Translator) dialler(st *chanState) *chanState {
+	if st.dialler == switchDialler {
+		return &chanState{} // no channel: the switch itself
+	}
 	if d := t.stateOf(st.dialler, nil, ""); d.ch.Name != "" {
 		return d
 	}

@@ -33,10 +33,9 @@ func TestClickToCallFreeSWITCHFails(t *testing.T) {
 }
 
 // The switch places the call: its first event, the agent's leg with the
-// pre-assigned uuid, already belongs to the returned conversation. (An
-// originated FreeSWITCH leg names no originator, so the translator emits no
-// dial for it and there is no call.ringing: the call shows live, then
-// answered or failed.)
+// pre-assigned uuid, already belongs to the returned conversation, and the
+// agent's phone ringing is the click-to-call's call.ringing (outbound), as
+// on Asterisk.
 func TestClickToCallFreeSWITCHRings(t *testing.T) {
 	r := newRig(t, rigOptions{pbx: "freeswitch", api: func(cmd, args string) (string, bool) {
 		return "+OK 0085ebeb-a9d3-4ead-b747-874e997b39c0\n", cmd == "originate"
@@ -80,6 +79,11 @@ func TestClickToCallFreeSWITCHRings(t *testing.T) {
 	})
 	if live.Agent == nil || live.Agent.Extension != "101" || live.Callee.Number != "600" {
 		t.Fatalf("live call %+v", live)
+	}
+	evs := r.waitEvents(conv, bridge.EventCallRinging)
+	if types(evs) != "call.ringing" || evs[0].Agent == nil || evs[0].Agent.Extension != "101" ||
+		evs[0].Call.Direction != bridge.DirectionOutbound || evs[0].Call.Callee.Number != "600" {
+		t.Fatalf("events %s %+v", types(evs), evs)
 	}
 }
 
