@@ -260,10 +260,10 @@ type fault struct {
 // keeps no state, so the map is filled while calls are live).
 type convMap struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string][]string // every conversation seen holding the Linkedid
 }
 
-func newConvMap() *convMap { return &convMap{m: map[string]string{}} }
+func newConvMap() *convMap { return &convMap{m: map[string][]string{}} }
 
 // read adds what the store holds now; errors (no file yet, locked) are
 // ignored: the next read will do.
@@ -292,17 +292,29 @@ func (cm *convMap) read(path string) {
 		}
 		cm.mu.Lock()
 		for _, l := range s.Linked {
-			cm.m[l] = id
+			if !slices.Contains(cm.m[l], id) {
+				cm.m[l] = append(cm.m[l], id)
+			}
 		}
 		cm.mu.Unlock()
 	}
 }
 
+// get returns the first conversation seen holding linked.
 func (cm *convMap) get(linked string) (string, bool) {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
-	id, ok := cm.m[linked]
-	return id, ok
+	ids := cm.m[linked]
+	if len(ids) == 0 {
+		return "", false
+	}
+	return ids[0], true
+}
+
+func (cm *convMap) all(linked string) []string {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return slices.Clone(cm.m[linked])
 }
 
 // watch reads the store every 100 ms until the test ends.
@@ -399,6 +411,11 @@ func checkCalls(v *verdict, sim *amiSim, faults []fault, convs *convMap, hits []
 				continue // never committed: the CRM never heard of it
 			}
 			st.Filed++
+			if all := convs.all(linked); len(all) > 1 {
+				// One call, two open conversations: the second never pops
+				// or ends right, or is a second record of the same call.
+				v.problem("%s: call %s filed under %d conversations %v", f.Name, linked, len(all), all)
+			}
 			ch := byConv[conv]
 			if ch == nil || len(ch.ended) != 1 {
 				n := 0
