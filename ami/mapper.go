@@ -32,6 +32,7 @@ type Mapper struct {
 	mu       sync.Mutex
 	ctx      context.Context
 	resyncID string
+	queuesID string // the QueueStatus of the resync: its members are agent states
 	snapshot []bridge.Channel
 	seq      int
 }
@@ -62,18 +63,26 @@ func (m *Mapper) Connected(info ConnInfo) {
 	m.mu.Lock()
 	m.seq++
 	id := fmt.Sprintf("ctib-resync-%d", m.seq)
-	m.resyncID, m.snapshot = id, nil
+	queues := fmt.Sprintf("ctib-queues-%d", m.seq)
+	m.resyncID, m.queuesID, m.snapshot = id, queues, nil
 	m.mu.Unlock()
 	if m.sender == nil {
 		return
 	}
 	go func() {
-		a := goami2.NewAction("CoreShowChannels")
-		a.AddField("ActionID", id)
 		ctx, cancel := context.WithTimeout(m.ctx, 30*time.Second)
 		defer cancel()
+		a := goami2.NewAction("CoreShowChannels")
+		a.AddField("ActionID", id)
 		if _, _, err := m.sender.SendList(ctx, a); err != nil {
 			m.log.Warn("ami resync: CoreShowChannels failed; calls are adopted as their events arrive", "err", err)
+		}
+		// The queue members' states too: agent.state for whatever changed
+		// while the link was down, and GET /v1/agents right after a start.
+		q := goami2.NewAction("QueueStatus")
+		q.AddField("ActionID", queues)
+		if _, _, err := m.sender.SendList(ctx, q); err != nil {
+			m.log.Warn("ami resync: QueueStatus failed; agent states follow their next change", "err", err)
 		}
 	}()
 }
@@ -81,7 +90,7 @@ func (m *Mapper) Connected(info ConnInfo) {
 // Disconnected implements Handler.
 func (m *Mapper) Disconnected(err error) {
 	m.mu.Lock()
-	m.resyncID = ""
+	m.resyncID, m.queuesID = "", ""
 	m.mu.Unlock()
 	m.sink.LinkDown(err)
 }
@@ -104,6 +113,15 @@ func (m *Mapper) Message(msg *goami2.Message) {
 			m.snapshot = append(m.snapshot, ch)
 		}
 		m.mu.Unlock()
+		return
+	case "QueueMember":
+		// Only QueueStatus answers carry it; ours is the resync's.
+		m.mu.Lock()
+		ours := msg.Field("ActionID") == m.queuesID && m.queuesID != ""
+		m.mu.Unlock()
+		if ours {
+			m.sink.ChannelEvents([]bridge.ChannelEvent{queueMember(msg, now)})
+		}
 		return
 	case "CoreShowChannelsComplete":
 		m.mu.Lock()
@@ -293,6 +311,16 @@ func originateCause(reason string) (int, string) {
 		return 34, "Congestion"
 	}
 	return 3, "No route to destination"
+}
+
+// queueMember reads one member of a QueueStatus answer, which names its
+// fields unlike the QueueMember* events (Name, Location).
+func queueMember(msg *goami2.Message, at time.Time) bridge.ChannelEvent {
+	ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: at, Queue: msg.Field("Queue"),
+		Member: msg.Field("Name"), Interface: msg.Field("Location"), Paused: msg.Field("Paused") == "1",
+		Reason: msg.Field("PausedReason")}
+	ev.Status = memberState("QueueMember", msg.Field("Status"), ev.Paused)
+	return ev
 }
 
 // memberState maps a queue member's device status to an agent state.

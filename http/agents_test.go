@@ -48,7 +48,13 @@ func TestAgentsAsterisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}})
-	r.waitFor("stored agent state", func() bool { return len(r.agents().Agents) == 1 })
+	// Agent 200 is in the store; agent 100 comes from the PBX at once: the
+	// resync's QueueStatus (the captured answer: in a call, so busy).
+	var b agentsBody
+	r.waitFor("stored and resynced agent states", func() bool { b = r.agents(); return len(b.Agents) == 2 })
+	if a := b.Agents[0]; a.Extension != "100" || a.State != "busy" || len(a.Queues) != 1 || a.Queues[0].Queue != "support" {
+		t.Fatalf("agent from QueueStatus %+v", a)
+	}
 
 	steps := []struct {
 		path string
@@ -78,7 +84,6 @@ func TestAgentsAsterisk(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var b agentsBody
 	r.waitFor("paused agent", func() bool {
 		b = r.agents()
 		return len(b.Agents) == 2 && b.Agents[0].State == "paused"
@@ -90,9 +95,10 @@ func TestAgentsAsterisk(t *testing.T) {
 	if b.Agents[1].Extension != "200" || b.Agents[1].State != "available" {
 		t.Fatalf("stored agent %+v", b.Agents[1])
 	}
-	// And the CRM got them as agent.state webhooks.
-	ds := r.rcv.WaitFor(2, 5*time.Second)
-	if len(ds) < 2 || ds[0].Type != "agent.state" || ds[1].Type != "agent.state" || ds[0].Err != nil {
+	// And the CRM got them as agent.state webhooks: busy (resync), then
+	// available and paused.
+	ds := r.rcv.WaitFor(3, 5*time.Second)
+	if len(ds) < 3 || ds[0].Type != "agent.state" || ds[1].Type != "agent.state" || ds[2].Type != "agent.state" || ds[0].Err != nil {
 		t.Fatalf("webhooks %+v", ds)
 	}
 }

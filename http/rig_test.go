@@ -187,8 +187,8 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.waitFor("resync request", func() bool {
 		if r.ast != nil {
 			for _, a := range r.ast.Actions() {
-				if a.Field("Action") == "CoreShowChannels" {
-					return true
+				if a.Field("Action") == "QueueStatus" {
+					return true // sent after CoreShowChannels completed
 				}
 			}
 			return false

@@ -66,8 +66,10 @@ func TestWebhooksCRUDTestAndReplay(t *testing.T) {
 	if len(ds) != 1 || ds[0].Type != "webhook.test" || ds[0].ID != ping || ds[0].Err != nil || !ds[0].OK() {
 		t.Fatalf("ping: %+v", ds)
 	}
-	if len(r.rcv.Deliveries()) != 0 {
-		t.Fatal("the ping went to another endpoint")
+	for _, d := range r.rcv.Deliveries() {
+		if d.ID == ping || d.Type == "webhook.test" {
+			t.Fatal("the ping went to another endpoint")
+		}
 	}
 	r.waitFor("attempt logged", func() bool {
 		return strings.Contains(string(r.call("GET", "/v1/webhooks/crm2/deliveries", "admin", nil).body), ping)
