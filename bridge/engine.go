@@ -83,13 +83,19 @@ func (e *Engine) SetEndpoints(eps []Endpoint) {
 	e.endpoints.Store(&cp)
 }
 
-// Restore adopts the conversations that were open when the process stopped.
+// Restore adopts the conversations that were open when the process
+// stopped, and the agents' last reported states.
 func (e *Engine) Restore(ctx context.Context) error {
 	recs, err := e.outbox.OpenConversations(ctx)
 	if err != nil {
 		return err
 	}
 	e.tracker.Restore(recs)
+	states, err := e.outbox.LatestAgentStates(ctx)
+	if err != nil {
+		return err
+	}
+	e.tracker.RestoreAgentStates(states)
 	e.publish()
 	return nil
 }

@@ -76,6 +76,7 @@ type ConversationRecord struct {
 	Call      Call
 	LastSeq   int64  // last Event.Sequence issued for it
 	Open      bool   // false once call.ended has been emitted
+	Discard   bool   // merged into another before any event: delete its row
 	State     []byte // tracker snapshot (JSON)
 	UpdatedAt time.Time
 }
@@ -100,6 +101,9 @@ type Outbox interface {
 	// OpenConversations returns conversations not yet ended, for adoption
 	// after a restart.
 	OpenConversations(ctx context.Context) ([]ConversationRecord, error)
+	// LatestAgentStates returns the newest agent.state of each agent per
+	// queue, so a restart does not report unchanged states again.
+	LatestAgentStates(ctx context.Context) ([]Record, error)
 }
 
 // DeliveryStore is what the webhook dispatcher needs from the store.

@@ -102,21 +102,24 @@ type leg struct {
 
 // conversation is one customer interaction, across transfers.
 type conversation struct {
-	ID        string          `json:"id"`
-	Seq       int64           `json:"seq"`
-	Call      Call            `json:"call"`
-	Legs      []*leg          `json:"legs"`
-	Linked    []string        `json:"linked"`
-	Rang      map[string]bool `json:"rang"` // agents popped for the current ring round
-	DialFail  string          `json:"dial_fail,omitempty"`
-	CallerUp  bool            `json:"caller_up,omitempty"`
-	Dialled   bool            `json:"dialled,omitempty"`
-	Queued    bool            `json:"queued,omitempty"`
-	QueuedAt  *time.Time      `json:"queued_at,omitempty"`
-	FirstDown string          `json:"first_down,omitempty"` // role of the first leg to hang up after answer
-	Cause     *HangupCause    `json:"cause,omitempty"`
-	Ended     bool            `json:"ended,omitempty"`
-	Outbound  bool            `json:"outbound,omitempty"` // placed by click-to-call
+	ID       string          `json:"id"`
+	Seq      int64           `json:"seq"`
+	Call     Call            `json:"call"`
+	Legs     []*leg          `json:"legs"`
+	Linked   []string        `json:"linked"`
+	Rang     map[string]bool `json:"rang"` // agents popped for the current ring round
+	DialFail string          `json:"dial_fail,omitempty"`
+	CallerUp bool            `json:"caller_up,omitempty"`
+	// Discarded: folded into another conversation before it issued an
+	// event; its stored row, if any, goes.
+	Discarded bool         `json:"discarded,omitempty"`
+	Dialled   bool         `json:"dialled,omitempty"`
+	Queued    bool         `json:"queued,omitempty"`
+	QueuedAt  *time.Time   `json:"queued_at,omitempty"`
+	FirstDown string       `json:"first_down,omitempty"` // role of the first leg to hang up after answer
+	Cause     *HangupCause `json:"cause,omitempty"`
+	Ended     bool         `json:"ended,omitempty"`
+	Outbound  bool         `json:"outbound,omitempty"` // placed by click-to-call
 	// OrigAgent is the agent who placed the call (an outbound or internal
 	// call from an agent's phone, or a click-to-call): the far party's
 	// answer establishes it.
@@ -186,7 +189,7 @@ func (t *Tracker) Live() []Call {
 
 func (t *Tracker) record(c *conversation) ConversationRecord {
 	state, _ := json.Marshal(c)
-	return ConversationRecord{Call: c.snapshot(), LastSeq: c.Seq, Open: !c.Ended, State: state, UpdatedAt: time.Now()}
+	return ConversationRecord{Call: c.snapshot(), LastSeq: c.Seq, Open: !c.Ended, Discard: c.Discarded, State: state, UpdatedAt: time.Now()}
 }
 
 // Restore adopts conversations saved before a restart.
@@ -212,6 +215,18 @@ func (t *Tracker) Restore(recs []ConversationRecord) {
 		for _, id := range c.Linked {
 			t.byLinked[id] = &c
 		}
+	}
+}
+
+// RestoreAgentStates takes the agents' states as last reported (agent.state
+// records), so the resync reports only what changed meanwhile.
+func (t *Tracker) RestoreAgentStates(recs []Record) {
+	for _, r := range recs {
+		var ev Event
+		if json.Unmarshal(r.Payload, &ev) != nil || ev.Agent == nil || ev.AgentState == nil {
+			continue
+		}
+		t.agentStates[ev.Agent.Extension+"\x00"+ev.AgentState.Queue] = ev.AgentState.State + ev.AgentState.Reason
 	}
 }
 
@@ -528,8 +543,21 @@ func (t *Tracker) pair(a, b Channel, at time.Time) {
 	t.dirty[la.conv.ID] = la.conv
 	lb.conv.Legs = slices.DeleteFunc(lb.conv.Legs, func(x *leg) bool { return x == lb })
 	if len(lb.conv.Legs) == 0 && lb.conv != la.conv {
-		t.forget(lb.conv)
+		t.fold(lb.conv, at)
 	}
+}
+
+// fold closes a conversation whose last leg went to another one. One that
+// told the CRM nothing yet is discarded, its stored row deleted (it may
+// have been saved, e.g. a Local ;2 adopted alone at a resync, and must not
+// come back at the next start); one that did is ended.
+func (t *Tracker) fold(c *conversation, at time.Time) {
+	if c.Seq > 0 {
+		t.end(c, at, false)
+		return
+	}
+	c.Ended, c.Discarded = true, true
+	t.dirty[c.ID] = c
 }
 
 func (t *Tracker) isAgentDevice(l *leg) bool {
@@ -825,10 +853,7 @@ func (t *Tracker) moveLeg(l *leg, to *conversation) {
 	t.dirty[to.ID] = to
 	t.dirty[from.ID] = from
 	if len(from.Legs) == 0 {
-		from.Ended = true
-		if from.Seq > 0 {
-			t.end(from, time.Now(), false)
-		}
+		t.fold(from, time.Now())
 	}
 }
 

@@ -373,6 +373,7 @@ func (o *fakeOutbox) Commit(_ context.Context, b *Batch) error {
 func (o *fakeOutbox) OpenConversations(context.Context) ([]ConversationRecord, error) {
 	return nil, nil
 }
+func (o *fakeOutbox) LatestAgentStates(context.Context) ([]Record, error) { return nil, nil }
 
 type fakeNotifier struct {
 	mu sync.Mutex
@@ -469,5 +470,68 @@ func TestOutboundCallFromAgentPhone(t *testing.T) {
 				t.Fatalf("answered names agent %+v", out[0].Agent)
 			}
 		})
+	}
+}
+
+// A local channel's half adopted alone at a resync is its own
+// conversation until the PBX pairs it: folded then, that conversation is
+// discarded (nothing was said of it), not left open in the store for the
+// next start to restore.
+func TestFoldedConversationIsDiscarded(t *testing.T) {
+	tr := newTestTracker()
+	// Loopback halves are paired by the switch's word only, not by name.
+	one := Channel{ID: "v.1", Name: "loopback/201-a", LinkedID: "v.1", State: "Up"}
+	two := Channel{ID: "v.2", Name: "loopback/201-b", LinkedID: "v.2", State: "Up"}
+	tr.Snapshot([]Channel{one, two}, t0)
+	_, recs := tr.Drain()
+	var alone string
+	for _, r := range recs {
+		if r.Call.ID != tr.legs["v.1"].conv.ID {
+			alone = r.Call.ID
+		}
+	}
+	if len(recs) != 2 || alone == "" {
+		t.Fatalf("want the halves adopted apart first: %+v", recs)
+	}
+	tr.Handle(ChannelEvent{Kind: ChanLocalPair, At: t0.Add(time.Second), Channel: one, Peer: &two})
+	evs, recs := tr.Drain()
+	var folded *ConversationRecord
+	for i := range recs {
+		if recs[i].Call.ID == alone {
+			folded = &recs[i]
+		}
+	}
+	if folded == nil || folded.Open || !folded.Discard {
+		t.Fatalf("folded conversation: %+v (of %+v)", folded, recs)
+	}
+	for _, e := range evs {
+		if e.ConversationID == alone {
+			t.Fatalf("the folded conversation issued %s", e.Type)
+		}
+	}
+	for _, c := range tr.Live() {
+		if c.ID == alone {
+			t.Fatal("the folded conversation is still live")
+		}
+	}
+}
+
+// States restored from the store are not reported again by a resync that
+// finds them unchanged; a change is.
+func TestRestoredAgentStatesNotRepeated(t *testing.T) {
+	tr := newTestTracker()
+	rec, err := NewRecord(Event{ID: "evt_1", Type: EventAgentState, Agent: &Agent{Extension: "201"}, AgentState: &AgentStat{Queue: "support", State: "busy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.RestoreAgentStates([]Record{rec})
+	member := func(status string) ChannelEvent {
+		return ChannelEvent{Kind: ChanAgentState, Queue: "support", Member: "Alice", Interface: "PJSIP/201", Status: status}
+	}
+	if evs := run(tr, member("busy")); len(evs) != 0 {
+		t.Fatalf("unchanged state reported: %s", typesOf(evs))
+	}
+	if evs := run(tr, member("available")); typesOf(evs) != "agent.state" || evs[0].AgentState.State != "available" {
+		t.Fatalf("changed state: %s", typesOf(evs))
 	}
 }

@@ -114,7 +114,7 @@ func (s *Server) recording(c *fiber.Ctx) error {
 	return c.SendStream(struct {
 		io.Reader
 		io.Closer
-	}{&deadlineReader{r: io.NewSectionReader(f, start, n), conn: c.Context().Conn()}, f}, int(n))
+	}{&deadlineReader{r: io.NewSectionReader(f, start, n), conn: c.Context().Conn(), d: s.writeTimeout}, f}, int(n))
 }
 
 // deadlineReader pushes the connection's write deadline forward before
@@ -123,10 +123,11 @@ func (s *Server) recording(c *fiber.Ctx) error {
 type deadlineReader struct {
 	r    io.Reader
 	conn net.Conn
+	d    time.Duration
 }
 
 func (d *deadlineReader) Read(b []byte) (int, error) {
-	_ = d.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = d.conn.SetWriteDeadline(time.Now().Add(d.d))
 	return d.r.Read(b)
 }
 

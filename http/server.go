@@ -26,6 +26,7 @@ import (
 type CallStore interface {
 	Conversation(ctx context.Context, id string) (bridge.ConversationRecord, error)
 	ConversationEvents(ctx context.Context, conversationID string) ([]bridge.Record, error)
+	LatestAgentStates(ctx context.Context) ([]bridge.Record, error)
 	Backlog(ctx context.Context) (int64, error)
 	Writable(ctx context.Context) error
 }
@@ -105,13 +106,14 @@ type Server struct {
 	StreamBuffer       int
 	StreamWriteTimeout time.Duration
 
-	loopback  bool
-	hub       *hub
-	agents    *agentView
-	transfers *transfers
-	idem      keyLocks
-	lastPrune atomic.Int64 // unix ns of the last PruneOriginates
-	epMu      sync.Mutex   // serialises endpoint changes
+	loopback     bool
+	writeTimeout time.Duration // writeTimeout as NewServer found it
+	hub          *hub
+	agents       *agentView
+	transfers    *transfers
+	idem         keyLocks
+	lastPrune    atomic.Int64 // unix ns of the last PruneOriginates
+	epMu         sync.Mutex   // serialises endpoint changes
 
 	attachOnce sync.Once
 	attached   chan struct{}
@@ -130,12 +132,12 @@ func NewServer(engine *bridge.Engine, st Store, log *slog.Logger) *Server {
 		log = slog.Default()
 	}
 	s := &Server{engine: engine, store: st, log: log, hub: newHub(), agents: newAgentView(), transfers: newTransfers(),
-		attached: make(chan struct{}), quit: make(chan struct{})}
+		attached: make(chan struct{}), quit: make(chan struct{}), writeTimeout: writeTimeout}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		BodyLimit:             64 << 10,
 		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          writeTimeout,
+		WriteTimeout:          s.writeTimeout,
 		IdleTimeout:           120 * time.Second,
 		ErrorHandler:          s.errorHandler,
 	})

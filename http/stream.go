@@ -51,7 +51,7 @@ func (s *Server) attach() {
 	}
 	// Agent states committed before this start; the live feed wins over
 	// them by outbox position.
-	recs, err := s.store.ConversationEvents(ctx, "")
+	recs, err := s.store.LatestAgentStates(ctx)
 	if err != nil {
 		s.log.Warn("agent states not read from the store; GET /v1/agents shows changes from now on", "err", err)
 		return

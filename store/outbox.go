@@ -65,13 +65,18 @@ func (db *DB) Commit(ctx context.Context, b *bridge.Batch) error {
 	}
 	// JSON and argument lists are built here, on the caller's goroutine,
 	// to keep the single writer busy with SQLite only.
-	convs := make([][]any, len(b.Conversations))
+	convs := make([][]any, 0, len(b.Conversations))
+	var discard []string
 	for i, c := range b.Conversations {
+		if c.Discard {
+			discard = append(discard, c.Call.ID)
+			continue
+		}
 		args, err := conversationArgs(c)
 		if err != nil {
 			return bridge.FieldError(fmt.Sprintf("conversations[%d]", i), "%v", err)
 		}
-		convs[i] = args
+		convs = append(convs, args)
 	}
 	now := time.Now().UnixNano()
 	return db.write(ctx, rows, func(w *wtx) error {
@@ -134,6 +139,12 @@ func (db *DB) Commit(ctx context.Context, b *bridge.Batch) error {
 				if _, err := w.exec(updateConversationSQL, args...); err != nil {
 					return err
 				}
+			}
+		}
+		for _, id := range discard {
+			// Only a conversation that never issued an event goes.
+			if _, err := w.exec(`DELETE FROM conversations WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM events WHERE conversation_id = ?1)`, id); err != nil {
+				return err
 			}
 		}
 		w.onCommit = func() {
@@ -253,6 +264,15 @@ func (db *DB) Conversation(ctx context.Context, id string) (bridge.ConversationR
 // (empty for an unknown conversation).
 func (db *DB) ConversationEvents(ctx context.Context, conversationID string) ([]bridge.Record, error) {
 	return db.records(ctx, `SELECT `+recordCols+` FROM events e WHERE e.conversation_id = ? ORDER BY e.sequence, e.seq`, conversationID)
+}
+
+// LatestAgentStates returns the newest agent.state event of each agent in
+// each queue, oldest first: the agents' states as last reported, without
+// reading every state change ever kept.
+func (db *DB) LatestAgentStates(ctx context.Context) ([]bridge.Record, error) {
+	return db.records(ctx, `SELECT `+recordCols+` FROM events e WHERE e.seq IN (
+		SELECT MAX(seq) FROM events WHERE conversation_id = '' AND type = 'agent.state'
+		GROUP BY json_extract(payload, '$.agent.extension'), json_extract(payload, '$.agent_state.queue')) ORDER BY e.seq`)
 }
 
 // Event returns one event by id.

@@ -256,3 +256,60 @@ func TestHistoryFiltersAndCursorPaging(t *testing.T) {
 		wantCode(t, err, bridge.EINVALID, tc.field)
 	}
 }
+
+// A conversation folded into another before it issued any event is
+// deleted, so it is not restored as open at the next start; one with
+// events is never deleted.
+func TestDiscardedConversation(t *testing.T) {
+	db, _ := openTest(t)
+	commit(t, db, &bridge.Batch{Conversations: []bridge.ConversationRecord{
+		convRec("conv_alone", t0, true, "1", "201", ""), convRec("conv_talked", t0, true, "2", "202", "")}})
+	ev := bridge.Event{ID: "evt_1", Type: bridge.EventCallRinging, ConversationID: "conv_talked", Sequence: 1, OccurredAt: t0}
+	rec, err := bridge.NewRecord(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, db, &bridge.Batch{Events: []bridge.PendingEvent{{Record: rec}}})
+	gone, kept := convRec("conv_alone", t0, false, "1", "201", ""), convRec("conv_talked", t0, false, "2", "202", "")
+	gone.Discard, kept.Discard = true, true
+	commit(t, db, &bridge.Batch{Conversations: []bridge.ConversationRecord{gone, kept}})
+	if _, err := db.Conversation(ctx, "conv_alone"); bridge.ErrorCode(err) != bridge.ENOTFOUND {
+		t.Fatalf("discarded conversation: %v", err)
+	}
+	if _, err := db.Conversation(ctx, "conv_talked"); err != nil {
+		t.Fatalf("a conversation with events was deleted: %v", err)
+	}
+	open, _ := db.OpenConversations(ctx)
+	if len(open) != 1 || open[0].Call.ID != "conv_talked" {
+		t.Fatalf("open = %+v", open)
+	}
+}
+
+func TestLatestAgentStates(t *testing.T) {
+	db, _ := openTest(t)
+	var pending []bridge.PendingEvent
+	for i, s := range []struct{ ext, queue, state string }{
+		{"100", "support", "available"}, {"100", "sales", "available"}, {"200", "support", "busy"},
+		{"100", "support", "paused"}, {"100", "", "logged_in"},
+	} {
+		rec, err := bridge.NewRecord(bridge.Event{ID: fmt.Sprintf("evt_%d", i), Type: bridge.EventAgentState, OccurredAt: t0.Add(time.Duration(i) * time.Second),
+			Agent: &bridge.Agent{Extension: s.ext}, AgentState: &bridge.AgentStat{Queue: s.queue, State: s.state}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, bridge.PendingEvent{Record: rec})
+	}
+	commit(t, db, &bridge.Batch{Events: pending})
+	recs, err := db.LatestAgentStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.ID)
+	}
+	// evt_0 is superseded by evt_3 (same agent, same queue).
+	if strings.Join(got, ",") != "evt_1,evt_2,evt_3,evt_4" {
+		t.Fatalf("latest states %v", got)
+	}
+}
