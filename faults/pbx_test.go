@@ -292,6 +292,18 @@ func TestPBXLinkFreeSWITCH(t *testing.T) {
 	faults := []linkFault{
 		{name: "drop mid-frame", inject: func(*testing.T, *proc) { sim.DropAll(true) }},
 		{name: "FreeSWITCH restart", inject: func(*testing.T, *proc) { sim.Restart() }},
+		{name: "wrong password, then fixed", inject: func(t *testing.T, p *proc) {
+			sim.SetPassword("rotated-password")
+			sim.DropAll(false)
+			// Refused, retried, and said where an operator looks.
+			if !p.waitLog("rejected the event socket password", 10*time.Second) {
+				t.Errorf("no log line for the refused password")
+			}
+			code, body, err := p.get("/readyz")
+			if msg, _ := body["pbx_error"].(string); err != nil || code != 503 || msg == "" {
+				t.Errorf("/readyz during refused logins: %d %v %v", code, body, err)
+			}
+		}, heal: func(*testing.T, *proc) { sim.SetPassword("ClueCon") }},
 	}
 	runLinkFaults(t, eslEnv(t, sim), faults, count("CTIBRIDGE_FAULTS_ROUNDS", 1, 20))
 }

@@ -104,6 +104,14 @@ func (s *Server) Close() error {
 }
 
 // CoreUUID is the simulated switch's Core-UUID (new after Restart).
+// SetPassword changes the password later logins need (a rotated
+// event_socket.conf.xml); sessions already in keep theirs.
+func (s *Server) SetPassword(p string) {
+	s.mu.Lock()
+	s.opts.Password = p
+	s.mu.Unlock()
+}
+
 func (s *Server) CoreUUID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -322,7 +330,10 @@ func (c *conn) handle(cmd string, hdrs map[string]string) bool {
 		_ = c.write(replyFrame("+OK bye"), disconnectFrame)
 		return false
 	case !authed:
-		if strings.EqualFold(verb, "auth") && rest == s.opts.Password {
+		s.mu.Lock()
+		password := s.opts.Password
+		s.mu.Unlock()
+		if strings.EqualFold(verb, "auth") && rest == password {
 			c.mu.Lock()
 			c.authed = true
 			c.mu.Unlock()
