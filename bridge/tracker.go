@@ -194,27 +194,64 @@ func (t *Tracker) record(c *conversation) ConversationRecord {
 
 // Restore adopts conversations saved before a restart.
 func (t *Tracker) Restore(recs []ConversationRecord) {
+	var cs []*conversation
 	for _, r := range recs {
 		var c conversation
 		if err := json.Unmarshal(r.State, &c); err != nil || c.ID == "" {
 			continue
 		}
-		t.convs[c.ID] = &c
+		cs = append(cs, &c)
+	}
+	// A process killed between folding a conversation into another and
+	// committing that leaves both claiming the same channels. The one that
+	// never issued an event is the stale copy: discard it.
+	claimed := map[string]*conversation{}
+	for _, c := range cs {
 		for _, l := range c.Legs {
-			l.conv = &c
 			for _, ch := range l.Channels {
-				t.legs[ch] = l
-				if n := l.Names[ch]; n != "" {
-					t.byName[n] = ch
+				if o := claimed[ch]; o == nil || o.Seq == 0 {
+					claimed[ch] = c
 				}
 			}
-			for _, b := range l.Bridges {
-				t.bridged[b] = append(t.bridged[b], l)
+		}
+	}
+	for _, c := range cs {
+		if c.Seq == 0 && len(c.Legs) > 0 && !ownsAChannel(c, claimed) {
+			c.Ended, c.Discarded = true, true
+			t.dirty[c.ID] = c
+			continue
+		}
+		t.restore(c)
+	}
+}
+
+func ownsAChannel(c *conversation, claimed map[string]*conversation) bool {
+	for _, l := range c.Legs {
+		for _, ch := range l.Channels {
+			if claimed[ch] == c {
+				return true
 			}
 		}
-		for _, id := range c.Linked {
-			t.byLinked[id] = &c
+	}
+	return false
+}
+
+func (t *Tracker) restore(c *conversation) {
+	t.convs[c.ID] = c
+	for _, l := range c.Legs {
+		l.conv = c
+		for _, ch := range l.Channels {
+			t.legs[ch] = l
+			if n := l.Names[ch]; n != "" {
+				t.byName[n] = ch
+			}
 		}
+		for _, b := range l.Bridges {
+			t.bridged[b] = append(t.bridged[b], l)
+		}
+	}
+	for _, id := range c.Linked {
+		t.byLinked[id] = c
 	}
 }
 
@@ -543,15 +580,24 @@ func (t *Tracker) pair(a, b Channel, at time.Time) {
 	t.dirty[la.conv.ID] = la.conv
 	lb.conv.Legs = slices.DeleteFunc(lb.conv.Legs, func(x *leg) bool { return x == lb })
 	if len(lb.conv.Legs) == 0 && lb.conv != la.conv {
-		t.fold(lb.conv, at)
+		t.fold(lb.conv, la.conv, at)
 	}
 }
 
-// fold closes a conversation whose last leg went to another one. One that
+// fold closes a conversation c whose last leg went to into. One that
 // told the CRM nothing yet is discarded, its stored row deleted (it may
 // have been saved, e.g. a Local ;2 adopted alone at a resync, and must not
 // come back at the next start); one that did is ended.
-func (t *Tracker) fold(c *conversation, at time.Time) {
+func (t *Tracker) fold(c, into *conversation, at time.Time) {
+	// The PBX's linked ids of c now name into: a later channel of the
+	// same call joins it, not a new conversation.
+	for _, id := range c.Linked {
+		if t.byLinked[id] == c {
+			delete(t.byLinked, id)
+		}
+		t.link(into, id)
+	}
+	t.dirty[into.ID] = into
 	if c.Seq > 0 {
 		t.end(c, at, false)
 		return
@@ -853,7 +899,7 @@ func (t *Tracker) moveLeg(l *leg, to *conversation) {
 	t.dirty[to.ID] = to
 	t.dirty[from.ID] = from
 	if len(from.Legs) == 0 {
-		t.fold(from, time.Now())
+		t.fold(from, to, time.Now())
 	}
 }
 

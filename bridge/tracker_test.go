@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -533,5 +535,44 @@ func TestRestoredAgentStatesNotRepeated(t *testing.T) {
 	}
 	if evs := run(tr, member("available")); typesOf(evs) != "agent.state" || evs[0].AgentState.State != "available" {
 		t.Fatalf("changed state: %s", typesOf(evs))
+	}
+}
+
+// Killed between a fold and its commit, the store holds the folded copy
+// beside the conversation that took its channel: a restart discards the
+// copy (it issued no event) and restores the other.
+func TestRestoreDiscardsStaleFoldedCopy(t *testing.T) {
+	state := func(c *conversation) ConversationRecord {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ConversationRecord{Call: Call{ID: c.ID}, Open: true, LastSeq: c.Seq, State: b}
+	}
+	kept := &conversation{ID: "conv_real", Seq: 2, Call: Call{ID: "conv_real", StartedAt: t0},
+		Legs: []*leg{{Channels: []string{"c.1", "c.2"}, Names: map[string]string{}}}, Linked: []string{"c.1"}, Rang: map[string]bool{}}
+	stale := &conversation{ID: "conv_stale", Call: Call{ID: "conv_stale", StartedAt: t0},
+		Legs: []*leg{{Channels: []string{"c.2"}, Names: map[string]string{}}}, Linked: []string{"c.2"}, Rang: map[string]bool{}}
+	alone := &conversation{ID: "conv_alone", Call: Call{ID: "conv_alone", StartedAt: t0},
+		Legs: []*leg{{Channels: []string{"d.1"}, Names: map[string]string{}}}, Linked: []string{"d.1"}, Rang: map[string]bool{}}
+	for _, order := range [][]*conversation{{kept, stale, alone}, {stale, kept, alone}} {
+		tr := newTestTracker()
+		var recs []ConversationRecord
+		for _, c := range order {
+			recs = append(recs, state(c))
+		}
+		tr.Restore(recs)
+		var live []string
+		for _, c := range tr.Live() {
+			live = append(live, c.ID)
+		}
+		slices.Sort(live)
+		if strings.Join(live, ",") != "conv_alone,conv_real" || tr.legs["c.2"].conv.ID != "conv_real" {
+			t.Fatalf("restored %v, c.2 in %s", live, tr.legs["c.2"].conv.ID)
+		}
+		_, saved := tr.Drain()
+		if len(saved) != 1 || saved[0].Call.ID != "conv_stale" || !saved[0].Discard {
+			t.Fatalf("saved %+v", saved)
+		}
 	}
 }

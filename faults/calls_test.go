@@ -259,8 +259,9 @@ type fault struct {
 // learnt from the open conversations' saved state (an ended conversation
 // keeps no state, so the map is filled while calls are live).
 type convMap struct {
-	mu sync.Mutex
-	m  map[string][]string // every conversation seen holding the Linkedid
+	path string // the store, as last read
+	mu   sync.Mutex
+	m    map[string][]string // every conversation seen holding the Linkedid
 }
 
 func newConvMap() *convMap { return &convMap{m: map[string][]string{}} }
@@ -268,6 +269,9 @@ func newConvMap() *convMap { return &convMap{m: map[string][]string{}} }
 // read adds what the store holds now; errors (no file yet, locked) are
 // ignored: the next read will do.
 func (cm *convMap) read(path string) {
+	cm.mu.Lock()
+	cm.path = path
+	cm.mu.Unlock()
 	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=2000")
 	if err != nil {
 		return
@@ -300,7 +304,38 @@ func (cm *convMap) read(path string) {
 	}
 }
 
-// get returns the first conversation seen holding linked.
+// prune forgets the conversations no longer in the store: the bridge
+// discards one folded into another before it issued an event (the other
+// then holds its linked ids too).
+func (cm *convMap) prune(t testing.TB) {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	if cm.path == "" {
+		return
+	}
+	db, err := sql.Open("sqlite3", "file:"+cm.path+"?mode=ro&_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exists := map[string]bool{}
+	rows, err := db.Query(`SELECT id FROM conversations`)
+	if err != nil {
+		t.Fatalf("reading conversations: %v", err)
+	}
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		exists[id] = true
+	}
+	rows.Close()
+	for l, ids := range cm.m {
+		cm.m[l] = slices.DeleteFunc(ids, func(id string) bool { return !exists[id] })
+	}
+}
+
+// get returns the last conversation seen holding linked (one folded into
+// another was seen before the one that took it over).
 func (cm *convMap) get(linked string) (string, bool) {
 	cm.mu.Lock()
 	defer cm.mu.Unlock()
@@ -308,7 +343,7 @@ func (cm *convMap) get(linked string) (string, bool) {
 	if len(ids) == 0 {
 		return "", false
 	}
-	return ids[0], true
+	return ids[len(ids)-1], true
 }
 
 func (cm *convMap) all(linked string) []string {
@@ -361,9 +396,12 @@ type callStats struct {
 // conversation, has exactly one call.ended delivered, at most one pop per
 // agent, and a call.ended marked resynced exactly when the bridge could not
 // have seen it end: required when the call's last frame went out before
-// the bridge's next login, refused for a held call (it was live when the
-// bridge came back, so its end was seen). Held calls must all be filed.
-func checkCalls(v *verdict, sim *amiSim, faults []fault, convs *convMap, hits []hit) callStats {
+// the bridge's next login, refused for a held call unless another fault
+// came after its end (it was live when the bridge came back, so its end
+// was seen, unless a later kill took the bridge before it was committed).
+// Held calls must all be filed.
+func checkCalls(t testing.TB, v *verdict, sim *amiSim, faults []fault, convs *convMap, hits []hit) callStats {
+	convs.prune(t)
 	type convHits struct {
 		ended []hit
 		pops  map[string]int
@@ -435,7 +473,9 @@ func checkCalls(v *verdict, sim *amiSim, faults []fault, convs *convMap, hits []
 				st.Resynced++
 			}
 			switch {
-			case held && end.Resynced:
+			case held && end.Resynced && !faultAfter(faults, pc.Ended, f.At):
+				// Held through this fault, so the bridge was back before
+				// the call ended; with no later fault it saw the end.
 				v.problem("%s: call %s (conversation %s) was live when the bridge came back, but its call.ended is resynced: %s",
 					f.Name, linked, conv, strings.Join(ch.types, ", "))
 			case !held && !f.Late && !pc.Ended.IsZero() && (login.IsZero() || pc.Ended.Before(login)) && !end.Resynced:
@@ -445,6 +485,21 @@ func checkCalls(v *verdict, sim *amiSim, faults []fault, convs *convMap, hits []
 		}
 	}
 	return st
+}
+
+// faultAfter reports whether another fault came after a call ended (or,
+// with no recorded end, after the fault at from): a kill before the end
+// was committed makes a resynced end right.
+func faultAfter(faults []fault, ended, from time.Time) bool {
+	if ended.IsZero() {
+		ended = from
+	}
+	for _, f := range faults {
+		if f.At.After(ended) {
+			return true
+		}
+	}
+	return false
 }
 
 func loginGap(ended, login time.Time) string {

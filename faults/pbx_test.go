@@ -225,7 +225,7 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 	final.Problems = append(v.Problems, final.Problems...)
 	var st callStats
 	if env.ami != nil {
-		if st = checkCalls(&final, env.ami, marks, convs, hits); st.Held == 0 {
+		if st = checkCalls(t, &final, env.ami, marks, convs, hits); st.Held == 0 {
 			final.problem("no call was live at any fault: the call checks proved nothing")
 		}
 	}
