@@ -182,9 +182,43 @@ func (s *Server) answer(c *Conn, a *goami2.Message) {
 		b.Write(renderLike(t.blDone, id, count(len(bridges), "ListItems")))
 		c.write(b.Bytes())
 	case "queuestatus":
-		// The captured queue, as captured; another queue name lists nothing.
+		// The members as the events played so far left them, in the
+		// captured answer's format; before any, the captured queue as
+		// captured (another queue name lists nothing).
 		var b bytes.Buffer
-		if q := a.Field("Queue"); q == "" || q == "support" {
+		q := a.Field("Queue")
+		if members := s.live.queueMembers(q); len(members) > 0 {
+			b.Write(setActionID(t.queueStatus[0].Raw, id))
+			params, member := t.queueStatus[1], t.queueStatus[2]
+			items, last := 0, ""
+			for _, m := range members {
+				if m.f["Queue"] != last {
+					last = m.f["Queue"]
+					b.Write(renderLike(params, id, func(n string) (string, bool) {
+						if n == "Queue" {
+							return last, true
+						}
+						return "", false
+					}))
+					items++
+				}
+				b.Write(renderLike(member, id, func(n string) (string, bool) {
+					switch n {
+					case "Name":
+						n = "MemberName"
+					case "Location":
+						n = "Interface"
+					}
+					v, ok := m.f[n]
+					return v, ok
+				}))
+				items++
+			}
+			b.Write(renderLike(t.queueStatus[len(t.queueStatus)-1], id, count(items, "ListItems")))
+			c.write(b.Bytes())
+			return
+		}
+		if q == "" || q == "support" {
 			for _, f := range t.queueStatus {
 				b.Write(setActionID(f.Raw, id))
 			}

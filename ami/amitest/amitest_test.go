@@ -485,3 +485,66 @@ func mapsKeys(m map[string]string) func(func(string) bool) {
 		}
 	}
 }
+
+// QueueStatus lists the members as the played events left them, in the
+// captured answer's format: before any, the capture itself (in a call,
+// Status 2); after inbound-call-basic, its last QueueMemberStatus (1).
+func TestServer_QueueStatusFromPlayedEvents(t *testing.T) {
+	s := newServer(t, amitest.ServerOptions{})
+	conn, rd := login(t, s)
+	ask := func(id string) []string {
+		t.Helper()
+		if _, err := io.WriteString(conn, "Action: QueueStatus\r\nActionID: "+id+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for {
+			f := string(readFrame(t, rd))
+			if strings.HasPrefix(f, "Event: ") || strings.HasPrefix(f, "Response: ") {
+				out = append(out, f)
+			}
+			if strings.Contains(f, "EventList: Complete") {
+				return out
+			}
+		}
+	}
+	captured := amitest.Frames("queue-status-response-only")
+	before := ask("qs-during")
+	if len(before) != len(captured) {
+		t.Fatalf("before any event: %d frames, want the capture's %d", len(before), len(captured))
+	}
+	for i := range before {
+		if before[i] != string(captured[i].Raw) {
+			t.Fatalf("frame %d: got\n%s\nwant\n%s", i, before[i], captured[i].Raw)
+		}
+	}
+	frames := amitest.Frames("inbound-call-basic")
+	if err := s.PlayFrames(frames, amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for range amitest.EventsOf(frames) {
+		readFrame(t, rd)
+	}
+	after := ask("qs-2")
+	if len(after) != 4 || !strings.HasPrefix(after[2], "Event: QueueMember\r\n") {
+		t.Fatalf("after the call: %q", after)
+	}
+	m := after[2]
+	for _, want := range []string{"Queue: support\r\n", "Name: Agent100\r\n", "Location: Local/100@agents\r\n", "Status: 1\r\n",
+		"InCall: 0\r\n", "Paused: 0\r\n", "ActionID: qs-2\r\n"} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("member lacks %q:\n%s", want, m)
+		}
+	}
+	// Same header names in the same order as the capture's QueueMember.
+	names := func(f string) (out []string) {
+		for _, l := range strings.Split(strings.TrimSpace(f), "\r\n") {
+			n, _, _ := strings.Cut(l, ": ")
+			out = append(out, n)
+		}
+		return out
+	}
+	if got, want := names(m), names(string(captured[2].Raw)); !slices.Equal(got, want) {
+		t.Fatalf("headers %v, want %v", got, want)
+	}
+}

@@ -55,10 +55,33 @@ type table struct {
 	chans   map[string]*channel
 	bridges map[string]*bridgeRec
 	seq     int
+	// members are the queue members the played events described, by
+	// queue and interface, as their latest QueueMember* event had them.
+	members map[[2]string]map[string]string
+	mseq    map[[2]string]int
 }
 
 func newTable() *table {
-	return &table{chans: map[string]*channel{}, bridges: map[string]*bridgeRec{}}
+	return &table{chans: map[string]*channel{}, bridges: map[string]*bridgeRec{},
+		members: map[[2]string]map[string]string{}, mseq: map[[2]string]int{}}
+}
+
+// queueMember is one member for QueueStatus, in the first-seen order.
+type queueMember struct {
+	f   map[string]string
+	seq int
+}
+
+// queueMembers returns the members of queue ("" for all), oldest first.
+func (t *table) queueMembers(queue string) []queueMember {
+	var out []queueMember
+	for k, f := range t.members {
+		if queue == "" || k[0] == queue {
+			out = append(out, queueMember{f: f, seq: t.mseq[k]})
+		}
+	}
+	slices.SortFunc(out, func(a, b queueMember) int { return a.seq - b.seq })
+	return out
 }
 
 // apply updates the table from one event.
@@ -70,6 +93,21 @@ func (t *table) apply(m *goami2.Message, now time.Time) {
 		}
 	}
 	ev := h["Event"]
+	switch ev {
+	case "QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause", "QueueMemberPenalty", "QueueMemberRinginuse":
+		k := [2]string{h["Queue"], h["Interface"]}
+		if _, ok := t.mseq[k]; !ok {
+			t.seq++
+			t.mseq[k] = t.seq
+		}
+		t.members[k] = h
+		return
+	case "QueueMemberRemoved":
+		k := [2]string{h["Queue"], h["Interface"]}
+		delete(t.members, k)
+		delete(t.mseq, k)
+		return
+	}
 	if ev == "Newchannel" && h["Uniqueid"] != "" {
 		t.seq++
 		t.chans[h["Uniqueid"]] = &channel{f: map[string]string{}, created: now, seq: t.seq}
