@@ -110,7 +110,8 @@ func (s *Server) originate(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		return s.respond(c, s.placeCall(c, pbx, req))
+		r, _ := s.placeCall(c, pbx, req)
+		return s.respond(c, r)
 	}
 	if err := bridge.CheckText("Idempotency-Key", key, 255, ""); err != nil {
 		return err
@@ -164,7 +165,7 @@ func (s *Server) originate(c *fiber.Ctx) error {
 		release()
 		return err
 	}
-	r, placeErr := s.placeCallErr(c, pbx, req)
+	r, placeErr := s.placeCall(c, pbx, req)
 	if refusedBeforePBX(placeErr) {
 		release()
 		return s.respond(c, r)
@@ -224,13 +225,8 @@ func callIDOf(body []byte) string {
 // placeCall registers the click-to-call with the call model, with the
 // channel ids it will have, before the PBX is asked: the first event of
 // the call then already belongs to a known, outbound conversation.
-func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) storedResponse {
-	r, _ := s.placeCallErr(c, pbx, req)
-	return r
-}
-
-// placeCallErr is placeCall with the error behind a failed answer.
-func (s *Server) placeCallErr(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) (storedResponse, error) {
+// It returns the answer and, for a failure, the error behind it.
+func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) (storedResponse, error) {
 	var o *bridge.Originate
 	fail := func(err error) (storedResponse, error) {
 		status, body := s.problem(c.Path(), err)
