@@ -197,6 +197,18 @@ func TestCallCommandsFreeSWITCH(t *testing.T) {
 		// A leading '-' would be a uuid_transfer flag (-bleg, -both).
 		{path + "/transfer", "to", map[string]any{"to": "-bleg"}},
 		{path + "/transfer", "to", map[string]any{"to": "-both", "mode": "attended"}},
+		// Every other field that reaches an ESL command line.
+		{path + "/dtmf", "digits", map[string]any{"digits": "1\n\napi hupall"}},
+		{path + "/dtmf", "digits", map[string]any{"digits": "1 2"}},
+		{path + "/record", "file", map[string]any{"action": "start", "file": "a.wav\n\napi hupall"}},
+		{path + "/record", "file", map[string]any{"action": "start", "file": "a.wav stop all"}},
+		{"/v1/calls", "caller_id", map[string]any{"agent": "101", "to": "600", "caller_id": "x\n\napi hupall <600>"}},
+		{"/v1/calls", "caller_id", map[string]any{"agent": "101", "to": "600", "caller_id": "x'},{origination_uuid=y <600>"}},
+		{"/v1/calls", "agent", map[string]any{"agent": "101 &park", "to": "600"}},
+		{"/v1/agents/1000/login", "queue", map[string]any{"queue": "support@default\n\napi hupall"}},
+		{"/v1/agents/1000/login", "queue", map[string]any{"queue": "support@default Ready"}},
+		{"/v1/agents/1000%0A%0Aapi%20hupall/login", "extension", nil},
+		{"/v1/agents/1000/pause", "reason", map[string]any{"reason": "x\n\napi hupall"}},
 	} {
 		res, got = send("POST", c.p, c.body)
 		if res.problem(t, 400, c.field); got != "" {
