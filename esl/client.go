@@ -308,6 +308,9 @@ func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 	}
 }
 
+// Connected reports whether a session is up (logged in and subscribed).
+func (c *Client) Connected() bool { return c.sess.Load() != nil }
+
 // API runs a synchronous API command ("uuid_kill <uuid>", "status") and
 // returns its reply text. A reply starting with -ERR or -USAGE is returned
 // with a *bridge.Error: ENOTFOUND for a missing channel, EINVALID for an

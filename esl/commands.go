@@ -80,8 +80,16 @@ func (o CommanderOptions) withDefaults() CommanderOptions {
 //   - mod_callcenter keeps one status per agent, not per queue: login,
 //     logout, pause and resume set it for every queue the agent is a tier
 //     of; the queue in the request is only checked.
+// Runner is what a Commander needs of its link: the Client, or a test's
+// recorder of the command lines.
+type Runner interface {
+	API(ctx context.Context, cmd string) (string, error)
+	BgAPIJob(ctx context.Context, cmd, jobUUID string) error
+	Connected() bool
+}
+
 type Commander struct {
-	c    *Client
+	c    Runner
 	opts CommanderOptions
 
 	mu       sync.Mutex
@@ -91,12 +99,12 @@ type Commander struct {
 var _ bridge.PBX = (*Commander)(nil)
 
 // NewCommander returns a Commander sending through c.
-func NewCommander(c *Client, opts CommanderOptions) *Commander {
+func NewCommander(c Runner, opts CommanderOptions) *Commander {
 	return &Commander{c: c, opts: opts.withDefaults(), consults: map[string]string{}}
 }
 
 // Connected implements bridge.PBX.
-func (m *Commander) Connected() bool { return m.c.sess.Load() != nil }
+func (m *Commander) Connected() bool { return m.c.Connected() }
 
 // Originate implements bridge.PBX with the default ring timeout.
 func (m *Commander) Originate(ctx context.Context, o *bridge.Originate) error {

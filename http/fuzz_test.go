@@ -32,6 +32,46 @@ func (w *wire) Send(_ context.Context, a *goami2.Message) (*goami2.Message, erro
 	return resp, nil
 }
 
+// eslWire is an ESL Runner that keeps each command line the Commander
+// would send and answers +OK.
+type eslWire struct{ sent []string }
+
+func (w *eslWire) Connected() bool { return true }
+func (w *eslWire) API(_ context.Context, cmd string) (string, error) {
+	w.sent = append(w.sent, cmd)
+	return "+OK", nil
+}
+func (w *eslWire) BgAPIJob(_ context.Context, cmd, _ string) error {
+	w.sent = append(w.sent, cmd)
+	return nil
+}
+
+// checkESL asserts each line is one command of the given name with the
+// given number of space-separated arguments (quoted values count as one):
+// nothing could make FreeSWITCH read a second command or argument.
+func checkESL(t *testing.T, sent []string, name string, args int) {
+	t.Helper()
+	if len(sent) != 1 {
+		t.Fatalf("%d commands, want one %s: %q", len(sent), name, sent)
+	}
+	cmd := sent[0]
+	if strings.ContainsAny(cmd, "\r\n\x00") || !strings.HasPrefix(cmd, name+" ") {
+		t.Fatalf("not one %s command: %q", name, cmd)
+	}
+	n, quoted := 1, false
+	for _, r := range cmd {
+		switch {
+		case r == '\'':
+			quoted = !quoted
+		case r == ' ' && !quoted:
+			n++
+		}
+	}
+	if quoted || n != args+1 {
+		t.Fatalf("%s: %d arguments, want %d: %q", name, n-1, args, cmd)
+	}
+}
+
 // FuzzRequestBodies feeds arbitrary bodies to the decoding and validation
 // of the command routes, then what is accepted to the Asterisk commander.
 // Invariants: no panic; a refusal is a bridge.Error naming its field; an
@@ -64,11 +104,13 @@ func FuzzRequestBodies(f *testing.F) {
 	} {
 		f.Add(s.route, []byte(s.body))
 	}
-	eslCmd := esl.NewCommander(nil, esl.CommanderOptions{}) // CheckOriginate needs no link
 	cust := bridge.Channel{ID: "1795339035.5", Name: "Local/500@inbound-00000005;2"}
+	fsCust := bridge.Channel{ID: "0085ebeb-a9d3-4ead-b747-874e997b39c0", Name: "loopback/2000-a"}
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		w := &wire{}
 		amiCmd := ami.NewCommander(w, ami.CommanderOptions{})
+		ew := &eslWire{}
+		eslCmd := esl.NewCommander(ew, esl.CommanderOptions{AgentDial: "user/{agent}", CallcenterAgent: "{agent}@default"})
 		ctx := context.Background()
 		var req any
 		var wantActions []string // the Action of each frame, in order
@@ -84,6 +126,26 @@ func FuzzRequestBodies(f *testing.F) {
 				// that refusal must name its field too.
 				if e := eslCmd.CheckOriginate(r.originate()); e != nil {
 					checkRefusal(t, e)
+				} else {
+					o := r.originate()
+					o.ActionID, o.AgentChannelID = "7cfe2f47-56aa-4987-a393-6d881cc2af22", "89b15daf-718f-47e7-bd6f-c3e16c05a48f"
+					if e := eslCmd.Originate(ctx, o); e != nil {
+						t.Fatalf("checked, then refused for FreeSWITCH: %v", e)
+					}
+					// originate {vars}<dial> <to> XML <context>
+					checkESL(t, ew.sent, "originate", 4)
+					vars := ew.sent[0][len("originate {"):strings.Index(ew.sent[0], "}")]
+					want := 2 + len(r.Variables)
+					if r.CallerID != "" {
+						cid, _ := bridge.ParseCallerID("caller_id", r.CallerID)
+						want++
+						if cid.Name != "" {
+							want++
+						}
+					}
+					if n := len(strings.Split(vars, ",")); n != want {
+						t.Fatalf("%d originate variables, want %d: %q", n, want, ew.sent[0])
+					}
 				}
 				if e := amiCmd.CheckOriginate(r.originate()); e != nil {
 					checkRefusal(t, e)
@@ -110,9 +172,10 @@ func FuzzRequestBodies(f *testing.F) {
 					t.Fatalf("validated, then refused on the wire: %v", e)
 				}
 				wantActions = []string{"Redirect"}
-				if strings.ContainsAny(r.To, " \t") {
-					t.Fatalf("a space splits an ESL argument: %q", r.To)
+				if e := eslCmd.BlindTransfer(ctx, fsCust, r.To); e != nil {
+					t.Fatalf("validated, then refused for FreeSWITCH: %v", e)
 				}
+				checkESL(t, ew.sent, "uuid_transfer", 4) // <uuid> <to> XML <context>
 			}
 			req = r
 		case 2:
@@ -127,6 +190,10 @@ func FuzzRequestBodies(f *testing.F) {
 				for range r.Digits {
 					wantActions = append(wantActions, "PlayDTMF")
 				}
+				if e := eslCmd.SendDTMF(ctx, fsCust, r.Digits); e != nil {
+					t.Fatalf("validated, then refused for FreeSWITCH: %v", e)
+				}
+				checkESL(t, ew.sent, "uuid_send_dtmf", 2)
 			}
 			req = r
 		case 3:
@@ -140,6 +207,20 @@ func FuzzRequestBodies(f *testing.F) {
 					t.Fatalf("validated, then refused on the wire: %v", e)
 				}
 				wantActions = []string{"QueuePause"}
+				// mod_callcenter pauses agent-wide and keeps no reason: what
+				// it cannot keep is refused, naming the field.
+				fop := bridge.QueueOp{Action: "pause", Extension: "100"}
+				if e := eslCmd.QueueMember(ctx, fop); e != nil {
+					t.Fatalf("FreeSWITCH pause refused: %v", e)
+				}
+				checkESL(t, ew.sent, "callcenter_config", 5) // agent set status <agent> '<status>'
+				ew.sent = nil
+				fop.Queue, fop.Reason = r.Queue, r.Reason
+				if e := eslCmd.QueueMember(ctx, fop); (e == nil) != (r.Queue == "" && r.Reason == "") {
+					t.Fatalf("FreeSWITCH pause with queue %q reason %q: %v", r.Queue, r.Reason, e)
+				} else if e != nil {
+					checkRefusal(t, e)
+				}
 			}
 			req = r
 		case 4:
@@ -165,8 +246,8 @@ func FuzzRequestBodies(f *testing.F) {
 		}
 		if err != nil {
 			checkRefusal(t, err)
-			if len(w.sent) > 0 {
-				t.Fatalf("refused, yet sent %q", w.sent)
+			if len(w.sent) > 0 || len(ew.sent) > 0 {
+				t.Fatalf("refused, yet sent %q %q", w.sent, ew.sent)
 			}
 			return
 		}
