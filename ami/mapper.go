@@ -60,6 +60,12 @@ func (m *Mapper) SetSender(s ListSender) { m.sender = s }
 // applied exactly where it was taken in the stream.
 func (m *Mapper) Connected(info ConnInfo) {
 	m.sink.LinkUp(info.Session)
+	m.Resync()
+}
+
+// Resync asks for the live channels and the queue members again, on the
+// current session (after the engine dropped events). It does not block.
+func (m *Mapper) Resync() {
 	m.mu.Lock()
 	m.seq++
 	id := fmt.Sprintf("ctib-resync-%d", m.seq)

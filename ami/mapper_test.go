@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,4 +117,70 @@ func TestDumpCaptures(t *testing.T) {
 			t.Logf("%s: %s", c, b)
 		}
 	}
+}
+
+// listRecorder is a ListSender that notes the list actions sent.
+type listRecorder struct {
+	mu      sync.Mutex
+	actions []string
+}
+
+func (l *listRecorder) SendList(_ context.Context, a *goami2.Message) (*goami2.Message, []*goami2.Message, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.actions = append(l.actions, a.Field("Action")+" "+a.Field("ActionID"))
+	return nil, nil, nil
+}
+
+func (l *listRecorder) sent() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.actions...)
+}
+
+// Resync on request (after the engine dropped events) asks for both lists
+// again under fresh ids, and the channel list it gets back is the snapshot.
+func TestMapperResyncOnRequest(t *testing.T) {
+	rec := &listRecorder{}
+	sink := &snapshotSink{}
+	m := NewMapper(context.Background(), sink, rec, nil)
+	m.Connected(ConnInfo{Session: 1})
+	m.Resync()
+	want := "CoreShowChannels ctib-resync-1,QueueStatus ctib-queues-1,CoreShowChannels ctib-resync-2,QueueStatus ctib-queues-2"
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		got := rec.sent()
+		slices.Sort(got)
+		w := strings.Split(want, ",")
+		slices.Sort(w)
+		if slices.Equal(got, w) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sent %v, want %s", rec.sent(), want)
+		}
+	}
+	// Only the latest resync's answer counts.
+	for _, raw := range []string{
+		"Event: CoreShowChannel\r\nActionID: ctib-resync-1\r\nChannel: PJSIP/old-1\r\nUniqueid: 1.1\r\n\r\n",
+		"Event: CoreShowChannel\r\nActionID: ctib-resync-2\r\nChannel: PJSIP/100-1\r\nUniqueid: 2.1\r\n\r\n",
+		"Event: CoreShowChannelsComplete\r\nActionID: ctib-resync-2\r\nEventList: Complete\r\nListItems: 1\r\n\r\n",
+	} {
+		msg, err := goami2.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Message(msg)
+	}
+	if len(sink.snaps) != 1 || len(sink.snaps[0]) != 1 || sink.snaps[0][0].ID != "2.1" {
+		t.Fatalf("snapshots %+v", sink.snaps)
+	}
+}
+
+type snapshotSink struct{ snaps [][]bridge.Channel }
+
+func (s *snapshotSink) LinkUp(int)                          {}
+func (s *snapshotSink) LinkDown(error)                      {}
+func (s *snapshotSink) ChannelEvents([]bridge.ChannelEvent) {}
+func (s *snapshotSink) Snapshot(live []bridge.Channel, _ time.Time) {
+	s.snaps = append(s.snaps, live)
 }

@@ -41,7 +41,27 @@ type Engine struct {
 	// link, which also knows why a connection attempt failed (LinkDown is
 	// only called for sessions that were up).
 	LinkProbe func() (up bool, err error)
+
+	// MaxQueued bounds the PBX events waiting for the call model (set
+	// before Run; 0 means DefaultMaxQueued). They pile up only while the
+	// store refuses commits; past the bound new ones are dropped rather
+	// than let memory grow until the process dies, and once the store
+	// takes writes again and the queue is empty Resync re-reads the PBX's
+	// state: calls that ended meanwhile are released (resynced), calls
+	// still up are adopted.
+	MaxQueued int
+	// Resync, when set before Run, asks the adapter for the PBX's full
+	// state again. It must not block.
+	Resync  func()
+	Dropped atomic.Int64 // channel events dropped over MaxQueued
+
+	queued   int  // channel events in queue (mu)
+	overflow bool // events were dropped since the last resync (mu)
 }
+
+// DefaultMaxQueued is MaxQueued's default: at a few hundred bytes an
+// event, some hundreds of MB, hours of a busy PBX.
+const DefaultMaxQueued = 1_000_000
 
 type input struct {
 	evs      []ChannelEvent
@@ -102,6 +122,24 @@ func (e *Engine) Restore(ctx context.Context) error {
 
 func (e *Engine) push(in input) {
 	e.mu.Lock()
+	if in.kind == inEvents {
+		limit := e.MaxQueued
+		if limit <= 0 {
+			limit = DefaultMaxQueued
+		}
+		if e.queued+len(in.evs) > limit {
+			e.Dropped.Add(int64(len(in.evs)))
+			first := !e.overflow
+			e.overflow = true
+			e.mu.Unlock()
+			if first {
+				e.log.Error("PBX events dropped: the store has refused commits for so long that the queue is full; "+
+					"the PBX's state is read again once it takes writes", "queued", limit)
+			}
+			return
+		}
+		e.queued += len(in.evs)
+	}
 	e.queue = append(e.queue, in)
 	e.QueueLen.Store(int64(len(e.queue)))
 	e.mu.Unlock()
@@ -187,6 +225,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		n := min(len(e.queue), maxBatch)
 		batch := e.queue[:n:n]
 		e.queue = e.queue[n:]
+		for _, in := range batch {
+			e.queued -= len(in.evs)
+		}
 		if len(e.queue) == 0 {
 			e.queue = nil
 		}
@@ -243,9 +284,20 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 	// is drained, and under sustained load at most every 50 ms.
 	e.mu.Lock()
 	idle := len(e.queue) == 0
+	resync := idle && e.overflow
+	if resync {
+		e.overflow = false
+	}
 	e.mu.Unlock()
 	if idle || time.Since(e.published) > 50*time.Millisecond || len(done) > 0 {
 		e.publish()
+	}
+	if resync {
+		// Everything kept is committed; what was dropped is read again.
+		e.log.Warn("re-reading the PBX's state after dropped events", "dropped_total", e.Dropped.Load())
+		if e.Resync != nil {
+			e.Resync()
+		}
 	}
 	for _, d := range done {
 		close(d)

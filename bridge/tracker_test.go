@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -575,4 +576,60 @@ func TestRestoreDiscardsStaleFoldedCopy(t *testing.T) {
 			t.Fatalf("saved %+v", saved)
 		}
 	}
+}
+
+// While the store refuses commits, PBX events wait, up to MaxQueued: past
+// it they are dropped, not held without bound, and once the store takes
+// writes again and the queue is empty the engine asks for a resync, once.
+func TestEngineBoundsTheQueueAndResyncsAfterDropping(t *testing.T) {
+	ob := &fakeOutbox{fail: 1 << 30}
+	e := NewEngine(newTestTracker(), ob, &fakeNotifier{ob: ob}, nil, nil)
+	e.MaxQueued = 10
+	resyncs := make(chan struct{}, 10)
+	e.Resync = func() { resyncs <- struct{}{} }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	newCall := func(i int) []ChannelEvent {
+		return []ChannelEvent{{Kind: ChanNew, At: t0, Channel: Channel{ID: fmt.Sprintf("q.%d", i), Name: fmt.Sprintf("PJSIP/trunk-%08d", i)}}}
+	}
+	e.ChannelEvents(newCall(0)) // taken, and its commit fails
+	for deadline := time.Now().Add(5 * time.Second); e.CommitErrors.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no commit attempted")
+		}
+	}
+	for i := 1; i <= 100; i++ {
+		e.ChannelEvents(newCall(i))
+	}
+	if d := e.Dropped.Load(); d != 90 {
+		t.Fatalf("dropped %d events, want the 90 over the bound of 10", d)
+	}
+	select {
+	case <-resyncs:
+		t.Fatal("resync asked for while the store still fails")
+	default:
+	}
+	ob.mu.Lock()
+	ob.fail = 0
+	ob.mu.Unlock()
+	select {
+	case <-resyncs:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no resync after the store recovered")
+	}
+	if err := e.Do(ctx, func(*Tracker) {}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.Live()); n != 11 {
+		t.Fatalf("%d calls tracked, want the 11 kept", n)
+	}
+	select {
+	case <-resyncs:
+		t.Fatal("a second resync")
+	default:
+	}
+	cancel()
+	<-done
 }

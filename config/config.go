@@ -53,6 +53,10 @@ type Store struct {
 	Path          string `koanf:"path"`
 	Synchronous   string `koanf:"synchronous"` // FULL or NORMAL
 	RetentionDays int    `koanf:"retention_days"`
+	// MaxQueuedEvents bounds the PBX events held in memory while the
+	// store refuses commits; past it they are dropped and the PBX's state
+	// is re-read once the store recovers.
+	MaxQueuedEvents int `koanf:"max_queued_events"`
 }
 
 // HTTP is the REST/metrics listener.
@@ -120,7 +124,7 @@ type Log struct {
 func Default() Config {
 	return Config{
 		PBX:      PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second},
-		Store:    Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90},
+		Store:    Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90, MaxQueuedEvents: 1_000_000},
 		HTTP:     HTTP{Listen: "127.0.0.1:8080", RequestTimeout: 20 * time.Second},
 		Commands: Commands{RingTimeout: 30 * time.Second},
 		Delivery: Delivery{RetryWindow: 72 * time.Hour, Timeout: 10 * time.Second, MaxInFlight: 256,
@@ -243,6 +247,9 @@ func (c *Config) Validate() error {
 	c.Store.Synchronous = strings.ToUpper(c.Store.Synchronous)
 	if c.Store.Synchronous != "FULL" && c.Store.Synchronous != "NORMAL" {
 		return &Error{"store.synchronous", fmt.Sprintf("must be FULL or NORMAL, got %q", c.Store.Synchronous)}
+	}
+	if c.Store.MaxQueuedEvents < 1000 {
+		return &Error{"store.max_queued_events", fmt.Sprintf("must be at least 1000, got %d", c.Store.MaxQueuedEvents)}
 	}
 	if c.Store.RetentionDays < 0 {
 		return &Error{"store.retention_days", "must be 0 (keep forever) or a number of days"}

@@ -29,6 +29,8 @@ type Client struct {
 
 	// sleep waits out a backoff; tests replace it to see the delays.
 	sleep func(ctx context.Context, d time.Duration) error
+	// resyncReq asks the session's loop for another resync.
+	resyncReq chan struct{}
 
 	frames    atomic.Int64
 	events    atomic.Int64
@@ -41,7 +43,19 @@ type Client struct {
 // New returns a Client that will feed sink once Run is called.
 func New(cfg Config, sink bridge.Sink) *Client {
 	cfg = cfg.withDefaults()
-	return &Client{cfg: cfg, sink: sink, log: cfg.Logger, tr: NewTranslator(cfg.DirectionVar), sleep: sleepCtx}
+	return &Client{cfg: cfg, sink: sink, log: cfg.Logger, tr: NewTranslator(cfg.DirectionVar), sleep: sleepCtx,
+		resyncReq: make(chan struct{}, 1)}
+}
+
+// Resync asks for the live channels again on the current session (after
+// the engine dropped events); the snapshot is applied where it is taken in
+// the stream. It does not block; with no session up the next one resyncs
+// anyway.
+func (c *Client) Resync() {
+	select {
+	case c.resyncReq <- struct{}{}:
+	default:
+	}
 }
 
 // Stats are the Client's counters.
@@ -224,6 +238,10 @@ func (c *Client) serve(ctx context.Context, s *session) error {
 		}
 		select {
 		case <-s.q.wake:
+		case <-c.resyncReq:
+			if err := c.resync(ctx, s, ro); err != nil {
+				s.fail(err)
+			}
 		case <-due:
 		case <-s.done:
 			// Everything read before the link died happened: pass it on.

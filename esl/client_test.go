@@ -650,3 +650,18 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(float64(st.Events)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(st.ChannelEvents)/b.Elapsed().Seconds(), "chanevents/s")
 }
+
+// Resync on a live session asks for the channels again and hands the
+// snapshot to the Sink: what the engine needs after dropping events.
+func TestResyncOnRequest(t *testing.T) {
+	h := start(t, esl.Config{}, esltest.Options{}).run(t)
+	h.ready(t, 1)
+	h.client.Resync()
+	h.ready(t, 2)
+	if n := bytes.Count(h.sim.Received()[0], []byte("api show channels as json")); n != 2 {
+		t.Fatalf("%d show channels on the session, want 2", n)
+	}
+	if st := h.client.Stats(); st.Sessions != 1 {
+		t.Fatalf("the resync cost a session: %+v", st)
+	}
+}

@@ -63,6 +63,14 @@ func (o CommanderOptions) withDefaults() CommanderOptions {
 	return o
 }
 
+// Runner is what a Commander needs of its link: the Client, or a test's
+// recorder of the command lines.
+type Runner interface {
+	API(ctx context.Context, cmd string) (string, error)
+	BgAPIJob(ctx context.Context, cmd, jobUUID string) error
+	Connected() bool
+}
+
 // Commander turns CRM commands into ESL api/bgapi commands. It implements
 // bridge.PBX.
 //
@@ -77,17 +85,9 @@ func (o CommanderOptions) withDefaults() CommanderOptions {
 //     consultation leg gets a pre-assigned uuid, so cancelling hangs up
 //     exactly that leg, and completing hangs up the agent's leg, which
 //     att_xfer answers by bridging the customer to the target.
-//   - mod_callcenter keeps one status per agent, not per queue: login,
-//     logout, pause and resume set it for every queue the agent is a tier
-//     of; the queue in the request is only checked.
-// Runner is what a Commander needs of its link: the Client, or a test's
-// recorder of the command lines.
-type Runner interface {
-	API(ctx context.Context, cmd string) (string, error)
-	BgAPIJob(ctx context.Context, cmd, jobUUID string) error
-	Connected() bool
-}
-
+//   - mod_callcenter keeps one status per agent, not per queue: pause and
+//     resume are agent-wide (a queue or a reason is refused); with a queue,
+//     login and logout set the agent's tier in it Ready or Standby.
 type Commander struct {
 	c    Runner
 	opts CommanderOptions

@@ -27,13 +27,17 @@ type diskRun struct {
 	work *load
 }
 
-func startDisk(t *testing.T, cfgDir, db string, o procOpts) *diskRun {
+func startDisk(t *testing.T, cfgDir, db string, o procOpts, edit ...func(*conf)) *diskRun {
 	t.Helper()
 	sim := amitest.NewTestServer(t, amitest.ServerOptions{})
 	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
-	p := startProc(t, cfgDir, conf{PBXAddr: sim.Addr(), PBXSecret: "bridgepass", DB: db, LogLevel: "info",
-		Endpoints: []endpoint{{"crm", rcv.URL, secret}}}, o)
+	c := conf{PBXAddr: sim.Addr(), PBXSecret: "bridgepass", DB: db, LogLevel: "info",
+		Endpoints: []endpoint{{"crm", rcv.URL, secret}}}
+	for _, f := range edit {
+		f(&c)
+	}
+	p := startProc(t, cfgDir, c, o)
 	r := &diskRun{sim: sim, rcv: rcv, p: p, db: db}
 	// Not /readyz: the store may be failing from the start.
 	if !waitFor(10*time.Second, func() bool { return sim.LoggedIn() == 1 }) {
@@ -209,6 +213,50 @@ func TestDiskLocked(t *testing.T) {
 	if took > 3*time.Second {
 		t.Logf("/readyz took %s with the store locked (see TestDiskLockedReadyzAnswersPromptly)", took)
 	}
+}
+
+// TestDiskLockedOverflow: the lock lasts until more PBX events wait than
+// store.max_queued_events. The excess is dropped and counted, the link
+// stays, and once the lock is gone the bridge reads the PBX's state again:
+// every call the PBX ended meanwhile ends in the bridge too (no call is
+// left open), and every event committed is delivered.
+func TestDiskLockedOverflow(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "ctibridge.db")
+	r := startDisk(t, dir, db, procOpts{}, func(c *conf) { c.MaxQueued = 1000 })
+	time.Sleep(time.Second)
+	other, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	r.failing(t, "another process holds a lock")
+	if !waitFor(60*time.Second, func() bool { return r.p.metrics()["ctibridge_pbx_events_dropped_total"] > 0 }) {
+		t.Fatalf("no event dropped past max_queued_events\n%s", r.p.log.tail(3000))
+	}
+	if !r.p.waitLog("PBX events dropped", 5*time.Second) {
+		t.Error("no log line for the dropped events")
+	}
+	dropped := r.p.metrics()["ctibridge_pbx_events_dropped_total"]
+	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	if !r.p.waitLog("re-reading the PBX's state after dropped events", 30*time.Second) {
+		t.Errorf("no resync after the lock was gone\n%s", r.p.log.tail(3000))
+	}
+	v, recovery := r.recover(t, healed, "locked past max_queued_events", false)
+	record("disk: locked until the event queue overflowed (max_queued_events 1000)", 1, v, recovery,
+		fmt.Sprintf("%.0f PBX events dropped, the state re-read on recovery; recovery = unlock to /readyz 200", dropped))
 }
 
 // TestDiskLockedReadyzAnswersPromptly: /readyz bounds its store probe to

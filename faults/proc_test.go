@@ -53,6 +53,7 @@ type conf struct {
 	PBXType, PBXAddr, PBXUser, PBXSecret string
 	PingInterval, ActionTimeout          string
 	DB, Sync                             string
+	MaxQueued                            int // store.max_queued_events; 0: the default
 	Endpoints                            []endpoint
 	RetryWindow, Timeout                 string
 	AllowLoopback                        *bool
@@ -82,6 +83,9 @@ func (c conf) yaml() string {
 	fmt.Fprintf(&b, "  secret: %q\n  backoff_max: 300ms\n", c.PBXSecret)
 	fmt.Fprintf(&b, "  ping_interval: %s\n  action_timeout: %s\n", or(c.PingInterval, "500ms"), or(c.ActionTimeout, "1s"))
 	fmt.Fprintf(&b, "store:\n  path: %q\n  synchronous: %s\n  retention_days: 0\n", c.DB, or(c.Sync, "FULL"))
+	if c.MaxQueued > 0 {
+		fmt.Fprintf(&b, "  max_queued_events: %d\n", c.MaxQueued)
+	}
 	fmt.Fprintf(&b, "http:\n  listen: 127.0.0.1:0\nlog:\n  level: %s\n  format: json\n", or(c.LogLevel, "debug"))
 	if typ == "asterisk" {
 		b.WriteString("calls:\n  inbound_contexts: [inbound]\n")

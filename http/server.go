@@ -306,6 +306,7 @@ func (s *Server) metrics(c *fiber.Ctx) error {
 		{Name: "ctibridge_pbx_events_ingested_total", Help: "PBX channel events handled by the call model.", Type: "counter", Value: float64(s.engine.Ingested.Load())},
 		{Name: "ctibridge_events_committed_total", Help: "CRM events committed to the outbox.", Type: "counter", Value: float64(s.engine.Emitted.Load())},
 		{Name: "ctibridge_store_commit_errors_total", Help: "Failed outbox commits (retried).", Type: "counter", Value: float64(s.engine.CommitErrors.Load())},
+		{Name: "ctibridge_pbx_events_dropped_total", Help: "PBX events dropped while the store refused commits past store.max_queued_events (the state is re-read).", Type: "counter", Value: float64(s.engine.Dropped.Load())},
 		{Name: "ctibridge_engine_queue_length", Help: "PBX events waiting for the call model.", Type: "gauge", Value: float64(s.engine.QueueLen.Load())},
 		{Name: "ctibridge_pbx_link_up", Help: "1 when the PBX link is connected and logged in.", Type: "gauge", Value: b2f(up)},
 		{Name: "ctibridge_store_writable", Help: "1 when the last outbox commit succeeded.", Type: "gauge", Value: b2f(s.engine.StoreOK())},

@@ -98,6 +98,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 
 	tracker := bridge.NewTracker(trackerConfig(cfg))
 	engine = bridge.NewEngine(tracker, db, dispatcher, endpoints, log)
+	engine.MaxQueued = cfg.Store.MaxQueuedEvents
 	if err := engine.Restore(ctx); err != nil {
 		return fmt.Errorf("store: restoring open calls: %w", err)
 	}
@@ -130,6 +131,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		srv.PBX = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: cm.AgentDial, OutboundContext: cm.Context,
 			TransferContext: cm.TransferContext, QueueInterface: cm.QueueInterface, RingTimeout: cm.RingTimeout})
 		engine.LinkProbe = func() (bool, error) { return client.Connected(), client.Err() }
+		engine.Resync = mapper.Resync
 		runPBX = client.Run
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
@@ -138,6 +140,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		cm := cfg.Commands
 		srv.PBX = esl.NewCommander(client, esl.CommanderOptions{AgentDial: cm.AgentDial, Context: cm.Context,
 			CallcenterAgent: cm.CallcenterAgent, RecordDir: cm.RecordDir, RingTimeout: cm.RingTimeout})
+		engine.Resync = client.Resync
 		runPBX = client.Run
 	}
 
