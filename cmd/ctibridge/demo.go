@@ -121,11 +121,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case err := <-served:
 		return err
 	}
+	// Before the link is up: the resync's first webhooks (agent states)
+	// print right after this line.
+	fmt.Fprintf(stdout, "ctibridge demo: simulated %s on %s, CRM receiver on %s, API on http://%s\n\n",
+		*pbxType, cfg.PBX.Address, receiver.URL, r.HTTPAddr)
 	if err := waitFor(ctx, 10*time.Second, func() bool { up, _ := r.Engine.LinkState(); return up }); err != nil {
 		return fmt.Errorf("ctibridge did not connect to the simulated PBX: %w", err)
 	}
-	fmt.Fprintf(stdout, "ctibridge demo: simulated %s on %s, CRM receiver on %s, API on http://%s\n\n",
-		*pbxType, cfg.PBX.Address, receiver.URL, r.HTTPAddr)
 
 	for i := 0; i < *rounds; i++ {
 		for _, name := range calls {
