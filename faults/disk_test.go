@@ -179,6 +179,31 @@ func logLine(log, msg string) string {
 	return ""
 }
 
+// lockDB takes the database with BEGIN EXCLUSIVE on a connection of its
+// own, as another process would, and returns the unlock. The connection
+// closes when the test ends.
+func lockDB(t *testing.T, db string) (unlock func()) {
+	t.Helper()
+	other, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestDiskLocked: another process holds the database with BEGIN EXCLUSIVE
 // for longer than the store's busy timeout (5 s).
 func TestDiskLocked(t *testing.T) {
@@ -188,24 +213,10 @@ func TestDiskLocked(t *testing.T) {
 	r := startDisk(t, dir, db, procOpts{})
 	time.Sleep(time.Second)
 
-	other, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=10000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockDB(t, db)
 	took := r.failing(t, "another process holds a lock")
 	time.Sleep(time.Second)
-	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	healed := time.Now()
 	v, recovery := r.recover(t, healed, "locked", false)
 	record("disk: database locked (BEGIN EXCLUSIVE)", 1, v, recovery,
@@ -226,19 +237,7 @@ func TestDiskLockedOverflow(t *testing.T) {
 	db := filepath.Join(dir, "ctibridge.db")
 	r := startDisk(t, dir, db, procOpts{}, func(c *conf) { c.MaxQueued = 1000 })
 	time.Sleep(time.Second)
-	other, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=10000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockDB(t, db)
 	r.failing(t, "another process holds a lock")
 	if !waitFor(60*time.Second, func() bool { return r.p.metrics()["ctibridge_pbx_events_dropped_total"] > 0 }) {
 		t.Fatalf("no event dropped past max_queued_events\n%s", r.p.log.tail(3000))
@@ -247,9 +246,7 @@ func TestDiskLockedOverflow(t *testing.T) {
 		t.Error("no log line for the dropped events")
 	}
 	dropped := r.p.metrics()["ctibridge_pbx_events_dropped_total"]
-	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
-		t.Fatal(err)
-	}
+	unlock()
 	healed := time.Now()
 	if !r.p.waitLog("re-reading the PBX's state after dropped events", 30*time.Second) {
 		t.Errorf("no resync after the lock was gone\n%s", r.p.log.tail(3000))
@@ -266,20 +263,7 @@ func TestDiskLockedReadyzAnswersPromptly(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "ctibridge.db")
 	r := startDisk(t, dir, db, procOpts{})
-	other, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=10000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	conn, err := other.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN EXCLUSIVE"); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.ExecContext(context.Background(), "ROLLBACK")
+	defer lockDB(t, db)()
 	time.Sleep(time.Second)
 	start := time.Now()
 	code, _, err := r.p.get("/readyz")
