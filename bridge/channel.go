@@ -35,7 +35,20 @@ type ChannelEvent struct {
 	Status     string // AgentState: logged_in, logged_out, available, busy, unavailable
 	ActionID   string // the originate/command this event answers, when known
 	Resynced   bool   // produced by a resync, not seen live
+	// HangupSource says who ended the channel, where the PBX tells
+	// (ChanHangup): HangupByEndpoint when the device or network on this
+	// channel asked (a BYE, CANCEL or refusal: Asterisk HangupRequest,
+	// FreeSWITCH sip_hangup_disposition recv_*), HangupByPBX when the PBX
+	// decided (dialplan end, bridge partner gone, timeout, command,
+	// shutdown), "" when the adapter cannot tell (local/loopback halves).
+	HangupSource string
 }
+
+// Hangup sources (ChannelEvent.HangupSource).
+const (
+	HangupByEndpoint = "endpoint"
+	HangupByPBX      = "pbx"
+)
 
 // ChannelEventKind enumerates ChannelEvent kinds.
 type ChannelEventKind int
@@ -67,6 +80,10 @@ const (
 	ChanRecordStop                                    // recording of Channel to File stopped
 	ChanOriginateFailed                               // an originate (ActionID) failed: Cause/Reason
 	ChanAgentState                                    // queue member Interface/Member state changed
+	ChanHangupRequest                                 // Channel's own device or network asked to end it (BYE, CANCEL, refusal): its party hung up
+	ChanPark                                          // Channel was parked at slot Exten of lot Context
+	ChanUnpark                                        // Channel was taken from its parking slot by Peer (the retriever)
+	ChanPickup                                        // Channel (the picker) took the call ringing on Peer
 )
 
 // Channel identifies a PBX channel and carries its latest caller data.
@@ -84,6 +101,11 @@ type Channel struct {
 	// Direction is the PBX's own view where it has one (FreeSWITCH
 	// Call-Direction: inbound/outbound from the switch's side).
 	Direction string
+	// Endpoint is the device's user as the PBX dialled or authenticated it
+	// (FreeSWITCH dialed_user, an Asterisk PJSIP endpoint), when known. It
+	// names the agent whatever the registered contact is called
+	// (sofia/internal/1000-0x5591f1b07bf0@host is 1000's phone).
+	Endpoint string
 	// Vars are channel variables the adapter read with the event (only the
 	// ones the model uses, e.g. the configured direction variable).
 	Vars map[string]string

@@ -38,17 +38,23 @@ var EventTypes = []string{
 // equals the webhook-id header; Sequence orders the events of one
 // conversation (1, 2, 3, ...).
 type Event struct {
-	ID             string     `json:"id"`
-	Type           string     `json:"type"`
-	OccurredAt     time.Time  `json:"occurred_at"`
-	Sequence       int64      `json:"sequence"`
-	PBX            string     `json:"pbx"`
-	ConversationID string     `json:"conversation_id,omitempty"`
-	Call           *Call      `json:"call,omitempty"`
-	Agent          *Agent     `json:"agent,omitempty"` // the agent this event is about (ringing, ring_ended, answered, agent.state)
-	Transfer       *Transfer  `json:"transfer,omitempty"`
-	Recording      *Recording `json:"recording,omitempty"`
-	AgentState     *AgentStat `json:"agent_state,omitempty"`
+	ID             string    `json:"id"`
+	Type           string    `json:"type"`
+	OccurredAt     time.Time `json:"occurred_at"`
+	Sequence       int64     `json:"sequence"`
+	PBX            string    `json:"pbx"`
+	ConversationID string    `json:"conversation_id,omitempty"`
+	Call           *Call     `json:"call,omitempty"`
+	Agent          *Agent    `json:"agent,omitempty"` // the agent this event is about (ringing, ring_ended, answered, agent.state)
+	// Party says whose device rings or answers (call.ringing,
+	// call.answered): absent for the agent's own device, "customer" for
+	// the far party of a call an agent placed (Agent is then the agent
+	// who placed it).
+	Party      string     `json:"party,omitempty"`
+	Park       *Park      `json:"park,omitempty"` // call.held of a parked call: where it waits
+	Transfer   *Transfer  `json:"transfer,omitempty"`
+	Recording  *Recording `json:"recording,omitempty"`
+	AgentState *AgentStat `json:"agent_state,omitempty"`
 	// Resynced marks an event the bridge inferred after a PBX link loss or a
 	// restart rather than saw happen (e.g. a call that ended while it was
 	// disconnected).
@@ -93,7 +99,7 @@ type Call struct {
 	WaitS       *int64            `json:"wait_s,omitempty"`
 	Disposition Disposition       `json:"disposition,omitempty"`
 	HangupCause *HangupCause      `json:"hangup_cause,omitempty"`
-	HangupBy    string            `json:"hangup_by,omitempty"` // caller, agent, system
+	HangupBy    string            `json:"hangup_by,omitempty"` // caller, callee, agent, system, api (see README)
 	Recording   *Recording        `json:"recording,omitempty"`
 	Variables   map[string]string `json:"variables,omitempty"`
 }
@@ -117,6 +123,16 @@ type HangupCause struct {
 	Code int    `json:"code"`
 	Text string `json:"text"`
 }
+
+// Park is where a parked call waits to be retrieved.
+type Park struct {
+	Slot string `json:"slot"`
+	Lot  string `json:"lot,omitempty"`
+}
+
+// PartyCustomer marks ringing/answered events about the far party of a
+// call an agent placed.
+const PartyCustomer = "customer"
 
 // Transfer describes who moved a call where.
 type Transfer struct {
