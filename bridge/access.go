@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -135,6 +136,65 @@ func CheckWebhookURL(field, raw string) error {
 		return FieldError(field, "must not carry credentials (user:password@): the signature authenticates the sender")
 	case u.Fragment != "":
 		return FieldError(field, "must not have a #fragment")
+	case numericHost(u.Hostname()):
+		return FieldError(field, "host must be a name, a dotted-quad IPv4 address or a bracketed IPv6 address: "+
+			"resolvers read hosts such as 2852039166, 0xa9fea9fe or 010.0.0.1 as IPv4 addresses of their own")
+	}
+	return nil
+}
+
+// numericHost reports a host that is not an IP literal Go reads but that
+// some resolvers (inet_aton) read as an IPv4 address in decimal, octal or
+// hex. A top-level domain is never all digits, so a name whose last label
+// is a number is one of those.
+func numericHost(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return false
+	}
+	last := strings.TrimSuffix(host, ".")
+	last = last[strings.LastIndexByte(last, '.')+1:]
+	digits := "0123456789"
+	if len(last) > 2 && (last[:2] == "0x" || last[:2] == "0X") {
+		last, digits = last[2:], "0123456789abcdefABCDEF"
+	}
+	return last != "" && strings.Trim(last, digits) == ""
+}
+
+// CheckWebhookAddress refuses a URL whose host is an IP literal the policy
+// forbids, or the name of a metadata service, so that it fails when it is
+// saved rather than at every delivery. A host name is checked again, on
+// every address it resolves to, each time the dispatcher connects. Call it
+// after CheckWebhookURL.
+func CheckWebhookAddress(field, raw string, p AddressPolicy) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return FieldError(field, "must be an absolute http(s) URL")
+	}
+	host := u.Hostname()
+	if addr, err := netip.ParseAddr(host); err == nil {
+		if err := p.Check(addr); err != nil {
+			return FieldError(field, "host %v", err)
+		}
+		return nil
+	}
+	if slices.Contains(metadataHosts, strings.ToLower(strings.TrimSuffix(host, "."))) {
+		return FieldError(field, "host %s is a cloud metadata service: always refused", host)
+	}
+	return nil
+}
+
+// publishedWebhookSecrets are secrets anyone can read: the Standard Webhooks
+// specification's example, which ctibridge's own examples shipped until
+// they stopped carrying secrets. A receiver that accepts them accepts
+// forgeries.
+var publishedWebhookSecrets = []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+
+// CheckPublishedWebhookSecret refuses a published example secret. The
+// config and the API apply it to the secrets they are given; signing and
+// verifying do not (the specification's test vector uses it).
+func CheckPublishedWebhookSecret(field, secret string) error {
+	if slices.Contains(publishedWebhookSecrets, secret) {
+		return FieldError(field, "is a published example secret (the Standard Webhooks specification's, once in ctibridge's examples): anyone can sign with it; `ctibridge secret` prints a new one")
 	}
 	return nil
 }
