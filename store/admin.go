@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,9 +159,14 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 	}
 	plain := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	k := bridge.APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), CreatedAt: time.Now().UTC()}
-	err := db.write(ctx, 1, func(w *wtx) error {
+	err := db.write(ctx, 2, func(w *wtx) error {
 		_, err := w.exec(`INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)`,
 			k.ID, k.Name, hashKey(plain), strings.Join(k.Scopes, ","), k.CreatedAt.UnixNano())
+		if err != nil {
+			return err
+		}
+		// Kept for good, in the same transaction: see APIKeyEverCreated.
+		_, err = w.exec(`INSERT OR IGNORE INTO meta (name, value) VALUES ('api_key_created_at', ?)`, strconv.FormatInt(k.CreatedAt.UnixNano(), 10))
 		return err
 	})
 	if err != nil {
@@ -234,6 +240,16 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
 		out = append(out, k)
 	}
 	return out, db.wrap(rows.Err())
+}
+
+// APIKeyEverCreated reports whether an API key was ever created in this
+// database, revoked since or not. The HTTP API's default lets requests
+// without a key read only until then: revoking the last key must not
+// reopen it.
+func (db *DB) APIKeyEverCreated(ctx context.Context) (bool, error) {
+	var existed bool
+	err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM meta WHERE name = 'api_key_created_at')`).Scan(&existed)
+	return existed, db.wrap(err)
 }
 
 // DeleteAPIKey revokes a key.
