@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,9 +68,21 @@ type HTTP struct {
 	// RecordingsDir is where GET /v1/calls/{id}/recording may read files
 	// (the PBX's recording directory, mounted here); empty: not served.
 	RecordingsDir string `koanf:"recordings_dir"`
-	// AnonymousLoopback lets requests without an API key control calls
-	// while no key exists and the listener is loopback only.
+	// Anonymous is what requests without an API key may do on a loopback
+	// listener: none, read or control (never admin). Empty: read while no
+	// key has ever existed, none after.
+	Anonymous string `koanf:"anonymous"`
+	// AnonymousLoopback is the older spelling: control while no key has
+	// ever existed, none after.
 	AnonymousLoopback bool `koanf:"anonymous_loopback"`
+	// AllowedOrigins are browser origins (scheme://host[:port]) allowed to
+	// POST/PUT/PATCH/DELETE; AllowedHosts are Host values besides loopback
+	// ones that requests without a key may carry.
+	AllowedOrigins []string `koanf:"allowed_origins"`
+	AllowedHosts   []string `koanf:"allowed_hosts"`
+	// MaxStreams and MaxStreamsPerKey cap the open event streams.
+	MaxStreams       int `koanf:"max_streams"`
+	MaxStreamsPerKey int `koanf:"max_streams_per_key"`
 }
 
 // Commands map CRM commands onto the dialplan. Empty values take the PBX
@@ -125,7 +138,7 @@ func Default() Config {
 	return Config{
 		PBX:      PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second},
 		Store:    Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90, MaxQueuedEvents: 1_000_000},
-		HTTP:     HTTP{Listen: "127.0.0.1:8080", RequestTimeout: 20 * time.Second},
+		HTTP:     HTTP{Listen: "127.0.0.1:8080", RequestTimeout: 20 * time.Second, MaxStreams: 1000, MaxStreamsPerKey: 50},
 		Commands: Commands{RingTimeout: 30 * time.Second},
 		Delivery: Delivery{RetryWindow: 72 * time.Hour, Timeout: 10 * time.Second, MaxInFlight: 256,
 			MaxInFlightPerEndpoint: 16, AllowLoopback: true, AllowPrivate: true},
@@ -257,6 +270,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return &Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080), got %q", c.HTTP.Listen)}
 	}
+	if err := c.HTTP.check(); err != nil {
+		return err
+	}
 	if err := c.checkCommands(); err != nil {
 		return err
 	}
@@ -341,4 +357,112 @@ func (c *Config) checkCommands() error {
 		}
 	}
 	return nil
+}
+
+// check validates the HTTP section's access rules: each refused value
+// would otherwise silently open or close the API.
+func (h *HTTP) check() error {
+	switch h.Anonymous {
+	case "", "none", "read", "control":
+	case "admin":
+		return &Error{"http.anonymous", "cannot be admin: requests without an API key never manage webhooks or replay; use none, read or control"}
+	default:
+		return &Error{"http.anonymous", fmt.Sprintf("must be none, read or control, got %q", h.Anonymous)}
+	}
+	if h.AnonymousLoopback && h.Anonymous != "" {
+		return &Error{"http.anonymous_loopback", "is the older spelling of http.anonymous: control (until the first API key): set only http.anonymous"}
+	}
+	if (h.Anonymous == "read" || h.Anonymous == "control") && !loopbackListen(h.Listen) {
+		return &Error{"http.anonymous", fmt.Sprintf("%s needs http.listen on a loopback address (127.0.0.1, [::1] or localhost), got %q: requests without a key are never served on other interfaces", h.Anonymous, h.Listen)}
+	}
+	for i, o := range h.AllowedOrigins {
+		if want, ok := canonicalOrigin(o); !ok || want != o {
+			hint := ""
+			if ok {
+				hint = fmt.Sprintf(" (did you mean %q?)", want)
+			}
+			return &Error{fmt.Sprintf("http.allowed_origins[%d]", i), fmt.Sprintf("must be an origin as browsers send it, scheme://host[:port] in lowercase with no path and no default port, got %q%s", o, hint)}
+		}
+	}
+	for i, host := range h.AllowedHosts {
+		if !validHost(host) {
+			return &Error{fmt.Sprintf("http.allowed_hosts[%d]", i), fmt.Sprintf("must be a host name or IP address, optionally with :port (e.g. ctibridge.internal or 10.0.0.5:8080), got %q", host)}
+		}
+	}
+	if h.MaxStreams < 1 {
+		return &Error{"http.max_streams", fmt.Sprintf("must be at least 1, got %d", h.MaxStreams)}
+	}
+	if h.MaxStreamsPerKey < 1 || h.MaxStreamsPerKey > h.MaxStreams {
+		return &Error{"http.max_streams_per_key", fmt.Sprintf("must be from 1 to http.max_streams (%d), got %d", h.MaxStreams, h.MaxStreamsPerKey)}
+	}
+	return nil
+}
+
+// loopbackListen reports a listen address bound to loopback only.
+func loopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// canonicalOrigin parses an origin and returns it as a browser serialises
+// it (RFC 6454): lowercase scheme and host, no default port, nothing else.
+func canonicalOrigin(o string) (string, bool) {
+	scheme, rest, ok := strings.Cut(o, "://")
+	scheme = strings.ToLower(scheme)
+	rest = strings.TrimSuffix(rest, "/")
+	if !ok || scheme != "http" && scheme != "https" || rest == "" || strings.ContainsAny(rest, "/?#@ ") {
+		return "", false
+	}
+	hostport := strings.ToLower(rest)
+	host, port := hostport, ""
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		host, port = h, p
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	if !validHost(host) || port != "" && !validPort(port) {
+		return "", false
+	}
+	if port == "" || scheme == "http" && port == "80" || scheme == "https" && port == "443" {
+		return scheme + "://" + host, true
+	}
+	return scheme + "://" + host + ":" + port, true
+}
+
+var reHostName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// validHost accepts a lowercase DNS name, an IPv4 address or a bracketed
+// IPv6 one, each optionally with :port.
+func validHost(h string) bool {
+	if h == "" || h != strings.ToLower(h) {
+		return false
+	}
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 || net.ParseIP(h[1:end]) == nil || strings.Contains(h[1:end], ".") && net.ParseIP(h[1:end]).To4() != nil {
+			return false
+		}
+		rest := h[end+1:]
+		return rest == "" || strings.HasPrefix(rest, ":") && validPort(rest[1:])
+	}
+	if name, port, ok := strings.Cut(h, ":"); ok {
+		if !validPort(port) {
+			return false
+		}
+		h = name
+	}
+	return net.ParseIP(h) != nil && !strings.Contains(h, ":") || reHostName.MatchString(h) && len(h) <= 253
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
 }
