@@ -13,8 +13,9 @@ import (
 // Rules apply in order: Deny prefixes, Allow prefixes, cloud metadata
 // services (always refused unless in Allow), then the categories below.
 // Public unicast addresses are allowed; anything that is not unicast
-// (multicast, broadcast, reserved 240.0.0.0/4) never is. An address that
-// embeds an IPv4 address (IPv4-mapped or -compatible, NAT64, 6to4, Teredo)
+// (multicast, broadcast, reserved 240.0.0.0/4) never is. IPv4-mapped IPv6
+// addresses are their IPv4 address. An address that
+// embeds an IPv4 address (IPv4-compatible, NAT64, 6to4, Teredo)
 // is refused when that IPv4 address is.
 type AddressPolicy struct {
 	AllowLoopback  bool // 127.0.0.0/8, ::1, and "this host" 0.0.0.0/8 and ::
@@ -63,7 +64,6 @@ var (
 	benchmark   = netip.MustParsePrefix("198.18.0.0/15")
 	reserved4   = netip.MustParsePrefix("240.0.0.0/4")
 	siteLocal   = netip.MustParsePrefix("fec0::/10")
-	mapped      = netip.MustParsePrefix("::ffff:0:0/96")
 	compatible  = netip.MustParsePrefix("::/96")
 	nat64       = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052 well-known prefix: always /96
 	nat64Local  = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215 local-use: the operator picks the length
@@ -106,7 +106,9 @@ const whatMetadata = "a cloud metadata address"
 // Check returns an *AddressError when the policy forbids connecting to addr.
 func (p AddressPolicy) Check(addr netip.Addr) error {
 	// A zone (fe80::1%eth0) makes every prefix test false: drop it first.
-	addr = addr.WithZone("")
+	// An IPv4-mapped address is the IPv4 address (resolvers return that
+	// form too), so it is checked and named as one.
+	addr = addr.WithZone("").Unmap()
 	if addr.Is6() {
 		for _, in := range embedded(addr) {
 			if err := p.check(in.addr); err != nil {
@@ -115,7 +117,7 @@ func (p AddressPolicy) Check(addr netip.Addr) error {
 				return e
 			}
 		}
-		if mapped.Contains(addr) || (compatible.Contains(addr) && !addr.IsLoopback() && !addr.IsUnspecified()) {
+		if compatible.Contains(addr) && !addr.IsLoopback() && !addr.IsUnspecified() {
 			return nil // the embedded IPv4 address is the destination, and it passed
 		}
 	}
@@ -132,8 +134,6 @@ func embedded(a netip.Addr) []embeddedAddr {
 	b := a.As16()
 	v4 := func(i, j, k, l int) netip.Addr { return netip.AddrFrom4([4]byte{b[i], b[j], b[k], b[l]}) }
 	switch {
-	case mapped.Contains(a):
-		return []embeddedAddr{{v4(12, 13, 14, 15), "IPv4-mapped"}}
 	case compatible.Contains(a) && !a.IsLoopback() && !a.IsUnspecified():
 		// Deprecated, but some stacks still route ::a.b.c.d to a.b.c.d.
 		return []embeddedAddr{{v4(12, 13, 14, 15), "IPv4-compatible"}}

@@ -44,33 +44,34 @@ func TestAddressPolicyCheck(t *testing.T) {
 
 		// Cloud metadata: refused even where the category is allowed.
 		{open, "169.254.169.254", "169.254.169.254 is a cloud metadata address: always refused"}, // AWS, GCP, Azure, Oracle, DO, OpenStack
-		{open, "169.254.170.2", "cloud metadata"},                                              // AWS ECS
-		{open, "169.254.170.23", "cloud metadata"},                                             // AWS EKS Pod Identity
-		{open, "169.254.0.23", "cloud metadata"},                                               // Tencent
-		{open, "168.63.129.16", "cloud metadata"},                                              // Azure WireServer, a public address
-		{open, "192.0.0.192", "cloud metadata"},                                                // Oracle
-		{open, "100.100.100.200", "cloud metadata"},                                            // Alibaba, inside CGNAT
-		{open, "fd00:ec2::254", "cloud metadata"},                                              // AWS IPv6
-		{open, "fd00:ec2::23", "cloud metadata"},                                               // AWS EKS IPv6
-		{open, "fd20:ce::254", "cloud metadata"},                                               // GCP IPv6
-		{open, "fd00:c1::a9fe:a9fe", "cloud metadata"},                                         // Oracle IPv6
-		{open, "fe80::a9fe:a9fe", "cloud metadata"},                                            // OpenStack IPv6
-		{open, "fe80::a9fe:a9fe%eth0", "cloud metadata"},                                       // a zone must not hide it
+		{open, "169.254.170.2", "cloud metadata"},                                                // AWS ECS
+		{open, "169.254.170.23", "cloud metadata"},                                               // AWS EKS Pod Identity
+		{open, "169.254.0.23", "cloud metadata"},                                                 // Tencent
+		{open, "168.63.129.16", "cloud metadata"},                                                // Azure WireServer, a public address
+		{open, "192.0.0.192", "cloud metadata"},                                                  // Oracle
+		{open, "100.100.100.200", "cloud metadata"},                                              // Alibaba, inside CGNAT
+		{open, "fd00:ec2::254", "cloud metadata"},                                                // AWS IPv6
+		{open, "fd00:ec2::23", "cloud metadata"},                                                 // AWS EKS IPv6
+		{open, "fd20:ce::254", "cloud metadata"},                                                 // GCP IPv6
+		{open, "fd00:c1::a9fe:a9fe", "cloud metadata"},                                           // Oracle IPv6
+		{open, "fe80::a9fe:a9fe", "cloud metadata"},                                              // OpenStack IPv6
+		{open, "fe80::a9fe:a9fe%eth0", "cloud metadata"},                                         // a zone must not hide it
 		{open, "168.63.129.17", ""},
 
 		// Embedded IPv4 addresses are checked against the same rules.
-		{def, "::ffff:169.254.169.254", "::ffff:169.254.169.254 embeds 169.254.169.254 (IPv4-mapped), a cloud metadata address"},
+		{def, "::ffff:169.254.169.254", "169.254.169.254 is a cloud metadata address"}, // IPv4-mapped: the IPv4 address itself
 		{def, "::a9fe:a9fe", "(IPv4-compatible), a cloud metadata address"},
-		{strict, "::ffff:127.0.0.1", "(IPv4-mapped), a loopback address: refused by delivery.allow_loopback"},
+		{strict, "::ffff:127.0.0.1", "127.0.0.1 is a loopback address: refused by delivery.allow_loopback"},
+		{bridge.AddressPolicy{AllowPrivate: true, Deny: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/16")}}, "::ffff:10.9.1.1", "10.9.1.1 is in denied prefix 10.9.0.0/16"},
 		{def, "::ffff:93.184.216.34", ""},
 		{def, "64:ff9b::a9fe:a9fe", "64:ff9b::a9fe:a9fe embeds 169.254.169.254 (NAT64), a cloud metadata address"},
 		{strict, "64:ff9b::a00:1", "embeds 10.0.0.1 (NAT64), a private address"},
 		{def, "64:ff9b::5db8:d822", ""},
 		// RFC 8215 local-use NAT64, each RFC 6052 layout of 169.254.169.254.
-		{def, "64:ff9b:1::a9fe:a9fe", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"},                // /96
-		{def, "64:ff9b:1:0:a9:fea9:fe00:0", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"},          // /64
-		{def, "64:ff9b:1:a9:fe:a9fe::", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"},              // /56
-		{def, "64:ff9b:1:a9fe:a9:fe00::", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"},            // /48
+		{def, "64:ff9b:1::a9fe:a9fe", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"},       // /96
+		{def, "64:ff9b:1:0:a9:fea9:fe00:0", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"}, // /64
+		{def, "64:ff9b:1:a9:fe:a9fe::", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"},     // /56
+		{def, "64:ff9b:1:a9fe:a9:fe00::", "embeds 169.254.169.254 (local-use NAT64), a cloud metadata"},   // /48
 		{strict, "64:ff9b:1::a00:1", "embeds 10.0.0.1 (local-use NAT64), a private address"},
 		{strict, "64:ff9b:1::5db8:d822", ""}, // its zero padding is not read as 0.0.0.0
 		{def, "2002:a9fe:a9fe::1", "2002:a9fe:a9fe::1 embeds 169.254.169.254 (6to4), a cloud metadata address"},

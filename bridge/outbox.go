@@ -8,12 +8,16 @@ import (
 
 // Endpoint is a webhook subscriber.
 type Endpoint struct {
-	ID       string   `json:"id"`
-	URL      string   `json:"url"`
-	Secret   string   `json:"-"` // whsec_<base64>; never logged or returned after creation
-	Events   []string `json:"events"`
-	Source   string   `json:"source"` // "config" or "api"
-	Disabled bool     `json:"disabled"`
+	ID     string `json:"id"`
+	URL    string `json:"url"`
+	Secret string `json:"-"` // whsec_<base64>; never logged or returned after creation
+	// PreviousSecret, during a rotation, is the secret being retired:
+	// requests carry a signature for each, so receivers holding either
+	// verify them. Empty outside a rotation.
+	PreviousSecret string   `json:"-"`
+	Events         []string `json:"events"`
+	Source         string   `json:"source"` // "config" or "api"
+	Disabled       bool     `json:"disabled"`
 	// DisabledReason says why, e.g. "endpoint answered 410 Gone".
 	DisabledReason string    `json:"disabled_reason,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -56,11 +55,16 @@ func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) 
 		a.Error = err.Error()
 	}
 	r := result{it: it}
+	var refused *AddressRefusedError
 	switch {
 	case err == nil:
 		r.outcome = outDelivered
 	case code == http.StatusGone:
 		r.outcome = outDisabled
+	case errors.As(err, &refused):
+		// Every address of the host is forbidden: no retry can succeed
+		// until someone changes the URL, the DNS or the policy.
+		r.outcome, r.refused = outDead, true
 	default:
 		now := d.clock.Now()
 		deadline := it.FirstTriedAt.Add(d.opts.RetryWindow)
@@ -108,7 +112,7 @@ func (e *endpoint) record(cfg *endpointConfig, it *item, a bridge.Attempt, rp *r
 	}
 	e.recordMu.RUnlock()
 
-	e.account(cfg, it, a, a.StatusCode == http.StatusGone)
+	e.account(cfg, it, a, a.StatusCode == http.StatusGone, r.refused)
 	if d.opts.OnAttempt != nil {
 		d.opts.OnAttempt(a)
 	}
@@ -129,7 +133,7 @@ func (o outcome) status() bridge.DeliveryStatus {
 // account updates counters and logs. Single failures are debug-level; the
 // operator hears when an endpoint starts failing, recovers, loses an event
 // or is disabled.
-func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone bool) {
+func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone, refused bool) {
 	d := e.d
 	log := d.log.With("endpoint", e.id, "host", host(cfg.URL))
 	if a.Outcome == bridge.DeliveryDelivered {
@@ -141,7 +145,11 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 	}
 	d.failed.Add(1)
 	log.Debug("webhook attempt failed", "event", it.ID, "attempt", it.Attempts, "status", a.StatusCode, "err", a.Error, "outcome", a.Outcome)
-	if !e.failing.Swap(true) && !gone {
+	switch {
+	case e.failing.Swap(true) || gone:
+	case refused:
+		log.Warn("webhook endpoint address refused by delivery policy; its deliveries are dead-lettered, not retried", "err", a.Error)
+	default:
 		log.Warn("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error)
 	}
 	switch a.Outcome {
@@ -149,6 +157,10 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 		d.retried.Add(1)
 	case bridge.DeliveryDead:
 		d.dead.Add(1)
+		if refused {
+			log.Debug("webhook delivery dead: address refused", "event", it.ID, "type", it.Type, "err", a.Error)
+			break
+		}
 		log.Warn("webhook delivery dead: retry window exhausted", "event", it.ID, "type", it.Type,
 			"attempts", it.Attempts, "first_tried_at", it.FirstTriedAt, "err", a.Error)
 	}
@@ -202,7 +214,7 @@ func (e *endpoint) post(cfg *endpointConfig, it *item, at time.Time) (code int, 
 	h.Set("User-Agent", d.opts.UserAgent)
 	h.Set(HeaderID, it.ID)
 	h.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(HeaderSignature, "v1,"+base64.StdEncoding.EncodeToString(mac(cfg.key, it.ID, ts, it.Payload)))
+	h.Set(HeaderSignature, signatureHeader(cfg.keys, it.ID, ts, it.Payload))
 
 	resp, err := d.client.Do(req)
 	if err != nil {

@@ -171,10 +171,14 @@ func New(store bridge.DeliveryStore, opts Options) *Dispatcher {
 	}
 	rt := opts.Transport
 	if rt == nil {
-		dialer := &net.Dialer{
-			Timeout:   opts.DialTimeout,
-			KeepAlive: 30 * time.Second,
-			Control:   opts.Policy.control,
+		dialer := &policyDialer{
+			policy: *opts.Policy,
+			dialer: &net.Dialer{
+				Timeout:   opts.DialTimeout,
+				KeepAlive: 30 * time.Second,
+				Control:   control(*opts.Policy),
+			},
+			lookup: net.DefaultResolver.LookupNetIP,
 		}
 		rt = &http.Transport{
 			Proxy:                 nil,
@@ -195,6 +199,10 @@ func New(store bridge.DeliveryStore, opts Options) *Dispatcher {
 	}
 	return d
 }
+
+// AddressPolicy is the policy the default transport enforces, for the API
+// to refuse an endpoint URL it would refuse anyway.
+func (d *Dispatcher) AddressPolicy() bridge.AddressPolicy { return *d.opts.Policy }
 
 // SetEndpoints replaces the set of endpoints. New ones start delivering at
 // once (reading their backlog from the store), removed or disabled ones stop

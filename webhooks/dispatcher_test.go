@@ -612,9 +612,12 @@ func TestRedirectNotFollowed(t *testing.T) {
 	}
 }
 
-// The address policy applies to the address connected to: the metadata
+// The address policy applies to the addresses connected to: the metadata
 // service is refused with an error naming it, 127.0.0.1 is allowed by
-// default, and a hostname is checked after it resolves.
+// default, and a hostname is checked after it resolves. A host whose every
+// address is refused cannot succeed by retrying: its deliveries are dead at
+// once (replayable), each with the reason in the attempt log, and the
+// next event of the conversation follows.
 func TestAddressPolicy(t *testing.T) {
 	rx := webhookstest.NewReceiver(t, testSecret)
 	port := rx.URL[strings.LastIndex(rx.URL, ":"):]
@@ -623,32 +626,92 @@ func TestAddressPolicy(t *testing.T) {
 	store := newFakeStore()
 	h := start(t, store, webhooks.Options{Clock: clock, DialTimeout: time.Second},
 		endpoint("meta", "http://169.254.169.254/latest/meta-data/"), endpoint("local", rx.URL))
-	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "meta", "local"))
-	rx.WaitFor(1, wait)
-	as := h.waitAttempts(2)
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1), event("a", 2)}, "meta", "local"))
+	rx.WaitFor(2, wait)
+	as := h.waitAttempts(4)
 	h.stop()
 	for _, a := range as {
-		if a.EndpointID == "meta" && (a.StatusCode != 0 || !strings.Contains(a.Error, "169.254.169.254") || !strings.Contains(a.Error, "cloud metadata")) {
-			t.Errorf("metadata attempt %+v", a)
+		if a.EndpointID == "meta" && (a.StatusCode != 0 || a.Outcome != bridge.DeliveryDead ||
+			!strings.Contains(a.Error, "169.254.169.254 is a cloud metadata address: always refused")) {
+			t.Errorf("metadata attempt %+v, want dead with the reason", a)
 		}
 		if a.EndpointID == "local" && a.Outcome != bridge.DeliveryDelivered {
 			t.Errorf("loopback attempt %+v", a)
 		}
 	}
+	if st := h.d.Stats(); st.Dead != 2 || st.Retried != 0 {
+		t.Errorf("stats %+v, want both metadata deliveries dead, none retried", st)
+	}
 
-	// A name resolving to loopback, with loopback forbidden.
+	// A name resolving to loopback only, with loopback forbidden.
 	store = newFakeStore()
 	h = start(t, store, webhooks.Options{Clock: clock, Policy: &webhooks.Policy{AllowPrivate: true}},
 		endpoint("byname", "http://localhost"+port+"/webhook"))
 	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "byname"))
 	a := h.waitAttempts(1)[0]
 	h.stop()
-	if !strings.Contains(a.Error, "loopback") || a.Outcome != bridge.DeliveryPending {
-		t.Errorf("attempt %+v, want loopback refusal", a)
+	if a.Outcome != bridge.DeliveryDead || !strings.Contains(a.Error, "localhost resolves only to refused addresses: ") ||
+		!strings.Contains(a.Error, "is a loopback address: refused by delivery.allow_loopback") {
+		t.Errorf("attempt %+v, want dead with the loopback refusal", a)
 	}
-	if n := len(rx.Requests()); n != 1 {
-		t.Errorf("receiver got %d requests, want only the allowed one", n)
+	if n := len(rx.Requests()); n != 2 {
+		t.Errorf("receiver got %d requests, want only the allowed ones", n)
 	}
+}
+
+// During a rotation an endpoint holds two secrets and every request carries
+// one signature per secret: a receiver that still holds only the old secret
+// and one that already holds only the new both verify the same request (the
+// Standard Webhooks rule: any one listed v1 signature that matches).
+func TestSecretRotationSignsWithBoth(t *testing.T) {
+	oldSecret, newSecret := bridge.NewWebhookSecret(), bridge.NewWebhookSecret()
+	rx := webhookstest.NewReceiver(t, newSecret)
+	store := newFakeStore()
+	ep := bridge.Endpoint{ID: "ep", URL: rx.URL, Secret: newSecret, PreviousSecret: oldSecret}
+	h := start(t, store, webhooks.Options{}, ep)
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "ep"))
+	got := rx.WaitFor(1, wait)[0]
+	if got.Err != nil {
+		t.Fatalf("the new secret's holder: %v", got.Err)
+	}
+	sigs := strings.Fields(got.Header.Get("webhook-signature"))
+	if len(sigs) != 2 || !strings.HasPrefix(sigs[0], "v1,") || !strings.HasPrefix(sigs[1], "v1,") {
+		t.Fatalf("webhook-signature %q, want two v1 signatures", got.Header.Get("webhook-signature"))
+	}
+	now := time.Now()
+	for name, secret := range map[string]string{"old": oldSecret, "new": newSecret} {
+		if err := webhooks.Verify(secret, got.Header, got.Raw, 0, now); err != nil {
+			t.Errorf("a receiver holding only the %s secret: %v", name, err)
+		}
+	}
+	if err := webhooks.Verify(bridge.NewWebhookSecret(), got.Header, got.Raw, 0, now); err == nil {
+		t.Error("a third secret verified")
+	}
+	want, err := webhooks.SignAll([]string{newSecret, oldSecret}, got.ID, time.Unix(mustInt(t, got.Header.Get("webhook-timestamp")), 0), got.Raw)
+	if err != nil || want != got.Header.Get("webhook-signature") {
+		t.Errorf("SignAll = %q, %v; the dispatcher sent %q", want, err, got.Header.Get("webhook-signature"))
+	}
+
+	// The rotation ends: one signature, the old secret no longer verifies.
+	ep.PreviousSecret = ""
+	h.d.SetEndpoints([]bridge.Endpoint{ep})
+	h.d.Notify(store.commit([]bridge.Record{event("a", 2)}, "ep"))
+	got = rx.WaitFor(2, wait)[1]
+	if got.Err != nil || len(strings.Fields(got.Header.Get("webhook-signature"))) != 1 {
+		t.Fatalf("after the rotation: %v, %q", got.Err, got.Header.Get("webhook-signature"))
+	}
+	if err := webhooks.Verify(oldSecret, got.Header, got.Raw, 0, time.Now()); err == nil {
+		t.Error("the retired secret still verifies")
+	}
+}
+
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	var n int64
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // Other 4xx answers are retried: they are usually a misconfiguration a

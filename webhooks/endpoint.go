@@ -83,10 +83,10 @@ type endpoint struct {
 	retrying bool
 }
 
-// endpointConfig is an endpoint with its secret decoded once.
+// endpointConfig is an endpoint with its secrets decoded once.
 type endpointConfig struct {
 	bridge.Endpoint
-	key    []byte
+	keys   [][]byte // the secret's, then the previous secret's during a rotation
 	keyErr error
 }
 
@@ -119,6 +119,7 @@ type result struct {
 	outcome outcome
 	next    time.Time
 	asked   bool // next is what the endpoint asked for (Retry-After)
+	refused bool // dead because the policy refuses every address of the host
 }
 
 func newEndpoint(d *Dispatcher, ep bridge.Endpoint) *endpoint {
@@ -137,8 +138,8 @@ func newEndpoint(d *Dispatcher, ep bridge.Endpoint) *endpoint {
 }
 
 func (e *endpoint) setConfig(ep bridge.Endpoint) {
-	key, err := parseSecret(ep.Secret)
-	e.cfg.Store(&endpointConfig{Endpoint: ep, key: key, keyErr: err})
+	keys, err := signingKeys(ep.Secret, ep.PreviousSecret)
+	e.cfg.Store(&endpointConfig{Endpoint: ep, keys: keys, keyErr: err})
 }
 
 func (e *endpoint) isClosed() bool {

@@ -1,117 +1,95 @@
 package webhooks
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"strings"
 	"syscall"
+
+	"github.com/ctibridge/ctibridge/bridge"
 )
 
-// Policy says which addresses webhook requests may connect to. It is checked
-// in the dialer's Control hook, on the address actually being connected to
-// after DNS resolution, so a hostname that resolves (or re-resolves, as in
-// DNS rebinding) to a forbidden address is refused too.
+// Policy says which addresses webhook requests may connect to: bridge's
+// AddressPolicy, the same rule the config and the API apply to IP-literal
+// URLs when they are saved.
 //
-// Rules apply in order: Deny prefixes, Allow prefixes, cloud metadata
-// services (always refused unless in Allow), then the address categories.
-// Public unicast addresses are allowed.
-type Policy struct {
-	AllowLoopback  bool // 127.0.0.0/8, ::1, and the unspecified 0.0.0.0 and ::
-	AllowPrivate   bool // RFC 1918, fc00::/7, and CGNAT 100.64.0.0/10
-	AllowLinkLocal bool // 169.254.0.0/16, fe80::/10
-	Deny           []netip.Prefix
-	Allow          []netip.Prefix
-}
+// The dispatcher applies it twice. Before connecting it resolves the host
+// and, when every address is refused, fails the delivery for good
+// (AddressRefusedError: dead-lettered at once, not retried for the whole
+// window). Then the dialer's Control hook checks the address actually being
+// connected to, so a name that re-resolves to a forbidden address (DNS
+// rebinding) is refused too; that refusal is retried like any connection
+// error.
+type Policy = bridge.AddressPolicy
+
+// RefusedError is the error for an address the Policy forbids.
+type RefusedError = bridge.AddressError
 
 // DefaultPolicy allows loopback and private addresses, since CRMs often run
 // on-premises next to the PBX, and refuses link-local and metadata ones.
-func DefaultPolicy() Policy {
-	return Policy{AllowLoopback: true, AllowPrivate: true}
+func DefaultPolicy() Policy { return bridge.DefaultAddressPolicy() }
+
+// AddressRefusedError is a delivery whose host resolves only to addresses
+// the policy refuses. Retrying cannot help until someone changes the URL,
+// the DNS or the policy, so the delivery is dead at once (replayable).
+type AddressRefusedError struct {
+	Host    string
+	Refused []error // one *RefusedError per address
 }
 
-// metadata are cloud instance-metadata services, which hand out credentials
-// to whoever asks from inside the instance.
-var metadata = []netip.Prefix{
-	netip.MustParsePrefix("169.254.169.254/32"), // AWS, GCP, Azure, Oracle, DigitalOcean
-	netip.MustParsePrefix("fd00:ec2::254/128"),  // AWS IPv6
-	netip.MustParsePrefix("100.100.100.200/32"), // Alibaba Cloud
-}
-
-var (
-	cgnat = netip.MustParsePrefix("100.64.0.0/10")
-	nat64 = netip.MustParsePrefix("64:ff9b::/96")
-)
-
-// RefusedError is the dial error for an address the Policy forbids.
-type RefusedError struct {
-	Addr   netip.Addr
-	Reason string
-}
-
-func (e *RefusedError) Error() string {
-	return fmt.Sprintf("webhooks: address %s refused by policy: %s", e.Addr, e.Reason)
-}
-
-// Check returns a *RefusedError when the policy forbids connecting to addr.
-func (p Policy) Check(addr netip.Addr) error {
-	// A zone (fe80::1%eth0) makes every prefix test false: drop it, and
-	// the IPv4-in-IPv6 forms, before any rule.
-	addr = addr.WithZone("").Unmap()
-	if addr.Is6() {
-		b := addr.As16()
-		// IPv4-compatible ::a.b.c.d (deprecated, but routed by some stacks).
-		if [12]byte(b[:12]) == ([12]byte{}) && !addr.IsLoopback() && !addr.IsUnspecified() {
-			addr = netip.AddrFrom4([4]byte(b[12:]))
-		}
+func (e *AddressRefusedError) Error() string {
+	reasons := make([]string, len(e.Refused))
+	for i, err := range e.Refused {
+		reasons[i] = err.Error()
 	}
-	// A NAT64 address reaches the IPv4 address embedded in its last 32 bits.
-	if addr.Is6() && nat64.Contains(addr) {
-		b := addr.As16()
-		if err := p.Check(netip.AddrFrom4([4]byte(b[12:]))); err != nil {
-			return err
-		}
+	if _, err := netip.ParseAddr(e.Host); err == nil {
+		return strings.Join(reasons, "; ")
 	}
-	refuse := func(reason string) error { return &RefusedError{Addr: addr, Reason: reason} }
-	for _, pf := range p.Deny {
-		if pf.Contains(addr) {
-			return refuse("in denied prefix " + pf.String())
-		}
-	}
-	for _, pf := range p.Allow {
-		if pf.Contains(addr) {
-			return nil
-		}
-	}
-	for _, pf := range metadata {
-		if pf.Contains(addr) {
-			return refuse("cloud metadata service")
-		}
-	}
-	switch {
-	case !addr.IsValid():
-		return refuse("invalid address")
-	case addr.IsLoopback() || addr.IsUnspecified():
-		if !p.AllowLoopback {
-			return refuse("loopback address")
-		}
-	case addr.IsPrivate() || cgnat.Contains(addr):
-		if !p.AllowPrivate {
-			return refuse("private address")
-		}
-	case addr.IsLinkLocalUnicast():
-		if !p.AllowLinkLocal {
-			return refuse("link-local address")
-		}
-	case addr.IsMulticast() || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return refuse("multicast or broadcast address")
-	}
-	return nil
+	return e.Host + " resolves only to refused addresses: " + strings.Join(reasons, "; ")
 }
 
 // control is a net.Dialer Control hook enforcing p.
-func (p Policy) control(network, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("webhooks: cannot check dial address %q: %w", address, err)
+func control(p Policy) func(network, address string, _ syscall.RawConn) error {
+	return func(network, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return fmt.Errorf("webhooks: cannot check dial address %q: %w", address, err)
+		}
+		return p.Check(ap.Addr())
 	}
-	return p.Check(ap.Addr())
+}
+
+// policyDialer resolves the host before dialing, to tell a host that is
+// refused for good from one that is down.
+type policyDialer struct {
+	policy Policy
+	dialer *net.Dialer // with control(policy)
+	lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+func (pd *policyDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	ips, err := pd.lookup(ctx, "ip", host)
+	if err != nil {
+		return nil, err // a DNS failure is retried
+	}
+	var refused []error
+	for _, ip := range ips {
+		if err := pd.policy.Check(ip); err != nil {
+			refused = append(refused, err)
+			continue
+		}
+		// At least one address may be used: the dialer resolves again and
+		// its Control hook refuses the others (and any rebinding).
+		return pd.dialer.DialContext(ctx, network, address)
+	}
+	if len(refused) == 0 {
+		return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+	}
+	return nil, &AddressRefusedError{Host: host, Refused: refused}
 }

@@ -60,6 +60,52 @@ func Sign(secret, id string, ts time.Time, body []byte) (string, error) {
 	return "v1," + base64.StdEncoding.EncodeToString(mac(key, id, ts.Unix(), body)), nil
 }
 
+// SignAll returns the webhook-signature header value for an endpoint that
+// holds several secrets, as during a rotation: one space-separated "v1,"
+// signature per secret, in the order given. A receiver holding any one of
+// them verifies the request (Verify, or any Standard Webhooks library).
+func SignAll(secrets []string, id string, ts time.Time, body []byte) (string, error) {
+	keys := make([][]byte, 0, len(secrets))
+	for _, s := range secrets {
+		key, err := parseSecret(s)
+		if err != nil {
+			return "", err
+		}
+		keys = append(keys, key)
+	}
+	return signatureHeader(keys, id, ts.Unix(), body), nil
+}
+
+// signingKeys decodes an endpoint's secret and, during a rotation, its
+// previous one.
+func signingKeys(secret, previous string) ([][]byte, error) {
+	key, err := parseSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	keys := [][]byte{key}
+	if previous != "" {
+		prev, err := parseSecret(previous)
+		if err != nil {
+			return nil, fmt.Errorf("previous secret: %w", err)
+		}
+		keys = append(keys, prev)
+	}
+	return keys, nil
+}
+
+func signatureHeader(keys [][]byte, id string, ts int64, body []byte) string {
+	var b strings.Builder
+	for i, key := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("v1,")
+		b.WriteString(base64.StdEncoding.EncodeToString(mac(key, id, ts, body)))
+	}
+	return b.String()
+}
+
 func mac(key []byte, id string, ts int64, body []byte) []byte {
 	h := hmac.New(sha256.New, key)
 	var buf [20]byte
@@ -73,7 +119,9 @@ func mac(key []byte, id string, ts int64, body []byte) []byte {
 
 // Verify checks a received webhook. h must carry the three webhook-*
 // headers; the signature header may hold several space-separated
-// signatures (as during a secret rotation) and any valid v1 one passes.
+// signatures (one per secret while the sender rotates its secret) and any
+// valid v1 one passes, so a receiver holding only the old secret and one
+// holding only the new verify the same request.
 // tolerance bounds the clock difference between sender and now: zero means
 // DefaultTolerance, a negative value disables the check.
 func Verify(secret string, h http.Header, body []byte, tolerance time.Duration, now time.Time) error {
