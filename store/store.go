@@ -108,6 +108,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := checkPath(abs); err != nil {
 		return nil, err
 	}
+	if err := createPrivate(abs, opts.Logger); err != nil {
+		return nil, err
+	}
 	db := &DB{path: abs, log: opts.Logger, busy: opts.BusyTimeout, max: opts.MaxBatch,
 		reqs: make(chan *request, 1024), done: make(chan struct{}),
 		ckptWake: make(chan struct{}, 1), ckptDone: make(chan struct{})}
@@ -151,6 +154,11 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, db.openErr(err)
 	}
 	db.ckpt.SetMaxOpenConns(1)
+	// SQLite creates -wal and -shm with the database file's mode, umask
+	// or not; this makes sure of it for files an older version left.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		tighten(abs+suffix, opts.Logger)
+	}
 	go db.writer()
 	go db.checkpointer()
 	return db, nil
@@ -171,6 +179,39 @@ func checkPath(abs string) error {
 		return fmt.Errorf("store: open %s: it is a directory, not a database file", abs)
 	}
 	return nil
+}
+
+// createPrivate creates the database file readable and writable by its
+// owner only, before SQLite opens it: it holds webhook secrets, API key
+// hashes and callers' numbers, and SQLite would create it with the umask's
+// mode (0644 under the usual 022). An existing file that others can read
+// is tightened (its owner's bits are kept, so a read-only file stays so).
+func createPrivate(abs string, log *slog.Logger) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("store: open %s: cannot create the file: check that the directory exists and is writable (%v)", abs, errors.Unwrap(err))
+	}
+	tighten(abs, log)
+	return nil
+}
+
+// tighten removes group and other permissions from one of the database's
+// files. Failing (another user's file) is only logged: SQLite's own open
+// then says what is wrong, if anything.
+func tighten(path string, log *slog.Logger) {
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	mode := st.Mode().Perm() &^ 0o077
+	if err := os.Chmod(path, mode); err != nil {
+		log.Warn("store: the database file is readable by other users and could not be made owner-only", "path", path, "mode", st.Mode().Perm().String(), "err", err)
+		return
+	}
+	log.Warn("store: the database file was readable by other users; made it owner-only", "path", path, "was", st.Mode().Perm().String(), "now", mode.String())
 }
 
 // dsn is a file: URI, so a path with '?' or '#' stays a path.
