@@ -42,7 +42,44 @@ func (db *DB) CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
 		}
 		_, err := w.exec(`INSERT INTO endpoints (id, url, secret, events, disabled, disabled_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			ep.ID, ep.URL, ep.Secret, string(events), ep.Disabled, ep.DisabledReason, ep.CreatedAt.UnixNano())
+		if err != nil {
+			return err
+		}
+		return putPreviousSecret(w, ep)
+	})
+}
+
+// putPreviousSecret stores an endpoint's previous secret, or removes it
+// when the rotation is over.
+func putPreviousSecret(w *wtx, ep bridge.Endpoint) error {
+	if ep.PreviousSecret == "" {
+		_, err := w.exec(`DELETE FROM endpoint_previous_secrets WHERE id = ?`, ep.ID)
 		return err
+	}
+	_, err := w.exec(`INSERT INTO endpoint_previous_secrets (id, previous_secret) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET previous_secret = excluded.previous_secret`, ep.ID, ep.PreviousSecret)
+	return err
+}
+
+// UpdateEndpoint changes the URL, secrets and event filters of an endpoint
+// created over the API (its id, disabled state and creation time stay).
+func (db *DB) UpdateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
+	if err := checkEndpoint(ep); err != nil {
+		return err
+	}
+	events, err := json.Marshal(ep.Events)
+	if err != nil {
+		return bridge.FieldError("events", "%v", err)
+	}
+	return db.write(ctx, 1, func(w *wtx) error {
+		res, err := w.exec(`UPDATE endpoints SET url = ?, secret = ?, events = ? WHERE id = ?`, ep.URL, ep.Secret, string(events), ep.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return refuse(notFound("id", "no webhook endpoint with id %q", ep.ID))
+		}
+		return putPreviousSecret(w, ep)
 	})
 }
 
@@ -57,6 +94,14 @@ func checkEndpoint(ep bridge.Endpoint) error {
 	if _, err := bridge.WebhookSecretKey(ep.Secret); err != nil {
 		return bridge.FieldError("secret", "%v", err)
 	}
+	if ep.PreviousSecret != "" {
+		if _, err := bridge.WebhookSecretKey(ep.PreviousSecret); err != nil {
+			return bridge.FieldError("previous_secret", "%v", err)
+		}
+		if ep.PreviousSecret == ep.Secret {
+			return bridge.FieldError("previous_secret", "is the same as secret")
+		}
+	}
 	for _, f := range ep.Events {
 		if !bridge.ValidEventFilter(f) {
 			return bridge.FieldError("events", "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
@@ -65,13 +110,16 @@ func checkEndpoint(ep bridge.Endpoint) error {
 	return nil
 }
 
-const endpointCols = `id, url, secret, events, disabled, disabled_reason, created_at`
+// endpointSelect reads endpoints with their previous secret (” outside a
+// rotation).
+const endpointSelect = `SELECT e.id, e.url, e.secret, COALESCE(p.previous_secret, ''), e.events, e.disabled, e.disabled_reason, e.created_at
+	FROM endpoints e LEFT JOIN endpoint_previous_secrets p ON p.id = e.id`
 
 func scanEndpoint(row interface{ Scan(...any) error }) (bridge.Endpoint, error) {
 	var ep bridge.Endpoint
 	var events string
 	var created int64
-	if err := row.Scan(&ep.ID, &ep.URL, &ep.Secret, &events, &ep.Disabled, &ep.DisabledReason, &created); err != nil {
+	if err := row.Scan(&ep.ID, &ep.URL, &ep.Secret, &ep.PreviousSecret, &events, &ep.Disabled, &ep.DisabledReason, &created); err != nil {
 		return ep, err
 	}
 	if err := json.Unmarshal([]byte(events), &ep.Events); err != nil {
@@ -81,10 +129,10 @@ func scanEndpoint(row interface{ Scan(...any) error }) (bridge.Endpoint, error) 
 	return ep, nil
 }
 
-// ListEndpoints returns the endpoints created over the API, secrets
-// included (the dispatcher signs with them), oldest first.
+// ListEndpoints returns the endpoints created over the API, secrets (and
+// previous secrets) included (the dispatcher signs with them), oldest first.
 func (db *DB) ListEndpoints(ctx context.Context) ([]bridge.Endpoint, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+endpointCols+` FROM endpoints ORDER BY created_at, id`)
+	rows, err := db.r.QueryContext(ctx, endpointSelect+` ORDER BY e.created_at, e.id`)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
@@ -102,7 +150,7 @@ func (db *DB) ListEndpoints(ctx context.Context) ([]bridge.Endpoint, error) {
 
 // Endpoint returns one endpoint created over the API.
 func (db *DB) Endpoint(ctx context.Context, id string) (bridge.Endpoint, error) {
-	ep, err := scanEndpoint(db.r.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = ?`, id))
+	ep, err := scanEndpoint(db.r.QueryRowContext(ctx, endpointSelect+` WHERE e.id = ?`, id))
 	if errNoRows(err) {
 		return ep, notFound("id", "no webhook endpoint with id %q", id)
 	}
