@@ -35,6 +35,26 @@ type Mapper struct {
 	queuesID string // the QueueStatus of the resync: its members are agent states
 	snapshot []bridge.Channel
 	seq      int
+	// requested holds the channels whose HangupRequest was seen, until
+	// their Hangup (driven by the one consumer goroutine).
+	requested idSet
+}
+
+// idSet is a set of channel ids, bounded: a HangupRequest whose Hangup
+// never comes must not grow it forever.
+type idSet map[string]struct{}
+
+func (s *idSet) add(id string) {
+	if *s == nil || len(*s) > 100000 {
+		*s = idSet{}
+	}
+	(*s)[id] = struct{}{}
+}
+
+func (s idSet) take(id string) bool {
+	_, ok := s[id]
+	delete(s, id)
+	return ok
 }
 
 // NewMapper returns a Mapper feeding sink; sender is used for the resync.
@@ -194,10 +214,33 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Kind = bridge.ChanHold
 	case "Unhold", "MusicOnHoldStop":
 		ev.Kind = bridge.ChanUnhold
+	case "HangupRequest":
+		// Raised when the channel's own driver queues a hangup: its device
+		// or network ended the call (BYE, CANCEL, a refusal). A hangup the
+		// PBX decides is a SoftHangupRequest or none at all.
+		ev.Kind = bridge.ChanHangupRequest
+		m.requested.add(ev.Channel.ID)
 	case "Hangup":
 		ev.Kind = bridge.ChanHangup
 		ev.Cause, _ = strconv.Atoi(msg.Field("Cause"))
 		ev.CauseText = msg.Field("Cause-txt")
+		ev.HangupSource = bridge.HangupByPBX
+		if m.requested.take(ev.Channel.ID) {
+			ev.HangupSource = bridge.HangupByEndpoint
+		}
+	case "ParkedCall":
+		ev.Kind = bridge.ChanPark
+		ev.Channel = channel(msg, "Parkee")
+		ev.Exten, ev.Context = msg.Field("ParkingSpace"), msg.Field("Parkinglot")
+	case "UnParkedCall":
+		ev.Kind = bridge.ChanUnpark
+		ev.Channel = channel(msg, "Parkee")
+		peer := channel(msg, "Retriever")
+		ev.Peer = &peer
+	case "Pickup":
+		ev.Kind = bridge.ChanPickup
+		peer := channel(msg, "Target")
+		ev.Peer = &peer
 	case "Rename":
 		ev.Kind, ev.Name = bridge.ChanRename, msg.Field("Newname")
 	case "BlindTransfer":
@@ -211,7 +254,12 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Channel = channel(msg, "OrigTransferer")
 		peer := channel(msg, "Transferee")
 		ev.Peer = &peer
+		// The target: the party the second transferer was talking to (its
+		// connected line), when the PBX does not name a target channel.
 		ev.Exten = msg.Field("TransferTargetCallerIDNum")
+		if ev.Exten == "" {
+			ev.Exten = msg.Field("SecondTransfererConnectedLineNum")
+		}
 		if ev.Exten == "" {
 			ev.Exten = msg.Field("SecondTransfererExten")
 		}

@@ -88,7 +88,7 @@ func TestMapperCaptures(t *testing.T) {
 		{"inbound-call-basic", []string{"call.ringing", "call.answered", "call.ended"}},
 		{"queue-call", []string{"call.queued", "call.ringing", "call.answered", "call.ended"}},
 		{"blind-transfer", []string{"call.ringing", "call.answered", "call.transferred", "call.ended"}},
-		{"mixmonitor", []string{"recording.started", "call.ringing", "call.answered", "recording.ready", "call.ended"}},
+		{"mixmonitor", []string{"recording.started", "call.ringing", "call.answered", "call.ended", "recording.ready"}},
 		{"mixmonitor-action", []string{"call.ringing", "call.answered", "recording.started", "recording.ready", "call.ended"}},
 		{"musiconhold", []string{"call.ended"}},
 		{"originate-busy", []string{"call.ended"}},

@@ -53,8 +53,10 @@ type Tracker struct {
 	// agentStates is each agent's last reported state per queue, so a
 	// device that flaps between calls reports only real changes.
 	agentStates map[string]string
-	dirty       map[string]*conversation // changed since the last Drain
-	out         []Event
+	// names are agents' display names as the PBX gave them.
+	names map[string]string
+	dirty map[string]*conversation // changed since the last Drain
+	out   []Event
 }
 
 // Originate is a click-to-call the bridge placed itself: it knows the ids
@@ -82,21 +84,30 @@ const (
 // leg is one logical endpoint of a call. Both halves of a local channel pair
 // map to the same leg, so plumbing never counts as a separate party.
 type leg struct {
-	Channels  []string          `json:"channels"` // live channel ids
-	Names     map[string]string `json:"names"`    // channel id -> name
-	Role      legRole           `json:"role"`
-	Ext       string            `json:"ext,omitempty"`
-	Context   string            `json:"context,omitempty"`
-	Tech      string            `json:"tech,omitempty"`
-	Agent     string            `json:"agent,omitempty"`
-	Dialled   bool              `json:"dialled,omitempty"`
-	Ringing   bool              `json:"ringing,omitempty"`
-	Answered  bool              `json:"answered,omitempty"`
-	Bridges   []string          `json:"bridges,omitempty"`
-	Held      bool              `json:"held,omitempty"`
-	RecFile   string            `json:"rec_file,omitempty"`
-	LastExten string            `json:"last_exten,omitempty"`
-	Recording bool              `json:"recording,omitempty"`
+	Channels []string          `json:"channels"` // live channel ids
+	Names    map[string]string `json:"names"`    // channel id -> name
+	Role     legRole           `json:"role"`
+	Ext      string            `json:"ext,omitempty"`
+	Context  string            `json:"context,omitempty"`
+	Tech     string            `json:"tech,omitempty"`
+	Agent    string            `json:"agent,omitempty"`
+	Dialled  bool              `json:"dialled,omitempty"`
+	// ByChannel: a channel dialled this leg (Dial, Queue), so its answer
+	// counts when the dialler takes it (DialEnd ANSWER, AgentConnect, the
+	// bridge), not at its own state change; a leg the PBX originates by
+	// itself is answered at its own answer.
+	ByChannel bool `json:"by_channel,omitempty"`
+	// QueueRung: a queue rang this leg; the queue connects it (AgentConnect).
+	QueueRung bool `json:"queue_rung,omitempty"`
+	// Customer: the far party of a call an agent placed.
+	Customer  bool     `json:"customer,omitempty"`
+	Ringing   bool     `json:"ringing,omitempty"`
+	Answered  bool     `json:"answered,omitempty"`
+	Bridges   []string `json:"bridges,omitempty"`
+	Held      bool     `json:"held,omitempty"`
+	RecFile   string   `json:"rec_file,omitempty"`
+	LastExten string   `json:"last_exten,omitempty"`
+	Recording bool     `json:"recording,omitempty"`
 	conv      *conversation
 }
 
@@ -112,19 +123,40 @@ type conversation struct {
 	CallerUp bool            `json:"caller_up,omitempty"`
 	// Discarded: folded into another conversation before it issued an
 	// event; its stored row, if any, goes.
-	Discarded bool         `json:"discarded,omitempty"`
-	Dialled   bool         `json:"dialled,omitempty"`
-	Queued    bool         `json:"queued,omitempty"`
-	QueuedAt  *time.Time   `json:"queued_at,omitempty"`
-	FirstDown string       `json:"first_down,omitempty"` // role of the first leg to hang up after answer
-	Cause     *HangupCause `json:"cause,omitempty"`
-	Ended     bool         `json:"ended,omitempty"`
-	Outbound  bool         `json:"outbound,omitempty"` // placed by click-to-call
+	Discarded bool       `json:"discarded,omitempty"`
+	Dialled   bool       `json:"dialled,omitempty"`
+	Queued    bool       `json:"queued,omitempty"`
+	QueuedAt  *time.Time `json:"queued_at,omitempty"`
+	FirstDown string     `json:"first_down,omitempty"` // role of the first leg to hang up after answer (used when the PBX does not say who asked)
+	// HupLeg is who hung up, from the PBX's own account (a hangup request
+	// of a talking leg: caller, agent, customer, api); Refused the dialled
+	// leg that refused an unanswered call; SourcesUnknown is set when a
+	// leg ended without the PBX saying who asked.
+	HupLeg         string `json:"hup_leg,omitempty"`
+	Refused        string `json:"refused,omitempty"`
+	SourcesUnknown bool   `json:"sources_unknown,omitempty"`
+	// CallerCancelled: the caller hung up while an agent rang or the call
+	// waited in a queue.
+	CallerCancelled bool `json:"caller_cancelled,omitempty"`
+	// Parked is the slot the call waits in, while parked.
+	Parked *Park `json:"parked,omitempty"`
+	// DirectionFixed: the direction was settled by the first event; later
+	// legs (a transfer, the caller gone) must not change it.
+	DirectionFixed bool         `json:"direction_fixed,omitempty"`
+	Cause          *HangupCause `json:"cause,omitempty"`
+	Ended          bool         `json:"ended,omitempty"`
+	Outbound       bool         `json:"outbound,omitempty"` // placed by click-to-call
 	// OrigAgent is the agent who placed the call (an outbound or internal
 	// call from an agent's phone, or a click-to-call): the far party's
 	// answer establishes it.
 	OrigAgent string `json:"orig_agent,omitempty"`
 	ActionID  string `json:"action_id,omitempty"`
+	// Failed: call.failed was sent (a click-to-call's far party never
+	// answered).
+	Failed bool `json:"failed,omitempty"`
+	// PendingRecs are recordings whose channel ended: ready when the call
+	// ends.
+	PendingRecs []string `json:"pending_recs,omitempty"`
 }
 
 // NewTracker returns an empty tracker.
@@ -134,7 +166,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	}
 	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{}, byName: map[string]string{}, bridged: map[string][]*leg{},
 		byLinked: map[string]*conversation{}, originates: map[string]*Originate{}, agentStates: map[string]string{},
-		dirty: map[string]*conversation{}}
+		names: map[string]string{}, dirty: map[string]*conversation{}}
 }
 
 // NewID returns a random, time-ordered id with a prefix.
@@ -329,7 +361,10 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	case ChanAgentCalled:
 		t.agentCalled(ev)
 	case ChanAnswer:
-		if l := t.channel(ev.Channel, ev.At); l != nil {
+		// A leg a channel dialled is answered when its dialler takes it
+		// (DialEnd ANSWER, AgentConnect, the bridge): a queue may still
+		// play the member an announcement, a ring group may cancel it.
+		if l := t.channel(ev.Channel, ev.At); l != nil && (!l.ByChannel || l.Role == roleCaller) {
 			t.answered(l, ev.At)
 		}
 	case ChanAgentConnect:
@@ -346,8 +381,18 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 		}
 	case ChanHold, ChanUnhold:
 		t.hold(ev)
+	case ChanHangupRequest:
+		if l := t.legs[ev.Channel.ID]; l != nil {
+			t.hangupRequest(l)
+		}
 	case ChanHangup:
 		t.hangup(ev)
+	case ChanPark:
+		t.park(ev)
+	case ChanUnpark:
+		t.unpark(ev)
+	case ChanPickup:
+		t.pickup(ev)
 	case ChanRename:
 		if l := t.legs[ev.Channel.ID]; l != nil && ev.Name != "" {
 			t.setName(l, ev.Channel.ID, ev.Name)
@@ -359,8 +404,9 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	case ChanQueueJoin:
 		t.queueJoin(ev)
 	case ChanQueueLeave:
-		if l := t.legs[ev.Channel.ID]; l != nil {
+		if l := t.legs[ev.Channel.ID]; l != nil && l.conv.Queued {
 			l.conv.Queued = false
+			t.dirty[l.conv.ID] = l.conv
 		}
 	case ChanQueueAbandon:
 		t.queueAbandon(ev)
@@ -469,6 +515,9 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 		return p
 	}
 	tech, ext, ctx, _ := parseName(ch.Name)
+	if ch.Endpoint != "" {
+		ext = ch.Endpoint
+	}
 	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Tech: tech, Ext: ext, Context: ctx, Role: roleOther}
 	if ctx == "" {
 		l.Context = ch.Context
@@ -483,9 +532,9 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 			c.Outbound, c.ActionID, c.OrigAgent = true, o.ActionID, o.Agent
 			c.Call.Callee.Number = o.To
 			// The agent places the call: the CRM sees it as the caller.
-			c.Call.Caller = Party{Number: o.Agent, Name: t.cfg.Agents[o.Agent]}
+			c.Call.Caller = Party{Number: o.Agent, Name: t.agentName(o.Agent)}
 			c.Call.Variables = o.Variables
-			c.Call.Agent = &Agent{Extension: o.Agent, Name: t.cfg.Agents[o.Agent]}
+			c.Call.Agent = &Agent{Extension: o.Agent, Name: t.agentName(o.Agent)}
 		}
 		if ch.ID == o.AgentChannelID {
 			l.Role, l.Agent, l.Dialled = roleAgent, o.Agent, true
@@ -624,7 +673,12 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	// first party of the call, not an agent being rung, unless it is our
 	// click-to-call.
 	if ev.Channel.ID == "" {
-		if l := t.channel(*ev.Peer, ev.At); l != nil && l.Role == roleAgent && !l.Ringing && !l.Answered {
+		l := t.channel(*ev.Peer, ev.At)
+		if l == nil {
+			return
+		}
+		t.originatedToAgent(l)
+		if l.Role == roleAgent && !l.Ringing && !l.Answered {
 			t.ring(l, ev.At, "")
 		}
 		return
@@ -633,6 +687,7 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	if to == nil {
 		return
 	}
+	to.ByChannel = true
 	t.placedByAgent(from)
 	if to.Role == roleOther && t.isAgentDevice(to) {
 		to.Role = roleAgent
@@ -640,7 +695,9 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	}
 	if to.Role == roleAgent && !to.Ringing && !to.Answered {
 		t.ring(to, ev.At, "")
+		return
 	}
+	t.customerDialled(from, to, ev)
 }
 
 func (t *Tracker) agentCalled(ev ChannelEvent) {
@@ -651,6 +708,7 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 	if to == nil {
 		return
 	}
+	to.ByChannel, to.QueueRung = true, true
 	if to.Role != roleCaller {
 		to.Role = roleAgent
 		if to.Agent == "" {
@@ -663,12 +721,7 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 	if ev.Queue != "" {
 		from.conv.Call.Queue = ev.Queue
 	}
-	if ev.Member != "" && t.cfg.Agents[to.Agent] == "" {
-		if t.cfg.Agents == nil {
-			t.cfg.Agents = map[string]string{}
-		}
-		t.cfg.Agents[to.Agent] = ev.Member
-	}
+	t.learnName(to.Agent, ev.Member)
 	if !to.Ringing && !to.Answered {
 		t.ring(to, ev.At, ev.Queue)
 	}
@@ -678,7 +731,7 @@ func (t *Tracker) agent(l *leg) *Agent {
 	if l == nil || l.Agent == "" {
 		return nil
 	}
-	return &Agent{Extension: l.Agent, Name: t.cfg.Agents[l.Agent]}
+	return &Agent{Extension: l.Agent, Name: t.agentName(l.Agent)}
 }
 
 // ring pops the screen for an agent, once per agent per ring round.
@@ -740,11 +793,18 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 	}
 	status := strings.ToUpper(ev.DialStatus)
 	if status == "ANSWER" {
-		t.answered(to, ev.At)
+		// A queue connects its member itself (AgentConnect): the member
+		// may still hear an announcement and hang up.
+		if !to.QueueRung || to.Role == roleCaller {
+			t.answered(to, ev.At)
+		}
 		return
 	}
 	if to.conv != nil && status != "" && to.Role != roleCaller {
 		to.conv.DialFail = status
+	}
+	if to.Customer {
+		t.customerFailed(to, ev.At, status)
 	}
 	t.stopRinging(to, ev.At, status)
 }
@@ -761,8 +821,8 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		if !l.Dialled || l.Answered || c.OrigAgent == "" || c.Call.AnsweredAt != nil {
 			return
 		}
-		l.Answered = true
-		t.establish(c, at, &Agent{Extension: c.OrigAgent, Name: t.cfg.Agents[c.OrigAgent]})
+		l.Answered, l.Customer = true, true
+		t.establishBy(c, at, &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}, PartyCustomer)
 		return
 	case l.Role != roleAgent || l.Answered:
 		return
@@ -783,11 +843,11 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 			}
 		}
 	}()
-	if c.Outbound && l.Agent == c.OrigAgent && c.Call.AnsweredAt == nil {
+	if l.Agent == c.OrigAgent && c.Call.AnsweredAt == nil {
 		// Click-to-call: the agent took the call; the customer's answer
 		// establishes it.
 		c.Call.State = "dialing"
-		t.dirty[c.ID] = c
+		t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
 		return
 	}
 	t.establish(c, at, t.agent(l))
@@ -830,11 +890,19 @@ func (t *Tracker) placedByAgent(from *leg) {
 		return
 	}
 	c.OrigAgent = from.Ext
-	c.Call.Agent = &Agent{Extension: from.Ext, Name: t.cfg.Agents[from.Ext]}
+	if c.Call.Caller.Number == from.Ext {
+		t.learnName(from.Ext, c.Call.Caller.Name)
+	}
+	c.Call.Agent = &Agent{Extension: from.Ext, Name: t.agentName(from.Ext)}
 }
 
 // establish marks the call talking and emits call.answered.
 func (t *Tracker) establish(c *conversation, at time.Time, agent *Agent) {
+	t.establishBy(c, at, agent, "")
+}
+
+// establishBy is establish naming whose answer it was (Event.Party).
+func (t *Tracker) establishBy(c *conversation, at time.Time, agent *Agent, party string) {
 	if c.Call.AnsweredAt == nil {
 		a := at.UTC()
 		c.Call.AnsweredAt = &a
@@ -844,7 +912,8 @@ func (t *Tracker) establish(c *conversation, at time.Time, agent *Agent) {
 	c.Call.Agent = agent
 	c.Call.State = "talking"
 	c.Queued = false
-	t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = agent })
+	c.Parked = nil
+	t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent, e.Party = agent, party })
 }
 
 func (t *Tracker) bridgeEnter(ev ChannelEvent) {
@@ -903,6 +972,10 @@ func (t *Tracker) moveLeg(l *leg, to *conversation) {
 	}
 }
 
+// hold follows one hold state per conversation: held when its first leg
+// goes on hold, resumed when its last comes off (an Asterisk phone's hold
+// raises Hold on the agent's channel and MusicOnHoldStart on the
+// customer's: one hold).
 func (t *Tracker) hold(ev ChannelEvent) {
 	l := t.legs[ev.Channel.ID]
 	if l == nil {
@@ -910,18 +983,41 @@ func (t *Tracker) hold(ev ChannelEvent) {
 	}
 	c := l.conv
 	on := ev.Kind == ChanHold
-	// Music while queued or in an IVR is not a hold: only a talking call is held.
-	if c.Call.AnsweredAt == nil || l.Held == on || (on && len(l.Bridges) == 0 && l.Role != roleAgent) {
+	// Music while queued, parked or in an IVR is not a hold: only a
+	// talking call is held.
+	if c.Call.AnsweredAt == nil || c.Parked != nil || l.Held == on || (on && len(l.Bridges) == 0 && l.Role != roleAgent) {
 		return
 	}
+	was := anyHeld(c)
 	l.Held = on
+	t.dirty[c.ID] = c
+	if anyHeld(c) == was {
+		return
+	}
 	typ := EventCallResumed
 	c.Call.State = "talking"
 	if on {
 		typ = EventCallHeld
 		c.Call.State = "held"
 	}
-	t.emit(c, typ, ev.At, func(e *Event) { e.Agent = t.agent(l) })
+	t.emit(c, typ, ev.At, func(e *Event) { e.Agent = c.Call.Agent })
+}
+
+func anyHeld(c *conversation) bool {
+	for _, l := range c.Legs {
+		if l.Held {
+			return true
+		}
+	}
+	return false
+}
+
+// unhold clears every hold of c without an event: what ends it (a
+// transfer completing, a retrieval) is the event.
+func unhold(c *conversation) {
+	for _, l := range c.Legs {
+		l.Held = false
+	}
 }
 
 func (t *Tracker) hangup(ev ChannelEvent) {
@@ -930,6 +1026,12 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		return
 	}
 	c := l.conv
+	switch {
+	case ev.HangupSource == HangupByEndpoint:
+		t.hangupRequest(l)
+	case ev.HangupSource == "" && !ev.Resynced && !c.Ended:
+		c.SourcesUnknown = true
+	}
 	t.dropChannel(l, ev.Channel.ID)
 	l.Channels = slices.DeleteFunc(l.Channels, func(id string) bool { return id == ev.Channel.ID })
 	if c.Ended {
@@ -937,19 +1039,12 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	}
 	// The first release with a real cause tells why the call ended, and who
 	// ended it once it was talking.
-	talking := l.Role == roleCaller || l.Answered && (l.Role == roleAgent || l.Role == roleOther && c.OrigAgent != "")
+	talking := t.talking(l)
 	if c.Cause == nil && ev.Cause != 0 && (c.Call.AnsweredAt == nil || talking) {
 		c.Cause = &HangupCause{Code: ev.Cause, Text: causeText(ev.Cause, ev.CauseText)}
 	}
 	if c.Call.AnsweredAt != nil && c.FirstDown == "" && !ev.Resynced && talking {
-		switch {
-		case l.Role == roleOther:
-			c.FirstDown = "callee" // the far party of a call an agent placed
-		case l.Role == roleCaller && c.OrigAgent != "":
-			c.FirstDown = "agent"
-		default:
-			c.FirstDown = string(l.Role)
-		}
+		c.FirstDown = t.partyOf(l)
 	}
 	if len(l.Channels) > 0 {
 		return // the other half of a local pair is still up
@@ -959,24 +1054,115 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		switch ev.Cause {
 		case 17:
 			reason = "BUSY"
-		case 0, 16:
-			if c.Call.AnsweredAt != nil {
+		case 0, 16, 26:
+			if c.Call.AnsweredAt != nil || ev.Cause == 26 {
 				reason = "ANSWERED_ELSEWHERE"
 			}
 		}
 		t.stopRinging(l, ev.At, reason)
 	}
-	if l.Recording {
-		t.recordReady(l, "", ev.At)
-	}
+	l.Held = false
 	for _, b := range slices.Clone(l.Bridges) {
 		t.unbridge(l, b)
 	}
 	c.Legs = slices.DeleteFunc(c.Legs, func(x *leg) bool { return x == l })
+	if l.Recording {
+		// The recording stops with its channel; the CRM gets it once the
+		// call has ended, attached to the whole call.
+		l.Recording = false
+		c.PendingRecs = append(c.PendingRecs, l.RecFile)
+	}
 	if len(c.Legs) == 0 {
 		t.end(c, ev.At, ev.Resynced)
 	}
 	t.dirty[c.ID] = c
+}
+
+// talking reports whether l is a party of the conversation as it is now:
+// the caller, an agent who answered, the customer an agent reached.
+func (t *Tracker) talking(l *leg) bool {
+	return l.Role == roleCaller || l.Answered && (l.Role == roleAgent || l.Customer || l.Role == roleOther && l.conv.OrigAgent != "")
+}
+
+// partyOf names l's party for HupLeg: caller, origin (the agent who
+// placed the call), agent or customer.
+func (t *Tracker) partyOf(l *leg) string {
+	c := l.conv
+	switch {
+	case l.Role == roleCaller:
+		return "caller"
+	case l.Role == roleAgent && l.Agent != "" && l.Agent == c.OrigAgent && c.Outbound:
+		return "origin"
+	case l.Role == roleAgent:
+		return "agent"
+	}
+	return "customer"
+}
+
+// hangupRequest notes that l's own device or network asked to end it:
+// the PBX's account of who hung up, whatever order the releases come in.
+func (t *Tracker) hangupRequest(l *leg) {
+	c := l.conv
+	if c.Ended {
+		return
+	}
+	t.dirty[c.ID] = c
+	if c.Call.AnsweredAt != nil {
+		if c.HupLeg == "" && t.talking(l) {
+			c.HupLeg = t.partyOf(l)
+		}
+		return
+	}
+	switch {
+	case l.Role == roleCaller:
+		if c.HupLeg == "" {
+			c.HupLeg = "caller"
+		}
+		if c.Queued || t.anyRinging(c) {
+			c.CallerCancelled = true
+		}
+	case l.Role == roleAgent && l.Agent != "" && l.Agent == c.OrigAgent:
+		if c.HupLeg == "" {
+			c.HupLeg = t.partyOf(l) // the agent gave up calling out
+		}
+	case l.Role == roleAgent && l.Ringing, l.Customer:
+		c.Refused = t.partyOf(l)
+	}
+}
+
+func (t *Tracker) anyRinging(c *conversation) bool {
+	for _, x := range c.Legs {
+		if x.Ringing || x.Customer && !x.Answered {
+			return true
+		}
+	}
+	return false
+}
+
+// hangupBy names who ended c for the CRM, relative to its direction: on
+// an internal call both ends are agents, so caller and callee.
+func (t *Tracker) hangupBy(c *conversation, party string) string {
+	internal := c.Call.Direction == DirectionInternal
+	switch party {
+	case "caller":
+		if c.OrigAgent != "" && !internal {
+			return "agent" // the agent's own phone placed it
+		}
+		return "caller"
+	case "origin":
+		if internal {
+			return "caller"
+		}
+		return "agent"
+	case "agent":
+		if internal {
+			return "callee"
+		}
+		return "agent"
+	case "customer":
+		return "callee"
+	}
+	return party // api, system
 }
 
 // end emits call.ended with the final figures.
@@ -986,11 +1172,6 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	}
 	c.Ended = true
 	t.dirty[c.ID] = c
-	for _, l := range c.Legs {
-		if l.Recording {
-			t.recordReady(l, "", at)
-		}
-	}
 	e := at.UTC()
 	c.Call.EndedAt = &e
 	d := int64(e.Sub(c.Call.StartedAt).Seconds())
@@ -1005,8 +1186,14 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	switch {
 	case resynced:
 		c.Call.HangupBy = "system"
+	case c.HupLeg != "":
+		c.Call.HangupBy = t.hangupBy(c, c.HupLeg)
+	case c.Call.AnsweredAt == nil && c.Refused != "":
+		c.Call.HangupBy = t.hangupBy(c, c.Refused)
+	case !c.SourcesUnknown:
+		c.Call.HangupBy = "system" // the PBX said nobody asked: its dialplan or a timeout did
 	case c.FirstDown != "":
-		c.Call.HangupBy = c.FirstDown
+		c.Call.HangupBy = t.hangupBy(c, c.FirstDown)
 	case c.Call.AnsweredAt == nil && c.OrigAgent != "":
 		c.Call.HangupBy = "agent" // the agent gave up calling out
 	case c.Call.AnsweredAt == nil:
@@ -1019,11 +1206,28 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	}
 	if c.Queued {
 		c.Queued = false
-		t.emit(c, EventCallAbandoned, at, nil)
+		if c.CallerCancelled || c.HupLeg == "caller" || c.SourcesUnknown {
+			t.emit(c, EventCallAbandoned, at, nil)
+		}
 	}
 	t.emit(c, EventCallEnded, at, func(ev *Event) { ev.Resynced = resynced })
+	// A recording is ready once the call has ended and the file is closed.
+	for _, l := range c.Legs {
+		if l.Recording {
+			l.Recording = false
+			c.PendingRecs = append(c.PendingRecs, l.RecFile)
+		}
+	}
+	for _, f := range c.PendingRecs {
+		c.Call.Recording = &Recording{Path: f}
+		t.emit(c, EventRecordingReady, at, func(e *Event) { e.Recording = &Recording{Path: f} })
+	}
+	c.PendingRecs = nil
 }
 
+// disposition says how c ended. answered means a person answered (an
+// agent, or the far party of a call an agent placed); a call only the PBX
+// answered (IVR, announcement, voicemail) was not answered.
 func (t *Tracker) disposition(c *conversation) Disposition {
 	if c.Call.AnsweredAt != nil {
 		return DispositionAnswered
@@ -1033,18 +1237,18 @@ func (t *Tracker) disposition(c *conversation) Disposition {
 		cause = c.Cause.Code
 	}
 	switch {
+	case c.CallerCancelled:
+		return DispositionCancelled
 	case c.DialFail == "BUSY" || cause == 17:
 		return DispositionBusy
 	case c.DialFail == "CHANUNAVAIL" || c.DialFail == "CONGESTION" || cause == 1 || cause == 3 || cause == 34 || cause == 38:
 		return DispositionFailed
 	case c.DialFail == "NOANSWER" || cause == 18 || cause == 19:
 		return DispositionNoAnswer
-	case c.Dialled || c.Queued:
-		return DispositionCancelled
-	case c.CallerUp:
-		return DispositionAnswered // answered by the PBX itself (IVR, voicemail, music)
+	case c.SourcesUnknown && c.HupLeg == "" && (c.Dialled || c.Queued):
+		return DispositionCancelled // no account of who hung up: the caller gave up waiting
 	}
-	return DispositionCancelled
+	return DispositionNoAnswer
 }
 
 func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
@@ -1073,21 +1277,55 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	t.transferred(c, &Transfer{Mode: "blind", From: from, To: ev.Exten}, ev.At)
 }
 
+// transferred records that c moved from one agent to another party. A
+// blind transfer's next agent to answer owns the call; an attended one
+// lands on the consultation's target, who already answered.
 func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
-	// The next agent to answer is the new owner; the round of pops restarts.
 	c.Rang = map[string]bool{}
+	var target *leg
+	if tr.Mode == "attended" {
+		target = t.transferTarget(c, tr)
+	}
 	for _, x := range c.Legs {
-		if x.Role == roleAgent && x.Answered {
+		if x.Role == roleAgent && x.Answered && x != target {
 			x.Role = roleOther
 		}
 	}
+	unhold(c)
+	c.Parked = nil
 	c.Call.Agent = nil
 	c.Call.State = "transferring"
+	if target != nil {
+		c.Call.Agent = t.agent(target)
+		c.Call.State = "talking"
+		if tr.To == "" {
+			tr.To = target.Agent
+		}
+	}
 	// The conversation goes on: the release that counts is the final one,
 	// whatever the transferer's leg did (FreeSWITCH may report its hangup
 	// before the transfer itself).
-	c.FirstDown, c.Cause, c.OrigAgent = "", nil, ""
+	c.FirstDown, c.Cause, c.OrigAgent, c.HupLeg, c.Refused = "", nil, "", "", ""
 	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
+}
+
+// transferTarget finds the leg an attended transfer hands the call to:
+// the answered agent named by the transfer, else the one who answered
+// last other than the transferer.
+func (t *Tracker) transferTarget(c *conversation, tr *Transfer) *leg {
+	var last *leg
+	for _, x := range c.Legs {
+		if x.Role != roleAgent || !x.Answered || len(x.Channels) == 0 {
+			continue
+		}
+		if tr.To != "" && x.Agent == tr.To {
+			return x
+		}
+		if tr.From == nil || x.Agent != tr.From.Extension {
+			last = x
+		}
+	}
+	return last
 }
 
 func (t *Tracker) transfer(ev ChannelEvent) {
@@ -1204,7 +1442,7 @@ func (t *Tracker) originateFailed(ev ChannelEvent) {
 		c = t.newConversation(o.ConversationID, o.RequestedAt)
 		c.Outbound, c.ActionID = true, o.ActionID
 		c.Call.Callee.Number = o.To
-		c.Call.Caller = Party{Number: o.Agent, Name: t.cfg.Agents[o.Agent]}
+		c.Call.Caller = Party{Number: o.Agent, Name: t.agentName(o.Agent)}
 	}
 	if c.Ended {
 		return
@@ -1218,7 +1456,10 @@ func (t *Tracker) originateFailed(ev ChannelEvent) {
 	default:
 		c.DialFail = "CHANUNAVAIL"
 	}
-	t.emit(c, EventCallFailed, ev.At, nil)
+	if !c.Failed {
+		c.Failed = true
+		t.emit(c, EventCallFailed, ev.At, nil)
+	}
 	if len(c.Legs) == 0 {
 		t.end(c, ev.At, false)
 	}
@@ -1242,8 +1483,11 @@ func (t *Tracker) agentState(ev ChannelEvent) {
 		return
 	}
 	t.agentStates[key] = ev.Status + ev.Reason
+	if !t.cfg.AgentPattern.MatchString(ev.Member) && ev.Member != ev.Interface {
+		t.learnName(ext, ev.Member)
+	}
 	name := ev.Member
-	if n := t.cfg.Agents[ext]; n != "" {
+	if n := t.agentName(ext); n != "" {
 		name = n
 	}
 	t.out = append(t.out, Event{ID: NewID("evt_"), Type: EventAgentState, OccurredAt: ev.At.UTC(), PBX: t.cfg.PBX,
@@ -1261,6 +1505,17 @@ func (t *Tracker) Snapshot(live []Channel, at time.Time) {
 	for id, l := range t.legs {
 		if _, ok := alive[id]; !ok && !l.conv.Ended {
 			t.Handle(ChannelEvent{Kind: ChanHangup, At: at, Channel: Channel{ID: id}, Resynced: true})
+		}
+	}
+	// A known agent leg the PBX lists as up answered while the link was
+	// down: the CRM has not heard of that answer yet.
+	for _, ch := range live {
+		if l := t.legs[ch.ID]; l != nil && ch.State == "Up" && l.Role == roleAgent && !l.Answered && !l.conv.Ended {
+			l.Ringing, l.Answered = false, true
+			if l.Agent == l.conv.OrigAgent {
+				continue
+			}
+			t.establish(l.conv, at, t.agent(l))
 		}
 	}
 	// Adopt in creation order so the oldest channel of a call is its caller.
@@ -1332,7 +1587,8 @@ func (t *Tracker) emit(c *conversation, typ string, at time.Time, fill func(*Eve
 // direction settles the call's direction from the configured rules, once
 // enough is known; a dialplan variable always wins.
 func (t *Tracker) direction(c *conversation) {
-	if c.Call.Variables["direction"] != "" {
+	if c.Call.Variables["direction"] != "" || c.DirectionFixed {
+		t.numbers(c)
 		return
 	}
 	if c.Outbound {
@@ -1345,11 +1601,14 @@ func (t *Tracker) direction(c *conversation) {
 			}
 		}
 		callerInternal := t.cfg.AgentPattern.MatchString(c.Call.Caller.Number)
-		calleeInternal := c.Call.Callee.Number == "" || t.cfg.AgentPattern.MatchString(c.Call.Callee.Number)
+		calleeInternal := t.cfg.AgentPattern.MatchString(c.Call.Callee.Number)
+		calleeUnknown := c.Call.Callee.Number == "" || c.Call.Callee.Number == "s"
 		switch {
 		case caller != nil && (slices.Contains(t.cfg.InboundContexts, caller.Context) ||
 			(t.cfg.TrunkPattern != nil && t.cfg.TrunkPattern.MatchString(caller.anyName()))):
 			c.Call.Direction = DirectionInbound
+		case callerInternal && calleeUnknown:
+			// An agent's call whose destination is not known yet.
 		case callerInternal && calleeInternal:
 			c.Call.Direction = DirectionInternal
 		case callerInternal:
@@ -1358,6 +1617,13 @@ func (t *Tracker) direction(c *conversation) {
 			c.Call.Direction = DirectionInbound
 		}
 	}
+	// The first event settles it: a caller leg that hangs up first or a
+	// transfer must not turn an inbound call internal at its end.
+	c.DirectionFixed = c.Call.Direction != DirectionUnknown
+	t.numbers(c)
+}
+
+func (t *Tracker) numbers(c *conversation) {
 	if t.cfg.Numbers != nil {
 		c.Call.Caller.E164 = t.cfg.Numbers.E164(c.Call.Caller.Number)
 		c.Call.Callee.E164 = t.cfg.Numbers.E164(c.Call.Callee.Number)

@@ -83,7 +83,9 @@ func TestRingAllQueuePopsEachAgentAndClosesTheLoser(t *testing.T) {
 	if end.Agent == nil || end.Agent.Name != "Bob" || end.Disposition != DispositionAnswered || end.HangupBy != "caller" {
 		t.Fatalf("end = %+v agent=%+v", end, end.Agent)
 	}
-	if *end.DurationS != 11 || *end.TalkS != 5 || *end.WaitS != 6 || end.Queue != "support" {
+	// Answered when the dialler took the answer (DialEnd ANSWER), not at
+	// the device's own state change a second earlier.
+	if *end.DurationS != 11 || *end.TalkS != 4 || *end.WaitS != 7 || end.Queue != "support" {
 		t.Fatalf("durations: d=%d talk=%d wait=%d", *end.DurationS, *end.TalkS, *end.WaitS)
 	}
 	for i, e := range evs {
@@ -134,6 +136,7 @@ func TestLocalPairIsOneLegAndNeverEndsTheCall(t *testing.T) {
 		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &one},
 		ChannelEvent{Kind: ChanDial, Channel: two, Peer: &phone}, // the Local dials the real phone: same agent
 		ChannelEvent{Kind: ChanAnswer, Channel: phone},
+		ChannelEvent{Kind: ChanDialEnd, Channel: two, Peer: &phone, DialStatus: "ANSWER"},
 		ChannelEvent{Kind: ChanHangup, Channel: two, Cause: 16}, // half of the pair: not the end
 		ChannelEvent{Kind: ChanHangup, Channel: phone, Cause: 16},
 	)
@@ -203,6 +206,7 @@ func TestSnapshotEndsMissedCallsAndAdoptsLiveOnesWithoutPop(t *testing.T) {
 		ChannelEvent{Kind: ChanNew, Channel: caller},
 		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
 		ChannelEvent{Kind: ChanAnswer, Channel: a},
+		ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "ANSWER"},
 	)
 	// Link lost; on reconnect the PBX lists another call, already talking.
 	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
@@ -239,6 +243,7 @@ func TestRestoreContinuesSequenceAfterRestart(t *testing.T) {
 		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
 	)
 	tr.Handle(ChannelEvent{Kind: ChanAnswer, Channel: a, At: t0.Add(3 * time.Second)})
+	tr.Handle(ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "ANSWER", At: t0.Add(3 * time.Second)})
 	_, recs := tr.Drain()
 	var open []ConversationRecord
 	for _, r := range recs {
@@ -273,17 +278,22 @@ func TestClickToCallIsOutboundFromTheStart(t *testing.T) {
 		ChannelEvent{Kind: ChanAnswer, Channel: agent},
 		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &cust},
 		ChannelEvent{Kind: ChanAnswer, Channel: cust},
+		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &cust, DialStatus: "ANSWER"},
 		ChannelEvent{Kind: ChanHangup, Channel: cust, Cause: 16},
 		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 16},
 	)
-	if got := typesOf(evs); got != "call.ringing,call.answered,call.ended" {
+	// The agent's phone rings and answers, then the customer's does.
+	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.answered,call.ended" {
 		t.Fatalf("events = %s", got)
 	}
-	if evs[0].ConversationID != "conv_x" || evs[0].Call.Direction != DirectionOutbound || evs[2].Call.Callee.Number != "+74954451120" {
+	if evs[2].Party != PartyCustomer || evs[3].Party != PartyCustomer || evs[1].Party != "" || evs[3].Agent == nil || evs[3].Agent.Extension != "201" {
+		t.Fatalf("parties: %q %q %q", evs[1].Party, evs[2].Party, evs[3].Party)
+	}
+	if evs[0].ConversationID != "conv_x" || evs[0].Call.Direction != DirectionOutbound || evs[4].Call.Callee.Number != "+74954451120" {
 		t.Fatalf("first = %+v", evs[0].Call)
 	}
-	if evs[0].Call.Caller.Number != "201" || evs[2].Call.Caller.Number != "201" {
-		t.Fatalf("the agent placing the call is not its caller: %+v / %+v", evs[0].Call.Caller, evs[2].Call.Caller)
+	if evs[0].Call.Caller.Number != "201" || evs[4].Call.Caller.Number != "201" || evs[4].Call.HangupBy != "callee" {
+		t.Fatalf("the agent placing the call is not its caller: %+v / %+v", evs[0].Call.Caller, evs[4].Call)
 	}
 
 	tr.ExpectOriginate(&Originate{ConversationID: "conv_y", ActionID: "o-2", Agent: "201", To: "999", RequestedAt: t0})
@@ -310,6 +320,7 @@ func TestAttendedTransferMergesConsultation(t *testing.T) {
 		ChannelEvent{Kind: ChanNew, Channel: a2},
 		ChannelEvent{Kind: ChanDial, Channel: a2, Peer: &b},
 		ChannelEvent{Kind: ChanAnswer, Channel: b},
+		ChannelEvent{Kind: ChanDialEnd, Channel: a2, Peer: &b, DialStatus: "ANSWER"},
 	)
 	if typesOf(consult) != "call.ringing,call.answered" || consult[0].Call.Direction != DirectionInternal {
 		t.Fatalf("consultation = %s", typesOf(consult))
@@ -438,9 +449,9 @@ func TestOutboundCallFromAgentPhone(t *testing.T) {
 		disp     Disposition
 		hangupBy string
 	}{
-		{"answered, customer hangs up", true, "trunk", "call.answered,call.ended", DispositionAnswered, "callee"},
-		{"answered, agent hangs up", true, "agent", "call.answered,call.ended", DispositionAnswered, "agent"},
-		{"no answer", false, "agent", "call.ended", DispositionNoAnswer, "agent"},
+		{"answered, customer hangs up", true, "trunk", "call.ringing,call.answered,call.ended", DispositionAnswered, "callee"},
+		{"answered, agent hangs up", true, "agent", "call.ringing,call.answered,call.ended", DispositionAnswered, "agent"},
+		{"no answer", false, "agent", "call.ringing,call.ended", DispositionNoAnswer, "agent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTestTracker()

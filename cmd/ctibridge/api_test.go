@@ -179,8 +179,10 @@ func TestClickToCallEndToEnd(t *testing.T) {
 	if err := sim.PlayFrames(frames, amitest.PlayOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ds := rcv.WaitFor(2, 10*time.Second)
-	if typesOf(ds) != "call.ringing,call.ended" || ds[0].ConversationID != conv || ds[0].Err != nil ||
+	// The agent's phone rings and answers; the extension it then dials
+	// plays and hangs up without a person answering.
+	ds := rcv.WaitFor(3, 10*time.Second)
+	if typesOf(ds) != "call.ringing,call.answered,call.ended" || ds[0].ConversationID != conv || ds[0].Err != nil ||
 		field(ds[0], "call.direction") != "outbound" || field(ds[0], "agent.extension") != "101" {
 		t.Fatalf("webhooks %s: %s", typesOf(ds), ds[0].Raw)
 	}

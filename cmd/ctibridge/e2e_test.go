@@ -177,9 +177,9 @@ func TestCapturesEndToEnd(t *testing.T) {
 				t.Errorf("transfer: %s", ds[2].Raw)
 			}
 		}},
-		{"mixmonitor", "recording.started,call.ringing,call.answered,recording.ready,call.ended", func(t *testing.T, ds []webhookstest.Delivery) {
+		{"mixmonitor", "recording.started,call.ringing,call.answered,call.ended,recording.ready", func(t *testing.T, ds []webhookstest.Delivery) {
 			want := "/srv/pbx1/asterisk/var/spool/asterisk/monitor/call-1795339072.23.wav"
-			if field(ds[3], "recording.path") != want || field(ds[4], "call.recording.path") != want {
+			if field(ds[4], "recording.path") != want || field(ds[3], "call.recording.path") != want {
 				t.Errorf("recording path: %s", ds[3].Raw)
 			}
 		}},

@@ -232,7 +232,9 @@ func TestFreeSWITCHLinkKilledMidCall(t *testing.T) {
 	}
 	half := len(frames) / 2
 	sim.Stream(frames[:half], 0)
-	rcv.WaitFor(2, 5*time.Second)
+	// The pop at least; whether the answer is in the first half depends on
+	// where the cut falls (the resync reports it otherwise).
+	rcv.WaitFor(1, 5*time.Second)
 	sim.DropAll(true)
 	h.waitLink(false)
 	if err := waitFor(t.Context(), 10*time.Second, func() bool {
