@@ -103,6 +103,9 @@ type Webhook struct {
 	URL    string   `koanf:"url"`
 	Secret string   `koanf:"secret"`
 	Events []string `koanf:"events"`
+	// PreviousSecret is the secret being retired during a rotation:
+	// requests are signed with both until it is removed.
+	PreviousSecret string `koanf:"previous_secret"`
 }
 
 // Delivery tunes webhook delivery.
@@ -285,8 +288,25 @@ func (c *Config) Validate() error {
 		if err := bridge.CheckWebhookURL("url", w.URL); err != nil {
 			return &Error{key + ".url", bridge.ErrorMessage(err)}
 		}
+		// An IP literal the delivery policy refuses would be retried for
+		// nothing: refuse it here (a name is checked at every connection).
+		policy := bridge.AddressPolicy{AllowLoopback: c.Delivery.AllowLoopback, AllowPrivate: c.Delivery.AllowPrivate, AllowLinkLocal: c.Delivery.AllowLinkLocal}
+		if err := bridge.CheckWebhookAddress("url", w.URL, policy); err != nil {
+			return &Error{key + ".url", bridge.ErrorMessage(err)}
+		}
 		if _, err := bridge.WebhookSecretKey(w.Secret); err != nil {
 			return &Error{key + ".secret", err.Error()}
+		}
+		if err := bridge.CheckPublishedWebhookSecret("secret", w.Secret); err != nil {
+			return &Error{key + ".secret", bridge.ErrorMessage(err)}
+		}
+		if w.PreviousSecret != "" {
+			if _, err := bridge.WebhookSecretKey(w.PreviousSecret); err != nil {
+				return &Error{key + ".previous_secret", err.Error()}
+			}
+			if w.PreviousSecret == w.Secret {
+				return &Error{key + ".previous_secret", "is the same as secret (remove it once the rotation is over)"}
+			}
 		}
 		for _, f := range w.Events {
 			if !bridge.ValidEventFilter(f) {

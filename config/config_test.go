@@ -21,7 +21,7 @@ http:
   listen: 127.0.0.1:8080
 webhooks:
   - url: http://127.0.0.1:9000/hook
-    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    secret: whsec_PHZGjneBihxkwp4yob8KYtEnXhlCOi86FVOUKvpQNqo=
     events: ["call.*", "recording.*"]
 `
 
@@ -63,7 +63,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"type: sip", "type: asterisk", "pbx.type"},
 		{"address: nowhere", "address: 127.0.0.1:5038", "pbx.address"},
 		{"secret: ''", "secret: bridgepass", "pbx.secret"},
-		{"secret: nope", "secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "webhooks[0].secret"},
+		{"secret: nope", "secret: whsec_PHZGjneBihxkwp4yob8KYtEnXhlCOi86FVOUKvpQNqo=", "webhooks[0].secret"},
 		{"url: ftp://x/", "url: http://127.0.0.1:9000/hook", "webhooks[0].url"},
 		{`events: ["calls.*"]`, `events: ["call.*", "recording.*"]`, "webhooks[0].events"},
 		{"listen: 8080", "listen: 127.0.0.1:8080", "http.listen"},
