@@ -206,7 +206,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 func configEndpoints(cfg config.Config) []bridge.Endpoint {
 	var eps []bridge.Endpoint
 	for _, w := range cfg.Webhooks {
-		eps = append(eps, bridge.Endpoint{ID: w.ID, URL: w.URL, Secret: w.Secret, Events: w.Events, Source: "config"})
+		eps = append(eps, bridge.Endpoint{ID: w.ID, URL: w.URL, Secret: w.Secret, PreviousSecret: w.PreviousSecret, Events: w.Events, Source: "config"})
 	}
 	return eps
 }
