@@ -54,6 +54,13 @@ type Engine struct {
 	// state again. It must not block.
 	Resync  func()
 	Dropped atomic.Int64 // channel events dropped over MaxQueued
+	// ReconcileInterval, when set before Run, asks the adapter for the
+	// PBX's live channels that often while the link is up (Resync), so a
+	// call the model failed to end is released within an interval.
+	ReconcileInterval time.Duration
+	// Reconciled counts what snapshots corrected: conversations released
+	// and channels adopted.
+	Reconciled atomic.Int64
 
 	queued   int  // channel events in queue (mu)
 	overflow bool // events were dropped since the last resync (mu)
@@ -163,7 +170,7 @@ func (e *Engine) LinkDown(err error) {
 		s := err.Error()
 		e.linkErr.Store(&s)
 	}
-	e.push(input{kind: inLinkDown, err: err})
+	e.push(input{kind: inLinkDown, err: err, at: time.Now()})
 }
 
 // ChannelEvents implements Sink. It never blocks on disk.
@@ -218,6 +225,9 @@ func (e *Engine) publish() {
 
 // Run processes input until ctx ends, then drains what was already queued.
 func (e *Engine) Run(ctx context.Context) error {
+	if e.ReconcileInterval > 0 && e.Resync != nil {
+		go e.reconcile(ctx, e.ReconcileInterval)
+	}
 	for {
 		// A bounded batch: under a backlog, events commit and deliver as
 		// they go instead of after one giant transaction.
@@ -255,6 +265,23 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// reconcile asks the adapter for the PBX's live channels every interval
+// while the link is up: the safety net under the call model.
+func (e *Engine) reconcile(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if e.linkUp.Load() {
+				e.Resync()
+			}
+		}
+	}
+}
+
 func (e *Engine) process(ctx context.Context, batch []input) error {
 	var done []chan struct{}
 	for _, in := range batch {
@@ -265,8 +292,18 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			}
 			e.Ingested.Add(int64(len(in.evs)))
 		case inSnapshot:
+			r0, a0 := e.tracker.Reconciled()
 			e.tracker.Snapshot(in.snapshot, in.at)
-			e.log.Info("pbx state resynced", "live_channels", len(in.snapshot))
+			r1, a1 := e.tracker.Reconciled()
+			if n := (r1 - r0) + (a1 - a0); n > 0 {
+				e.Reconciled.Add(n)
+				e.log.Warn("pbx state reconciled: calls released or adopted from the PBX's list of live channels",
+					"released", r1-r0, "adopted", a1-a0, "live_channels", len(in.snapshot))
+			} else {
+				e.log.Debug("pbx state checked", "live_channels", len(in.snapshot))
+			}
+		case inLinkDown:
+			e.tracker.LinkLost(in.at)
 		case inFunc:
 			in.fn(e.tracker)
 		}

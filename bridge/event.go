@@ -59,6 +59,10 @@ type Event struct {
 	// restart rather than saw happen (e.g. a call that ended while it was
 	// disconnected).
 	Resynced bool `json:"resynced,omitempty"`
+	// ResyncReason says why a resynced call.ended was inferred: link_lost
+	// (it ended while the PBX link was down; ended_at is when the link was
+	// lost) or reconciled (the periodic check found its channels gone).
+	ResyncReason string `json:"resync_reason,omitempty"`
 }
 
 // Direction of a conversation, seen from the organisation.

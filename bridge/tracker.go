@@ -55,8 +55,17 @@ type Tracker struct {
 	agentStates map[string]string
 	// names are agents' display names as the PBX gave them.
 	names map[string]string
-	dirty map[string]*conversation // changed since the last Drain
-	out   []Event
+	// lostAt is when the PBX link went down (zero while up);
+	// resyncReason is set while a snapshot releases calls.
+	lostAt       time.Time
+	resyncReason string
+	// gone remembers recently hung-up channels (goneOrder: oldest first).
+	gone      map[string]struct{}
+	goneOrder []string
+	released  int64
+	adopted   int64
+	dirty     map[string]*conversation // changed since the last Drain
+	out       []Event
 }
 
 // Originate is a click-to-call the bridge placed itself: it knows the ids
@@ -108,7 +117,9 @@ type leg struct {
 	RecFile   string   `json:"rec_file,omitempty"`
 	LastExten string   `json:"last_exten,omitempty"`
 	Recording bool     `json:"recording,omitempty"`
-	conv      *conversation
+	// Born is when the leg's first channel was seen.
+	Born time.Time `json:"born,omitempty"`
+	conv *conversation
 }
 
 // conversation is one customer interaction, across transfers.
@@ -166,7 +177,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	}
 	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{}, byName: map[string]string{}, bridged: map[string][]*leg{},
 		byLinked: map[string]*conversation{}, originates: map[string]*Originate{}, agentStates: map[string]string{},
-		names: map[string]string{}, dirty: map[string]*conversation{}}
+		names: map[string]string{}, gone: map[string]struct{}{}, dirty: map[string]*conversation{}}
 }
 
 // NewID returns a random, time-ordered id with a prefix.
@@ -245,6 +256,13 @@ func (t *Tracker) Restore(recs []ConversationRecord) {
 					claimed[ch] = c
 				}
 			}
+		}
+	}
+	// Calls that ended while the process was down end when it last knew
+	// them alive.
+	for _, r := range recs {
+		if r.UpdatedAt.After(t.lostAt) {
+			t.lostAt = r.UpdatedAt
 		}
 	}
 	for _, c := range cs {
@@ -518,7 +536,7 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 	if ch.Endpoint != "" {
 		ext = ch.Endpoint
 	}
-	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Tech: tech, Ext: ext, Context: ctx, Role: roleOther}
+	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Tech: tech, Ext: ext, Context: ctx, Role: roleOther, Born: at}
 	if ctx == "" {
 		l.Context = ch.Context
 	}
@@ -1033,6 +1051,7 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		c.SourcesUnknown = true
 	}
 	t.dropChannel(l, ev.Channel.ID)
+	t.rememberGone(ev.Channel.ID)
 	l.Channels = slices.DeleteFunc(l.Channels, func(id string) bool { return id == ev.Channel.ID })
 	if c.Ended {
 		return
@@ -1210,7 +1229,12 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 			t.emit(c, EventCallAbandoned, at, nil)
 		}
 	}
-	t.emit(c, EventCallEnded, at, func(ev *Event) { ev.Resynced = resynced })
+	t.emit(c, EventCallEnded, at, func(ev *Event) {
+		ev.Resynced = resynced
+		if resynced {
+			ev.ResyncReason = t.resyncReason
+		}
+	})
 	// A recording is ready once the call has ended and the file is closed.
 	for _, l := range c.Legs {
 		if l.Recording {
@@ -1492,82 +1516,6 @@ func (t *Tracker) agentState(ev ChannelEvent) {
 	}
 	t.out = append(t.out, Event{ID: NewID("evt_"), Type: EventAgentState, OccurredAt: ev.At.UTC(), PBX: t.cfg.PBX,
 		Agent: &Agent{Extension: ext, Name: name}, AgentState: &AgentStat{Queue: ev.Queue, State: ev.Status, Reason: ev.Reason}})
-}
-
-// Snapshot reconciles with the PBX's full list of live channels after a
-// (re)connect: tracked channels that are gone ended while the link was
-// down; untracked ones are adopted without a second screen pop.
-func (t *Tracker) Snapshot(live []Channel, at time.Time) {
-	alive := map[string]Channel{}
-	for _, ch := range live {
-		alive[ch.ID] = ch
-	}
-	for id, l := range t.legs {
-		if _, ok := alive[id]; !ok && !l.conv.Ended {
-			t.Handle(ChannelEvent{Kind: ChanHangup, At: at, Channel: Channel{ID: id}, Resynced: true})
-		}
-	}
-	// A known agent leg the PBX lists as up answered while the link was
-	// down: the CRM has not heard of that answer yet.
-	for _, ch := range live {
-		if l := t.legs[ch.ID]; l != nil && ch.State == "Up" && l.Role == roleAgent && !l.Answered && !l.conv.Ended {
-			l.Ringing, l.Answered = false, true
-			if l.Agent == l.conv.OrigAgent {
-				continue
-			}
-			t.establish(l.conv, at, t.agent(l))
-		}
-	}
-	// Adopt in creation order so the oldest channel of a call is its caller.
-	slices.SortFunc(live, func(a, b Channel) int { return compareIDs(a.ID, b.ID) })
-	for _, ch := range live {
-		if t.legs[ch.ID] != nil {
-			continue
-		}
-		l := t.channel(ch, at)
-		if l.Role == roleOther && t.isAgentDevice(l) {
-			l.Role, l.Agent, l.Dialled = roleAgent, l.Ext, true
-			l.conv.Rang[l.Agent] = true // never pop an adopted call
-		}
-		if ch.State == "Up" && l.Role == roleAgent {
-			l.Answered = true
-			if l.conv.Call.AnsweredAt == nil {
-				a := at.UTC()
-				l.conv.Call.AnsweredAt = &a
-				l.conv.Call.Agent = t.agent(l)
-				l.conv.Call.State = "talking"
-			}
-		}
-	}
-}
-
-// compareIDs orders Asterisk "epoch.seq" ids numerically, others as strings.
-func compareIDs(a, b string) int {
-	ae, as, aok := strings.Cut(a, ".")
-	be, bs, bok := strings.Cut(b, ".")
-	if aok && bok {
-		x, e1 := strconv.ParseInt(ae, 10, 64)
-		y, e2 := strconv.ParseInt(be, 10, 64)
-		p, e3 := strconv.ParseInt(as, 10, 64)
-		q, e4 := strconv.ParseInt(bs, 10, 64)
-		if e1 == nil && e2 == nil && e3 == nil && e4 == nil {
-			if x != y {
-				return cmpInt(x, y)
-			}
-			return cmpInt(p, q)
-		}
-	}
-	return strings.Compare(a, b)
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // emit appends an event for c with a fresh id and the next sequence.

@@ -46,7 +46,10 @@ type PBX struct {
 	PingInterval  time.Duration `koanf:"ping_interval"`
 	ActionTimeout time.Duration `koanf:"action_timeout"`
 	BackoffMax    time.Duration `koanf:"backoff_max"`
-	EventFilters  []string      `koanf:"event_filters"`
+	// ReconcileInterval: how often the PBX's live channels are compared
+	// with the call model while the link is up (0 turns it off).
+	ReconcileInterval time.Duration `koanf:"reconcile_interval"`
+	EventFilters      []string      `koanf:"event_filters"`
 }
 
 // Store is the SQLite outbox.
@@ -139,7 +142,8 @@ type Log struct {
 // Default is the configuration before any file is read.
 func Default() Config {
 	return Config{
-		PBX:      PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second},
+		PBX: PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second,
+			ReconcileInterval: 60 * time.Second},
 		Store:    Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90, MaxQueuedEvents: 1_000_000},
 		HTTP:     HTTP{Listen: "127.0.0.1:8080", RequestTimeout: 20 * time.Second, MaxStreams: 1000, MaxStreamsPerKey: 50},
 		Commands: Commands{RingTimeout: 30 * time.Second},
@@ -256,6 +260,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			return &Error{key, fmt.Sprintf("must be a positive duration such as 10s or 72h, got %s", d)}
 		}
+	}
+	if d := c.PBX.ReconcileInterval; d != 0 && d < time.Second {
+		return &Error{"pbx.reconcile_interval", fmt.Sprintf("must be 0 (off) or at least 1s, such as 60s, got %s", d)}
 	}
 	if c.Store.Path == "" {
 		return &Error{"store.path", "is required (the SQLite file, e.g. ./ctibridge.db)"}

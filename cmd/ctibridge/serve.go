@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	tracker := bridge.NewTracker(trackerConfig(cfg))
 	engine = bridge.NewEngine(tracker, db, dispatcher, endpoints, log)
 	engine.MaxQueued = cfg.Store.MaxQueuedEvents
+	engine.ReconcileInterval = cfg.PBX.ReconcileInterval
 	if err := engine.Restore(ctx); err != nil {
 		return fmt.Errorf("store: restoring open calls: %w", err)
 	}
@@ -106,7 +107,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	srv = apihttp.NewServer(engine, db, log)
 	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
 	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, configEndpoints(cfg)
-	srv.RequestTimeout, srv.RecordingsDir, srv.AnonymousLoopback = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir, cfg.HTTP.AnonymousLoopback
+	srv.RequestTimeout, srv.RecordingsDir = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir
+	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
+	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts
+	srv.MaxStreams, srv.MaxStreamsPerKey = cfg.HTTP.MaxStreams, cfg.HTTP.MaxStreamsPerKey
 	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}

@@ -1,0 +1,154 @@
+package bridge
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Resync reasons (Event.ResyncReason of a resynced call.ended).
+const (
+	// ResyncLinkLost: the call ended while the PBX link was down.
+	ResyncLinkLost = "link_lost"
+	// ResyncReconciled: the periodic check found the call's channels gone
+	// although the link stayed up: an event the model missed.
+	ResyncReconciled = "reconciled"
+)
+
+// reconcileMargin: a channel first seen this close to a snapshot may be
+// newer than the list (its creation raced the PBX's answer): it is not
+// released before the next snapshot.
+const reconcileMargin = 5 * time.Second
+
+// goneMemory bounds the ids of channels recently hung up, never adopted
+// again by a snapshot that listed them just before their hangup.
+const goneMemory = 4096
+
+// LinkLost notes that the PBX link went down at at: calls that turn out
+// to have ended meanwhile end at the last moment the bridge knew them
+// alive, not at the reconnect.
+func (t *Tracker) LinkLost(at time.Time) {
+	if t.lostAt.IsZero() {
+		t.lostAt = at
+	}
+}
+
+// Reconciled returns how many conversations snapshots released and how
+// many channels they adopted since the tracker started.
+func (t *Tracker) Reconciled() (released, adopted int64) { return t.released, t.adopted }
+
+func (t *Tracker) rememberGone(id string) {
+	if _, ok := t.gone[id]; ok {
+		return
+	}
+	if len(t.goneOrder) >= goneMemory {
+		delete(t.gone, t.goneOrder[0])
+		t.goneOrder = t.goneOrder[1:]
+	}
+	t.gone[id] = struct{}{}
+	t.goneOrder = append(t.goneOrder, id)
+}
+
+// Snapshot reconciles with the PBX's full list of live channels, after a
+// (re)connect and periodically: tracked channels that are gone ended
+// unseen (while the link was down, or an event the model missed); live
+// ones it does not know are adopted without a second screen pop.
+func (t *Tracker) Snapshot(live []Channel, at time.Time) {
+	reason, endAt := ResyncReconciled, at
+	if !t.lostAt.IsZero() {
+		reason = ResyncLinkLost
+		if t.lostAt.Before(at) {
+			endAt = t.lostAt
+		}
+	}
+	t.lostAt = time.Time{}
+	t.resyncReason = reason
+	defer func() { t.resyncReason = "" }()
+
+	alive := map[string]Channel{}
+	for _, ch := range live {
+		alive[ch.ID] = ch
+	}
+	ended := map[*conversation]bool{}
+	for id, l := range t.legs {
+		if _, ok := alive[id]; ok || l.conv.Ended {
+			continue
+		}
+		// Seen after the PBX made its list: the next one will tell.
+		if reason == ResyncReconciled && !l.Born.IsZero() && l.Born.After(at.Add(-reconcileMargin)) {
+			continue
+		}
+		c := l.conv
+		t.Handle(ChannelEvent{Kind: ChanHangup, At: endAt, Channel: Channel{ID: id}, Resynced: true})
+		if c.Ended && !ended[c] {
+			ended[c] = true
+			t.released++
+		}
+	}
+	// A known agent leg the PBX lists as up answered while the link was
+	// down: the CRM has not heard of that answer yet.
+	for _, ch := range live {
+		if l := t.legs[ch.ID]; l != nil && ch.State == "Up" && l.Role == roleAgent && !l.Answered && !l.conv.Ended {
+			l.Ringing, l.Answered = false, true
+			if l.Agent == l.conv.OrigAgent {
+				continue
+			}
+			t.establish(l.conv, at, t.agent(l))
+		}
+	}
+	// Adopt in creation order so the oldest channel of a call is its caller.
+	slices.SortFunc(live, func(a, b Channel) int { return compareIDs(a.ID, b.ID) })
+	for _, ch := range live {
+		if t.legs[ch.ID] != nil {
+			continue
+		}
+		if _, ok := t.gone[ch.ID]; ok {
+			continue // listed, then hung up before the list reached us
+		}
+		t.adopted++
+		l := t.channel(ch, at)
+		if l.Role == roleOther && t.isAgentDevice(l) {
+			l.Role, l.Agent, l.Dialled = roleAgent, l.Ext, true
+			l.conv.Rang[l.Agent] = true // never pop an adopted call
+		}
+		if ch.State == "Up" && l.Role == roleAgent {
+			l.Answered = true
+			if l.conv.Call.AnsweredAt == nil {
+				a := at.UTC()
+				l.conv.Call.AnsweredAt = &a
+				l.conv.Call.Agent = t.agent(l)
+				l.conv.Call.State = "talking"
+			}
+		}
+	}
+}
+
+// compareIDs orders Asterisk "epoch.seq" ids numerically, others as strings.
+func compareIDs(a, b string) int {
+	ae, as, aok := strings.Cut(a, ".")
+	be, bs, bok := strings.Cut(b, ".")
+	if aok && bok {
+		x, e1 := strconv.ParseInt(ae, 10, 64)
+		y, e2 := strconv.ParseInt(be, 10, 64)
+		p, e3 := strconv.ParseInt(as, 10, 64)
+		q, e4 := strconv.ParseInt(bs, 10, 64)
+		if e1 == nil && e2 == nil && e3 == nil && e4 == nil {
+			if x != y {
+				return cmpInt(x, y)
+			}
+			return cmpInt(p, q)
+		}
+	}
+	return strings.Compare(a, b)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
