@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	a.Get("/v1/webhooks", admin, s.listWebhooks)
 	a.Post("/v1/webhooks", admin, s.createWebhook)
 	a.Get("/v1/webhooks/:id", admin, s.getWebhook)
+	a.Patch("/v1/webhooks/:id", admin, s.updateWebhook)
 	a.Delete("/v1/webhooks/:id", admin, s.deleteWebhook)
 	a.Post("/v1/webhooks/:id/test", admin, s.testWebhook)
 	a.Get("/v1/webhooks/:id/deliveries", admin, s.webhookDeliveries)

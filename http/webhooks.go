@@ -71,12 +71,27 @@ func (s *Server) endpoint(ctx context.Context, id string) (bridge.Endpoint, erro
 	return bridge.Endpoint{}, &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no webhook endpoint with id " + id}
 }
 
+// endpointJSON is an endpoint as the API shows it: never a secret, and
+// "rotating": true while it still signs with a previous secret too.
+func endpointJSON(ep bridge.Endpoint) map[string]any {
+	body := map[string]any{}
+	_ = json.Unmarshal(mustJSON(ep), &body)
+	if ep.PreviousSecret != "" {
+		body["rotating"] = true
+	}
+	return body
+}
+
 func (s *Server) listWebhooks(c *fiber.Ctx) error {
 	eps, err := s.endpoints(c.UserContext())
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"webhooks": eps})
+	out := make([]map[string]any, 0, len(eps))
+	for _, ep := range eps {
+		out = append(out, endpointJSON(ep))
+	}
+	return c.JSON(fiber.Map{"webhooks": out})
 }
 
 func (s *Server) getWebhook(c *fiber.Ctx) error {
@@ -84,7 +99,25 @@ func (s *Server) getWebhook(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(ep)
+	return c.JSON(endpointJSON(ep))
+}
+
+// addressPolicy is the delivery policy of the running dispatcher (the
+// config's delivery.allow_*), or the default one without a dispatcher.
+func (s *Server) addressPolicy() bridge.AddressPolicy {
+	if d, ok := s.Dispatcher.(interface{ AddressPolicy() bridge.AddressPolicy }); ok {
+		return d.AddressPolicy()
+	}
+	return bridge.DefaultAddressPolicy()
+}
+
+// checkWebhookSecurity refuses what validate cannot know alone: a URL the
+// delivery policy would refuse at every attempt, and a published secret.
+func (s *Server) checkWebhookSecurity(url, secret string) error {
+	if err := bridge.CheckWebhookAddress("url", url, s.addressPolicy()); err != nil {
+		return err
+	}
+	return bridge.CheckPublishedWebhookSecret("secret", secret)
 }
 
 var reEndpointID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -100,10 +133,14 @@ func (s *Server) createWebhook(c *fiber.Ctx) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
+	if err := s.checkWebhookSecurity(req.URL, req.Secret); err != nil {
+		return err
+	}
 	if slices.ContainsFunc(s.ConfigEndpoints, func(ep bridge.Endpoint) bool { return ep.ID == req.ID }) {
 		return &bridge.Error{Code: bridge.ECONFLICT, Field: "id", Message: "endpoint " + req.ID + " is defined in the config file"}
 	}
-	ep := bridge.Endpoint{ID: req.ID, URL: req.URL, Secret: req.Secret, Events: req.Events, Source: "api", CreatedAt: time.Now().UTC()}
+	ep := bridge.Endpoint{ID: req.ID, URL: req.URL, Secret: req.Secret, PreviousSecret: req.PreviousSecret, Events: req.Events,
+		Source: "api", CreatedAt: time.Now().UTC()}
 	if ep.Events == nil {
 		ep.Events = []string{}
 	}
@@ -118,8 +155,7 @@ func (s *Server) createWebhook(c *fiber.Ctx) error {
 	if err := s.SyncEndpoints(ctx); err != nil {
 		return err
 	}
-	body := map[string]any{}
-	_ = json.Unmarshal(mustJSON(ep), &body)
+	body := endpointJSON(ep)
 	if generated {
 		body["secret"] = ep.Secret // shown once
 	}
@@ -132,6 +168,9 @@ type webhookRequest struct {
 	URL    string   `json:"url"`
 	Secret string   `json:"secret"`
 	Events []string `json:"events"`
+	// PreviousSecret keeps a secret the receivers still hold valid while
+	// they move to Secret: requests carry a signature for each.
+	PreviousSecret string `json:"previous_secret"`
 }
 
 // validate checks the body and fills in a generated id and secret.
@@ -149,10 +188,30 @@ func (r *webhookRequest) validate() error {
 	} else if _, err := bridge.WebhookSecretKey(r.Secret); err != nil {
 		return bridge.FieldError("secret", "%v (omit it to have one generated)", err)
 	}
-	if len(r.Events) > 64 {
+	if err := checkPreviousSecret(r.PreviousSecret, r.Secret); err != nil {
+		return err
+	}
+	return checkEventFilters(r.Events)
+}
+
+func checkPreviousSecret(previous, secret string) error {
+	if previous == "" {
+		return nil
+	}
+	if _, err := bridge.WebhookSecretKey(previous); err != nil {
+		return bridge.FieldError("previous_secret", "%v", err)
+	}
+	if previous == secret {
+		return bridge.FieldError("previous_secret", "is the same as secret")
+	}
+	return nil
+}
+
+func checkEventFilters(events []string) error {
+	if len(events) > 64 {
 		return bridge.FieldError("events", "must hold at most 64 filters")
 	}
-	for _, f := range r.Events {
+	for _, f := range events {
 		if err := bridge.CheckValue("events", f); err != nil {
 			return err
 		}
@@ -161,6 +220,98 @@ func (r *webhookRequest) validate() error {
 		}
 	}
 	return nil
+}
+
+// webhookUpdate changes an API endpoint; omitted fields keep their value.
+type webhookUpdate struct {
+	URL    *string   `json:"url"`
+	Events *[]string `json:"events"`
+	// Secret replaces the secret ("" generates one, shown in this answer
+	// only). Unless PreviousSecret is given too, the replaced secret
+	// becomes the previous one: a rotation starts, and requests carry both
+	// signatures until PreviousSecret is set to "".
+	Secret         *string `json:"secret"`
+	PreviousSecret *string `json:"previous_secret"`
+}
+
+// endpointUpdater is the store's UpdateEndpoint (*store.DB has it).
+type endpointUpdater interface {
+	UpdateEndpoint(ctx context.Context, ep bridge.Endpoint) error
+}
+
+// updateWebhook changes an endpoint made over the API: its URL, filters
+// or secrets (rotation). The id, state and delivery history stay.
+func (s *Server) updateWebhook(c *fiber.Ctx) error {
+	var req webhookUpdate
+	if err := decode(c, &req, true); err != nil {
+		return err
+	}
+	id, ctx := c.Params("id"), c.UserContext()
+	if slices.ContainsFunc(s.ConfigEndpoints, func(ep bridge.Endpoint) bool { return ep.ID == id }) {
+		return bridge.Errorf(bridge.ECONFLICT, "endpoint %s is defined in the config file: change it there (webhooks[].secret, previous_secret)", id)
+	}
+	// The store's Endpoint row, previous secret included (s.endpoint
+	// merges in the config's endpoints, which are not changed here).
+	ep, err := s.endpoint(ctx, id)
+	if err != nil {
+		return err
+	}
+	updater, ok := s.store.(endpointUpdater)
+	if !ok {
+		return bridge.Errorf(bridge.EINTERNAL, "this store cannot change webhook endpoints")
+	}
+	if req.URL != nil {
+		if err := bridge.CheckWebhookURL("url", *req.URL); err != nil {
+			return err
+		}
+		ep.URL = *req.URL
+	}
+	if req.Events != nil {
+		if err := checkEventFilters(*req.Events); err != nil {
+			return err
+		}
+		ep.Events = *req.Events
+		if ep.Events == nil {
+			ep.Events = []string{}
+		}
+	}
+	generated := false
+	if req.Secret != nil {
+		secret := *req.Secret
+		if secret == "" {
+			secret, generated = bridge.NewWebhookSecret(), true
+		} else if _, err := bridge.WebhookSecretKey(secret); err != nil {
+			return bridge.FieldError("secret", "%v (send \"\" to have one generated)", err)
+		}
+		if secret != ep.Secret {
+			ep.PreviousSecret, ep.Secret = ep.Secret, secret
+		}
+	}
+	if req.PreviousSecret != nil {
+		ep.PreviousSecret = *req.PreviousSecret
+	}
+	if err := checkPreviousSecret(ep.PreviousSecret, ep.Secret); err != nil {
+		return err
+	}
+	if err := bridge.CheckWebhookAddress("url", ep.URL, s.addressPolicy()); err != nil {
+		return err
+	}
+	if req.Secret != nil {
+		if err := bridge.CheckPublishedWebhookSecret("secret", ep.Secret); err != nil {
+			return err
+		}
+	}
+	if err := updater.UpdateEndpoint(ctx, ep); err != nil {
+		return err
+	}
+	if err := s.SyncEndpoints(ctx); err != nil {
+		return err
+	}
+	body := endpointJSON(ep)
+	if generated {
+		body["secret"] = ep.Secret // shown once
+	}
+	return c.JSON(body)
 }
 
 func (s *Server) deleteWebhook(c *fiber.Ctx) error {

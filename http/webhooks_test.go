@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/webhooks"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -151,4 +152,97 @@ func typesOf(ds []webhookstest.Delivery) string {
 		s = append(s, d.Type)
 	}
 	return strings.Join(s, ",")
+}
+
+// An endpoint the delivery policy would refuse at every attempt is refused
+// when it is created or changed (400 naming url), as is the published
+// example secret; a host name is left to the dispatcher's check after DNS.
+func TestWebhookCreationRefusesUnsafe(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	for _, c := range []struct {
+		body   map[string]any
+		field  string
+		detail string
+	}{
+		{map[string]any{"url": "http://169.254.169.254/x"}, "url", "169.254.169.254 is a cloud metadata address: always refused"},
+		{map[string]any{"url": "http://[fd00:ec2::254]/latest/"}, "url", "cloud metadata"},
+		{map[string]any{"url": "http://[64:ff9b::a9fe:a9fe]/"}, "url", "embeds 169.254.169.254 (NAT64)"},
+		{map[string]any{"url": "http://169.254.10.1/hook"}, "url", "refused by delivery.allow_link_local"},
+		{map[string]any{"url": "http://metadata.google.internal/computeMetadata/v1/"}, "url", "cloud metadata service"},
+		{map[string]any{"url": "http://0xa9fea9fe/"}, "url", "dotted-quad"},
+		{map[string]any{"url": "https://crm.example.com/", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, "secret", "published example secret"},
+		{map[string]any{"url": "https://crm.example.com/", "previous_secret": "hunter2"}, "previous_secret", "whsec_"},
+	} {
+		p := r.call("POST", "/v1/webhooks", "admin", c.body).problem(t, 400, c.field)
+		if !strings.Contains(p["detail"].(string), c.detail) {
+			t.Errorf("%v: detail %q, want %q", c.body, p["detail"], c.detail)
+		}
+	}
+	list := r.call("GET", "/v1/webhooks", "admin", nil)
+	if strings.Count(string(list.body), `"id"`) != 1 {
+		t.Fatalf("a refused endpoint was stored: %s", list.body)
+	}
+	// A private address is allowed by the running dispatcher's policy (the default).
+	res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "lan", "url": "http://10.20.30.40:8080/hook"})
+	if res.status != 201 {
+		t.Fatalf("private CRM: %d %s", res.status, res.body)
+	}
+	r.call("PATCH", "/v1/webhooks/lan", "admin", map[string]any{"url": "http://169.254.169.254/"}).problem(t, 400, "url")
+	r.call("DELETE", "/v1/webhooks/lan", "admin", nil)
+}
+
+// Rotating an API endpoint's secret: PATCH a new secret and the old one
+// becomes the previous secret, so the same delivery verifies for a receiver
+// holding only the old secret and for one holding only the new (Standard
+// Webhooks: any one v1 signature); PATCH previous_secret "" ends it.
+func TestWebhookSecretRotation(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	oldSecret := bridge.NewWebhookSecret()
+	rxOld := webhookstest.NewReceiver(t, oldSecret)
+	if res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "rot", "url": rxOld.URL, "secret": oldSecret, "events": []string{"call.*"}}); res.status != 201 {
+		t.Fatalf("create: %d %s", res.status, res.body)
+	}
+
+	res := r.call("PATCH", "/v1/webhooks/rot", "admin", map[string]any{"secret": ""})
+	m := res.json(t)
+	newSecret, _ := m["secret"].(string)
+	if res.status != 200 || !strings.HasPrefix(newSecret, "whsec_") || newSecret == oldSecret || m["rotating"] != true || strings.Contains(string(res.body), oldSecret) {
+		t.Fatalf("rotate: %d %s", res.status, res.body)
+	}
+	if got := r.call("GET", "/v1/webhooks/rot", "admin", nil).json(t); got["rotating"] != true || got["secret"] != nil {
+		t.Fatalf("get during rotation: %v", got)
+	}
+	if res := r.call("POST", "/v1/webhooks/rot/test", "admin", nil); res.status != 202 {
+		t.Fatalf("test: %d %s", res.status, res.body)
+	}
+	d := rxOld.WaitFor(1, 5*time.Second)[0]
+	if d.Err != nil || len(strings.Fields(d.Header.Get("webhook-signature"))) != 2 {
+		t.Fatalf("a receiver holding only the old secret: %v, signatures %q", d.Err, d.Header.Get("webhook-signature"))
+	}
+	if err := webhooks.Verify(newSecret, d.Header, d.Raw, 0, time.Now()); err != nil {
+		t.Fatalf("a receiver holding only the new secret, same delivery: %v", err)
+	}
+
+	// The receivers have moved: the rotation ends (and the URL changes).
+	rxNew := webhookstest.NewReceiver(t, newSecret)
+	res = r.call("PATCH", "/v1/webhooks/rot", "admin", map[string]any{"previous_secret": "", "url": rxNew.URL})
+	if m := res.json(t); res.status != 200 || m["rotating"] != nil || m["secret"] != nil || m["url"] != rxNew.URL {
+		t.Fatalf("end rotation: %d %s", res.status, res.body)
+	}
+	r.call("POST", "/v1/webhooks/rot/test", "admin", nil)
+	d = rxNew.WaitFor(1, 5*time.Second)[0]
+	if d.Err != nil || len(strings.Fields(d.Header.Get("webhook-signature"))) != 1 {
+		t.Fatalf("after the rotation: %v, signatures %q", d.Err, d.Header.Get("webhook-signature"))
+	}
+	if err := webhooks.Verify(oldSecret, d.Header, d.Raw, 0, time.Now()); err == nil {
+		t.Fatal("the retired secret still verifies")
+	}
+
+	r.call("PATCH", "/v1/webhooks/rot", "admin", map[string]any{"previous_secret": newSecret}).problem(t, 400, "previous_secret")
+	r.call("PATCH", "/v1/webhooks/rot", "admin", map[string]any{"secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}).problem(t, 400, "secret")
+	r.call("PATCH", "/v1/webhooks/rot", "admin", map[string]any{"events": []string{"calls.*"}}).problem(t, 400, "events")
+	r.call("PATCH", "/v1/webhooks/rot", "admin", map[string]any{"id": "other"}).problem(t, 400, "id")
+	r.call("PATCH", "/v1/webhooks/nope", "admin", map[string]any{"secret": ""}).problem(t, 404, "id")
+	r.call("PATCH", "/v1/webhooks/crm", "admin", map[string]any{"secret": ""}).problem(t, 409, "")
+	r.call("PATCH", "/v1/webhooks/rot", "control", map[string]any{"secret": ""}).problem(t, 403, "")
 }
