@@ -15,10 +15,13 @@ import (
 	"github.com/staskobzar/goami2"
 )
 
-// recordingSink runs a real Tracker on what the Mapper hands over.
+// recordingSink runs a real Tracker on what the Mapper hands over and
+// checks the model's invariants after every event.
 type recordingSink struct {
-	t      *bridge.Tracker
-	events []bridge.Event
+	t       *bridge.Tracker
+	events  []bridge.Event
+	stories bridge.StoryChecker
+	broken  []error
 }
 
 func (s *recordingSink) LinkUp(int)     {}
@@ -26,14 +29,43 @@ func (s *recordingSink) LinkDown(error) {}
 func (s *recordingSink) ChannelEvents(evs []bridge.ChannelEvent) {
 	for _, ev := range evs {
 		s.t.Handle(ev)
+		if err := s.t.CheckInvariants(); err != nil {
+			s.broken = append(s.broken, err)
+		}
+		s.drain()
 	}
-	out, _ := s.t.Drain()
-	s.events = append(s.events, out...)
 }
 func (s *recordingSink) Snapshot(live []bridge.Channel, at time.Time) {
 	s.t.Snapshot(live, at)
+	s.drain()
+}
+
+func (s *recordingSink) drain() {
 	out, _ := s.t.Drain()
+	for _, e := range out {
+		if err := s.stories.Check(e); err != nil {
+			s.broken = append(s.broken, err)
+		}
+	}
 	s.events = append(s.events, out...)
+}
+
+// checkInvariants fails t with what the played events broke, and with the
+// conversations a complete capture left open.
+func (s *recordingSink) checkInvariants(t *testing.T, complete bool) {
+	t.Helper()
+	for _, err := range s.broken {
+		t.Error(err)
+	}
+	if !complete {
+		return
+	}
+	if open := s.stories.Open(); len(open) > 0 {
+		t.Errorf("conversations never ended: %v", open)
+	}
+	if live := s.t.Live(); len(live) > 0 {
+		t.Errorf("%d calls still live after the capture", len(live))
+	}
 }
 
 func testTracker() *bridge.Tracker {
@@ -67,6 +99,7 @@ func replay(t *testing.T, name string) []bridge.Event {
 		}
 		m.Message(msg)
 	}
+	sink.checkInvariants(t, true)
 	return sink.events
 }
 

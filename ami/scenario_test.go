@@ -97,6 +97,7 @@ func TestSIPStories(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sink := &recordingSink{t: sipTracker()}
 			playSIP(t, sink, name)
+			sink.checkInvariants(t, true)
 			got := bridgetest.Stories(sink.events)
 			for _, s := range got {
 				t.Logf("GOT  %s", s)
