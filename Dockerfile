@@ -8,8 +8,11 @@ RUN CGO_ENABLED=1 go build -trimpath -ldflags "-s -w" -o /out/ctibridge ./cmd/ct
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home /var/lib/ctibridge --create-home ctibridge
+ && useradd --system --home /var/lib/ctibridge --create-home ctibridge \
+ && chmod 0700 /var/lib/ctibridge
 COPY --from=build /out/ctibridge /usr/local/bin/ctibridge
+# The database (webhook secrets, key hashes, callers' numbers) is created
+# 0600 in this owner-only directory; a new named volume copies its mode.
 USER ctibridge
 WORKDIR /var/lib/ctibridge
 EXPOSE 8080
