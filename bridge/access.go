@@ -189,12 +189,16 @@ func CheckWebhookAddress(field, raw string, p AddressPolicy) error {
 // forgeries.
 var publishedWebhookSecrets = []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
 
-// CheckPublishedWebhookSecret refuses a published example secret. The
-// config and the API apply it to the secrets they are given; signing and
-// verifying do not (the specification's test vector uses it).
+// CheckPublishedWebhookSecret refuses a published example secret as an
+// endpoint's secret. The config and the API apply it to the secret they are
+// given, not to a previous secret: signing with a secret everyone knows
+// gives nothing away, and it lets receivers move off it without a gap.
+// Signing and verifying do not apply it (the specification's test vector
+// uses it).
 func CheckPublishedWebhookSecret(field, secret string) error {
 	if slices.Contains(publishedWebhookSecrets, secret) {
-		return FieldError(field, "is a published example secret (the Standard Webhooks specification's, once in ctibridge's examples): anyone can sign with it; `ctibridge secret` prints a new one")
+		return FieldError(field, "is a published example secret (the Standard Webhooks specification's, once in ctibridge's examples): anyone can sign with it; "+
+			"`ctibridge secret` prints a new one (to move receivers off it without a gap, keep it as previous_secret meanwhile)")
 	}
 	return nil
 }
