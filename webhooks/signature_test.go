@@ -167,3 +167,30 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// SignAll is the header of an endpoint in rotation: one v1 signature per
+// secret, and a receiver holding any one of the secrets verifies it.
+func TestSignAllRotation(t *testing.T) {
+	oldSecret, newSecret, other := bridge.NewWebhookSecret(), bridge.NewWebhookSecret(), bridge.NewWebhookSecret()
+	ts := time.Unix(specTS, 0)
+	h, err := webhooks.SignAll([]string{newSecret, oldSecret}, specID, ts, []byte(specBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _ := webhooks.Sign(newSecret, specID, ts, []byte(specBody))
+	two, _ := webhooks.Sign(oldSecret, specID, ts, []byte(specBody))
+	if h != one+" "+two {
+		t.Fatalf("SignAll = %q, want %q", h, one+" "+two)
+	}
+	for name, secret := range map[string]string{"old": oldSecret, "new": newSecret} {
+		if err := webhooks.Verify(secret, specHeader(h, specTS), []byte(specBody), 0, ts); err != nil {
+			t.Errorf("holding only the %s secret: %v", name, err)
+		}
+	}
+	if err := webhooks.Verify(other, specHeader(h, specTS), []byte(specBody), 0, ts); !errors.Is(err, webhooks.ErrSignature) {
+		t.Errorf("a third secret: %v", err)
+	}
+	if _, err := webhooks.SignAll([]string{newSecret, "whsec_nope"}, specID, ts, []byte(specBody)); !errors.Is(err, webhooks.ErrInvalidSecret) {
+		t.Errorf("a bad second secret: %v", err)
+	}
+}
