@@ -54,36 +54,87 @@ type CallChannels struct {
 	All      []Channel
 }
 
-// CallChannels looks up the live channels of a conversation.
+// CallChannels looks up the live channels of a conversation. The customer
+// is the caller of an inbound call, the far party of a call an agent
+// placed (from the phone or by click-to-call), the callee of an internal
+// call; the agent is the one who has the call now. Of a local pair, the
+// half that runs the dialplan (;2 / -b) is the one to redirect or hang up
+// for the customer; the outward half (;1 / -a) for the agent.
 func (t *Tracker) CallChannels(conversationID string) (CallChannels, bool) {
 	c := t.convs[conversationID]
 	if c == nil {
 		return CallChannels{}, false
 	}
 	out := CallChannels{Call: c.snapshot(), Ended: c.Ended}
+	placed := c.OrigAgent != "" || c.Outbound
+	customer := func(l *leg) bool {
+		return l.Customer || !placed && l.Role == roleCaller
+	}
+	agent := func(l *leg) bool {
+		if placed { // the agent's phone, or the agent leg of a click-to-call
+			return l.Role == roleCaller && !l.Customer || l.Role == roleAgent && l.Agent == c.OrigAgent
+		}
+		return l.Role == roleAgent && l.Answered
+	}
+	pick := func(dst **Channel, l *leg, id string, dialplanHalf bool) {
+		ch := Channel{ID: id, Name: l.Names[id]}
+		if *dst == nil || isDialplanHalf(ch.Name) == dialplanHalf {
+			*dst = &ch
+		}
+	}
 	for _, l := range c.Legs {
 		for _, id := range l.Channels {
-			ch := Channel{ID: id, Name: l.Names[id]}
-			out.All = append(out.All, ch)
-			// Of a local pair, the half that runs the dialplan (;2 / -b) is
-			// the one to redirect or hang up for the customer; the outward
-			// half (;1 / -a) for the agent.
+			out.All = append(out.All, Channel{ID: id, Name: l.Names[id]})
 			switch {
-			case l.Role == roleCaller && !c.Outbound && (out.Customer == nil || isDialplanHalf(ch.Name)):
-				cp := ch
-				out.Customer = &cp
-			case l.Role == roleAgent && l.Answered && (out.Agent == nil || !isDialplanHalf(ch.Name)):
-				cp := ch
-				out.Agent = &cp
-			case c.Outbound && l.Role != roleAgent && (out.Customer == nil || isDialplanHalf(ch.Name)):
-				cp := ch
-				out.Customer = &cp
+			case customer(l):
+				pick(&out.Customer, l, id, true)
+			case agent(l):
+				// The agent who has the call now wins over one who left it
+				// on hold for a consultation, or the other way round.
+				if out.Agent == nil || l.Agent == c.Call.Agent.ext() || l.Role == roleCaller {
+					pick(&out.Agent, l, id, false)
+				}
+			}
+		}
+	}
+	if out.Customer == nil && placed {
+		// An internal call: the other agent is the party to move.
+		for _, l := range c.Legs {
+			if l.Role == roleAgent && l.Answered && l.Agent != c.OrigAgent {
+				for _, id := range l.Channels {
+					pick(&out.Customer, l, id, true)
+				}
 			}
 		}
 	}
 	return out, true
 }
 
+func (a *Agent) ext() string {
+	if a == nil {
+		return ""
+	}
+	return a.Extension
+}
+
 func isDialplanHalf(name string) bool {
 	return strings.HasSuffix(name, ";2") || strings.HasSuffix(name, "-b")
+}
+
+// ExpectHangup notes that a CRM asked (over the API) to hang call id up,
+// before the PBX is asked: its release is reported hangup_by "api", and
+// the hangup requests our own command causes do not name a party.
+func (t *Tracker) ExpectHangup(id string) {
+	if c := t.convs[id]; c != nil && !c.Ended {
+		c.APIHangup = true
+		t.dirty[c.ID] = c
+	}
+}
+
+// ForgetHangup undoes ExpectHangup when the PBX refused the command.
+func (t *Tracker) ForgetHangup(id string) {
+	if c := t.convs[id]; c != nil && c.APIHangup && !c.Ended {
+		c.APIHangup = false
+		t.dirty[c.ID] = c
+	}
 }

@@ -61,6 +61,13 @@ type Engine struct {
 	// Reconciled counts what snapshots corrected: conversations released
 	// and channels adopted.
 	Reconciled atomic.Int64
+	// CheckInvariants, when set before Run, checks the call model and the
+	// events it emits after every batch (calls.check_invariants, a debug
+	// mode: it costs a scan of the live calls per batch). Violations are
+	// logged at ERROR and counted.
+	CheckInvariants bool
+	Violations      atomic.Int64
+	stories         StoryChecker
 
 	queued   int  // channel events in queue (mu)
 	overflow bool // events were dropped since the last resync (mu)
@@ -311,7 +318,16 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			done = append(done, in.done)
 		}
 	}
+	if e.CheckInvariants {
+		e.check(e.tracker.CheckInvariants())
+	}
 	evs, convs := e.tracker.Drain()
+	if e.CheckInvariants {
+		for _, ev := range evs {
+			e.check(e.stories.Check(ev))
+		}
+		e.stories.prune()
+	}
 	if len(evs) > 0 || len(convs) > 0 {
 		if err := e.commit(ctx, evs, convs); err != nil {
 			return err
@@ -403,4 +419,11 @@ func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRe
 		e.OnCommit(recs)
 	}
 	return nil
+}
+
+func (e *Engine) check(err error) {
+	if err != nil {
+		e.Violations.Add(1)
+		e.log.Error("call model invariant broken", "err", err)
+	}
 }

@@ -168,6 +168,8 @@ type conversation struct {
 	// PendingRecs are recordings whose channel ended: ready when the call
 	// ends.
 	PendingRecs []string `json:"pending_recs,omitempty"`
+	// APIHangup: a CRM hung the call up through the API.
+	APIHangup bool `json:"api_hangup,omitempty"`
 }
 
 // NewTracker returns an empty tracker.
@@ -1122,8 +1124,8 @@ func (t *Tracker) partyOf(l *leg) string {
 // the PBX's account of who hung up, whatever order the releases come in.
 func (t *Tracker) hangupRequest(l *leg) {
 	c := l.conv
-	if c.Ended {
-		return
+	if c.Ended || c.APIHangup {
+		return // our own hangup command causes requests on the partners
 	}
 	t.dirty[c.ID] = c
 	if c.Call.AnsweredAt != nil {
@@ -1205,6 +1207,8 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	switch {
 	case resynced:
 		c.Call.HangupBy = "system"
+	case c.APIHangup:
+		c.Call.HangupBy = "api"
 	case c.HupLeg != "":
 		c.Call.HangupBy = t.hangupBy(c, c.HupLeg)
 	case c.Call.AnsweredAt == nil && c.Refused != "":

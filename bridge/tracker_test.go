@@ -644,3 +644,41 @@ func TestEngineBoundsTheQueueAndResyncsAfterDropping(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// Commands act on the customer's leg whoever placed the call: the caller
+// of an inbound call, the far party of a call the agent dialled from the
+// phone, the other agent of an internal call.
+func TestCallChannelsKnowTheCustomer(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		caller, callee Channel
+		customer       string
+		agent          string
+	}{
+		{"inbound", trunk(), ch("t.2", "PJSIP/201-00000002"), "t.1", "t.2"},
+		{"outbound from the phone", Channel{ID: "o.1", Name: "PJSIP/201-00000001", LinkedID: "o.1", CallerNum: "201", Context: "from-internal", Exten: "84954451120"},
+			Channel{ID: "o.2", Name: "PJSIP/trunk-00000002", LinkedID: "o.1"}, "o.2", "o.1"},
+		{"internal", Channel{ID: "i.1", Name: "PJSIP/201-00000001", LinkedID: "i.1", CallerNum: "201", Context: "from-internal", Exten: "202"},
+			Channel{ID: "i.2", Name: "PJSIP/202-00000002", LinkedID: "i.1"}, "i.2", "i.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestTracker()
+			evs := run(tr,
+				ChannelEvent{Kind: ChanNew, Channel: tc.caller},
+				ChannelEvent{Kind: ChanDial, Channel: tc.caller, Peer: &tc.callee},
+				ChannelEvent{Kind: ChanAnswer, Channel: tc.callee},
+				ChannelEvent{Kind: ChanDialEnd, Channel: tc.caller, Peer: &tc.callee, DialStatus: "ANSWER"},
+			)
+			if len(evs) == 0 {
+				t.Fatal("no events")
+			}
+			cc, ok := tr.CallChannels(evs[0].ConversationID)
+			if !ok || cc.Customer == nil || cc.Agent == nil {
+				t.Fatalf("channels = %+v", cc)
+			}
+			if cc.Customer.ID != tc.customer || cc.Agent.ID != tc.agent {
+				t.Fatalf("customer %s agent %s, want %s and %s", cc.Customer.ID, cc.Agent.ID, tc.customer, tc.agent)
+			}
+		})
+	}
+}

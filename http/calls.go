@@ -352,7 +352,13 @@ func (s *Server) hangup(c *fiber.Ctx) error {
 	if ch == nil {
 		return bridge.Errorf(bridge.ECONFLICT, "call %s has no live channel", cc.Call.ID)
 	}
+	// Said before the command: the PBX's events may come before its answer.
+	id := cc.Call.ID
+	if err := s.do(c.UserContext(), func(t *bridge.Tracker) { t.ExpectHangup(id) }); err != nil {
+		return err
+	}
 	if err := pbx.Hangup(c.UserContext(), *ch); err != nil {
+		_ = s.do(context.WithoutCancel(c.UserContext()), func(t *bridge.Tracker) { t.ForgetHangup(id) })
 		return err
 	}
 	return accepted(c, fiber.Map{"id": cc.Call.ID, "action": "hangup"})

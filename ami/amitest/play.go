@@ -25,6 +25,9 @@ type PlayOptions struct {
 	// ActionIDMap renames captured ActionIDs (e.g. "orig-basic-1" in
 	// OriginateResponse) to the ones a client used.
 	ActionIDMap map[string]string
+	// Lose, when set, names frames the PBX acts on (the live-channel table
+	// takes them) but no client receives: an event the bridge never saw.
+	Lose func(Frame) bool
 }
 
 // Play streams the events of a capture (see EventsOf) to the logged-in
@@ -70,14 +73,14 @@ func (s *Server) PlayFrames(frames []Frame, opts PlayOptions) error {
 				return ErrRestarted
 			}
 		}
-		if err := s.emitFrames(evs[i:min(i+chunk, len(evs))], opts.ActionIDMap, epoch); err != nil {
+		if err := s.emitFrames(evs[i:min(i+chunk, len(evs))], opts.ActionIDMap, opts.Lose, epoch); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Server) emitFrames(evs []Frame, idmap map[string]string, epoch int) error {
+func (s *Server) emitFrames(evs []Frame, idmap map[string]string, lose func(Frame) bool, epoch int) error {
 	s.emit.Lock()
 	defer s.emit.Unlock()
 	s.mu.Lock()
@@ -100,6 +103,9 @@ func (s *Server) emitFrames(evs []Frame, idmap map[string]string, epoch int) err
 		}
 		if m, err := (Frame{Raw: raw}).Message(); err == nil {
 			s.live.apply(m, now)
+		}
+		if lose != nil && lose(Frame{Raw: raw}) {
+			continue
 		}
 		for i, c := range conns {
 			if c.wants(raw) {

@@ -113,3 +113,33 @@ func TestRestartAdoptsOpenCallFromStore(t *testing.T) {
 		t.Fatalf("after restart: conv %s seq %d", ds[2].ConversationID, ds[2].Sequence)
 	}
 }
+
+// The model misses a call's Hangups while the link stays up (lost events,
+// a flow it does not know): the periodic reconcile finds the call's
+// channels gone from the PBX's list and releases it, once, as reconciled.
+func TestReconcileReleasesACallWhoseHangupsWereLost(t *testing.T) {
+	sim := newAsterisk(t)
+	secret := bridge.NewWebhookSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
+	cfg.PBX.ReconcileInterval = 300 * time.Millisecond
+	h := startBridge(t, cfg, rcv)
+	h.waitLink(true)
+	lose := func(f amitest.Frame) bool { return f.Event() == "Hangup" }
+	if err := sim.Play("inbound-call-basic", amitest.PlayOptions{Lose: lose}); err != nil {
+		t.Fatal(err)
+	}
+	ds := rcv.WaitFor(3, 20*time.Second)
+	if got := typesOf(ds); got != "call.ringing,call.answered,call.ended" {
+		t.Fatalf("webhooks = %s", got)
+	}
+	if field(ds[2], "resynced") != true || field(ds[2], "resync_reason") != "reconciled" || ds[2].ConversationID != ds[0].ConversationID {
+		t.Fatalf("end: %s", ds[2].Raw)
+	}
+	if h.run.Engine.Reconciled.Load() < 1 {
+		t.Fatal("the reconcile was not counted")
+	}
+	if n := len(h.run.Engine.Live()); n != 0 {
+		t.Fatalf("%d calls still live", n)
+	}
+}
