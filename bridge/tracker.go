@@ -870,7 +870,24 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
 		return
 	}
+	if c.Call.AnsweredAt != nil && c.Call.Agent != nil && c.Call.Agent.Extension != l.Agent && t.agentOnCall(c, c.Call.Agent.Extension) {
+		// A consultation: another agent answers while the one who has the
+		// call is still on it (holding the customer). The CRM hears of the
+		// answer; the call stays that agent's until a transfer completes.
+		t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
+		return
+	}
 	t.establish(c, at, t.agent(l))
+}
+
+// agentOnCall reports whether agent still has a live, answered leg in c.
+func (t *Tracker) agentOnCall(c *conversation, agent string) bool {
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Agent == agent && x.Answered && len(x.Channels) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // dialled resolves the dialling and the dialled leg of ev and puts the

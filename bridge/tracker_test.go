@@ -682,3 +682,53 @@ func TestCallChannelsKnowTheCustomer(t *testing.T) {
 		})
 	}
 }
+
+// An attended transfer's consultation inside the call (Asterisk Atxfer, a
+// FreeSWITCH att_xfer): the target's answer is reported, but the call stays
+// the first agent's until the transfer completes; cancelled, it stays
+// theirs; completed, it is the target's.
+func TestConsultationKeepsTheAgentUntilTheTransferCompletes(t *testing.T) {
+	for _, complete := range []bool{false, true} {
+		tr := newTestTracker()
+		caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+		one, two := ch("t.3", "Local/202@from-internal-00000001;1"), ch("t.4", "Local/202@from-internal-00000001;2")
+		b := ch("t.5", "PJSIP/202-00000005")
+		evs := run(tr,
+			ChannelEvent{Kind: ChanNew, Channel: caller},
+			ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
+			ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "ANSWER"},
+			ChannelEvent{Kind: ChanHold, Channel: a},
+			ChannelEvent{Kind: ChanNew, Channel: one},
+			ChannelEvent{Kind: ChanNew, Channel: two},
+			ChannelEvent{Kind: ChanLocalPair, Channel: one, Peer: &two},
+			ChannelEvent{Kind: ChanDial, Channel: two, Peer: &b},
+			ChannelEvent{Kind: ChanDialEnd, Channel: two, Peer: &b, DialStatus: "ANSWER"},
+		)
+		if got := typesOf(evs); got != "call.ringing,call.answered,call.held,call.ringing,call.answered" {
+			t.Fatalf("events = %s", got)
+		}
+		if evs[4].Agent.Extension != "202" || evs[4].Call.Agent.Extension != "201" {
+			t.Fatalf("consultation answered: event agent %+v, call agent %+v", evs[4].Agent, evs[4].Call.Agent)
+		}
+		var tail []ChannelEvent
+		if complete {
+			tail = []ChannelEvent{{Kind: ChanTransfer, Attended: true, Channel: a, Peer: &caller}, {Kind: ChanHangup, Channel: a, Cause: 16}}
+		} else {
+			tail = []ChannelEvent{{Kind: ChanHangup, Channel: b, Cause: 16}, {Kind: ChanHangup, Channel: two}, {Kind: ChanHangup, Channel: one}, {Kind: ChanUnhold, Channel: a}}
+		}
+		evs = run(tr, tail...)
+		last := evs[len(evs)-1]
+		want := "201"
+		if complete {
+			want = "202"
+			if last.Type != EventCallTransferred || last.Transfer.To != "202" || last.Transfer.From.Extension != "201" {
+				t.Fatalf("transfer = %s %+v", last.Type, last.Transfer)
+			}
+		} else if last.Type != EventCallResumed {
+			t.Fatalf("cancel: %s", typesOf(evs))
+		}
+		if last.Call.Agent == nil || last.Call.Agent.Extension != want {
+			t.Fatalf("complete=%v: the call's agent is %+v, want %s", complete, last.Call.Agent, want)
+		}
+	}
+}
