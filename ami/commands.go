@@ -2,7 +2,6 @@ package ami
 
 import (
 	"context"
-	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -38,6 +37,10 @@ type CommanderOptions struct {
 	QueueInterface string
 	// RingTimeout is how long the agent's phone may ring. Default 30s.
 	RingTimeout time.Duration
+	// VariablePrefix is the namespace of click-to-call variables: only
+	// names starting with it are sent. Default bridge.DefaultVariablePrefix
+	// ("crm_").
+	VariablePrefix string
 }
 
 func (o CommanderOptions) withDefaults() CommanderOptions {
@@ -55,6 +58,9 @@ func (o CommanderOptions) withDefaults() CommanderOptions {
 	}
 	if o.RingTimeout <= 0 {
 		o.RingTimeout = 30 * time.Second
+	}
+	if o.VariablePrefix == "" {
+		o.VariablePrefix = bridge.DefaultVariablePrefix
 	}
 	return o
 }
@@ -163,32 +169,12 @@ func (m *Commander) CheckOriginate(o *bridge.Originate) error {
 			return err
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(o.Variables)) { // the first bad one, always the same
-		v := o.Variables[k]
-		if err := bridge.CheckVarName("variables", k); err != nil {
-			return err
-		}
-		if err := reservedAsterisk.Check("variables", k); err != nil {
-			return err
-		}
-		// manager.c splits a Variable header at commas and strips quotes
-		// and backslashes: "a=1,CDR(x)=y" would set a second variable.
-		if err := bridge.CheckText("variables."+k, v, 256, `,"\`); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// reservedAsterisk are the channel variables Asterisk's applications act
-// on: MONITOR_EXEC and friends run a shell command; the transfer, feature
-// and dial ones change where the call goes or what the parties may do.
-var reservedAsterisk = bridge.ReservedNames{
-	Prefixes: []string{"monitor", "mixmonitor", "transfer", "forward", "dynamic_features", "attended", "blind",
-		"ast_", "pjsip", "sip", "channel", "cdr", "callerid", "connectedline", "hangup", "gosub", "macro", "dial",
-		"queue", "agent", "limit", "outbound", "park", "bridge", "features", "musicclass", "moh", "record",
-		"tonezone", "language", "accountcode", "amaflags", "exten", "context", "priority", "uniqueid", "linkedid"},
-	Words: []string{"exec", "shell", "system", "agi", "eval", "app"},
+	// manager.c reads each Variable header as a list: split at ','
+	// outside (), [] and "", '"' and '\' removed, then name=value at the
+	// first '='; a name ending in ')' is a function, a leading '_' makes
+	// it inherited. The namespace keeps the names plain and ours, the
+	// safe text set keeps each value one value.
+	return bridge.CheckVariables(m.opts.VariablePrefix, o.Variables)
 }
 
 func formatCallerID(c bridge.CallerID) string {
@@ -327,10 +313,15 @@ func (m *Commander) QueueMember(ctx context.Context, op bridge.QueueOp) error {
 			return err
 		}
 	}
-	if err := bridge.CheckText("reason", op.Reason, 128, ""); err != nil {
+	// app_queue keeps persistent members in its database as
+	// "iface;penalty;paused;name;state_iface;reason;..." joined with '|'
+	// and reads them back split at ',', '|' and ';' on a restart, and
+	// writes the reason into the '|'-separated queue_log: both are safe
+	// text, so neither can add a member or a field.
+	if err := bridge.CheckSafeText("reason", op.Reason, 128); err != nil {
 		return err
 	}
-	if err := bridge.CheckText("name", op.Name, 64, ""); err != nil {
+	if err := bridge.CheckSafeText("name", op.Name, 64); err != nil {
 		return err
 	}
 	iface := op.Interface

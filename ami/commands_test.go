@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,15 +89,27 @@ func TestCommanderOriginateOnTheWire(t *testing.T) {
 	r := newCmdRig(t, ami.CommanderOptions{})
 	ctx := context.Background()
 	o := &bridge.Originate{ConversationID: "conv_1", ActionID: "act-1", AgentChannelID: "chan-a", OtherChannelID: "chan-b",
-		Agent: "100", To: "+74954451120", CallerID: `"Sales" <+15550100>`, Variables: map[string]string{"ORDER": "42", "CRM_ID": "x y"}}
+		Agent: "100", To: "+74954451120", CallerID: `"Sales" <+15550100>`, Variables: map[string]string{"crm_order": "42", "crm_ID": "x y"}}
 	if err := r.cmd.OriginateWithin(ctx, o, 25*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	want := lines("Action: Originate", "ActionID: act-1", "Channel: Local/100@from-internal", "ChannelId: chan-a",
 		"OtherChannelId: chan-b", "Async: true", "Context: from-internal", "Exten: +74954451120", "Priority: 1",
-		`CallerID: "Sales" <+15550100>`, "Timeout: 25000", "Variable: CRM_ID=x y", "Variable: ORDER=42")
-	if got := r.sent(); got != want {
+		`CallerID: "Sales" <+15550100>`, "Timeout: 25000", "Variable: crm_ID=x y", "Variable: crm_order=42")
+	got := r.sent()
+	if got != want {
 		t.Fatalf("sent\n%q\nwant\n%q", got, want)
+	}
+	// Asterisk reads it as exactly these headers and variables.
+	if err := amitest.CheckAction([]byte(got), amitest.Headers("Action", "Originate", "ActionID", "act-1",
+		"Channel", "Local/100@from-internal", "ChannelId", "chan-a", "OtherChannelId", "chan-b", "Async", "true",
+		"Context", "from-internal", "Exten", "+74954451120", "Priority", "1", "CallerID", `"Sales" <+15550100>`,
+		"Timeout", "25000", "Variable", "crm_ID=x y", "Variable", "crm_order=42"),
+		amitest.Vars("crm_ID", "x y", "crm_order", "42")); err != nil {
+		t.Fatal(err)
+	}
+	if n, l := amitest.CallerID(`"Sales" <+15550100>`); n != "Sales" || l != "+15550100" {
+		t.Fatalf("caller id read as %q %q", n, l)
 	}
 
 	// A device channel has no second half: no OtherChannelId.
@@ -181,14 +195,14 @@ func TestCommanderRefusesInjection(t *testing.T) {
 			o.Variables = map[string]string{"CDR(accountcode)": "x"}
 			return r.cmd.Originate(ctx, o)
 		}},
-		{"variables.A", func() error {
+		{"variables.crm_a", func() error {
 			o := base()
-			o.Variables = map[string]string{"A": "1,B=2"}
+			o.Variables = map[string]string{"crm_a": "1,B=2"}
 			return r.cmd.Originate(ctx, o)
 		}},
-		{"variables.A", func() error {
+		{"variables.crm_a", func() error {
 			o := base()
-			o.Variables = map[string]string{"A": "1\r\n\r\nAction: Hangup"}
+			o.Variables = map[string]string{"crm_a": "1\r\n\r\nAction: Hangup"}
 			return r.cmd.Originate(ctx, o)
 		}},
 		{"to", func() error { return r.cmd.BlindTransfer(ctx, ch, "600\r\nExten: 1") }},
@@ -214,6 +228,71 @@ func TestCommanderRefusesInjection(t *testing.T) {
 	}
 	if n := len(r.sim.Actions()); n != 1 { // the login
 		t.Fatalf("simulator saw %d actions", n)
+	}
+}
+
+// Variable names outside the namespace (among them ones Asterisk acts on
+// that the old blocklist missed: GOTO_ON_BLINDXFR, TOUCH_MIXMONITOR,
+// PICKUPMARK), values with what manager.c, the dialplan or app_queue's
+// persistent members read as syntax, and caller id names likewise: each is
+// refused naming its field, and nothing reaches the simulator.
+func TestCommanderRefusesVariableInjection(t *testing.T) {
+	r := newCmdRig(t, ami.CommanderOptions{})
+	ctx := context.Background()
+	type tc struct {
+		field string
+		run   func() error
+	}
+	originate := func(vars map[string]string, cid string) func() error {
+		return func() error {
+			return r.cmd.Originate(ctx, &bridge.Originate{ActionID: "a", AgentChannelID: "b", Agent: "100", To: "5551234", Variables: vars, CallerID: cid})
+		}
+	}
+	var cases []tc
+	for _, name := range []string{"GOTO_ON_BLINDXFR", "TOUCH_MIXMONITOR", "PICKUPMARK", "MONITOR_EXEC", "TRANSFER_CONTEXT",
+		"__crm_a", "_crm_a", "CDR(accountcode)", "SHELL(id)", "CRM_A", "crm_"} {
+		cases = append(cases, tc{"variables", originate(map[string]string{name: "1"}, "")})
+	}
+	for _, v := range []string{"a,b", "${SHELL(id)}", "$[1+1]", "f(x", "a[b", `a"b`, `a\b`, "a=b", "a;b", "a|b", "a'b", "a:b",
+		"a<b>", "a&b", " a", "a "} {
+		cases = append(cases, tc{"variables.crm_x", originate(map[string]string{"crm_x": v}, "")},
+			tc{"caller_id", originate(nil, `"`+v+`" <5551234>`)})
+	}
+	// app_queue stores persistent members as iface;penalty;paused;name;...
+	// joined with '|' (split back at ',' '|' ';'), and the reason goes
+	// into the '|'-separated queue_log.
+	for _, v := range []string{"x;PJSIP/666;0;0", "x|PJSIP/666", "x,y", "a\tb", " x"} {
+		cases = append(cases, tc{"name", func() error {
+			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "login", Queue: "support", Extension: "100", Name: v})
+		}}, tc{"reason", func() error {
+			return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "pause", Queue: "support", Extension: "100", Reason: v})
+		}})
+	}
+	for i, c := range cases {
+		err := c.run()
+		var be *bridge.Error
+		if !errors.As(err, &be) || be.Code != bridge.EINVALID || be.Field != c.field {
+			t.Errorf("case %d: err = %v, want EINVALID on %s", i, err, c.field)
+		}
+	}
+	if got := r.sent(); got != "" {
+		t.Fatalf("refused actions reached the wire: %q", got)
+	}
+	// Another namespace, and what it lets through, read back exactly.
+	r2 := newCmdRig(t, ami.CommanderOptions{VariablePrefix: "acme_"})
+	o := &bridge.Originate{ActionID: "a", AgentChannelID: "b", Agent: "100", To: "5551234", Variables: map[string]string{"crm_x": "1"}}
+	if err := r2.cmd.Originate(ctx, o); bridge.ErrorCode(err) != bridge.EINVALID || !strings.Contains(err.Error(), `"acme_"`) {
+		t.Fatalf("crm_x under acme_: %v", err)
+	}
+	o.Variables, o.CallerID = map[string]string{"acme_x": "Иван @ Desk #2"}, `"José Núñez" <100>`
+	if err := r2.cmd.Originate(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := amitest.CheckAction([]byte(r2.sent()), amitest.Headers("Action", "Originate", "ActionID", "a",
+		"Channel", "Local/100@from-internal", "ChannelId", "b", "Async", "true", "Context", "from-internal",
+		"Exten", "5551234", "Priority", "1", "CallerID", `"José Núñez" <100>`, "Timeout", "30000",
+		"Variable", "acme_x=Иван @ Desk #2"), amitest.Vars("acme_x", "Иван @ Desk #2")); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -272,4 +351,67 @@ func TestCommanderNoSuchChannel(t *testing.T) {
 	if bridge.ErrorCode(err) != bridge.ECONFLICT || !strings.Contains(err.Error(), "No such channel") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// encoder is an ActionSender that keeps the bytes the Client would write.
+type encoder struct{ sent [][]byte }
+
+func (e *encoder) Connected() bool { return true }
+func (e *encoder) Send(_ context.Context, a *goami2.Message) (*goami2.Message, error) {
+	b, err := ami.EncodeAction(a)
+	if err != nil {
+		return nil, err
+	}
+	e.sent = append(e.sent, b)
+	resp := goami2.NewMessage()
+	resp.AddField("Response", "Success")
+	return resp, nil
+}
+
+// FuzzOriginate: a click-to-call is refused naming a field, or Asterisk's
+// manager reads exactly the Originate we meant: our headers, one variable
+// per Variable header with its value as given, the caller id's name.
+func FuzzOriginate(f *testing.F) {
+	f.Add("100", "5551234", `"Sales" <+15550100>`, "crm_a", "1", "crm_b", "x y")
+	f.Add("100", "5551234", `"a,b" <1>`, "crm_a", "1,CDR(x)=y", "GOTO_ON_BLINDXFR", "evil,s,1")
+	f.Add("100", "5551234", `"Иван" <100>`, "crm_a", "${SHELL(id)}", "crm_b", `"q"\`)
+	f.Add("100", "5551234", "", "crm_a", "f(x", "crm_A", "[y")
+	f.Fuzz(func(t *testing.T, agent, to, callerID, k1, v1, k2, v2 string) {
+		e := &encoder{}
+		cmd := ami.NewCommander(e, ami.CommanderOptions{})
+		vars := map[string]string{k1: v1, k2: v2}
+		o := &bridge.Originate{ActionID: "a-1", AgentChannelID: "c-1", Agent: agent, To: to, CallerID: callerID, Variables: vars}
+		if err := cmd.Originate(context.Background(), o); err != nil {
+			var be *bridge.Error
+			if !errors.As(err, &be) || be.Code != bridge.EINVALID || be.Field == "" || len(e.sent) > 0 {
+				t.Fatalf("refusal %#v, sent %q", err, e.sent)
+			}
+			return
+		}
+		want := amitest.Headers("Action", "Originate", "ActionID", "a-1", "Channel", "Local/"+agent+"@from-internal",
+			"ChannelId", "c-1", "Async", "true", "Context", "from-internal", "Exten", to, "Priority", "1")
+		if callerID != "" {
+			cid, _ := bridge.ParseCallerID("caller_id", callerID)
+			value := "<" + cid.Number + ">"
+			if cid.Name != "" {
+				value = `"` + cid.Name + `" ` + value
+			}
+			want = append(want, amitest.Header{Name: "CallerID", Value: value})
+			if name, _ := amitest.CallerID(value); name != cid.Name {
+				t.Fatalf("caller id name %q read as %q", cid.Name, name)
+			}
+		}
+		want = append(want, amitest.Header{Name: "Timeout", Value: "30000"})
+		var wantVars []amitest.Var
+		for _, k := range slices.Sorted(maps.Keys(vars)) {
+			want = append(want, amitest.Header{Name: "Variable", Value: k + "=" + vars[k]})
+			wantVars = append(wantVars, amitest.Var{Name: k, Value: vars[k]})
+		}
+		if len(e.sent) != 1 {
+			t.Fatalf("%d actions", len(e.sent))
+		}
+		if err := amitest.CheckAction(e.sent[0], want, wantVars); err != nil {
+			t.Fatalf("%v: %q", err, e.sent[0])
+		}
+	})
 }

@@ -2,9 +2,15 @@ package ami
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/staskobzar/goami2"
 )
 
 func seedCaptures(f *testing.F, whole bool) {
@@ -91,3 +97,55 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEncodeAction: whatever headers an action is given, EncodeAction
+// either refuses it naming a header (a bridge.Error) or writes bytes that
+// Asterisk's manager reads as exactly that one action: the same headers,
+// in order, each value as given (less the blanks the manager skips after
+// the colon), nothing more.
+func FuzzEncodeAction(f *testing.F) {
+	f.Add("Originate", "Channel", "Local/100@from-internal", "Variable", "crm_a=1")
+	f.Add("Originate", "Channel", "PJSIP/1\r\nAction: Hangup", "Variable", "a=1,b=2")
+	f.Add("Originate", "CallerID", `"A" <1>`, "X: Y", "v")
+	f.Add("Hangup", "Channel", " \tx", "Cause", "16\x00")
+	f.Add("QueuePause", "Reason", strings.Repeat("r", MaxActionLine), "Variable", "")
+	f.Fuzz(func(t *testing.T, action, n1, v1, n2, v2 string) {
+		a := goami2.NewAction(action)
+		a.AddField(n1, v1)
+		a.AddField(n2, v2)
+		b, err := EncodeAction(a)
+		if err != nil {
+			var be *bridge.Error
+			if !errors.As(err, &be) || be.Code != bridge.EINVALID || be.Field == "" || strings.ContainsAny(be.Field+be.Message, "\r\n") {
+				t.Fatalf("refusal %#v", err)
+			}
+			if b != nil {
+				t.Fatal("bytes with a refusal")
+			}
+			return
+		}
+		hs, err := amitest.ParseAction(b)
+		if err != nil {
+			t.Fatalf("%v: %q", err, b)
+		}
+		want := []amitest.Header{{Name: "Action", Value: action}, {Name: n1, Value: v1}, {Name: n2, Value: v2}}
+		if len(hs) != len(want) {
+			t.Fatalf("%d headers read from %q", len(hs), b)
+		}
+		for i, h := range hs {
+			w := want[i]
+			if h.Name != w.Name || h.Value != strings.TrimLeft(w.Value, blanks) {
+				t.Fatalf("header %d read as %q, written %q: %q", i, h, w, b)
+			}
+		}
+	})
+}
+
+// blanks are the bytes the manager skips after a header's colon (below 33).
+var blanks = func() string {
+	var b []byte
+	for c := byte(1); c < 33; c++ {
+		b = append(b, c)
+	}
+	return string(b)
+}()

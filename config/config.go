@@ -98,6 +98,7 @@ type Commands struct {
 	CallcenterAgent string        `koanf:"callcenter_agent"` // FreeSWITCH mod_callcenter agent name, {agent}
 	RecordDir       string        `koanf:"record_dir"`       // FreeSWITCH: where relative recording names go
 	RingTimeout     time.Duration `koanf:"ring_timeout"`     // how long the agent's phone rings on click-to-call
+	VariablePrefix  string        `koanf:"variable_prefix"`  // click-to-call variables must start with it (namespace), default crm_
 }
 
 // Webhook is one endpoint from the file.
@@ -146,7 +147,7 @@ func Default() Config {
 			ReconcileInterval: 60 * time.Second},
 		Store:    Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90, MaxQueuedEvents: 1_000_000},
 		HTTP:     HTTP{Listen: "127.0.0.1:8080", RequestTimeout: 20 * time.Second, MaxStreams: 1000, MaxStreamsPerKey: 50},
-		Commands: Commands{RingTimeout: 30 * time.Second},
+		Commands: Commands{RingTimeout: 30 * time.Second, VariablePrefix: bridge.DefaultVariablePrefix},
 		Delivery: Delivery{RetryWindow: 72 * time.Hour, Timeout: 10 * time.Second, MaxInFlight: 256,
 			MaxInFlightPerEndpoint: 16, AllowLoopback: true, AllowPrivate: true},
 		Calls: Calls{AgentPattern: `^[0-9]{2,6}$`, InboundContexts: []string{"from-trunk", "from-pstn", "inbound", "public"},
@@ -357,6 +358,9 @@ var reContext = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // a line break here would end up inside an AMI header or an ESL command.
 func (c *Config) checkCommands() error {
 	cm := c.Commands
+	if err := bridge.CheckVariablePrefix("commands.variable_prefix", cm.VariablePrefix); err != nil {
+		return &Error{"commands.variable_prefix", bridge.ErrorMessage(err)}
+	}
 	for _, kv := range []struct{ key, val string }{{"commands.agent_dial", cm.AgentDial}, {"commands.queue_interface", cm.QueueInterface},
 		{"commands.callcenter_agent", cm.CallcenterAgent}, {"commands.record_dir", cm.RecordDir}, {"http.recordings_dir", c.HTTP.RecordingsDir}} {
 		if strings.ContainsAny(kv.val, "\r\n\x00") {

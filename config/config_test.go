@@ -86,7 +86,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 	for key, val := range map[string]string{"commands.agent_dial": "PJSIP/100", "commands.context": "from internal",
 		"commands.transfer_context": "a,b", "commands.queue_interface": "Local/{agent} x", "commands.record_dir": "rec",
 		"http.recordings_dir": "./rec", "commands.ring_timeout": "0s", "http.request_timeout": "-1s",
-		"store.max_queued_events": "10"} {
+		"store.max_queued_events": "10", "commands.variable_prefix": "api_"} {
 		_, err := Load(write(t, minimal), nil, map[string]string{key: val})
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Key != key {
@@ -95,7 +95,8 @@ func TestBadConfigNamesKey(t *testing.T) {
 	}
 	cfg, err := Load(write(t, minimal), nil, map[string]string{"commands.agent_dial": "PJSIP/{agent}", "commands.context": "from-internal",
 		"http.recordings_dir": "/var/spool/asterisk/monitor"})
-	if err != nil || cfg.Commands.AgentDial != "PJSIP/{agent}" || cfg.Commands.RingTimeout != 30*time.Second || cfg.HTTP.RecordingsDir != "/var/spool/asterisk/monitor" {
+	if err != nil || cfg.Commands.AgentDial != "PJSIP/{agent}" || cfg.Commands.RingTimeout != 30*time.Second || cfg.HTTP.RecordingsDir != "/var/spool/asterisk/monitor" ||
+		cfg.Commands.VariablePrefix != "crm_" {
 		t.Errorf("valid commands: %+v %v", cfg.Commands, err)
 	}
 	_, err = Load(write(t, minimal), nil, map[string]string{"pbx.ping_interval": "soon"})

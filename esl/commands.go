@@ -3,7 +3,6 @@ package esl
 import (
 	"context"
 	"errors"
-	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -39,6 +38,10 @@ type CommanderOptions struct {
 	RecordDir string
 	// RingTimeout is how long the agent's phone may ring. Default 30s.
 	RingTimeout time.Duration
+	// VariablePrefix is the namespace of click-to-call variables: only
+	// names starting with it are sent. Default bridge.DefaultVariablePrefix
+	// ("crm_").
+	VariablePrefix string
 }
 
 func (o CommanderOptions) withDefaults() CommanderOptions {
@@ -59,6 +62,9 @@ func (o CommanderOptions) withDefaults() CommanderOptions {
 	}
 	if o.RingTimeout <= 0 {
 		o.RingTimeout = 30 * time.Second
+	}
+	if o.VariablePrefix == "" {
+		o.VariablePrefix = bridge.DefaultVariablePrefix
 	}
 	return o
 }
@@ -156,6 +162,18 @@ func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ri
 // CheckOriginate validates the values of a click-to-call that end up in the
 // originate command, so a caller can refuse a request before it registers
 // or dials anything.
+//
+// Every value is held to an allowlist, because FreeSWITCH reads the whole
+// line through several parsers: originate's arguments split at spaces
+// outside quotes; then switch_ivr_originate looks for ":_:" in the whole
+// dial string before anything else (an "enterprise" originate: each part a
+// new call with its own [...] variables, e.g. api_on_originate=system
+// ...), then reads {...} variable lists (',' separated, "^^X" switching
+// the separator, quotes and '\' escapes), then '|' and ',' separated legs.
+// The agent and the number are extensions and phone numbers; the caller id
+// name and the variables' values are the safe text of bridge.CheckSafeText,
+// which has none of those characters; variable names are in the namespace
+// (VariablePrefix), so none is a variable FreeSWITCH acts on.
 func (m *Commander) CheckOriginate(o *bridge.Originate) error {
 	if err := bridge.CheckExtension("agent", o.Agent); err != nil {
 		return err
@@ -164,27 +182,11 @@ func (m *Commander) CheckOriginate(o *bridge.Originate) error {
 		return err
 	}
 	if o.CallerID != "" {
-		cid, err := bridge.ParseCallerID("caller_id", o.CallerID)
-		if err != nil {
-			return err
-		}
-		if err := checkVarValue("caller_id", cid.Name); err != nil {
+		if _, err := bridge.ParseCallerID("caller_id", o.CallerID); err != nil {
 			return err
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(o.Variables)) { // the first bad one, always the same
-		v := o.Variables[k]
-		if err := bridge.CheckVarName("variables", k); err != nil {
-			return err
-		}
-		if err := reservedFS.Check("variables", k); err != nil {
-			return err
-		}
-		if err := checkVarValue("variables."+k, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return bridge.CheckVariables(m.opts.VariablePrefix, o.Variables)
 }
 
 // Hangup implements bridge.PBX: uuid_kill (NORMAL_CLEARING).
@@ -386,36 +388,10 @@ func checkUUID(field, v string) error {
 	return nil
 }
 
-// checkVarValue refuses what would end or split an originate variable
-// list ("{a=1,b=2}"): commas, braces, quotes, backslashes, the "^^"
-// delimiter switch, line breaks.
-// reservedFS are the channel variables FreeSWITCH acts on that a CRM could
-// abuse through originate: api_on_answer=system ..., execute_on_*,
-// *_hook, exec_after_bridge_app run commands; origination_* and
-// originate_* would override what ctibridge pre-assigned (the leg's uuid);
-// the others reroute, record or re-media the call.
-var reservedFS = bridge.ReservedNames{
-	Prefixes: []string{"origination", "originate", "originator", "bridge_", "session_", "hangup_", "transfer_",
-		"park_", "sip_", "rtp_", "effective_", "outbound_", "ignore_", "bypass_", "proxy_", "continue_on_",
-		"leg_", "group_", "presence_", "absolute_codec", "codec_", "media_", "loopback_", "record_", "recording_",
-		"playback_", "hold_", "ringback", "call_timeout", "export_", "inherit_", "jitterbuffer", "fire_",
-		"dialplan", "enable_", "disable_", "limit_", "fax_", "t38_", "sound_prefix", "tts_", "video_"},
-	Words: []string{"api", "bgapi", "exec", "execute", "app", "hook", "script", "system", "lua", "python", "perl",
-		"js", "javascript", "curl", "socket", "spawn", "shell", "eval"},
-}
-
-func checkVarValue(field, v string) error {
-	if err := bridge.CheckText(field, v, 256, ",{}'\"\\"); err != nil {
-		return err
-	}
-	if strings.HasPrefix(v, "^^") {
-		return bridge.FieldError(field, "must not start with ^^")
-	}
-	return nil
-}
-
 // quoteVar single-quotes a value with spaces: the originate arguments are
-// split at spaces outside quotes.
+// split at spaces outside quotes (and the quotes removed). The value holds
+// no quote or backslash (CheckSafeText), so the quoting cannot be ended
+// early.
 func quoteVar(v string) string {
 	if strings.ContainsAny(v, " \t") {
 		return "'" + v + "'"

@@ -103,14 +103,21 @@ func okAPI(cmd, args string) (string, bool) {
 func TestESLCommanderOriginateOnTheWire(t *testing.T) {
 	r := newESLRig(t, nil, esl.CommanderOptions{})
 	o := &bridge.Originate{ConversationID: "conv_1", ActionID: jobID, AgentChannelID: agentLeg, Agent: "1000", To: "+74954451120",
-		CallerID: `"Sales Desk" <+15550100>`, Variables: map[string]string{"ORDER": "42", "CRM_ID": "x y"}}
+		CallerID: `"Sales Desk" <+15550100>`, Variables: map[string]string{"crm_order": "42", "crm_ID": "x y"}}
 	if err := r.cmd.OriginateWithin(context.Background(), o, 25*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	want := "bgapi originate {origination_uuid=" + agentLeg + ",originate_timeout=25,origination_caller_id_number=+15550100," +
-		"origination_caller_id_name='Sales Desk',CRM_ID='x y',ORDER=42}user/1000 +74954451120 XML default\nJob-UUID: " + jobID + "\n\n"
-	if got := r.sent(); got != want {
+		"origination_caller_id_name='Sales Desk',crm_ID='x y',crm_order=42}user/1000 +74954451120 XML default\nJob-UUID: " + jobID + "\n\n"
+	got := r.sent()
+	if got != want {
 		t.Fatalf("sent\n%q\nwant\n%q", got, want)
+	}
+	// FreeSWITCH reads it as one leg with exactly these variables.
+	if err := esltest.CheckOriginate(bgapiLine(t, got), esltest.Vars("origination_uuid", agentLeg, "originate_timeout", "25",
+		"origination_caller_id_number", "+15550100", "origination_caller_id_name", "Sales Desk", "crm_ID", "x y", "crm_order", "42"),
+		"user/1000", "+74954451120", "XML", "default"); err != nil {
+		t.Fatal(err)
 	}
 	// The simulator fails it as the capture did (no route): the job's
 	// result names the originate it answers.
@@ -204,29 +211,29 @@ func TestESLCommanderRefusesInjection(t *testing.T) {
 		{"agent", func() error { o := base(); o.Agent = "1000 &park"; return r.cmd.Originate(ctx, o) }},
 		{"to", func() error { o := base(); o.To = "555 XML evil"; return r.cmd.Originate(ctx, o) }},
 		{"caller_id", func() error { o := base(); o.CallerID = "\"a,b\" <1>"; return r.cmd.Originate(ctx, o) }},
-		{"variables.A", func() error {
+		{"variables.crm_a", func() error {
 			o := base()
-			o.Variables = map[string]string{"A": "1,origination_uuid=x"}
+			o.Variables = map[string]string{"crm_a": "1,origination_uuid=x"}
 			return r.cmd.Originate(ctx, o)
 		}},
-		{"variables.A", func() error {
+		{"variables.crm_a", func() error {
 			o := base()
-			o.Variables = map[string]string{"A": "1}loopback/9999"}
+			o.Variables = map[string]string{"crm_a": "1}loopback/9999"}
 			return r.cmd.Originate(ctx, o)
 		}},
-		{"variables.A", func() error {
+		{"variables.crm_a", func() error {
 			o := base()
-			o.Variables = map[string]string{"A": "it's"}
+			o.Variables = map[string]string{"crm_a": "it's"}
 			return r.cmd.Originate(ctx, o)
 		}},
-		{"variables.A", func() error {
+		{"variables.crm_a", func() error {
 			o := base()
-			o.Variables = map[string]string{"A": "^^:a:b"}
+			o.Variables = map[string]string{"crm_a": "^^:a:b"}
 			return r.cmd.Originate(ctx, o)
 		}},
-		{"variables.A", func() error {
+		{"variables.crm_a", func() error {
 			o := base()
-			o.Variables = map[string]string{"A": "x\n\nbgapi hupall"}
+			o.Variables = map[string]string{"crm_a": "x\n\nbgapi hupall"}
 			return r.cmd.Originate(ctx, o)
 		}},
 		{"variables", func() error { o := base(); o.Variables = map[string]string{"a b": "x"}; return r.cmd.Originate(ctx, o) }},
@@ -246,6 +253,97 @@ func TestESLCommanderRefusesInjection(t *testing.T) {
 	}
 	if got := r.sent(); got != "" {
 		t.Fatalf("refused commands reached the wire: %q", got)
+	}
+}
+
+// bgapiLine is the command of a "bgapi <cmd>\nJob-UUID: ...\n\n" frame.
+func bgapiLine(t *testing.T, frame string) string {
+	t.Helper()
+	line, rest, ok := strings.Cut(frame, "\n")
+	cmd, isBg := strings.CutPrefix(line, "bgapi ")
+	if !ok || !isBg || !strings.HasPrefix(rest, "Job-UUID: ") || strings.Count(frame, "\n\n") != 1 || !strings.HasSuffix(frame, "\n\n") {
+		t.Fatalf("not one bgapi frame: %q", frame)
+	}
+	return cmd
+}
+
+// The originate injection confirmed on FreeSWITCH 1.10.12, and every
+// character of the dial-string grammar, in a variable's value or the
+// caller id name, and the variable names PBXs act on that the old
+// blocklist missed: each is refused naming its field, and nothing reaches
+// the socket. (Before the allowlists, the ":_:", '|', '[', '<', "^^" in
+// the middle, '$' values and these names went out as they came.)
+func TestESLCommanderRefusesDialStringInjection(t *testing.T) {
+	r := newESLRig(t, nil, esl.CommanderOptions{})
+	const payload = "x:_:[api_on_originate=system touch pwned]loopback/9196/default|"
+	type tc struct {
+		field     string
+		variables map[string]string
+		callerID  string
+	}
+	cases := []tc{
+		{field: "variables.crm_ticket", variables: map[string]string{"crm_ticket": payload}},
+		{field: "caller_id", callerID: `"` + payload + `" <5551234>`},
+		{field: "caller_id", callerID: payload + " <5551234>"},
+	}
+	for _, v := range []string{"a:_:b", "a|b", "a,b", "a[b]", "a{b", "a}b", "<a>", "a^^:b", "^^:a", "${x}", "$x", "it's",
+		`a"b`, `a\b`, "a=b", "a:b", "a;b", "a&b", " a", "a "} {
+		cases = append(cases, tc{field: "variables.crm_x", variables: map[string]string{"crm_x": v}},
+			tc{field: "caller_id", callerID: `"` + v + `" <5551234>`})
+	}
+	for _, name := range []string{"process_cdr", "accountcode", "domain_name", "nibble_rate", "nibble_account",
+		"api_on_answer", "execute_on_answer", "origination_uuid", "CRM_x"} {
+		cases = append(cases, tc{field: "variables", variables: map[string]string{name: "1"}})
+	}
+	for _, c := range cases {
+		o := &bridge.Originate{ActionID: jobID, AgentChannelID: agentLeg, Agent: "100", To: "5551234", Variables: c.variables, CallerID: c.callerID}
+		err := r.cmd.Originate(context.Background(), o)
+		var be *bridge.Error
+		if !errors.As(err, &be) || be.Code != bridge.EINVALID || be.Field != c.field {
+			t.Errorf("%q %q: err = %v, want EINVALID on %s", c.variables, c.callerID, err, c.field)
+		}
+	}
+	if got := r.sent(); got != "" {
+		t.Fatalf("refused originates reached the wire: %q", got)
+	}
+	// A configured namespace replaces the default one.
+	r2 := newESLRig(t, nil, esl.CommanderOptions{VariablePrefix: "acme_"})
+	o := &bridge.Originate{ActionID: jobID, AgentChannelID: agentLeg, Agent: "100", To: "5551234", Variables: map[string]string{"crm_x": "1"}}
+	if err := r2.cmd.Originate(context.Background(), o); bridge.ErrorCode(err) != bridge.EINVALID || !strings.Contains(err.Error(), `"acme_"`) {
+		t.Fatalf("crm_x under acme_: %v", err)
+	}
+	o.Variables = map[string]string{"acme_x": "Иван @ Desk #2"}
+	if err := r2.cmd.Originate(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if err := esltest.CheckOriginate(bgapiLine(t, r2.sent()), esltest.Vars("origination_uuid", agentLeg, "originate_timeout", "30",
+		"acme_x", "Иван @ Desk #2"), "user/100", "5551234", "XML", "default"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The attended transfer's dial string is read by switch_ivr_originate too
+// (att_xfer): one leg, only the pre-assigned uuid.
+func TestESLAttendedTransferDialString(t *testing.T) {
+	r := newESLRig(t, okAPI, esl.CommanderOptions{})
+	if err := r.cmd.AttendedTransfer(context.Background(), bridge.Channel{ID: agentLeg}, "2000"); err != nil {
+		t.Fatal(err)
+	}
+	got := r.sent()
+	dial, ok := strings.CutPrefix(got, "api uuid_broadcast "+agentLeg+" att_xfer::")
+	dial, ok2 := strings.CutSuffix(dial, " aleg\n\n")
+	if !ok || !ok2 {
+		t.Fatalf("sent %q", got)
+	}
+	o, err := esltest.ParseDialString(dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Legs) != 1 || len(o.Legs[0].Global) != 1 || o.Legs[0].Global[0].Name != "origination_uuid" {
+		t.Fatalf("%+v", o)
+	}
+	if err := o.CheckSingle(o.Legs[0].Global[:1], "loopback/2000/default"); err != nil {
+		t.Fatal(err)
 	}
 }
 

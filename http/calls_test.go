@@ -29,7 +29,7 @@ func TestClickToCallAsterisk(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	mark := len(r.ast.Received())
 	res := r.call("POST", "/v1/calls", "control", map[string]any{"agent": "101", "to": "600", "caller_id": `"Click2Call" <600>`,
-		"variables": map[string]string{"FOO": "bar"}, "timeout_s": 30})
+		"variables": map[string]string{"crm_foo": "bar"}, "timeout_s": 30})
 	if res.status != 202 {
 		t.Fatalf("POST /v1/calls: %d %s", res.status, res.body)
 	}
@@ -44,7 +44,7 @@ func TestClickToCallAsterisk(t *testing.T) {
 	a := os[0]
 	want := lines("Action: Originate", "ActionID: "+a.Field("ActionID"), "Channel: Local/101@agents", "ChannelId: "+a.Field("ChannelId"),
 		"OtherChannelId: "+a.Field("OtherChannelId"), "Async: true", "Context: inbound", "Exten: 600", "Priority: 1",
-		`CallerID: "Click2Call" <600>`, "Timeout: 30000", "Variable: FOO=bar")
+		`CallerID: "Click2Call" <600>`, "Timeout: 30000", "Variable: crm_foo=bar")
 	if got := r.amiSent(mark); got != want {
 		t.Fatalf("sent\n%q\nwant\n%q", got, want)
 	}
@@ -63,7 +63,7 @@ func TestClickToCallAsterisk(t *testing.T) {
 	}
 	evs := r.waitEvents(conv, bridge.EventCallEnded)
 	if evs[0].Type != bridge.EventCallRinging || evs[0].Agent.Extension != "101" || evs[0].Call.Direction != bridge.DirectionOutbound ||
-		evs[0].Call.Callee.Number != "600" || evs[0].Call.Variables["FOO"] != "bar" {
+		evs[0].Call.Callee.Number != "600" || evs[0].Call.Variables["crm_foo"] != "bar" {
 		t.Fatalf("first event %+v", evs[0])
 	}
 	if types(evs) != "call.ringing,call.ended" {
@@ -228,6 +228,15 @@ func TestInjectionRefusedAtTheWire(t *testing.T) {
 		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"MONITOR_EXEC": "/bin/sh"}}},
 		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"TRANSFER_CONTEXT": "evil"}}},
 		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"__INHERITED": "1"}}},
+		// Only the variable namespace (crm_) reaches Asterisk: names it acts
+		// on that no blocklist had, and values or names with syntax.
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"GOTO_ON_BLINDXFR": "evil,s,1"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"TOUCH_MIXMONITOR": "x"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"PICKUPMARK": "x"}}},
+		{"/v1/calls", "variables.crm_x", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"crm_x": "${SHELL(id)}"}}},
+		{"/v1/calls", "variables.crm_x", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"crm_x": "a(b,c)"}}},
+		{"/v1/calls", "caller_id", map[string]any{"agent": "101", "to": "600", "caller_id": `"a;b|c" <600>`}},
+		{"/v1/agents/100/pause", "reason", map[string]any{"queue": "support", "reason": "x|PAUSE|y"}},
 		{"/v1/calls/" + conv + "/transfer", "to", map[string]any{"to": "_X."}},
 	}
 	for _, c := range cases {

@@ -186,7 +186,20 @@ func TestCallCommandsFreeSWITCH(t *testing.T) {
 	}{
 		{path + "/transfer", "to", map[string]any{"to": "3000\n\napi hupall"}},
 		{path + "/transfer", "to", map[string]any{"to": "3000 XML public"}},
-		{"/v1/calls", "variables.X", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"X": "1,origination_uuid=x"}}},
+		{"/v1/calls", "variables.crm_x", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"crm_x": "1,origination_uuid=x"}}},
+		// The enterprise-originate injection confirmed on FreeSWITCH
+		// 1.10.12 (":_:" splits the whole dial string, the second part's
+		// [api_on_originate=...] runs a shell), in a value and a caller id.
+		{"/v1/calls", "variables.crm_ticket", map[string]any{"agent": "101", "to": "600",
+			"variables": map[string]string{"crm_ticket": "x:_:[api_on_originate=system touch pwned]loopback/9196/default|"}}},
+		{"/v1/calls", "caller_id", map[string]any{"agent": "101", "to": "600",
+			"caller_id": `"x:_:[api_on_originate=system touch pwned]loopback/9196/default|" <600>`}},
+		{"/v1/calls", "variables.crm_x", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"crm_x": "a<b>|c[d]^^e$f"}}},
+		// Variables FreeSWITCH acts on that the old blocklist missed.
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"process_cdr": "false"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"accountcode": "x"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"domain_name": "x"}}},
+		{"/v1/calls", "variables", map[string]any{"agent": "101", "to": "600", "variables": map[string]string{"nibble_rate": "1"}}},
 		{"/v1/calls", "to", map[string]any{"agent": "101", "to": "600 &park"}},
 		// Variables FreeSWITCH acts on: a command run on answer, the
 		// pre-assigned uuid overridden, the leg moved after the bridge.

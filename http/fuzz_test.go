@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ctibridge/ctibridge/ami"
+	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/esl"
+	"github.com/ctibridge/ctibridge/esl/esltest"
 	"github.com/staskobzar/goami2"
 )
 
@@ -73,19 +77,30 @@ func checkESL(t *testing.T, sent []string, name string, args int) {
 }
 
 // FuzzRequestBodies feeds arbitrary bodies to the decoding and validation
-// of the command routes, then what is accepted to the Asterisk commander.
+// of the command routes, then what is accepted to both commanders.
 // Invariants: no panic; a refusal is a bridge.Error naming its field; an
 // accepted value holds no CR, LF or NUL; on the wire, an accepted request
-// is exactly the actions it should be, each with only its own headers.
+// is exactly the actions or command lines it should be. A click-to-call is
+// read back the way each PBX reads it: FreeSWITCH's originate grammar
+// (esltest.CheckOriginate: one leg, exactly our variables, the dial target
+// and the arguments) and Asterisk's manager (amitest.CheckAction: exactly
+// our headers, one variable per Variable header, the caller id's name and
+// number), so a character that means something to either cannot slip
+// through the allowlists.
 func FuzzRequestBodies(f *testing.F) {
 	for _, s := range []struct {
 		route uint8
 		body  string
 	}{
-		{0, `{"agent":"100","to":"+74954451120","caller_id":"\"Sales\" <5551234>","variables":{"CRM_ID":"42"},"timeout_s":30}`},
+		{0, `{"agent":"100","to":"+74954451120","caller_id":"\"Sales\" <5551234>","variables":{"crm_id":"42"},"timeout_s":30}`},
 		{0, `{"agent":"101","to":"600"}`},
 		{0, `{"agent":"101","to":"600\r\nAction: Hangup"}`},
-		{0, `{"agent":"101","to":"600","variables":{"A":"1,B=2"}}`},
+		{0, `{"agent":"101","to":"600","variables":{"crm_a":"1,B=2"}}`},
+		{0, `{"agent":"101","to":"600","variables":{"crm_ticket":"x:_:[api_on_originate=system touch pwned]loopback/9196/default|"}}`},
+		{0, `{"agent":"101","to":"600","caller_id":"\"x:_:[api_on_originate=system id]loopback/1/default|\" <600>"}`},
+		{0, `{"agent":"101","to":"600","caller_id":"\"Иван Петров\" <+74954451120>","variables":{"crm_a":"a b","crm_B":"T-1@x.com/#*+_"}}`},
+		{0, `{"agent":"101","to":"600","variables":{"crm_a":"{a}","crm_b":"^^:x","crm_c":"${x}","crm_d":"a'b","crm_e":"<x>"}}`},
+		{0, `{"agent":"101","to":"600","variables":{"GOTO_ON_BLINDXFR":"x","process_cdr":"false"}}`},
 		{0, `{"agent":"101","to":"600","caller_id":"x <1\u0000>"}`},
 		{0, `{"agent":"101","to":600}`},
 		{1, `{"to":"200","mode":"blind"}`},
@@ -95,6 +110,7 @@ func FuzzRequestBodies(f *testing.F) {
 		{2, `{"digits":"12\n"}`},
 		{3, `{"queue":"support","reason":"lunch"}`},
 		{3, `{"queue":"support@default","reason":"a\rb"}`},
+		{3, `{"queue":"support","reason":"x|PAUSE;y,z"}`},
 		{4, `{"url":"https://crm.example.com/hook","events":["call.*"],"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`},
 		{4, `{"url":"https://crm.example.com/hook","secret":"whsec_MfKQ9r8G\r\nKYqrTwjUPD8ILPZIo2LaLaSw"}`},
 		{4, `{"id":"crm","url":"http://127.0.0.1:9000/hook","events":"call.*"}`},
@@ -134,17 +150,19 @@ func FuzzRequestBodies(f *testing.F) {
 					}
 					// originate {vars}<dial> <to> XML <context>
 					checkESL(t, ew.sent, "originate", 4)
-					vars := ew.sent[0][len("originate {"):strings.Index(ew.sent[0], "}")]
-					want := 2 + len(r.Variables)
+					want := esltest.Vars("origination_uuid", o.AgentChannelID, "originate_timeout", "30")
 					if r.CallerID != "" {
 						cid, _ := bridge.ParseCallerID("caller_id", r.CallerID)
-						want++
+						want = append(want, esltest.Var{Name: "origination_caller_id_number", Value: cid.Number})
 						if cid.Name != "" {
-							want++
+							want = append(want, esltest.Var{Name: "origination_caller_id_name", Value: cid.Name})
 						}
 					}
-					if n := len(strings.Split(vars, ",")); n != want {
-						t.Fatalf("%d originate variables, want %d: %q", n, want, ew.sent[0])
+					for _, k := range slices.Sorted(maps.Keys(r.Variables)) {
+						want = append(want, esltest.Var{Name: k, Value: r.Variables[k]})
+					}
+					if e := esltest.CheckOriginate(ew.sent[0], want, "user/"+r.Agent, r.To, "XML", "default"); e != nil {
+						t.Fatal(e)
 					}
 				}
 				if e := amiCmd.CheckOriginate(r.originate()); e != nil {
@@ -157,9 +175,7 @@ func FuzzRequestBodies(f *testing.F) {
 					t.Fatalf("checked, then refused on the wire: %v", e)
 				}
 				wantActions = []string{"Originate"}
-				if n := bytes.Count(w.sent[0], []byte("\r\nVariable: ")); n != len(r.Variables) {
-					t.Fatalf("%d Variable headers for %d variables:\n%q", n, len(r.Variables), w.sent[0])
-				}
+				checkAMIOriginate(t, w.sent[0], r)
 			}
 			req = r
 		case 1:
@@ -203,10 +219,22 @@ func FuzzRequestBodies(f *testing.F) {
 			}
 			if err == nil {
 				op := bridge.QueueOp{Action: "pause", Queue: r.Queue, Extension: "100", Reason: r.Reason}
+				// The reason reaches app_queue's '|'-separated logs: Asterisk
+				// takes only safe text, and says so naming the field.
 				if e := amiCmd.QueueMember(ctx, op); e != nil {
-					t.Fatalf("validated, then refused on the wire: %v", e)
+					if bridge.CheckSafeText("reason", r.Reason, 128) == nil {
+						t.Fatalf("validated, then refused on the wire: %v", e)
+					}
+					if checkRefusal(t, e); len(w.sent) > 0 {
+						t.Fatalf("refused, yet sent %q", w.sent)
+					}
+				} else {
+					wantActions = []string{"QueuePause"}
+					hs, e := amitest.ParseAction(w.sent[0])
+					if e != nil || amitest.Get(hs, "Reason") != r.Reason {
+						t.Fatalf("reason %q read as %q (%v): %q", r.Reason, amitest.Get(hs, "Reason"), e, w.sent[0])
+					}
 				}
-				wantActions = []string{"QueuePause"}
 				// mod_callcenter pauses agent-wide and keeps no reason: what
 				// it cannot keep is refused, naming the field.
 				fop := bridge.QueueOp{Action: "pause", Extension: "100"}
@@ -263,6 +291,42 @@ func FuzzRequestBodies(f *testing.F) {
 			checkFrame(t, b, wantActions[i])
 		}
 	})
+}
+
+// checkAMIOriginate asserts Asterisk's manager reads the Originate of r
+// as exactly the headers we built, one variable per Variable header with
+// its value, and the caller id's name and number as given.
+func checkAMIOriginate(t *testing.T, frame []byte, r originateRequest) {
+	t.Helper()
+	want := amitest.Headers("Action", "Originate", "ActionID", "a-1", "Channel", "Local/"+r.Agent+"@from-internal",
+		"ChannelId", "c-1", "OtherChannelId", "c-2", "Async", "true", "Context", "from-internal", "Exten", r.To, "Priority", "1")
+	if r.CallerID != "" {
+		cid, _ := bridge.ParseCallerID("caller_id", r.CallerID)
+		value := "<" + cid.Number + ">"
+		if cid.Name != "" {
+			value = `"` + cid.Name + `" ` + value
+		}
+		want = append(want, amitest.Header{Name: "CallerID", Value: value})
+		// Asterisk drops '-' and a '.' not at the end from a number: its
+		// normalisation, not ours.
+		wantNumber := strings.ReplaceAll(strings.TrimSuffix(cid.Number, "."), ".", "")
+		if strings.HasSuffix(cid.Number, ".") {
+			wantNumber += "."
+		}
+		wantNumber = strings.ReplaceAll(wantNumber, "-", "")
+		if name, number := amitest.CallerID(value); name != cid.Name || number != wantNumber {
+			t.Fatalf("caller id %q read as %q %q", value, name, number)
+		}
+	}
+	want = append(want, amitest.Header{Name: "Timeout", Value: "30000"})
+	var vars []amitest.Var
+	for _, k := range slices.Sorted(maps.Keys(r.Variables)) {
+		want = append(want, amitest.Header{Name: "Variable", Value: k + "=" + r.Variables[k]})
+		vars = append(vars, amitest.Var{Name: k, Value: r.Variables[k]})
+	}
+	if err := amitest.CheckAction(frame, want, vars); err != nil {
+		t.Fatalf("%v: %q", err, frame)
+	}
 }
 
 // checkRefusal asserts err is an invalid-input bridge.Error naming a field.

@@ -133,7 +133,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		mapper.SetSender(client)
 		cm := cfg.Commands
 		srv.PBX = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: cm.AgentDial, OutboundContext: cm.Context,
-			TransferContext: cm.TransferContext, QueueInterface: cm.QueueInterface, RingTimeout: cm.RingTimeout})
+			TransferContext: cm.TransferContext, QueueInterface: cm.QueueInterface, RingTimeout: cm.RingTimeout,
+			VariablePrefix: cm.VariablePrefix})
 		engine.LinkProbe = func() (bool, error) { return client.Connected(), client.Err() }
 		engine.Resync = mapper.Resync
 		runPBX = client.Run
@@ -143,7 +144,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			BackoffMax:       cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
 		cm := cfg.Commands
 		srv.PBX = esl.NewCommander(client, esl.CommanderOptions{AgentDial: cm.AgentDial, Context: cm.Context,
-			CallcenterAgent: cm.CallcenterAgent, RecordDir: cm.RecordDir, RingTimeout: cm.RingTimeout})
+			CallcenterAgent: cm.CallcenterAgent, RecordDir: cm.RecordDir, RingTimeout: cm.RingTimeout,
+			VariablePrefix: cm.VariablePrefix})
 		engine.Resync = client.Resync
 		runPBX = client.Run
 	}
