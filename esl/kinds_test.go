@@ -12,6 +12,7 @@ var kindNames = map[bridge.ChannelEventKind]string{
 	bridge.ChanAgentCalled: "AgentCalled", bridge.ChanAgentConnect: "AgentConnect",
 	bridge.ChanAgentRingNoAnswer: "AgentRingNoAnswer", bridge.ChanRecordStart: "RecordStart",
 	bridge.ChanRecordStop: "RecordStop", bridge.ChanOriginateFailed: "OriginateFailed", bridge.ChanAgentState: "AgentState",
+	bridge.ChanHangupRequest: "HangupRequest", bridge.ChanPark: "Park", bridge.ChanUnpark: "Unpark", bridge.ChanPickup: "Pickup",
 }
 
 func kindName(k bridge.ChannelEventKind) string { return kindNames[k] }

@@ -10,35 +10,52 @@ import (
 
 // The mapping, FreeSWITCH event to ChannelEvents:
 //
-//	CHANNEL_CREATE           ChanNew; ChanDial{Channel: originator, Peer: it} for an
-//	                         originated leg, with no Channel when the switch itself
-//	                         originated it; ChanLocalPair{-a, -b} once both loopback
-//	                         halves (or both ends of a SIP call to itself) are known;
-//	                         ChanAgentCalled for a mod_callcenter agent leg
+//	CHANNEL_OUTGOING         nothing yet: the leg's variables (dialed_user, cc_*) come
+//	                         with its CHANNEL_CREATE, which opens it
+//	CHANNEL_CREATE           ChanNew, with what the leg's origin says: ChanDial{Channel:
+//	                         originator, Peer: it} for a leg a channel originated (bridge,
+//	                         att_xfer), with no Channel when the switch originated it by
+//	                         itself, ChanAgentCalled for a mod_callcenter agent leg;
+//	                         ChanLocalPair{-a, -b} once both loopback halves (or both ends
+//	                         of a SIP call to itself) are known
 //	CHANNEL_PROGRESS(_MEDIA) ChanUpdate, State Ringing
-//	CHANNEL_ANSWER           ChanAnswer
-//	CHANNEL_BRIDGE           ChanDialEnd ANSWER for a dialled leg, ChanBridgeEnter for
-//	                         Bridge-A and Bridge-B, Bridge = A's uuid
-//	CHANNEL_UNBRIDGE         ChanTransfer when it carries a new bl_xfer
-//	                         transfer_source, ChanBridgeLeave for both legs
-//	CHANNEL_HOLD/UNHOLD      ChanHold/ChanUnhold
-//	CHANNEL_HANGUP_COMPLETE  ChanDialEnd for a dialled leg not yet ended, ChanHangup
-//	RECORD_START/STOP        ChanRecordStart/Stop, File; the length in Vars
+//	CHANNEL_ANSWER           ChanAnswer (the switch answering a caller too: an IVR, a queue)
+//	CHANNEL_BRIDGE           ChanTransfer{Attended} when a leg's previous partner had
+//	                         dialled its new one (att_xfer completing), ChanPickup when a
+//	                         picked-off call meets its picker, ChanDialEnd ANSWER for a
+//	                         dialled leg, ChanBridgeEnter for Bridge-A and Bridge-B,
+//	                         Bridge = A's uuid
+//	CHANNEL_UNBRIDGE         ChanBridgeLeave for both legs
+//	any event with variables ChanTransfer (blind) when a leg's transfer_source names a new
+//	                         bl_xfer while it is bridged (or was, up to its own next event):
+//	                         REFER, uuid_transfer, a transfer feature code; dialplan routing
+//	                         (public -> default, originate ... XML ctx) is not a transfer
+//	CHANNEL_HOLD/UNHOLD,     ChanHold/ChanUnhold, once per change
+//	CHANNEL_CALLSTATE HELD/ACTIVE
+//	CHANNEL_HANGUP_COMPLETE  ChanPickup for a leg PICKED_OFF by a known intercept,
+//	                         ChanHangupRequest for a leg its device released (recv_*),
+//	                         ChanDialEnd for a dialled leg not yet ended, ChanHangup with
+//	                         HangupSource
+//	RECORD_START/STOP        ChanRecordStart/Stop, File; the length in Vars (call
+//	                         recordings only: a voicemail message is not one)
 //	BACKGROUND_JOB           ChanOriginateFailed for an originate answering -ERR
 //	sofia::transferor        ChanTransfer (sofia::transferee/replaced add nothing)
 //	callcenter::info         ChanQueueJoin/Leave/Abandon, ChanAgentConnect,
 //	                         ChanAgentRingNoAnswer, ChanAgentState
+//	valet_parking::info      ChanPark (hold), ChanUnpark (bridge, Peer = the retriever)
 //
 // Translator turns FreeSWITCH events into bridge.ChannelEvents. It keeps a
 // little state per channel because FreeSWITCH spreads one fact over several
 // events (who dialled whom, the halves of a loopback, the callcenter offer and
-// the agent's leg) and because events may still arrive out of order after the
-// reorder window. Its rules for order:
+// the agent's leg, a leg's bridge partner when it is transferred) and because
+// events may still arrive out of order after the reorder window. Its rules
+// for order:
 //
 //   - A channel is final once its CHANNEL_HANGUP_COMPLETE is translated: later
 //     events about it (a late ANSWER, PROGRESS, BRIDGE, HOLD, RECORD) are
 //     dropped, so nothing brings it back. Only events that close something
-//     (ChanDialEnd, queue leave/abandon, agent no-answer) may still name it.
+//     (ChanDialEnd, queue leave/abandon, agent no-answer, a transfer naming
+//     the transferer) may still name it.
 //   - The first translated event of a channel emits ChanNew before anything
 //     else; a CHANNEL_CREATE arriving after that becomes a ChanUpdate.
 //   - ChanAnswer is emitted once; a PROGRESS after the answer is dropped.
@@ -57,6 +74,12 @@ type Translator struct {
 	gone      *lru[bridge.Channel] // channels that hung up, as last seen
 	unbridged *lru[uint64]         // "a|b" -> Event-Sequence of the UNBRIDGE
 	sipCalls  map[string]string    // SIP Call-ID -> channel, for calls the switch makes to itself
+	// intercepts maps the uuid an intercept aimed at to the channel that
+	// ran it (the picker), while both live.
+	intercepts map[string]string
+	// picked maps a dialler whose leg was PICKED_OFF by an unseen picker
+	// to that leg, until the picker's bridge with the dialler names it.
+	picked map[string]bridge.Channel
 }
 
 // switchDialler is the dialler of a leg the switch originated by itself.
@@ -65,7 +88,9 @@ const switchDialler = "\x00switch"
 type chanState struct {
 	ch        bridge.Channel
 	opened    bool   // ChanNew sent
+	outgoing  bool   // CHANNEL_OUTGOING seen, not yet opened (no variables yet)
 	answered  bool   // ChanAnswer sent
+	origin    bool   // its origin (dial, queue, switch) is settled
 	dialler   string // the channel that dialled this one (ChanDial sent)
 	diallerCh bridge.Channel
 	dialEnded bool
@@ -73,13 +98,23 @@ type chanState struct {
 	loopLeg   string // "A" or "B"
 	paired    bool   // ChanLocalPair sent
 	sipCallID string
-	xfer      string // the last variable_transfer_source handled
-	sofiaXfer string // target of a transfer announced by sofia::transferor
-	ccMember  string // callcenter: the member session this agent leg serves
-	ccAgent   string
-	ccQueue   string
-	ccCalled  bool // ChanAgentCalled sent
-	adopted   bool // learnt from a snapshot: its dial and pairing are history
+	endpoint  string // the directory user, fixed at first sight
+	held      bool
+	hupReq    bool // ChanHangupRequest sent
+	// Bridge partners: the current one, the one another channel's
+	// UNBRIDGE took before this channel's next event (a transfer of this
+	// leg shows only then), and the last one it ever had.
+	partner, leftPartner, lastPartner string
+	bridged                           bool // ever bridged
+	xferSrc                           string
+	xferKnown                         bool   // xferSrc is the value at opening, or later
+	xferSaid                          bool   // an attended transfer of this leg was said (sofia)
+	sofiaXfer                         string // target of a blind transfer announced by sofia::transferor
+	intercept                         string // the uuid this channel intercepts
+	ccMember                          string // callcenter: the member session this agent leg serves
+	ccAgent                           string
+	ccQueue                           string
+	adopted                           bool // learnt from a snapshot: its dial and pairing are history
 }
 
 // NewTranslator returns a Translator that copies directionVar (may be "")
@@ -91,6 +126,8 @@ func NewTranslator(directionVar string) *Translator {
 		gone:         newLRU[bridge.Channel](1 << 14),
 		unbridged:    newLRU[uint64](1 << 14),
 		sipCalls:     map[string]string{},
+		intercepts:   map[string]string{},
+		picked:       map[string]bridge.Channel{},
 	}
 }
 
@@ -102,9 +139,16 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 		at = time.Now()
 	}
 	x := &txn{t: t, e: e, at: at}
-	switch e.Get("Event-Name") {
-	case "CHANNEL_CREATE":
-		if st := x.self(); st != nil && !x.open(st) {
+	x.follow()
+	switch name := e.Get("Event-Name"); name {
+	case "CHANNEL_OUTGOING":
+		// Fired before the leg's variables are set: its origin and
+		// directory user come with the CREATE right after.
+		if st := x.self(); st != nil && !st.opened {
+			st.outgoing = true
+		}
+	case "CHANNEL_CREATE", "CHANNEL_ORIGINATE":
+		if st := x.self(); st != nil && !x.open(st) && name == "CHANNEL_CREATE" {
 			x.emit(bridge.ChanUpdate, st, nil) // CREATE after the channel's first event
 		}
 	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
@@ -131,11 +175,22 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 	case "CHANNEL_HOLD", "CHANNEL_UNHOLD":
 		if st := x.self(); st != nil {
 			x.open(st)
-			kind := bridge.ChanHold
-			if e.Get("Event-Name") == "CHANNEL_UNHOLD" {
-				kind = bridge.ChanUnhold
+			x.hold(st, name == "CHANNEL_HOLD")
+		}
+	case "CHANNEL_CALLSTATE":
+		// A phone's re-INVITE to sendonly shows as CALLSTATE HELD (next to
+		// CHANNEL_HOLD); ACTIVE or UNHELD after it ends the hold.
+		if st := x.known(); st != nil {
+			switch e.Get("Channel-Call-State") {
+			case "HELD":
+				x.hold(st, true)
+			case "ACTIVE", "UNHELD":
+				x.hold(st, false)
 			}
-			x.emit(kind, st, nil)
+		}
+	case "CHANNEL_EXECUTE":
+		if e.Get("Application") == "intercept" {
+			x.intercept()
 		}
 	case "CHANNEL_HANGUP_COMPLETE":
 		x.hangup()
@@ -149,6 +204,8 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 			x.transferor()
 		case "callcenter::info":
 			x.callcenter()
+		case "valet_parking::info":
+			x.valet()
 		}
 	}
 	return x.out
@@ -162,20 +219,26 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		alive[ch.ID] = true
 		st := t.chans[ch.ID]
 		if st == nil {
-			st = &chanState{opened: true, adopted: true}
+			st = &chanState{opened: true, adopted: true, origin: true}
 			t.chans[ch.ID] = st
 		}
 		linked := st.ch.LinkedID
+		endpoint := st.endpoint
 		st.ch = ch
 		if linked != "" {
 			st.ch.LinkedID = linked
 		}
+		if endpoint != "" {
+			st.ch.Endpoint = endpoint
+		} else {
+			st.endpoint = ch.Endpoint
+		}
+		st.opened, st.outgoing = true, false
 		st.answered = st.answered || ch.State == "Up"
 	}
 	for id, st := range t.chans {
 		if !alive[id] {
-			delete(t.chans, id)
-			t.gone.add(id, st.ch)
+			t.forget(id, st)
 		}
 	}
 	for cid, id := range t.sipCalls {
@@ -183,6 +246,30 @@ func (t *Translator) Resync(live []bridge.Channel) {
 			delete(t.sipCalls, cid)
 		}
 	}
+	for target, picker := range t.intercepts {
+		if !alive[target] || !alive[picker] {
+			delete(t.intercepts, target)
+		}
+	}
+	for id := range t.picked {
+		if !alive[id] {
+			delete(t.picked, id)
+		}
+	}
+}
+
+// forget drops a channel that hung up (or vanished) with what refers to it.
+func (t *Translator) forget(id string, st *chanState) {
+	delete(t.chans, id)
+	t.gone.add(id, st.ch)
+	if t.sipCalls[st.sipCallID] == id {
+		delete(t.sipCalls, st.sipCallID)
+	}
+	if st.intercept != "" && t.intercepts[st.intercept] == id {
+		delete(t.intercepts, st.intercept)
+	}
+	delete(t.intercepts, id)
+	delete(t.picked, id)
 }
 
 // Live returns how many channels the translator tracks (for tests and
@@ -221,35 +308,34 @@ func (x *txn) self() *chanState {
 	return st
 }
 
+// known is self for a channel already opened: events that only refine a
+// channel (its call state) never open one.
+func (x *txn) known() *chanState {
+	if st := x.t.chans[x.e.Get("Unique-ID")]; st == nil || !st.opened {
+		return nil
+	}
+	return x.self()
+}
+
+// hasVars reports whether an event carries the channel's variables (the
+// switch adds all of them or none).
+func hasVars(e *Event) bool { return e.Get("variable_uuid") != "" }
+
 // open emits ChanNew for a channel's first event, with what follows from
-// it: ChanDial when another leg originated it, ChanLocalPair when both
-// loopback halves are known, ChanAgentCalled for a callcenter agent leg. It
-// reports whether ChanNew was emitted.
+// it: its origin (see origin), ChanLocalPair when both loopback halves are
+// known. It reports whether ChanNew was emitted.
 func (x *txn) open(st *chanState) bool {
 	e, t := x.e, x.t
 	first := !st.opened
 	if first {
-		st.opened = true
+		st.opened, st.outgoing = true, false
+		st.xferSrc, st.xferKnown = e.Get("variable_transfer_source"), true
 		x.emit(bridge.ChanNew, st, nil)
 	}
 	if st.adopted {
 		return first
 	}
-	// FreeSWITCH has no DialBegin: an originated leg names its originator.
-	if o := e.Get("Other-Leg-Unique-ID"); st.dialler == "" && o != "" && e.Get("Other-Type") == "originator" && !t.gone.has(o) {
-		by := t.stateOf(o, e, "Other-Leg-")
-		st.dialler, st.diallerCh = o, by.ch
-		x.emit(bridge.ChanDial, by, func(ev *bridge.ChannelEvent) { ev.Peer = peer(st) })
-	}
-	// An originate's own leg names no originator on the events that would
-	// (CHANNEL_OUTGOING, CHANNEL_CREATE): the switch dials it by itself,
-	// as AMI's DialBegin without a Channel says. The tracker rings it when
-	// it is a click-to-call's agent leg.
-	if name := e.Get("Event-Name"); st.dialler == "" && !st.dialEnded && (name == "CHANNEL_CREATE" || name == "CHANNEL_OUTGOING") &&
-		e.Get("Call-Direction") == "outbound" && e.Get("Other-Type") == "" {
-		st.dialler = switchDialler
-		x.emit(bridge.ChanDial, &chanState{}, func(ev *bridge.ChannelEvent) { ev.Peer = peer(st) })
-	}
+	x.origin(st)
 	if leg := e.Get("variable_loopback_leg"); leg == "A" || leg == "B" {
 		st.loopLeg, st.loopPeer = leg, e.Get("variable_other_loopback_leg_uuid")
 	}
@@ -277,17 +363,69 @@ func (x *txn) open(st *chanState) bool {
 			t.sipCalls[cid] = st.ch.ID
 		}
 	}
-	if e.Get("variable_cc_side") == "agent" && st.ccMember == "" {
-		st.ccMember = e.Get("variable_cc_member_session_uuid")
-		st.ccAgent, st.ccQueue = e.Get("variable_cc_agent"), e.Get("variable_cc_queue")
-	}
-	if st.ccMember != "" && !st.ccCalled {
-		st.ccCalled = true
-		x.emit(bridge.ChanAgentCalled, t.stateOf(st.ccMember, nil, ""), func(ev *bridge.ChannelEvent) {
-			ev.Peer, ev.Queue, ev.Member, ev.Interface = peer(st), st.ccQueue, st.ccAgent, st.ch.Name
-		})
-	}
 	return first
+}
+
+// origin settles who dialled a leg, once, from the first event that can
+// tell (one with variables; CHANNEL_OUTGOING has none):
+//
+//   - a mod_callcenter agent leg (cc_side=agent) is rung by its queue for
+//     the member: ChanAgentCalled, and no dial (the queue connects it);
+//   - an outbound leg naming its originator (Other-Type originator,
+//     originating_leg_uuid, originator) was dialled by that channel;
+//   - any other outbound leg was originated by the switch itself (an
+//     originate: click-to-call), as AMI's DialBegin without a Channel says.
+//
+// Only a leg not yet answered nor bridged can be a dial: once up, an
+// originator in its caller profile comes from a bridge (uuid_bridge,
+// intercept), not from who called it.
+func (x *txn) origin(st *chanState) {
+	e, t := x.e, x.t
+	if st.origin || st.adopted {
+		return
+	}
+	if e.Get("variable_cc_side") == "agent" {
+		if m := e.Get("variable_cc_member_session_uuid"); m != "" {
+			st.origin = true
+			st.ccMember, st.ccAgent, st.ccQueue = m, e.Get("variable_cc_agent"), e.Get("variable_cc_queue")
+			x.emit(bridge.ChanAgentCalled, t.stateOf(m, nil, ""), func(ev *bridge.ChannelEvent) {
+				ev.Peer, ev.Queue, ev.Member, ev.Interface = peer(st), st.ccQueue, st.ccAgent, st.ch.Name
+			})
+			return
+		}
+	}
+	if st.ch.Direction != "outbound" || st.answered || st.bridged || st.dialEnded {
+		st.origin = st.ch.Direction != "" // an inbound leg is nobody's dial
+		return
+	}
+	if o := originator(e); o != "" && o != st.ch.ID {
+		st.origin = true
+		if t.gone.has(o) {
+			return // its originator is gone: a leg being cancelled, nothing rings
+		}
+		by := t.stateOf(o, e, "Other-Leg-")
+		st.dialler, st.diallerCh = o, by.ch
+		x.emit(bridge.ChanDial, by, func(ev *bridge.ChannelEvent) { ev.Peer = peer(st) })
+		return
+	}
+	if hasVars(e) {
+		st.origin = true
+		st.dialler = switchDialler
+		x.emit(bridge.ChanDial, &chanState{}, func(ev *bridge.ChannelEvent) { ev.Peer = peer(st) })
+	}
+}
+
+// originator returns the channel an originated leg names as its origin.
+func originator(e *Event) string {
+	if e.Get("Other-Type") == "originator" {
+		if v := e.Get("Other-Leg-Unique-ID"); v != "" {
+			return v
+		}
+	}
+	if v := e.Get("variable_originating_leg_uuid"); v != "" {
+		return v
+	}
+	return e.Get("variable_originator")
 }
 
 func peer(st *chanState) *bridge.Channel {
@@ -344,13 +482,20 @@ func (t *Translator) update(st *chanState, e *Event) {
 	if ch.LinkedID == "" {
 		ch.LinkedID = linkedID(e)
 	}
+	if v := e.Get("Call-Direction"); v != "" {
+		ch.Direction = v
+	}
+	if st.endpoint == "" {
+		st.endpoint = endpoint(e, st)
+		ch.Endpoint = st.endpoint
+	}
 	num, name := e.Get("Caller-Caller-ID-Number"), e.Get("Caller-Caller-ID-Name")
 	// originate's placeholder callee ("Outbound Call", the dial string's
 	// tail) ends up as the caller id of a loopback -a leg once the far end
 	// answers: keep the real caller id.
 	if name != placeholderName {
 		if num != "" {
-			ch.CallerNum = num
+			ch.CallerNum = st.device(num)
 		}
 		if name != "" {
 			ch.CallerName = name
@@ -361,19 +506,16 @@ func (t *Translator) update(st *chanState, e *Event) {
 		calleeNum, calleeName = e.Get("Caller-Destination-Number"), ""
 	}
 	if calleeNum != "" {
-		ch.ConnectedNum, ch.ConnectedName = calleeNum, calleeName
+		ch.ConnectedNum, ch.ConnectedName = st.device(calleeNum), calleeName
 	}
 	if v := e.Get("Caller-Context"); v != "" {
 		ch.Context = v
 	}
 	if v := e.Get("Caller-Destination-Number"); v != "" {
-		ch.Exten = v
+		ch.Exten = st.device(v)
 	}
 	if v := callState(e.Get("Answer-State"), e.Get("Channel-Call-State")); v != "" {
 		ch.State = v
-	}
-	if v := e.Get("Call-Direction"); v != "" {
-		ch.Direction = v
 	}
 	if t.DirectionVar != "" {
 		if v := e.Get("variable_" + t.DirectionVar); v != "" && ch.Vars[t.DirectionVar] != v {
@@ -385,6 +527,73 @@ func (t *Translator) update(st *chanState, e *Event) {
 			ch.Vars = vars // never mutated in place: events already emitted share the old map
 		}
 	}
+}
+
+// endpoint is the directory user of a device's leg, as the switch dialled
+// or authenticated it; "" when the event does not say (yet).
+//
+//   - A leg the switch calls: dialed_user, set by the user/ endpoint in the
+//     leg's own variables before it rings. The switch also writes it on a
+//     channel that runs bridge user/..., so a value appearing after the leg
+//     answered names whom it dialled, not itself: only an unanswered leg's
+//     counts, and the first one sticks.
+//   - A SIP device calling in: the user its credentials authenticated
+//     (sip_auth_username, or user_name from the same directory lookup), never
+//     the From user, which the caller chooses.
+//
+// Loopback legs copy their originator's variables: they get none.
+func endpoint(e *Event, st *chanState) string {
+	name := e.Get("Channel-Name")
+	if strings.HasPrefix(name, "loopback/") {
+		return ""
+	}
+	switch e.Get("Call-Direction") {
+	case "outbound":
+		if st.answered || e.Get("Answer-State") == "answered" {
+			return ""
+		}
+		if at := e.Get("Caller-Channel-Answered-Time"); at != "" && at != "0" {
+			return ""
+		}
+		return e.Get("variable_dialed_user")
+	case "inbound":
+		if !strings.HasPrefix(name, "sofia/") {
+			return ""
+		}
+		if v := e.Get("variable_sip_auth_username"); v != "" {
+			return v
+		}
+		return e.Get("variable_user_name")
+	}
+	return ""
+}
+
+// device names a number that is the leg's own registered contact (a phone
+// registering as 1000-0x5591f1b07bf0 is called at that contact, and shows
+// it as its number) by the leg's directory user.
+func (st *chanState) device(num string) string {
+	if st.endpoint == "" || num == st.endpoint {
+		return num
+	}
+	if c := contactUser(st.ch.Name); c != "" && num == c {
+		return st.endpoint
+	}
+	return num
+}
+
+// contactUser is the user part of a sofia channel name:
+// sofia/internal/1000-0x5591f1b07bf0@127.0.0.1:5261 -> 1000-0x5591f1b07bf0.
+func contactUser(name string) string {
+	rest, ok := strings.CutPrefix(name, "sofia/")
+	if !ok {
+		return ""
+	}
+	_, rest, ok = strings.Cut(rest, "/")
+	if !ok {
+		return ""
+	}
+	user, _, _ := strings.Cut(rest, "@")
+	return user
 }
 
 const placeholderName = "Outbound Call"
@@ -431,149 +640,59 @@ func callState(answer, call string) string {
 	return ""
 }
 
-func (x *txn) bridgeLegs() (a, b string) {
-	a, b = x.e.Get("Bridge-A-Unique-ID"), x.e.Get("Bridge-B-Unique-ID")
-	if a == "" {
-		a = x.e.Get("Unique-ID")
-	}
-	if b == "" {
-		b = x.e.Get("Other-Leg-Unique-ID")
-	}
-	return a, b
-}
-
-// leg returns the live state of one bridge leg, opening it when it is new
-// and create is set; nil when it hung up.
-func (x *txn) leg(id string, create bool) *chanState {
-	if id == "" || x.t.gone.has(id) {
-		return nil
-	}
-	if id == x.e.Get("Unique-ID") {
-		st := x.self()
-		x.open(st)
-		return st
-	}
-	st := x.t.chans[id]
-	if st == nil && create {
-		st = x.t.stateOf(id, x.e, "Other-Leg-")
-		x.t.chans[id] = st
-		st.opened = true
-		x.emit(bridge.ChanNew, st, nil)
-	}
-	return st
-}
-
-func (x *txn) bridge() {
-	a, b := x.bridgeLegs()
-	if seq, ok := x.t.unbridged.get(a + "|" + b); ok && x.e.Seq() < seq {
-		return // a late BRIDGE: the UNBRIDGE was already passed on
-	}
-	la, lb := x.leg(a, true), x.leg(b, true)
-	for _, l := range []*chanState{la, lb} {
-		if l != nil && l.dialler != "" && !l.dialEnded {
-			l.dialEnded = true
-			x.emit(bridge.ChanDialEnd, x.t.dialler(l), func(ev *bridge.ChannelEvent) {
-				ev.Peer, ev.DialStatus = peer(l), "ANSWER"
-			})
-		}
-	}
-	for _, l := range []*chanState{la, lb} {
-		if l != nil {
-			x.emit(bridge.ChanBridgeEnter, l, func(ev *bridge.ChannelEvent) { ev.Bridge = a })
-		}
-	}
-}
-
-func (x *txn) unbridge() {
-	a, b := x.bridgeLegs()
-	x.t.unbridged.add(a+"|"+b, x.e.Seq())
-	la, lb := x.leg(a, true), x.leg(b, false)
-	// A blind transfer has no event of its own: the transferred leg leaves
-	// its bridge carrying "<epoch>:<uuid>:bl_xfer:<exten>/<context>/<dialplan>".
-	if me := x.e.Get("Unique-ID"); me != "" && x.t.chans[me] != nil {
-		other := a
-		if me == a {
-			other = b
-		}
-		x.blindTransfer(x.t.chans[me], other)
-	}
-	for _, l := range []*chanState{la, lb} {
-		if l != nil {
-			x.emit(bridge.ChanBridgeLeave, l, func(ev *bridge.ChannelEvent) { ev.Bridge = a })
-		}
-	}
-}
-
-func (x *txn) blindTransfer(st *chanState, transferer string) {
-	src := x.e.Get("variable_transfer_source")
-	_, target, ok := strings.Cut(src, ":bl_xfer:")
-	if !ok || src == st.xfer {
-		return // not a blind transfer, or one already handled (the variable stays)
-	}
-	st.xfer = src
-	parts := strings.Split(target, "/")
-	exten, context := parts[0], ""
-	if len(parts) > 1 {
-		context = parts[1]
-	}
-	if st.sofiaXfer != "" && st.sofiaXfer == exten {
-		st.sofiaXfer = "" // sofia::transferor already said it
+// hold emits ChanHold or ChanUnhold when the channel's hold state changes:
+// CHANNEL_HOLD and CALLSTATE HELD say the same thing once.
+func (x *txn) hold(st *chanState, on bool) {
+	if st.held == on {
 		return
 	}
-	x.emit(bridge.ChanTransfer, x.t.stateOf(transferer, x.e, "Other-Leg-"), func(ev *bridge.ChannelEvent) {
-		ev.Peer, ev.Exten, ev.Context = peer(st), exten, context
-	})
+	st.held = on
+	kind := bridge.ChanUnhold
+	if on {
+		kind = bridge.ChanHold
+	}
+	x.emit(kind, st, nil)
 }
 
-// transferor handles sofia::transferor, fired on the leg of the phone that
-// sent REFER. With att_xfer_* headers the transfer is attended; without, it
-// is blind and the target is in variable_transfer_destination.
-func (x *txn) transferor() {
-	st := x.self()
-	if st == nil {
-		return
+// hangupSource says who released a channel, from sofia's account of the
+// SIP exchange that ended it (recv_bye, recv_cancel, recv_refuse: the
+// device or network; send_*: the switch). Other technologies, loopback
+// halves included, cannot tell.
+func hangupSource(e *Event) string {
+	if !strings.HasPrefix(e.Get("Channel-Name"), "sofia/") {
+		return ""
 	}
-	x.open(st)
+	d := e.Get("variable_sip_hangup_disposition")
+	switch {
+	case strings.HasPrefix(d, "recv_"):
+		return bridge.HangupByEndpoint
+	case strings.HasPrefix(d, "send_"):
+		return bridge.HangupByPBX
+	}
+	return ""
+}
+
+// hangupRequest emits ChanHangupRequest as soon as an event shows a sofia
+// leg hanging up because its device or network asked (a BYE or CANCEL
+// received, or the INVITE refused): sofia writes sip_hangup_disposition
+// right after CHANNEL_HANGUP, so the events that follow (an UNBRIDGE, the
+// queue's member-queue-end) tell before CHANNEL_HANGUP_COMPLETE. A refusal
+// counts only on a leg never answered: a refused re-INVITE leaves the same
+// value on a live call.
+func (x *txn) hangupRequest(st *chanState) {
 	e := x.e
-	me := e.Get("Unique-ID")
-	orig, dest := e.Get("att_xfer_original_call_id"), e.Get("att_xfer_destination_call_id")
-	partner := e.Get("Other-Leg-Unique-ID")
-	if partner == "" {
-		partner = e.Get("variable_bridge_uuid")
-	}
-	var transferee, exten string
-	attended := orig != "" || dest != ""
-	if attended {
-		// Fully bridged: orig is the transferer's partner (the transferee),
-		// dest the consult target's leg. Half bridged, sofia names the legs
-		// the other way round; the transferee is then dest.
-		transferee = orig
-		if orig == "" || orig == me || (partner != "" && dest == partner) {
-			transferee = dest
-		}
-		for _, id := range []string{e.Get("att_xfer_destination_peer_uuid"), dest} {
-			if c := x.t.chans[id]; id != "" && id != transferee && c != nil && c.ch.Exten != "" {
-				exten = c.ch.Exten
-				break
-			}
-		}
-	} else {
-		transferee = partner
-		if v, ok := strings.CutPrefix(e.Get("variable_transfer_to"), "blind:"); ok && transferee == "" {
-			transferee = v
-		}
-		exten, _ = strings.CutPrefix(e.Get("variable_transfer_destination"), "blind:")
-	}
-	if transferee == "" || x.t.gone.has(transferee) {
+	if st.hupReq || hangupSource(e) != bridge.HangupByEndpoint {
 		return
 	}
-	tst := x.t.stateOf(transferee, nil, "")
-	if !attended {
-		tst.sofiaXfer = exten // the transferee's UNBRIDGE will carry bl_xfer: say it once
+	if e.Get("Answer-State") != "hangup" && e.Get("Channel-Call-State") != "HANGUP" && e.Get("Hangup-Cause") == "" {
+		return
 	}
-	x.emit(bridge.ChanTransfer, st, func(ev *bridge.ChannelEvent) {
-		ev.Peer, ev.Exten, ev.Context, ev.Attended = peer(tst), exten, st.ch.Context, attended
-	})
+	if e.Get("variable_sip_hangup_disposition") == "recv_refuse" && (st.answered || e.Get("Event-Name") != "CHANNEL_HANGUP_COMPLETE") {
+		return // a refusal is final only in the hangup's own account
+	}
+	st.hupReq = true
+	x.t.update(st, e)
+	x.emit(bridge.ChanHangupRequest, st, nil)
 }
 
 func (x *txn) hangup() {
@@ -583,14 +702,28 @@ func (x *txn) hangup() {
 		return
 	}
 	st := x.t.chans[id]
-	if st == nil {
+	switch {
+	case st == nil:
 		// Never seen: pass the hangup on, but open nothing, or the model
 		// would start a call only to end it.
 		st = &chanState{}
+	case !st.opened:
+		// An originated leg seen only by its CHANNEL_OUTGOING: it rang (or
+		// failed) all the same.
+		x.t.update(st, e)
+		x.open(st)
 	}
 	x.t.update(st, e)
 	st.ch.State = "Down"
 	cause := e.Get("Hangup-Cause")
+	if cause == "PICKED_OFF" {
+		x.pickedOff(st)
+	}
+	source := hangupSource(e)
+	if source == bridge.HangupByEndpoint && st.opened && !st.hupReq {
+		st.hupReq = true
+		x.emit(bridge.ChanHangupRequest, st, nil)
+	}
 	if st.dialler != "" && !st.dialEnded {
 		st.dialEnded = true
 		status := "ANSWER"
@@ -605,15 +738,21 @@ func (x *txn) hangup() {
 	if err != nil {
 		code = Q850(cause)
 	}
-	x.emit(bridge.ChanHangup, st, func(ev *bridge.ChannelEvent) { ev.Cause, ev.CauseText = code, cause })
-	delete(x.t.chans, id)
-	if x.t.sipCalls[st.sipCallID] == id {
-		delete(x.t.sipCalls, st.sipCallID)
-	}
-	x.t.gone.add(id, st.ch)
+	x.emit(bridge.ChanHangup, st, func(ev *bridge.ChannelEvent) {
+		ev.Cause, ev.CauseText, ev.HangupSource = code, cause, source
+	})
+	x.t.forget(id, st)
 }
 
+// record handles RECORD_START/STOP of a call recording (record_session,
+// uuid_record: a media bug on the call). The switch fires the same events
+// for a blocking recording of what a caller says (the record application,
+// a voicemail message): that is a message, not a recording of the call,
+// and says nothing here.
 func (x *txn) record() {
+	if x.e.Get("Event-Calling-File") == "switch_ivr_play_say.c" {
+		return
+	}
 	st := x.self()
 	if st == nil {
 		return
@@ -659,131 +798,3 @@ func (x *txn) job() {
 	x.out = append(x.out, bridge.ChannelEvent{Kind: bridge.ChanOriginateFailed, At: x.at,
 		ActionID: e.Get("Job-UUID"), CauseText: cause, Cause: Q850(cause)})
 }
-
-func (x *txn) callcenter() {
-	e := x.e
-	member := e.Get("CC-Member-Session-UUID")
-	queue, agent := e.Get("CC-Queue"), e.Get("CC-Agent")
-	memberState := func() *chanState {
-		if member == e.Get("Unique-ID") {
-			if st := x.self(); st != nil {
-				x.open(st)
-				return st
-			}
-		}
-		return x.t.stateOf(member, nil, "")
-	}
-	switch e.Get("CC-Action") {
-	case "member-queue-start":
-		if member == "" || x.t.gone.has(member) {
-			return
-		}
-		x.emit(bridge.ChanQueueJoin, memberState(), func(ev *bridge.ChannelEvent) { ev.Queue = queue })
-	case "agent-offering":
-		// Nothing yet: the agent's leg, created right after the offer,
-		// carries cc_member_session_uuid, cc_agent and cc_queue, and
-		// ChanAgentCalled goes out with its first event (see open), so Peer
-		// is always set. Without a leg, bridge-agent-fail follows.
-	case "bridge-agent-start":
-		leg := e.Get("CC-Agent-UUID")
-		if member == "" || leg == "" || x.t.gone.has(member) {
-			return
-		}
-		var agentLeg *chanState
-		if leg == e.Get("Unique-ID") {
-			agentLeg = x.self()
-		}
-		if agentLeg == nil {
-			agentLeg = x.t.stateOf(leg, nil, "")
-		} else {
-			x.open(agentLeg)
-		}
-		x.emit(bridge.ChanAgentConnect, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) {
-			ev.Peer, ev.Queue, ev.Member, ev.Interface = peer(agentLeg), queue, agent, agentLeg.ch.Name
-		})
-	case "bridge-agent-fail":
-		if member == "" {
-			return
-		}
-		leg := x.t.stateOf(e.Get("CC-Agent-UUID"), nil, "")
-		x.emit(bridge.ChanAgentRingNoAnswer, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) {
-			if leg.ch.ID != "" {
-				ev.Peer = peer(leg)
-			}
-			ev.Queue, ev.Member, ev.Interface, ev.Reason = queue, agent, leg.ch.Name, e.Get("CC-Hangup-Cause")
-		})
-	case "member-queue-end":
-		if member == "" {
-			return
-		}
-		kind, reason := bridge.ChanQueueLeave, e.Get("CC-Cause")
-		if reason == "Cancel" {
-			switch r := e.Get("CC-Cancel-Reason"); r {
-			case "", "NONE":
-				kind = bridge.ChanQueueAbandon // the caller hung up while waiting
-			default:
-				reason = r // TIMEOUT, NO_AGENT_TIMEOUT, BREAK_OUT, EXIT_WITH_KEY
-			}
-		}
-		x.emit(kind, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) { ev.Queue, ev.Reason = queue, reason })
-	case "agent-status-change", "agent-state-change":
-		status, paused := agentStatus(e.Get("CC-Agent-Status"), e.Get("CC-Agent-State"))
-		if agent == "" || status == "" {
-			return
-		}
-		ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: x.at, Member: agent, Status: status, Paused: paused}
-		if paused {
-			ev.Reason = e.Get("CC-Agent-Status")
-		}
-		x.out = append(x.out, ev)
-	}
-}
-
-// agentStatus maps mod_callcenter's agent status (availability) or state
-// (activity) to the model's agent states.
-func agentStatus(status, state string) (string, bool) {
-	switch status {
-	case "Logged Out":
-		return "logged_out", false
-	case "Available", "Available (On Demand)":
-		return "available", false
-	case "On Break":
-		return "paused", true
-	}
-	switch state {
-	case "Waiting":
-		return "available", false
-	case "Receiving", "In a queue call", "Reserved":
-		return "busy", false
-	case "Idle":
-		return "unavailable", false
-	}
-	return "", false
-}
-
-// lru is a bounded map forgetting the oldest key first.
-type lru[V any] struct {
-	max  int
-	vals map[string]V
-	keys []string
-	head int
-}
-
-func newLRU[V any](max int) *lru[V] { return &lru[V]{max: max, vals: make(map[string]V)} }
-
-func (l *lru[V]) add(k string, v V) {
-	if _, ok := l.vals[k]; !ok {
-		if len(l.keys) < l.max {
-			l.keys = append(l.keys, k)
-		} else {
-			delete(l.vals, l.keys[l.head])
-			l.keys[l.head] = k
-			l.head = (l.head + 1) % l.max
-		}
-	}
-	l.vals[k] = v
-}
-
-func (l *lru[V]) has(k string) bool { _, ok := l.vals[k]; return ok }
-
-func (l *lru[V]) get(k string) (V, bool) { v, ok := l.vals[k]; return v, ok }

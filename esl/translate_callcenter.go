@@ -1,0 +1,124 @@
+package esl
+
+import "github.com/ctibridge/ctibridge/bridge"
+
+// mod_callcenter reports a queue call as CUSTOM callcenter::info events
+// with CC-Action. The agent's leg itself (cc_side=agent) is announced with
+// its first event, as ChanAgentCalled (see origin).
+func (x *txn) callcenter() {
+	e := x.e
+	member := e.Get("CC-Member-Session-UUID")
+	queue, agent := e.Get("CC-Queue"), e.Get("CC-Agent")
+	memberState := func() *chanState {
+		if member == e.Get("Unique-ID") {
+			if st := x.self(); st != nil {
+				x.open(st)
+				return st
+			}
+		}
+		return x.t.stateOf(member, nil, "")
+	}
+	switch e.Get("CC-Action") {
+	case "member-queue-start":
+		if member == "" || x.t.gone.has(member) {
+			return
+		}
+		x.emit(bridge.ChanQueueJoin, memberState(), func(ev *bridge.ChannelEvent) { ev.Queue = queue })
+	case "agent-offering":
+		// Nothing yet: the agent's leg, created right after the offer,
+		// carries cc_member_session_uuid, cc_agent and cc_queue, and
+		// ChanAgentCalled goes out with its first event, so Peer is always
+		// set. Without a leg, bridge-agent-fail follows.
+	case "bridge-agent-start":
+		leg := e.Get("CC-Agent-UUID")
+		if member == "" || leg == "" || x.t.gone.has(member) {
+			return
+		}
+		var agentLeg *chanState
+		if leg == e.Get("Unique-ID") {
+			agentLeg = x.self()
+		}
+		if agentLeg == nil {
+			agentLeg = x.t.stateOf(leg, nil, "")
+		} else {
+			x.open(agentLeg)
+		}
+		x.emit(bridge.ChanAgentConnect, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) {
+			ev.Peer, ev.Queue, ev.Member, ev.Interface = peer(agentLeg), queue, agent, agentLeg.ch.Name
+		})
+	case "bridge-agent-fail":
+		if member == "" {
+			return
+		}
+		leg := x.t.stateOf(e.Get("CC-Agent-UUID"), nil, "")
+		x.emit(bridge.ChanAgentRingNoAnswer, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) {
+			if leg.ch.ID != "" {
+				ev.Peer = peer(leg)
+			}
+			ev.Queue, ev.Member, ev.Interface, ev.Reason = queue, agent, leg.ch.Name, e.Get("CC-Hangup-Cause")
+		})
+	case "member-queue-end":
+		if member == "" {
+			return
+		}
+		kind, reason := x.queueEnd(member)
+		x.emit(kind, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) { ev.Queue, ev.Reason = queue, reason })
+	case "agent-status-change", "agent-state-change":
+		status, paused := agentStatus(e.Get("CC-Agent-Status"), e.Get("CC-Agent-State"))
+		if agent == "" || status == "" {
+			return
+		}
+		ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: x.at, Member: agent, Status: status, Paused: paused}
+		if paused {
+			ev.Reason = e.Get("CC-Agent-Status")
+		}
+		x.out = append(x.out, ev)
+	}
+}
+
+// queueEnd reads member-queue-end. CC-Cause Terminated: the member was
+// served (its agent's bridge ended). CC-Cause Cancel: it left without an
+// agent, for CC-Cancel-Reason: TIMEOUT and NO_AGENT_TIMEOUT (the queue gave
+// up), EXIT_WITH_KEY (the caller chose to leave, and goes on in the
+// dialplan), BREAK_OUT (the wait was broken: the caller hung up, or a
+// transfer took the channel away) and NONE (an agent had been found, but
+// the caller was gone). It is an abandon when the caller hung up: the event
+// carries the member channel's state, which is then hangup.
+func (x *txn) queueEnd(member string) (bridge.ChannelEventKind, string) {
+	e := x.e
+	reason := e.Get("CC-Cause")
+	if reason != "Cancel" {
+		return bridge.ChanQueueLeave, reason
+	}
+	r := e.Get("CC-Cancel-Reason")
+	down := x.t.gone.has(member)
+	if e.Get("Unique-ID") == member {
+		down = down || e.Get("Answer-State") == "hangup" || e.Get("Channel-Call-State") == "HANGUP" || e.Get("Hangup-Cause") != ""
+	}
+	if down || r == "" || r == "NONE" {
+		return bridge.ChanQueueAbandon, r
+	}
+	return bridge.ChanQueueLeave, r
+}
+
+// agentStatus maps mod_callcenter's agent status (availability) or state
+// (activity) to the model's agent states.
+func agentStatus(status, state string) (string, bool) {
+	switch status {
+	case "Logged Out":
+		return "logged_out", false
+	case "Available", "Available (On Demand)":
+		return "available", false
+	case "On Break":
+		return "paused", true
+	}
+	switch state {
+	case "Waiting":
+		return "available", false
+	case "Receiving", "In a queue call", "Reserved":
+		return "busy", false
+	case "Idle":
+		return "unavailable", false
+	}
+	return "", false
+}
