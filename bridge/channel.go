@@ -44,6 +44,14 @@ type ChannelEvent struct {
 	HangupSource string
 }
 
+// Reasons of a ChanQueueAbandon, where the PBX says: the caller hung up
+// while waiting, or the queue gave up (a timeout, no agent). Without one,
+// the tracker asks whether the caller's hangup was requested.
+const (
+	AbandonCallerHungUp = "caller_hangup"
+	AbandonTimeout      = "timeout"
+)
+
 // Hangup sources (ChannelEvent.HangupSource).
 const (
 	HangupByEndpoint = "endpoint"

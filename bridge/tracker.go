@@ -64,8 +64,11 @@ type Tracker struct {
 	goneOrder []string
 	released  int64
 	adopted   int64
-	dirty     map[string]*conversation // changed since the last Drain
-	out       []Event
+	// reportsRequests: the PBX reports hangup requests, so a queue
+	// abandon without one was the queue's own timeout.
+	reportsRequests bool
+	dirty           map[string]*conversation // changed since the last Drain
+	out             []Event
 }
 
 // Originate is a click-to-call the bridge placed itself: it knows the ids
@@ -402,6 +405,7 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	case ChanHold, ChanUnhold:
 		t.hold(ev)
 	case ChanHangupRequest:
+		t.reportsRequests = true
 		if l := t.legs[ev.Channel.ID]; l != nil {
 			t.hangupRequest(l)
 		}
@@ -1063,6 +1067,9 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		return
 	}
 	c := l.conv
+	if ev.HangupSource != "" {
+		t.reportsRequests = true
+	}
 	switch {
 	case ev.HangupSource == HangupByEndpoint:
 		t.hangupRequest(l)
@@ -1440,13 +1447,25 @@ func (t *Tracker) queueJoin(ev ChannelEvent) {
 	t.emit(c, EventCallQueued, ev.At, nil)
 }
 
+// queueAbandon: the queue gave the caller up. It is an abandon when the
+// caller hung up (Asterisk raises QueueCallerAbandon for a queue timeout
+// too, where the caller goes on in the dialplan: not abandoned, and if
+// nobody answers after, a no_answer).
 func (t *Tracker) queueAbandon(ev ChannelEvent) {
 	l := t.legs[ev.Channel.ID]
 	if l == nil || !l.conv.Queued {
 		return
 	}
-	l.conv.Queued = false
-	t.emit(l.conv, EventCallAbandoned, ev.At, nil)
+	c := l.conv
+	byCaller := ev.Reason == AbandonCallerHungUp || c.CallerCancelled || c.HupLeg == "caller" ||
+		!t.reportsRequests && ev.Reason != AbandonTimeout
+	if !byCaller {
+		c.Queued = false
+		t.dirty[c.ID] = c
+		return
+	}
+	c.Queued = false
+	t.emit(c, EventCallAbandoned, ev.At, nil)
 }
 
 func (t *Tracker) recordStart(ev ChannelEvent) {

@@ -732,3 +732,39 @@ func TestConsultationKeepsTheAgentUntilTheTransferCompletes(t *testing.T) {
 		}
 	}
 }
+
+// Asterisk raises QueueCallerAbandon for a queue timeout too: only a caller
+// who hung up while waiting abandoned; a caller the queue gave up on and the
+// dialplan then released was not answered.
+func TestQueueTimeoutIsNotAnAbandon(t *testing.T) {
+	for _, hungUp := range []bool{false, true} {
+		tr := newTestTracker()
+		caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+		evs := []ChannelEvent{
+			{Kind: ChanNew, Channel: caller},
+			{Kind: ChanQueueJoin, Channel: caller, Queue: "support"},
+			{Kind: ChanAgentCalled, Channel: caller, Peer: &a, Queue: "support", Member: "Alice"},
+		}
+		if hungUp {
+			evs = append(evs, ChannelEvent{Kind: ChanHangupRequest, Channel: caller})
+		}
+		evs = append(evs,
+			ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "CANCEL"},
+			ChannelEvent{Kind: ChanHangup, Channel: a, HangupSource: HangupByPBX},
+			ChannelEvent{Kind: ChanQueueAbandon, Channel: caller, Queue: "support"},
+			ChannelEvent{Kind: ChanQueueLeave, Channel: caller, Queue: "support"},
+			ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16, HangupSource: map[bool]string{true: HangupByEndpoint, false: HangupByPBX}[hungUp]},
+		)
+		out := run(tr, evs...)
+		want, disp, by := "call.queued,call.ringing,call.ring_ended,call.ended", DispositionNoAnswer, "system"
+		if hungUp {
+			want, disp, by = "call.queued,call.ringing,call.ring_ended,call.abandoned,call.ended", DispositionCancelled, "caller"
+		}
+		if got := typesOf(out); got != want {
+			t.Fatalf("hung up %v: events = %s, want %s", hungUp, got, want)
+		}
+		if end := out[len(out)-1].Call; end.Disposition != disp || end.HangupBy != by {
+			t.Fatalf("hung up %v: %s by %s", hungUp, end.Disposition, end.HangupBy)
+		}
+	}
+}
