@@ -1,0 +1,92 @@
+package bridge
+
+import (
+	"regexp"
+	"slices"
+	"time"
+)
+
+// Emitting: the CRM's view of a call at each event, its direction and
+// numbers.
+
+// emit appends an event for c with a fresh id and the next sequence.
+func (t *Tracker) emit(c *conversation, typ string, at time.Time, fill func(*Event)) {
+	t.direction(c)
+	c.Seq++
+	snap := c.snapshot()
+	e := Event{ID: NewID("evt_"), Type: typ, OccurredAt: at.UTC(), Sequence: c.Seq, PBX: t.cfg.PBX,
+		ConversationID: c.ID, Call: &snap}
+	if fill != nil {
+		fill(&e)
+	}
+	t.out = append(t.out, e)
+	t.dirty[c.ID] = c
+}
+
+// direction settles the call's direction from the configured rules, once
+// enough is known; a dialplan variable always wins.
+func (t *Tracker) direction(c *conversation) {
+	if c.Call.Variables["direction"] != "" || c.DirectionFixed {
+		t.numbers(c)
+		return
+	}
+	if c.Outbound {
+		c.Call.Direction = DirectionOutbound
+	} else {
+		var caller *leg
+		for _, l := range c.Legs {
+			if l.Role == roleCaller {
+				caller = l
+			}
+		}
+		callerInternal := t.cfg.AgentPattern.MatchString(c.Call.Caller.Number)
+		calleeInternal := t.cfg.AgentPattern.MatchString(c.Call.Callee.Number)
+		calleeUnknown := c.Call.Callee.Number == "" || c.Call.Callee.Number == "s"
+		switch {
+		case caller != nil && (slices.Contains(t.cfg.InboundContexts, caller.Context) ||
+			(t.cfg.TrunkPattern != nil && t.cfg.TrunkPattern.MatchString(caller.anyName()))):
+			c.Call.Direction = DirectionInbound
+		case callerInternal && calleeUnknown:
+			// An agent's call whose destination is not known yet.
+		case callerInternal && calleeInternal:
+			c.Call.Direction = DirectionInternal
+		case callerInternal:
+			c.Call.Direction = DirectionOutbound
+		case c.Call.Caller.Number != "":
+			c.Call.Direction = DirectionInbound
+		}
+	}
+	// The first event settles it: a caller leg that hangs up first or a
+	// transfer must not turn an inbound call internal at its end.
+	c.DirectionFixed = c.Call.Direction != DirectionUnknown
+	t.numbers(c)
+}
+
+func (t *Tracker) numbers(c *conversation) {
+	if t.cfg.Numbers != nil {
+		c.Call.Caller.E164 = t.cfg.Numbers.E164(c.Call.Caller.Number)
+		c.Call.Callee.E164 = t.cfg.Numbers.E164(c.Call.Callee.Number)
+	}
+}
+
+// snapshot is the call as a CRM sees it now.
+func (c *conversation) snapshot() Call {
+	s := c.Call
+	if c.Call.Variables != nil {
+		s.Variables = make(map[string]string, len(c.Call.Variables))
+		for k, v := range c.Call.Variables {
+			s.Variables[k] = v
+		}
+	}
+	return s
+}
+
+var digitRun = regexp.MustCompile(`[0-9]+`)
+
+var q850 = map[int]string{
+	1: "Unallocated (unassigned) number", 3: "No route to destination", 16: "Normal Clearing",
+	17: "User busy", 18: "No user responding", 19: "No answer from user (user alerted)",
+	21: "Call Rejected", 27: "Destination out of order", 28: "Invalid number format (address incomplete)",
+	31: "Normal, unspecified", 34: "No circuit/channel available", 38: "Network out of order",
+	41: "Temporary failure", 42: "Switching equipment congestion", 127: "Interworking, unspecified",
+}

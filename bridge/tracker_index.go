@@ -1,0 +1,307 @@
+package bridge
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// The channel index: which leg and conversation each PBX channel belongs
+// to, local pairs folded into one leg, legs moved between conversations.
+
+// unbridge takes a leg out of a bridge.
+func (t *Tracker) unbridge(l *leg, bridge string) {
+	l.Bridges = slices.DeleteFunc(l.Bridges, func(b string) bool { return b == bridge })
+	members := slices.DeleteFunc(t.bridged[bridge], func(x *leg) bool { return x == l })
+	if len(members) == 0 {
+		delete(t.bridged, bridge)
+	} else {
+		t.bridged[bridge] = members
+	}
+}
+
+// dropChannel forgets one channel id of a leg.
+func (t *Tracker) dropChannel(l *leg, id string) {
+	if t.legs[id] == l {
+		delete(t.legs, id)
+	}
+	if n := l.Names[id]; n != "" && t.byName[n] == id {
+		delete(t.byName, n)
+	}
+}
+
+// parseName splits a channel name into technology, extension and context:
+// Local/100@agents-00000001;1, PJSIP/100-0000001a, SIP/trunk-00000001,
+// sofia/internal/100@10.0.0.1, loopback/1000/default-a.
+func parseName(name string) (tech, ext, ctx string, local bool) {
+	tech, rest, ok := strings.Cut(name, "/")
+	if !ok {
+		return "", "", "", false
+	}
+	switch strings.ToLower(tech) {
+	case "local":
+		local = true
+		if i := strings.LastIndexByte(rest, '-'); i > 0 {
+			rest = rest[:i]
+		}
+		ext, ctx, _ = strings.Cut(rest, "@")
+	case "loopback":
+		local = true
+		rest = strings.TrimSuffix(strings.TrimSuffix(rest, "-a"), "-b")
+		ext, ctx, _ = strings.Cut(rest, "/")
+	case "sofia", "verto.rtc":
+		if _, r, ok := strings.Cut(rest, "/"); ok { // drop the profile
+			rest = r
+		}
+		ext, _, _ = strings.Cut(rest, "@")
+	default:
+		if i := strings.LastIndexByte(rest, '-'); i > 0 {
+			rest = rest[:i]
+		}
+		ext = rest
+	}
+	return tech, ext, ctx, local
+}
+
+// partnerName returns the name of the other half of an Asterisk Local
+// channel, unique while it lives thanks to its sequence suffix.
+func partnerName(name string) string {
+	switch {
+	case strings.HasSuffix(name, ";1"):
+		return strings.TrimSuffix(name, ";1") + ";2"
+	case strings.HasSuffix(name, ";2"):
+		return strings.TrimSuffix(name, ";2") + ";1"
+	}
+	// FreeSWITCH names every loopback through one extension alike
+	// (loopback/1000-a), so concurrent calls would pair wrongly by name:
+	// its halves are paired only by ChanLocalPair, from their uuids.
+	return ""
+}
+
+func (t *Tracker) findByName(name string) *leg {
+	if id, ok := t.byName[name]; ok && name != "" {
+		return t.legs[id]
+	}
+	return nil
+}
+
+// setName records a channel's (new) name.
+func (t *Tracker) setName(l *leg, id, name string) {
+	if old := l.Names[id]; old != "" && old != name && t.byName[old] == id {
+		delete(t.byName, old)
+	}
+	l.Names[id] = name
+	t.byName[name] = id
+}
+
+// channel returns the leg of ch, creating leg and conversation as needed,
+// and refreshes the caller data.
+func (t *Tracker) channel(ch Channel, at time.Time) *leg {
+	if ch.ID == "" {
+		return nil
+	}
+	l := t.legs[ch.ID]
+	if l == nil {
+		l = t.newLeg(ch, at)
+	}
+	if ch.Name != "" && l.Names[ch.ID] != ch.Name {
+		t.setName(l, ch.ID, ch.Name)
+	}
+	t.refresh(l, ch)
+	return l
+}
+
+func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
+	if !ch.CreatedAt.IsZero() {
+		at = ch.CreatedAt
+	}
+	// The other half of a local pair already known: same leg.
+	if p := t.findByName(partnerName(ch.Name)); p != nil && !p.conv.Ended {
+		p.Channels = append(p.Channels, ch.ID)
+		t.legs[ch.ID] = p
+		return p
+	}
+	tech, ext, ctx, _ := parseName(ch.Name)
+	if ch.Endpoint != "" {
+		ext = ch.Endpoint
+	}
+	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Tech: tech, Ext: ext, Context: ctx, Role: roleOther, Born: at}
+	if ctx == "" {
+		l.Context = ch.Context
+	}
+	t.legs[ch.ID] = l
+
+	var c *conversation
+	if o := t.originates[ch.ID]; o != nil {
+		c = t.convs[o.ConversationID]
+		if c == nil {
+			c = t.newConversation(o.ConversationID, at)
+			c.Outbound, c.ActionID, c.OrigAgent = true, o.ActionID, o.Agent
+			c.Call.Callee.Number = o.To
+			// The agent places the call: the CRM sees it as the caller.
+			c.Call.Caller = Party{Number: o.Agent, Name: t.agentName(o.Agent)}
+			c.Call.Variables = o.Variables
+			c.Call.Agent = &Agent{Extension: o.Agent, Name: t.agentName(o.Agent)}
+		}
+		if ch.ID == o.AgentChannelID {
+			l.Role, l.Agent, l.Dialled = roleAgent, o.Agent, true
+		}
+	} else if ch.LinkedID != "" && ch.LinkedID != ch.ID {
+		c = t.byLinked[ch.LinkedID]
+		if c == nil {
+			if pl := t.legs[ch.LinkedID]; pl != nil {
+				c = pl.conv
+			}
+		}
+	}
+	if c == nil || c.Ended {
+		c = t.newConversation(NewID("conv_"), at)
+		l.Role = roleCaller
+	}
+	if ch.LinkedID != "" {
+		t.link(c, ch.LinkedID)
+	}
+	t.link(c, ch.ID)
+	l.conv = c
+	c.Legs = append(c.Legs, l)
+	t.dirty[c.ID] = c
+	return l
+}
+
+func (t *Tracker) link(c *conversation, id string) {
+	if t.byLinked[id] == nil {
+		t.byLinked[id] = c
+		c.Linked = append(c.Linked, id)
+	}
+}
+
+func (t *Tracker) newConversation(id string, at time.Time) *conversation {
+	c := &conversation{ID: id, Rang: map[string]bool{}}
+	c.Call.ID = id
+	c.Call.StartedAt = at.UTC()
+	c.Call.State = "ringing"
+	c.Call.Direction = DirectionUnknown
+	t.convs[id] = c
+	return c
+}
+
+// refresh copies caller data from the caller's channel into the call.
+func (t *Tracker) refresh(l *leg, ch Channel) {
+	c := l.conv
+	if v := ch.Vars[t.cfg.DirectionVar]; t.cfg.DirectionVar != "" && v != "" {
+		t.setDirectionVar(c, v)
+	}
+	if l.Role != roleCaller || c.Outbound {
+		return
+	}
+	before := c.Call.Caller
+	callee, up := c.Call.Callee.Number, c.CallerUp
+	if n := cleanNum(ch.CallerNum); n != "" {
+		c.Call.Caller.Number = n
+	}
+	if n := cleanNum(ch.CallerName); n != "" {
+		c.Call.Caller.Name = n
+	}
+	if c.Call.Callee.Number == "" && ch.Exten != "" && ch.Exten != "s" {
+		c.Call.Callee.Number = ch.Exten
+	}
+	if !c.CallerUp && ch.State == "Up" {
+		c.CallerUp = true
+	}
+	// Most PBX events repeat what is known: only a change is saved.
+	if c.Call.Caller != before || c.Call.Callee.Number != callee || c.CallerUp != up {
+		t.dirty[c.ID] = c
+	}
+}
+
+func cleanNum(s string) string {
+	if s == "<unknown>" || s == "unknown" {
+		return ""
+	}
+	return s
+}
+
+func (t *Tracker) pair(a, b Channel, at time.Time) {
+	la, lb := t.channel(a, at), t.channel(b, at)
+	if la == nil || lb == nil || la == lb {
+		return
+	}
+	// b was taken for a separate leg (it arrived without a known partner):
+	// fold it into a.
+	for _, id := range lb.Channels {
+		t.legs[id] = la
+		la.Channels = append(la.Channels, id)
+		la.Names[id] = lb.Names[id]
+	}
+	t.dirty[la.conv.ID] = la.conv
+	lb.conv.Legs = slices.DeleteFunc(lb.conv.Legs, func(x *leg) bool { return x == lb })
+	if len(lb.conv.Legs) == 0 && lb.conv != la.conv {
+		t.fold(lb.conv, la.conv, at)
+	}
+}
+
+// fold closes a conversation c whose last leg went to into. One that
+// told the CRM nothing yet is discarded, its stored row deleted (it may
+// have been saved, e.g. a Local ;2 adopted alone at a resync, and must not
+// come back at the next start); one that did is ended.
+func (t *Tracker) fold(c, into *conversation, at time.Time) {
+	// The PBX's linked ids of c now name into: a later channel of the
+	// same call joins it, not a new conversation.
+	for _, id := range c.Linked {
+		if t.byLinked[id] == c {
+			delete(t.byLinked, id)
+		}
+		t.link(into, id)
+	}
+	t.dirty[into.ID] = into
+	if c.Seq > 0 {
+		t.end(c, at, false)
+		return
+	}
+	c.Ended, c.Discarded = true, true
+	t.dirty[c.ID] = c
+}
+
+func (t *Tracker) isAgentDevice(l *leg) bool {
+	if l.Ext == "" || !t.cfg.AgentPattern.MatchString(l.Ext) {
+		return false
+	}
+	if l.Context != "" && slices.Contains(t.cfg.InboundContexts, l.Context) {
+		return false
+	}
+	return true
+}
+
+// moveLeg moves a leg to another conversation; a conversation left with no
+// live channel ends quietly if it never rang anyone.
+func (t *Tracker) moveLeg(l *leg, to *conversation) {
+	from := l.conv
+	if from == to {
+		return
+	}
+	from.Legs = slices.DeleteFunc(from.Legs, func(x *leg) bool { return x == l })
+	l.conv = to
+	if l.Role == roleCaller {
+		l.Role = roleOther
+		if t.isAgentDevice(l) {
+			l.Role, l.Agent = roleAgent, l.Ext
+		}
+	}
+	to.Legs = append(to.Legs, l)
+	for _, id := range l.Channels {
+		t.link(to, id)
+	}
+	t.dirty[to.ID] = to
+	t.dirty[from.ID] = from
+	if len(from.Legs) == 0 {
+		t.fold(from, to, time.Now())
+	}
+}
+
+// anyName returns one of the leg's channel names.
+func (l *leg) anyName() string {
+	for _, n := range l.Names {
+		return n
+	}
+	return ""
+}

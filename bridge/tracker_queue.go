@@ -1,0 +1,158 @@
+package bridge
+
+import (
+	"strings"
+	"time"
+)
+
+// Queues, recordings, variables, failed originates and agent states.
+
+func (t *Tracker) variable(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil {
+		return
+	}
+	switch {
+	case t.cfg.DirectionVar != "" && ev.Name == t.cfg.DirectionVar:
+		t.setDirectionVar(l.conv, ev.Value)
+	case ev.Name == "MIXMONITOR_FILENAME":
+		l.RecFile = ev.Value
+	}
+}
+
+func (t *Tracker) setDirectionVar(c *conversation, v string) {
+	switch d := Direction(strings.ToLower(strings.TrimSpace(v))); d {
+	case DirectionInbound, DirectionOutbound, DirectionInternal:
+		if c.Call.Variables == nil {
+			c.Call.Variables = map[string]string{}
+		}
+		c.Call.Variables["direction"] = string(d)
+		c.Call.Direction = d
+		t.dirty[c.ID] = c
+	}
+}
+
+func (t *Tracker) queueJoin(ev ChannelEvent) {
+	l := t.channel(ev.Channel, ev.At)
+	if l == nil || l.conv.Queued {
+		return
+	}
+	c := l.conv
+	c.Queued = true
+	at := ev.At.UTC()
+	c.QueuedAt = &at
+	c.Call.Queue = ev.Queue
+	c.Call.State = "queued"
+	t.emit(c, EventCallQueued, ev.At, nil)
+}
+
+// queueAbandon: the queue gave the caller up. It is an abandon when the
+// caller hung up (Asterisk raises QueueCallerAbandon for a queue timeout
+// too, where the caller goes on in the dialplan: not abandoned, and if
+// nobody answers after, a no_answer).
+func (t *Tracker) queueAbandon(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil || !l.conv.Queued {
+		return
+	}
+	c := l.conv
+	byCaller := ev.Reason == AbandonCallerHungUp || c.CallerCancelled || c.HupLeg == "caller" ||
+		!t.reportsRequests && ev.Reason != AbandonTimeout
+	if !byCaller {
+		c.Queued = false
+		t.dirty[c.ID] = c
+		return
+	}
+	c.Queued = false
+	t.emit(c, EventCallAbandoned, ev.At, nil)
+}
+
+func (t *Tracker) recordStart(ev ChannelEvent) {
+	l := t.channel(ev.Channel, ev.At)
+	if l == nil || l.Recording {
+		return
+	}
+	if ev.File != "" {
+		l.RecFile = ev.File
+	}
+	l.Recording = true
+	c := l.conv
+	c.Call.Recording = &Recording{Path: l.RecFile}
+	t.emit(c, EventRecordingStarted, ev.At, func(e *Event) { e.Recording = &Recording{Path: l.RecFile} })
+}
+
+func (t *Tracker) recordReady(l *leg, file string, at time.Time) {
+	if !l.Recording {
+		return
+	}
+	l.Recording = false
+	if file != "" {
+		l.RecFile = file
+	}
+	c := l.conv
+	c.Call.Recording = &Recording{Path: l.RecFile}
+	t.emit(c, EventRecordingReady, at, func(e *Event) { e.Recording = &Recording{Path: l.RecFile} })
+}
+
+func (t *Tracker) originateFailed(ev ChannelEvent) {
+	o := t.originates["action:"+ev.ActionID]
+	if o == nil {
+		return
+	}
+	delete(t.originates, "action:"+ev.ActionID)
+	c := t.convs[o.ConversationID]
+	if c == nil {
+		c = t.newConversation(o.ConversationID, o.RequestedAt)
+		c.Outbound, c.ActionID = true, o.ActionID
+		c.Call.Callee.Number = o.To
+		c.Call.Caller = Party{Number: o.Agent, Name: t.agentName(o.Agent)}
+	}
+	if c.Ended {
+		return
+	}
+	c.Cause = &HangupCause{Code: ev.Cause, Text: causeText(ev.Cause, ev.CauseText)}
+	switch ev.Cause {
+	case 17:
+		c.DialFail = "BUSY"
+	case 18, 19:
+		c.DialFail = "NOANSWER"
+	default:
+		c.DialFail = "CHANUNAVAIL"
+	}
+	if !c.Failed {
+		c.Failed = true
+		t.emit(c, EventCallFailed, ev.At, nil)
+	}
+	if len(c.Legs) == 0 {
+		t.end(c, ev.At, false)
+	}
+}
+
+func (t *Tracker) agentState(ev ChannelEvent) {
+	_, ext, _, _ := parseName(ev.Interface)
+	if ext == "" {
+		ext = ev.Member
+	}
+	if !t.cfg.AgentPattern.MatchString(ext) {
+		// mod_callcenter names agents like "agent1000@default": use the
+		// extension inside when there is one, so agent.state and call
+		// events name the agent alike.
+		if m := digitRun.FindString(ext); m != "" && t.cfg.AgentPattern.MatchString(m) {
+			ext = m
+		}
+	}
+	key := ext + "\x00" + ev.Queue
+	if t.agentStates[key] == ev.Status+ev.Reason {
+		return
+	}
+	t.agentStates[key] = ev.Status + ev.Reason
+	if !t.cfg.AgentPattern.MatchString(ev.Member) && ev.Member != ev.Interface {
+		t.learnName(ext, ev.Member)
+	}
+	name := ev.Member
+	if n := t.agentName(ext); n != "" {
+		name = n
+	}
+	t.out = append(t.out, Event{ID: NewID("evt_"), Type: EventAgentState, OccurredAt: ev.At.UTC(), PBX: t.cfg.PBX,
+		Agent: &Agent{Extension: ext, Name: name}, AgentState: &AgentStat{Queue: ev.Queue, State: ev.Status, Reason: ev.Reason}})
+}

@@ -1,0 +1,266 @@
+package bridge
+
+import (
+	"slices"
+	"time"
+)
+
+// Release: who hung up (from the PBX's own account), how the call ended,
+// the one call.ended.
+
+func (t *Tracker) hangup(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil {
+		return
+	}
+	c := l.conv
+	if ev.HangupSource != "" {
+		t.reportsRequests = true
+	}
+	switch {
+	case ev.HangupSource == HangupByEndpoint:
+		t.hangupRequest(l)
+	case ev.HangupSource == "" && !ev.Resynced && !c.Ended:
+		c.SourcesUnknown = true
+	}
+	t.dropChannel(l, ev.Channel.ID)
+	t.rememberGone(ev.Channel.ID)
+	l.Channels = slices.DeleteFunc(l.Channels, func(id string) bool { return id == ev.Channel.ID })
+	if c.Ended {
+		return
+	}
+	// The first release with a real cause tells why the call ended, and who
+	// ended it once it was talking.
+	talking := t.talking(l)
+	if c.Cause == nil && ev.Cause != 0 && (c.Call.AnsweredAt == nil || talking) {
+		c.Cause = &HangupCause{Code: ev.Cause, Text: causeText(ev.Cause, ev.CauseText)}
+	}
+	if c.Call.AnsweredAt != nil && c.FirstDown == "" && !ev.Resynced && talking {
+		c.FirstDown = t.partyOf(l)
+	}
+	if len(l.Channels) > 0 {
+		return // the other half of a local pair is still up
+	}
+	if l.Role == roleAgent && l.Ringing {
+		reason := "NOANSWER"
+		switch ev.Cause {
+		case 17:
+			reason = "BUSY"
+		case 0, 16, 26:
+			if c.Call.AnsweredAt != nil || ev.Cause == 26 {
+				reason = "ANSWERED_ELSEWHERE"
+			}
+		}
+		t.stopRinging(l, ev.At, reason)
+	}
+	l.Held = false
+	for _, b := range slices.Clone(l.Bridges) {
+		t.unbridge(l, b)
+	}
+	c.Legs = slices.DeleteFunc(c.Legs, func(x *leg) bool { return x == l })
+	if l.Recording {
+		// The recording stops with its channel; the CRM gets it once the
+		// call has ended, attached to the whole call.
+		l.Recording = false
+		c.PendingRecs = append(c.PendingRecs, l.RecFile)
+	}
+	if len(c.Legs) == 0 {
+		t.end(c, ev.At, ev.Resynced)
+	}
+	t.dirty[c.ID] = c
+}
+
+// talking reports whether l is a party of the conversation as it is now:
+// the caller, an agent who answered, the customer an agent reached.
+func (t *Tracker) talking(l *leg) bool {
+	return l.Role == roleCaller || l.Answered && (l.Role == roleAgent || l.Customer || l.Role == roleOther && l.conv.OrigAgent != "")
+}
+
+// partyOf names l's party for HupLeg: caller, origin (the agent who
+// placed the call), agent or customer.
+func (t *Tracker) partyOf(l *leg) string {
+	c := l.conv
+	switch {
+	case l.Role == roleCaller:
+		return "caller"
+	case l.Role == roleAgent && l.Agent != "" && l.Agent == c.OrigAgent && c.Outbound:
+		return "origin"
+	case l.Role == roleAgent:
+		return "agent"
+	}
+	return "customer"
+}
+
+// hangupRequest notes that l's own device or network asked to end it:
+// the PBX's account of who hung up, whatever order the releases come in.
+func (t *Tracker) hangupRequest(l *leg) {
+	c := l.conv
+	if c.Ended || c.APIHangup {
+		return // our own hangup command causes requests on the partners
+	}
+	t.dirty[c.ID] = c
+	if c.Call.AnsweredAt != nil {
+		if c.HupLeg == "" && t.talking(l) {
+			c.HupLeg = t.partyOf(l)
+		}
+		return
+	}
+	switch {
+	case l.Role == roleCaller:
+		if c.HupLeg == "" {
+			c.HupLeg = "caller"
+		}
+		if c.Queued || t.anyRinging(c) {
+			c.CallerCancelled = true
+		}
+	case l.Role == roleAgent && l.Agent != "" && l.Agent == c.OrigAgent:
+		if c.HupLeg == "" {
+			c.HupLeg = t.partyOf(l) // the agent gave up calling out
+		}
+	case l.Role == roleAgent && l.Ringing, l.Customer:
+		c.Refused = t.partyOf(l)
+	}
+}
+
+func (t *Tracker) anyRinging(c *conversation) bool {
+	for _, x := range c.Legs {
+		if x.Ringing || x.Customer && !x.Answered {
+			return true
+		}
+	}
+	return false
+}
+
+// hangupBy names who ended c for the CRM, relative to its direction: on
+// an internal call both ends are agents, so caller and callee.
+func (t *Tracker) hangupBy(c *conversation, party string) string {
+	internal := c.Call.Direction == DirectionInternal
+	switch party {
+	case "caller":
+		if c.OrigAgent != "" && !internal {
+			return "agent" // the agent's own phone placed it
+		}
+		return "caller"
+	case "origin":
+		if internal {
+			return "caller"
+		}
+		return "agent"
+	case "agent":
+		if internal {
+			return "callee"
+		}
+		return "agent"
+	case "customer":
+		return "callee"
+	}
+	return party // api, system
+}
+
+// end emits call.ended with the final figures.
+func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
+	if c.Ended && c.Call.EndedAt != nil {
+		return
+	}
+	c.Ended = true
+	t.dirty[c.ID] = c
+	e := at.UTC()
+	c.Call.EndedAt = &e
+	d := int64(e.Sub(c.Call.StartedAt).Seconds())
+	c.Call.DurationS = &d
+	if c.Call.AnsweredAt != nil {
+		talk := int64(e.Sub(*c.Call.AnsweredAt).Seconds())
+		c.Call.TalkS = &talk
+	}
+	c.Call.State = "ended"
+	c.Call.Disposition = t.disposition(c)
+	c.Call.HangupCause = c.Cause
+	switch {
+	case resynced:
+		c.Call.HangupBy = "system"
+	case c.APIHangup:
+		c.Call.HangupBy = "api"
+	case c.HupLeg != "":
+		c.Call.HangupBy = t.hangupBy(c, c.HupLeg)
+	case c.Call.AnsweredAt == nil && c.Refused != "":
+		c.Call.HangupBy = t.hangupBy(c, c.Refused)
+	case !c.SourcesUnknown:
+		c.Call.HangupBy = "system" // the PBX said nobody asked: its dialplan or a timeout did
+	case c.FirstDown != "":
+		c.Call.HangupBy = t.hangupBy(c, c.FirstDown)
+	case c.Call.AnsweredAt == nil && c.OrigAgent != "":
+		c.Call.HangupBy = "agent" // the agent gave up calling out
+	case c.Call.AnsweredAt == nil:
+		c.Call.HangupBy = "caller"
+	default:
+		c.Call.HangupBy = "system"
+	}
+	if c.Cause == nil {
+		c.Call.HangupCause = &HangupCause{Code: 16, Text: causeText(16, "")}
+	}
+	if c.Queued {
+		c.Queued = false
+		if c.CallerCancelled || c.HupLeg == "caller" || c.SourcesUnknown {
+			t.emit(c, EventCallAbandoned, at, nil)
+		}
+	}
+	t.emit(c, EventCallEnded, at, func(ev *Event) {
+		ev.Resynced = resynced
+		if resynced {
+			ev.ResyncReason = t.resyncReason
+		}
+	})
+	// A recording is ready once the call has ended and the file is closed.
+	for _, l := range c.Legs {
+		if l.Recording {
+			l.Recording = false
+			c.PendingRecs = append(c.PendingRecs, l.RecFile)
+		}
+	}
+	for _, f := range c.PendingRecs {
+		c.Call.Recording = &Recording{Path: f}
+		t.emit(c, EventRecordingReady, at, func(e *Event) { e.Recording = &Recording{Path: f} })
+	}
+	c.PendingRecs = nil
+}
+
+// disposition says how c ended. answered means a person answered (an
+// agent, or the far party of a call an agent placed); a call only the PBX
+// answered (IVR, announcement, voicemail) was not answered.
+func (t *Tracker) disposition(c *conversation) Disposition {
+	if c.Call.AnsweredAt != nil {
+		return DispositionAnswered
+	}
+	cause := 0
+	if c.Cause != nil {
+		cause = c.Cause.Code
+	}
+	switch {
+	case c.CallerCancelled:
+		return DispositionCancelled
+	case c.DialFail == "BUSY" || cause == 17:
+		return DispositionBusy
+	case c.DialFail == "CHANUNAVAIL" || c.DialFail == "CONGESTION" || cause == 1 || cause == 3 || cause == 34 || cause == 38:
+		return DispositionFailed
+	case c.DialFail == "NOANSWER" || cause == 18 || cause == 19:
+		return DispositionNoAnswer
+	case c.SourcesUnknown && c.HupLeg == "" && (c.Dialled || c.Queued):
+		return DispositionCancelled // no account of who hung up: the caller gave up waiting
+	}
+	return DispositionNoAnswer
+}
+
+// causeText returns the Q.850 text for a code when the PBX gave none or gave
+// a FreeSWITCH cause name.
+func causeText(code int, text string) string {
+	if text != "" && text != "Unknown" {
+		return text
+	}
+	if s, ok := q850[code]; ok {
+		return s
+	}
+	if text != "" {
+		return text
+	}
+	return "Unknown"
+}

@@ -1,0 +1,308 @@
+package bridge
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// Ringing and answering: who is dialled, whose screen pops, whose answer
+// establishes the call.
+
+func (t *Tracker) dial(ev ChannelEvent) {
+	if ev.Peer == nil {
+		return
+	}
+	// The PBX dialling on its own (an originate): the dialled channel is the
+	// first party of the call, not an agent being rung, unless it is our
+	// click-to-call.
+	if ev.Channel.ID == "" {
+		l := t.channel(*ev.Peer, ev.At)
+		if l == nil {
+			return
+		}
+		t.originatedToAgent(l)
+		if l.Role == roleAgent && !l.Ringing && !l.Answered {
+			t.ring(l, ev.At, "")
+		}
+		return
+	}
+	from, to := t.dialled(ev)
+	if to == nil {
+		return
+	}
+	to.ByChannel = true
+	t.placedByAgent(from)
+	if to.Role == roleOther && t.isAgentDevice(to) {
+		to.Role = roleAgent
+		to.Agent = to.Ext
+	}
+	if to.Role == roleAgent && !to.Ringing && !to.Answered {
+		t.ring(to, ev.At, "")
+		return
+	}
+	t.customerDialled(from, to, ev)
+}
+
+func (t *Tracker) agentCalled(ev ChannelEvent) {
+	if ev.Peer == nil {
+		return
+	}
+	from, to := t.dialled(ev)
+	if to == nil {
+		return
+	}
+	to.ByChannel, to.QueueRung = true, true
+	if to.Role != roleCaller {
+		to.Role = roleAgent
+		if to.Agent == "" {
+			to.Agent = to.Ext
+			if _, ext, _, _ := parseName(ev.Interface); ext != "" {
+				to.Agent = ext
+			}
+		}
+	}
+	if ev.Queue != "" {
+		from.conv.Call.Queue = ev.Queue
+	}
+	t.learnName(to.Agent, ev.Member)
+	if !to.Ringing && !to.Answered {
+		t.ring(to, ev.At, ev.Queue)
+	}
+}
+
+func (t *Tracker) agent(l *leg) *Agent {
+	if l == nil || l.Agent == "" {
+		return nil
+	}
+	return &Agent{Extension: l.Agent, Name: t.agentName(l.Agent)}
+}
+
+// ring pops the screen for an agent, once per agent per ring round.
+func (t *Tracker) ring(l *leg, at time.Time, queue string) {
+	l.Ringing = true
+	c := l.conv
+	if c.Rang[l.Agent] || t.agentLegAnswered(c, l.Agent) {
+		return
+	}
+	c.Rang[l.Agent] = true
+	if queue != "" {
+		c.Call.Queue = queue
+	}
+	t.emit(c, EventCallRinging, at, func(e *Event) { e.Agent = t.agent(l) })
+}
+
+func (t *Tracker) agentLegAnswered(c *conversation, agent string) bool {
+	for _, x := range c.Legs {
+		if x.Agent == agent && x.Answered {
+			return true
+		}
+	}
+	return false
+}
+
+// agentStillRinging reports whether another leg of the same agent rings.
+func (t *Tracker) agentStillRinging(c *conversation, l *leg) bool {
+	for _, x := range c.Legs {
+		if x != l && x.Agent == l.Agent && x.Ringing {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) stopRinging(l *leg, at time.Time, reason string) {
+	if !l.Ringing {
+		return
+	}
+	l.Ringing = false
+	c := l.conv
+	if l.Answered || t.agentStillRinging(c, l) || !c.Rang[l.Agent] {
+		return
+	}
+	delete(c.Rang, l.Agent)
+	if reason != "" {
+		c.DialFail = reason
+	}
+	t.emit(c, EventCallRingEnded, at, func(e *Event) { e.Agent = t.agent(l) })
+}
+
+func (t *Tracker) dialEnd(ev ChannelEvent) {
+	if ev.Peer == nil {
+		return
+	}
+	to := t.legs[ev.Peer.ID]
+	if to == nil {
+		return
+	}
+	status := strings.ToUpper(ev.DialStatus)
+	if status == "ANSWER" {
+		// A queue connects its member itself (AgentConnect): the member
+		// may still hear an announcement and hang up.
+		if !to.QueueRung || to.Role == roleCaller {
+			t.answered(to, ev.At)
+		}
+		return
+	}
+	if to.conv != nil && status != "" && to.Role != roleCaller {
+		to.conv.DialFail = status
+	}
+	if to.Customer {
+		t.customerFailed(to, ev.At, status)
+	}
+	t.stopRinging(to, ev.At, status)
+}
+
+// answered marks a leg up; an agent's answer establishes the call.
+func (t *Tracker) answered(l *leg, at time.Time) {
+	c := l.conv
+	switch {
+	case l.Role == roleCaller:
+		c.CallerUp = true
+		return
+	case l.Role == roleOther:
+		// The far party of a call an agent placed picks up: established.
+		if !l.Dialled || l.Answered || c.OrigAgent == "" || c.Call.AnsweredAt != nil {
+			return
+		}
+		l.Answered, l.Customer = true, true
+		t.establishBy(c, at, &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}, PartyCustomer)
+		return
+	case l.Role != roleAgent || l.Answered:
+		return
+	}
+	l.Ringing, l.Answered = false, true
+	// Every device of this agent (a Local and the phone behind it) stops
+	// ringing with this answer.
+	for _, x := range c.Legs {
+		if x.Agent == l.Agent {
+			x.Ringing = false
+		}
+	}
+	// Other agents' devices in a ring-all stop ringing.
+	defer func() {
+		for _, x := range c.Legs {
+			if x != l && x.Role == roleAgent && x.Ringing && x.Agent != l.Agent {
+				t.stopRinging(x, at, "ANSWERED_ELSEWHERE")
+			}
+		}
+	}()
+	if l.Agent == c.OrigAgent && c.Call.AnsweredAt == nil {
+		// Click-to-call: the agent took the call; the customer's answer
+		// establishes it.
+		c.Call.State = "dialing"
+		t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
+		return
+	}
+	if c.Call.AnsweredAt != nil && c.Call.Agent != nil && c.Call.Agent.Extension != l.Agent && t.agentOnCall(c, c.Call.Agent.Extension) {
+		// A consultation: another agent answers while the one who has the
+		// call is still on it (holding the customer). The CRM hears of the
+		// answer; the call stays that agent's until a transfer completes.
+		t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
+		return
+	}
+	t.establish(c, at, t.agent(l))
+}
+
+// agentOnCall reports whether agent still has a live, answered leg in c.
+func (t *Tracker) agentOnCall(c *conversation, agent string) bool {
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Agent == agent && x.Answered && len(x.Channels) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// dialled resolves the dialling and the dialled leg of ev and puts the
+// dialled one in the dialler's conversation, whatever the PBX's linked id
+// says. to is nil when there is nothing to track.
+func (t *Tracker) dialled(ev ChannelEvent) (from, to *leg) {
+	from = t.channel(ev.Channel, ev.At)
+	to = t.legs[ev.Peer.ID]
+	if to == nil {
+		p := *ev.Peer
+		p.LinkedID = ev.Channel.ID
+		to = t.channel(p, ev.At)
+	} else {
+		t.refresh(to, *ev.Peer)
+	}
+	if from == nil || to == nil || from == to {
+		return nil, nil
+	}
+	if to.conv != from.conv {
+		t.moveLeg(to, from.conv)
+	}
+	to.Dialled = true
+	from.conv.Dialled = true
+	return from, to
+}
+
+// placedByAgent notes that an agent's own phone started the call (outbound
+// or internal) when its first leg dials out: an agent's device whose caller
+// id is an extension too (a trunk call landing on a look-alike channel
+// carries the customer's number).
+func (t *Tracker) placedByAgent(from *leg) {
+	c := from.conv
+	if from.Role != roleCaller || c.OrigAgent != "" || c.Outbound || !t.isAgentDevice(from) {
+		return
+	}
+	if n := c.Call.Caller.Number; n != "" && !t.cfg.AgentPattern.MatchString(n) {
+		return
+	}
+	c.OrigAgent = from.Ext
+	if c.Call.Caller.Number == from.Ext {
+		t.learnName(from.Ext, c.Call.Caller.Name)
+	}
+	c.Call.Agent = &Agent{Extension: from.Ext, Name: t.agentName(from.Ext)}
+}
+
+// establish marks the call talking and emits call.answered.
+func (t *Tracker) establish(c *conversation, at time.Time, agent *Agent) {
+	t.establishBy(c, at, agent, "")
+}
+
+// establishBy is establish naming whose answer it was (Event.Party).
+func (t *Tracker) establishBy(c *conversation, at time.Time, agent *Agent, party string) {
+	if c.Call.AnsweredAt == nil {
+		a := at.UTC()
+		c.Call.AnsweredAt = &a
+		w := int64(a.Sub(c.Call.StartedAt).Seconds())
+		c.Call.WaitS = &w
+	}
+	c.Call.Agent = agent
+	c.Call.State = "talking"
+	c.Queued = false
+	c.Parked = nil
+	t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent, e.Party = agent, party })
+}
+
+func (t *Tracker) bridgeEnter(ev ChannelEvent) {
+	l := t.channel(ev.Channel, ev.At)
+	if l == nil || ev.Bridge == "" {
+		return
+	}
+	if !slices.Contains(l.Bridges, ev.Bridge) {
+		l.Bridges = append(l.Bridges, ev.Bridge)
+		t.bridged[ev.Bridge] = append(t.bridged[ev.Bridge], l)
+	}
+	// A leg of another conversation joining our bridge (an attended transfer
+	// completing, a pickup) moves into the older conversation.
+	for _, x := range t.bridged[ev.Bridge] {
+		if x.conv != l.conv && !x.conv.Ended {
+			older, newer := x.conv, l.conv
+			if newer.Call.StartedAt.Before(older.Call.StartedAt) {
+				older, newer = newer, older
+			}
+			mover := l
+			if mover.conv != newer {
+				mover = x
+			}
+			t.moveLeg(mover, older)
+			break
+		}
+	}
+	if l.Role != roleCaller && !l.Answered && l.Dialled {
+		t.answered(l, ev.At)
+	}
+}

@@ -1,0 +1,158 @@
+package bridge
+
+import "time"
+
+// Hold, park and transfers: the call moving between parties.
+
+// hold follows one hold state per conversation: held when its first leg
+// goes on hold, resumed when its last comes off (an Asterisk phone's hold
+// raises Hold on the agent's channel and MusicOnHoldStart on the
+// customer's: one hold).
+func (t *Tracker) hold(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil {
+		return
+	}
+	c := l.conv
+	on := ev.Kind == ChanHold
+	// Music while queued, parked or in an IVR is not a hold: only a
+	// talking call is held.
+	if c.Call.AnsweredAt == nil || c.Parked != nil || l.Held == on || (on && len(l.Bridges) == 0 && l.Role != roleAgent) {
+		return
+	}
+	was := anyHeld(c)
+	l.Held = on
+	t.dirty[c.ID] = c
+	if anyHeld(c) == was {
+		return
+	}
+	typ := EventCallResumed
+	c.Call.State = "talking"
+	if on {
+		typ = EventCallHeld
+		c.Call.State = "held"
+	}
+	t.emit(c, typ, ev.At, func(e *Event) { e.Agent = c.Call.Agent })
+}
+
+func anyHeld(c *conversation) bool {
+	for _, l := range c.Legs {
+		if l.Held {
+			return true
+		}
+	}
+	return false
+}
+
+// unhold clears every hold of c without an event: what ends it (a
+// transfer completing, a retrieval) is the event.
+func unhold(c *conversation) {
+	for _, l := range c.Legs {
+		l.Held = false
+	}
+}
+
+func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
+	c := l.conv
+	prev := l.LastExten
+	l.LastExten = ev.Exten
+	// A talking caller that starts over at another extension was redirected: a blind transfer (AMI Redirect, a feature
+	// code). The agent it left is the transferer.
+	// A channel in a bridge runs no dialplan, so a new extension at priority
+	// 1 while the agent is still there can only be a redirect.
+	if l.Role != roleCaller || c.Call.AnsweredAt == nil || ev.Priority != 1 {
+		return
+	}
+	if ev.Exten == "" || ev.Exten == prev {
+		return
+	}
+	var from *Agent
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Answered && len(x.Channels) > 0 {
+			from = t.agent(x)
+		}
+	}
+	if from == nil || (c.Call.Agent != nil && c.Call.Agent.Extension != from.Extension) {
+		return
+	}
+	t.transferred(c, &Transfer{Mode: "blind", From: from, To: ev.Exten}, ev.At)
+}
+
+// transferred records that c moved from one agent to another party. A
+// blind transfer's next agent to answer owns the call; an attended one
+// lands on the consultation's target, who already answered.
+func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
+	c.Rang = map[string]bool{}
+	var target *leg
+	if tr.Mode == "attended" {
+		target = t.transferTarget(c, tr)
+	}
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Answered && x != target {
+			x.Role = roleOther
+		}
+	}
+	unhold(c)
+	c.Parked = nil
+	c.Call.Agent = nil
+	c.Call.State = "transferring"
+	if target != nil {
+		c.Call.Agent = t.agent(target)
+		c.Call.State = "talking"
+		if tr.To == "" {
+			tr.To = target.Agent
+		}
+	}
+	// The conversation goes on: the release that counts is the final one,
+	// whatever the transferer's leg did (FreeSWITCH may report its hangup
+	// before the transfer itself).
+	c.FirstDown, c.Cause, c.OrigAgent, c.HupLeg, c.Refused = "", nil, "", "", ""
+	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
+}
+
+// transferTarget finds the leg an attended transfer hands the call to:
+// the answered agent named by the transfer, else the one who answered
+// last other than the transferer.
+func (t *Tracker) transferTarget(c *conversation, tr *Transfer) *leg {
+	var last *leg
+	for _, x := range c.Legs {
+		if x.Role != roleAgent || !x.Answered || len(x.Channels) == 0 {
+			continue
+		}
+		if tr.To != "" && x.Agent == tr.To {
+			return x
+		}
+		if tr.From == nil || x.Agent != tr.From.Extension {
+			last = x
+		}
+	}
+	return last
+}
+
+func (t *Tracker) transfer(ev ChannelEvent) {
+	var c *conversation
+	var from *Agent
+	if l := t.legs[ev.Channel.ID]; l != nil {
+		from = t.agent(l)
+		c = l.conv
+	}
+	if ev.Peer != nil {
+		if p := t.legs[ev.Peer.ID]; p != nil {
+			c = p.conv
+		}
+	}
+	if c == nil || c.Ended {
+		return
+	}
+	if from == nil && c.Call.Agent != nil {
+		// The PBX named the transferred party, not the transferer: the
+		// agent who had the call moved it.
+		a := *c.Call.Agent
+		from = &a
+	}
+	mode := "blind"
+	if ev.Attended {
+		mode = "attended"
+	}
+	t.transferred(c, &Transfer{Mode: mode, From: from, To: ev.Exten}, ev.At)
+}
