@@ -19,7 +19,8 @@ import (
 //	                         ChanLocalPair{-a, -b} once both loopback halves (or both ends
 //	                         of a SIP call to itself) are known
 //	CHANNEL_PROGRESS(_MEDIA) ChanUpdate, State Ringing
-//	CHANNEL_ANSWER           ChanAnswer (the switch answering a caller too: an IVR, a queue)
+//	CHANNEL_ANSWER           ChanAnswer (the switch answering a caller too: an IVR, a
+//	                         queue); ChanDialEnd ANSWER for a leg the switch originated
 //	CHANNEL_BRIDGE           ChanTransfer{Attended} when a leg's previous partner had
 //	                         dialled its new one (att_xfer completing), ChanPickup when a
 //	                         picked-off call meets its picker, ChanDialEnd ANSWER for a
@@ -166,6 +167,14 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 			if !st.answered {
 				st.answered = true
 				x.emit(bridge.ChanAnswer, st, nil)
+			}
+			// An originate succeeds when its leg answers (its BACKGROUND_JOB
+			// says +OK then); a channel's dial, when the legs bridge.
+			if st.dialler == switchDialler && !st.dialEnded {
+				st.dialEnded = true
+				x.emit(bridge.ChanDialEnd, &chanState{}, func(ev *bridge.ChannelEvent) {
+					ev.Peer, ev.DialStatus = peer(st), "ANSWER"
+				})
 			}
 		}
 	case "CHANNEL_BRIDGE":
