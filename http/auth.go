@@ -1,7 +1,11 @@
 package http
 
 import (
+	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/gofiber/fiber/v2"
@@ -9,13 +13,18 @@ import (
 
 const noKeysHint = "no API key exists yet: create one with `ctibridge apikey create --name crm --scopes read,control --config ctibridge.yaml` and send it as Authorization: Bearer <key>"
 
+// Values of Server.Anonymous.
+const (
+	AnonymousNone    = "none"
+	AnonymousRead    = "read"
+	AnonymousControl = "control"
+)
+
 // auth admits a request carrying an API key with scope.
 //
-// Without a key, a request is refused (401), except while the store holds
-// no API key at all and the listener is bound to loopback: then reads are
-// served, as they were before API keys existed, and commands are refused
-// with the hint to create a key, unless AnonymousLoopback opens everything.
-// A request that carries a key is always judged by it.
+// A request without a key is served only on a loopback listener and only
+// as far as the anonymous policy goes (anonymousScope): never admin. A
+// request that carries a key is always judged by it.
 func (s *Server) auth(scope string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		h := c.Get(fiber.HeaderAuthorization)
@@ -42,23 +51,171 @@ func (s *Server) auth(scope string) fiber.Handler {
 const keyLocal = "ctibridge.apikey"
 
 func (s *Server) anonymous(c *fiber.Ctx, scope string) error {
-	if !s.loopback {
-		return bridge.Errorf(bridge.EUNAUTHORIZED, "an API key is required (Authorization: Bearer <key>)")
-	}
-	keys, err := s.store.ListAPIKeys(c.UserContext())
+	allowed, neverKeyed, err := s.anonymousScope(c)
 	if err != nil {
 		return err
 	}
-	switch {
-	case len(keys) > 0:
-		return bridge.Errorf(bridge.EUNAUTHORIZED, "an API key is required (Authorization: Bearer <key>)")
-	case scope == scopeRead || s.AnonymousLoopback:
+	if allowed != "" && bridge.ScopeRank(scope) <= bridge.ScopeRank(allowed) {
 		return c.Next()
 	}
-	return bridge.Errorf(bridge.EUNAUTHORIZED, "%s", noKeysHint)
+	if neverKeyed {
+		return bridge.Errorf(bridge.EUNAUTHORIZED, "%s", noKeysHint)
+	}
+	return bridge.Errorf(bridge.EUNAUTHORIZED, "an API key is required (Authorization: Bearer <key>)")
 }
 
-// callerID names who is calling, to scope idempotency keys per API key.
+// anonymousScope is the most a request without a key may do ("" for
+// nothing), and whether no API key has ever existed (for the hint). Only
+// a listener bound to loopback proves every client is local; admin is
+// never anonymous, whatever the configuration says. The default opens
+// reads only until the first key is created: from then on, even with
+// every key revoked, the store remembers (APIKeyEverCreated) and requests
+// need a key, so revoking fails closed.
+func (s *Server) anonymousScope(c *fiber.Ctx) (scope string, neverKeyed bool, err error) {
+	if !s.loopback {
+		return "", false, nil
+	}
+	switch s.Anonymous {
+	case AnonymousRead, AnonymousControl:
+		return s.Anonymous, false, nil
+	case "":
+	default: // none, or anything unknown: closed
+		return "", false, nil
+	}
+	if !s.keyExisted.Load() {
+		existed, err := s.store.APIKeyEverCreated(c.UserContext())
+		if err != nil {
+			return "", false, err
+		}
+		if !existed {
+			if s.AnonymousLoopback {
+				return scopeControl, true, nil
+			}
+			return scopeRead, true, nil
+		}
+		s.keyExisted.Store(true)
+	}
+	return "", false, nil
+}
+
+// unsafeMethod reports a method that may change something.
+func unsafeMethod(m string) bool {
+	switch m {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return false
+	}
+	return true // POST, PUT, PATCH, DELETE and anything unknown
+}
+
+// checkOrigin refuses a browser's write from a page whose origin is not
+// listed in AllowedOrigins: browsers send Origin on every POST, same-site
+// or not, even in no-cors mode, so a web page a user visits cannot drive
+// the API on their machine. Same-origin is not trusted either: ctibridge
+// serves no pages, and under DNS rebinding the attacker's page is
+// "same-origin". Requests without Origin (a CRM's server, curl) are not
+// browsers' and pass.
+func (s *Server) checkOrigin(c *fiber.Ctx) error {
+	if !unsafeMethod(c.Method()) {
+		return c.Next()
+	}
+	origin := c.Get(fiber.HeaderOrigin)
+	if origin == "" || slices.Contains(s.AllowedOrigins, origin) {
+		return c.Next()
+	}
+	return &bridge.Error{Code: bridge.EFORBIDDEN, Field: "Origin",
+		Message: "a " + c.Method() + " from the browser page " + quoteHeader(origin) + " is refused: that origin is not in http.allowed_origins"}
+}
+
+// checkKeyless guards requests without a key, which only the anonymous
+// policy lets in: they must name this host as a loopback one (or one of
+// AllowedHosts), so a DNS-rebound name of an attacker's site gets 421, and
+// must not come from a cross-site page.
+func (s *Server) checkKeyless(c *fiber.Ctx) error {
+	if c.Get(fiber.HeaderAuthorization) != "" {
+		return c.Next() // judged by its key
+	}
+	hdr := string(c.Request().Header.Host())
+	uri := string(c.Request().URI().Host()) // an absolute-form target's host
+	if !s.hostAllowed(hdr) || uri != "" && !s.hostAllowed(uri) {
+		return &httpError{status: fiber.StatusMisdirectedRequest, code: codeMisdirected, field: "Host",
+			detail: "requests without an API key are served only for a loopback Host (localhost, 127.0.0.1, [::1]) or one in http.allowed_hosts, got Host " +
+				quoteHeader(hdr) + ": send an API key, or list this name in http.allowed_hosts"}
+	}
+	if strings.EqualFold(c.Get("Sec-Fetch-Site"), "cross-site") {
+		return &bridge.Error{Code: bridge.EFORBIDDEN, Field: "Sec-Fetch-Site",
+			Message: "a request without an API key from another site's page is refused (Sec-Fetch-Site: cross-site)"}
+	}
+	return c.Next()
+}
+
+// hostAllowed reports whether a Host value names this machine's loopback
+// (localhost, 127.0.0.0/8, [::1], with any port) or matches AllowedHosts
+// (an entry without a port matches any port).
+func (s *Server) hostAllowed(host string) bool {
+	host = strings.ToLower(host)
+	name, ok := splitHost(host)
+	if !ok {
+		return false
+	}
+	if name == "localhost" || name == "[::1]" {
+		return true
+	}
+	if ip, err := netip.ParseAddr(name); err == nil && ip.Is4() && ip.IsLoopback() {
+		return true
+	}
+	for _, a := range s.AllowedHosts {
+		if a = strings.ToLower(a); a == host || a == name {
+			return true
+		}
+	}
+	return false
+}
+
+// splitHost takes the port off a Host value: "h", "h:port", "[v6]" or
+// "[v6]:port"; an IPv6 name keeps its brackets. ok is false for anything
+// else (empty, a bad port, an unbracketed IPv6 address).
+func splitHost(host string) (name string, ok bool) {
+	port := ""
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return "", false
+		}
+		name, port = host[:end+1], host[end+1:]
+		if port != "" && port[0] != ':' {
+			return "", false
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		name, port = host[:i], host[i:]
+	} else {
+		name = host
+	}
+	if port != "" {
+		digits := port[1:]
+		if digits == "" || len(digits) > 5 || strings.Trim(digits, "0123456789") != "" {
+			return "", false
+		}
+	}
+	return name, name != "" && name != "[]"
+}
+
+// quoteHeader quotes a header value for a problem detail, cut short.
+func quoteHeader(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	if len(v) > 100 {
+		v = v[:100]
+		for !utf8.ValidString(v) {
+			v = v[:len(v)-1]
+		}
+		v += "…"
+	}
+	return strconv.Quote(v)
+}
+
+// callerID names who is calling, to scope idempotency keys and stream
+// caps per API key; every request without a key is one caller.
 func callerID(c *fiber.Ctx) string {
 	if k, ok := c.Locals(keyLocal).(bridge.APIKey); ok {
 		return k.ID

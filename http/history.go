@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
@@ -145,18 +146,40 @@ func openRecording(dir, path string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, bridge.Errorf(bridge.EUNAVAILABLE, "recordings_dir cannot be read")
 	}
 	defer root.Close()
-	f, err := root.Open(rel)
+	// O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	// writer, pinning an OS thread past any request timeout; a device may
+	// block too. What is opened is checked (fstat) before it is read.
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, bridge.Errorf(bridge.ENOTFOUND, "the recording file is not there (not written yet, or removed)")
 	} else if err != nil {
 		return nil, nil, outside // e.g. a symlink out of the directory
 	}
 	info, err := f.Stat()
-	if err != nil || !info.Mode().IsRegular() {
+	if err != nil {
 		f.Close()
-		return nil, nil, bridge.Errorf(bridge.ENOTFOUND, "the recording is not a regular file")
+		return nil, nil, bridge.Errorf(bridge.EUNAVAILABLE, "the recording file cannot be read")
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, bridge.Errorf(bridge.EFORBIDDEN, "the recording is not a regular file (a %s): not served", fileKind(info.Mode()))
 	}
 	return f, info, nil
+}
+
+// fileKind names what a path is when it is not a regular file.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 // parseRange reads a single "bytes=" range. A missing, malformed or

@@ -164,7 +164,7 @@ func TestRequestBodies(t *testing.T) {
 	r.call("POST", "/v1/calls", "control", `{"agent":"101","to":600}`).problem(t, 400, "to")
 	r.call("POST", "/v1/calls", "control", `{"agent":"101","to":"600"} {}`).problem(t, 400, "body")
 	r.call("POST", "/v1/calls", "control", `{"agent":"101","to":"600","timeout_s":1}`).problem(t, 400, "timeout_s")
-	r.call("POST", "/v1/calls", "control", `{"agent":"101","to":"600"}`, "Content-Type", "text/plain").problem(t, 400, "Content-Type")
+	r.call("POST", "/v1/calls", "control", `{"agent":"101","to":"600"}`, "Content-Type", "text/plain").problem(t, 415, "Content-Type")
 	big := `{"agent":"101","to":"600","caller_id":"` + strings.Repeat("x", 70<<10) + `"}`
 	r.call("POST", "/v1/calls", "control", big).problem(t, 413, "")
 	r.call("GET", "/v1/nothing", "read", nil).problem(t, 404, "")

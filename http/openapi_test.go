@@ -67,6 +67,23 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			if (method == "post" || method == "delete") && strings.HasPrefix(path, "/v1/") && op.Responses["503"] == nil {
 				t.Errorf("%s: a write without 503", key)
 			}
+			// The browser rules: any write may be refused for its Origin
+			// (403) or its body's type (415); without a key, for its Host.
+			write := method == "post" || method == "put" || method == "patch" || method == "delete"
+			if write && strings.HasPrefix(path, "/v1/") && (op.Responses["415"] == nil || op.Responses["403"] == nil) {
+				t.Errorf("%s: a write without 415 or 403", key)
+			}
+			if len(op.Security) > 0 && op.Responses["421"] == nil {
+				t.Errorf("%s: no 421", key)
+			}
+		}
+	}
+	if doc.Paths["/v1/events/stream"]["get"].Responses["429"] == nil {
+		t.Error("GET /v1/events/stream: no 429")
+	}
+	for _, code := range []string{"unsupported_media_type", "misdirected", "too_many_streams"} {
+		if !strings.Contains(string(raw), `"`+code+`"`) {
+			t.Errorf("the Problem codes lack %s", code)
 		}
 	}
 	var root any

@@ -41,6 +41,9 @@ type Store interface {
 
 	AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error)
+	// APIKeyEverCreated reports whether any API key was ever created,
+	// revoked or not.
+	APIKeyEverCreated(ctx context.Context) (bool, error)
 	PutIdempotency(ctx context.Context, key, scope string, result []byte) ([]byte, bool, error)
 	DeleteIdempotency(ctx context.Context, key, scope string) error
 
@@ -92,10 +95,28 @@ type Server struct {
 	// recording's path, as the PBX reports it, must lie under it. Empty:
 	// recordings are not served.
 	RecordingsDir string
-	// AnonymousLoopback lets requests without a key do everything while
-	// the store holds no API key and the listener is loopback only (a
-	// workstation, the demo). Without it they may only read.
+	// Anonymous is what a request without an API key may do, on a
+	// loopback listener only (never admin): "none", "read" or "control",
+	// whether or not keys exist. "" is the default: read while no API key
+	// has ever existed, nothing after (revoking the last key does not
+	// reopen it).
+	Anonymous string
+	// AnonymousLoopback is the older spelling of control with the
+	// default's condition: control while no API key has ever existed.
 	AnonymousLoopback bool
+	// AllowedOrigins are the browser origins (scheme://host[:port]) whose
+	// POST, PUT, PATCH and DELETE requests are served; any other Origin
+	// is refused (403). Requests without Origin (CRM servers) are served.
+	AllowedOrigins []string
+	// AllowedHosts are Host values, besides loopback ones, that requests
+	// without a key may carry (an entry without a port matches any port);
+	// any other is refused with 421 (DNS rebinding).
+	AllowedHosts []string
+	// MaxStreams bounds the open event streams (default 1000) and
+	// MaxStreamsPerKey those of one API key, anonymous counting as one
+	// key (default 50); past either a stream is refused with 429.
+	MaxStreams       int
+	MaxStreamsPerKey int
 	// RequestTimeout bounds a request's work (default 20s).
 	RequestTimeout time.Duration
 	// Heartbeat is the event stream's keepalive interval (default 15s);
@@ -107,7 +128,10 @@ type Server struct {
 	StreamWriteTimeout time.Duration
 
 	loopback     bool
-	writeTimeout time.Duration // writeTimeout as NewServer found it
+	keyExisted   atomic.Bool // once true, stays true: the store says so for good
+	streamCount  streamCounts
+	readyLogged  atomic.Pointer[string] // the readiness details last logged
+	writeTimeout time.Duration          // writeTimeout as NewServer found it
 	hub          *hub
 	agents       *agentView
 	transfers    *transfers
@@ -140,12 +164,18 @@ func NewServer(engine *bridge.Engine, st Store, log *slog.Logger) *Server {
 		WriteTimeout:          s.writeTimeout,
 		IdleTimeout:           120 * time.Second,
 		ErrorHandler:          s.errorHandler,
+		// No route takes multipart: never parse one (415 refuses it).
+		DisablePreParseMultipartForm: true,
 	})
+	// Browsers' cross-site writes are refused before any route, public
+	// ones included; the public routes then answer any Host without a key
+	// (probes use the pod's address) and tell nothing but states and counts.
+	s.app.Use(s.checkOrigin)
 	s.app.Get("/healthz", s.healthz)
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", s.metrics)
 	s.app.Get("/v1/openapi.json", s.openapi)
-	s.app.Use("/v1", s.deadline)
+	s.app.Use("/v1", s.checkKeyless, s.checkContentType, s.deadline)
 	s.routes()
 	return s
 }
@@ -246,25 +276,114 @@ func (s *Server) healthz(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"status": "ok"})
 }
 
-// readyz is ready when the PBX link is up and the store takes writes.
+// readyz is ready when the PBX link is up and the store takes writes. It
+// needs no key, so it says what is wrong, never where: no address, user
+// or path (those go to the log).
 func (s *Server) readyz(c *fiber.Ctx) error {
 	up, linkErr := s.engine.LinkState()
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
 	storeErr := s.store.Writable(ctx)
 	body := fiber.Map{"pbx_connected": up, "store_writable": storeErr == nil && s.engine.StoreOK()}
+	var details []string
 	if !up && linkErr != "" {
-		body["pbx_error"] = linkErr
+		body["pbx_error"] = pbxReason(linkErr)
+		details = append(details, "pbx", linkErr)
 	}
 	if storeErr != nil {
-		body["store_error"] = storeErr.Error()
+		body["store_error"] = storeReason(storeErr.Error())
+		details = append(details, "store", storeErr.Error())
 	}
+	s.logReadiness(details)
 	if up && storeErr == nil && s.engine.StoreOK() {
 		body["status"] = "ready"
 		return c.JSON(body)
 	}
 	body["status"] = "not ready"
 	return c.Status(nethttp.StatusServiceUnavailable).JSON(body)
+}
+
+// logReadiness logs the full reasons /readyz leaves out, once per change:
+// a probe every few seconds must not flood the log.
+func (s *Server) logReadiness(details []string) {
+	key := strings.Join(details, "\x00")
+	if p := s.readyLogged.Load(); p != nil && *p == key || p == nil && key == "" {
+		return
+	}
+	s.readyLogged.Store(&key)
+	if key == "" {
+		return
+	}
+	args := make([]any, 0, len(details))
+	for i := 0; i+1 < len(details); i += 2 {
+		args = append(args, details[i]+"_error", details[i+1])
+	}
+	s.log.Warn("not ready", args...)
+}
+
+// reasons maps what an error says to what /readyz may say, the first
+// rule whose words all appear winning: an allowlist of fixed sentences, so
+// nothing of the error itself (an address, a user name, a file path)
+// reaches an unauthenticated caller.
+type reasons []struct {
+	all []string
+	say string
+}
+
+func (rs reasons) of(msg, fallback string) string {
+	msg = strings.ToLower(msg)
+next:
+	for _, r := range rs {
+		for _, w := range r.all {
+			if !strings.Contains(msg, w) {
+				continue next
+			}
+		}
+		return r.say
+	}
+	return fallback
+}
+
+var pbxReasons = reasons{
+	{[]string{"login", "refused"}, "pbx: login refused"},
+	{[]string{"authentication failed"}, "pbx: login refused"},
+	{[]string{"password"}, "pbx: login refused"},
+	{[]string{"connection refused"}, "pbx: not connected: connection refused"},
+	{[]string{"connection rejected"}, "pbx: not connected: the PBX rejected the connection"},
+	{[]string{"no such host"}, "pbx: not connected: host not found"},
+	{[]string{"network is unreachable"}, "pbx: not connected: network unreachable"},
+	{[]string{"no route to host"}, "pbx: not connected: network unreachable"},
+	{[]string{"tls"}, "pbx: not connected: TLS handshake failed"},
+	{[]string{"x509"}, "pbx: not connected: TLS handshake failed"},
+	{[]string{"ping"}, "pbx: link lost: no answer to keepalive"},
+	{[]string{"link dead"}, "pbx: link lost: no answer to keepalive"},
+	{[]string{"timeout"}, "pbx: not connected: timed out"},
+	{[]string{"timed out"}, "pbx: not connected: timed out"},
+	{[]string{"eof"}, "pbx: link lost: the connection was closed"},
+	{[]string{"closed the connection"}, "pbx: link lost: the connection was closed"},
+	{[]string{"connection reset"}, "pbx: link lost: the connection was closed"},
+	{[]string{"broken pipe"}, "pbx: link lost: the connection was closed"},
+	{[]string{"disconnected"}, "pbx: link lost: the connection was closed"},
+}
+
+func pbxReason(msg string) string {
+	return pbxReasons.of(msg, "pbx: not connected (details in the log)")
+}
+
+var storeReasons = reasons{
+	{[]string{"disk is full"}, "store: not writable: the disk is full"},
+	{[]string{"read-only"}, "store: not writable: the database is read-only"},
+	{[]string{"permission denied"}, "store: not writable: permission denied"},
+	{[]string{"did not finish in time"}, "store: not writable: a write did not finish in time"},
+	{[]string{"lock"}, "store: not writable: another process holds a lock on the database"},
+	{[]string{"disk i/o error"}, "store: not writable: disk I/O error"},
+	{[]string{"corrupt"}, "store: the database file is corrupt"},
+	{[]string{"not a sqlite database"}, "store: the file is not a SQLite database"},
+	{[]string{"cannot open"}, "store: cannot open the database file"},
+}
+
+func storeReason(msg string) string {
+	return storeReasons.of(msg, "store: not writable (details in the log)")
 }
 
 func (s *Server) listCalls(c *fiber.Ctx) error {
@@ -391,7 +510,10 @@ func (s *Server) problem(path string, err error) (int, []byte) {
 	detail, field, code := "", "", ""
 	var fe *fiber.Error
 	var ae *bridge.Error
+	var he *httpError
 	switch {
+	case errors.As(err, &he):
+		status, detail, field, code = he.status, he.detail, he.field, he.code
 	case errors.As(err, &fe):
 		status, detail = fe.Code, fe.Message
 	case errors.As(err, &ae):
@@ -418,3 +540,19 @@ func (s *Server) problem(path string, err error) (int, []byte) {
 	b, _ := json.Marshal(body)
 	return status, b
 }
+
+// httpError is a refusal whose status no application error code maps to
+// (415, 421, 429).
+type httpError struct {
+	status              int
+	code, field, detail string
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+// Codes of the refusals HTTP itself makes.
+const (
+	codeUnsupportedMedia = "unsupported_media_type"
+	codeMisdirected      = "misdirected"
+	codeTooManyStreams   = "too_many_streams"
+)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -175,6 +176,11 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	case <-c.UserContext().Done():
 		return bridge.Errorf(bridge.EUNAVAILABLE, "the event stream is not ready yet")
 	}
+	release, err := s.streamCount.acquire(callerID(c), s.MaxStreams, s.MaxStreamsPerKey)
+	if err != nil {
+		c.Set(fiber.HeaderRetryAfter, "10")
+		return err
+	}
 	buf := s.StreamBuffer
 	if buf <= 0 {
 		buf = 1024
@@ -188,10 +194,67 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	fc.HijackSetNoResponse(true)
 	fc.Hijack(func(conn net.Conn) {
 		defer s.streams.Done()
+		defer release()
 		defer s.hub.unsubscribe(sub)
 		s.serveStream(conn, sub, after)
 	})
 	return nil
+}
+
+// Default caps on open event streams: each holds a connection, a
+// goroutine pair and a buffer of StreamBuffer events.
+const (
+	defaultMaxStreams       = 1000
+	defaultMaxStreamsPerKey = 50
+)
+
+// streamCounts counts the open event streams, in all and per caller.
+type streamCounts struct {
+	mu    sync.Mutex
+	total int
+	per   map[string]int
+}
+
+// acquire takes a stream slot for caller, or refuses with 429 when the
+// total or the caller's share is used up; release gives it back (once).
+// The slot is released when the hijacked connection's handler ends.
+func (sc *streamCounts) acquire(caller string, maxTotal, maxPer int) (release func(), err error) {
+	if maxTotal <= 0 {
+		maxTotal = defaultMaxStreams
+	}
+	if maxPer <= 0 {
+		maxPer = defaultMaxStreamsPerKey
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.per == nil {
+		sc.per = map[string]int{}
+	}
+	who := "this API key"
+	if caller == "anonymous" {
+		who = "requests without an API key"
+	}
+	switch {
+	case sc.per[caller] >= maxPer:
+		return nil, &httpError{status: fiber.StatusTooManyRequests, code: codeTooManyStreams,
+			detail: fmt.Sprintf("%s already has %d event streams open, the most http.max_streams_per_key allows: close one (or reuse one with types/agent filters applied client-side)", who, maxPer)}
+	case sc.total >= maxTotal:
+		return nil, &httpError{status: fiber.StatusTooManyRequests, code: codeTooManyStreams,
+			detail: fmt.Sprintf("ctibridge already serves %d event streams, the most http.max_streams allows: retry later", maxTotal)}
+	}
+	sc.total++
+	sc.per[caller]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			sc.total--
+			if sc.per[caller]--; sc.per[caller] <= 0 {
+				delete(sc.per, caller)
+			}
+		})
+	}, nil
 }
 
 // serveStream writes the response on the hijacked connection: fasthttp's

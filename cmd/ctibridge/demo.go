@@ -102,7 +102,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg.Store.Path = filepath.Join(dir, "ctibridge.db")
 	cfg.Store.Synchronous = "NORMAL"
 	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.HTTP.AnonymousLoopback = true // no API key needed on this loopback-only demo
+	// No API key on this loopback-only demo: its own click-to-call, and
+	// yours with curl, control calls without one (never webhooks).
+	cfg.HTTP.Anonymous = "control"
 	cfg.Webhooks = []config.Webhook{{ID: "crm", URL: receiver.URL, Secret: secret}}
 	level := slog.LevelWarn
 	if *verbose {
