@@ -403,7 +403,7 @@ func (x *txn) origin(st *chanState) {
 			return
 		}
 	}
-	if st.ch.Direction != "outbound" || st.answered || st.bridged || st.dialEnded {
+	if st.ch.Direction != "outbound" || st.answered || st.bridged || st.dialEnded || e.Get("Answer-State") == "answered" {
 		st.origin = st.ch.Direction != "" // an inbound leg is nobody's dial
 		return
 	}
