@@ -52,6 +52,10 @@ const (
 	AbandonTimeout      = "timeout"
 )
 
+// RecordStopHangup is the Reason of a ChanRecordStop the channel's hangup
+// caused (the recording ends with the call).
+const RecordStopHangup = "hangup"
+
 // Hangup sources (ChannelEvent.HangupSource).
 const (
 	HangupByEndpoint = "endpoint"

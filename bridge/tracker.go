@@ -172,6 +172,11 @@ type conversation struct {
 	PendingRecs []string `json:"pending_recs,omitempty"`
 	// APIHangup: a CRM hung the call up through the API.
 	APIHangup bool `json:"api_hangup,omitempty"`
+	// CallerGone: the caller's leg left while the call went on.
+	CallerGone bool `json:"caller_gone,omitempty"`
+	// PartiesFixed: caller and callee are set; channel data must not
+	// change them (a stranded agent's leg still carries its customer's id).
+	PartiesFixed bool `json:"parties_fixed,omitempty"`
 }
 
 // NewTracker returns an empty tracker.
@@ -416,6 +421,17 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 		t.recordStart(ev)
 	case ChanRecordStop:
 		if l := t.legs[ev.Channel.ID]; l != nil {
+			if ev.Reason == RecordStopHangup && l.Recording {
+				// Stopped by the call's own end: ready after call.ended,
+				// like a recording that stops with its channel.
+				if ev.File != "" {
+					l.RecFile = ev.File
+				}
+				l.Recording = false
+				l.conv.PendingRecs = append(l.conv.PendingRecs, l.RecFile)
+				t.dirty[l.conv.ID] = l.conv
+				break
+			}
 			t.recordReady(l, ev.File, ev.At)
 		}
 	case ChanOriginateFailed:

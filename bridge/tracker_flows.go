@@ -1,6 +1,9 @@
 package bridge
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // agentName is an agent's display name: from config, else as the PBX
 // named the agent (a queue member's name, the phone's own caller id).
@@ -28,7 +31,7 @@ func (t *Tracker) learnName(ext, name string) {
 // and the call it then dials is theirs.
 func (t *Tracker) originatedToAgent(l *leg) {
 	c := l.conv
-	if l.Role != roleCaller || len(c.Legs) != 1 || c.OrigAgent != "" || !t.isAgentDevice(l) {
+	if l.Role != roleCaller || len(c.Legs) != 1 || c.OrigAgent != "" && c.OrigAgent != l.Ext || c.Outbound || !t.isAgentDevice(l) {
 		return
 	}
 	// A local channel (Local/, loopback/) runs dialplan: it is plumbing or
@@ -57,10 +60,14 @@ func (t *Tracker) customerDialled(from, to *leg, ev ChannelEvent) {
 	}
 	to.Customer = true
 	if n := c.Call.Callee.Number; n == "" || n == "s" {
-		if x := ev.Channel.Exten; x != "" && x != "s" {
-			c.Call.Callee.Number = x
-		} else if x := to.Ext; x != "" {
-			c.Call.Callee.Number = x
+		// What the agent's leg dialled; an originated agent leg's own
+		// extension is the agent, not the destination: then the dialled
+		// leg's identity.
+		for _, x := range []string{ev.Channel.Exten, ev.Peer.Endpoint, ev.Peer.Exten, ev.Peer.CallerNum, to.Ext} {
+			if x != "" && x != "s" && x != c.OrigAgent {
+				c.Call.Callee.Number = x
+				break
+			}
 		}
 	}
 	const key = "\x00customer"
@@ -134,6 +141,54 @@ func (t *Tracker) pickup(ev ChannelEvent) {
 	t.moveLeg(p, c)
 	t.stopRinging(target, ev.At, "PICKED_UP")
 	t.takeCall(p, ev.At)
+}
+
+// strandedAgent: l is an agent's leg left alone in its call, the caller
+// gone and nothing bridged to it (the switch dropped the customer under a
+// transfer): whatever it dials now is a call of its own.
+func (t *Tracker) strandedAgent(l, dialled *leg) bool {
+	c := l.conv
+	if l.Role != roleAgent || !l.Answered || !c.CallerGone || len(l.Bridges) > 0 || c.Ended {
+		return false
+	}
+	for _, x := range c.Legs {
+		if x != l && x != dialled && len(x.Channels) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// splitOff moves l out of its conversation into a new one it starts as
+// the caller; the old conversation, left without channels, ends.
+func (t *Tracker) splitOff(l, dialled *leg, at time.Time) {
+	old := l.conv
+	c := t.newConversation(NewID("conv_"), at)
+	old.Legs = slices.DeleteFunc(old.Legs, func(x *leg) bool { return x == l })
+	l.conv = c
+	l.Role, l.Answered, l.Ringing, l.Dialled, l.ByChannel, l.QueueRung = roleCaller, false, false, false, false, false
+	c.Legs = append(c.Legs, l)
+	for _, id := range l.Channels {
+		if t.byLinked[id] == old {
+			delete(t.byLinked, id)
+		}
+		t.link(c, id)
+	}
+	ext := l.Agent
+	if ext == "" {
+		ext = l.Ext
+	}
+	// The leg's own caller id still names the customer it had: the parties
+	// are the agent and whom it dials.
+	c.Call.Caller = Party{Number: ext, Name: t.agentName(ext)}
+	c.Call.Callee = Party{Number: dialled.Ext}
+	c.PartiesFixed = true
+	t.placedByAgent(l)
+	t.dirty[c.ID] = c
+	t.dirty[old.ID] = old
+	if len(old.Legs) == 0 {
+		t.end(old, at, false)
+	}
 }
 
 // takeCall makes l, a device that joined c by itself (pickup, park

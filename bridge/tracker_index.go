@@ -108,6 +108,11 @@ func (t *Tracker) channel(ch Channel, at time.Time) *leg {
 		t.setName(l, ch.ID, ch.Name)
 	}
 	t.refresh(l, ch)
+	if l.Role == roleCaller && l.conv.OrigAgent == "" && !l.conv.Outbound {
+		// An agent's phone starts the call: theirs from its first event,
+		// whether it dials anyone (a conference, an IVR) or not.
+		t.placedByAgent(l)
+	}
 	return l
 }
 
@@ -191,7 +196,7 @@ func (t *Tracker) refresh(l *leg, ch Channel) {
 	if v := ch.Vars[t.cfg.DirectionVar]; t.cfg.DirectionVar != "" && v != "" {
 		t.setDirectionVar(c, v)
 	}
-	if l.Role != roleCaller || c.Outbound {
+	if l.Role != roleCaller || c.Outbound || c.PartiesFixed {
 		return
 	}
 	before := c.Call.Caller

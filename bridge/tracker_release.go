@@ -58,6 +58,9 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		t.unbridge(l, b)
 	}
 	c.Legs = slices.DeleteFunc(c.Legs, func(x *leg) bool { return x == l })
+	if l.Role == roleCaller && len(c.Legs) > 0 {
+		c.CallerGone = true
+	}
 	if l.Recording {
 		// The recording stops with its channel; the CRM gets it once the
 		// call has ended, attached to the whole call.

@@ -230,6 +230,9 @@ func (t *Tracker) dialled(ev ChannelEvent) (from, to *leg) {
 	if from == nil || to == nil || from == to {
 		return nil, nil
 	}
+	if t.strandedAgent(from, to) {
+		t.splitOff(from, to, ev.At)
+	}
 	if to.conv != from.conv {
 		t.moveLeg(to, from.conv)
 	}
