@@ -84,6 +84,14 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		if ch.ID == "" {
 			continue
 		}
+		ch.Endpoint = snapshotEndpoint(r)
+		if c := contactUser(ch.Name); ch.Endpoint != "" && c != ch.Endpoint {
+			for _, n := range []*string{&ch.CallerNum, &ch.ConnectedNum, &ch.Exten} {
+				if *n == c {
+					*n = ch.Endpoint
+				}
+			}
+		}
 		// The loopback -a leg shows originate's placeholder as its caller id
 		// once answered; the initial one is the real caller.
 		if ch.CallerName == placeholderName {
@@ -110,6 +118,23 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		live = append(live, ch)
 	}
 	return live, nil
+}
+
+// snapshotEndpoint names the directory user of a device's leg in a show
+// channels row, where the events' dialed_user is not listed: the user/
+// endpoint sets a leg's presence_id to dialed_user@domain. It counts only
+// on a leg the switch called (a caller chooses its own presence) whose
+// registered contact belongs to that user (1000, or baresip's 1000-0x...).
+func snapshotEndpoint(r map[string]string) string {
+	if r["direction"] != "outbound" {
+		return ""
+	}
+	user, _, _ := strings.Cut(r["presence_id"], "@")
+	c := contactUser(r["name"])
+	if user == "" || c == "" || (c != user && !strings.HasPrefix(c, user+"-")) {
+		return ""
+	}
+	return user
 }
 
 func loopbackPartner(name string) string {

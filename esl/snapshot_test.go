@@ -42,6 +42,19 @@ func TestSnapshotChannels(t *testing.T) {
 			t.Errorf("#%d: %+v", i, ch)
 		}
 	}
+	// A phone's leg the switch called names its directory user by its
+	// presence; a caller's presence or a gateway leg names nobody.
+	rows := `{"row_count":3,"rows":[
+		{"uuid":"b","direction":"outbound","name":"sofia/internal/1000-0x5591f1b07bf0@127.0.0.1:5261","presence_id":"1000@127.0.0.1","dest":"1000-0x5591f1b07bf0","cid_num":"1010","callstate":"ACTIVE"},
+		{"uuid":"a","direction":"inbound","name":"sofia/internal/1010@127.0.0.1","presence_id":"1010@127.0.0.1","dest":"2100","cid_num":"1010"},
+		{"uuid":"g","direction":"outbound","name":"sofia/gateway/carrier/5551234","presence_id":"1000@127.0.0.1","dest":"5551234","cid_num":"1000"}]}`
+	live, err = SnapshotChannels(rows, "")
+	if err != nil || len(live) != 3 {
+		t.Fatalf("%v %v", live, err)
+	}
+	if live[0].Endpoint != "1000" || live[0].Exten != "1000" || live[0].CallerNum != "1010" || live[1].Endpoint != "" || live[2].Endpoint != "" {
+		t.Errorf("endpoints: %+v", live)
+	}
 	if live, err := SnapshotChannels("{\"row_count\": 0}\n", ""); err != nil || len(live) != 0 {
 		t.Fatalf("empty: %v %v", live, err)
 	}
