@@ -211,7 +211,16 @@ func (m *Commander) AttendedTransfer(ctx context.Context, agent bridge.Channel, 
 	}
 	consult := uuid.NewString()
 	dial := bridge.Template(m.opts.TransferDial, "to", to, "context", m.opts.Context)
-	if err := m.api(ctx, "uuid_broadcast", agent, "att_xfer::{origination_uuid="+consult+"}"+dial+" aleg"); err != nil {
+	vars := "origination_uuid=" + consult
+	if strings.HasPrefix(dial, "loopback/") {
+		// A loopback pair bows out once both sides are bridged and
+		// answered (mod_loopback): the consultation's uuid would vanish, so
+		// cancel could not find it, and att_xfer, finding its peer gone,
+		// would hang the target up on completion instead of bridging it to
+		// the customer (att_thread_run: no uuid_bridge of a down peer).
+		vars += ",loopback_bowout=false"
+	}
+	if err := m.api(ctx, "uuid_broadcast", agent, "att_xfer::{"+vars+"}"+dial+" aleg"); err != nil {
 		return err
 	}
 	m.mu.Lock()

@@ -171,8 +171,9 @@ func TestESLCommanderActionsOnTheWire(t *testing.T) {
 	}
 	got := r.sent()
 	prefix := "api uuid_broadcast " + agentLeg + " att_xfer::{origination_uuid="
-	consult, rest, ok := strings.Cut(strings.TrimPrefix(got, prefix), "}")
-	if !strings.HasPrefix(got, prefix) || !ok || rest != "loopback/2000/public aleg\n\n" || len(consult) != 36 {
+	vars, rest, ok := strings.Cut(strings.TrimPrefix(got, prefix), "}")
+	consult, bowout, _ := strings.Cut(vars, ",")
+	if !strings.HasPrefix(got, prefix) || !ok || rest != "loopback/2000/public aleg\n\n" || len(consult) != 36 || bowout != "loopback_bowout=false" {
 		t.Fatalf("att_xfer sent %q", got)
 	}
 	if err := r.cmd.CancelAttendedTransfer(ctx, agent); err != nil {
@@ -339,10 +340,13 @@ func TestESLAttendedTransferDialString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(o.Legs) != 1 || len(o.Legs[0].Global) != 1 || o.Legs[0].Global[0].Name != "origination_uuid" {
+	// The uuid, and a loopback that never bows out (the consultation must
+	// keep that uuid for cancel, and stay up for the completion's bridge).
+	if len(o.Legs) != 1 || len(o.Legs[0].Global) != 2 || o.Legs[0].Global[0].Name != "origination_uuid" ||
+		o.Legs[0].Global[1].Name != "loopback_bowout" || o.Legs[0].Global[1].Value != "false" {
 		t.Fatalf("%+v", o)
 	}
-	if err := o.CheckSingle(o.Legs[0].Global[:1], "loopback/2000/default"); err != nil {
+	if err := o.CheckSingle(o.Legs[0].Global, "loopback/2000/default"); err != nil {
 		t.Fatal(err)
 	}
 }
