@@ -66,7 +66,9 @@ func TestClickToCallAsterisk(t *testing.T) {
 		evs[0].Call.Callee.Number != "600" || evs[0].Call.Variables["crm_foo"] != "bar" {
 		t.Fatalf("first event %+v", evs[0])
 	}
-	if types(evs) != "call.ringing,call.ended" {
+	// The agent answers their own phone (call.answered, state dialing);
+	// extension 600 then plays and hangs up: no person answered.
+	if types(evs) != "call.ringing,call.answered,call.ended" || evs[1].Call.State != "dialing" || evs[2].Call.Disposition != bridge.DispositionNoAnswer {
 		t.Fatalf("events %s", types(evs))
 	}
 	// The history has it under the returned id.
