@@ -140,30 +140,45 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 	}
 }
 
-// TestWebhookAddressPolicy: with delivery.allow_loopback false a URL whose
-// host name resolves to 127.0.0.1 is refused when connecting (after DNS),
-// and link-local and cloud metadata addresses are refused by default.
+// TestWebhookAddressPolicy: link-local and cloud metadata IP literals stop
+// the start (exit 2 naming the key); with delivery.allow_loopback false a
+// URL whose host name resolves only to loopback is refused after DNS and
+// its deliveries are dead-lettered at once, with the reason.
 func TestWebhookAddressPolicy(t *testing.T) {
 	t.Parallel()
 	secret := bridge.NewWebhookSecret()
 	rcv := newLedger(t, secret)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(strings.TrimSuffix(rcv.URL, "/hook"), "http://"))
-	no := false
-	e := startCRM(t, []endpoint{
-		{"localhost", "http://localhost:" + port + "/hook", secret},
-		{"metadata", "http://169.254.169.254/latest/meta-data/", secret},
-		{"linklocal", "http://169.254.10.10/hook", secret},
-	}, func(c *conf) { c.AllowLoopback = &no })
-	e.playCalls(t, 1)
-	for ep, reason := range map[string]string{"localhost": "loopback address", "metadata": "cloud metadata service",
-		"linklocal": "link-local address"} {
-		want := fmt.Sprintf(`"endpoint":"%s"`, ep)
-		if !waitFor(10*time.Second, func() bool {
-			line := logLine(e.p.log.String(), want)
-			return strings.Contains(line, "refused by policy: "+reason)
-		}) {
-			t.Errorf("%s: no 'refused by policy: %s' in the log\n%s", ep, reason, grepLog(e.p.log.String(), want))
+
+	// An IP literal the policy refuses is refused with the config: exit 2,
+	// naming the key and the reason.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	for _, tc := range []struct{ url, reason string }{
+		{"http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a cloud metadata address: always refused"},
+		{"http://169.254.10.10/hook", "169.254.10.10 is a link-local address: refused by delivery.allow_link_local"},
+	} {
+		os.WriteFile(path, []byte(conf{PBXAddr: "127.0.0.1:1", PBXSecret: "x", DB: filepath.Join(dir, "c.db"),
+			Endpoints: []endpoint{{"ep", tc.url, secret}}}.yaml()), 0o600)
+		cmd := exec.Command(binary(t), "check", "--config", path)
+		cmd.Env = childEnv()
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "webhooks[0].url: host "+tc.reason) {
+			t.Errorf("%s: %v %s; want exit 2 naming webhooks[0].url and %q", tc.url, err, out, tc.reason)
 		}
+	}
+
+	// A name that resolves only to refused addresses: its deliveries are
+	// dead at once, with the reason, and nothing reaches the receiver.
+	no := false
+	e := startCRM(t, []endpoint{{"localhost", "http://localhost:" + port + "/hook", secret}}, func(c *conf) { c.AllowLoopback = &no })
+	e.playCalls(t, 1)
+	if !waitFor(10*time.Second, func() bool {
+		line := logLine(e.p.log.String(), "refused by delivery policy")
+		return strings.Contains(line, `"endpoint":"localhost"`) && strings.Contains(line, "localhost resolves only to refused addresses") &&
+			strings.Contains(line, "is a loopback address: refused by delivery.allow_loopback")
+	}) {
+		t.Errorf("no address refusal naming the reason in the log\n%s", grepLog(e.p.log.String(), `"endpoint":"localhost"`))
 	}
 	time.Sleep(500 * time.Millisecond)
 	if n := len(rcv.snapshot()); n != 0 {
