@@ -230,14 +230,14 @@ func (sc *streamCounts) acquire(caller string, maxTotal, maxPer int) (release fu
 	if sc.per == nil {
 		sc.per = map[string]int{}
 	}
-	who := "this API key"
+	who := "this API key has"
 	if caller == "anonymous" {
-		who = "requests without an API key"
+		who = "requests without an API key have"
 	}
 	switch {
 	case sc.per[caller] >= maxPer:
 		return nil, &httpError{status: fiber.StatusTooManyRequests, code: codeTooManyStreams,
-			detail: fmt.Sprintf("%s already has %d event streams open, the most http.max_streams_per_key allows: close one (or reuse one with types/agent filters applied client-side)", who, maxPer)}
+			detail: fmt.Sprintf("%s %d event streams open already, the most http.max_streams_per_key allows: close one first", who, maxPer)}
 	case sc.total >= maxTotal:
 		return nil, &httpError{status: fiber.StatusTooManyRequests, code: codeTooManyStreams,
 			detail: fmt.Sprintf("ctibridge already serves %d event streams, the most http.max_streams allows: retry later", maxTotal)}
