@@ -23,7 +23,11 @@ func (x *txn) callcenter() {
 		if member == "" || x.t.gone.has(member) {
 			return
 		}
-		x.emit(bridge.ChanQueueJoin, memberState(), func(ev *bridge.ChannelEvent) { ev.Queue = queue })
+		st := memberState()
+		if !st.opened {
+			return // a member never seen: joining would open it
+		}
+		x.emit(bridge.ChanQueueJoin, st, func(ev *bridge.ChannelEvent) { ev.Queue = queue })
 	case "agent-offering":
 		// Nothing yet: the agent's leg, created right after the offer,
 		// carries cc_member_session_uuid, cc_agent and cc_queue, and

@@ -33,7 +33,10 @@ func (x *txn) leg(id string, create bool) *chanState {
 		return st
 	}
 	st := x.t.chans[id]
-	if st != nil && !st.opened && create {
+	if st != nil && !st.opened {
+		if !create {
+			return nil
+		}
 		x.open(st) // known by its CHANNEL_OUTGOING only
 	}
 	if st == nil && create {
