@@ -132,6 +132,9 @@ type Calls struct {
 	DefaultRegion     string            `koanf:"default_region"`
 	StripPrefixes     []string          `koanf:"strip_prefixes"`
 	Agents            map[string]string `koanf:"agents"`
+	// CheckInvariants checks the call model after every batch and logs
+	// what breaks (debug; costs a scan of the live calls per batch).
+	CheckInvariants bool `koanf:"check_invariants"`
 }
 
 // Log sets logging.

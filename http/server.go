@@ -426,6 +426,8 @@ func (s *Server) metrics(c *fiber.Ctx) error {
 		{Name: "ctibridge_events_committed_total", Help: "CRM events committed to the outbox.", Type: "counter", Value: float64(s.engine.Emitted.Load())},
 		{Name: "ctibridge_store_commit_errors_total", Help: "Failed outbox commits (retried).", Type: "counter", Value: float64(s.engine.CommitErrors.Load())},
 		{Name: "ctibridge_pbx_events_dropped_total", Help: "PBX events dropped while the store refused commits past store.max_queued_events (the state is re-read).", Type: "counter", Value: float64(s.engine.Dropped.Load())},
+		{Name: "ctibridge_reconciled_total", Help: "Calls released and channels adopted from the PBX's list of live channels (a reconnect's or the periodic reconcile's).", Type: "counter", Value: float64(s.engine.Reconciled.Load())},
+		{Name: "ctibridge_invariant_violations_total", Help: "Call model invariants found broken (calls.check_invariants).", Type: "counter", Value: float64(s.engine.Violations.Load())},
 		{Name: "ctibridge_engine_queue_length", Help: "PBX events waiting for the call model.", Type: "gauge", Value: float64(s.engine.QueueLen.Load())},
 		{Name: "ctibridge_pbx_link_up", Help: "1 when the PBX link is connected and logged in.", Type: "gauge", Value: b2f(up)},
 		{Name: "ctibridge_store_writable", Help: "1 when the last outbox commit succeeded.", Type: "gauge", Value: b2f(s.engine.StoreOK())},

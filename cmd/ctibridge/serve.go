@@ -100,6 +100,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	engine = bridge.NewEngine(tracker, db, dispatcher, endpoints, log)
 	engine.MaxQueued = cfg.Store.MaxQueuedEvents
 	engine.ReconcileInterval = cfg.PBX.ReconcileInterval
+	engine.CheckInvariants = cfg.Calls.CheckInvariants
 	if err := engine.Restore(ctx); err != nil {
 		return fmt.Errorf("store: restoring open calls: %w", err)
 	}
