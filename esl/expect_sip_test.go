@@ -295,7 +295,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"HangupRequest 1010",
 		"BridgeLeave 1010",
 		"BridgeLeave 1000-0x5591f1b07bf0",
-		"RecordStop 1010 /srv/pbx1/recordings/20261202-180844_2d8db17a-a783-4ef5-ad83-956e04496b08.wav",
+		"RecordStop 1010 /srv/pbx1/recordings/20261202-180844_2d8db17a-a783-4ef5-ad83-956e04496b08.wav (hangup)",
 		"Hangup 1000-0x5591f1b07bf0 16 NORMAL_CLEARING by pbx",
 		"Hangup 1010 16 NORMAL_CLEARING by endpoint",
 	},

@@ -39,6 +39,9 @@ func Describe(ev bridge.ChannelEvent) string {
 		}
 	case bridge.ChanRecordStart, bridge.ChanRecordStop:
 		b.WriteString(" " + ev.File)
+		if ev.Reason != "" {
+			b.WriteString(" (" + ev.Reason + ")")
+		}
 	case bridge.ChanQueueJoin, bridge.ChanQueueLeave, bridge.ChanQueueAbandon:
 		b.WriteString(" " + ev.Queue)
 	case bridge.ChanAgentCalled, bridge.ChanAgentConnect:

@@ -693,7 +693,7 @@ func (x *txn) hangupRequest(st *chanState) {
 	if st.hupReq || hangupSource(e) != bridge.HangupByEndpoint {
 		return
 	}
-	if e.Get("Answer-State") != "hangup" && e.Get("Channel-Call-State") != "HANGUP" && e.Get("Hangup-Cause") == "" {
+	if !hangingUp(e) {
 		return
 	}
 	if e.Get("variable_sip_hangup_disposition") == "recv_refuse" && (st.answered || e.Get("Event-Name") != "CHANNEL_HANGUP_COMPLETE") {
@@ -702,6 +702,11 @@ func (x *txn) hangupRequest(st *chanState) {
 	st.hupReq = true
 	x.t.update(st, e)
 	x.emit(bridge.ChanHangupRequest, st, nil)
+}
+
+// hangingUp reports whether an event shows its channel hanging up.
+func hangingUp(e *Event) bool {
+	return e.Get("Answer-State") == "hangup" || e.Get("Channel-Call-State") == "HANGUP" || e.Get("Hangup-Cause") != ""
 }
 
 func (x *txn) hangup() {
@@ -773,6 +778,9 @@ func (x *txn) record() {
 	}
 	x.emit(kind, st, func(ev *bridge.ChannelEvent) {
 		ev.File = x.e.Get("Record-File-Path")
+		if kind == bridge.ChanRecordStop && hangingUp(x.e) {
+			ev.Reason = bridge.RecordStopHangup // the recording ends with the call
+		}
 		// ChannelEvent has no duration field: RECORD_STOP's length goes in
 		// the channel's Vars, as FreeSWITCH names it.
 		secs, ms := x.e.Get("variable_record_seconds"), x.e.Get("variable_record_ms")

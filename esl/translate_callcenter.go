@@ -86,8 +86,9 @@ func (x *txn) callcenter() {
 // up), EXIT_WITH_KEY (the caller chose to leave, and goes on in the
 // dialplan), BREAK_OUT (the wait was broken: the caller hung up, or a
 // transfer took the channel away) and NONE (an agent had been found, but
-// the caller was gone). It is an abandon when the caller hung up: the event
-// carries the member channel's state, which is then hangup.
+// the caller was gone). It is an abandon when the caller hung up (the event
+// carries the member channel's state, which is then hangup), said with
+// AbandonCallerHungUp; else a leave with CC-Cancel-Reason.
 func (x *txn) queueEnd(member string) (bridge.ChannelEventKind, string) {
 	e := x.e
 	reason := e.Get("CC-Cause")
@@ -97,10 +98,10 @@ func (x *txn) queueEnd(member string) (bridge.ChannelEventKind, string) {
 	r := e.Get("CC-Cancel-Reason")
 	down := x.t.gone.has(member)
 	if e.Get("Unique-ID") == member {
-		down = down || e.Get("Answer-State") == "hangup" || e.Get("Channel-Call-State") == "HANGUP" || e.Get("Hangup-Cause") != ""
+		down = down || hangingUp(e)
 	}
 	if down || r == "" || r == "NONE" {
-		return bridge.ChanQueueAbandon, r
+		return bridge.ChanQueueAbandon, bridge.AbandonCallerHungUp
 	}
 	return bridge.ChanQueueLeave, r
 }

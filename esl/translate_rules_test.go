@@ -211,7 +211,7 @@ func TestTranslateSwitchRules(t *testing.T) {
 		want: []string{"New " + cust, "New " + cust, "HangupRequest " + cust, "QueueAbandon " + cust + " q", "QueueLeave " + cust + " q", "QueueLeave " + cust + " q", "QueueLeave q"},
 		check: func(t *testing.T, out []bridge.ChannelEvent) {
 			out = out[3:]
-			if out[0].Reason != "BREAK_OUT" || out[1].Reason != "BREAK_OUT" || out[2].Reason != "EXIT_WITH_KEY" || out[3].Reason != "NO_AGENT_TIMEOUT" {
+			if out[0].Reason != bridge.AbandonCallerHungUp || out[1].Reason != "BREAK_OUT" || out[2].Reason != "EXIT_WITH_KEY" || out[3].Reason != "NO_AGENT_TIMEOUT" {
 				t.Errorf("reasons %q %q %q %q", out[0].Reason, out[1].Reason, out[2].Reason, out[3].Reason)
 			}
 		},
