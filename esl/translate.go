@@ -89,7 +89,6 @@ const switchDialler = "\x00switch"
 type chanState struct {
 	ch        bridge.Channel
 	opened    bool   // ChanNew sent
-	outgoing  bool   // CHANNEL_OUTGOING seen, not yet opened (no variables yet)
 	answered  bool   // ChanAnswer sent
 	origin    bool   // its origin (dial, queue, switch) is settled
 	dialler   string // the channel that dialled this one (ChanDial sent)
@@ -101,21 +100,23 @@ type chanState struct {
 	sipCallID string
 	endpoint  string // the directory user, fixed at first sight
 	held      bool
-	hupReq    bool // ChanHangupRequest sent
-	// Bridge partners: the current one, the one another channel's
-	// UNBRIDGE took before this channel's next event (a transfer of this
-	// leg shows only then), and the last one it ever had.
-	partner, leftPartner, lastPartner string
-	bridged                           bool // ever bridged
-	xferSrc                           string
-	xferKnown                         bool   // xferSrc is the value at opening, or later
-	xferSaid                          bool   // an attended transfer of this leg was said (sofia)
-	sofiaXfer                         string // target of a blind transfer announced by sofia::transferor
-	intercept                         string // the uuid this channel intercepts
-	ccMember                          string // callcenter: the member session this agent leg serves
-	ccAgent                           string
-	ccQueue                           string
-	adopted                           bool // learnt from a snapshot: its dial and pairing are history
+	hupReq    bool   // ChanHangupRequest sent
+	partner   string // the current bridge partner
+	// leftPartner is the partner another channel's UNBRIDGE took, kept
+	// until this channel's next event with variables: a B-leg's transfer
+	// shows only then.
+	leftPartner string
+	lastPartner string // the partner of its last bridge
+	bridged     bool   // ever bridged
+	xferSrc     string // the last transfer_source seen
+	xferKnown   bool   // xferSrc is the value at opening, or later (not an unseen past)
+	xferSaid    bool   // an attended transfer of this leg was said (sofia)
+	sofiaXfer   string // target of a blind transfer announced by sofia::transferor
+	intercept   string // the uuid this channel intercepts
+	ccMember    string // callcenter: the member session this agent leg serves
+	ccAgent     string
+	ccQueue     string
+	adopted     bool // learnt from a snapshot: its dial and pairing are history
 }
 
 // NewTranslator returns a Translator that copies directionVar (may be "")
@@ -145,9 +146,7 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 	case "CHANNEL_OUTGOING":
 		// Fired before the leg's variables are set: its origin and
 		// directory user come with the CREATE right after.
-		if st := x.self(); st != nil && !st.opened {
-			st.outgoing = true
-		}
+		x.self() // known, not opened: the next event (or the hangup) opens it
 	case "CHANNEL_CREATE", "CHANNEL_ORIGINATE":
 		if st := x.self(); st != nil && !x.open(st) && name == "CHANNEL_CREATE" {
 			x.emit(bridge.ChanUpdate, st, nil) // CREATE after the channel's first event
@@ -242,7 +241,7 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		} else {
 			st.endpoint = ch.Endpoint
 		}
-		st.opened, st.outgoing = true, false
+		st.opened = true
 		st.answered = st.answered || ch.State == "Up"
 	}
 	for id, st := range t.chans {
@@ -337,7 +336,7 @@ func (x *txn) open(st *chanState) bool {
 	e, t := x.e, x.t
 	first := !st.opened
 	if first {
-		st.opened, st.outgoing = true, false
+		st.opened = true
 		st.xferSrc, st.xferKnown = e.Get("variable_transfer_source"), true
 		x.emit(bridge.ChanNew, st, nil)
 	}
@@ -536,73 +535,6 @@ func (t *Translator) update(st *chanState, e *Event) {
 			ch.Vars = vars // never mutated in place: events already emitted share the old map
 		}
 	}
-}
-
-// endpoint is the directory user of a device's leg, as the switch dialled
-// or authenticated it; "" when the event does not say (yet).
-//
-//   - A leg the switch calls: dialed_user, set by the user/ endpoint in the
-//     leg's own variables before it rings. The switch also writes it on a
-//     channel that runs bridge user/..., so a value appearing after the leg
-//     answered names whom it dialled, not itself: only an unanswered leg's
-//     counts, and the first one sticks.
-//   - A SIP device calling in: the user its credentials authenticated
-//     (sip_auth_username, or user_name from the same directory lookup), never
-//     the From user, which the caller chooses.
-//
-// Loopback legs copy their originator's variables: they get none.
-func endpoint(e *Event, st *chanState) string {
-	name := e.Get("Channel-Name")
-	if strings.HasPrefix(name, "loopback/") {
-		return ""
-	}
-	switch e.Get("Call-Direction") {
-	case "outbound":
-		if st.answered || e.Get("Answer-State") == "answered" {
-			return ""
-		}
-		if at := e.Get("Caller-Channel-Answered-Time"); at != "" && at != "0" {
-			return ""
-		}
-		return e.Get("variable_dialed_user")
-	case "inbound":
-		if !strings.HasPrefix(name, "sofia/") {
-			return ""
-		}
-		if v := e.Get("variable_sip_auth_username"); v != "" {
-			return v
-		}
-		return e.Get("variable_user_name")
-	}
-	return ""
-}
-
-// device names a number that is the leg's own registered contact (a phone
-// registering as 1000-0x5591f1b07bf0 is called at that contact, and shows
-// it as its number) by the leg's directory user.
-func (st *chanState) device(num string) string {
-	if st.endpoint == "" || num == st.endpoint {
-		return num
-	}
-	if c := contactUser(st.ch.Name); c != "" && num == c {
-		return st.endpoint
-	}
-	return num
-}
-
-// contactUser is the user part of a sofia channel name:
-// sofia/internal/1000-0x5591f1b07bf0@127.0.0.1:5261 -> 1000-0x5591f1b07bf0.
-func contactUser(name string) string {
-	rest, ok := strings.CutPrefix(name, "sofia/")
-	if !ok {
-		return ""
-	}
-	_, rest, ok = strings.Cut(rest, "/")
-	if !ok {
-		return ""
-	}
-	user, _, _ := strings.Cut(rest, "@")
-	return user
 }
 
 const placeholderName = "Outbound Call"

@@ -40,9 +40,11 @@ func (x *txn) leg(id string, create bool) *chanState {
 		x.open(st) // known by its CHANNEL_OUTGOING only
 	}
 	if st == nil && create {
+		// A leg first named by a bridge: its past (who dialled it, its
+		// transfers) happened before we saw it.
 		st = x.t.stateOf(id, x.e, "Other-Leg-")
 		x.t.chans[id] = st
-		st.opened, st.origin, st.xferKnown = true, true, true
+		st.opened, st.origin = true, true
 		x.emit(bridge.ChanNew, st, nil)
 	}
 	return st
