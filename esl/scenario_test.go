@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -334,4 +335,31 @@ func swapChannels(evs []*Event, seed uint64) []*Event {
 		}
 	}
 	return s
+}
+
+// TestSIPRoutingIsNoTransfer replays the plain inbound call as if it had
+// come in through the vanilla public context, which transfers every call
+// to default before anything answers (and as click-to-call's "originate
+// ... XML default" does to the agent's leg): the customer's leg carries the
+// bl_xfer transfer_source from then on, up to its UNBRIDGE and hangup. That
+// routing is no transfer of the call (live runs reported it at the hangup).
+func TestSIPRoutingIsNoTransfer(t *testing.T) {
+	const name = "sip-inbound-answer-customer-hangs-up"
+	want := playFlow(t, name, sipFlows[name], bySeq)
+	routed := func(evs []*Event) []*Event {
+		evs = bySeq(evs)
+		caller := evs[0].Get("Unique-ID") // the customer's CHANNEL_CREATE comes first
+		out := make([]*Event, len(evs))
+		for i, e := range evs {
+			c := &Event{Headers: maps.Clone(e.Headers), Body: e.Body}
+			if c.Get("Unique-ID") == caller && hasVars(c) && c.Get("Event-Name") != "CHANNEL_CREATE" {
+				c.Headers["variable_transfer_source"] = "1796234224:" + caller + ":bl_xfer:2100/default/XML"
+			}
+			out[i] = c
+		}
+		return out
+	}
+	if got := playFlow(t, name, sipFlows[name], routed); !slices.Equal(got, want) {
+		t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
 }
