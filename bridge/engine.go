@@ -67,7 +67,9 @@ type Engine struct {
 	// logged at ERROR and counted.
 	CheckInvariants bool
 	Violations      atomic.Int64
-	stories         StoryChecker
+	// periodic: the next snapshot answers the periodic reconcile.
+	periodic atomic.Bool
+	stories  StoryChecker
 
 	queued   int  // channel events in queue (mu)
 	overflow bool // events were dropped since the last resync (mu)
@@ -283,6 +285,7 @@ func (e *Engine) reconcile(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 			if e.linkUp.Load() {
+				e.periodic.Store(true)
 				e.Resync()
 			}
 		}
@@ -300,7 +303,11 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			e.Ingested.Add(int64(len(in.evs)))
 		case inSnapshot:
 			r0, a0 := e.tracker.Reconciled()
-			e.tracker.Snapshot(in.snapshot, in.at)
+			if e.periodic.Swap(false) {
+				e.tracker.Reconcile(in.snapshot, in.at)
+			} else {
+				e.tracker.Snapshot(in.snapshot, in.at)
+			}
 			r1, a1 := e.tracker.Reconciled()
 			if n := (r1 - r0) + (a1 - a0); n > 0 {
 				e.Reconciled.Add(n)

@@ -55,6 +55,17 @@ func (t *Tracker) rememberGone(id string) {
 // unseen (while the link was down, or an event the model missed); live
 // ones it does not know are adopted without a second screen pop.
 func (t *Tracker) Snapshot(live []Channel, at time.Time) {
+	t.snapshot(live, at, false)
+}
+
+// Reconcile is Snapshot for the periodic check while the link stays up:
+// a channel first seen just before the list may be newer than it, so it
+// is left for the next check rather than released.
+func (t *Tracker) Reconcile(live []Channel, at time.Time) {
+	t.snapshot(live, at, true)
+}
+
+func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	reason, endAt := ResyncReconciled, at
 	if !t.lostAt.IsZero() {
 		reason = ResyncLinkLost
@@ -76,7 +87,7 @@ func (t *Tracker) Snapshot(live []Channel, at time.Time) {
 			continue
 		}
 		// Seen after the PBX made its list: the next one will tell.
-		if reason == ResyncReconciled && !l.Born.IsZero() && l.Born.After(at.Add(-reconcileMargin)) {
+		if periodic && reason == ResyncReconciled && !l.Born.IsZero() && l.Born.After(at.Add(-reconcileMargin)) {
 			continue
 		}
 		c := l.conv

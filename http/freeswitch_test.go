@@ -163,7 +163,7 @@ func TestCallCommandsFreeSWITCH(t *testing.T) {
 	if consult == nil {
 		t.Fatalf("attended sent %q", got)
 	}
-	xfer := check("attended", res, got, 202, "api uuid_broadcast "+agent+" att_xfer::{origination_uuid="+consult[1]+"}loopback/3000/default aleg\n\n")["transfer_id"].(string)
+	xfer := check("attended", res, got, 202, "api uuid_broadcast "+agent+" att_xfer::{origination_uuid="+consult[1]+",loopback_bowout=false}loopback/3000/default aleg\n\n")["transfer_id"].(string)
 	res, got = send("DELETE", "/v1/transfers/"+xfer, nil)
 	check("cancel", res, got, 202, "api uuid_kill "+consult[1]+"\n\n")
 	res, _ = send("POST", path+"/transfer", map[string]any{"to": "3000", "mode": "attended"})

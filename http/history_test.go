@@ -176,9 +176,11 @@ func TestRequestBodies(t *testing.T) {
 // A recording larger than what a slow client takes within the server's
 // write bound still arrives whole: the bound applies per write.
 func TestRecordingSlowClient(t *testing.T) {
-	// 1.5 s: far above any pause of the client's below, even on a loaded
-	// machine, and far below the whole transfer.
-	defer apihttp.SetWriteTimeout(1500 * time.Millisecond)()
+	// The bound is per chunk: 4 s, over a hundred times the client's pauses
+	// below (a busy -race run stretched a 1.5 s bound past breaking), and
+	// still below the whole transfer, which the pauses alone make last at
+	// least 192 × 30 ms = 5.8 s: a bound on the whole response would cut it.
+	defer apihttp.SetWriteTimeout(4 * time.Second)()
 	dir := t.TempDir()
 	content := bytes.Repeat([]byte("0123456789abcdef"), 24<<20/16) // 24 MiB, beyond the socket buffers
 	if err := os.WriteFile(filepath.Join(dir, "long.wav"), content, 0o600); err != nil {
