@@ -76,7 +76,7 @@ var Subscription = []string{
 	"CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER",
 	"CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_HOLD", "CHANNEL_UNHOLD",
 	"CHANNEL_HANGUP_COMPLETE", "RECORD_START", "RECORD_STOP", "DTMF", "BACKGROUND_JOB", "HEARTBEAT",
-	"CUSTOM", "sofia::transferor", "sofia::transferee", "sofia::replaced", "callcenter::info",
+	"CUSTOM", "sofia::transferor", "sofia::transferee", "sofia::replaced", "callcenter::info", "valet_parking::info",
 }
 
 var (

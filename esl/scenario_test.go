@@ -272,6 +272,9 @@ func TestSIPStories(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			checkStories(t, flow, playFlow(t, name, flow, bySeq))
+			// The client subscribes to the events the model needs only
+			// (Subscription): those alone tell the same story.
+			checkStories(t, flow, playFlow(t, name, flow, func(evs []*Event) []*Event { return bySeq(subscribed(evs)) }))
 		})
 	}
 	entries, err := os.ReadDir(filepath.Join("testdata", "sip"))
@@ -362,4 +365,15 @@ func TestSIPRoutingIsNoTransfer(t *testing.T) {
 	if got := playFlow(t, name, sipFlows[name], routed); !slices.Equal(got, want) {
 		t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
+}
+
+// subscribed keeps the events the client subscribes to (Subscription).
+func subscribed(evs []*Event) []*Event {
+	return slices.DeleteFunc(slices.Clone(evs), func(e *Event) bool {
+		name := e.Get("Event-Name")
+		if name == "CUSTOM" {
+			name = e.Get("Event-Subclass")
+		}
+		return !slices.Contains(Subscription, name)
+	})
 }

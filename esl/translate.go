@@ -78,9 +78,9 @@ type Translator struct {
 	// intercepts maps the uuid an intercept aimed at to the channel that
 	// ran it (the picker), while both live.
 	intercepts map[string]string
-	// picked maps a dialler whose leg was PICKED_OFF by an unseen picker
-	// to that leg, until the picker's bridge with the dialler names it.
-	picked map[string]bridge.Channel
+	// picked holds the diallers whose leg was PICKED_OFF by an unseen
+	// picker, until the picker's bridge with the dialler names it.
+	picked map[string]bool
 }
 
 // switchDialler is the dialler of a leg the switch originated by itself.
@@ -129,7 +129,7 @@ func NewTranslator(directionVar string) *Translator {
 		unbridged:    newLRU[uint64](1 << 14),
 		sipCalls:     map[string]string{},
 		intercepts:   map[string]string{},
-		picked:       map[string]bridge.Channel{},
+		picked:       map[string]bool{},
 	}
 }
 
@@ -539,13 +539,10 @@ func (t *Translator) update(st *chanState, e *Event) {
 
 const placeholderName = "Outbound Call"
 
-// linkedID is the call's originating leg as far as the event tells.
+// linkedID is the call's originating leg as far as the event tells. A
+// mod_callcenter agent leg is a call of its own (the queue originates it
+// without a session) until its AgentCalled puts it in the member's.
 func linkedID(e *Event) string {
-	if e.Get("variable_cc_side") == "agent" {
-		if v := e.Get("variable_cc_member_session_uuid"); v != "" {
-			return v
-		}
-	}
 	if e.Get("Other-Type") == "originator" {
 		if v := e.Get("Other-Leg-Unique-ID"); v != "" {
 			return v

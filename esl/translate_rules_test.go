@@ -188,7 +188,7 @@ func TestTranslateSwitchRules(t *testing.T) {
 		},
 		want: []string{"New " + cust, "New " + phone + " user=1000", "Dial " + cust + ">" + phone,
 			"DialEnd " + cust + ">" + phone + " CANCEL", "Hangup " + phone + " 16 PICKED_OFF by pbx",
-			"New sofia/internal/1001@10.0.0.6 user=1001", "Pickup sofia/internal/1001@10.0.0.6>" + phone,
+			"New sofia/internal/1001@10.0.0.6 user=1001", "Pickup sofia/internal/1001@10.0.0.6>" + cust,
 			"BridgeEnter sofia/internal/1001@10.0.0.6", "BridgeEnter " + cust},
 	}, {
 		// mod_callcenter sends the member channel's state with

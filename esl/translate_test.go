@@ -428,7 +428,9 @@ func TestTranslate(t *testing.T) {
 		},
 		want: []string{"New sofia/int/1001", "AgentCalled>sofia/int/1001 q a@d"},
 		check: func(t *testing.T, out []bridge.ChannelEvent) {
-			if out[0].Channel.LinkedID != "M" || out[1].Channel.ID != "M" || out[1].Interface != "sofia/int/1001" {
+			// The agent's leg is a call of its own until AgentCalled puts
+			// it in the member's.
+			if out[0].Channel.LinkedID != "G" || out[1].Channel.ID != "M" || out[1].Interface != "sofia/int/1001" {
 				t.Errorf("linked %q member %q interface %q", out[0].Channel.LinkedID, out[1].Channel.ID, out[1].Interface)
 			}
 		},

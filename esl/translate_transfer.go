@@ -276,8 +276,9 @@ func (x *txn) intercept() {
 
 // pickedOff handles a leg hung up with PICKED_OFF: another device took the
 // call ringing on it (intercept of the leg or of its originator). With the
-// picker known, ChanPickup goes out before the leg's dial ends; else it
-// waits for the picker's bridge with the originator.
+// picker known (its CHANNEL_EXECUTE intercept, when subscribed), ChanPickup
+// goes out before the leg's dial ends; else it waits for the picker's
+// bridge with the originator.
 func (x *txn) pickedOff(st *chanState) {
 	if !st.opened {
 		return
@@ -291,18 +292,19 @@ func (x *txn) pickedOff(st *chanState) {
 		return
 	}
 	if st.dialler != "" && st.dialler != switchDialler {
-		x.t.picked[st.dialler] = st.ch
+		x.t.picked[st.dialler] = true
 	}
 }
 
 // pickupBridge: the call whose ringing leg was picked off meets its picker.
+// That leg is gone by now: the pickup names the call's own leg, whose ring
+// it was.
 func (x *txn) pickupBridge(orig, picker *chanState) {
-	ch, ok := x.t.picked[orig.ch.ID]
-	if !ok || picker.dialler == orig.ch.ID {
+	if _, ok := x.t.picked[orig.ch.ID]; !ok || picker.dialler == orig.ch.ID {
 		return
 	}
 	delete(x.t.picked, orig.ch.ID)
-	x.emit(bridge.ChanPickup, picker, func(ev *bridge.ChannelEvent) { ev.Peer = &ch })
+	x.emit(bridge.ChanPickup, picker, func(ev *bridge.ChannelEvent) { ev.Peer = peer(orig) })
 }
 
 // valet handles mod_valet_parking's events, about the parked channel:
