@@ -768,3 +768,31 @@ func TestQueueTimeoutIsNotAnAbandon(t *testing.T) {
 		}
 	}
 }
+
+// The periodic check spares a channel first seen just before the PBX made
+// its list (it may be newer than the list) and releases it at the next
+// check; a resync after a link loss releases at once, ending the call when
+// the link was lost.
+func TestReconcileMarginAndLinkLoss(t *testing.T) {
+	tr := newTestTracker()
+	caller := trunk()
+	run(tr, ChannelEvent{Kind: ChanNew, Channel: caller, At: t0})
+	tr.Reconcile(nil, t0.Add(time.Second))
+	if evs, _ := tr.Drain(); len(evs) != 0 || len(tr.Live()) != 1 {
+		t.Fatalf("released a channel seen after the list: %s", typesOf(evs))
+	}
+	tr.Reconcile(nil, t0.Add(time.Minute))
+	evs, _ := tr.Drain()
+	if typesOf(evs) != "call.ended" || evs[0].ResyncReason != ResyncReconciled || !evs[0].Resynced {
+		t.Fatalf("periodic release: %s %+v", typesOf(evs), evs)
+	}
+
+	tr = newTestTracker()
+	run(tr, ChannelEvent{Kind: ChanNew, Channel: caller, At: t0})
+	tr.LinkLost(t0.Add(2 * time.Second))
+	tr.Snapshot(nil, t0.Add(30*time.Second))
+	evs, _ = tr.Drain()
+	if typesOf(evs) != "call.ended" || evs[0].ResyncReason != ResyncLinkLost || !evs[0].Call.EndedAt.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("after link loss: %s %+v", typesOf(evs), evs[0].Call.EndedAt)
+	}
+}
