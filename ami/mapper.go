@@ -1,9 +1,11 @@
 package ami
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +66,8 @@ func NewMapper(ctx context.Context, sink bridge.Sink, sender ListSender, log *sl
 		log = slog.Default()
 	}
 	m := &Mapper{sink: sink, sender: sender, log: log, ctx: ctx, vars: map[string]bool{"MIXMONITOR_FILENAME": true}}
+	// MixMonitor started by the dialplan names its file only in this
+	// variable: it reaches the model as the PBX-neutral recording file.
 	for _, v := range vars {
 		if v != "" {
 			m.vars[v] = true
@@ -161,6 +165,9 @@ func (m *Mapper) Message(msg *goami2.Message) {
 		if snap == nil {
 			snap = []bridge.Channel{}
 		}
+		// Creation order: Asterisk ids are "epoch.sequence" (CreatedAt from
+		// Duration has whole seconds only).
+		slices.SortStableFunc(snap, func(a, b bridge.Channel) int { return compareIDs(a.ID, b.ID) })
 		m.sink.Snapshot(snap, now)
 		return
 	}
@@ -192,6 +199,9 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 			return ev, false
 		}
 		ev.Kind, ev.Value = bridge.ChanVar, msg.Field("Value")
+		if ev.Name == "MIXMONITOR_FILENAME" {
+			ev.Name = bridge.VarRecordingFile
+		}
 	case "DialBegin", "DialEnd":
 		ev.Kind = bridge.ChanDial
 		if name == "DialEnd" {
@@ -394,4 +404,24 @@ func memberState(event, status string, paused bool) string {
 		return "unavailable"
 	}
 	return "logged_in"
+}
+
+// compareIDs orders Asterisk "epoch.seq" ids numerically (creation
+// order), others as strings.
+func compareIDs(a, b string) int {
+	ae, as, aok := strings.Cut(a, ".")
+	be, bs, bok := strings.Cut(b, ".")
+	if aok && bok {
+		x, e1 := strconv.ParseInt(ae, 10, 64)
+		y, e2 := strconv.ParseInt(be, 10, 64)
+		p, e3 := strconv.ParseInt(as, 10, 64)
+		q, e4 := strconv.ParseInt(bs, 10, 64)
+		if e1 == nil && e2 == nil && e3 == nil && e4 == nil {
+			if x != y {
+				return cmp.Compare(x, y)
+			}
+			return cmp.Compare(p, q)
+		}
+	}
+	return strings.Compare(a, b)
 }

@@ -52,6 +52,11 @@ const (
 	AbandonTimeout      = "timeout"
 )
 
+// VarRecordingFile is the ChanVar naming the file a recording of the
+// channel writes, when the PBX tells it apart from the start event (an
+// Asterisk MixMonitor started by the dialplan: MIXMONITOR_FILENAME).
+const VarRecordingFile = "recording_file"
+
 // RecordStopHangup is the Reason of a ChanRecordStop the channel's hangup
 // caused (the recording ends with the call).
 const RecordStopHangup = "hangup"

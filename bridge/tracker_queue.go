@@ -15,7 +15,7 @@ func (t *Tracker) variable(ev ChannelEvent) {
 	switch {
 	case t.cfg.DirectionVar != "" && ev.Name == t.cfg.DirectionVar:
 		t.setDirectionVar(l.conv, ev.Value)
-	case ev.Name == "MIXMONITOR_FILENAME":
+	case ev.Name == VarRecordingFile:
 		l.RecFile = ev.Value
 	}
 }

@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -108,8 +106,10 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			t.establish(l.conv, at, t.agent(l))
 		}
 	}
-	// Adopt in creation order so the oldest channel of a call is its caller.
-	slices.SortFunc(live, func(a, b Channel) int { return compareIDs(a.ID, b.ID) })
+	// Adopt in creation order so the oldest channel of a call is its caller:
+	// the adapter lists them in the PBX's order; CreatedAt, where the PBX
+	// gives it, wins (a stable sort keeps the adapter's order for ties).
+	slices.SortStableFunc(live, func(a, b Channel) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	for _, ch := range live {
 		if t.legs[ch.ID] != nil {
 			continue
@@ -133,33 +133,4 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			}
 		}
 	}
-}
-
-// compareIDs orders Asterisk "epoch.seq" ids numerically, others as strings.
-func compareIDs(a, b string) int {
-	ae, as, aok := strings.Cut(a, ".")
-	be, bs, bok := strings.Cut(b, ".")
-	if aok && bok {
-		x, e1 := strconv.ParseInt(ae, 10, 64)
-		y, e2 := strconv.ParseInt(be, 10, 64)
-		p, e3 := strconv.ParseInt(as, 10, 64)
-		q, e4 := strconv.ParseInt(bs, 10, 64)
-		if e1 == nil && e2 == nil && e3 == nil && e4 == nil {
-			if x != y {
-				return cmpInt(x, y)
-			}
-			return cmpInt(p, q)
-		}
-	}
-	return strings.Compare(a, b)
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -211,7 +211,8 @@ func TestSnapshotEndsMissedCallsAndAdoptsLiveOnesWithoutPop(t *testing.T) {
 	// Link lost; on reconnect the PBX lists another call, already talking.
 	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
 	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Up"}
-	tr.Snapshot([]Channel{x2, x1}, t0.Add(time.Minute))
+	// The adapter lists channels in creation order (ami sorts by Uniqueid).
+	tr.Snapshot([]Channel{x1, x2}, t0.Add(time.Minute))
 	evs, recs := tr.Drain()
 	if got := typesOf(evs); got != "call.ended" || !evs[0].Resynced || evs[0].Call.HangupBy != "system" {
 		t.Fatalf("events = %s resynced=%v", got, evs)
