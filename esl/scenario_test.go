@@ -392,3 +392,45 @@ func subscribed(evs []*Event) []*Event {
 		return !slices.Contains(Subscription, name)
 	})
 }
+
+// TestSIPCallerCancels derives the caller's CANCEL from the no-answer
+// capture as sofia handles one: the caller's leg hangs up at once
+// (ORIGINATOR_CANCEL, recv_cancel already set: its CHANNEL_HANGUP tells),
+// then the switch cancels the ringing leg (ORIGINATOR_CANCEL). The caller
+// gave up while an agent rang: cancelled, by the caller.
+func TestSIPCallerCancels(t *testing.T) {
+	const name = "sip-inbound-no-answer"
+	cancelled := func(evs []*Event) []*Event {
+		evs = bySeq(evs)
+		caller := evs[0].Get("Unique-ID")
+		var out []*Event
+		var hangup *Event
+		for _, e := range evs {
+			c := &Event{Headers: maps.Clone(e.Headers), Body: e.Body}
+			if c.Get("Hangup-Cause") != "" {
+				c.Headers["Hangup-Cause"], c.Headers["variable_hangup_cause_q850"] = "ORIGINATOR_CANCEL", "487"
+			}
+			if c.Get("Unique-ID") == caller && c.Get("Hangup-Cause") != "" {
+				c.Headers["variable_sip_hangup_disposition"] = "recv_cancel"
+				if c.Get("Event-Name") == "CHANNEL_HANGUP" {
+					hangup = c // moved to where the CANCEL arrived: before the agent's leg is cancelled
+					continue
+				}
+			}
+			out = append(out, c)
+		}
+		for i, e := range out {
+			if e.Get("Hangup-Cause") != "" && hangup != nil {
+				return slices.Insert(out, i, hangup)
+			}
+		}
+		t.Fatal("no hangup in the capture")
+		return nil
+	}
+	want := []string{"inbound caller=1010 callee=2101: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)"}
+	for _, order := range []func([]*Event) []*Event{cancelled, func(evs []*Event) []*Event { return subscribed(cancelled(evs)) }} {
+		if got := playFlow(t, name, sipFlows[name], order); !slices.Equal(got, want) {
+			t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+	}
+}

@@ -337,7 +337,7 @@ func (x *txn) open(st *chanState) bool {
 	first := !st.opened
 	if first {
 		st.opened = true
-		st.xferSrc, st.xferKnown = e.Get("variable_transfer_source"), true
+		st.xferSrc, st.xferKnown = transferSource(e), true
 		x.emit(bridge.ChanNew, st, nil)
 	}
 	if st.adopted {
@@ -613,10 +613,11 @@ func hangupSource(e *Event) string {
 // hangupRequest emits ChanHangupRequest as soon as an event shows a sofia
 // leg hanging up because its device or network asked (a BYE or CANCEL
 // received, or the INVITE refused): sofia writes sip_hangup_disposition
-// right after CHANNEL_HANGUP, so the events that follow (an UNBRIDGE, the
-// queue's member-queue-end) tell before CHANNEL_HANGUP_COMPLETE. A refusal
-// counts only on a leg never answered: a refused re-INVITE leaves the same
-// value on a live call.
+// when the SIP message arrives: a CANCEL or a refusal before the hangup
+// (CHANNEL_HANGUP tells), a BYE right after (the events that follow tell:
+// an UNBRIDGE, the queue's member-queue-end), all before
+// CHANNEL_HANGUP_COMPLETE. A refusal counts only on a leg never answered: a
+// refused re-INVITE leaves the same value on a live call.
 func (x *txn) hangupRequest(st *chanState) {
 	e := x.e
 	if st.hupReq || hangupSource(e) != bridge.HangupByEndpoint {
@@ -625,8 +626,8 @@ func (x *txn) hangupRequest(st *chanState) {
 	if !hangingUp(e) {
 		return
 	}
-	if e.Get("variable_sip_hangup_disposition") == "recv_refuse" && (st.answered || e.Get("Event-Name") != "CHANNEL_HANGUP_COMPLETE") {
-		return // a refusal is final only in the hangup's own account
+	if e.Get("variable_sip_hangup_disposition") == "recv_refuse" && st.answered {
+		return // a refused re-INVITE, not the call's end
 	}
 	st.hupReq = true
 	x.t.update(st, e)

@@ -80,6 +80,16 @@ func TestTranslateSwitchRules(t *testing.T) {
 		want: append(slices.Clone(talkingWant), "BridgeLeave "+cust, "BridgeLeave "+phone,
 			"Transfer "+cust+">"+phone+" 1001@default"),
 	}, {
+		// What the client subscribes to: the B-leg's next CALLSTATE, no
+		// variables, but its caller profile's Transfer-Source.
+		name: "a B-leg transferred out of its bridge says so with its call state",
+		in: append(slices.Clone(talking),
+			br("CHANNEL_UNBRIDGE", "Event-Sequence", "20"),
+			ev("CHANNEL_CALLSTATE", "Unique-ID", "A", "Channel-Name", phone, "Caller-Unique-ID", "A", "Channel-Call-State", "RINGING",
+				"Caller-Transfer-Source", "2:A:bl_xfer:1001/default/XML")),
+		want: append(slices.Clone(talkingWant), "BridgeLeave "+cust, "BridgeLeave "+phone,
+			"Transfer "+cust+">"+phone+" 1001@default"),
+	}, {
 		name: "a leg that left its bridge without a transfer is not transferred later",
 		in: append(slices.Clone(talking),
 			br("CHANNEL_UNBRIDGE", "Event-Sequence", "20"),

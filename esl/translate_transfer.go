@@ -110,13 +110,14 @@ func (x *txn) unbridge() {
 
 // follow watches every event carrying a known channel's variables for a
 // blind transfer: switch_ivr_session_transfer (REFER, uuid_transfer, the
-// transfer application, a feature code) writes a new transfer_source
+// transfer application, a feature code) writes a new transfer_source (the
+// variable and the caller profile's Transfer-Source)
 // "<epoch>:<uuid>:bl_xfer:<exten>/<context>/<dialplan>" on the leg it moves.
 // It is a transfer of a call only when that leg was bridged: the partner it
 // leaves is the transferer. The same variable after routing before any
 // bridge (public -> default, originate ... XML default) is dialplan, not a
 // transfer. A bridge A-leg shows the value on its own UNBRIDGE; a B-leg only
-// on its next event, after the A-leg's UNBRIDGE.
+// on its next event (its CHANNEL_CALLSTATE), after the A-leg's UNBRIDGE.
 func (x *txn) follow() {
 	e := x.e
 	st := x.t.chans[e.Get("Unique-ID")]
@@ -127,11 +128,13 @@ func (x *txn) follow() {
 	if partner == "" {
 		partner = st.leftPartner
 	}
+	if hasVars(e) || e.Get("Caller-Unique-ID") != "" {
+		st.leftPartner = "" // the event shows the leg's state after the bridge
+	}
 	if hasVars(e) {
-		st.leftPartner = ""
 		x.hangupRequest(st)
 	}
-	src := e.Get("variable_transfer_source")
+	src := transferSource(e)
 	if src == "" || src == st.xferSrc {
 		return
 	}
@@ -151,6 +154,16 @@ func (x *txn) follow() {
 	x.emit(bridge.ChanTransfer, x.t.stateOf(partner, nil, ""), func(ev *bridge.ChannelEvent) {
 		ev.Peer, ev.Exten, ev.Context = peer(st), exten, context
 	})
+}
+
+// transferSource is the channel's last transfer as its caller profile
+// says (Caller-Transfer-Source, on every event with the profile, variables
+// or not: a CHANNEL_CALLSTATE tells too), else as its variable does.
+func transferSource(e *Event) string {
+	if v := e.Get("Caller-Transfer-Source"); v != "" {
+		return v
+	}
+	return e.Get("variable_transfer_source")
 }
 
 // blindTarget parses a bl_xfer transfer_source. The extension may itself
