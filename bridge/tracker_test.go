@@ -797,3 +797,28 @@ func TestReconcileMarginAndLinkLoss(t *testing.T) {
 		t.Fatalf("after link loss: %s %+v", typesOf(evs), evs[0].Call.EndedAt)
 	}
 }
+
+// A click-to-call the customer refuses: the agent's phone rang and
+// answered, the customer is busy: call.failed, then the end as busy.
+func TestClickToCallCustomerBusyFails(t *testing.T) {
+	tr := newTestTracker()
+	tr.ExpectOriginate(&Originate{ConversationID: "conv_b", ActionID: "o-b", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
+	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
+	cust := Channel{ID: "c2c.2", Name: "PJSIP/trunk-00000011", LinkedID: "c2c.1"}
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: agent},
+		ChannelEvent{Kind: ChanDial, Peer: &agent},
+		ChannelEvent{Kind: ChanAnswer, Channel: agent},
+		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &cust},
+		ChannelEvent{Kind: ChanHangupRequest, Channel: cust, Cause: 17},
+		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &cust, DialStatus: "BUSY"},
+		ChannelEvent{Kind: ChanHangup, Channel: cust, Cause: 17, HangupSource: HangupByEndpoint},
+		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 17, HangupSource: HangupByPBX},
+	)
+	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.failed,call.ended" {
+		t.Fatalf("events = %s", got)
+	}
+	if end := evs[4].Call; end.Disposition != DispositionBusy || end.HangupBy != "callee" || end.AnsweredAt != nil {
+		t.Fatalf("end = %s by %s", end.Disposition, end.HangupBy)
+	}
+}
