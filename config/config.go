@@ -9,14 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
@@ -169,7 +168,10 @@ func (e *Error) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.R
 
 // Load reads path (optional: "" skips the file), then CTIBRIDGE_* variables
 // from environ (CTIBRIDGE_PBX__SECRET sets pbx.secret: a double underscore
-// separates levels), then overrides (key → value), and validates.
+// separates levels; EnvVars lists them all), then overrides (key → value),
+// and validates. Every problem is returned at once (Errors). Relative path
+// keys (store.path, http.recordings_dir) are resolved against the config
+// file's directory, or the current one without a file.
 func Load(path string, environ []string, overrides map[string]string) (Config, error) {
 	k := koanf.New(".")
 	if path != "" {
@@ -180,234 +182,228 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 			return Config{}, &Error{Key: "--config", Reason: fmt.Sprintf("%s is not valid YAML: %v", path, err)}
 		}
 	}
+	var col collector
+	vars := EnvVars()
 	for _, kv := range environ {
 		name, val, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(name, "CTIBRIDGE_") {
 			continue
 		}
-		key := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(name, "CTIBRIDGE_")), "__", ".")
-		var v any = val
-		if strings.HasSuffix(key, "events") || strings.HasSuffix(key, "contexts") || strings.HasSuffix(key, "prefixes") || strings.HasSuffix(key, "filters") {
-			v = strings.Split(val, ",")
+		key, ignore, bad := envKey(vars, name)
+		if bad != nil {
+			col.add(bad)
+			continue
 		}
-		if err := k.Set(key, v); err != nil {
-			return Config{}, &Error{Key: name, Reason: err.Error()}
+		if !ignore {
+			if err := k.Set(key, val); err != nil {
+				col.add(&Error{Key: name, Reason: err.Error()})
+			}
 		}
 	}
 	for key, val := range overrides {
 		if err := k.Set(key, val); err != nil {
-			return Config{}, &Error{Key: key, Reason: err.Error()}
+			col.add(&Error{Key: key, Reason: err.Error()})
 		}
 	}
 	cfg := Default()
-	var unused []string
-	dc := &mapstructure.DecoderConfig{
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.StringToSliceHookFunc(","),
-		),
-		WeaklyTypedInput: true,
-		Metadata:         &mapstructure.Metadata{},
+	decode("", k.Raw(), reflect.ValueOf(&cfg).Elem(), &col)
+	base := "."
+	if path != "" {
+		base = filepath.Dir(path)
 	}
-	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{DecoderConfig: dc}); err != nil {
-		return Config{}, decodeError(err)
-	}
-	unused = dc.Metadata.Unused
-	if len(unused) > 0 {
-		slices.Sort(unused)
-		return Config{}, &Error{Key: unused[0], Reason: "unknown key (check the spelling; see README's config reference)"}
-	}
-	return cfg, cfg.Validate()
-}
-
-// decodeError turns a mapstructure error into one naming the key.
-func decodeError(err error) error {
-	msg := err.Error()
-	// mapstructure says: 'pbx.ping_interval' time: invalid duration "x"
-	if i := strings.Index(msg, "'"); i >= 0 {
-		if j := strings.Index(msg[i+1:], "'"); j > 0 {
-			return &Error{Key: msg[i+1 : i+1+j], Reason: strings.TrimSpace(msg[i+j+2:])}
+	for _, p := range []*string{&cfg.Store.Path, &cfg.HTTP.RecordingsDir} {
+		if *p != "" {
+			if abs, err := filepath.Abs(resolvePath(base, *p)); err == nil {
+				*p = abs
+			}
 		}
 	}
-	return &Error{Key: "config", Reason: msg}
+	cfg.validate(col.add)
+	return cfg, col.err()
 }
 
-// Validate checks every value and names the first bad key.
+// Validate checks every value and names every bad key (Errors).
 func (c *Config) Validate() error {
+	var col collector
+	c.validate(col.add)
+	return col.err()
+}
+
+// validate reports each problem to add. Enumerated values are read
+// case-insensitively and stored in their canonical case.
+func (c *Config) validate(add func(*Error)) {
+	c.PBX.Type = strings.ToLower(c.PBX.Type)
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	c.Log.Format = strings.ToLower(c.Log.Format)
+	c.HTTP.Anonymous = strings.ToLower(c.HTTP.Anonymous)
 	switch c.PBX.Type {
 	case "asterisk", "freeswitch":
 	default:
-		return &Error{"pbx.type", fmt.Sprintf("must be asterisk or freeswitch, got %q", c.PBX.Type)}
+		add(&Error{"pbx.type", fmt.Sprintf("must be asterisk or freeswitch, got %q", c.PBX.Type)})
 	}
 	if c.PBX.Name == "" || strings.ContainsAny(c.PBX.Name, "\r\n\x00") {
-		return &Error{"pbx.name", "must be a non-empty single-line name"}
+		add(&Error{"pbx.name", "must be a non-empty single-line name"})
 	}
 	if _, port, err := net.SplitHostPort(c.PBX.Address); err != nil || port == "" {
-		return &Error{"pbx.address", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:5038), got %q", c.PBX.Address)}
+		add(&Error{"pbx.address", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:5038), got %q", c.PBX.Address)})
 	}
 	if c.PBX.Type == "asterisk" && c.PBX.Username == "" {
-		return &Error{"pbx.username", "is required for Asterisk (the [user] of manager.conf)"}
+		add(&Error{"pbx.username", "is required for Asterisk (the [user] of manager.conf)"})
 	}
 	if c.PBX.Secret == "" {
-		return &Error{"pbx.secret", "is required (the AMI secret or the ESL password)"}
+		add(&Error{"pbx.secret", "is required (the AMI secret or the ESL password)"})
 	}
 	for _, kv := range []struct {
 		key, val string
 	}{{"pbx.username", c.PBX.Username}, {"pbx.secret", c.PBX.Secret}} {
 		if strings.ContainsAny(kv.val, "\r\n\x00") {
-			return &Error{kv.key, "must not contain line breaks"}
+			add(&Error{kv.key, "must not contain line breaks"})
 		}
 	}
 	for key, d := range map[string]time.Duration{"pbx.ping_interval": c.PBX.PingInterval, "pbx.action_timeout": c.PBX.ActionTimeout,
 		"pbx.backoff_max": c.PBX.BackoffMax, "delivery.retry_window": c.Delivery.RetryWindow, "delivery.timeout": c.Delivery.Timeout,
 		"http.request_timeout": c.HTTP.RequestTimeout, "commands.ring_timeout": c.Commands.RingTimeout} {
 		if d <= 0 {
-			return &Error{key, fmt.Sprintf("must be a positive duration such as 10s or 72h, got %s", d)}
+			add(&Error{key, fmt.Sprintf("must be a positive duration such as 10s or 72h, got %s", d)})
 		}
 	}
 	if d := c.PBX.ReconcileInterval; d != 0 && d < time.Second {
-		return &Error{"pbx.reconcile_interval", fmt.Sprintf("must be 0 (off) or at least 1s, such as 60s, got %s", d)}
+		add(&Error{"pbx.reconcile_interval", fmt.Sprintf("must be 0 (off) or at least 1s, such as 60s, got %s", d)})
 	}
 	if c.Store.Path == "" {
-		return &Error{"store.path", "is required (the SQLite file, e.g. ./ctibridge.db)"}
+		add(&Error{"store.path", "is required (the SQLite file, e.g. ./ctibridge.db)"})
 	}
 	c.Store.Synchronous = strings.ToUpper(c.Store.Synchronous)
 	if c.Store.Synchronous != "FULL" && c.Store.Synchronous != "NORMAL" {
-		return &Error{"store.synchronous", fmt.Sprintf("must be FULL or NORMAL, got %q", c.Store.Synchronous)}
+		add(&Error{"store.synchronous", fmt.Sprintf("must be FULL or NORMAL, got %q", c.Store.Synchronous)})
 	}
 	if c.Store.MaxQueuedEvents < 1000 {
-		return &Error{"store.max_queued_events", fmt.Sprintf("must be at least 1000, got %d", c.Store.MaxQueuedEvents)}
+		add(&Error{"store.max_queued_events", fmt.Sprintf("must be at least 1000, got %d", c.Store.MaxQueuedEvents)})
 	}
 	if c.Store.RetentionDays < 0 {
-		return &Error{"store.retention_days", "must be 0 (keep forever) or a number of days"}
+		add(&Error{"store.retention_days", "must be 0 (keep forever) or a number of days"})
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		return &Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080), got %q", c.HTTP.Listen)}
+		add(&Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080), got %q", c.HTTP.Listen)})
 	}
-	if err := c.HTTP.check(); err != nil {
-		return err
-	}
-	if err := c.checkCommands(); err != nil {
-		return err
-	}
+	c.HTTP.check(add)
+	c.checkCommands(add)
 	if c.Delivery.MaxInFlight < 1 || c.Delivery.MaxInFlightPerEndpoint < 1 {
-		return &Error{"delivery.max_in_flight", "must be at least 1"}
+		add(&Error{"delivery.max_in_flight", "must be at least 1"})
 	}
 	ids := map[string]bool{}
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
 		if err := bridge.CheckWebhookURL("url", w.URL); err != nil {
-			return &Error{key + ".url", bridge.ErrorMessage(err)}
+			add(&Error{key + ".url", bridge.ErrorMessage(err)})
 		}
 		// An IP literal the delivery policy refuses would be retried for
 		// nothing: refuse it here (a name is checked at every connection).
 		policy := bridge.AddressPolicy{AllowLoopback: c.Delivery.AllowLoopback, AllowPrivate: c.Delivery.AllowPrivate, AllowLinkLocal: c.Delivery.AllowLinkLocal}
 		if err := bridge.CheckWebhookAddress("url", w.URL, policy); err != nil {
-			return &Error{key + ".url", bridge.ErrorMessage(err)}
+			add(&Error{key + ".url", bridge.ErrorMessage(err)})
 		}
 		if _, err := bridge.WebhookSecretKey(w.Secret); err != nil {
-			return &Error{key + ".secret", err.Error()}
+			add(&Error{key + ".secret", err.Error()})
 		}
 		if err := bridge.CheckPublishedWebhookSecret("secret", w.Secret); err != nil {
-			return &Error{key + ".secret", bridge.ErrorMessage(err)}
+			add(&Error{key + ".secret", bridge.ErrorMessage(err)})
 		}
 		if w.PreviousSecret != "" {
 			if _, err := bridge.WebhookSecretKey(w.PreviousSecret); err != nil {
-				return &Error{key + ".previous_secret", err.Error()}
+				add(&Error{key + ".previous_secret", err.Error()})
 			}
 			if w.PreviousSecret == w.Secret {
-				return &Error{key + ".previous_secret", "is the same as secret (remove it once the rotation is over)"}
+				add(&Error{key + ".previous_secret", "is the same as secret (remove it once the rotation is over)"})
 			}
 		}
 		for _, f := range w.Events {
 			if !bridge.ValidEventFilter(f) {
-				return &Error{key + ".events", fmt.Sprintf("%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)}
+				add(&Error{key + ".events", fmt.Sprintf("%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)})
 			}
 		}
 		if w.ID == "" {
 			c.Webhooks[i].ID = fmt.Sprintf("cfg-%d", i+1)
 		}
 		if ids[c.Webhooks[i].ID] {
-			return &Error{key + ".id", fmt.Sprintf("%q is used twice", c.Webhooks[i].ID)}
+			add(&Error{key + ".id", fmt.Sprintf("%q is used twice", c.Webhooks[i].ID)})
 		}
 		ids[c.Webhooks[i].ID] = true
 	}
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
-		return &Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)}
+		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})
 	}
 	if c.Calls.TrunkPattern != "" {
 		if _, err := regexp.Compile(c.Calls.TrunkPattern); err != nil {
-			return &Error{"calls.trunk_pattern", err.Error()}
+			add(&Error{"calls.trunk_pattern", err.Error()})
 		}
 	}
 	if len(c.Calls.DefaultRegion) != 2 {
-		return &Error{"calls.default_region", fmt.Sprintf("must be a two-letter country code such as US or RU, got %q", c.Calls.DefaultRegion)}
+		add(&Error{"calls.default_region", fmt.Sprintf("must be a two-letter country code such as US or RU, got %q", c.Calls.DefaultRegion)})
 	}
 	c.Calls.DefaultRegion = strings.ToUpper(c.Calls.DefaultRegion)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		return &Error{"log.level", fmt.Sprintf("must be debug, info, warn or error, got %q", c.Log.Level)}
+		add(&Error{"log.level", fmt.Sprintf("must be debug, info, warn or error, got %q", c.Log.Level)})
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		return &Error{"log.format", fmt.Sprintf("must be text or json, got %q", c.Log.Format)}
+		add(&Error{"log.format", fmt.Sprintf("must be text or json, got %q", c.Log.Format)})
 	}
-	return nil
 }
 
 var reContext = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // checkCommands validates what goes into every command sent to the PBX:
 // a line break here would end up inside an AMI header or an ESL command.
-func (c *Config) checkCommands() error {
+func (c *Config) checkCommands(add func(*Error)) {
 	cm := c.Commands
 	if err := bridge.CheckVariablePrefix("commands.variable_prefix", cm.VariablePrefix); err != nil {
-		return &Error{"commands.variable_prefix", bridge.ErrorMessage(err)}
+		add(&Error{"commands.variable_prefix", bridge.ErrorMessage(err)})
 	}
 	for _, kv := range []struct{ key, val string }{{"commands.agent_dial", cm.AgentDial}, {"commands.queue_interface", cm.QueueInterface},
 		{"commands.callcenter_agent", cm.CallcenterAgent}, {"commands.record_dir", cm.RecordDir}, {"http.recordings_dir", c.HTTP.RecordingsDir}} {
 		if strings.ContainsAny(kv.val, "\r\n\x00") {
-			return &Error{kv.key, "must not contain line breaks"}
+			add(&Error{kv.key, "must not contain line breaks"})
 		}
 	}
 	for _, kv := range []struct{ key, val string }{{"commands.agent_dial", cm.AgentDial}, {"commands.queue_interface", cm.QueueInterface},
 		{"commands.callcenter_agent", cm.CallcenterAgent}} {
 		if kv.val != "" && !strings.Contains(kv.val, "{agent}") {
-			return &Error{kv.key, fmt.Sprintf("must contain {agent} (the extension), got %q", kv.val)}
+			add(&Error{kv.key, fmt.Sprintf("must contain {agent} (the extension), got %q", kv.val)})
 		}
 		// ESL's originate takes space-separated arguments.
 		if strings.ContainsAny(kv.val, " \t") {
-			return &Error{kv.key, fmt.Sprintf("must not contain spaces, got %q", kv.val)}
+			add(&Error{kv.key, fmt.Sprintf("must not contain spaces, got %q", kv.val)})
 		}
 	}
 	for _, kv := range []struct{ key, val string }{{"commands.context", cm.Context}, {"commands.transfer_context", cm.TransferContext}} {
 		if kv.val != "" && !reContext.MatchString(kv.val) {
-			return &Error{kv.key, fmt.Sprintf("must be a dialplan context name (letters, digits, _ . -), got %q", kv.val)}
+			add(&Error{kv.key, fmt.Sprintf("must be a dialplan context name (letters, digits, _ . -), got %q", kv.val)})
 		}
 	}
 	for _, kv := range []struct{ key, val string }{{"commands.record_dir", cm.RecordDir}, {"http.recordings_dir", c.HTTP.RecordingsDir}} {
 		if kv.val != "" && !filepath.IsAbs(kv.val) {
-			return &Error{kv.key, fmt.Sprintf("must be an absolute directory, got %q", kv.val)}
+			add(&Error{kv.key, fmt.Sprintf("must be an absolute directory, got %q", kv.val)})
 		}
 	}
-	return nil
 }
 
 // check validates the HTTP section's access rules: each refused value
 // would otherwise silently open or close the API.
-func (h *HTTP) check() error {
+func (h *HTTP) check(add func(*Error)) {
 	switch h.Anonymous {
 	case "", "none", "read", "control":
 	case "admin":
-		return &Error{"http.anonymous", "cannot be admin: requests without an API key never manage webhooks or replay; use none, read or control"}
+		add(&Error{"http.anonymous", "cannot be admin: requests without an API key never manage webhooks or replay; use none, read or control"})
 	default:
-		return &Error{"http.anonymous", fmt.Sprintf("must be none, read or control, got %q", h.Anonymous)}
+		add(&Error{"http.anonymous", fmt.Sprintf("must be none, read or control, got %q", h.Anonymous)})
 	}
 	if h.AnonymousLoopback && h.Anonymous != "" {
-		return &Error{"http.anonymous_loopback", "is the older spelling of http.anonymous: control (until the first API key): set only http.anonymous"}
+		add(&Error{"http.anonymous_loopback", "is the older spelling of http.anonymous: control (until the first API key): set only http.anonymous"})
 	}
 	if (h.Anonymous == "read" || h.Anonymous == "control") && !loopbackListen(h.Listen) {
-		return &Error{"http.anonymous", fmt.Sprintf("%s needs http.listen on a loopback address (127.0.0.1, [::1] or localhost), got %q: requests without a key are never served on other interfaces", h.Anonymous, h.Listen)}
+		add(&Error{"http.anonymous", fmt.Sprintf("%s needs http.listen on a loopback address (127.0.0.1, [::1] or localhost), got %q: requests without a key are never served on other interfaces", h.Anonymous, h.Listen)})
 	}
 	for i, o := range h.AllowedOrigins {
 		if want, ok := canonicalOrigin(o); !ok || want != o {
@@ -415,21 +411,20 @@ func (h *HTTP) check() error {
 			if ok {
 				hint = fmt.Sprintf(" (did you mean %q?)", want)
 			}
-			return &Error{fmt.Sprintf("http.allowed_origins[%d]", i), fmt.Sprintf("must be an origin as browsers send it, scheme://host[:port] in lowercase with no path and no default port, got %q%s", o, hint)}
+			add(&Error{fmt.Sprintf("http.allowed_origins[%d]", i), fmt.Sprintf("must be an origin as browsers send it, scheme://host[:port] in lowercase with no path and no default port, got %q%s", o, hint)})
 		}
 	}
 	for i, host := range h.AllowedHosts {
 		if !validHost(host) {
-			return &Error{fmt.Sprintf("http.allowed_hosts[%d]", i), fmt.Sprintf("must be a host name or IP address, optionally with :port (e.g. ctibridge.internal or 10.0.0.5:8080), got %q", host)}
+			add(&Error{fmt.Sprintf("http.allowed_hosts[%d]", i), fmt.Sprintf("must be a host name or IP address, optionally with :port (e.g. ctibridge.internal or 10.0.0.5:8080), got %q", host)})
 		}
 	}
 	if h.MaxStreams < 1 {
-		return &Error{"http.max_streams", fmt.Sprintf("must be at least 1, got %d", h.MaxStreams)}
+		add(&Error{"http.max_streams", fmt.Sprintf("must be at least 1, got %d", h.MaxStreams)})
 	}
 	if h.MaxStreamsPerKey < 1 || h.MaxStreamsPerKey > h.MaxStreams {
-		return &Error{"http.max_streams_per_key", fmt.Sprintf("must be from 1 to http.max_streams (%d), got %d", h.MaxStreams, h.MaxStreamsPerKey)}
+		add(&Error{"http.max_streams_per_key", fmt.Sprintf("must be from 1 to http.max_streams (%d), got %d", h.MaxStreams, h.MaxStreamsPerKey)})
 	}
-	return nil
 }
 
 // loopbackListen reports a listen address bound to loopback only.

@@ -85,7 +85,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 	}
 	for key, val := range map[string]string{"commands.agent_dial": "PJSIP/100", "commands.context": "from internal",
 		"commands.transfer_context": "a,b", "commands.queue_interface": "Local/{agent} x", "commands.record_dir": "rec",
-		"http.recordings_dir": "./rec", "commands.ring_timeout": "0s", "http.request_timeout": "-1s",
+		"commands.ring_timeout": "0s", "http.request_timeout": "-1s",
 		"store.max_queued_events": "10", "commands.variable_prefix": "api_"} {
 		_, err := Load(write(t, minimal), nil, map[string]string{key: val})
 		var ce *Error
