@@ -71,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "apikey":
 		return runAPIKey(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args[1:], stdout, stderr)
 	case "secret":
 		fmt.Fprintln(stdout, bridge.NewWebhookSecret())
 		return 0
