@@ -98,7 +98,7 @@ type chanState struct {
 	loopLeg   string // "A" or "B"
 	paired    bool   // ChanLocalPair sent
 	sipCallID string
-	endpoint  string // the directory user, fixed at first sight
+	endpoint  string // the directory user, fixed once the channel opens
 	held      bool
 	hupReq    bool   // ChanHangupRequest sent
 	partner   string // the current bridge partner
@@ -493,7 +493,9 @@ func (t *Translator) update(st *chanState, e *Event) {
 	if v := e.Get("Call-Direction"); v != "" {
 		ch.Direction = v
 	}
-	if st.endpoint == "" {
+	if st.endpoint == "" && !st.opened {
+		// Learnt up to the event that opens the channel, then fixed: a
+		// user set later (set_user, a voicemail login) is not the device's.
 		st.endpoint = endpoint(e, st)
 		ch.Endpoint = st.endpoint
 	}

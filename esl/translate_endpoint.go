@@ -10,9 +10,11 @@ import "strings"
 //     channel that runs bridge user/..., so a value appearing after the leg
 //     answered names whom it dialled, not itself: only an unanswered leg's
 //     counts, and the first one sticks.
-//   - A SIP device calling in: the user its credentials authenticated
-//     (sip_auth_username, or user_name from the same directory lookup), never
-//     the From user, which the caller chooses.
+//   - A device calling in: the user its credentials authenticated
+//     (sip_auth_username, or user_name from the same directory lookup; a
+//     verto login's user_name), never the From user, which the caller
+//     chooses. Only what the channel's first event says counts: set_user
+//     or a voicemail login set user_name later on any caller's channel.
 //
 // Loopback legs copy their originator's variables: they get none.
 func endpoint(e *Event, st *chanState) string {
@@ -30,6 +32,9 @@ func endpoint(e *Event, st *chanState) string {
 		}
 		return e.Get("variable_dialed_user")
 	case "inbound":
+		if strings.HasPrefix(name, "verto.rtc/") {
+			return e.Get("variable_user_name") // the verto login
+		}
 		if !strings.HasPrefix(name, "sofia/") {
 			return ""
 		}

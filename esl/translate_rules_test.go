@@ -126,20 +126,24 @@ func TestTranslateSwitchRules(t *testing.T) {
 		name: "the directory user: dialled before the answer, authenticated, never chosen by the caller",
 		in: []*Event{
 			ev("CHANNEL_CREATE", sofiaLeg("C", cust, "inbound", "Caller-Username", "1000")...),                                      // unauthenticated From user
+			ev("CHANNEL_ANSWER", sofiaLeg("C", cust, "inbound", "variable_user_name", "1000")...),                                   // a voicemail login
 			ev("CHANNEL_CREATE", sofiaLeg("P", "sofia/internal/1001@10.0.0.6", "inbound", "variable_sip_auth_username", "1001")...), // a phone calling in
 			out("CHANNEL_CREATE", "A", phone, "Caller-Caller-ID-Number", "1000-0xab", "Caller-Destination-Number", "1000-0xab"),
 			out("CHANNEL_ANSWER", "A", phone, "variable_dialed_user", "1001"), // bridge user/1001 run by the leg
 			ev("CHANNEL_CREATE", sofiaLeg("L", "loopback/1000-a", "outbound", "variable_dialed_user", "1000")...),
 			ev("CHANNEL_CREATE", sofiaLeg("B", other, "outbound", "Answer-State", "answered", "variable_dialed_user", "1001")...), // first seen up
 		},
-		want: []string{"New " + cust, "New sofia/internal/1001@10.0.0.6 user=1001", "New " + phone + " user=1000", "Dial " + cust + ">" + phone,
-			"Answer " + phone, "New loopback/1000-a", "Dial>loopback/1000-a", "New " + other},
+		want: []string{"New " + cust, "Answer " + cust, "New sofia/internal/1001@10.0.0.6 user=1001", "New " + phone + " user=1000",
+			"Dial " + cust + ">" + phone, "Answer " + phone, "New loopback/1000-a", "Dial>loopback/1000-a", "New " + other},
 		check: func(t *testing.T, out []bridge.ChannelEvent) {
+			if ch := out[1].Channel; ch.Endpoint != "" {
+				t.Errorf("caller named by a later user_name: %+v", ch)
+			}
 			// The phone's contact names it: its number is its user's.
-			if ch := out[2].Channel; ch.Endpoint != "1000" || ch.CallerNum != "1000" || ch.Exten != "1000" {
+			if ch := out[3].Channel; ch.Endpoint != "1000" || ch.CallerNum != "1000" || ch.Exten != "1000" {
 				t.Errorf("dialled leg: %+v", ch)
 			}
-			if ch := out[4].Channel; ch.Endpoint != "1000" {
+			if ch := out[5].Channel; ch.Endpoint != "1000" {
 				t.Errorf("answered leg: %+v", ch)
 			}
 		},
