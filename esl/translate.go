@@ -27,12 +27,16 @@ import (
 //	                         dialled leg, ChanBridgeEnter for Bridge-A and Bridge-B,
 //	                         Bridge = A's uuid
 //	CHANNEL_UNBRIDGE         ChanBridgeLeave for both legs
-//	any event with variables ChanTransfer (blind) when a leg's transfer_source names a new
-//	                         bl_xfer while it is bridged (or was, up to its own next event):
-//	                         REFER, uuid_transfer, a transfer feature code; dialplan routing
-//	                         (public -> default, originate ... XML ctx) is not a transfer
+//	any event of a channel   ChanTransfer (blind) when its transfer_source (variable or
+//	                         caller profile) names a new bl_xfer while it is bridged (or
+//	                         was, up to its own next event): REFER, uuid_transfer, a
+//	                         transfer feature code; dialplan routing (public -> default,
+//	                         originate ... XML ctx) is not a transfer. ChanHangupRequest
+//	                         as soon as its variables show its device released it
+//	                         (recv_cancel/recv_refuse on CHANNEL_HANGUP, recv_bye after)
 //	CHANNEL_HOLD/UNHOLD,     ChanHold/ChanUnhold, once per change
 //	CHANNEL_CALLSTATE HELD/ACTIVE
+//	CHANNEL_EXECUTE          intercept: who picks a call up (when subscribed)
 //	CHANNEL_HANGUP_COMPLETE  ChanPickup for a leg PICKED_OFF by a known intercept,
 //	                         ChanHangupRequest for a leg its device released (recv_*),
 //	                         ChanDialEnd for a dialled leg not yet ended, ChanHangup with
