@@ -40,7 +40,16 @@ func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) 
 	d := e.d
 	at := d.clock.Now()
 	start := time.Now()
-	code, retryAfter, err := e.post(cfg, it, at)
+	var code int
+	var retryAfter time.Duration
+	var err error
+	var permanent bool
+	conn := d.opts.Connectors[e.id]
+	if conn != nil {
+		code, retryAfter, permanent, err = e.deliver(conn, it)
+	} else {
+		code, retryAfter, err = e.post(cfg, it, at)
+	}
 	latency := time.Since(start)
 	if code == 0 && e.reqCtx.Err() != nil {
 		return result{it: it, outcome: outAborted}, bridge.Attempt{}
@@ -59,7 +68,11 @@ func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) 
 	switch {
 	case err == nil:
 		r.outcome = outDelivered
-	case code == http.StatusGone:
+	case permanent:
+		// A connector says no retry can help (e.g. an agent without a CRM
+		// user): dead-lettered at once, replayable once that is fixed.
+		r.outcome = outDead
+	case code == http.StatusGone && conn == nil:
 		r.outcome = outDisabled
 	case errors.As(err, &refused):
 		// Every address of the host is forbidden: no retry can succeed
@@ -112,7 +125,10 @@ func (e *endpoint) record(cfg *endpointConfig, it *item, a bridge.Attempt, rp *r
 	}
 	e.recordMu.RUnlock()
 
-	e.account(cfg, it, a, a.StatusCode == http.StatusGone, r.refused)
+	// A connector's 410 is the CRM's answer to one request, not "this
+	// endpoint is gone".
+	gone := a.StatusCode == http.StatusGone && d.opts.Connectors[e.id] == nil
+	e.account(cfg, it, a, gone, r.refused)
 	if d.opts.OnAttempt != nil {
 		d.opts.OnAttempt(a)
 	}
@@ -240,6 +256,26 @@ func (e *endpoint) post(cfg *endpointConfig, it *item, at time.Time) (code int, 
 		msg += ": " + s
 	}
 	return resp.StatusCode, parseRetryAfter(resp.Header.Get("Retry-After"), d.clock.Now()), errors.New(msg)
+}
+
+// deliver hands one delivery to a connector. Its whole work (possibly
+// several CRM requests, and waiting for the CRM's rate limit) gets a few
+// attempt timeouts; what it finished is in its state, so a retry resumes.
+func (e *endpoint) deliver(conn bridge.Connector, it *item) (code int, retryAfter time.Duration, permanent bool, err error) {
+	ctx, cancel := context.WithTimeout(e.reqCtx, 3*e.d.opts.Timeout)
+	defer cancel()
+	err = conn.Deliver(ctx, it.Record)
+	if err == nil {
+		return http.StatusOK, 0, false, nil
+	}
+	if e.reqCtx.Err() != nil {
+		return 0, 0, false, err // shutdown: aborted, stays pending
+	}
+	code, retryAfter, permanent = bridge.ConnectorOutcome(err)
+	if code == 0 && errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%s: not done within %s", conn.Name(), 3*e.d.opts.Timeout)
+	}
+	return code, retryAfter, permanent, err
 }
 
 // redactURL drops what may carry a token (credentials, query, fragment)

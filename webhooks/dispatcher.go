@@ -72,6 +72,10 @@ type Options struct {
 	// OnDisable, when set, is told when an endpoint answered 410 Gone and
 	// was disabled, so the caller can stop creating deliveries for it.
 	OnDisable func(endpointID, reason string)
+	// Connectors, by endpoint ID, make those endpoints CRM connectors: each
+	// delivery is handed to Deliver instead of being posted (see
+	// bridge.Connector). Their endpoints' URL and secret are unused.
+	Connectors map[string]bridge.Connector
 }
 
 func (o Options) withDefaults() Options {
@@ -199,6 +203,11 @@ func New(store bridge.DeliveryStore, opts Options) *Dispatcher {
 	}
 	return d
 }
+
+// Client is the HTTP client deliveries use: the address policy enforced at
+// every connection, redirects not followed. Connectors make their CRM
+// requests with it.
+func (d *Dispatcher) Client() *http.Client { return d.client }
 
 // AddressPolicy is the policy the default transport enforces, for the API
 // to refuse an endpoint URL it would refuse anyway.
