@@ -31,6 +31,8 @@ type Config struct {
 	Calls    Calls     `koanf:"calls"`
 	Commands Commands  `koanf:"commands"`
 	Log      Log       `koanf:"log"`
+	// Connectors are the CRM connectors (config/connectors.go).
+	Connectors Connectors `koanf:"connectors"`
 }
 
 // PBX is the Asterisk (AMI) or FreeSWITCH (ESL) to follow.
@@ -154,7 +156,8 @@ func Default() Config {
 			MaxInFlightPerEndpoint: 16, AllowLoopback: true, AllowPrivate: true},
 		Calls: Calls{AgentPattern: `^[0-9]{2,6}$`, InboundContexts: []string{"from-trunk", "from-pstn", "inbound", "public"},
 			DefaultRegion: "US"},
-		Log: Log{Level: "info", Format: "text"},
+		Log:        Log{Level: "info", Format: "text"},
+		Connectors: defaultConnectors(),
 	}
 }
 
@@ -329,6 +332,9 @@ func (c *Config) validate(add func(*Error)) {
 			add(&Error{key + ".id", fmt.Sprintf("%q is used twice", c.Webhooks[i].ID)})
 		}
 		ids[c.Webhooks[i].ID] = true
+	}
+	if err := c.Connectors.validate(ids); err != nil {
+		add(err)
 	}
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
 		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})

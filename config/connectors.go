@@ -1,0 +1,110 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Connectors are the CRM connectors: subscriptions that speak a CRM's own
+// API instead of posting ctibridge's JSON.
+type Connectors struct {
+	Bitrix24 Bitrix24 `koanf:"bitrix24"`
+}
+
+// Bitrix24 is the Bitrix24 telephony connector. It is on when WebhookURL is
+// set.
+type Bitrix24 struct {
+	// WebhookURL is an inbound webhook with the telephony scope,
+	// https://<portal>/rest/<user id>/<token>/. The token is a secret: set it
+	// from the environment (CTIBRIDGE_CONNECTORS__BITRIX24__WEBHOOK_URL)
+	// rather than in the file; it is never logged.
+	WebhookURL string `koanf:"webhook_url"`
+	// Users maps agent extensions to Bitrix24 user ids.
+	Users map[string]int `koanf:"users"`
+	// DefaultUser logs calls no agent took part in under this user; 0
+	// leaves them out.
+	DefaultUser int     `koanf:"default_user"`
+	LineNumber  string  `koanf:"line_number"`
+	CRMCreate   bool    `koanf:"crm_create"` // create a lead for an unknown number
+	Show        bool    `koanf:"show"`       // pop the call card to ringing agents
+	Burst       int     `koanf:"burst"`      // the portal's request bucket (Enterprise: 250)
+	Rate        float64 `koanf:"rate"`       // its refill per second (Enterprise: 5)
+}
+
+// Enabled reports whether the connector is configured.
+func (b Bitrix24) Enabled() bool { return b.WebhookURL != "" }
+
+func defaultConnectors() Connectors {
+	return Connectors{Bitrix24: Bitrix24{CRMCreate: true, Show: true, Burst: 50, Rate: 2}}
+}
+
+var reExtension = regexp.MustCompile(`^[A-Za-z0-9_*#+-]{1,32}$`)
+
+// validate checks the connectors. webhookIDs are the configured webhook
+// endpoint ids, which a connector's endpoint id must not take.
+func (c *Connectors) validate(webhookIDs map[string]bool) *Error {
+	b := c.Bitrix24
+	if !b.Enabled() {
+		return nil
+	}
+	const key = "connectors.bitrix24"
+	if err := checkBitrix24URL(b.WebhookURL); err != "" {
+		// The reason never repeats the URL: it holds the token.
+		return &Error{key + ".webhook_url", err}
+	}
+	if len(b.Users) == 0 {
+		return &Error{key + ".users", "map each agent extension to its Bitrix24 user id, e.g. users: {\"101\": 1}"}
+	}
+	for ext, id := range b.Users {
+		if !reExtension.MatchString(ext) {
+			return &Error{key + ".users", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)}
+		}
+		if id <= 0 {
+			return &Error{key + ".users." + ext, fmt.Sprintf("must be a Bitrix24 user id (a positive number), got %d", id)}
+		}
+	}
+	if b.DefaultUser < 0 {
+		return &Error{key + ".default_user", "must be a Bitrix24 user id, or 0 for none"}
+	}
+	if b.Burst < 1 || b.Burst > 10000 {
+		return &Error{key + ".burst", fmt.Sprintf("must be 1..10000 (Bitrix24: 50, Enterprise 250), got %d", b.Burst)}
+	}
+	if !(b.Rate > 0 && b.Rate <= 1000) {
+		return &Error{key + ".rate", fmt.Sprintf("must be above 0 requests per second (Bitrix24: 2, Enterprise 5), got %v", b.Rate)}
+	}
+	if len(b.LineNumber) > 64 {
+		return &Error{key + ".line_number", "must be at most 64 characters"}
+	}
+	if webhookIDs[Bitrix24EndpointID] {
+		return &Error{"webhooks", fmt.Sprintf("the id %q is the Bitrix24 connector's: use another", Bitrix24EndpointID)}
+	}
+	return nil
+}
+
+// Bitrix24EndpointID is the connector's delivery endpoint id (the attempt
+// log, replay and the webhooks API name it so).
+const Bitrix24EndpointID = "crm-bitrix24"
+
+func checkBitrix24URL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "must be an inbound webhook URL such as https://<portal>.bitrix24.com/rest/<user id>/<token>/"
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "must have no credentials, query or fragment"
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) != 3 || parts[0] != "rest" {
+		return "path must be /rest/<user id>/<token>/"
+	}
+	if _, err := strconv.Atoi(parts[1]); err != nil {
+		return "path must be /rest/<user id>/<token>/: the user id is a number"
+	}
+	if !regexp.MustCompile(`^[A-Za-z0-9]{8,}$`).MatchString(parts[2]) {
+		return "path must be /rest/<user id>/<token>/: the token is letters and digits"
+	}
+	return ""
+}
