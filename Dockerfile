@@ -16,6 +16,7 @@ COPY --from=build /out/ctibridge /usr/local/bin/ctibridge
 USER ctibridge
 WORKDIR /var/lib/ctibridge
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
+# Healthy when /readyz answers 200 (PBX link up, store writable); no shell needed.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s CMD ["ctibridge", "healthcheck", "--config", "/etc/ctibridge/ctibridge.yaml"]
 ENTRYPOINT ["ctibridge"]
 CMD ["serve", "--config", "/etc/ctibridge/ctibridge.yaml"]

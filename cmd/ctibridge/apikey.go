@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,12 +37,15 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	sub := args[0]
 	switch sub {
 	case "create", "list", "revoke":
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, apikeyUsage)
+		return 0
 	default:
 		fmt.Fprintf(stderr, "ctibridge apikey: unknown command %q\n\n%s", sub, apikeyUsage)
 		return 2
 	}
 	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	path := fs.String("config", "", "YAML config file (its store.path holds the keys)")
 	sets := setFlags{}
 	fs.Var(sets, "set", "override a config key, e.g. --set store.path=/var/lib/ctibridge/ctibridge.db")
@@ -51,12 +55,21 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var pos []string
 	for rest := args[1:]; ; {
 		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, apikeyUsage)
+				return 0
+			}
+			fmt.Fprintf(stderr, "ctibridge apikey %s: %v\n\n%s", sub, err, apikeyUsage)
 			return 2
 		}
 		if fs.NArg() == 0 {
 			break
 		}
 		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if want := map[string]int{"create": 0, "list": 0, "revoke": 1}[sub]; len(pos) > want {
+		fmt.Fprintf(stderr, "ctibridge apikey %s: unexpected argument%s %s\n\n%s", sub, plural(len(pos)-want), quoteAll(pos[want:]), apikeyUsage)
+		return 2
 	}
 	if *path == "" {
 		if _, err := os.Stat("ctibridge.yaml"); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"github.com/ctibridge/ctibridge/bridge"
 	"io"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/config"
-	"github.com/ctibridge/ctibridge/esl/esltest"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 	"github.com/staskobzar/goami2"
 )
@@ -32,21 +30,26 @@ var demoCalls = map[string][]string{
 // demo runs a simulated PBX, a local CRM receiver and the bridge between
 // them, prints what the CRM receives, and exits when every event arrived.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", `Usage: ctibridge demo [--pbx asterisk|freeswitch] [--calls N] [--keep] [-v]
+
+Runs a simulated PBX, a local CRM receiver and ctibridge between them, plays
+real captured calls and prints each webhook the CRM receives. Needs no
+setup and leaves nothing behind. Ctrl-C or SIGTERM stops it at once.
+`)
 	pbxType := fs.String("pbx", "asterisk", "simulated PBX: asterisk or freeswitch")
 	rounds := fs.Int("calls", 1, "how many times to play the mix of calls")
 	pace := fs.Duration("pace", 15*time.Millisecond, "delay between PBX events")
 	verbose := fs.Bool("v", false, "show ctibridge's log")
-	if err := fs.Parse(args); err != nil {
+	keep := fs.Bool("keep", false, "keep the simulated PBX, ctibridge and the CRM receiver running after the calls, until Ctrl-C")
+	if err := parseArgs(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	calls, ok := demoCalls[*pbxType]
 	if !ok {
-		return fmt.Errorf("--pbx must be asterisk or freeswitch, got %q", *pbxType)
+		return usageError{fmt.Errorf("--pbx must be asterisk or freeswitch, got %q", *pbxType)}
 	}
 	if *rounds < 1 {
-		return errors.New("--calls must be at least 1")
+		return usageError{errors.New("--calls must be at least 1")}
 	}
 	dir, err := os.MkdirTemp("", "ctibridge-demo-")
 	if err != nil {
@@ -67,37 +70,23 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := config.Default()
 	cfg.PBX.Name = "demo-" + *pbxType
 	cfg.PBX.Type = *pbxType
-	var play func(name string) error
+	cfg.PBX.Username, cfg.PBX.Secret = "bridge", randomToken()
+	sim, err := newSimPBX(*pbxType, "127.0.0.1:0", cfg.PBX.Username, cfg.PBX.Secret, *pace, 0.2, nil)
+	if err != nil {
+		return err
+	}
+	defer sim.close()
+	// Ctrl-C or SIGTERM: closing the simulator ends a play at once.
+	defer context.AfterFunc(ctx, sim.close)()
+	cfg.PBX.Address = sim.addr
 	clickToCall := false
-	switch *pbxType {
-	case "asterisk":
-		// The simulated Asterisk answers a click-to-call with the real
-		// capture of one, under the channel ids ctibridge assigned.
-		var sim *amitest.Server
-		sim, err = amitest.NewServer(amitest.ServerOptions{OnAction: func(a *goami2.Message) bool {
-			if a.Field("Action") == "Originate" {
-				go playOriginate(sim, a, *pace)
-			}
-			return false
-		}})
-		if err != nil {
-			return fmt.Errorf("simulated Asterisk: %w", err)
-		}
-		defer sim.Close()
-		cfg.PBX.Address, cfg.PBX.Username, cfg.PBX.Secret = sim.Addr(), "bridge", "bridgepass"
+	if *pbxType == "asterisk" {
 		cfg.Calls.InboundContexts = []string{"inbound"}
 		// The dialplan of the captures' Asterisk (shared/fixtures/asterisk/config).
 		cfg.Commands.AgentDial, cfg.Commands.Context = "Local/{agent}@agents", "inbound"
-		play = func(name string) error { return sim.Play(name, amitest.PlayOptions{Rewrite: true, Pace: *pace}) }
+		// The simulated Asterisk answers a click-to-call with the real
+		// capture of one, under the channel ids ctibridge assigned.
 		clickToCall = true
-	case "freeswitch":
-		sim, err := esltest.NewServer(esltest.Options{})
-		if err != nil {
-			return fmt.Errorf("simulated FreeSWITCH: %w", err)
-		}
-		defer sim.Close()
-		cfg.PBX.Address, cfg.PBX.Secret = sim.Addr(), "ClueCon"
-		play = func(name string) error { return sim.Play(name, esltest.PlayOptions{Rewrite: true, Pace: 0.2}) }
 	}
 	cfg.Store.Path = filepath.Join(dir, "ctibridge.db")
 	cfg.Store.Synchronous = "NORMAL"
@@ -112,11 +101,23 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
+	stopped := ctx // ends on Ctrl-C or SIGTERM
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	startedc := make(chan running, 1)
 	served := make(chan error, 1)
 	go func() { served <- serve(ctx, cfg, log, func(r running) { startedc <- r }) }()
+	// halt stops ctibridge before the deferred clean-up removes its
+	// database; on Ctrl-C or SIGTERM the error is the context's (exit 0).
+	halt := func(err error) error {
+		cancel()
+		<-served
+		p.stop()
+		if stopped.Err() != nil {
+			return stopped.Err()
+		}
+		return err
+	}
 	var r running
 	select {
 	case r = <-startedc:
@@ -128,27 +129,29 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "ctibridge demo: simulated %s on %s, CRM receiver on %s, API on http://%s\n\n",
 		*pbxType, cfg.PBX.Address, receiver.URL, r.HTTPAddr)
 	if err := waitFor(ctx, 10*time.Second, func() bool { up, _ := r.Engine.LinkState(); return up }); err != nil {
-		return fmt.Errorf("ctibridge did not connect to the simulated PBX: %w", err)
+		return halt(fmt.Errorf("ctibridge did not connect to the simulated PBX: %w", err))
 	}
 
 	for i := 0; i < *rounds; i++ {
 		for _, name := range calls {
-			if err := play(name); err != nil {
-				return fmt.Errorf("playing %s: %w", name, err)
+			if err := sim.play(ctx, name); err != nil {
+				return halt(fmt.Errorf("playing %s: %w", name, err))
 			}
 		}
 	}
 	played := len(calls) * *rounds
 	if clickToCall {
 		// A CRM's click-to-call: agent 101 first, then 600.
-		res, err := nethttp.Post("http://"+r.HTTPAddr+"/v1/calls", "application/json", strings.NewReader(`{"agent":"101","to":"600"}`))
+		req, _ := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, "http://"+r.HTTPAddr+"/v1/calls", strings.NewReader(`{"agent":"101","to":"600"}`))
+		req.Header.Set("Content-Type", "application/json")
+		res, err := nethttp.DefaultClient.Do(req)
 		if err != nil {
-			return fmt.Errorf("click-to-call: %w", err)
+			return halt(fmt.Errorf("click-to-call: %w", err))
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode != nethttp.StatusAccepted {
-			return fmt.Errorf("click-to-call: %s %s", res.Status, body)
+			return halt(fmt.Errorf("click-to-call: %s %s", res.Status, body))
 		}
 		fmt.Fprintf(stdout, "\n  CRM → POST /v1/calls {\"agent\":\"101\",\"to\":\"600\"} → %d %s\n", res.StatusCode, strings.TrimSpace(string(body)))
 		played++
@@ -162,7 +165,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			return false
 		}); err != nil {
-			return fmt.Errorf("the click-to-call %s did not end: %w", accepted.ID, err)
+			return halt(fmt.Errorf("the click-to-call %s did not end: %w", accepted.ID, err))
 		}
 	}
 	// Done when every call has ended and every committed event has been
@@ -171,11 +174,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return len(r.Engine.Live()) == 0 && r.Engine.QueueLen.Load() == 0 &&
 			r.Engine.Emitted.Load() > 0 && int64(len(receiver.Deliveries())) >= r.Engine.Emitted.Load()
 	})
-	cancel()
-	serveErr := <-served
-	p.stop()
 	if err != nil {
-		return fmt.Errorf("not every event reached the CRM: %d committed, %d delivered", r.Engine.Emitted.Load(), len(receiver.Deliveries()))
+		return halt(fmt.Errorf("not every event reached the CRM: %d committed, %d delivered", r.Engine.Emitted.Load(), len(receiver.Deliveries())))
 	}
 	bad := 0
 	for _, d := range receiver.Requests() {
@@ -185,6 +185,16 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\n%d calls, %d webhooks delivered, %d with a bad signature. API was at http://%s/v1/calls\n",
 		played, len(receiver.Deliveries()), bad, r.HTTPAddr)
+	if *keep {
+		fmt.Fprintf(stdout, "\n--keep: still running (simulated %s on %s, API on http://%s); Ctrl-C to stop\n", *pbxType, cfg.PBX.Address, r.HTTPAddr)
+		<-ctx.Done()
+	}
+	cancel()
+	serveErr := <-served
+	p.stop()
+	if stopped.Err() != nil {
+		return stopped.Err()
+	}
 	return serveErr
 }
 
