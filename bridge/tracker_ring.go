@@ -56,9 +56,16 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 	if to.Role != roleCaller {
 		to.Role = roleAgent
 		if to.Agent == "" {
-			to.Agent = to.Ext
-			if _, ext, _, _ := parseName(ev.Interface); ext != "" {
-				to.Agent = ext
+			// The device's own identity first (a FreeSWITCH dialled user,
+			// whatever its contact says), then the queue member interface.
+			to.Agent = ev.Peer.Endpoint
+			if to.Agent == "" {
+				if _, ext, _, _ := parseName(ev.Interface); ext != "" {
+					to.Agent = ext
+				}
+			}
+			if to.Agent == "" {
+				to.Agent = to.Ext
 			}
 		}
 	}
