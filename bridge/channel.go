@@ -1,6 +1,9 @@
 package bridge
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // ChannelEvent is the PBX-neutral vocabulary the adapters translate AMI and
 // ESL events into. The Tracker turns a stream of them into conversations and
@@ -84,7 +87,6 @@ const (
 	ChanHangup                                        // Channel is gone (Cause)
 	ChanRename                                        // Channel's name became Name (masquerade)
 	ChanLocalPair                                     // Channel (;1 / -a) and Peer (;2 / -b) are two halves of one local channel
-	ChanLocalOptimized                                // the local pair Channel/Peer optimised away; Peer's partner replaces it
 	ChanVar                                           // Channel variable Name set to Value
 	ChanTransfer                                      // Channel (transferer) moved Peer (transferee) to Exten/Context, or to a consult leg
 	ChanQueueJoin                                     // Channel entered Queue
@@ -144,4 +146,25 @@ type Sink interface {
 	Snapshot(live []Channel, at time.Time)
 	// LinkDown is called when a session ends, after its last event.
 	LinkDown(err error)
+}
+
+var kindNames = [...]string{
+	ChanNew: "New", ChanUpdate: "Update", ChanDialplan: "Dialplan", ChanDial: "Dial",
+	ChanDialEnd: "DialEnd", ChanAnswer: "Answer", ChanBridgeEnter: "BridgeEnter",
+	ChanBridgeLeave: "BridgeLeave", ChanHold: "Hold", ChanUnhold: "Unhold",
+	ChanHangup: "Hangup", ChanRename: "Rename", ChanLocalPair: "LocalPair",
+	ChanVar: "Var", ChanTransfer: "Transfer",
+	ChanQueueJoin: "QueueJoin", ChanQueueLeave: "QueueLeave", ChanQueueAbandon: "QueueAbandon",
+	ChanAgentCalled: "AgentCalled", ChanAgentConnect: "AgentConnect",
+	ChanAgentRingNoAnswer: "AgentRingNoAnswer", ChanRecordStart: "RecordStart",
+	ChanRecordStop: "RecordStop", ChanOriginateFailed: "OriginateFailed", ChanAgentState: "AgentState",
+	ChanHangupRequest: "HangupRequest", ChanPark: "Park", ChanUnpark: "Unpark", ChanPickup: "Pickup",
+}
+
+// String names a kind (logs, test descriptions).
+func (k ChannelEventKind) String() string {
+	if k > 0 && int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return "ChannelEventKind(" + strconv.Itoa(int(k)) + ")"
 }

@@ -373,6 +373,13 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 		if l := t.channel(ev.Channel, ev.At); l != nil && (!l.ByChannel || l.Role == roleCaller) {
 			t.answered(l, ev.At)
 		}
+	case ChanAgentRingNoAnswer:
+		// The queue gave up ringing this member (its ring timeout).
+		if ev.Peer != nil {
+			if l := t.legs[ev.Peer.ID]; l != nil && l.Role == roleAgent {
+				t.stopRinging(l, ev.At, "NOANSWER")
+			}
+		}
 	case ChanAgentConnect:
 		if ev.Peer != nil {
 			if l := t.channel(*ev.Peer, ev.At); l != nil {

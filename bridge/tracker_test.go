@@ -822,3 +822,11 @@ func TestClickToCallCustomerBusyFails(t *testing.T) {
 		t.Fatalf("end = %s by %s", end.Disposition, end.HangupBy)
 	}
 }
+
+func TestEveryChannelEventKindHasAName(t *testing.T) {
+	for k := ChanNew; k <= ChanPickup; k++ {
+		if s := k.String(); strings.HasPrefix(s, "ChannelEventKind(") {
+			t.Errorf("kind %d has no name", int(k))
+		}
+	}
+}
