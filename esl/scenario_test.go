@@ -182,12 +182,13 @@ var sipFlows = map[string]sipFlow{
 // does: events in Event-Sequence order (what the reorder window yields),
 // and the first "show channels" answer as a snapshot, in its place in the
 // stream (the client passes on what came before it, then the snapshot).
-func sipSession(t testing.TB, tr *Translator, tk *bridge.Tracker, name string, order func([]*Event) []*Event) {
+func sipSession(t testing.TB, tr *Translator, tk *bridge.Tracker, ck *modelCheck, name string, order func([]*Event) []*Event) {
 	t.Helper()
 	var pending []*Event
 	flush := func() {
 		for _, ce := range translateAll(tr, order(pending)) {
 			tk.Handle(ce)
+			ck.after(tk)
 		}
 		pending = nil
 	}
@@ -225,6 +226,7 @@ func sipSession(t testing.TB, tr *Translator, tk *bridge.Tracker, name string, o
 			}
 			tr.Resync(live)
 			tk.Snapshot(live, last)
+			ck.after(tk)
 		}
 	}
 	flush()
@@ -237,11 +239,38 @@ func playFlow(t testing.TB, name string, flow sipFlow, order func([]*Event) []*E
 		captures = []string{name}
 	}
 	tr, tk := NewTranslator(""), sipTracker()
+	ck := &modelCheck{}
 	for _, c := range captures {
-		sipSession(t, tr, tk, c, order)
+		sipSession(t, tr, tk, ck, c, order)
+	}
+	for _, err := range ck.broken {
+		t.Errorf("%s: %v", name, err)
+	}
+	if open := ck.stories.Open(); len(open) > 0 || len(tk.Live()) > 0 {
+		t.Errorf("%s: calls never ended: %v", name, open)
+	}
+	return bridgetest.Stories(ck.events)
+}
+
+// modelCheck checks the call model's invariants after every event and the
+// stories as they are emitted.
+type modelCheck struct {
+	stories bridge.StoryChecker
+	events  []bridge.Event
+	broken  []error
+}
+
+func (c *modelCheck) after(tk *bridge.Tracker) {
+	if err := tk.CheckInvariants(); err != nil {
+		c.broken = append(c.broken, err)
 	}
 	evs, _ := tk.Drain()
-	return bridgetest.Stories(evs)
+	for _, e := range evs {
+		if err := c.stories.Check(e); err != nil {
+			c.broken = append(c.broken, err)
+		}
+	}
+	c.events = append(c.events, evs...)
 }
 
 // checkStories compares a flow's stories with the wanted ones, or with the
