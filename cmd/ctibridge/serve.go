@@ -70,6 +70,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 
 	policy := webhooks.DefaultPolicy()
 	policy.AllowLoopback, policy.AllowPrivate, policy.AllowLinkLocal = cfg.Delivery.AllowLoopback, cfg.Delivery.AllowPrivate, cfg.Delivery.AllowLinkLocal
+	conns := map[string]bridge.Connector{} // filled below, before any delivery
 	dispatcher := webhooks.New(db, webhooks.Options{
 		RetryWindow:            cfg.Delivery.RetryWindow,
 		Timeout:                cfg.Delivery.Timeout,
@@ -93,7 +94,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 			}
 			engine.SetEndpoints(endpoints)
 		},
+		Connectors: conns,
 	})
+	connectorEPs, err := crmConnectors(cfg, db, dispatcher.Client(), log, conns)
+	if err != nil {
+		return err
+	}
+	endpoints = append(endpoints, connectorEPs...)
 	dispatcher.SetEndpoints(endpoints)
 
 	tracker := bridge.NewTracker(trackerConfig(cfg))
@@ -107,7 +114,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 
 	srv = apihttp.NewServer(engine, db, log)
 	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
-	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, configEndpoints(cfg)
+	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, append(configEndpoints(cfg), connectorEPs...)
 	srv.RequestTimeout, srv.RecordingsDir = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir
 	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
 	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts

@@ -51,6 +51,7 @@ type Server struct {
 	tokens  float64
 	at      time.Time
 	outage  bool
+	lose    map[string]int // method → answers to lose after doing the work
 	calls   []Call
 	refused []Call // requests answered with an error
 	ids     int
@@ -71,7 +72,7 @@ type dedupEntry struct {
 // New starts a fake portal with Bitrix24's limits.
 func New(t testing.TB) *Server {
 	s := &Server{Token: "k3y5ecr3tt0k3n42", now: time.Now, burst: 50, rate: 2, tokens: 50,
-		open: map[string]*extCall{}, dedup: map[string]dedupEntry{}}
+		open: map[string]*extCall{}, dedup: map[string]dedupEntry{}, lose: map[string]int{}}
 	s.at = s.now()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/rest/1/" + s.Token + "/"
@@ -98,6 +99,14 @@ func (s *Server) SetOutage(down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outage = down
+}
+
+// LoseAnswer makes the next n requests of method do their work but answer
+// 504 (a proxy timing out): the caller cannot know it was done.
+func (s *Server) LoseAnswer(method string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lose[method] = n
 }
 
 // Calls returns the accepted requests in order.
@@ -141,6 +150,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.outage {
+		s.refused = append(s.refused, Call{Method: r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]})
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprint(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
@@ -174,6 +184,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.calls = append(s.calls, Call{method, params})
+	if s.lose[method] > 0 {
+		s.lose[method]--
+		w.WriteHeader(http.StatusGatewayTimeout)
+		fmt.Fprint(w, "<html><body><h1>504 Gateway Time-out</h1></body></html>")
+		return
+	}
 	end := time.Now()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	json.NewEncoder(w).Encode(map[string]any{"result": result, "time": map[string]any{
