@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,36 @@ func TestBitrix24OutageNothingLostNothingDoubled(t *testing.T) {
 	}
 	if len(ids) != 1 {
 		t.Errorf("%d Bitrix24 calls, want 1: %v", len(ids), ids)
+	}
+}
+
+// A restart between two steps of a call resumes it from the state in
+// SQLite: the call registered before the restart is shown, hidden and
+// finished after it with its CALL_ID, and never registered again.
+func TestBitrix24RestartResumes(t *testing.T) {
+	sim, portal, h := bitrixBridge(t)
+	portal.Fail("telephony.externalcall.show", true)
+	playSIP(t, sim, "sip-ring-group")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(callSeq(portal.Refused()), "show(") || !slices.Contains(h.committed(), bridge.EventCallEnded) {
+		if time.Now().After(deadline) {
+			t.Fatalf("show never tried or the call never ended; calls %v", portal.Calls())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.stop()
+	if got := callSeq(portal.Calls()); got != "register(USER_ID=7,TYPE=2,SHOW=1)" {
+		t.Fatalf("before the restart: %s", got)
+	}
+	portal.Fail("telephony.externalcall.show", false)
+	h2 := startBridge(t, h.cfg, h.receiver)
+	portal.WaitFor(t, 4, 60*time.Second)
+	h2.stop()
+	cs := portal.Calls()
+	if got, want := callSeq(cs), "register(USER_ID=7,TYPE=2,SHOW=1) show(USER_ID=8) hide(USER_ID=7) finish(USER_ID=8,STATUS_CODE=200)"; got != want {
+		t.Fatalf("calls\n got %s\nwant %s", got, want)
+	}
+	if cs[1].Params["CALL_ID"] != cs[3].Params["CALL_ID"] || cs[1].Params["CALL_ID"] == nil {
+		t.Errorf("CALL_IDs differ: %v %v", cs[1].Params, cs[3].Params)
 	}
 }

@@ -52,6 +52,7 @@ type Server struct {
 	at      time.Time
 	outage  bool
 	lose    map[string]int // method → answers to lose after doing the work
+	failing map[string]bool
 	calls   []Call
 	refused []Call // requests answered with an error
 	ids     int
@@ -72,7 +73,7 @@ type dedupEntry struct {
 // New starts a fake portal with Bitrix24's limits.
 func New(t testing.TB) *Server {
 	s := &Server{Token: "k3y5ecr3tt0k3n42", now: time.Now, burst: 50, rate: 2, tokens: 50,
-		open: map[string]*extCall{}, dedup: map[string]dedupEntry{}, lose: map[string]int{}}
+		open: map[string]*extCall{}, dedup: map[string]dedupEntry{}, lose: map[string]int{}, failing: map[string]bool{}}
 	s.at = s.now()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/rest/1/" + s.Token + "/"
@@ -107,6 +108,13 @@ func (s *Server) LoseAnswer(method string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lose[method] = n
+}
+
+// Fail makes requests of method fail (503 page) until called with false.
+func (s *Server) Fail(method string, fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing[method] = fail
 }
 
 // Calls returns the accepted requests in order.
@@ -177,6 +185,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.tokens--
+	if s.failing[method] {
+		s.refused = append(s.refused, Call{method, params})
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
+		return
+	}
 	result, e := s.handle(method, params, now)
 	if e != nil {
 		s.refused = append(s.refused, Call{method, params})
