@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/staskobzar/goami2"
@@ -114,8 +113,17 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	return s, nil
 }
 
+// TB is the part of testing.TB NewTestServer uses: declared here so the
+// product binary, which embeds the simulator (demo, simulate), does not
+// link the testing package.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // NewTestServer starts a Server that is closed when the test ends.
-func NewTestServer(tb testing.TB, opts ServerOptions) *Server {
+func NewTestServer(tb TB, opts ServerOptions) *Server {
 	tb.Helper()
 	s, err := NewServer(opts)
 	if err != nil {
