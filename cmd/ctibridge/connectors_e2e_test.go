@@ -69,6 +69,9 @@ func TestBitrix24EndToEnd(t *testing.T) {
 		{"sip-ring-group", true, "register(USER_ID=7,TYPE=2,SHOW=1) show(USER_ID=8) hide(USER_ID=7) finish(USER_ID=8,STATUS_CODE=200)"},
 		{"sip-inbound-busy", true, "register(USER_ID=7,TYPE=2,SHOW=1) hide(USER_ID=7) finish(USER_ID=7,STATUS_CODE=486)"},
 		{"sip-inbound-no-answer", true, "register(USER_ID=9,TYPE=2,SHOW=1) hide(USER_ID=9) finish(USER_ID=9,STATUS_CODE=304)"},
+		// The recording is not attached: ctibridge serves no recording URL yet.
+		{"mixmonitor", false, "register(USER_ID=7,TYPE=2,SHOW=1) finish(USER_ID=7,STATUS_CODE=200)"},
+		{"blind-transfer", false, "register(USER_ID=8,TYPE=2,SHOW=1) finish(USER_ID=8,STATUS_CODE=200)"},
 	} {
 		t.Run(tc.capture, func(t *testing.T) {
 			sim, portal, h := bitrixBridge(t)
