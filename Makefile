@@ -6,6 +6,12 @@ test:
 demo:
 	go run ./cmd/ctibridge demo
 
+# Versioned linux tarballs, .debs and SHA256SUMS in dist/ (packaging/build.sh;
+# needs gcc; arm64 too when aarch64-linux-gnu-gcc is installed).
+.PHONY: release
+release:
+	packaging/build.sh dist
+
 BENCH_FLAGS ?=
 
 .PHONY: bench bench-short bench-profile
