@@ -122,7 +122,11 @@ func decode(key string, raw any, v reflect.Value, c *collector) {
 			}
 			n = int64(x)
 		case float64:
-			if x != math.Trunc(x) || math.IsInf(x, 0) || math.Abs(x) > 1<<53 {
+			if math.IsInf(x, 0) || math.IsNaN(x) || math.Abs(x) > 1<<53 {
+				bad("%v is too large", x)
+				return
+			}
+			if x != math.Trunc(x) {
 				bad("%v is not a whole number; write %d or %d", x, int64(math.Floor(x)), int64(math.Ceil(x)))
 				return
 			}

@@ -42,6 +42,11 @@ Scenarios: mix (default: the demo's calls in turn), or one of
   freeswitch: ` + "{{freeswitch}}" + `
 `
 
+// routineAction are the AMI actions a client sends by itself (login,
+// keepalive, the state it reads after connecting): not worth a line.
+var routineAction = map[string]bool{"login": true, "logoff": true, "ping": true, "events": true, "filter": true,
+	"coreshowchannels": true, "queuestatus": true, "status": true, "bridgelist": true, "coresettings": true, "corestatus": true}
+
 // simPBX is a simulated PBX of either kind, as demo and simulate use it.
 type simPBX struct {
 	addr  string
@@ -60,6 +65,13 @@ func newSimPBX(pbxType, listen, username, secret string, pace time.Duration, esl
 		var err error
 		sim, err = amitest.NewServer(amitest.ServerOptions{Addr: listen, Username: username, Secret: secret,
 			OnAction: func(a *goami2.Message) bool {
+				switch act := a.Field("Action"); {
+				case say == nil:
+				case act == "Originate":
+				case routineAction[strings.ToLower(act)]:
+				default:
+					say("answering %s", act)
+				}
 				if a.Field("Action") == "Originate" {
 					if say != nil {
 						say("answering Originate %s → %s@%s with the captured click-to-call", a.Field("Channel"), a.Field("Exten"), a.Field("Context"))
@@ -84,7 +96,12 @@ func newSimPBX(pbxType, listen, username, secret string, pace time.Duration, esl
 			close: func() { sim.Close() },
 		}, nil
 	case "freeswitch":
-		sim, err := esltest.NewServer(esltest.Options{Password: secret})
+		sim, err := esltest.NewServer(esltest.Options{Password: secret, API: func(cmd, args string) (string, bool) {
+			if say != nil && cmd != "status" && cmd != "show" && cmd != "version" {
+				say("answering %s %s", cmd, args)
+			}
+			return "", false // the simulator's own answer
+		}})
 		if err != nil {
 			return nil, fmt.Errorf("simulated FreeSWITCH: %w", err)
 		}

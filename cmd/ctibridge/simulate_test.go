@@ -119,6 +119,9 @@ func TestSimulateAsterisk(t *testing.T) {
 		t.Errorf("the click-to-call does not carry the ids asked for:\n%s", out)
 	}
 	nextLine(t, lines, "answering Originate Local/101@agents")
+	io.WriteString(c, "Action: Redirect\r\nActionID: r1\r\nChannel: PJSIP/100-00000001\r\nContext: inbound\r\nExten: 200\r\nPriority: 1\r\n\r\n")
+	readUntil(t, r, "ActionID: r1")
+	nextLine(t, lines, "answering Redirect")
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Errorf("simulate ended with %v", err)
 	}
