@@ -382,7 +382,10 @@ func nearest(name string, vars map[string]string) string {
 	if bestD > 3+len(name)/8 {
 		return ""
 	}
-	return strings.TrimSuffix(best, "__")
+	if strings.HasSuffix(best, "__") {
+		return best + "<KEY>" // a map: one variable per entry
+	}
+	return best
 }
 
 // distance is the Levenshtein distance.

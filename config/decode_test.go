@@ -97,6 +97,10 @@ func TestEnvironmentMapping(t *testing.T) {
 	if err != nil && strings.Contains(err.Error(), "s3cr3t") {
 		t.Errorf("the error repeats the value: %v", err)
 	}
+	_, err = Load(write(t, minimal), []string{"CTIBRIDGE_CALLS__AGENTS=101"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "did you mean CTIBRIDGE_CALLS__AGENTS__<KEY>?") {
+		t.Errorf("a map as one variable: %v", err)
+	}
 	env := []string{"CTIBRIDGE_FAULTS_LONG=1", "CTIBRIDGE_FAULTS_OUT=/tmp/x", "CTIBRIDGE_BENCH_CALLS=5",
 		"CTIBRIDGE_CALLS__AGENTS__101=Alice", "CTIBRIDGE_CALLS__INBOUND_CONTEXTS=a,b", "CTIBRIDGE_HTTP__MAX_STREAMS=200"}
 	cfg, err := Load(write(t, minimal), env, nil)
