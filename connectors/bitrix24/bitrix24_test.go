@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -334,4 +335,45 @@ func TestCheckWebhookURL(t *testing.T) {
 			t.Errorf("error repeats the token: %v", err)
 		}
 	}
+}
+
+// How each documented Bitrix24 error is classified: limits, server
+// trouble and credentials an admin can fix are retried; refused
+// parameters are dead letters.
+func TestErrorClasses(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		body      string
+		permanent bool
+	}{
+		{503, `{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many requests"}`, false},
+		{429, `{"error":"OPERATION_TIME_LIMIT","error_description":"Method is blocked due to operation time limit."}`, false},
+		{500, `{"error":"INTERNAL_SERVER_ERROR","error_description":"Internal server error"}`, false},
+		{401, `{"error":"expired_token","error_description":"The access token provided has expired."}`, false},
+		{403, `{"error":"insufficient_scope","error_description":"The request requires higher privileges than provided by the webhook token"}`, false},
+		{200, `{"time":{}}`, false},
+		{400, `{"error":"ERROR_ARGUMENT","error_description":"PHONE_NUMBER is required"}`, true},
+		{404, `{"error":"ERROR_METHOD_NOT_FOUND","error_description":"Method not found!"}`, true},
+	} {
+		srv := httptestServer(t, tc.status, tc.body)
+		fake := bitrix24test.New(t)
+		c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *bitrix24.Options) {
+			o.WebhookURL = srv + "/rest/1/" + fake.Token + "/"
+		})
+		err := c.Deliver(ctx, ev("a", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
+		var ce *bridge.ConnectorError
+		if !errors.As(err, &ce) || ce.Permanent != tc.permanent || ce.StatusCode != tc.status {
+			t.Errorf("HTTP %d %s: %v (%+v)", tc.status, tc.body, err, ce)
+		}
+	}
+}
+
+func httptestServer(t *testing.T, status int, body string) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
