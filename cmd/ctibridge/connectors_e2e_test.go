@@ -189,3 +189,43 @@ func TestBitrix24RestartResumes(t *testing.T) {
 		t.Errorf("CALL_IDs differ: %v %v", cs[1].Params, cs[3].Params)
 	}
 }
+
+// An agent with no Bitrix24 user: the events about them are dead letters
+// whose attempt log names the extension and the config key, not retried.
+func TestBitrix24UnmappedAgentDeadLetter(t *testing.T) {
+	sim := newAsterisk(t)
+	portal := bitrix24test.New(t)
+	secret := bridge.NewWebhookSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
+	cfg.Connectors.Bitrix24.WebhookURL, cfg.Connectors.Bitrix24.Users = portal.URL, map[string]int{"101": 8}
+	h := startBridge(t, cfg, rcv)
+	h.waitLink(true)
+	if err := sim.Play("inbound-call-basic", amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var dead []bridge.Attempt
+	deadline := time.Now().Add(20 * time.Second)
+	for len(dead) < 3 { // ringing, answered, ended: each about agent 100
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters %+v", dead)
+		}
+		time.Sleep(10 * time.Millisecond)
+		as, err := h.run.DB.Attempts(context.Background(), "crm-bitrix24", 100, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead = dead[:0]
+		for _, a := range as {
+			if a.Outcome != bridge.DeliveryDead || !strings.Contains(a.Error, "agent extension 100 has no Bitrix24 user") ||
+				!strings.Contains(a.Error, "connectors.bitrix24.users") {
+				t.Fatalf("attempt %+v", a)
+			}
+			dead = append(dead, a)
+		}
+	}
+	h.stop()
+	if n := len(portal.Calls()) + len(portal.Refused()); n != 0 {
+		t.Errorf("%d requests reached the portal", n)
+	}
+}
