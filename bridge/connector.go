@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -32,7 +33,12 @@ type ConnectorError struct {
 	Err        error
 }
 
-func (e *ConnectorError) Error() string { return e.Err.Error() }
+func (e *ConnectorError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("connector error (HTTP %d)", e.StatusCode)
+	}
+	return e.Err.Error()
+}
 func (e *ConnectorError) Unwrap() error { return e.Err }
 
 // PermanentError marks err as one no retry can fix.

@@ -566,6 +566,10 @@ func (c *Connector) call(ctx context.Context, method string, params map[string]a
 	case resp.StatusCode == http.StatusServiceUnavailable && env.Error == "QUERY_LIMIT_EXCEEDED":
 		c.lim.Drain() // the portal's bucket is empty: ours waits for its refill
 		ce.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+	case resp.StatusCode/100 == 3:
+		// Not followed (it could send the token elsewhere); the admin
+		// fixes the URL within the retry window.
+		ae.desc = "redirect not followed: check connectors.bitrix24.webhook_url"
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500, resp.StatusCode == http.StatusOK,
 		resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
 		ce.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))

@@ -352,6 +352,7 @@ func TestErrorClasses(t *testing.T) {
 		{401, `{"error":"expired_token","error_description":"The access token provided has expired."}`, false},
 		{403, `{"error":"insufficient_scope","error_description":"The request requires higher privileges than provided by the webhook token"}`, false},
 		{200, `{"time":{}}`, false},
+		{302, ``, false},
 		{400, `{"error":"ERROR_ARGUMENT","error_description":"PHONE_NUMBER is required"}`, true},
 		{404, `{"error":"ERROR_METHOD_NOT_FOUND","error_description":"Method not found!"}`, true},
 	} {
