@@ -3,6 +3,7 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,9 @@ import (
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 )
 
 // CallStore is what the health, metrics and call routes read.
@@ -82,7 +86,11 @@ type Server struct {
 	log    *slog.Logger
 	// Metrics adds samples from other parts (the dispatcher, the PBX link).
 	Metrics func() []Metric
-	PBXName string
+	// Version and Commit label ctibridge_build_info.
+	Version, Commit string
+	promOnce        sync.Once
+	promReg         *prometheus.Registry
+	PBXName         string
 
 	// PBX carries out call and agent commands; nil: they answer 503.
 	PBX bridge.PBX
@@ -419,7 +427,49 @@ func (s *Server) getCall(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"call": rec.Call, "open": rec.Open, "events": events})
 }
 
+// metrics serves a prometheus registry: the call model's and the parts'
+// samples under their established names (dashboards, bench/ and faults/
+// read them), Go runtime and process collectors, and ctibridge_build_info.
 func (s *Server) metrics(c *fiber.Ctx) error {
+	s.promOnce.Do(s.newRegistry)
+	mfs, err := s.promReg.Gather()
+	if err != nil {
+		// A sample that breaks the format (a name or label clash) is left
+		// out; the rest is still served.
+		s.log.Warn("metrics: some samples were left out", "err", err)
+	}
+	format := expfmt.Negotiate(nethttp.Header{"Accept": []string{c.Get(fiber.HeaderAccept)}})
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, format)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			return err
+		}
+	}
+	c.Set(fiber.HeaderContentType, string(format))
+	return c.Send(buf.Bytes())
+}
+
+// newRegistry builds the registry on the first scrape, after the exported
+// fields (Metrics, Version, Commit) are set.
+func (s *Server) newRegistry() {
+	reg := prometheus.NewRegistry()
+	version, commit := s.Version, s.Commit
+	if version == "" {
+		version = "dev"
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "ctibridge_build_info", Help: "1, labelled with the running binary's version and commit.",
+		ConstLabels: prometheus.Labels{"version": version, "commit": commit}})
+	build.Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build, sampleCollector{s})
+	s.promReg = reg
+}
+
+// samples are the values the engine, the store and the other parts keep.
+func (s *Server) samples() []Metric {
 	up, _ := s.engine.LinkState()
 	ms := []Metric{
 		{Name: "ctibridge_pbx_events_ingested_total", Help: "PBX channel events handled by the call model.", Type: "counter", Value: float64(s.engine.Ingested.Load())},
@@ -433,46 +483,47 @@ func (s *Server) metrics(c *fiber.Ctx) error {
 		{Name: "ctibridge_store_writable", Help: "1 when the last outbox commit succeeded.", Type: "gauge", Value: b2f(s.engine.StoreOK())},
 		{Name: "ctibridge_live_calls", Help: "Conversations in progress.", Type: "gauge", Value: float64(len(s.engine.Live()))},
 	}
-	if n, err := s.store.Backlog(c.UserContext()); err == nil {
+	// Collect has no request context; Backlog is a counter the store keeps.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, err := s.store.Backlog(ctx); err == nil {
 		ms = append(ms, Metric{Name: "ctibridge_delivery_backlog", Help: "Deliveries pending (not yet delivered, dead or disabled).", Type: "gauge", Value: float64(n)})
 	}
 	if s.Metrics != nil {
 		ms = append(ms, s.Metrics()...)
 	}
-	c.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	return c.SendString(renderMetrics(ms))
+	return ms
 }
 
-// renderMetrics writes the Prometheus text format, HELP/TYPE once per name.
-func renderMetrics(ms []Metric) string {
-	var b strings.Builder
-	seen := map[string]bool{}
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
-	for _, m := range ms {
-		if !seen[m.Name] {
-			seen[m.Name] = true
-			fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", m.Name, m.Help, m.Name, m.Type)
+// sampleCollector turns samples into const metrics at each scrape. It is
+// unchecked (describes nothing): the parts' names are known only then; the
+// registry still checks each family's help and labels are consistent.
+type sampleCollector struct{ s *Server }
+
+func (sampleCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (sc sampleCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range sc.s.samples() {
+		keys := make([]string, 0, len(m.Labels))
+		for k := range m.Labels {
+			keys = append(keys, k)
 		}
-		b.WriteString(m.Name)
-		if len(m.Labels) > 0 {
-			keys := make([]string, 0, len(m.Labels))
-			for k := range m.Labels {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			b.WriteByte('{')
-			for i, k := range keys {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				v := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(m.Labels[k])
-				fmt.Fprintf(&b, `%s="%s"`, k, v)
-			}
-			b.WriteByte('}')
+		sort.Strings(keys)
+		vals := make([]string, len(keys))
+		for i, k := range keys {
+			vals[i] = m.Labels[k]
 		}
-		fmt.Fprintf(&b, " %g\n", m.Value)
+		vt := prometheus.GaugeValue
+		if m.Type == "counter" {
+			vt = prometheus.CounterValue
+		}
+		desc := prometheus.NewDesc(m.Name, m.Help, keys, nil)
+		cm, err := prometheus.NewConstMetric(desc, vt, m.Value, vals...)
+		if err != nil {
+			cm = prometheus.NewInvalidMetric(desc, err)
+		}
+		ch <- cm
 	}
-	return b.String()
 }
 
 func b2f(b bool) float64 {

@@ -67,7 +67,7 @@ CONTROL
 build() {
 	local arch=$1 cc=$2 out=$3 version=$4 commit=$5 date=$6
 	CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC=$cc go build -C "$root" -trimpath \
-		-ldflags "-s -w -X main.version=$version -X main.commit=$commit -X main.date=$date" \
+		-ldflags "-s -w -X main.Version=$version -X main.Commit=$commit -X main.BuildDate=$date" \
 		-o "$out" ./cmd/ctibridge
 }
 

@@ -114,6 +114,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 
 	srv = apihttp.NewServer(engine, db, log)
 	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
+	srv.Version, srv.Commit, _ = buildInfo()
 	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, append(configEndpoints(cfg), connectorEPs...)
 	srv.RequestTimeout, srv.RecordingsDir = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir
 	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
