@@ -69,6 +69,9 @@ func TestBitrix24EndToEnd(t *testing.T) {
 		{"sip-ring-group", true, "register(USER_ID=7,TYPE=2,SHOW=1) show(USER_ID=8) hide(USER_ID=7) finish(USER_ID=8,STATUS_CODE=200)"},
 		{"sip-inbound-busy", true, "register(USER_ID=7,TYPE=2,SHOW=1) hide(USER_ID=7) finish(USER_ID=7,STATUS_CODE=486)"},
 		{"sip-inbound-no-answer", true, "register(USER_ID=9,TYPE=2,SHOW=1) hide(USER_ID=9) finish(USER_ID=9,STATUS_CODE=304)"},
+		{"sip-queue-ringall", true, "register(USER_ID=7,TYPE=2,SHOW=1) show(USER_ID=8) hide(USER_ID=8) finish(USER_ID=7,STATUS_CODE=200)"},
+		{"sip-outbound-trunk", true, "register(USER_ID=7,TYPE=1,SHOW=1) finish(USER_ID=7,STATUS_CODE=200)"},
+		{"sip-click-to-call-originate", true, "register(USER_ID=7,TYPE=1,SHOW=1) finish(USER_ID=7,STATUS_CODE=200)"},
 		// The recording is not attached: ctibridge serves no recording URL yet.
 		{"mixmonitor", false, "register(USER_ID=7,TYPE=2,SHOW=1) finish(USER_ID=7,STATUS_CODE=200)"},
 		{"blind-transfer", false, "register(USER_ID=8,TYPE=2,SHOW=1) finish(USER_ID=8,STATUS_CODE=200)"},
@@ -91,7 +94,8 @@ func TestBitrix24EndToEnd(t *testing.T) {
 				t.Fatalf("Bitrix24 calls\n got %s\nwant %s", got, tc.want)
 			}
 			reg := cs[0].Params
-			if !strings.HasPrefix(reg["EXTERNAL_CALL_ID"].(string), "conv_") || reg["PHONE_NUMBER"] == "" || reg["LINE_NUMBER"] != "74950000000" {
+			if !strings.HasPrefix(reg["EXTERNAL_CALL_ID"].(string), "conv_") || !strings.HasPrefix(reg["PHONE_NUMBER"].(string), "555") || // the customer, never the agent
+				reg["LINE_NUMBER"] != "74950000000" {
 				t.Errorf("register params %v", reg)
 			}
 			if n := len(portal.Refused()); n != 0 {
