@@ -75,7 +75,7 @@ release() {
 	local out=${1:-$root/dist}
 	local version commit date
 	version=${VERSION:-$(git -C "$root" describe --tags --always --dirty)}
-	commit=$(git -C "$root" rev-parse HEAD)
+	commit=$(git -C "$root" rev-parse --short=12 HEAD)
 	# The commit's time, not now: the same commit builds the same stamp.
 	date=$(git -C "$root" log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ)
 	mkdir -p "$out"
