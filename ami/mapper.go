@@ -290,6 +290,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		peer := channel(msg, "Dest")
 		ev.Peer = &peer
 		ev.Queue, ev.Member, ev.Interface = msg.Field("Queue"), msg.Field("MemberName"), msg.Field("Interface")
+		ev.Agent = memberAgent(ev.Interface)
 	case "MixMonitorStart":
 		ev.Kind = bridge.ChanRecordStart
 	case "MixMonitorStop":
@@ -304,6 +305,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Kind = bridge.ChanAgentState
 		ev.Queue, ev.Member = msg.Field("Queue"), msg.Field("MemberName")
 		ev.Interface = msg.Field("Interface")
+		ev.Agent = memberAgent(ev.Interface)
 		ev.Paused = msg.Field("Paused") == "1"
 		ev.Reason = msg.Field("PausedReason")
 		ev.Status = memberState(name, msg.Field("Status"), ev.Paused)
@@ -330,6 +332,7 @@ func channel(msg *goami2.Message, prefix string) bridge.Channel {
 	if ch.ID == "<unknown>" {
 		ch.ID = ""
 	}
+	named(&ch)
 	return ch
 }
 
@@ -382,7 +385,7 @@ func originateCause(reason string) (int, string) {
 func queueMember(msg *goami2.Message, at time.Time) bridge.ChannelEvent {
 	ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: at, Queue: msg.Field("Queue"),
 		Member: msg.Field("Name"), Interface: msg.Field("Location"), Paused: msg.Field("Paused") == "1",
-		Reason: msg.Field("PausedReason")}
+		Reason: msg.Field("PausedReason"), Agent: memberAgent(msg.Field("Location"))}
 	ev.Status = memberState("QueueMember", msg.Field("Status"), ev.Paused)
 	return ev
 }

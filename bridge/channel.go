@@ -28,6 +28,7 @@ type ChannelEvent struct {
 	Queue      string
 	Member     string // queue member name, e.g. "Agent100"
 	Interface  string // queue member interface, e.g. "Local/100@agents" or "PJSIP/100"
+	Agent      string // the agent's extension a queue member event names (read by the adapter from Interface or Member)
 	Context    string // dialplan context (Dialplan, Transfer target)
 	Exten      string // dialplan extension (Dialplan, Transfer target)
 	Priority   int    // dialplan priority (Dialplan)
@@ -125,6 +126,15 @@ type Channel struct {
 	// names the agent whatever the registered contact is called
 	// (sofia/internal/1000-0x5591f1b07bf0@host is 1000's phone).
 	Endpoint string
+	// Local marks a half of a local channel (Asterisk Local/, FreeSWITCH
+	// loopback/): dialplan plumbing, never a phone itself. Partner is the
+	// name of its other half where the PBX's naming ties them (Asterisk's
+	// ;1/;2); Home the context it was created for (Local/100@agents:
+	// agents). The adapters read these from their PBX's channel names: the
+	// call model knows no PBX's naming.
+	Local   bool
+	Partner string
+	Home    string
 	// Vars are channel variables the adapter read with the event (only the
 	// ones the model uses, e.g. the configured direction variable).
 	Vars map[string]string

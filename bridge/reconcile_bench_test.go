@@ -22,7 +22,7 @@ func BenchmarkReconcile1000(b *testing.B) {
 			ChannelEvent{Kind: ChanNew, Channel: caller, At: t0},
 			ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &agent, At: t0},
 			ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &agent, DialStatus: "ANSWER", At: t0})
-		live = append(live, caller, agent)
+		live = append(live, adaptAll(caller, agent)...)
 	}
 	at := t0.Add(time.Hour)
 	b.ReportAllocs()

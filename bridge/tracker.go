@@ -100,7 +100,6 @@ type leg struct {
 	Role     legRole           `json:"role"`
 	Ext      string            `json:"ext,omitempty"`
 	Context  string            `json:"context,omitempty"`
-	Tech     string            `json:"tech,omitempty"`
 	Agent    string            `json:"agent,omitempty"`
 	Dialled  bool              `json:"dialled,omitempty"`
 	// ByChannel: a channel dialled this leg (Dial, Queue), so its answer
@@ -119,6 +118,8 @@ type leg struct {
 	RecFile   string   `json:"rec_file,omitempty"`
 	LastExten string   `json:"last_exten,omitempty"`
 	Recording bool     `json:"recording,omitempty"`
+	// Local: a local/loopback pair (plumbing), as the adapter said.
+	Local bool `json:"local,omitempty"`
 	// Born is when the leg's first channel was seen.
 	Born time.Time `json:"born,omitempty"`
 	conv *conversation

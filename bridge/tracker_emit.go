@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"regexp"
 	"slices"
 	"time"
 )
@@ -80,8 +79,6 @@ func (c *conversation) snapshot() Call {
 	}
 	return s
 }
-
-var digitRun = regexp.MustCompile(`[0-9]+`)
 
 var q850 = map[int]string{
 	1: "Unallocated (unassigned) number", 3: "No route to destination", 16: "Normal Clearing",

@@ -36,7 +36,7 @@ func (t *Tracker) originatedToAgent(l *leg) {
 	}
 	// A local channel (Local/, loopback/) runs dialplan: it is plumbing or
 	// a test caller, not an agent's device.
-	if _, _, _, local := parseName(l.anyName()); local {
+	if l.Local {
 		return
 	}
 	l.Role, l.Agent, l.Dialled = roleAgent, l.Ext, true

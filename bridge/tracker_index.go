@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -28,54 +27,6 @@ func (t *Tracker) dropChannel(l *leg, id string) {
 	if n := l.Names[id]; n != "" && t.byName[n] == id {
 		delete(t.byName, n)
 	}
-}
-
-// parseName splits a channel name into technology, extension and context:
-// Local/100@agents-00000001;1, PJSIP/100-0000001a, SIP/trunk-00000001,
-// sofia/internal/100@10.0.0.1, loopback/1000/default-a.
-func parseName(name string) (tech, ext, ctx string, local bool) {
-	tech, rest, ok := strings.Cut(name, "/")
-	if !ok {
-		return "", "", "", false
-	}
-	switch strings.ToLower(tech) {
-	case "local":
-		local = true
-		if i := strings.LastIndexByte(rest, '-'); i > 0 {
-			rest = rest[:i]
-		}
-		ext, ctx, _ = strings.Cut(rest, "@")
-	case "loopback":
-		local = true
-		rest = strings.TrimSuffix(strings.TrimSuffix(rest, "-a"), "-b")
-		ext, ctx, _ = strings.Cut(rest, "/")
-	case "sofia", "verto.rtc":
-		if _, r, ok := strings.Cut(rest, "/"); ok { // drop the profile
-			rest = r
-		}
-		ext, _, _ = strings.Cut(rest, "@")
-	default:
-		if i := strings.LastIndexByte(rest, '-'); i > 0 {
-			rest = rest[:i]
-		}
-		ext = rest
-	}
-	return tech, ext, ctx, local
-}
-
-// partnerName returns the name of the other half of an Asterisk Local
-// channel, unique while it lives thanks to its sequence suffix.
-func partnerName(name string) string {
-	switch {
-	case strings.HasSuffix(name, ";1"):
-		return strings.TrimSuffix(name, ";1") + ";2"
-	case strings.HasSuffix(name, ";2"):
-		return strings.TrimSuffix(name, ";2") + ";1"
-	}
-	// FreeSWITCH names every loopback through one extension alike
-	// (loopback/1000-a), so concurrent calls would pair wrongly by name:
-	// its halves are paired only by ChanLocalPair, from their uuids.
-	return ""
 }
 
 func (t *Tracker) findByName(name string) *leg {
@@ -121,17 +72,13 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 		at = ch.CreatedAt
 	}
 	// The other half of a local pair already known: same leg.
-	if p := t.findByName(partnerName(ch.Name)); p != nil && !p.conv.Ended {
+	if p := t.findByName(ch.Partner); p != nil && !p.conv.Ended {
 		p.Channels = append(p.Channels, ch.ID)
 		t.legs[ch.ID] = p
 		return p
 	}
-	tech, ext, ctx, _ := parseName(ch.Name)
-	if ch.Endpoint != "" {
-		ext = ch.Endpoint
-	}
-	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Tech: tech, Ext: ext, Context: ctx, Role: roleOther, Born: at}
-	if ctx == "" {
+	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Ext: ch.Endpoint, Context: ch.Home, Local: ch.Local, Role: roleOther, Born: at}
+	if l.Context == "" {
 		l.Context = ch.Context
 	}
 	t.legs[ch.ID] = l

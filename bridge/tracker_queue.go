@@ -129,17 +129,9 @@ func (t *Tracker) originateFailed(ev ChannelEvent) {
 }
 
 func (t *Tracker) agentState(ev ChannelEvent) {
-	_, ext, _, _ := parseName(ev.Interface)
+	ext := ev.Agent
 	if ext == "" {
 		ext = ev.Member
-	}
-	if !t.cfg.AgentPattern.MatchString(ext) {
-		// mod_callcenter names agents like "agent1000@default": use the
-		// extension inside when there is one, so agent.state and call
-		// events name the agent alike.
-		if m := digitRun.FindString(ext); m != "" && t.cfg.AgentPattern.MatchString(m) {
-			ext = m
-		}
 	}
 	key := ext + "\x00" + ev.Queue
 	if t.agentStates[key] == ev.Status+ev.Reason {

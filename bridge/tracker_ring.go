@@ -60,9 +60,7 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 			// whatever its contact says), then the queue member interface.
 			to.Agent = ev.Peer.Endpoint
 			if to.Agent == "" {
-				if _, ext, _, _ := parseName(ev.Interface); ext != "" {
-					to.Agent = ext
-				}
+				to.Agent = ev.Agent
 			}
 			if to.Agent == "" {
 				to.Agent = to.Ext

@@ -25,13 +25,58 @@ func ch(id, name string) Channel {
 	return Channel{ID: id, Name: name, LinkedID: "t.1"}
 }
 
+// adapt names an event's channels as an adapter does (ami and esl read
+// their PBX's channel names; the call model reads the fields): the test
+// channels carry Asterisk-style names.
+func adapt(ev ChannelEvent) ChannelEvent {
+	ev.Channel = adaptName(ev.Channel)
+	if ev.Peer != nil {
+		p := adaptName(*ev.Peer)
+		ev.Peer = &p
+	}
+	if ev.Agent == "" && ev.Interface != "" {
+		_, rest, _ := strings.Cut(ev.Interface, "/")
+		ev.Agent, _, _ = strings.Cut(rest, "@")
+	}
+	return ev
+}
+
+func adaptAll(chs ...Channel) []Channel {
+	for i := range chs {
+		chs[i] = adaptName(chs[i])
+	}
+	return chs
+}
+
+func adaptName(ch Channel) Channel {
+	tech, rest, ok := strings.Cut(ch.Name, "/")
+	if !ok {
+		return ch
+	}
+	if i := strings.LastIndexByte(rest, '-'); i > 0 {
+		rest = rest[:i]
+	}
+	if tech == "Local" {
+		ch.Local = true
+		ch.Endpoint, ch.Home, _ = strings.Cut(rest, "@")
+		if base, half, ok := strings.Cut(ch.Name, ";"); ok {
+			ch.Partner = base + ";" + map[string]string{"1": "2", "2": "1"}[half]
+		}
+		return ch
+	}
+	if ch.Endpoint == "" {
+		ch.Endpoint = rest
+	}
+	return ch
+}
+
 // script is a compact way to write a call: each step is one ChannelEvent.
 func run(tr *Tracker, evs ...ChannelEvent) []Event {
 	for i := range evs {
 		if evs[i].At.IsZero() {
 			evs[i].At = t0.Add(time.Duration(i) * time.Second)
 		}
-		tr.Handle(evs[i])
+		tr.Handle(adapt(evs[i]))
 	}
 	out, _ := tr.Drain()
 	return out
@@ -212,7 +257,7 @@ func TestSnapshotEndsMissedCallsAndAdoptsLiveOnesWithoutPop(t *testing.T) {
 	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
 	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Up"}
 	// The adapter lists channels in creation order (ami sorts by Uniqueid).
-	tr.Snapshot([]Channel{x1, x2}, t0.Add(time.Minute))
+	tr.Snapshot(adaptAll(x1, x2), t0.Add(time.Minute))
 	evs, recs := tr.Drain()
 	if got := typesOf(evs); got != "call.ended" || !evs[0].Resynced || evs[0].Call.HangupBy != "system" {
 		t.Fatalf("events = %s resynced=%v", got, evs)
@@ -243,8 +288,8 @@ func TestRestoreContinuesSequenceAfterRestart(t *testing.T) {
 		ChannelEvent{Kind: ChanNew, Channel: caller},
 		ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a},
 	)
-	tr.Handle(ChannelEvent{Kind: ChanAnswer, Channel: a, At: t0.Add(3 * time.Second)})
-	tr.Handle(ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "ANSWER", At: t0.Add(3 * time.Second)})
+	tr.Handle(adapt(ChannelEvent{Kind: ChanAnswer, Channel: a, At: t0.Add(3 * time.Second)}))
+	tr.Handle(adapt(ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "ANSWER", At: t0.Add(3 * time.Second)}))
 	_, recs := tr.Drain()
 	var open []ConversationRecord
 	for _, r := range recs {
@@ -258,7 +303,7 @@ func TestRestoreContinuesSequenceAfterRestart(t *testing.T) {
 	// A new process restores the open conversation from the store.
 	tr2 := newTestTracker()
 	tr2.Restore(open)
-	tr2.Snapshot([]Channel{caller, a}, t0.Add(time.Minute))
+	tr2.Snapshot(adaptAll(caller, a), t0.Add(time.Minute))
 	evs := run(tr2, ChannelEvent{Kind: ChanHangup, Channel: a, Cause: 16}, ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16})
 	if got := typesOf(evs); got != "call.ended" || evs[0].Sequence != 3 || evs[0].ConversationID != open[0].Call.ID {
 		t.Fatalf("after restore: %s seq=%d", got, evs[0].Sequence)
@@ -420,7 +465,7 @@ func TestEngineCommitsBeforeNotifyAndRetriesFailedCommits(t *testing.T) {
 	go func() { done <- e.Run(ctx) }()
 	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
 	e.LinkUp(1)
-	e.ChannelEvents([]ChannelEvent{{Kind: ChanNew, Channel: caller}, {Kind: ChanDial, Channel: caller, Peer: &a}})
+	e.ChannelEvents([]ChannelEvent{adapt(ChannelEvent{Kind: ChanNew, Channel: caller}), adapt(ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a})})
 	if err := e.Do(ctx, func(*Tracker) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +542,7 @@ func TestFoldedConversationIsDiscarded(t *testing.T) {
 	// Loopback halves are paired by the switch's word only, not by name.
 	one := Channel{ID: "v.1", Name: "loopback/201-a", LinkedID: "v.1", State: "Up"}
 	two := Channel{ID: "v.2", Name: "loopback/201-b", LinkedID: "v.2", State: "Up"}
-	tr.Snapshot([]Channel{one, two}, t0)
+	tr.Snapshot(adaptAll(one, two), t0)
 	_, recs := tr.Drain()
 	var alone string
 	for _, r := range recs {
@@ -508,7 +553,7 @@ func TestFoldedConversationIsDiscarded(t *testing.T) {
 	if len(recs) != 2 || alone == "" {
 		t.Fatalf("want the halves adopted apart first: %+v", recs)
 	}
-	tr.Handle(ChannelEvent{Kind: ChanLocalPair, At: t0.Add(time.Second), Channel: one, Peer: &two})
+	tr.Handle(adapt(ChannelEvent{Kind: ChanLocalPair, At: t0.Add(time.Second), Channel: one, Peer: &two}))
 	evs, recs := tr.Drain()
 	var folded *ConversationRecord
 	for i := range recs {

@@ -28,7 +28,7 @@ func describeSIP(evs []bridge.ChannelEvent) []string {
 // with the hangup and, for a device's release, as soon as an event shows it.
 var ExpectedSIPCaptures = map[string][]string{
 	"sip-inbound-answer-customer-hangs-up": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -45,7 +45,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1010 16 NORMAL_CLEARING by endpoint",
 	},
 	"sip-inbound-busy": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -56,7 +56,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1010 17 USER_BUSY by pbx",
 	},
 	"sip-inbound-no-answer": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -66,7 +66,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1010 16 NORMAL_CLEARING by pbx",
 	},
 	"sip-ring-group": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"New 1001-0x5566249b9bf0 user=1001",
@@ -88,7 +88,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1001-0x5566249b9bf0 16 NORMAL_CLEARING by pbx",
 	},
 	"sip-callcenter-ringall": {
-		"New 1010 user=1010",
+		"New 1010",
 		"Update 1010",
 		"Answer 1010",
 		"QueueJoin 1010 support@default",
@@ -119,7 +119,7 @@ var ExpectedSIPCaptures = map[string][]string{
 	"sip-callcenter-abandon": {
 		"AgentState 1000@default paused",
 		"AgentState 1001@default paused",
-		"New 1010 user=1010",
+		"New 1010",
 		"Update 1010",
 		"Answer 1010",
 		"QueueJoin 1010 support@default",
@@ -128,7 +128,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1010 16 NORMAL_CLEARING by endpoint",
 	},
 	"sip-blind-transfer-phone": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -156,7 +156,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1010 16 NORMAL_CLEARING by endpoint",
 	},
 	"sip-attended-transfer-att_xfer": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -182,7 +182,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1001-0x5566249b9bf0 16 NORMAL_CLEARING by pbx",
 	},
 	"sip-attended-transfer-att_xfer-broadcast": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -214,7 +214,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1001-0x5566249b9bf0 16 NORMAL_CLEARING by pbx",
 	},
 	"sip-hold-phone": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -233,7 +233,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1010 16 NORMAL_CLEARING by endpoint",
 	},
 	"sip-park-valet": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
@@ -248,7 +248,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"BridgeLeave 1000-0x5591f1b07bf0",
 		"Hangup 1000-0x5591f1b07bf0 16 NORMAL_CLEARING by pbx",
 		"Park 1010 6001@valet_parking_lot",
-		"New 1001 user=1001",
+		"New 1001",
 		"Update 1001",
 		"Answer 1001",
 		"Unpark 1010>1001 6001@valet_parking_lot",
@@ -261,12 +261,12 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1001 16 NORMAL_CLEARING by pbx",
 	},
 	"sip-pickup": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",
 		"Update 1010",
-		"New 1001 user=1001",
+		"New 1001",
 		"Update 1001",
 		"Answer 1001",
 		"Answer 1010",
@@ -281,7 +281,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1001 16 NORMAL_CLEARING by pbx",
 	},
 	"sip-record-session-dialplan": {
-		"New 1010 user=1010",
+		"New 1010",
 		"Update 1010",
 		"RecordStart 1010 /srv/pbx1/recordings/20261202-180844_2d8db17a-a783-4ef5-ad83-956e04496b08.wav",
 		"New 1000-0x5591f1b07bf0 user=1000",
@@ -300,7 +300,7 @@ var ExpectedSIPCaptures = map[string][]string{
 		"Hangup 1010 16 NORMAL_CLEARING by endpoint",
 	},
 	"sip-voicemail": {
-		"New 1010 user=1010",
+		"New 1010",
 		"New 1000-0x5591f1b07bf0 user=1000",
 		"Dial 1010>1000-0x5591f1b07bf0",
 		"Update 1000-0x5591f1b07bf0",

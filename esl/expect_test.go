@@ -20,7 +20,11 @@ func Describe(ev bridge.ChannelEvent) string {
 	}
 	switch ev.Kind {
 	case bridge.ChanNew:
-		if ev.Channel.Endpoint != "" {
+		// The user the switch named where its name says otherwise (named
+		// fills the rest from the name).
+		byName := bridge.Channel{Name: ev.Channel.Name}
+		named(&byName)
+		if ev.Channel.Endpoint != "" && ev.Channel.Endpoint != byName.Endpoint {
 			b.WriteString(" user=" + ev.Channel.Endpoint)
 		}
 	case bridge.ChanDialEnd:

@@ -85,6 +85,7 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 			continue
 		}
 		ch.Endpoint = snapshotEndpoint(r)
+		named(&ch)
 		if c := contactUser(ch.Name); ch.Endpoint != "" && c != ch.Endpoint {
 			for _, n := range []*string{&ch.CallerNum, &ch.ConnectedNum, &ch.Exten} {
 				if *n == c {

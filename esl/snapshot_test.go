@@ -52,7 +52,9 @@ func TestSnapshotChannels(t *testing.T) {
 	if err != nil || len(live) != 3 {
 		t.Fatalf("%v %v", live, err)
 	}
-	if live[0].Endpoint != "1000" || live[0].Exten != "1000" || live[0].CallerNum != "1010" || live[1].Endpoint != "" || live[2].Endpoint != "" {
+	// The others are named by their channel names only (named), never by
+	// the presence: the gateway leg is not 1000's.
+	if live[0].Endpoint != "1000" || live[0].Exten != "1000" || live[0].CallerNum != "1010" || live[1].Endpoint != "1010" || live[2].Endpoint != "carrier/5551234" {
 		t.Errorf("endpoints: %+v", live)
 	}
 	if live, err := SnapshotChannels("{\"row_count\": 0}\n", ""); err != nil || len(live) != 0 {

@@ -301,6 +301,7 @@ func (x *txn) emit(kind bridge.ChannelEventKind, st *chanState, fill func(*bridg
 	if fill != nil {
 		fill(&ev)
 	}
+	namedEvent(&ev)
 	x.out = append(x.out, ev)
 }
 

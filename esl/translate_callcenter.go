@@ -49,6 +49,7 @@ func (x *txn) callcenter() {
 		}
 		x.emit(bridge.ChanAgentConnect, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) {
 			ev.Peer, ev.Queue, ev.Member, ev.Interface = peer(agentLeg), queue, agent, agentLeg.ch.Name
+			ev.Agent = callcenterAgent(agent)
 		})
 	case "bridge-agent-fail":
 		if member == "" {
@@ -72,7 +73,7 @@ func (x *txn) callcenter() {
 		if agent == "" || status == "" {
 			return
 		}
-		ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: x.at, Member: agent, Status: status, Paused: paused}
+		ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: x.at, Member: agent, Agent: callcenterAgent(agent), Status: status, Paused: paused}
 		if paused {
 			ev.Reason = e.Get("CC-Agent-Status")
 		}

@@ -133,10 +133,10 @@ func TestTranslateSwitchRules(t *testing.T) {
 			ev("CHANNEL_CREATE", sofiaLeg("L", "loopback/1000-a", "outbound", "variable_dialed_user", "1000")...),
 			ev("CHANNEL_CREATE", sofiaLeg("B", other, "outbound", "Answer-State", "answered", "variable_dialed_user", "1001")...), // first seen up
 		},
-		want: []string{"New " + cust, "Answer " + cust, "New sofia/internal/1001@10.0.0.6 user=1001", "New " + phone + " user=1000",
+		want: []string{"New " + cust, "Answer " + cust, "New sofia/internal/1001@10.0.0.6", "New " + phone + " user=1000",
 			"Dial " + cust + ">" + phone, "Answer " + phone, "New loopback/1000-a", "Dial>loopback/1000-a", "New " + other},
 		check: func(t *testing.T, out []bridge.ChannelEvent) {
-			if ch := out[1].Channel; ch.Endpoint != "" {
+			if ch := out[1].Channel; ch.Endpoint != "+4930123456" { // its name's, not the later user_name
 				t.Errorf("caller named by a later user_name: %+v", ch)
 			}
 			// The phone's contact names it: its number is its user's.
@@ -202,7 +202,7 @@ func TestTranslateSwitchRules(t *testing.T) {
 		},
 		want: []string{"New " + cust, "New " + phone + " user=1000", "Dial " + cust + ">" + phone,
 			"DialEnd " + cust + ">" + phone + " CANCEL", "Hangup " + phone + " 16 PICKED_OFF by pbx",
-			"New sofia/internal/1001@10.0.0.6 user=1001", "Pickup sofia/internal/1001@10.0.0.6>" + cust,
+			"New sofia/internal/1001@10.0.0.6", "Pickup sofia/internal/1001@10.0.0.6>" + cust,
 			"BridgeEnter sofia/internal/1001@10.0.0.6", "BridgeEnter " + cust},
 	}, {
 		// mod_callcenter sends the member channel's state with
