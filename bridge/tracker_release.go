@@ -11,6 +11,12 @@ import (
 func (t *Tracker) hangup(ev ChannelEvent) {
 	l := t.legs[ev.Channel.ID]
 	if l == nil {
+		// A channel the model never saw (its call began while the link was
+		// down): a snapshot taken just before this hangup may still list
+		// it, and must not adopt it.
+		if !ev.Resynced {
+			t.rememberGone(ev.Channel.ID)
+		}
 		return
 	}
 	c := l.conv

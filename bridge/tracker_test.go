@@ -875,3 +875,16 @@ func TestEveryChannelEventKindHasAName(t *testing.T) {
 		}
 	}
 }
+
+// A call that began while the link was down hangs up before the snapshot
+// that lists it is applied: the snapshot must not adopt a channel already
+// gone (it would stay open until the next check).
+func TestSnapshotNeverAdoptsAChannelSeenHangingUp(t *testing.T) {
+	tr := newTestTracker()
+	x := Channel{ID: "u.9", Name: "PJSIP/trunk-00000009", LinkedID: "u.9", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
+	run(tr, ChannelEvent{Kind: ChanHangup, Channel: Channel{ID: "u.9"}, Cause: 16})
+	tr.Snapshot(adaptAll(x), t0.Add(time.Minute))
+	if live := tr.Live(); len(live) != 0 {
+		t.Fatalf("adopted a channel that had hung up: %+v", live)
+	}
+}
