@@ -12,6 +12,7 @@ import (
 // API instead of posting ctibridge's JSON.
 type Connectors struct {
 	Bitrix24 Bitrix24 `koanf:"bitrix24"`
+	Zammad   Zammad   `koanf:"zammad"`
 }
 
 // Bitrix24 is the Bitrix24 telephony connector. It is on when WebhookURL is
@@ -38,7 +39,8 @@ type Bitrix24 struct {
 func (b Bitrix24) Enabled() bool { return b.WebhookURL != "" }
 
 func defaultConnectors() Connectors {
-	return Connectors{Bitrix24: Bitrix24{CRMCreate: true, Show: true, Burst: 50, Rate: 2}}
+	return Connectors{Bitrix24: Bitrix24{CRMCreate: true, Show: true, Burst: 50, Rate: 2},
+		Zammad: Zammad{Inbound: true, Outbound: true, Burst: 20, Rate: 10}}
 }
 
 var reExtension = regexp.MustCompile(`^[A-Za-z0-9_*#+-]{1,32}$`)
@@ -46,6 +48,13 @@ var reExtension = regexp.MustCompile(`^[A-Za-z0-9_*#+-]{1,32}$`)
 // validate checks the connectors. webhookIDs are the configured webhook
 // endpoint ids, which a connector's endpoint id must not take.
 func (c *Connectors) validate(webhookIDs map[string]bool) *Error {
+	if err := c.validateBitrix24(webhookIDs); err != nil {
+		return err
+	}
+	return c.validateZammad(webhookIDs)
+}
+
+func (c *Connectors) validateBitrix24(webhookIDs map[string]bool) *Error {
 	b := c.Bitrix24
 	if !b.Enabled() {
 		return nil
@@ -107,4 +116,71 @@ func checkBitrix24URL(raw string) string {
 		return "path must be /rest/<user id>/<token>/: the token is letters and digits"
 	}
 	return ""
+}
+
+// Zammad is the Zammad generic CTI connector. It is on when URL is set.
+type Zammad struct {
+	// URL is the endpoint Zammad shows under Integrations → CTI (generic),
+	// https://<zammad>/api/v1/cti/<token>. The token is a secret: set it from
+	// the environment (CTIBRIDGE_CONNECTORS__ZAMMAD__URL) rather than in the
+	// file; it is never logged.
+	URL string `koanf:"url"`
+	// Users maps agent extensions to the names Zammad shows in the caller
+	// log; an extension not in it is sent as it is.
+	Users map[string]string `koanf:"users"`
+	// Inbound and Outbound say which calls go to Zammad's caller log
+	// (internal calls never do).
+	Inbound  bool    `koanf:"inbound"`
+	Outbound bool    `koanf:"outbound"`
+	Burst    int     `koanf:"burst"`
+	Rate     float64 `koanf:"rate"`
+}
+
+// Enabled reports whether the connector is configured.
+func (z Zammad) Enabled() bool { return z.URL != "" }
+
+// ZammadEndpointID is the Zammad connector's delivery endpoint id.
+const ZammadEndpointID = "crm-zammad"
+
+var reZammadToken = regexp.MustCompile(`^[A-Za-z0-9_-]{8,}$`)
+
+func (c *Connectors) validateZammad(webhookIDs map[string]bool) *Error {
+	z := c.Zammad
+	if !z.Enabled() {
+		return nil
+	}
+	const key = "connectors.zammad"
+	// The reasons never repeat the URL: it holds the token.
+	u, err := url.Parse(z.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return &Error{key + ".url", "must be the CTI endpoint such as https://<zammad>/api/v1/cti/<token>"}
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return &Error{key + ".url", "must have no credentials, query or fragment"}
+	}
+	i := strings.LastIndex(u.Path, "/api/v1/cti/")
+	if i < 0 || !reZammadToken.MatchString(strings.TrimSuffix(u.Path[i+len("/api/v1/cti/"):], "/")) {
+		return &Error{key + ".url", "path must end in /api/v1/cti/<token> (Zammad: Integrations → CTI (generic) → Endpoint)"}
+	}
+	for ext, name := range z.Users {
+		if !reExtension.MatchString(ext) {
+			return &Error{key + ".users", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)}
+		}
+		if strings.TrimSpace(name) == "" || len(name) > 200 {
+			return &Error{key + ".users." + ext, "must be the agent's name in Zammad (1..200 characters)"}
+		}
+	}
+	if !z.Inbound && !z.Outbound {
+		return &Error{key, "inbound and outbound are both false: nothing would be sent (remove url to turn the connector off)"}
+	}
+	if z.Burst < 1 || z.Burst > 10000 {
+		return &Error{key + ".burst", fmt.Sprintf("must be 1..10000, got %d", z.Burst)}
+	}
+	if !(z.Rate > 0 && z.Rate <= 1000) {
+		return &Error{key + ".rate", fmt.Sprintf("must be above 0 requests per second, got %v", z.Rate)}
+	}
+	if webhookIDs[ZammadEndpointID] {
+		return &Error{"webhooks", fmt.Sprintf("the id %q is the Zammad connector's: use another", ZammadEndpointID)}
+	}
+	return nil
 }
