@@ -74,8 +74,8 @@ func TestPBXRestartReleasesLostCall(t *testing.T) {
 	if field(ds[2], "resynced") != true || field(ds[2], "call.hangup_by") != "system" || field(ds[2], "call.disposition") != "answered" {
 		t.Fatalf("end: %s", ds[2].Raw)
 	}
-	if n := len(h.run.Engine.Live()); n != 0 {
-		t.Fatalf("%d calls still live", n)
+	if err := waitFor(t.Context(), 10*time.Second, func() bool { return len(h.run.Engine.Live()) == 0 }); err != nil {
+		t.Fatalf("%d calls still live", len(h.run.Engine.Live()))
 	}
 }
 
