@@ -243,10 +243,10 @@ func TestFreeSWITCHLinkKilledMidCall(t *testing.T) {
 	}); err != nil {
 		t.Fatal("no reconnect")
 	}
-	time.Sleep(200 * time.Millisecond) // the resync snapshot is applied
-
-	if n := len(h.run.Engine.Live()); n != 1 {
-		t.Fatalf("%d live calls after resync, want the one adopted", n)
+	// The resync keeps the call (adopted, or still known): one live call,
+	// waited for rather than slept for.
+	if err := waitFor(t.Context(), 10*time.Second, func() bool { return len(h.run.Engine.Live()) == 1 }); err != nil {
+		t.Fatalf("%d live calls after resync, want the one adopted", len(h.run.Engine.Live()))
 	}
 	sim.Stream(frames[half:], 0)
 	rcv.WaitFor(3, 5*time.Second)
