@@ -54,6 +54,10 @@ func TestZammadEndToEnd(t *testing.T) {
 		{"sip-inbound-no-answer", true, "newCall(direction=in,user=[Dan]) hangup(direction=in,cause=noAnswer)"},
 		// Ring-all: 100 and 101 ring, 101 answers; Zammad pops once.
 		{"sip-ring-group", true, "newCall(direction=in,user=[Anna]) answer(direction=in,user=Ben,answeringNumber=101) hangup(direction=in,answeringNumber=101,cause=normalClearing)"},
+		{"sip-outbound-trunk", true, "newCall(direction=out,user=[Anna]) answer(direction=out,user=Anna,answeringNumber=5551234) hangup(direction=out,answeringNumber=5551234,cause=normalClearing)"},
+		// The pop waits for the customer's number: the agent's phone rings first.
+		{"sip-click-to-call-originate", true, "newCall(direction=out,user=[Anna]) answer(direction=out,user=Anna,answeringNumber=5551234) hangup(direction=out,answeringNumber=5551234,cause=normalClearing)"},
+		{"blind-transfer", false, "newCall(direction=in,user=[Ben]) answer(direction=in,user=Ben,answeringNumber=101) hangup(direction=in,answeringNumber=101,cause=normalClearing)"},
 		{"sip-queue-ringall", true, "newCall(direction=in,user=[Anna]) answer(direction=in,user=Anna,answeringNumber=100) hangup(direction=in,answeringNumber=100,cause=normalClearing)"},
 	} {
 		t.Run(tc.capture, func(t *testing.T) {
@@ -74,12 +78,17 @@ func TestZammadEndToEnd(t *testing.T) {
 				t.Fatalf("Zammad calls\n got %s\nwant %s", got, tc.want)
 			}
 			for _, c := range cs {
-				if id, _ := c.Params["callId"].(string); !strings.HasPrefix(id, "conv_") || id != cs[0].Params["callId"] {
+				if id, _ := c.Params["callId"].(string); !strings.HasPrefix(id, "conv_") || id != cs[0].Params["callId"] ||
+					c.Params["from"] == "" || c.Params["to"] == "" {
 					t.Errorf("callId %v", c.Params)
 				}
 			}
-			if from, _ := cs[0].Params["from"].(string); !strings.HasPrefix(from, "555") && !strings.HasPrefix(from, "+") {
-				t.Errorf("newCall from %v", cs[0].Params)
+			customer := cs[0].Params["from"]
+			if cs[0].Params["direction"] == "out" {
+				customer = cs[0].Params["to"]
+			}
+			if c, _ := customer.(string); !strings.HasPrefix(c, "555") { // the customer, never the agent
+				t.Errorf("newCall params %v", cs[0].Params)
 			}
 			if n := len(zm.Refused()); n != 0 {
 				t.Errorf("%d requests refused: %v", n, zm.Refused())

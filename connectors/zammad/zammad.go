@@ -209,6 +209,12 @@ func (d *delivery) ringing() error {
 	if d.st.NewCall || d.st.Hungup {
 		return nil // Zammad pops once per call: later ringing agents add nothing
 	}
+	// A click-to-call rings the agent before the customer's number is
+	// dialled: pop when it is known (the customer's ringing, at the latest
+	// the end), so the caller log shows whom the call was with.
+	if d.customer() == "" {
+		return nil
+	}
 	return d.newCall(d.ev.Agent)
 }
 
@@ -255,6 +261,14 @@ func (d *delivery) ended() error {
 	}
 	d.st.Hungup = true
 	return d.save()
+}
+
+// customer is the customer's number, "" while unknown.
+func (d *delivery) customer() string {
+	if d.ev.Call.Direction == bridge.DirectionOutbound {
+		return number(d.ev.Call.Callee)
+	}
+	return number(d.ev.Call.Caller)
 }
 
 // base is the parameters every event of the call carries.

@@ -139,6 +139,12 @@ func TestFlows(t *testing.T) {
 			ev("c4", 4, bridge.EventCallAnswered, bridge.DirectionOutbound, "100", customer),
 			ev("c4", 5, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionAnswered, 16, "100")),
 		}, "newCall(direction=out,user=[Anna]) answer(direction=out,user=Anna,answeringNumber=+15555559876) hangup(direction=out,answeringNumber=+15555559876,cause=normalClearing)"},
+		{"click-to-call: the pop waits for the customer's number", []bridge.Record{
+			ev("c8", 1, bridge.EventCallRinging, bridge.DirectionOutbound, "100", func(e *bridge.Event) { e.Call.Callee = bridge.Party{} }),
+			ev("c8", 2, bridge.EventCallAnswered, bridge.DirectionOutbound, "100", func(e *bridge.Event) { e.Call.Callee = bridge.Party{} }),
+			ev("c8", 3, bridge.EventCallRinging, bridge.DirectionOutbound, "100", customer),
+			ev("c8", 4, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionNoAnswer, 19, "100")),
+		}, "newCall(direction=out,user=[Anna]) hangup(direction=out,cause=noAnswer)"},
 		{"outbound busy, no ring seen", []bridge.Record{
 			ev("c5", 1, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionBusy, 17, "100")),
 		}, "newCall(direction=out,user=[Anna]) hangup(direction=out,cause=busy)"},
@@ -159,8 +165,8 @@ func TestFlows(t *testing.T) {
 				t.Fatalf("calls\n got %s\nwant %s", got, tc.want)
 			}
 			for _, c := range cs {
-				if c.Params["callId"] != tc.recs[0].ConversationID {
-					t.Errorf("callId %v", c.Params)
+				if c.Params["callId"] != tc.recs[0].ConversationID || c.Params["from"] == "" || c.Params["to"] == "" {
+					t.Errorf("callId, from or to: %v", c.Params)
 				}
 			}
 			if len(cs) > 0 && strings.HasPrefix(tc.name, "answered ring-all") {
