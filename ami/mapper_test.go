@@ -3,7 +3,6 @@ package ami
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -79,26 +78,8 @@ func testTracker() *bridge.Tracker {
 // replay feeds a capture's frames, as parsed by goami2, through a Mapper.
 func replay(t *testing.T, name string) []bridge.Event {
 	t.Helper()
-	raw, err := os.ReadFile("amitest/captures/" + name + ".ami")
-	if err != nil {
-		t.Fatal(err)
-	}
 	sink := &recordingSink{t: testTracker()}
-	m := NewMapper(context.Background(), sink, nil, nil)
-	body := string(raw)
-	if i := strings.Index(body, "\r\n"); strings.HasPrefix(body, "Asterisk Call Manager/") {
-		body = body[i+2:]
-	}
-	for _, frame := range strings.SplitAfter(body, "\r\n\r\n") {
-		if strings.TrimSpace(frame) == "" {
-			continue
-		}
-		msg, err := goami2.Parse(frame)
-		if err != nil {
-			t.Fatalf("%s: parse %q: %v", name, frame, err)
-		}
-		m.Message(msg)
-	}
+	feed(t, sink, "amitest/captures/"+name+".ami")
 	sink.checkInvariants(t, true)
 	return sink.events
 }

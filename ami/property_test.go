@@ -82,14 +82,7 @@ func TestInterleavedFlowsKeepTheirStories(t *testing.T) {
 		"hangup-action", "coreshowchannels", "musiconhold"} {
 		key := "amitest/captures/" + name
 		sink := &recordingSink{t: sipTracker()}
-		m := NewMapper(context.Background(), sink, nil, nil)
-		for _, f := range frames(t, key) {
-			msg, err := goami2.Parse(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m.Message(msg)
-		}
+		feed(t, sink, key+".ami")
 		sink.checkInvariants(t, true)
 		alone[key] = bridgetest.Stories(sink.events)
 		names = append(names, key)

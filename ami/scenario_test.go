@@ -25,22 +25,18 @@ func sipTracker() *bridge.Tracker {
 // playSIP feeds a capture of testdata/sip through a Mapper into sink.
 func playSIP(t *testing.T, sink *recordingSink, name string) {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/sip/" + name + ".ami")
-	if err != nil {
-		t.Fatal(err)
-	}
+	feed(t, sink, "testdata/sip/"+name+".ami")
+}
+
+// feed plays a capture file's frames, parsed by goami2, through a new
+// Mapper into sink.
+func feed(t *testing.T, sink *recordingSink, path string) {
+	t.Helper()
 	m := NewMapper(context.Background(), sink, nil, nil)
-	body := string(raw)
-	if i := strings.Index(body, "\r\n"); strings.HasPrefix(body, "Asterisk Call Manager/") {
-		body = body[i+2:]
-	}
-	for _, frame := range strings.SplitAfter(body, "\r\n\r\n") {
-		if strings.TrimSpace(frame) == "" {
-			continue
-		}
+	for _, frame := range frames(t, strings.TrimSuffix(path, ".ami")) {
 		msg, err := goami2.Parse(frame)
 		if err != nil {
-			t.Fatalf("%s: parse %q: %v", name, frame, err)
+			t.Fatalf("%s: parse %q: %v", path, frame, err)
 		}
 		m.Message(msg)
 	}
