@@ -241,6 +241,11 @@ func (d *delivery) ended() error {
 	}
 	call := d.ev.Call
 	if !d.st.NewCall { // no pop seen (a caller who hung up in the IVR, a restart)
+		if d.customer() == "" {
+			// A click-to-call the agent never took: no customer to log.
+			d.c.log.Debug("call with no customer number not logged", "conversation", d.conv)
+			return nil
+		}
 		if err := d.newCall(call.Agent); err != nil {
 			return err
 		}

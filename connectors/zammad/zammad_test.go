@@ -145,6 +145,13 @@ func TestFlows(t *testing.T) {
 			ev("c8", 3, bridge.EventCallRinging, bridge.DirectionOutbound, "100", customer),
 			ev("c8", 4, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionNoAnswer, 19, "100")),
 		}, "newCall(direction=out,user=[Anna]) hangup(direction=out,cause=noAnswer)"},
+		{"click-to-call the agent never took", []bridge.Record{
+			ev("c9", 1, bridge.EventCallRinging, bridge.DirectionOutbound, "100", func(e *bridge.Event) { e.Call.Callee = bridge.Party{} }),
+			ev("c9", 2, bridge.EventCallEnded, bridge.DirectionOutbound, "", func(e *bridge.Event) {
+				ended(bridge.DispositionNoAnswer, 19, "100")(e)
+				e.Call.Callee = bridge.Party{}
+			}),
+		}, ""},
 		{"outbound busy, no ring seen", []bridge.Record{
 			ev("c5", 1, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionBusy, 17, "100")),
 		}, "newCall(direction=out,user=[Anna]) hangup(direction=out,cause=busy)"},
