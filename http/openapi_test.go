@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	nethttp "net/http/httptest"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	apihttp "github.com/ctibridge/ctibridge/http"
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // The OpenAPI document and the router agree: every route is documented and
@@ -113,4 +115,62 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 	walk(root)
+}
+
+// The document is valid OpenAPI 3 by a real validator (kin-openapi), names a
+// server and a licence, and every operation has a unique camelCase
+// operationId (client generators name their methods after it).
+func TestOpenAPIValid(t *testing.T) {
+	srv := apihttp.NewServer(nil, nil, nil)
+	res, err := srv.App().Test(nethttp.NewRequest("GET", "/v1/openapi.json", nil))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /v1/openapi.json: %v %v", res, err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	loader := openapi3.NewLoader()
+	loader.IsExternalRefsAllowed = false
+	doc, err := loader.LoadFromData(raw)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("invalid OpenAPI document: %v", err)
+	}
+	if len(doc.Servers) == 0 || (doc.Servers[0].URL != "/" && doc.Servers[0].URL != "http://127.0.0.1:8080") {
+		t.Errorf("servers: %v, want a relative / or http://127.0.0.1:8080", doc.Servers)
+	}
+	if doc.Info.License == nil || doc.Info.License.Name == "" {
+		t.Error("info.license has no name")
+	}
+	// The validated document's operations are exactly the routes (fiber's
+	// :id is OpenAPI's {id}; fiber adds HEAD to every GET).
+	param := regexp.MustCompile(`:([A-Za-z]+)`)
+	routed := map[string]bool{}
+	for _, r := range srv.App().GetRoutes(true) {
+		if r.Method != "HEAD" {
+			routed[r.Method+" "+param.ReplaceAllString(r.Path, "{$1}")] = true
+		}
+	}
+	camel := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+	seen := map[string]string{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			key := method + " " + path
+			if !routed[key] {
+				t.Errorf("%s is documented but not routed", key)
+			}
+			delete(routed, key)
+			switch id := op.OperationID; {
+			case !camel.MatchString(id):
+				t.Errorf("%s: operationId %q is not camelCase", key, id)
+			case seen[id] != "":
+				t.Errorf("%s: operationId %q is also %s", key, id, seen[id])
+			default:
+				seen[id] = key
+			}
+		}
+	}
+	for key := range routed {
+		t.Errorf("%s is routed but not documented", key)
+	}
 }
