@@ -8,8 +8,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
@@ -121,4 +124,31 @@ func SaveState(ctx context.Context, s bridge.ConnectorStateStore, connector, con
 		return fmt.Errorf("%s: saving call state: %w", connector, err)
 	}
 	return nil
+}
+
+// RetryAfter reads a Retry-After header's seconds (at most an hour); 0 when
+// absent or not a number of seconds.
+func RetryAfter(v string) time.Duration {
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(min(s, 3600)) * time.Second
+	}
+	return 0
+}
+
+// Snippet makes the start of a CRM's answer printable for the attempt log:
+// at most 200 characters, the token (if any) replaced before the cut could
+// split it, control characters blanked.
+func Snippet(b []byte, token string) string {
+	const n = 200
+	s := string(b[:min(len(b), 4<<10)])
+	if token != "" {
+		s = strings.ReplaceAll(s, token, "***")
+	}
+	s = strings.TrimSpace(strings.ToValidUTF8(s[:min(len(s), n)], ""))
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }

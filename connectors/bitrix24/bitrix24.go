@@ -410,7 +410,7 @@ func (d *delivery) register(u int, show bool) error {
 		CRMEntityID   json.RawMessage `json:"CRM_ENTITY_ID"`
 	}
 	if err := json.Unmarshal(res, &r); err != nil || r.CallID == "" {
-		return fmt.Errorf("bitrix24: telephony.externalcall.register: no CALL_ID in the answer %s", snippet(res, d.c.token))
+		return fmt.Errorf("bitrix24: telephony.externalcall.register: no CALL_ID in the answer %s", connectors.Snippet(res, d.c.token))
 	}
 	d.st.CallID, d.st.User, d.st.CRMEntityType = r.CallID, u, r.CRMEntityType
 	d.st.CRMEntityID, _ = strconv.ParseInt(strings.Trim(string(r.CRMEntityID), `"`), 10, 64)
@@ -556,7 +556,7 @@ func (c *Connector) call(ctx context.Context, method string, params map[string]a
 	}
 	ae := &apiError{method: method, status: resp.StatusCode, code: c.scrub(env.Error), desc: c.scrub(env.Desc)}
 	if jsonErr != nil || (env.Error == "" && env.Desc == "") {
-		ae.desc = snippet(raw, c.token)
+		ae.desc = connectors.Snippet(raw, c.token)
 	}
 	if resp.StatusCode == http.StatusOK {
 		ae.status = 0 // a 200 without a result: odd, retry
@@ -565,14 +565,14 @@ func (c *Connector) call(ctx context.Context, method string, params map[string]a
 	switch {
 	case resp.StatusCode == http.StatusServiceUnavailable && env.Error == "QUERY_LIMIT_EXCEEDED":
 		c.lim.Drain() // the portal's bucket is empty: ours waits for its refill
-		ce.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		ce.RetryAfter = connectors.RetryAfter(resp.Header.Get("Retry-After"))
 	case resp.StatusCode/100 == 3:
 		// Not followed (it could send the token elsewhere); the admin
 		// fixes the URL within the retry window.
 		ae.desc = "redirect not followed: check connectors.bitrix24.webhook_url"
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500, resp.StatusCode == http.StatusOK,
 		resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden:
-		ce.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		ce.RetryAfter = connectors.RetryAfter(resp.Header.Get("Retry-After"))
 	default:
 		ce.Permanent = true
 	}
@@ -585,27 +585,4 @@ func (c *Connector) scrub(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, c.token, "***")
-}
-
-func retryAfter(v string) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(min(s, 3600)) * time.Second
-	}
-	return 0
-}
-
-// snippet makes the start of an answer printable for the attempt log.
-func snippet(b []byte, token string) string {
-	const n = 200
-	s := string(b[:min(len(b), 4<<10)])
-	if token != "" { // before the cut, which could split the token
-		s = strings.ReplaceAll(s, token, "***")
-	}
-	s = strings.TrimSpace(strings.ToValidUTF8(s[:min(len(s), n)], ""))
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
 }

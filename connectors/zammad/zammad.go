@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -351,7 +350,7 @@ func (d *delivery) newCall(agent *bridge.Agent) error {
 			"conversation", d.conv, "caller_id", r.CallerID)
 	case "":
 	default:
-		d.c.log.Info("Zammad answered newCall with an unknown action: ignored", "conversation", d.conv, "action", snippet([]byte(r.Action), d.c.token))
+		d.c.log.Info("Zammad answered newCall with an unknown action: ignored", "conversation", d.conv, "action", connectors.Snippet([]byte(r.Action), d.c.token))
 	}
 	return d.save()
 }
@@ -467,9 +466,9 @@ func (c *Connector) post(ctx context.Context, params map[string]any) (json.RawMe
 	}
 	ae := &apiError{event: event, status: resp.StatusCode}
 	if json.Unmarshal(raw, &env) == nil && (env.Error != "" || env.ErrorHuman != "") {
-		ae.desc = snippet([]byte(strings.TrimSpace(env.Error+" "+env.ErrorHuman)), c.token)
+		ae.desc = connectors.Snippet([]byte(strings.TrimSpace(env.Error+" "+env.ErrorHuman)), c.token)
 	} else {
-		ae.desc = snippet(raw, c.token)
+		ae.desc = connectors.Snippet(raw, c.token)
 	}
 	ce := &bridge.ConnectorError{StatusCode: resp.StatusCode, Err: ae}
 	switch {
@@ -482,7 +481,7 @@ func (c *Connector) post(ctx context.Context, params map[string]any) (json.RawMe
 	case resp.StatusCode/100 == 3:
 		ae.hint = "redirect not followed: check connectors.zammad.url"
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode >= 500:
-		ce.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
+		ce.RetryAfter = connectors.RetryAfter(resp.Header.Get("Retry-After"))
 	default:
 		ce.Permanent = true
 	}
@@ -495,27 +494,4 @@ func (c *Connector) scrub(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, c.token, "***")
-}
-
-func retryAfter(v string) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return time.Duration(min(s, 3600)) * time.Second
-	}
-	return 0
-}
-
-// snippet makes the start of an answer printable for the attempt log.
-func snippet(b []byte, token string) string {
-	const n = 200
-	s := string(b[:min(len(b), 4<<10)])
-	if token != "" { // before the cut, which could split the token
-		s = strings.ReplaceAll(s, token, "***")
-	}
-	s = strings.TrimSpace(strings.ToValidUTF8(s[:min(len(s), n)], ""))
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
 }
