@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -14,8 +16,10 @@ import (
 // crmConnectors builds the configured CRM connectors into conns (by
 // endpoint id) and returns their endpoints, which get deliveries like
 // webhook endpoints. client is the dispatcher's (address policy enforced).
+//
+// reject hangs a call up when a CRM refuses it (Zammad's answer to newCall).
 func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *http.Client, log *slog.Logger,
-	conns map[string]bridge.Connector) ([]bridge.Endpoint, error) {
+	conns map[string]bridge.Connector, reject func(ctx context.Context, conversationID string) error) ([]bridge.Endpoint, error) {
 	var eps []bridge.Endpoint
 	if b := cfg.Connectors.Bitrix24; b.Enabled() {
 		c, err := bitrix24.New(bitrix24.Options{
@@ -35,8 +39,7 @@ func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *
 	if z := cfg.Connectors.Zammad; z.Enabled() {
 		c, err := zammad.New(zammad.Options{
 			URL: z.URL, Users: z.Users, Inbound: z.Inbound, Outbound: z.Outbound, Client: client, State: state,
-			Limiter: connectors.NewLimiter(z.Burst, z.Rate), Logger: log,
-			// No Reject hook yet: a {"action":"reject"} answer is logged.
+			Limiter: connectors.NewLimiter(z.Burst, z.Rate), Logger: log, Reject: reject,
 		})
 		if err != nil {
 			return nil, &config.Error{Key: "connectors.zammad.url", Reason: err.Error()}
@@ -47,4 +50,34 @@ func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *
 		log.Info("CRM connector on", "connector", zammad.Name, "zammad", zammad.Redact(z.URL), "users", len(z.Users))
 	}
 	return eps, nil
+}
+
+// hangUpCustomer hangs up call id's customer (a CRM refused the call), as
+// the API's hangup does: the call model hears of it first, so the release
+// is reported hangup_by api. A call that has ended is left alone.
+func hangUpCustomer(ctx context.Context, engine *bridge.Engine, pbx bridge.PBX, id string) error {
+	if pbx == nil {
+		return errors.New("no PBX to hang the call up on")
+	}
+	var cc bridge.CallChannels
+	var ok bool
+	if err := engine.Do(ctx, func(t *bridge.Tracker) {
+		if cc, ok = t.CallChannels(id); ok && !cc.Ended {
+			t.ExpectHangup(id)
+		}
+	}); err != nil {
+		return err
+	}
+	ch := cc.Customer
+	if ch == nil {
+		ch = cc.Agent
+	}
+	if !ok || cc.Ended || ch == nil {
+		return nil
+	}
+	if err := pbx.Hangup(ctx, *ch); err != nil {
+		_ = engine.Do(context.WithoutCancel(ctx), func(t *bridge.Tracker) { t.ForgetHangup(id) })
+		return err
+	}
+	return nil
 }

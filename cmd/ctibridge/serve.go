@@ -96,7 +96,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		},
 		Connectors: conns,
 	})
-	connectorEPs, err := crmConnectors(cfg, db, dispatcher.Client(), log, conns)
+	connectorEPs, err := crmConnectors(cfg, db, dispatcher.Client(), log, conns, func(ctx context.Context, id string) error {
+		return hangUpCustomer(ctx, engine, srv.PBX, id)
+	})
 	if err != nil {
 		return err
 	}

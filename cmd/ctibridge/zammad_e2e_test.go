@@ -185,3 +185,35 @@ func TestZammadWrongTokenDeadLetter(t *testing.T) {
 		t.Errorf("%d requests accepted", n)
 	}
 }
+
+// Zammad refuses a caller (its answer to newCall is {"action":"reject"}):
+// ctibridge hangs the customer's channel up through the PBX.
+func TestZammadRejectHangsUp(t *testing.T) {
+	sim, zm, _ := zammadBridge(t)
+	zm.Block("5551234")
+	before, _ := splitAfterAnswer(t, "inbound-call-basic")
+	if err := sim.PlayFrames(before, amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	zm.WaitFor(t, 1, 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var hangup string
+		for _, a := range sim.Actions() {
+			if a.Field("Action") == "Hangup" {
+				hangup = a.Field("Channel")
+			}
+		}
+		if hangup != "" {
+			// The caller's Local pair: the half that runs the dialplan.
+			if !strings.HasPrefix(hangup, "Local/200@inbound-") || !strings.HasSuffix(hangup, ";2") {
+				t.Fatalf("hung up %s, want the customer's channel", hangup)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Hangup sent after Zammad rejected the call")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
