@@ -132,6 +132,45 @@ func (e *endpoint) record(cfg *endpointConfig, it *item, a bridge.Attempt, rp *r
 	if d.opts.OnAttempt != nil {
 		d.opts.OnAttempt(a)
 	}
+	if d.opts.Observer != nil {
+		d.observe(e.id, it, a)
+	}
+}
+
+// observe tells the Observer about an attempt, and about a delivery's 2xx.
+func (d *Dispatcher) observe(endpointID string, it *item, a bridge.Attempt) {
+	o := d.opts.Observer
+	o.Attempted(a)
+	if a.Outcome != bridge.DeliveryDelivered {
+		return
+	}
+	now := d.clock.Now()
+	if !it.notified.IsZero() {
+		o.Delivered(endpointID, max(0, now.Sub(it.notified)))
+	}
+	if it.Type == bridge.EventCallRinging && d.firstPop(it.ID) {
+		o.ScreenPop(max(0, now.Sub(it.OccurredAt)))
+	}
+}
+
+// firstPop reports whether a call.ringing event is delivered for the first
+// time (by any endpoint).
+func (d *Dispatcher) firstPop(id string) bool {
+	d.popMu.Lock()
+	defer d.popMu.Unlock()
+	if _, ok := d.popSeen[id]; ok {
+		return false
+	}
+	if d.popSeen == nil {
+		d.popSeen = make(map[string]struct{}, popsRemembered)
+	}
+	if len(d.popOrder) >= popsRemembered {
+		delete(d.popSeen, d.popOrder[0])
+		d.popOrder = d.popOrder[1:]
+	}
+	d.popSeen[id] = struct{}{}
+	d.popOrder = append(d.popOrder, id)
+	return true
 }
 
 func (o outcome) status() bridge.DeliveryStatus {

@@ -69,6 +69,8 @@ type Options struct {
 	// OnAttempt, when set, sees every recorded attempt (metrics). It runs on
 	// the request's goroutine and must not block.
 	OnAttempt func(bridge.Attempt)
+	// Observer, when set, sees attempts and deliveries for metrics.
+	Observer Observer
 	// OnDisable, when set, is told when an endpoint answered 410 Gone and
 	// was disabled, so the caller can stop creating deliveries for it.
 	OnDisable func(endpointID, reason string)
@@ -119,6 +121,26 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// Observer sees the dispatcher's work, for metrics (the http package's
+// DeliveryMetrics). Its methods run on request goroutines and must not block.
+type Observer interface {
+	// Attempted sees every recorded attempt.
+	Attempted(a bridge.Attempt)
+	// Delivered sees a delivery acknowledged with a 2xx, once, with the time
+	// from its commit (when Notify handed it over) to the answer. Deliveries
+	// read back from the store (after a restart or a memory overflow) have no
+	// known commit time and are not seen here.
+	Delivered(endpointID string, sinceCommit time.Duration)
+	// ScreenPop sees a call.ringing event's first 2xx from any endpoint, with
+	// the time from its occurred_at (the PBX's clock; 0 if that clock is
+	// ahead) to the answer.
+	ScreenPop(sinceOccurred time.Duration)
+}
+
+// popsRemembered bounds the call.ringing IDs kept to observe each screen pop
+// once across endpoints; a far older one may be counted again.
+const popsRemembered = 4096
+
 // Stats are the dispatcher's counters, for metrics.
 type Stats struct {
 	Delivered      int64 // deliveries acknowledged with a 2xx
@@ -158,6 +180,12 @@ type Dispatcher struct {
 	// again every second.
 	unrecordedMu sync.Mutex
 	unrecorded   []bridge.Attempt
+
+	// call.ringing events already seen delivered (Observer.ScreenPop), and
+	// their order for forgetting the oldest.
+	popMu    sync.Mutex
+	popSeen  map[string]struct{}
+	popOrder []string
 }
 
 var _ bridge.Notifier = (*Dispatcher)(nil)
@@ -291,6 +319,19 @@ func (d *Dispatcher) Stats() Stats {
 		InFlight:       d.inflight.Load(),
 		Queued:         d.queued.Load(),
 	}
+}
+
+// Backlogs returns, by endpoint, the pending deliveries held in memory (in
+// flight and waiting). That is the whole backlog up to MaxQueuedPerEndpoint;
+// past it the rest waits in the store and this is a floor.
+func (d *Dispatcher) Backlogs() map[string]int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	m := make(map[string]int64, len(d.endpoints))
+	for id, e := range d.endpoints {
+		m[id] = e.queued.Load()
+	}
+	return m
 }
 
 // Run delivers until ctx ends. It then waits up to ShutdownGrace for the

@@ -44,7 +44,7 @@ type endpoint struct {
 
 	// Inbox, written by Notify.
 	mu      sync.Mutex
-	inbox   []bridge.Delivery
+	inbox   []pushed
 	dropped bool // a push was dropped since the scheduler last looked
 	rescan  bool // Reload asked to re-read the store from the start
 	closed  bool // the scheduler has exited
@@ -97,11 +97,18 @@ type conv struct {
 
 type item struct {
 	bridge.Delivery
+	notified time.Time // when Notify handed it over, right after its commit; zero if read from the store
 	key   string    // conversation key
 	due   time.Time // zero means now
 	asked bool      // due is the endpoint's own Retry-After: kept even when it recovers
 	index int       // in waitHeap
 	token bool      // the request holds a shared slot
+}
+
+// pushed is a delivery in the inbox and when Notify handed it over.
+type pushed struct {
+	bridge.Delivery
+	at time.Time
 }
 
 type outcome int
@@ -181,7 +188,7 @@ func (e *endpoint) push(dl bridge.Delivery) {
 		e.signal()
 		return
 	}
-	e.inbox = append(e.inbox, dl)
+	e.inbox = append(e.inbox, pushed{dl, e.d.clock.Now()})
 	e.addQueued(1)
 	e.mu.Unlock()
 	e.signal()
@@ -284,7 +291,7 @@ func (e *endpoint) takeInbox() {
 	}
 	n := 0
 	for i := range in {
-		if !e.accept(in[i]) {
+		if !e.accept(in[i].Delivery, in[i].at) {
 			n++
 		}
 	}
@@ -296,7 +303,7 @@ func (e *endpoint) takeInbox() {
 
 // accept takes a pushed delivery into memory, or reports that it should be
 // dropped because it is already known or the store will provide it.
-func (e *endpoint) accept(dl bridge.Delivery) bool {
+func (e *endpoint) accept(dl bridge.Delivery, notified time.Time) bool {
 	switch {
 	case e.backlog:
 		return false // the store has it; it will be read in order
@@ -308,7 +315,7 @@ func (e *endpoint) accept(dl bridge.Delivery) bool {
 		e.backlog = true
 		return false
 	}
-	e.insert(dl)
+	e.insert(dl).notified = notified
 	e.seen = max(e.seen, dl.Seq)
 	return true
 }
@@ -360,7 +367,7 @@ func convKey(dl *bridge.Delivery) string {
 	return dl.ConversationID
 }
 
-func (e *endpoint) insert(dl bridge.Delivery) {
+func (e *endpoint) insert(dl bridge.Delivery) *item {
 	it := &item{Delivery: dl, key: convKey(&dl), index: -1}
 	if dl.Attempts > 0 {
 		// A retry scheduled before a restart. Fresh deliveries go now,
@@ -387,6 +394,7 @@ func (e *endpoint) insert(dl bridge.Delivery) {
 	if !c.active {
 		e.activate(c)
 	}
+	return it
 }
 
 func less(a, b *item) bool {
