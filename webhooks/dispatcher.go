@@ -128,8 +128,9 @@ type Observer interface {
 	Attempted(a bridge.Attempt)
 	// Delivered sees a delivery acknowledged with a 2xx, once, with the time
 	// from its commit (when Notify handed it over) to the answer. Deliveries
-	// read back from the store (after a restart or a memory overflow) have no
-	// known commit time and are not seen here.
+	// whose commit this dispatcher was not told of (pending at start, or
+	// dropped by Notify while the endpoint's memory was full) are not seen
+	// here.
 	Delivered(endpointID string, sinceCommit time.Duration)
 	// ScreenPop sees a call.ringing event's first 2xx from any endpoint, with
 	// the time from its occurred_at (the PBX's clock; 0 if that clock is

@@ -66,18 +66,21 @@ type endpoint struct {
 	done   []result // attempts answered and recorded
 
 	// Owned by the scheduler goroutine.
-	convs     map[string]*conv
-	known     map[string]*item // by event ID
-	ready     []*item          // due now, oldest first
-	waiting   waitHeap         // due later
-	inflight  int
-	reserved  bool // the endpoint's own slot, outside the shared pool, is in use
-	backlog   bool
-	seen      int64
-	loadAt    time.Time // after a store error, do not read before this
-	loadFails int
-	timer     Timer
-	timerAt   time.Time
+	convs    map[string]*conv
+	known    map[string]*item // by event ID
+	ready    []*item          // due now, oldest first
+	waiting  waitHeap         // due later
+	inflight int
+	reserved bool // the endpoint's own slot, outside the shared pool, is in use
+	backlog  bool
+	// notifiedAt holds when Notify handed over deliveries it dropped because
+	// they were to be read from the store (bounded by MaxQueuedPerEndpoint).
+	notifiedAt map[string]time.Time
+	seen       int64
+	loadAt     time.Time // after a store error, do not read before this
+	loadFails  int
+	timer      Timer
+	timerAt    time.Time
 	// retrying: the last finished attempt failed, so deliveries wait in
 	// backoff; the first success after that is the end of an outage.
 	retrying bool
@@ -98,11 +101,11 @@ type conv struct {
 type item struct {
 	bridge.Delivery
 	notified time.Time // when Notify handed it over, right after its commit; zero if read from the store
-	key   string    // conversation key
-	due   time.Time // zero means now
-	asked bool      // due is the endpoint's own Retry-After: kept even when it recovers
-	index int       // in waitHeap
-	token bool      // the request holds a shared slot
+	key      string    // conversation key
+	due      time.Time // zero means now
+	asked    bool      // due is the endpoint's own Retry-After: kept even when it recovers
+	index    int       // in waitHeap
+	token    bool      // the request holds a shared slot
 }
 
 // pushed is a delivery in the inbox and when Notify handed it over.
@@ -306,7 +309,15 @@ func (e *endpoint) takeInbox() {
 func (e *endpoint) accept(dl bridge.Delivery, notified time.Time) bool {
 	switch {
 	case e.backlog:
-		return false // the store has it; it will be read in order
+		// The store has it; it will be read in order. Its commit time is
+		// kept for the Observer until then.
+		if len(e.notifiedAt) < e.d.opts.MaxQueuedPerEndpoint {
+			if e.notifiedAt == nil {
+				e.notifiedAt = make(map[string]time.Time)
+			}
+			e.notifiedAt[dl.ID] = notified
+		}
+		return false
 	case dl.Seq != 0 && dl.Seq <= e.seen:
 		return false // in memory or finished already
 	case e.known[dl.ID] != nil:
@@ -347,14 +358,17 @@ func (e *endpoint) load(now time.Time) bool {
 	for _, dl := range ds {
 		e.seen = max(e.seen, dl.Seq)
 		if e.known[dl.ID] != nil || (dl.Status != "" && dl.Status != bridge.DeliveryPending) {
+			delete(e.notifiedAt, dl.ID)
 			continue
 		}
-		e.insert(dl)
+		e.insert(dl).notified = e.notifiedAt[dl.ID]
+		delete(e.notifiedAt, dl.ID)
 		n++
 	}
 	e.addQueued(n)
 	if len(ds) < limit {
 		e.backlog = false
+		clear(e.notifiedAt) // what was not read is no longer pending
 		return false
 	}
 	return true

@@ -60,6 +60,13 @@ func TestObserver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each endpoint's first read of the store is done: what is committed
+	// now comes through Notify, as in a running bridge.
+	waitUntil(t, "the endpoints' first store read", func() bool {
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		return store.pages >= 2
+	})
 	h.d.Notify(store.commit([]bridge.Record{ringing, event("conv1", 2)}, "a", "b"))
 	// Each endpoint fails once, then its retry hangs after the clock moved:
 	// both deliveries of the ringing event answer at t0+3s.
