@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ctibridge/ctibridge/bridge"
 	apihttp "github.com/ctibridge/ctibridge/http"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -108,4 +109,80 @@ func TestMetricsRegistry(t *testing.T) {
 	if n := len(fams["ctibridge_deliveries_in_flight"].GetMetric()); n != 1 {
 		t.Errorf("ctibridge_deliveries_in_flight has %d samples; the clashing one must be left out", n)
 	}
+
+	// The dispatcher's families, after a real call through the rig: each
+	// delivery to the crm endpoint is one attempt, one completed delivery
+	// and one latency; the ringing event is one screen pop; nothing is left.
+	// Counted from a quiet start: what the rig's start committed (the PBX
+	// resync) may have been read from the store before Notify told of it.
+	type counts struct {
+		received, ringing, latencies, pops int
+		attempts, completed, backlog       float64
+		found                              bool
+	}
+	scrape := func() counts {
+		res := r.call("GET", "/metrics", "", nil)
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err = p.TextToMetricFamilies(bytes.NewReader(res.body))
+		if err != nil {
+			t.Fatalf("not the prometheus text format: %v", err)
+		}
+		var c counts
+		for _, d := range r.rcv.Deliveries() {
+			c.received++
+			if d.Type == bridge.EventCallRinging {
+				c.ringing++
+			}
+		}
+		c.latencies = int(histogram(fams["ctibridge_delivery_latency_seconds"], map[string]string{"endpoint": "crm"}).GetSampleCount())
+		c.pops = int(histogram(fams["ctibridge_screen_pop_latency_seconds"], nil).GetSampleCount())
+		c.attempts, _ = value("ctibridge_delivery_attempts_total", map[string]string{"endpoint": "crm", "result": "ok"})
+		c.completed, _ = value("ctibridge_deliveries_completed_total", map[string]string{"endpoint": "crm", "outcome": "delivered"})
+		c.backlog, c.found = value("ctibridge_endpoint_delivery_backlog", map[string]string{"endpoint": "crm"})
+		return c
+	}
+	var base counts
+	r.waitFor("no backlog at start", func() bool {
+		base = scrape()
+		return base.found && base.backlog == 0 && float64(base.received) == base.attempts
+	})
+	r.liveCall("inbound-call-basic")
+	var last counts
+	r.waitFor("the call's deliveries in /metrics", func() bool {
+		c := scrape()
+		last = c
+		n := c.received - base.received
+		return n >= 2 && c.ringing-base.ringing == 1 && c.latencies-base.latencies == n && c.pops-base.pops == 1 &&
+			c.attempts-base.attempts == float64(n) && c.completed-base.completed == float64(n) && c.found && c.backlog == 0
+	})
+	t.Logf("start %+v, after the call %+v", base, last)
+	for name, typ := range map[string]dto.MetricType{
+		"ctibridge_delivery_latency_seconds":   dto.MetricType_HISTOGRAM,
+		"ctibridge_screen_pop_latency_seconds": dto.MetricType_HISTOGRAM,
+		"ctibridge_delivery_attempts_total":    dto.MetricType_COUNTER,
+		"ctibridge_deliveries_completed_total": dto.MetricType_COUNTER,
+		"ctibridge_endpoint_delivery_backlog":  dto.MetricType_GAUGE,
+		"ctibridge_deliveries_total":           dto.MetricType_COUNTER, // the older, mixed family stays
+	} {
+		if f := fams[name]; f == nil || f.GetType() != typ {
+			t.Errorf("%s: %v, want a %s", name, f, typ)
+		}
+	}
+}
+
+// histogram finds the histogram with exactly these labels.
+func histogram(f *dto.MetricFamily, labels map[string]string) *dto.Histogram {
+	for _, m := range f.GetMetric() {
+		if len(m.GetLabel()) != len(labels) {
+			continue
+		}
+		match := true
+		for _, l := range m.GetLabel() {
+			match = match && labels[l.GetName()] == l.GetValue()
+		}
+		if match {
+			return m.GetHistogram()
+		}
+	}
+	return nil
 }

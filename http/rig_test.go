@@ -82,8 +82,10 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.rcv = webhookstest.NewReceiver(t, r.secret)
 	cfgEPs := []bridge.Endpoint{{ID: "crm", URL: r.rcv.URL, Secret: r.secret, Events: []string{"call.*", "recording.*", "agent.*"}, Source: "config"}}
 
+	deliveries := apihttp.NewDeliveryMetrics()
 	disp := webhooks.New(db, webhooks.Options{Logger: log, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		RetryWindow: o.retryWindow})
+		RetryWindow: o.retryWindow, Observer: deliveries})
+	deliveries.Backlog = disp.Backlogs
 	tc := bridge.TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{2,6}$`)}
 	if o.pbx != "freeswitch" {
 		tc.InboundContexts = []string{"inbound"}
@@ -96,6 +98,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	}
 	r.srv = apihttp.NewServer(r.engine, db, log)
 	r.srv.PBXName, r.srv.Dispatcher, r.srv.ConfigEndpoints = "pbx1", disp, cfgEPs
+	r.srv.Deliveries = deliveries
 	r.srv.Heartbeat = 20 * time.Millisecond
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -86,6 +86,9 @@ type Server struct {
 	log    *slog.Logger
 	// Metrics adds samples from other parts (the dispatcher, the PBX link).
 	Metrics func() []Metric
+	// Deliveries are the webhook dispatcher's counters and histograms
+	// (its Observer); nil: not served.
+	Deliveries *DeliveryMetrics
 	// Version and Commit label ctibridge_build_info.
 	Version, Commit string
 	promOnce        sync.Once
@@ -465,7 +468,87 @@ func (s *Server) newRegistry() {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit}})
 	build.Set(1)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), build, sampleCollector{s})
+	if s.Deliveries != nil {
+		reg.MustRegister(s.Deliveries)
+	}
 	s.promReg = reg
+}
+
+// DeliveryMetrics are the webhook dispatcher's attempts, deliveries,
+// latencies and backlog by endpoint. It is the dispatcher's Observer
+// (webhooks.Observer, by its methods: this package does not import webhooks).
+type DeliveryMetrics struct {
+	attempts  *prometheus.CounterVec
+	completed *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	screenPop prometheus.Histogram
+	backlog   *prometheus.Desc
+	// Backlog, when set, gives each endpoint's pending deliveries at a scrape.
+	Backlog func() map[string]int64
+}
+
+// NewDeliveryMetrics makes the families; Server.Deliveries serves them.
+func NewDeliveryMetrics() *DeliveryMetrics {
+	return &DeliveryMetrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ctibridge_delivery_attempts_total",
+			Help: "Webhook delivery attempts (HTTP requests or connector calls) by endpoint; result ok is a 2xx, failed anything else."}, []string{"endpoint", "result"}),
+		completed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ctibridge_deliveries_completed_total",
+			Help: "Webhook deliveries that reached a final outcome by an attempt, by endpoint: delivered, dead or disabled."}, []string{"endpoint", "outcome"}),
+		// Retries stretch a delivery over hours; the low buckets are the
+		// healthy case.
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ctibridge_delivery_latency_seconds",
+			Help:    "Time from an event's commit to its delivery's 2xx, by endpoint, retries included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600}}, []string{"endpoint"}),
+		screenPop: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ctibridge_screen_pop_latency_seconds",
+			Help:    "Time from a call.ringing event's occurred_at (the PBX's clock) to its first 2xx from any endpoint.",
+			Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 3, 5, 10, 30, 60}}),
+		backlog: prometheus.NewDesc("ctibridge_endpoint_delivery_backlog",
+			"Deliveries pending for an endpoint that the dispatcher holds (up to delivery memory per endpoint; beyond, a floor: the total is ctibridge_delivery_backlog).",
+			[]string{"endpoint"}, nil),
+	}
+}
+
+// Attempted counts an attempt, and a delivery that reached its final outcome.
+func (m *DeliveryMetrics) Attempted(a bridge.Attempt) {
+	result := "failed"
+	if a.Outcome == bridge.DeliveryDelivered {
+		result = "ok"
+	}
+	m.attempts.WithLabelValues(a.EndpointID, result).Inc()
+	if a.Outcome != bridge.DeliveryPending {
+		m.completed.WithLabelValues(a.EndpointID, string(a.Outcome)).Inc()
+	}
+}
+
+// Delivered observes a delivery's commit → 2xx latency.
+func (m *DeliveryMetrics) Delivered(endpointID string, sinceCommit time.Duration) {
+	m.latency.WithLabelValues(endpointID).Observe(sinceCommit.Seconds())
+}
+
+// ScreenPop observes a call.ringing event's PBX time → first 2xx latency.
+func (m *DeliveryMetrics) ScreenPop(sinceOccurred time.Duration) {
+	m.screenPop.Observe(sinceOccurred.Seconds())
+}
+
+func (m *DeliveryMetrics) Describe(ch chan<- *prometheus.Desc) {
+	m.attempts.Describe(ch)
+	m.completed.Describe(ch)
+	m.latency.Describe(ch)
+	m.screenPop.Describe(ch)
+	ch <- m.backlog
+}
+
+func (m *DeliveryMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.attempts.Collect(ch)
+	m.completed.Collect(ch)
+	m.latency.Collect(ch)
+	m.screenPop.Collect(ch)
+	if m.Backlog == nil {
+		return
+	}
+	for id, n := range m.Backlog() {
+		ch <- prometheus.MustNewConstMetric(m.backlog, prometheus.GaugeValue, float64(n), id)
+	}
 }
 
 // samples are the values the engine, the store and the other parts keep.
