@@ -149,7 +149,12 @@ func TestReadyAndMetricsWhenConnected(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		text = string(b)
-		return strings.Contains(text, `ctibridge_deliveries_total{outcome="delivered"} 3`)
+		// serve wires the dispatcher's observer: the three deliveries are
+		// in the latency histogram, the ringing one is a screen pop.
+		return strings.Contains(text, `ctibridge_deliveries_total{outcome="delivered"} 3`) &&
+			strings.Contains(text, `ctibridge_delivery_latency_seconds_count{endpoint="crm"} 3`) &&
+			strings.Contains(text, "ctibridge_screen_pop_latency_seconds_count 1") &&
+			strings.Contains(text, `ctibridge_endpoint_delivery_backlog{endpoint="crm"} 0`)
 	})
 	if err != nil {
 		t.Fatalf("metrics:\n%s", text)

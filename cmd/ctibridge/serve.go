@@ -71,7 +71,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	policy := webhooks.DefaultPolicy()
 	policy.AllowLoopback, policy.AllowPrivate, policy.AllowLinkLocal = cfg.Delivery.AllowLoopback, cfg.Delivery.AllowPrivate, cfg.Delivery.AllowLinkLocal
 	conns := map[string]bridge.Connector{} // filled below, before any delivery
+	deliveries := apihttp.NewDeliveryMetrics()
 	dispatcher := webhooks.New(db, webhooks.Options{
+		Observer:               deliveries,
 		RetryWindow:            cfg.Delivery.RetryWindow,
 		Timeout:                cfg.Delivery.Timeout,
 		MaxInFlight:            cfg.Delivery.MaxInFlight,
@@ -116,6 +118,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 
 	srv = apihttp.NewServer(engine, db, log)
 	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
+	deliveries.Backlog, srv.Deliveries = dispatcher.Backlogs, deliveries
 	srv.Version, srv.Commit, _ = buildInfo()
 	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, append(configEndpoints(cfg), connectorEPs...)
 	srv.RequestTimeout, srv.RecordingsDir = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir
@@ -265,6 +268,8 @@ func prune(ctx context.Context, db *store.DB, days int, log *slog.Logger) {
 func dispatcherMetrics(d *webhooks.Dispatcher) []apihttp.Metric {
 	s := d.Stats()
 	const name = "ctibridge_deliveries_total"
+	// Kept for older readers; attempts and deliveries are apart in
+	// ctibridge_delivery_attempts_total and ctibridge_deliveries_completed_total.
 	const help = "Webhook delivery attempts and outcomes."
 	return []apihttp.Metric{
 		{Name: name, Help: help, Type: "counter", Labels: map[string]string{"outcome": "delivered"}, Value: float64(s.Delivered)},
