@@ -71,6 +71,9 @@ func TestObserver(t *testing.T) {
 	// Each endpoint fails once, then its retry hangs after the clock moved:
 	// both deliveries of the ringing event answer at t0+3s.
 	h.waitAttempts(2)
+	// Both retries are scheduled (a timer armed after the clock moved would
+	// wait past the test's clock), then the clock moves past them.
+	waitUntil(t, "both retries scheduled", func() bool { return len(clock.Deadlines()) >= 2 })
 	clock.Advance(3 * time.Second)
 	for _, rx := range rxs {
 		if !rx.WaitHanging(1, wait) {
