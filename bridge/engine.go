@@ -274,6 +274,27 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// confirmAfter is how long after a resync (a reconnect, dropped events) a
+// confirmation pass reads the PBX's channels again: events that crossed
+// the first list on the wire (a hangup queued just before the list, a
+// channel listed just before its hangup) are settled by the second. It
+// exceeds reconcileMargin, so channels the first list adopted are checked.
+const confirmAfter = reconcileMargin + time.Second
+
+// confirm schedules the confirmation pass of a resync, when reconciling is
+// on.
+func (e *Engine) confirm() {
+	if e.ReconcileInterval <= 0 || e.Resync == nil {
+		return
+	}
+	time.AfterFunc(confirmAfter, func() {
+		if e.linkUp.Load() {
+			e.periodic.Store(true)
+			e.Resync()
+		}
+	})
+}
+
 // reconcile asks the adapter for the PBX's live channels every interval
 // while the link is up: the safety net under the call model.
 func (e *Engine) reconcile(ctx context.Context, every time.Duration) {
@@ -307,6 +328,7 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 				e.tracker.Reconcile(in.snapshot, in.at)
 			} else {
 				e.tracker.Snapshot(in.snapshot, in.at)
+				e.confirm()
 			}
 			r1, a1 := e.tracker.Reconciled()
 			if n := (r1 - r0) + (a1 - a0); n > 0 {
