@@ -69,6 +69,7 @@ type Engine struct {
 	Violations      atomic.Int64
 	// periodic: the next snapshot answers the periodic reconcile.
 	periodic atomic.Bool
+	stopped  atomic.Bool // Run has returned
 	stories  StoryChecker
 
 	queued   int  // channel events in queue (mu)
@@ -234,6 +235,7 @@ func (e *Engine) publish() {
 
 // Run processes input until ctx ends, then drains what was already queued.
 func (e *Engine) Run(ctx context.Context) error {
+	defer e.stopped.Store(true) // no confirmation pass after the engine stops
 	if e.ReconcileInterval > 0 && e.Resync != nil {
 		go e.reconcile(ctx, e.ReconcileInterval)
 	}
@@ -288,7 +290,7 @@ func (e *Engine) confirm() {
 		return
 	}
 	time.AfterFunc(confirmAfter, func() {
-		if e.linkUp.Load() {
+		if e.linkUp.Load() && !e.stopped.Load() {
 			e.periodic.Store(true)
 			e.Resync()
 		}
