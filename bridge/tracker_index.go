@@ -52,16 +52,18 @@ func (t *Tracker) channel(ch Channel, at time.Time) *leg {
 		return nil
 	}
 	l := t.legs[ch.ID]
-	if l == nil {
+	created := l == nil
+	if created {
 		l = t.newLeg(ch, at)
 	}
 	if ch.Name != "" && l.Names[ch.ID] != ch.Name {
 		t.setName(l, ch.ID, ch.Name)
 	}
 	t.refresh(l, ch)
-	if l.Role == roleCaller && l.conv.OrigAgent == "" && !l.conv.Outbound {
+	if created && l.Role == roleCaller && !l.conv.Outbound {
 		// An agent's phone starts the call: theirs from its first event,
-		// whether it dials anyone (a conference, an IVR) or not.
+		// whether it dials anyone (a conference, an IVR) or not. Checked
+		// once, not on every event of every caller (a dial checks again).
 		t.placedByAgent(l)
 	}
 	return l
