@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,4 +152,12 @@ func Snippet(b []byte, token string) string {
 		}
 		return r
 	}, s)
+}
+
+// NewClient is a connector's HTTP client when the dispatcher's is not
+// given: it never follows a redirect, which could carry a token in the URL
+// to another host.
+func NewClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -87,8 +87,7 @@ func New(opts Options) (*Connector, error) {
 		return nil, errors.New("bitrix24: no state store")
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 30 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		opts.Client = connectors.NewClient()
 	}
 	if opts.Limiter == nil {
 		opts.Limiter = connectors.NewLimiter(DefaultBurst, DefaultRate)

@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/ctibridge/ctibridge/bridge"
@@ -79,8 +78,7 @@ func New(opts Options) (*Connector, error) {
 		return nil, errors.New("zammad: no state store")
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{Timeout: 30 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		opts.Client = connectors.NewClient()
 	}
 	if opts.Limiter == nil {
 		opts.Limiter = connectors.NewLimiter(DefaultBurst, DefaultRate)
