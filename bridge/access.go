@@ -13,9 +13,12 @@ import (
 
 // APIKey is an API key as stored: its secret is kept only as a hash.
 type APIKey struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Scopes     []string   `json:"scopes"`
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+	// Agent, when set, limits the key to one extension: its calls and its
+	// state (the agent panel signs in with such a key). Never admin.
+	Agent      string     `json:"agent,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }

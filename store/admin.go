@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,6 +190,21 @@ func hashKey(plain string) []byte {
 // exists: the store keeps its SHA-256. A key is 32 random bytes, so a plain
 // hash (no salt, no stretching) is enough and lookups stay one index probe.
 func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (string, bridge.APIKey, error) {
+	return db.CreateAgentAPIKey(ctx, name, scopes, "")
+}
+
+// CreateAgentAPIKey makes a key limited to agent extension agent ("" for
+// none, as CreateAPIKey): its calls and its state only. An agent key may
+// read and control, never admin.
+func (db *DB) CreateAgentAPIKey(ctx context.Context, name string, scopes []string, agent string) (string, bridge.APIKey, error) {
+	if agent != "" {
+		if err := bridge.CheckExtension("agent", agent); err != nil {
+			return "", bridge.APIKey{}, err
+		}
+		if slices.Contains(scopes, bridge.ScopeAdmin) {
+			return "", bridge.APIKey{}, bridge.FieldError("scopes", "an agent key (--agent %s) cannot hold admin: it would manage every webhook and replay every call", agent)
+		}
+	}
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
 		return "", bridge.APIKey{}, bridge.FieldError("name", "must be 1 to 100 characters")
@@ -206,12 +222,17 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 		return "", bridge.APIKey{}, err
 	}
 	plain := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	k := bridge.APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), CreatedAt: time.Now().UTC()}
-	err := db.write(ctx, 2, func(w *wtx) error {
+	k := bridge.APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), Agent: agent, CreatedAt: time.Now().UTC()}
+	err := db.write(ctx, 3, func(w *wtx) error {
 		_, err := w.exec(`INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)`,
 			k.ID, k.Name, hashKey(plain), strings.Join(k.Scopes, ","), k.CreatedAt.UnixNano())
 		if err != nil {
 			return err
+		}
+		if agent != "" {
+			if _, err := w.exec(`INSERT INTO api_key_agents (id, agent) VALUES (?, ?)`, k.ID, agent); err != nil {
+				return err
+			}
 		}
 		// Kept for good, in the same transaction: see APIKeyEverCreated.
 		_, err = w.exec(`INSERT OR IGNORE INTO meta (name, value) VALUES ('api_key_created_at', ?)`, strconv.FormatInt(k.CreatedAt.UnixNano(), 10))
@@ -239,8 +260,9 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 	var scopes string
 	var created int64
 	var used sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT id, name, hash, scopes, created_at, last_used_at FROM api_keys WHERE hash = ?`, want).
-		Scan(&k.ID, &k.Name, &hash, &scopes, &created, &used)
+	err := db.r.QueryRowContext(ctx, `SELECT k.id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, '')
+		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id WHERE k.hash = ?`, want).
+		Scan(&k.ID, &k.Name, &hash, &scopes, &created, &used, &k.Agent)
 	if errNoRows(err) {
 		return bridge.APIKey{}, unauthorized
 	} else if err != nil {
@@ -266,7 +288,8 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 
 // ListAPIKeys returns the keys, oldest first (never their secrets).
 func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, name, scopes, created_at, last_used_at FROM api_keys ORDER BY created_at, id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT k.id, k.name, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, '')
+		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id ORDER BY k.created_at, k.id`)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
@@ -277,7 +300,7 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
 		var scopes string
 		var created int64
 		var used sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Name, &scopes, &created, &used); err != nil {
+		if err := rows.Scan(&k.ID, &k.Name, &scopes, &created, &used, &k.Agent); err != nil {
 			return nil, db.wrap(err)
 		}
 		k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)

@@ -19,6 +19,9 @@ import (
 const apikeyUsage = `Usage:
   ctibridge apikey create --name NAME --scopes read,control,admin [--config ctibridge.yaml]
                           prints the new key once, alone on stdout
+  ctibridge apikey create --agent EXT [--name NAME] [--scopes read,control]
+                          a key limited to one agent's calls and state (the
+                          agent panel signs in with it); never admin
   ctibridge apikey list   [--config ctibridge.yaml]
   ctibridge apikey revoke ID [--config ctibridge.yaml]
 
@@ -51,6 +54,7 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Var(sets, "set", "override a config key, e.g. --set store.path=/var/lib/ctibridge/ctibridge.db")
 	name := fs.String("name", "", "who the key is for, e.g. crm")
 	scopes := fs.String("scopes", "", "comma-separated: read, control, admin")
+	agent := fs.String("agent", "", "limit the key to this agent extension (its calls and state)")
 	// Flags may follow the positional id (apikey revoke ID --config x).
 	var pos []string
 	for rest := args[1:]; ; {
@@ -90,6 +94,16 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	switch sub {
 	case "create":
+		if *agent != "" {
+			// An agent's key: named after it and able to control its own
+			// calls unless told otherwise.
+			if *name == "" {
+				*name = "agent " + *agent
+			}
+			if *scopes == "" {
+				*scopes = "read,control"
+			}
+		}
 		if *name == "" || *scopes == "" || len(pos) > 0 {
 			fmt.Fprint(stderr, apikeyUsage)
 			return 2
@@ -100,12 +114,16 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				list = append(list, s)
 			}
 		}
-		plain, k, err := db.CreateAPIKey(ctx, *name, list)
+		plain, k, err := db.CreateAgentAPIKey(ctx, *name, list, *agent)
 		if err != nil {
 			fmt.Fprintln(stderr, "ctibridge apikey create:", err)
 			return 2
 		}
-		fmt.Fprintf(stderr, "created %s for %q with scopes %s; the key is shown only now:\n", k.ID, k.Name, strings.Join(k.Scopes, ","))
+		limit := ""
+		if k.Agent != "" {
+			limit = " limited to agent " + k.Agent
+		}
+		fmt.Fprintf(stderr, "created %s for %q with scopes %s%s; the key is shown only now:\n", k.ID, k.Name, strings.Join(k.Scopes, ","), limit)
 		fmt.Fprintln(stdout, plain)
 		return 0
 	case "list":
@@ -115,13 +133,17 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 1
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tCREATED\tLAST USED")
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tAGENT\tCREATED\tLAST USED")
 		for _, k := range keys {
 			used := "never"
 			if k.LastUsedAt != nil {
 				used = k.LastUsedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), k.CreatedAt.Format(time.RFC3339), used)
+			ag := k.Agent
+			if ag == "" {
+				ag = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), ag, k.CreatedAt.Format(time.RFC3339), used)
 		}
 		tw.Flush()
 		return 0
