@@ -33,6 +33,8 @@ type Config struct {
 	Log      Log       `koanf:"log"`
 	// Connectors are the CRM connectors (config/connectors.go).
 	Connectors Connectors `koanf:"connectors"`
+	// Recordings are the signed recording links (config/recordings.go).
+	Recordings Recordings `koanf:"recordings"`
 }
 
 // PBX is the Asterisk (AMI) or FreeSWITCH (ESL) to follow.
@@ -87,6 +89,9 @@ type HTTP struct {
 	// MaxStreams and MaxStreamsPerKey cap the open event streams.
 	MaxStreams       int `koanf:"max_streams"`
 	MaxStreamsPerKey int `koanf:"max_streams_per_key"`
+	// PublicURL is the base URL CRMs reach ctibridge at (recording links,
+	// the Bitrix24 event handler); empty: no recording links.
+	PublicURL string `koanf:"public_url"`
 }
 
 // Commands map CRM commands onto the dialplan. Empty values take the PBX
@@ -158,6 +163,7 @@ func Default() Config {
 			DefaultRegion: "US"},
 		Log:        Log{Level: "info", Format: "text"},
 		Connectors: defaultConnectors(),
+		Recordings: Recordings{LinkTTL: 24 * time.Hour},
 	}
 }
 
@@ -290,6 +296,7 @@ func (c *Config) validate(add func(*Error)) {
 		add(&Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080), got %q", c.HTTP.Listen)})
 	}
 	c.HTTP.check(add)
+	c.checkRecordings(add)
 	c.checkCommands(add)
 	if c.Delivery.MaxInFlight < 1 || c.Delivery.MaxInFlightPerEndpoint < 1 {
 		add(&Error{"delivery.max_in_flight", "must be at least 1"})

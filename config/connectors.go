@@ -33,6 +33,11 @@ type Bitrix24 struct {
 	Show        bool    `koanf:"show"`       // pop the call card to ringing agents
 	Burst       int     `koanf:"burst"`      // the portal's request bucket (Enterprise: 250)
 	Rate        float64 `koanf:"rate"`       // its refill per second (Enterprise: 5)
+	// ApplicationToken is the local application's application_token, which
+	// Bitrix24 sends in auth[application_token] with each event it posts to
+	// /crm/bitrix24/events (click-to-call). A secret: set it from
+	// CTIBRIDGE_CONNECTORS__BITRIX24__APPLICATION_TOKEN. Empty: no handler.
+	ApplicationToken string `koanf:"application_token"`
 }
 
 // Enabled reports whether the connector is configured.
@@ -83,6 +88,10 @@ func (c *Connectors) validateBitrix24(webhookIDs map[string]bool) *Error {
 	}
 	if !(b.Rate > 0 && b.Rate <= 1000) {
 		return &Error{key + ".rate", fmt.Sprintf("must be above 0 requests per second (Bitrix24: 2, Enterprise 5), got %v", b.Rate)}
+	}
+	// The reason never repeats the token.
+	if t := b.ApplicationToken; t != "" && !regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`).MatchString(t) {
+		return &Error{key + ".application_token", fmt.Sprintf("must be the application's token as Bitrix24 shows it (16 to 128 letters and digits), got %d characters", len(t))}
 	}
 	if len(b.LineNumber) > 64 {
 		return &Error{key + ".line_number", "must be at most 64 characters"}
