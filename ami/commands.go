@@ -101,20 +101,18 @@ func NewCommander(c ActionSender, opts CommanderOptions) *Commander {
 // Connected implements bridge.PBX.
 func (m *Commander) Connected() bool { return m.c.Connected() }
 
-// Originate implements bridge.PBX with the default ring timeout.
-func (m *Commander) Originate(ctx context.Context, o *bridge.Originate) error {
-	return m.OriginateWithin(ctx, o, 0)
-}
-
-// OriginateWithin places a click-to-call: an async Originate that rings the
+// Originate implements bridge.PBX. It places a click-to-call: an async Originate that rings the
 // agent's channel (with the pre-assigned ChannelId, and OtherChannelId for
 // the ;2 half of a Local channel) and, once answered, dials o.To in the
 // outbound context. Its outcome comes as events: OriginateResponse Failure
 // becomes call.failed.
-func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ring time.Duration) error {
+func (m *Commander) Originate(ctx context.Context, o *bridge.Originate) error {
+	ring := o.RingTimeout
 	if ring <= 0 {
 		ring = m.opts.RingTimeout
 	}
+	// The call service checked o already; the encoder checks again so
+	// that no path can put an unchecked value on the wire.
 	if err := m.CheckOriginate(o); err != nil {
 		return err
 	}

@@ -90,7 +90,8 @@ func TestCommanderOriginateOnTheWire(t *testing.T) {
 	ctx := context.Background()
 	o := &bridge.Originate{ConversationID: "conv_1", ActionID: "act-1", AgentChannelID: "chan-a", OtherChannelID: "chan-b",
 		Agent: "100", To: "+74954451120", CallerID: `"Sales" <+15550100>`, Variables: map[string]string{"crm_order": "42", "crm_ID": "x y"}}
-	if err := r.cmd.OriginateWithin(ctx, o, 25*time.Second); err != nil {
+	o.RingTimeout = 25 * time.Second
+	if err := r.cmd.Originate(ctx, o); err != nil {
 		t.Fatal(err)
 	}
 	want := lines("Action: Originate", "ActionID: act-1", "Channel: Local/100@from-internal", "ChannelId: chan-a",

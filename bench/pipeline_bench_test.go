@@ -76,7 +76,7 @@ func pipeline(b *testing.B, pbx, mode, sync string) {
 	tc := trackerConfig(pbx)
 	tc.Numbers = phone.New("US", nil)
 	tc.AgentPattern = regexp.MustCompile(`^[0-9]{2,6}$`)
-	engine := bridge.NewEngine(bridge.NewTracker(tc), db, d, eps, log)
+	engine := bridge.NewEngine(bridge.NewTracker(tc), db, d, bridge.EngineOptions{Endpoints: eps, Logger: log})
 	go engine.Run(ctx)
 	go d.Run(ctx)
 	switch pbx {

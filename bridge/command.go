@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"slices"
 	"strings"
 )
 
@@ -9,15 +10,27 @@ import (
 // string that reaches the PBX is checked by the adapter (CheckValue) so a
 // CR or LF can never become a new AMI header or ESL command.
 type PBX interface {
-	// Originate places a click-to-call: ring the agent, then dial To. The
-	// channel ids in o are pre-assigned so the tracker follows the call from
-	// its first event.
+	// CheckOriginate refuses a click-to-call the adapter cannot encode
+	// safely (its variable namespace, its dial-string grammar). The call
+	// service asks it before anything is registered or dialled.
+	CheckOriginate(o *Originate) error
+	// Originate places a click-to-call: ring the agent (for o.RingTimeout,
+	// or the adapter's default when 0), then dial To. The channel ids in o
+	// are pre-assigned so the tracker follows the call from its first
+	// event.
 	Originate(ctx context.Context, o *Originate) error
 	Hangup(ctx context.Context, ch Channel) error
 	// BlindTransfer sends the customer's channel to an extension.
 	BlindTransfer(ctx context.Context, customer Channel, to string) error
-	// AttendedTransfer starts a consultation from the agent's channel.
+	// AttendedTransfer starts a consultation from the agent's channel;
+	// CompleteAttendedTransfer joins the customer to the consulted party,
+	// CancelAttendedTransfer drops the consultation and returns the agent
+	// to the customer.
 	AttendedTransfer(ctx context.Context, agent Channel, to string) error
+	CompleteAttendedTransfer(ctx context.Context, agent Channel) error
+	CancelAttendedTransfer(ctx context.Context, agent Channel) error
+	// CanHold is nil when Hold works on this PBX, else why not.
+	CanHold() error
 	Hold(ctx context.Context, ch Channel, on bool) error
 	Record(ctx context.Context, ch Channel, start bool, file string) error
 	SendDTMF(ctx context.Context, ch Channel, digits string) error
@@ -52,6 +65,9 @@ type CallChannels struct {
 	Customer *Channel // the external party (caller of an inbound call, callee of an outbound one)
 	Agent    *Channel // the agent's channel, when an agent has the call
 	All      []Channel
+	// Agents are the extensions of every agent who has or had a leg in the
+	// call (rung, answered, placed it): who an agent-scoped key lets see it.
+	Agents []string
 }
 
 // CallChannels looks up the live channels of a conversation. The customer
@@ -82,7 +98,13 @@ func (t *Tracker) CallChannels(conversationID string) (CallChannels, bool) {
 			*dst = &ch
 		}
 	}
+	if c.OrigAgent != "" {
+		out.Agents = append(out.Agents, c.OrigAgent)
+	}
 	for _, l := range c.Legs {
+		if l.Agent != "" && !slices.Contains(out.Agents, l.Agent) {
+			out.Agents = append(out.Agents, l.Agent)
+		}
 		for _, id := range l.Channels {
 			out.All = append(out.All, Channel{ID: id, Name: l.Names[id]})
 			switch {
@@ -121,18 +143,18 @@ func isDialplanHalf(name string) bool {
 	return strings.HasSuffix(name, ";2") || strings.HasSuffix(name, "-b")
 }
 
-// ExpectHangup notes that a CRM asked (over the API) to hang call id up,
+// expectHangup notes that a CRM asked (over the API) to hang call id up,
 // before the PBX is asked: its release is reported hangup_by "api", and
 // the hangup requests our own command causes do not name a party.
-func (t *Tracker) ExpectHangup(id string) {
+func (t *Tracker) expectHangup(id string) {
 	if c := t.convs[id]; c != nil && !c.Ended {
 		c.APIHangup = true
 		t.dirty[c.ID] = c
 	}
 }
 
-// ForgetHangup undoes ExpectHangup when the PBX refused the command.
-func (t *Tracker) ForgetHangup(id string) {
+// forgetHangup undoes expectHangup when the PBX refused the command.
+func (t *Tracker) forgetHangup(id string) {
 	if c := t.convs[id]; c != nil && c.APIHangup && !c.Ended {
 		c.APIHangup = false
 		t.dirty[c.ID] = c

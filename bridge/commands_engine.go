@@ -285,10 +285,10 @@ func Template(tmpl string, kv ...string) string {
 	return strings.NewReplacer(pairs...).Replace(tmpl)
 }
 
-// ForgetOriginate drops a click-to-call registered with ExpectOriginate
+// forgetOriginate drops a click-to-call registered with expectOriginate
 // that the PBX refused: none of its channels will come, and the entries
 // would otherwise stay for the life of the process.
-func (t *Tracker) ForgetOriginate(o *Originate) {
+func (t *Tracker) forgetOriginate(o *Originate) {
 	for _, k := range []string{o.AgentChannelID, o.OtherChannelID, "action:" + o.ActionID} {
 		if t.originates[k] == o {
 			delete(t.originates, k)
@@ -296,11 +296,11 @@ func (t *Tracker) ForgetOriginate(o *Originate) {
 	}
 }
 
-// PruneOriginates drops click-to-calls requested before cutoff. An entry
+// pruneOriginates drops click-to-calls requested before cutoff. An entry
 // is looked up only when its channel first appears, which happens while
 // the agent's phone rings (at most minutes) or never; the tracker itself
 // keeps them forever.
-func (t *Tracker) PruneOriginates(cutoff time.Time) int {
+func (t *Tracker) pruneOriginates(cutoff time.Time) int {
 	n := 0
 	for k, o := range t.originates {
 		if o.RequestedAt.Before(cutoff) {
@@ -311,9 +311,9 @@ func (t *Tracker) PruneOriginates(cutoff time.Time) int {
 	return n
 }
 
-// PendingOriginate returns the click-to-call registered for a conversation
+// pendingOriginate returns the click-to-call registered for a conversation
 // that the store does not know yet (no channel of it has been committed).
-func (t *Tracker) PendingOriginate(conversationID string) (Originate, bool) {
+func (t *Tracker) pendingOriginate(conversationID string) (Originate, bool) {
 	for _, o := range t.originates {
 		if o.ConversationID == conversationID {
 			return *o, true

@@ -16,17 +16,17 @@ func TestForgetAndPruneOriginates(t *testing.T) {
 	old := &Originate{ConversationID: "conv_o", ActionID: "o-o", AgentChannelID: "o.1", Agent: "201", To: "600", RequestedAt: t0}
 	live := &Originate{ConversationID: "conv_l", ActionID: "o-l", AgentChannelID: "l.1", Agent: "202", To: "601", RequestedAt: t0.Add(2 * time.Hour)}
 	for _, o := range []*Originate{refused, old, live} {
-		tr.ExpectOriginate(o)
+		tr.expectOriginate(o)
 	}
-	tr.ForgetOriginate(refused)
-	if n := tr.PruneOriginates(t0.Add(time.Hour)); n != 2 { // old's channel and action entries
+	tr.forgetOriginate(refused)
+	if n := tr.pruneOriginates(t0.Add(time.Hour)); n != 2 { // old's channel and action entries
 		t.Fatalf("pruned %d entries, want 2", n)
 	}
 	if len(tr.originates) != 2 || tr.originates["l.1"] != live || tr.originates["action:o-l"] != live {
 		t.Fatalf("left %v", tr.originates)
 	}
 	// Forgetting an originate never drops another one's entries.
-	tr.ForgetOriginate(&Originate{AgentChannelID: "l.1", ActionID: "o-l"})
+	tr.forgetOriginate(&Originate{AgentChannelID: "l.1", ActionID: "o-l"})
 	if len(tr.originates) != 2 {
 		t.Fatalf("forgot another originate's entries: %v", tr.originates)
 	}

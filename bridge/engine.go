@@ -35,37 +35,24 @@ type Engine struct {
 	QueueLen      atomic.Int64
 	LastCommitDur atomic.Int64 // nanoseconds
 
-	// OnCommit, when set, sees every committed batch (tests, the event stream).
-	OnCommit func([]Record)
-	// LinkProbe, when set before Run, reports the adapter's own view of the
-	// link, which also knows why a connection attempt failed (LinkDown is
-	// only called for sessions that were up).
-	LinkProbe func() (up bool, err error)
+	subs     atomic.Pointer[[]*subscription] // copy on write: read on every commit
+	subsMu   sync.Mutex
+	probe    LinkProber // the adapter's view of the link, when it has one
+	resyncer Resyncer   // the adapter, set once by Follow before Run
 
-	// MaxQueued bounds the PBX events waiting for the call model (set
-	// before Run; 0 means DefaultMaxQueued). They pile up only while the
-	// store refuses commits; past the bound new ones are dropped rather
-	// than let memory grow until the process dies, and once the store
-	// takes writes again and the queue is empty Resync re-reads the PBX's
-	// state: calls that ended meanwhile are released (resynced), calls
-	// still up are adopted.
-	MaxQueued int
-	// Resync, when set before Run, asks the adapter for the PBX's full
-	// state again. It must not block.
-	Resync  func()
+	// maxQueued bounds the PBX events waiting for the call model. They
+	// pile up only while the store refuses commits; past the bound new
+	// ones are dropped rather than let memory grow until the process dies,
+	// and once the store takes writes again and the queue is empty the
+	// adapter re-reads the PBX's state: calls that ended meanwhile are
+	// released (resynced), calls still up are adopted.
+	maxQueued int
 	Dropped atomic.Int64 // channel events dropped over MaxQueued
-	// ReconcileInterval, when set before Run, asks the adapter for the
-	// PBX's live channels that often while the link is up (Resync), so a
-	// call the model failed to end is released within an interval.
-	ReconcileInterval time.Duration
+	reconcileInterval time.Duration
 	// Reconciled counts what snapshots corrected: conversations released
 	// and channels adopted.
-	Reconciled atomic.Int64
-	// CheckInvariants, when set before Run, checks the call model and the
-	// events it emits after every batch (calls.check_invariants, a debug
-	// mode: it costs a scan of the live calls per batch). Violations are
-	// logged at ERROR and counted.
-	CheckInvariants bool
+	Reconciled      atomic.Int64
+	checkInvariants bool
 	Violations      atomic.Int64
 	// periodic: the next snapshot answers the periodic reconcile.
 	periodic atomic.Bool
@@ -101,17 +88,100 @@ const (
 // maxBatch bounds the inputs handled per commit.
 const maxBatch = 1024
 
+// EngineOptions configure NewEngine. Zero values take the defaults noted.
+type EngineOptions struct {
+	// Endpoints are the subscribers new events are delivered to (see
+	// SetEndpoints).
+	Endpoints []Endpoint
+	Logger    *slog.Logger // default slog.Default()
+	// MaxQueued bounds the PBX events waiting for the call model (default
+	// DefaultMaxQueued).
+	MaxQueued int
+	// ReconcileInterval, when > 0, asks the adapter for the PBX's live
+	// channels that often while the link is up, so a call the model failed
+	// to end is released within an interval.
+	ReconcileInterval time.Duration
+	// CheckInvariants checks the call model and the events it emits after
+	// every batch (calls.check_invariants, a debug mode: it costs a scan of
+	// the live calls per batch). Violations are logged at ERROR and
+	// counted.
+	CheckInvariants bool
+}
+
+// Resyncer is the PBX adapter as the engine drives it: Resync asks for the
+// PBX's full state again (its answer comes as Sink.Snapshot). It must not
+// block.
+type Resyncer interface {
+	Resync()
+}
+
+// LinkProber is an adapter that knows more of its link than LinkUp and
+// LinkDown tell (why a connection attempt failed).
+type LinkProber interface {
+	Connected() bool
+	Err() error
+}
+
 // NewEngine wires a tracker to an outbox and a notifier.
-func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, endpoints []Endpoint, log *slog.Logger) *Engine {
+func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, opts EngineOptions) *Engine {
+	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	e := &Engine{tracker: t, outbox: outbox, notifier: notifier, log: log, wake: make(chan struct{}, 1)}
-	e.SetEndpoints(endpoints)
+	e := &Engine{tracker: t, outbox: outbox, notifier: notifier, log: log, wake: make(chan struct{}, 1),
+		maxQueued: opts.MaxQueued, reconcileInterval: opts.ReconcileInterval, checkInvariants: opts.CheckInvariants}
+	e.SetEndpoints(opts.Endpoints)
 	empty := []Call{}
 	e.live.Store(&empty)
 	e.storeOK.Store(true)
 	return e
+}
+
+// Follow sets the PBX adapter the engine asks for resyncs (and, when it is
+// a LinkProber, for the link's state). The adapter is built with the
+// engine as its Sink, so it comes after NewEngine; call Follow once,
+// before Run.
+func (e *Engine) Follow(a Resyncer) {
+	e.resyncer = a
+	if p, ok := a.(LinkProber); ok {
+		e.probe = p
+	}
+}
+
+// Subscribe calls fn with every batch of records committed from now on,
+// on the engine's goroutine, after the outbox commit and before the next
+// batch: fn must not block (the event stream hands records to buffered
+// clients). The returned func unsubscribes.
+func (e *Engine) Subscribe(fn func([]Record)) (unsubscribe func()) {
+	sub := &subscription{fn: fn}
+	e.subsMu.Lock()
+	defer e.subsMu.Unlock()
+	var cur []*subscription
+	if p := e.subs.Load(); p != nil {
+		cur = *p
+	}
+	next := append(append([]*subscription(nil), cur...), sub)
+	e.subs.Store(&next)
+	return func() {
+		e.subsMu.Lock()
+		defer e.subsMu.Unlock()
+		cur := *e.subs.Load()
+		next := make([]*subscription, 0, len(cur))
+		for _, x := range cur {
+			if x != sub {
+				next = append(next, x)
+			}
+		}
+		e.subs.Store(&next)
+	}
+}
+
+type subscription struct{ fn func([]Record) }
+
+func (e *Engine) resync() {
+	if e.resyncer != nil {
+		e.resyncer.Resync()
+	}
 }
 
 // SetEndpoints replaces the subscriber list used for new events.
@@ -140,7 +210,7 @@ func (e *Engine) Restore(ctx context.Context) error {
 func (e *Engine) push(in input) {
 	e.mu.Lock()
 	if in.kind == inEvents {
-		limit := e.MaxQueued
+		limit := e.maxQueued
 		if limit <= 0 {
 			limit = DefaultMaxQueued
 		}
@@ -208,8 +278,8 @@ func (e *Engine) Do(ctx context.Context, fn func(*Tracker)) error {
 
 // LinkState reports whether the PBX link is up, and the last error if not.
 func (e *Engine) LinkState() (bool, string) {
-	if e.LinkProbe != nil {
-		up, err := e.LinkProbe()
+	if e.probe != nil {
+		up, err := e.probe.Connected(), e.probe.Err()
 		if err != nil && !up {
 			return up, err.Error()
 		}
@@ -236,8 +306,8 @@ func (e *Engine) publish() {
 // Run processes input until ctx ends, then drains what was already queued.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.stopped.Store(true) // no confirmation pass after the engine stops
-	if e.ReconcileInterval > 0 && e.Resync != nil {
-		go e.reconcile(ctx, e.ReconcileInterval)
+	if e.reconcileInterval > 0 && e.resyncer != nil {
+		go e.reconcile(ctx, e.reconcileInterval)
 	}
 	for {
 		// A bounded batch: under a backlog, events commit and deliver as
@@ -286,13 +356,13 @@ const confirmAfter = reconcileMargin + time.Second
 // confirm schedules the confirmation pass of a resync, when reconciling is
 // on.
 func (e *Engine) confirm() {
-	if e.ReconcileInterval <= 0 || e.Resync == nil {
+	if e.reconcileInterval <= 0 || e.resyncer == nil {
 		return
 	}
 	time.AfterFunc(confirmAfter, func() {
 		if e.linkUp.Load() && !e.stopped.Load() {
 			e.periodic.Store(true)
-			e.Resync()
+			e.resync()
 		}
 	})
 }
@@ -309,7 +379,7 @@ func (e *Engine) reconcile(ctx context.Context, every time.Duration) {
 		case <-tick.C:
 			if e.linkUp.Load() {
 				e.periodic.Store(true)
-				e.Resync()
+				e.resync()
 			}
 		}
 	}
@@ -349,11 +419,11 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			done = append(done, in.done)
 		}
 	}
-	if e.CheckInvariants {
+	if e.checkInvariants {
 		e.check(e.tracker.CheckInvariants())
 	}
 	evs, convs := e.tracker.Drain()
-	if e.CheckInvariants {
+	if e.checkInvariants {
 		for _, ev := range evs {
 			e.check(e.stories.Check(ev))
 		}
@@ -379,8 +449,8 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 	if resync {
 		// Everything kept is committed; what was dropped is read again.
 		e.log.Warn("re-reading the PBX's state after dropped events", "dropped_total", e.Dropped.Load())
-		if e.Resync != nil {
-			e.Resync()
+		if e.resyncer != nil {
+			e.resync()
 		}
 	}
 	for _, d := range done {
@@ -446,8 +516,10 @@ func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRe
 	if e.notifier != nil && len(ds) > 0 {
 		e.notifier.Notify(ds)
 	}
-	if e.OnCommit != nil {
-		e.OnCommit(recs)
+	if p := e.subs.Load(); p != nil {
+		for _, sub := range *p {
+			sub.fn(recs)
+		}
 	}
 	return nil
 }
@@ -457,4 +529,18 @@ func (e *Engine) check(err error) {
 		e.Violations.Add(1)
 		e.log.Error("call model invariant broken", "err", err)
 	}
+}
+
+// EngineStats are the engine's counters, for /metrics.
+type EngineStats struct {
+	Ingested, Emitted, CommitErrors, Dropped, Reconciled, Violations int64
+	QueueLen                                                        int64
+	LiveCalls                                                       int
+}
+
+// Stats reads the counters.
+func (e *Engine) Stats() EngineStats {
+	return EngineStats{Ingested: e.Ingested.Load(), Emitted: e.Emitted.Load(), CommitErrors: e.CommitErrors.Load(),
+		Dropped: e.Dropped.Load(), Reconciled: e.Reconciled.Load(), Violations: e.Violations.Load(),
+		QueueLen: e.QueueLen.Load(), LiveCalls: len(e.Live())}
 }

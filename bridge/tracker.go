@@ -81,6 +81,7 @@ type Originate struct {
 	To             string
 	CallerID       string
 	Variables      map[string]string
+	RingTimeout    time.Duration // how long the agent's phone rings; 0: the adapter's default
 	RequestedAt    time.Time
 }
 
@@ -198,9 +199,9 @@ func NewID(prefix string) string {
 	return prefix + ts + hex.EncodeToString(b[:])
 }
 
-// ExpectOriginate registers a click-to-call before the PBX is asked to place
+// expectOriginate registers a click-to-call before the PBX is asked to place
 // it, so its first channel joins a known conversation and pops as outbound.
-func (t *Tracker) ExpectOriginate(o *Originate) {
+func (t *Tracker) expectOriginate(o *Originate) {
 	if o.AgentChannelID != "" {
 		t.originates[o.AgentChannelID] = o
 	}
@@ -447,4 +448,15 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	case ChanAgentState:
 		t.agentState(ev)
 	}
+}
+
+// newUUID returns a random (version 4) UUID: the PBXs take channel ids in
+// that form.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

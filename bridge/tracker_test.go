@@ -315,7 +315,7 @@ func TestRestoreContinuesSequenceAfterRestart(t *testing.T) {
 
 func TestClickToCallIsOutboundFromTheStart(t *testing.T) {
 	tr := newTestTracker()
-	tr.ExpectOriginate(&Originate{ConversationID: "conv_x", ActionID: "o-1", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
+	tr.expectOriginate(&Originate{ConversationID: "conv_x", ActionID: "o-1", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
 	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
 	cust := Channel{ID: "c2c.2", Name: "PJSIP/trunk-00000011", LinkedID: "c2c.1"}
 	evs := run(tr,
@@ -342,7 +342,7 @@ func TestClickToCallIsOutboundFromTheStart(t *testing.T) {
 		t.Fatalf("the agent placing the call is not its caller: %+v / %+v", evs[0].Call.Caller, evs[4].Call)
 	}
 
-	tr.ExpectOriginate(&Originate{ConversationID: "conv_y", ActionID: "o-2", Agent: "201", To: "999", RequestedAt: t0})
+	tr.expectOriginate(&Originate{ConversationID: "conv_y", ActionID: "o-2", Agent: "201", To: "999", RequestedAt: t0})
 	evs = run(tr, ChannelEvent{Kind: ChanOriginateFailed, ActionID: "o-2", Cause: 3})
 	if got := typesOf(evs); got != "call.failed,call.ended" || evs[1].Call.Disposition != DispositionFailed || evs[1].Call.Caller.Number != "201" {
 		t.Fatalf("failed originate: %s %+v", got, evs)
@@ -459,7 +459,7 @@ func TestEngineCommitsBeforeNotifyAndRetriesFailedCommits(t *testing.T) {
 	ob := &fakeOutbox{fail: 2}
 	nt := &fakeNotifier{ob: ob}
 	eps := []Endpoint{{ID: "crm", Events: []string{"call.*"}}, {ID: "rec", Events: []string{"recording.*"}}}
-	e := NewEngine(newTestTracker(), ob, nt, eps, nil)
+	e := NewEngine(newTestTracker(), ob, nt, EngineOptions{Endpoints: eps})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- e.Run(ctx) }()
@@ -640,10 +640,9 @@ func TestRestoreDiscardsStaleFoldedCopy(t *testing.T) {
 // writes again and the queue is empty the engine asks for a resync, once.
 func TestEngineBoundsTheQueueAndResyncsAfterDropping(t *testing.T) {
 	ob := &fakeOutbox{fail: 1 << 30}
-	e := NewEngine(newTestTracker(), ob, &fakeNotifier{ob: ob}, nil, nil)
-	e.MaxQueued = 10
+	e := NewEngine(newTestTracker(), ob, &fakeNotifier{ob: ob}, EngineOptions{MaxQueued: 10})
 	resyncs := make(chan struct{}, 10)
-	e.Resync = func() { resyncs <- struct{}{} }
+	e.Follow(resyncFunc(func() { resyncs <- struct{}{} }))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -847,7 +846,7 @@ func TestReconcileMarginAndLinkLoss(t *testing.T) {
 // answered, the customer is busy: call.failed, then the end as busy.
 func TestClickToCallCustomerBusyFails(t *testing.T) {
 	tr := newTestTracker()
-	tr.ExpectOriginate(&Originate{ConversationID: "conv_b", ActionID: "o-b", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
+	tr.expectOriginate(&Originate{ConversationID: "conv_b", ActionID: "o-b", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
 	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
 	cust := Channel{ID: "c2c.2", Name: "PJSIP/trunk-00000011", LinkedID: "c2c.1"}
 	evs := run(tr,
@@ -888,3 +887,8 @@ func TestSnapshotNeverAdoptsAChannelSeenHangingUp(t *testing.T) {
 		t.Fatalf("adopted a channel that had hung up: %+v", live)
 	}
 }
+
+// resyncFunc is an adapter that only resyncs.
+type resyncFunc func()
+
+func (f resyncFunc) Resync() { f() }

@@ -112,12 +112,7 @@ func NewCommander(c Runner, opts CommanderOptions) *Commander {
 // Connected implements bridge.PBX.
 func (m *Commander) Connected() bool { return m.c.Connected() }
 
-// Originate implements bridge.PBX with the default ring timeout.
-func (m *Commander) Originate(ctx context.Context, o *bridge.Originate) error {
-	return m.OriginateWithin(ctx, o, 0)
-}
-
-// OriginateWithin places a click-to-call in the background:
+// Originate implements bridge.PBX. It places a click-to-call in the background:
 //
 //	bgapi originate {origination_uuid=<agent leg>,...}<agent dial> <to> XML <context>
 //
@@ -125,10 +120,13 @@ func (m *Commander) Originate(ctx context.Context, o *bridge.Originate) error {
 // call.failed for the conversation registered beforehand. The agent's leg
 // is created with the pre-assigned uuid; FreeSWITCH has no second half to
 // name, so o.OtherChannelID is not used.
-func (m *Commander) OriginateWithin(ctx context.Context, o *bridge.Originate, ring time.Duration) error {
+func (m *Commander) Originate(ctx context.Context, o *bridge.Originate) error {
+	ring := o.RingTimeout
 	if ring <= 0 {
 		ring = m.opts.RingTimeout
 	}
+	// The call service checked o already; the encoder checks again so
+	// that no path can put an unchecked value on the wire.
 	if err := m.CheckOriginate(o); err != nil {
 		return err
 	}
@@ -271,6 +269,9 @@ func (m *Commander) forget(agent bridge.Channel) {
 	delete(m.consults, agent.ID)
 	m.mu.Unlock()
 }
+
+// CanHold implements bridge.PBX: uuid_hold works on any channel.
+func (m *Commander) CanHold() error { return nil }
 
 // Hold implements bridge.PBX: uuid_hold [off] on the agent's leg.
 func (m *Commander) Hold(ctx context.Context, ch bridge.Channel, on bool) error {

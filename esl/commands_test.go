@@ -104,7 +104,8 @@ func TestESLCommanderOriginateOnTheWire(t *testing.T) {
 	r := newESLRig(t, nil, esl.CommanderOptions{})
 	o := &bridge.Originate{ConversationID: "conv_1", ActionID: jobID, AgentChannelID: agentLeg, Agent: "1000", To: "+74954451120",
 		CallerID: `"Sales Desk" <+15550100>`, Variables: map[string]string{"crm_order": "42", "crm_ID": "x y"}}
-	if err := r.cmd.OriginateWithin(context.Background(), o, 25*time.Second); err != nil {
+	o.RingTimeout = 25 * time.Second
+	if err := r.cmd.Originate(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	want := "bgapi originate {origination_uuid=" + agentLeg + ",originate_timeout=25,origination_caller_id_number=+15550100," +

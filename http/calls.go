@@ -13,33 +13,7 @@ import (
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 )
-
-// timedOriginator is a PBX that honours a per-call ring timeout (both
-// commanders are).
-type timedOriginator interface {
-	OriginateWithin(ctx context.Context, o *bridge.Originate, ring time.Duration) error
-}
-
-// TransferFinisher is a PBX that can complete or cancel an attended
-// transfer it started from the agent's channel.
-type TransferFinisher interface {
-	CompleteAttendedTransfer(ctx context.Context, agent bridge.Channel) error
-	CancelAttendedTransfer(ctx context.Context, agent bridge.Channel) error
-}
-
-// pbx returns the commander if the link is up: a command is never queued
-// for a link that is down.
-func (s *Server) pbx() (bridge.PBX, error) {
-	if s.PBX == nil {
-		return nil, &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "commands are not available: no PBX commander is configured"}
-	}
-	if !s.PBX.Connected() {
-		return nil, &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "the PBX link is down: command not sent (retry when /readyz says ready)"}
-	}
-	return s.PBX, nil
-}
 
 type originateRequest struct {
 	Agent     string            `json:"agent"`
@@ -49,33 +23,10 @@ type originateRequest struct {
 	TimeoutS  int               `json:"timeout_s,omitempty"`
 }
 
-func (r originateRequest) validate() error {
-	if err := bridge.CheckExtension("agent", r.Agent); err != nil {
-		return err
-	}
-	if err := bridge.CheckNumber("to", r.To); err != nil {
-		return err
-	}
-	if r.CallerID != "" {
-		if _, err := bridge.ParseCallerID("caller_id", r.CallerID); err != nil {
-			return err
-		}
-	}
-	if len(r.Variables) > 32 {
-		return bridge.FieldError("variables", "must hold at most 32 variables")
-	}
-	for k, v := range r.Variables {
-		if err := bridge.CheckVarName("variables", k); err != nil {
-			return err
-		}
-		if err := bridge.CheckText("variables."+k, v, 256, ""); err != nil {
-			return err
-		}
-	}
-	if r.TimeoutS != 0 && (r.TimeoutS < 5 || r.TimeoutS > 300) {
-		return bridge.FieldError("timeout_s", "must be from 5 to 300 seconds")
-	}
-	return nil
+// placeCall is the request as the call service takes it.
+func (r originateRequest) placeCall() bridge.PlaceCall {
+	return bridge.PlaceCall{Agent: r.Agent, To: r.To, CallerID: r.CallerID, Variables: r.Variables,
+		RingTimeout: time.Duration(r.TimeoutS) * time.Second}
 }
 
 // originate is click-to-call: ring the agent, then dial the customer. It
@@ -93,24 +44,14 @@ func (s *Server) originate(c *fiber.Ctx) error {
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	if err := req.validate(); err != nil {
+	// Checked in full now (the shared rules and the PBX's own), so a
+	// refused value never claims the key.
+	if err := s.Calls.Check(c.UserContext(), req.placeCall()); err != nil {
 		return err
-	}
-	// The adapter's own rules (FreeSWITCH refuses more in variables than
-	// Asterisk) are checked now, so a refused value never claims the key
-	// or registers a call.
-	if ck, ok := s.PBX.(originateChecker); ok {
-		if err := ck.CheckOriginate(req.originate()); err != nil {
-			return err
-		}
 	}
 	key := c.Get("Idempotency-Key")
 	if key == "" {
-		pbx, err := s.pbx()
-		if err != nil {
-			return err
-		}
-		r, _ := s.placeCall(c, pbx, req)
+		r, _ := s.placeCall(c, req)
 		return s.respond(c, r)
 	}
 	if err := bridge.CheckText("Idempotency-Key", key, 255, ""); err != nil {
@@ -160,12 +101,7 @@ func (s *Server) originate(c *fiber.Ctx) error {
 			s.log.Error("idempotency claim not released", "err", err)
 		}
 	}
-	pbx, err := s.pbx()
-	if err != nil {
-		release()
-		return err
-	}
-	r, placeErr := s.placeCall(c, pbx, req)
+	r, placeErr := s.placeCall(c, req)
 	if refusedBeforePBX(placeErr) {
 		release()
 		return s.respond(c, r)
@@ -182,16 +118,6 @@ func (s *Server) originate(c *fiber.Ctx) error {
 func refusedBeforePBX(err error) bool {
 	var e *bridge.Error
 	return errors.As(err, &e) && (e.NotSent || e.Code == bridge.EINVALID)
-}
-
-// originateChecker is a PBX that validates a click-to-call's values by its
-// own rules (both commanders are).
-type originateChecker interface {
-	CheckOriginate(o *bridge.Originate) error
-}
-
-func (r originateRequest) originate() *bridge.Originate {
-	return &bridge.Originate{Agent: r.Agent, To: r.To, CallerID: r.CallerID, Variables: r.Variables}
 }
 
 // storedResponse is a response as kept for an idempotency key.
@@ -222,58 +148,22 @@ func callIDOf(body []byte) string {
 	return v.ID
 }
 
-// placeCall registers the click-to-call with the call model, with the
-// channel ids it will have, before the PBX is asked: the first event of
-// the call then already belongs to a known, outbound conversation.
-// It returns the answer and, for a failure, the error behind it.
-func (s *Server) placeCall(c *fiber.Ctx, pbx bridge.PBX, req originateRequest) (storedResponse, error) {
-	var o *bridge.Originate
-	fail := func(err error) (storedResponse, error) {
+// placeCall asks the call service and shapes its answer as kept for an
+// idempotency key. It returns the answer and, for a failure, the error
+// behind it.
+func (s *Server) placeCall(c *fiber.Ctx, req originateRequest) (storedResponse, error) {
+	placed, err := s.Calls.Place(c.UserContext(), req.placeCall())
+	if err != nil {
 		status, body := s.problem(c.Path(), err)
-		if !bridge.NothingSent(err) && o != nil {
+		if placed.ID != "" {
 			// The call may ring all the same: give the CRM its id, to
 			// match the events that follow or to hang it up.
-			body = withField(body, "id", o.ConversationID)
+			body = withField(body, "id", placed.ID)
 		}
 		return storedResponse{Status: status, Body: body}, err
 	}
-	o = req.originate()
-	o.ConversationID, o.ActionID, o.AgentChannelID, o.OtherChannelID = bridge.NewID("conv_"), uuid.NewString(), uuid.NewString(), uuid.NewString()
-	o.RequestedAt = time.Now().UTC()
-	ctx := c.UserContext()
-	// The tracker never drops what ExpectOriginate registers; prune the
-	// stale entries now and then, here, where they are added.
-	prune := false
-	if last := s.lastPrune.Load(); o.RequestedAt.UnixNano()-last > int64(time.Minute) {
-		prune = s.lastPrune.CompareAndSwap(last, o.RequestedAt.UnixNano())
-	}
-	if err := s.do(ctx, func(t *bridge.Tracker) {
-		if prune {
-			t.PruneOriginates(o.RequestedAt.Add(-originateTTL))
-		}
-		t.ExpectOriginate(o)
-	}); err != nil {
-		o = nil // not registered: nothing will come of it
-		return fail(err)
-	}
-	var err error
-	if p, ok := pbx.(timedOriginator); ok && req.TimeoutS > 0 {
-		err = p.OriginateWithin(ctx, o, time.Duration(req.TimeoutS)*time.Second)
-	} else {
-		err = pbx.Originate(ctx, o)
-	}
-	if err != nil {
-		// A refusal dialled nothing: no channel of it will come. A lost
-		// link or a timeout may have dialled: keep it until pruned.
-		if bridge.NothingSent(err) {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = s.do(fctx, func(t *bridge.Tracker) { t.ForgetOriginate(o) })
-			cancel()
-		}
-		return fail(err)
-	}
 	return storedResponse{Status: fiber.StatusAccepted, Body: mustJSON(fiber.Map{
-		"id": o.ConversationID, "status": "dialing", "agent": o.Agent, "to": o.To})}, nil
+		"id": placed.ID, "status": placed.Status, "agent": placed.Agent, "to": placed.To})}, nil
 }
 
 // withField adds one member to a JSON object.
@@ -286,87 +176,15 @@ func withField(body []byte, name string, v any) []byte {
 	return mustJSON(m)
 }
 
-// originateTTL is how long a click-to-call's pre-assigned ids are kept
-// for its channels: far beyond the longest ring (timeout_s is at most 300).
-const originateTTL = time.Hour
-
-// do runs fn on the engine goroutine.
-func (s *Server) do(ctx context.Context, fn func(*bridge.Tracker)) error {
-	if err := s.engine.Do(ctx, fn); err != nil {
-		return &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "the call model did not answer in time (is the store writable?)"}
-	}
-	return nil
-}
-
-// lookup finds the live channels of a call: 404 for a call never seen, 409
-// for one that has ended.
-func (s *Server) lookup(c *fiber.Ctx) (bridge.CallChannels, error) {
-	id := c.Params("id")
-	var cc bridge.CallChannels
-	var ok bool
-	if err := s.do(c.UserContext(), func(t *bridge.Tracker) { cc, ok = t.CallChannels(id) }); err != nil {
-		return cc, err
-	}
-	if !ok {
-		var pending bool
-		_ = s.do(c.UserContext(), func(t *bridge.Tracker) { _, pending = t.PendingOriginate(id) })
-		if pending {
-			return cc, bridge.Errorf(bridge.ECONFLICT, "call %s is still being dialled: no channel of it exists yet", id)
-		}
-		switch _, err := s.store.Conversation(c.UserContext(), id); bridge.ErrorCode(err) {
-		case "":
-			return cc, bridge.Errorf(bridge.ECONFLICT, "call %s has ended", id)
-		case bridge.ENOTFOUND:
-			return cc, &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no call with id " + id}
-		default:
-			return cc, err
-		}
-	}
-	if cc.Ended {
-		return cc, bridge.Errorf(bridge.ECONFLICT, "call %s has ended", id)
-	}
-	return cc, nil
-}
-
 func (s *Server) hangup(c *fiber.Ctx) error {
 	if err := decode(c, &struct{}{}, false); err != nil {
 		return err
 	}
-	pbx, err := s.pbx()
-	if err != nil {
+	id := param(c, "id")
+	if err := s.Calls.Hangup(c.UserContext(), id); err != nil {
 		return err
 	}
-	cc, err := s.lookup(c)
-	if err != nil {
-		return err
-	}
-	// The customer's release ends the whole call; before there is one
-	// (a click-to-call still ringing the agent), the agent's.
-	ch := cc.Customer
-	if ch == nil {
-		ch = cc.Agent
-	}
-	if ch == nil && len(cc.All) > 0 {
-		ch = &cc.All[0]
-	}
-	if ch == nil {
-		return bridge.Errorf(bridge.ECONFLICT, "call %s has no live channel", cc.Call.ID)
-	}
-	// Said before the command: the PBX's events may come before its answer.
-	id := cc.Call.ID
-	if err := s.do(c.UserContext(), func(t *bridge.Tracker) { t.ExpectHangup(id) }); err != nil {
-		return err
-	}
-	if err := pbx.Hangup(c.UserContext(), *ch); err != nil {
-		_ = s.do(context.WithoutCancel(c.UserContext()), func(t *bridge.Tracker) { t.ForgetHangup(id) })
-		return err
-	}
-	return accepted(c, fiber.Map{"id": cc.Call.ID, "action": "hangup"})
-}
-
-// holdChecker is a PBX that may be unable to hold at all (Asterisk).
-type holdChecker interface {
-	CanHold() error
+	return accepted(c, fiber.Map{"id": id, "action": "hangup"})
 }
 
 // hold puts the agent's leg on hold (the customer hears music) or takes it
@@ -377,26 +195,11 @@ func (s *Server) hold(on bool) fiber.Handler {
 		if err := decode(c, &struct{}{}, false); err != nil {
 			return err
 		}
-		if h, ok := s.PBX.(holdChecker); ok {
-			if err := h.CanHold(); err != nil {
-				return err
-			}
-		}
-		pbx, err := s.pbx()
-		if err != nil {
+		id := param(c, "id")
+		if err := s.Calls.Hold(c.UserContext(), id, on); err != nil {
 			return err
 		}
-		cc, err := s.lookup(c)
-		if err != nil {
-			return err
-		}
-		if cc.Agent == nil {
-			return bridge.Errorf(bridge.ECONFLICT, "no agent has answered call %s yet: nothing to %s", cc.Call.ID, action)
-		}
-		if err := pbx.Hold(c.UserContext(), *cc.Agent, on); err != nil {
-			return err
-		}
-		return accepted(c, fiber.Map{"id": cc.Call.ID, "action": action})
+		return accepted(c, fiber.Map{"id": id, "action": action})
 	}
 }
 
@@ -419,28 +222,12 @@ func (s *Server) record(c *fiber.Ctx) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
-	pbx, err := s.pbx()
+	id := param(c, "id")
+	file, err := s.Calls.Record(c.UserContext(), id, req.Action == "start")
 	if err != nil {
 		return err
 	}
-	cc, err := s.lookup(c)
-	if err != nil {
-		return err
-	}
-	ch := cc.Customer
-	if ch == nil {
-		ch = cc.Agent
-	}
-	if ch == nil {
-		return bridge.Errorf(bridge.ECONFLICT, "call %s has no party to record yet", cc.Call.ID)
-	}
-	// The PBX puts a relative name in its own recordings directory and
-	// reports the full path in recording.started.
-	file := cc.Call.ID + "-" + time.Now().UTC().Format("20060102T150405Z") + ".wav"
-	if err := pbx.Record(c.UserContext(), *ch, req.Action == "start", file); err != nil {
-		return err
-	}
-	body := fiber.Map{"id": cc.Call.ID, "action": "record." + req.Action}
+	body := fiber.Map{"id": id, "action": "record." + req.Action}
 	if req.Action == "start" {
 		body["file"] = file
 	}
@@ -451,31 +238,16 @@ type dtmfRequest struct {
 	Digits string `json:"digits"`
 }
 
-func (r dtmfRequest) validate() error { return bridge.CheckDTMF("digits", r.Digits) }
-
 func (s *Server) dtmf(c *fiber.Ctx) error {
 	var req dtmfRequest
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	if err := req.validate(); err != nil {
+	id := param(c, "id")
+	if err := s.Calls.SendDTMF(c.UserContext(), id, req.Digits); err != nil {
 		return err
 	}
-	pbx, err := s.pbx()
-	if err != nil {
-		return err
-	}
-	cc, err := s.lookup(c)
-	if err != nil {
-		return err
-	}
-	if cc.Customer == nil {
-		return bridge.Errorf(bridge.ECONFLICT, "call %s has no customer leg to send digits to", cc.Call.ID)
-	}
-	if err := pbx.SendDTMF(c.UserContext(), *cc.Customer, req.Digits); err != nil {
-		return err
-	}
-	return accepted(c, fiber.Map{"id": cc.Call.ID, "action": "dtmf", "digits": req.Digits})
+	return accepted(c, fiber.Map{"id": id, "action": "dtmf", "digits": req.Digits})
 }
 
 // transfer moves a call: blind (the customer goes to the target; the
@@ -483,61 +255,19 @@ func (s *Server) dtmf(c *fiber.Ctx) error {
 // customer waits; finish with /v1/transfers/{id}/complete or cancel with
 // DELETE /v1/transfers/{id}).
 func (s *Server) transfer(c *fiber.Ctx) error {
-	var req transferRequest
+	var req bridge.TransferRequest
 	if err := decode(c, &req, true); err != nil {
 		return err
 	}
-	if err := req.validate(); err != nil {
-		return err
-	}
-	pbx, err := s.pbx()
+	tr, err := s.Calls.Transfer(c.UserContext(), param(c, "id"), req)
 	if err != nil {
 		return err
 	}
-	cc, err := s.lookup(c)
-	if err != nil {
-		return err
+	body := fiber.Map{"id": tr.CallID, "mode": tr.Mode, "to": tr.To}
+	if tr.ID != "" {
+		body["transfer_id"] = tr.ID
 	}
-	ctx := c.UserContext()
-	if req.Mode == "blind" {
-		if cc.Customer == nil {
-			return bridge.Errorf(bridge.ECONFLICT, "call %s has no customer leg to transfer", cc.Call.ID)
-		}
-		if err := pbx.BlindTransfer(ctx, *cc.Customer, req.To); err != nil {
-			return err
-		}
-		return accepted(c, fiber.Map{"id": cc.Call.ID, "mode": "blind", "to": req.To})
-	}
-	if _, ok := pbx.(TransferFinisher); !ok {
-		return bridge.Errorf(bridge.ENOTIMPLEMENTED, "this PBX adapter cannot finish an attended transfer")
-	}
-	if cc.Agent == nil {
-		return bridge.Errorf(bridge.ECONFLICT, "no agent has answered call %s: there is no one to consult", cc.Call.ID)
-	}
-	if err := pbx.AttendedTransfer(ctx, *cc.Agent, req.To); err != nil {
-		return err
-	}
-	tr := s.transfers.add(cc.Call.ID, req.To, *cc.Agent)
-	return accepted(c, fiber.Map{"id": cc.Call.ID, "mode": "attended", "to": req.To, "transfer_id": tr.ID})
-}
-
-type transferRequest struct {
-	To   string `json:"to"`
-	Mode string `json:"mode"`
-}
-
-// validate checks the body and fills in the default mode (blind).
-func (r *transferRequest) validate() error {
-	if err := bridge.CheckExtension("to", r.To); err != nil {
-		return err
-	}
-	if r.Mode == "" {
-		r.Mode = "blind"
-	}
-	if r.Mode != "blind" && r.Mode != "attended" {
-		return bridge.FieldError("mode", "must be blind or attended")
-	}
-	return nil
+	return accepted(c, body)
 }
 
 func (s *Server) completeTransfer(c *fiber.Ctx) error { return s.finishTransfer(c, true) }
@@ -547,16 +277,7 @@ func (s *Server) finishTransfer(c *fiber.Ctx, complete bool) error {
 	if err := decode(c, &struct{}{}, false); err != nil {
 		return err
 	}
-	// Taken, not read: of two concurrent finishes only one reaches the
-	// PBX; the other gets 404. It is put back when nothing was done.
-	tr, ok := s.transfers.take(c.Params("id"))
-	if !ok {
-		return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no attended transfer with id " + c.Params("id")}
-	}
-	err := s.finishTaken(c, tr, complete)
-	if err != nil && bridge.NothingSent(err) && bridge.ErrorCode(err) != bridge.ECONFLICT {
-		s.transfers.put(tr)
-	}
+	tr, err := s.Calls.FinishTransfer(c.UserContext(), param(c, "id"), complete)
 	if err != nil {
 		return err
 	}
@@ -565,78 +286,6 @@ func (s *Server) finishTransfer(c *fiber.Ctx, complete bool) error {
 		action = "complete"
 	}
 	return accepted(c, fiber.Map{"transfer_id": tr.ID, "id": tr.CallID, "action": action})
-}
-
-func (s *Server) finishTaken(c *fiber.Ctx, tr *attended, complete bool) error {
-	pbx, err := s.pbx()
-	if err != nil {
-		return err
-	}
-	fin, ok := pbx.(TransferFinisher)
-	if !ok {
-		return bridge.Errorf(bridge.ENOTIMPLEMENTED, "this PBX adapter cannot finish an attended transfer")
-	}
-	var found bool
-	var cc bridge.CallChannels
-	if err := s.do(c.UserContext(), func(t *bridge.Tracker) { cc, found = t.CallChannels(tr.CallID) }); err != nil {
-		return err
-	}
-	if !found || cc.Ended {
-		return bridge.Errorf(bridge.ECONFLICT, "call %s has ended", tr.CallID)
-	}
-	if complete {
-		return fin.CompleteAttendedTransfer(c.UserContext(), tr.Agent)
-	}
-	return fin.CancelAttendedTransfer(c.UserContext(), tr.Agent)
-}
-
-// transfers are the attended transfers under way, by id. They live in
-// memory: after a restart the agent finishes them from the phone.
-type transfers struct {
-	mu sync.Mutex
-	m  map[string]*attended
-}
-
-type attended struct {
-	ID, CallID, To string
-	Agent          bridge.Channel
-	At             time.Time
-}
-
-func newTransfers() *transfers { return &transfers{m: map[string]*attended{}} }
-
-// transferTTL drops transfers nobody finished (the agent did, from the
-// phone, or the call ended).
-const transferTTL = 2 * time.Hour
-
-func (t *transfers) add(callID, to string, agent bridge.Channel) *attended {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := time.Now()
-	for id, a := range t.m {
-		if now.Sub(a.At) > transferTTL {
-			delete(t.m, id)
-		}
-	}
-	a := &attended{ID: bridge.NewID("xfer_"), CallID: callID, To: to, Agent: agent, At: now}
-	t.m[a.ID] = a
-	return a
-}
-
-// take removes and returns a transfer.
-func (t *transfers) take(id string) (*attended, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	a, ok := t.m[id]
-	delete(t.m, id)
-	return a, ok
-}
-
-// put returns a transfer taken but not finished.
-func (t *transfers) put(a *attended) {
-	t.mu.Lock()
-	t.m[a.ID] = a
-	t.mu.Unlock()
 }
 
 // keyLocks serialises requests that share an idempotency key within this

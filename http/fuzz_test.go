@@ -135,15 +135,15 @@ func FuzzRequestBodies(f *testing.F) {
 		case 0:
 			var r originateRequest
 			if err = decodeJSON(body, "application/json", &r, true); err == nil {
-				err = r.validate()
+				err = r.placeCall().Validate()
 			}
 			if err == nil {
 				// The HTTP rules let through what one PBX still refuses;
 				// that refusal must name its field too.
-				if e := eslCmd.CheckOriginate(r.originate()); e != nil {
+				if e := eslCmd.CheckOriginate(originateOf(r)); e != nil {
 					checkRefusal(t, e)
 				} else {
-					o := r.originate()
+					o := originateOf(r)
 					o.ActionID, o.AgentChannelID = "7cfe2f47-56aa-4987-a393-6d881cc2af22", "89b15daf-718f-47e7-bd6f-c3e16c05a48f"
 					if e := eslCmd.Originate(ctx, o); e != nil {
 						t.Fatalf("checked, then refused for FreeSWITCH: %v", e)
@@ -165,11 +165,11 @@ func FuzzRequestBodies(f *testing.F) {
 						t.Fatal(e)
 					}
 				}
-				if e := amiCmd.CheckOriginate(r.originate()); e != nil {
+				if e := amiCmd.CheckOriginate(originateOf(r)); e != nil {
 					checkRefusal(t, e)
 					return
 				}
-				o := r.originate()
+				o := originateOf(r)
 				o.ActionID, o.AgentChannelID, o.OtherChannelID = "a-1", "c-1", "c-2"
 				if e := amiCmd.Originate(ctx, o); e != nil {
 					t.Fatalf("checked, then refused on the wire: %v", e)
@@ -179,9 +179,9 @@ func FuzzRequestBodies(f *testing.F) {
 			}
 			req = r
 		case 1:
-			var r transferRequest
+			var r bridge.TransferRequest
 			if err = decodeJSON(body, "application/json", &r, true); err == nil {
-				err = r.validate()
+				err = r.Validate()
 			}
 			if err == nil {
 				if e := amiCmd.BlindTransfer(ctx, cust, r.To); e != nil {
@@ -197,7 +197,7 @@ func FuzzRequestBodies(f *testing.F) {
 		case 2:
 			var r dtmfRequest
 			if err = decodeJSON(body, "application/json", &r, true); err == nil {
-				err = r.validate()
+				err = bridge.CheckDTMF("digits", r.Digits)
 			}
 			if err == nil {
 				if e := amiCmd.SendDTMF(ctx, cust, r.Digits); e != nil {
@@ -215,7 +215,7 @@ func FuzzRequestBodies(f *testing.F) {
 		case 3:
 			var r agentRequest
 			if err = decodeJSON(body, "application/json", &r, false); err == nil {
-				err = r.validate()
+				err = bridge.QueueOp{Action: "pause", Extension: "100", Queue: r.Queue, Reason: r.Reason}.Validate()
 			}
 			if err == nil {
 				op := bridge.QueueOp{Action: "pause", Queue: r.Queue, Extension: "100", Reason: r.Reason}
@@ -387,4 +387,10 @@ func walkStrings(v reflect.Value, fn func(string)) {
 			walkStrings(it.Value(), fn)
 		}
 	}
+}
+
+// originateOf is the click-to-call a request asks of the PBX adapter.
+func originateOf(r originateRequest) *bridge.Originate {
+	pc := r.placeCall()
+	return &bridge.Originate{Agent: pc.Agent, To: pc.To, CallerID: pc.CallerID, Variables: pc.Variables}
 }

@@ -207,3 +207,7 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// param is a route parameter as a string of its own: fiber's points into
+// a buffer reused by the next request, and services keep what they get.
+func param(c *fiber.Ctx, name string) string { return strings.Clone(c.Params(name)) }

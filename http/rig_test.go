@@ -90,12 +90,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.pbx != "freeswitch" {
 		tc.InboundContexts = []string{"inbound"}
 	}
-	r.engine = bridge.NewEngine(bridge.NewTracker(tc), db, disp, cfgEPs, log)
-	r.engine.OnCommit = func(recs []bridge.Record) {
+	r.engine = bridge.NewEngine(bridge.NewTracker(tc), db, disp, bridge.EngineOptions{Endpoints: cfgEPs, Logger: log})
+	r.engine.Subscribe(func(recs []bridge.Record) {
 		r.mu.Lock()
 		r.committed = append(r.committed, recs...)
 		r.mu.Unlock()
-	}
+	})
 	r.srv = apihttp.NewServer(r.engine, db, log)
 	r.srv.PBXName, r.srv.Dispatcher, r.srv.ConfigEndpoints = "pbx1", disp, cfgEPs
 	r.srv.Deliveries = deliveries
@@ -103,6 +103,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var runPBX func(context.Context) error
+	var pbx bridge.PBX
 	switch o.pbx {
 	case "freeswitch":
 		sim, err := esltest.NewServer(esltest.Options{API: o.api})
@@ -118,7 +119,8 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		if eo.RecordDir == "" {
 			eo.RecordDir = "/rec"
 		}
-		r.srv.PBX = esl.NewCommander(client, eo)
+		pbx = esl.NewCommander(client, eo)
+		r.engine.Follow(client)
 		runPBX = client.Run
 	default:
 		sim, err := amitest.NewServer(amitest.ServerOptions{OnAction: func(a *goami2.Message) bool {
@@ -139,10 +141,18 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		client := ami.NewClient(ami.Config{Address: sim.Addr(), Username: "bridge", Secret: "bridgepass", PingInterval: -1,
 			ActionIDPrefix: "t-", Logger: log}, mapper)
 		mapper.SetSender(client)
-		r.srv.PBX = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: "Local/{agent}@agents", OutboundContext: "inbound", TransferContext: "inbound"})
+		pbx = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: "Local/{agent}@agents", OutboundContext: "inbound", TransferContext: "inbound"})
+		r.engine.Follow(mapper)
 		runPBX = client.Run
 	}
-	r.up = r.srv.PBX.Connected
+	r.up = pbx.Connected
+	r.srv.Calls = bridge.NewCallService(r.engine, bridge.CallServiceOptions{PBX: pbx, History: db})
+	agents := bridge.NewAgents(pbx)
+	r.engine.Subscribe(agents.Apply)
+	if err := agents.Restore(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	r.srv.Agents = agents
 	if o.setup != nil {
 		o.setup(r.srv)
 	}

@@ -61,6 +61,17 @@ type Store interface {
 	ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (int64, error)
 }
 
+// Engine is what the server reads of the call model's engine
+// (*bridge.Engine): its health, its counters, and its commits for the
+// event stream.
+type Engine interface {
+	LinkState() (up bool, lastErr string)
+	StoreOK() bool
+	Stats() bridge.EngineStats
+	Subscribe(fn func([]bridge.Record)) (unsubscribe func())
+	SetEndpoints(eps []bridge.Endpoint)
+}
+
 // Dispatcher is the webhook dispatcher (*webhooks.Dispatcher).
 type Dispatcher interface {
 	Notify(ds []bridge.Delivery)
@@ -81,7 +92,7 @@ type Metric struct {
 type Server struct {
 	app    *fiber.App
 	ln     net.Listener
-	engine *bridge.Engine
+	engine Engine
 	store  Store
 	log    *slog.Logger
 	// Metrics adds samples from other parts (the dispatcher, the PBX link).
@@ -95,8 +106,10 @@ type Server struct {
 	promReg         *prometheus.Registry
 	PBXName         string
 
-	// PBX carries out call and agent commands; nil: they answer 503.
-	PBX bridge.PBX
+	// Calls and Agents carry out the call and agent commands and serve
+	// their views (bridge.NewCallService, bridge.NewAgents).
+	Calls  bridge.CallService
+	Agents bridge.AgentService
 	// Dispatcher delivers webhooks; the webhook routes need it.
 	Dispatcher Dispatcher
 	// ConfigEndpoints are the webhook endpoints of the config file; the
@@ -137,6 +150,10 @@ type Server struct {
 	Heartbeat          time.Duration
 	StreamBuffer       int
 	StreamWriteTimeout time.Duration
+	// Panel configures the agent panel (GET /panel); panel holds its
+	// one-time login links.
+	Panel PanelConfig
+	panel panelState
 
 	loopback     bool
 	keyExisted   atomic.Bool // once true, stays true: the store says so for good
@@ -144,13 +161,11 @@ type Server struct {
 	readyLogged  atomic.Pointer[string] // the readiness details last logged
 	writeTimeout time.Duration          // writeTimeout as NewServer found it
 	hub          *hub
-	agents       *agentView
-	transfers    *transfers
 	idem         keyLocks
-	lastPrune    atomic.Int64 // unix ns of the last PruneOriginates
 	epMu         sync.Mutex   // serialises endpoint changes
 
-	attachOnce sync.Once
+	attachOnce  sync.Once
+	unsubscribe func() // from the engine's commits
 	attached   chan struct{}
 	quit       chan struct{}
 	quitOnce   sync.Once
@@ -162,11 +177,11 @@ type Server struct {
 var writeTimeout = 30 * time.Second
 
 // NewServer builds the routes.
-func NewServer(engine *bridge.Engine, st Store, log *slog.Logger) *Server {
+func NewServer(engine Engine, st Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{engine: engine, store: st, log: log, hub: newHub(), agents: newAgentView(), transfers: newTransfers(),
+	s := &Server{engine: engine, store: st, log: log, hub: newHub(),
 		attached: make(chan struct{}), quit: make(chan struct{}), writeTimeout: writeTimeout}
 	s.app = fiber.New(fiber.Config{
 		DisableStartupMessage: true,
@@ -398,26 +413,21 @@ func storeReason(msg string) string {
 }
 
 func (s *Server) listCalls(c *fiber.Ctx) error {
-	calls := s.engine.Live()
-	return c.JSON(fiber.Map{"calls": calls})
+	return c.JSON(fiber.Map{"calls": s.Calls.LiveCalls(c.UserContext())})
 }
 
 func (s *Server) getCall(c *fiber.Ctx) error {
-	id := c.Params("id")
-	rec, err := s.store.Conversation(c.UserContext(), id)
-	if bridge.ErrorCode(err) == bridge.ENOTFOUND {
-		// A click-to-call whose first channel has not been seen yet: the
-		// Location of its 202 must not answer 404.
-		var o bridge.Originate
-		var ok bool
-		if derr := s.do(c.UserContext(), func(t *bridge.Tracker) { o, ok = t.PendingOriginate(id) }); derr == nil && ok {
-			return c.JSON(fiber.Map{"call": fiber.Map{"id": id, "status": "dialing", "direction": bridge.DirectionOutbound,
-				"agent": fiber.Map{"extension": o.Agent}, "callee": fiber.Map{"number": o.To}, "started_at": o.RequestedAt},
-				"open": true, "events": []any{}})
-		}
-	}
+	id := param(c, "id")
+	call, open, pending, err := s.Calls.Call(c.UserContext(), id)
 	if err != nil {
 		return err
+	}
+	if pending {
+		// A click-to-call whose first channel has not been seen yet: the
+		// Location of its 202 must not answer 404.
+		return c.JSON(fiber.Map{"call": fiber.Map{"id": id, "status": "dialing", "direction": call.Direction,
+			"agent": fiber.Map{"extension": call.Agent.Extension}, "callee": fiber.Map{"number": call.Callee.Number},
+			"started_at": call.StartedAt}, "open": true, "events": []any{}})
 	}
 	recs, err := s.store.ConversationEvents(c.UserContext(), id)
 	if err != nil {
@@ -427,7 +437,7 @@ func (s *Server) getCall(c *fiber.Ctx) error {
 	for _, r := range recs {
 		events = append(events, json.RawMessage(r.Payload))
 	}
-	return c.JSON(fiber.Map{"call": rec.Call, "open": rec.Open, "events": events})
+	return c.JSON(fiber.Map{"call": call, "open": open, "events": events})
 }
 
 // metrics serves a prometheus registry: the call model's and the parts'
@@ -554,17 +564,18 @@ func (m *DeliveryMetrics) Collect(ch chan<- prometheus.Metric) {
 // samples are the values the engine, the store and the other parts keep.
 func (s *Server) samples() []Metric {
 	up, _ := s.engine.LinkState()
+	st := s.engine.Stats()
 	ms := []Metric{
-		{Name: "ctibridge_pbx_events_ingested_total", Help: "PBX channel events handled by the call model.", Type: "counter", Value: float64(s.engine.Ingested.Load())},
-		{Name: "ctibridge_events_committed_total", Help: "CRM events committed to the outbox.", Type: "counter", Value: float64(s.engine.Emitted.Load())},
-		{Name: "ctibridge_store_commit_errors_total", Help: "Failed outbox commits (retried).", Type: "counter", Value: float64(s.engine.CommitErrors.Load())},
-		{Name: "ctibridge_pbx_events_dropped_total", Help: "PBX events dropped while the store refused commits past store.max_queued_events (the state is re-read).", Type: "counter", Value: float64(s.engine.Dropped.Load())},
-		{Name: "ctibridge_reconciled_total", Help: "Calls released and channels adopted from the PBX's list of live channels (a reconnect's or the periodic reconcile's).", Type: "counter", Value: float64(s.engine.Reconciled.Load())},
-		{Name: "ctibridge_invariant_violations_total", Help: "Call model invariants found broken (calls.check_invariants).", Type: "counter", Value: float64(s.engine.Violations.Load())},
-		{Name: "ctibridge_engine_queue_length", Help: "PBX events waiting for the call model.", Type: "gauge", Value: float64(s.engine.QueueLen.Load())},
+		{Name: "ctibridge_pbx_events_ingested_total", Help: "PBX channel events handled by the call model.", Type: "counter", Value: float64(st.Ingested)},
+		{Name: "ctibridge_events_committed_total", Help: "CRM events committed to the outbox.", Type: "counter", Value: float64(st.Emitted)},
+		{Name: "ctibridge_store_commit_errors_total", Help: "Failed outbox commits (retried).", Type: "counter", Value: float64(st.CommitErrors)},
+		{Name: "ctibridge_pbx_events_dropped_total", Help: "PBX events dropped while the store refused commits past store.max_queued_events (the state is re-read).", Type: "counter", Value: float64(st.Dropped)},
+		{Name: "ctibridge_reconciled_total", Help: "Calls released and channels adopted from the PBX's list of live channels (a reconnect's or the periodic reconcile's).", Type: "counter", Value: float64(st.Reconciled)},
+		{Name: "ctibridge_invariant_violations_total", Help: "Call model invariants found broken (calls.check_invariants).", Type: "counter", Value: float64(st.Violations)},
+		{Name: "ctibridge_engine_queue_length", Help: "PBX events waiting for the call model.", Type: "gauge", Value: float64(st.QueueLen)},
 		{Name: "ctibridge_pbx_link_up", Help: "1 when the PBX link is connected and logged in.", Type: "gauge", Value: b2f(up)},
 		{Name: "ctibridge_store_writable", Help: "1 when the last outbox commit succeeded.", Type: "gauge", Value: b2f(s.engine.StoreOK())},
-		{Name: "ctibridge_live_calls", Help: "Conversations in progress.", Type: "gauge", Value: float64(len(s.engine.Live()))},
+		{Name: "ctibridge_live_calls", Help: "Conversations in progress.", Type: "gauge", Value: float64(st.LiveCalls)},
 	}
 	// Collect has no request context; Backlog is a counter the store keeps.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -16,48 +16,15 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// Attach hooks the event stream and the agent view to the engine's
-// commits, chaining whatever OnCommit was set before, and reads the agent
-// states already in the store. The hook is installed on the engine's own
-// goroutine (Engine.Do), so it never races a commit; the engine must be
-// running. Serve calls it; it runs once, in the background, so a store
-// that does not take writes does not hold up the health routes.
+// Attach subscribes the event stream to the engine's commits. Serve calls
+// it; it runs once.
 func (s *Server) Attach() {
-	s.attachOnce.Do(func() { go s.attach() })
-}
-
-func (s *Server) attach() {
-	defer close(s.attached)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.quit:
-			cancel()
-		case <-ctx.Done():
+	s.attachOnce.Do(func() {
+		if s.engine != nil {
+			s.unsubscribe = s.engine.Subscribe(s.hub.publish)
 		}
-	}()
-	err := s.engine.Do(ctx, func(*bridge.Tracker) {
-		prev := s.engine.OnCommit
-		s.engine.OnCommit = func(recs []bridge.Record) {
-			if prev != nil {
-				prev(recs)
-			}
-			s.agents.apply(recs)
-			s.hub.publish(recs)
-		}
+		close(s.attached)
 	})
-	if err != nil {
-		return // shutting down
-	}
-	// Agent states committed before this start; the live feed wins over
-	// them by outbox position.
-	recs, err := s.store.LatestAgentStates(ctx)
-	if err != nil {
-		s.log.Warn("agent states not read from the store; GET /v1/agents shows changes from now on", "err", err)
-		return
-	}
-	s.agents.apply(recs)
 }
 
 // hub fans committed events out to stream clients. publish runs on the
@@ -72,8 +39,9 @@ type subscriber struct {
 	ch      chan bridge.Record
 	cut     chan struct{}
 	cutOnce sync.Once
-	types   []string // filters such as call.* ; empty: all
-	agent   string   // extension; empty: all
+	types   []string     // filters such as call.* ; empty: all
+	agent   string       // extension; empty: all
+	scope   *agentFilter // an agent key's stream: only that agent's calls and state
 }
 
 func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
@@ -113,6 +81,9 @@ func (sub *subscriber) wants(r bridge.Record) bool {
 		return false // addressed to one endpoint, not an event of the PBX
 	}
 	if len(sub.types) > 0 && !(bridge.Endpoint{Events: sub.types}).Wants(r.Type) {
+		return false
+	}
+	if sub.scope != nil && !sub.scope.admits(r) {
 		return false
 	}
 	return sub.agent == "" || mentionsAgent(r.Payload, sub.agent)
@@ -155,6 +126,9 @@ func (s *Server) stream(c *fiber.Ctx) error {
 			return err
 		}
 		sub.agent = a
+	}
+	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.Agent != "" {
+		sub.scope = newAgentFilter(p.Agent) // filtered here, server-side: never sent
 	}
 	after := int64(-1) // live only
 	last := c.Get("Last-Event-ID")

@@ -52,31 +52,14 @@ func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *
 	return eps, nil
 }
 
-// hangUpCustomer hangs up call id's customer (a CRM refused the call), as
-// the API's hangup does: the call model hears of it first, so the release
-// is reported hangup_by api. A call that has ended is left alone.
-func hangUpCustomer(ctx context.Context, engine *bridge.Engine, pbx bridge.PBX, id string) error {
-	if pbx == nil {
+// hangUpRefused hangs up call id (a CRM refused it) through the call
+// service, as the API's hangup does: it is reported hangup_by api. A call
+// that has ended is left alone.
+func hangUpRefused(ctx context.Context, calls bridge.CallService, id string) error {
+	if calls == nil {
 		return errors.New("no PBX to hang the call up on")
 	}
-	var cc bridge.CallChannels
-	var ok bool
-	if err := engine.Do(ctx, func(t *bridge.Tracker) {
-		if cc, ok = t.CallChannels(id); ok && !cc.Ended {
-			t.ExpectHangup(id)
-		}
-	}); err != nil {
-		return err
-	}
-	ch := cc.Customer
-	if ch == nil {
-		ch = cc.Agent
-	}
-	if !ok || cc.Ended || ch == nil {
-		return nil
-	}
-	if err := pbx.Hangup(ctx, *ch); err != nil {
-		_ = engine.Do(context.WithoutCancel(ctx), func(t *bridge.Tracker) { t.ForgetHangup(id) })
+	if err := calls.Hangup(ctx, id); err != nil && bridge.ErrorCode(err) != bridge.ECONFLICT && bridge.ErrorCode(err) != bridge.ENOTFOUND {
 		return err
 	}
 	return nil

@@ -44,13 +44,13 @@ func startBridge(t *testing.T, cfg config.Config, receiver *webhookstest.Receive
 	}
 	go func() {
 		h.done <- serve(ctx, cfg, log, func(r running) {
-			r.Engine.OnCommit = func(recs []bridge.Record) {
+			r.Engine.Subscribe(func(recs []bridge.Record) {
 				h.mu.Lock()
 				defer h.mu.Unlock()
 				for _, rec := range recs {
 					h.types = append(h.types, rec.Type)
 				}
-			}
+			})
 			started <- r
 		})
 	}()

@@ -98,8 +98,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		},
 		Connectors: conns,
 	})
+	var calls bridge.CallService // built once the PBX adapter is
 	connectorEPs, err := crmConnectors(cfg, db, dispatcher.Client(), log, conns, func(ctx context.Context, id string) error {
-		return hangUpCustomer(ctx, engine, srv.PBX, id)
+		return hangUpRefused(ctx, calls, id)
 	})
 	if err != nil {
 		return err
@@ -108,25 +109,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	dispatcher.SetEndpoints(endpoints)
 
 	tracker := bridge.NewTracker(trackerConfig(cfg))
-	engine = bridge.NewEngine(tracker, db, dispatcher, endpoints, log)
-	engine.MaxQueued = cfg.Store.MaxQueuedEvents
-	engine.ReconcileInterval = cfg.PBX.ReconcileInterval
-	engine.CheckInvariants = cfg.Calls.CheckInvariants
+	engine = bridge.NewEngine(tracker, db, dispatcher, bridge.EngineOptions{Endpoints: endpoints, Logger: log,
+		MaxQueued: cfg.Store.MaxQueuedEvents, ReconcileInterval: cfg.PBX.ReconcileInterval, CheckInvariants: cfg.Calls.CheckInvariants})
 	if err := engine.Restore(ctx); err != nil {
 		return fmt.Errorf("store: restoring open calls: %w", err)
-	}
-
-	srv = apihttp.NewServer(engine, db, log)
-	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
-	deliveries.Backlog, srv.Deliveries = dispatcher.Backlogs, deliveries
-	srv.Version, srv.Commit, _ = buildInfo()
-	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, append(configEndpoints(cfg), connectorEPs...)
-	srv.RequestTimeout, srv.RecordingsDir = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir
-	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
-	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts
-	srv.MaxStreams, srv.MaxStreamsPerKey = cfg.HTTP.MaxStreams, cfg.HTTP.MaxStreamsPerKey
-	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
-		return err
 	}
 
 	pbxCtx, stopPBX := context.WithCancel(ctx)
@@ -134,6 +120,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	// The PBX adapter is built before anything serves, so the readiness
 	// probe is in place; it runs last and stops first.
 	var runPBX func(context.Context) error
+	var pbx bridge.PBX
+	cm := cfg.Commands
 	switch cfg.PBX.Type {
 	case "asterisk":
 		mapper := ami.NewMapper(pbxCtx, engine, nil, log, cfg.Calls.DirectionVariable)
@@ -145,23 +133,37 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		}
 		client := ami.NewClient(acfg, mapper)
 		mapper.SetSender(client)
-		cm := cfg.Commands
-		srv.PBX = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: cm.AgentDial, OutboundContext: cm.Context,
+		pbx = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: cm.AgentDial, OutboundContext: cm.Context,
 			TransferContext: cm.TransferContext, QueueInterface: cm.QueueInterface, RingTimeout: cm.RingTimeout,
 			VariablePrefix: cm.VariablePrefix})
-		engine.LinkProbe = func() (bool, error) { return client.Connected(), client.Err() }
-		engine.Resync = mapper.Resync
+		engine.Follow(amiLink{mapper, client})
 		runPBX = client.Run
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
 			HeartbeatTimeout: cfg.PBX.PingInterval,
 			BackoffMax:       cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
-		cm := cfg.Commands
-		srv.PBX = esl.NewCommander(client, esl.CommanderOptions{AgentDial: cm.AgentDial, Context: cm.Context,
+		pbx = esl.NewCommander(client, esl.CommanderOptions{AgentDial: cm.AgentDial, Context: cm.Context,
 			CallcenterAgent: cm.CallcenterAgent, RecordDir: cm.RecordDir, RingTimeout: cm.RingTimeout,
 			VariablePrefix: cm.VariablePrefix})
-		engine.Resync = client.Resync
+		engine.Follow(client)
 		runPBX = client.Run
+	}
+	calls = bridge.NewCallService(engine, bridge.CallServiceOptions{PBX: pbx, History: db})
+	agents := bridge.NewAgents(pbx)
+	engine.Subscribe(agents.Apply)
+
+	srv = apihttp.NewServer(engine, db, log)
+	srv.Calls, srv.Agents = calls, agents
+	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
+	deliveries.Backlog, srv.Deliveries = dispatcher.Backlogs, deliveries
+	srv.Version, srv.Commit, _ = buildInfo()
+	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, append(configEndpoints(cfg), connectorEPs...)
+	srv.RequestTimeout, srv.RecordingsDir = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir
+	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
+	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts
+	srv.MaxStreams, srv.MaxStreamsPerKey = cfg.HTTP.MaxStreams, cfg.HTTP.MaxStreamsPerKey
+	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
+		return err
 	}
 
 	// Everything is built and bound: let a caller (demo, tests) look before
@@ -188,6 +190,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	dispatchDone := make(chan struct{})
 	go func() { defer close(dispatchDone); _ = dispatcher.Run(dispatchCtx) }()
 	goRun("http", srv.Serve)
+	// Agent states committed before this start; the live feed (subscribed
+	// above) wins over them by outbox position.
+	go func() {
+		if err := agents.Restore(pbxCtx, db); err != nil && pbxCtx.Err() == nil {
+			log.Warn("agent states not read from the store; GET /v1/agents shows changes from now on", "err", err)
+		}
+	}()
 
 	pbxDone := make(chan struct{})
 	go func() { defer close(pbxDone); _ = runPBX(pbxCtx) }()
@@ -222,6 +231,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	log.Info("ctibridge stopped")
 	return runErr
 }
+
+// amiLink is the Asterisk adapter as the engine follows it: the mapper
+// resyncs, the client knows why a connection attempt failed.
+type amiLink struct {
+	*ami.Mapper
+	client *ami.Client
+}
+
+func (l amiLink) Connected() bool { return l.client.Connected() }
+func (l amiLink) Err() error      { return l.client.Err() }
 
 func configEndpoints(cfg config.Config) []bridge.Endpoint {
 	var eps []bridge.Endpoint

@@ -1,0 +1,55 @@
+package bridge
+
+import (
+	"context"
+	"slices"
+)
+
+// Principal is who asks for a use case: the API key behind a request (or
+// the anonymous caller, KeyID ""). The HTTP layer puts it on the request's
+// context; services read it to decide what the caller may see and touch.
+type Principal struct {
+	KeyID  string
+	Scopes []string
+	// Agent, when set, is an agent-scoped key: it sees and commands only
+	// the calls in which this extension has (or had) a leg, and only this
+	// agent's state. Anything else is "not found", never "forbidden": an
+	// agent cannot learn which other calls exist.
+	Agent string
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal on ctx. Without one, the caller is
+// trusted code (the wiring, a connector): nothing is filtered.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// agentScope is the agent a context is limited to, "" for none.
+func agentScope(ctx context.Context) string {
+	p, _ := PrincipalFrom(ctx)
+	return p.Agent
+}
+
+// SeesAgent reports whether ctx may see agent extension ext's state.
+func SeesAgent(ctx context.Context, ext string) bool {
+	a := agentScope(ctx)
+	return a == "" || a == ext
+}
+
+// SeesCall reports whether ctx may see a call whose agent legs are agents
+// (CallChannels.Agents) and whose current agent is c.Agent.
+func SeesCall(ctx context.Context, c Call, agents []string) bool {
+	a := agentScope(ctx)
+	if a == "" {
+		return true
+	}
+	return c.Agent != nil && c.Agent.Extension == a || slices.Contains(agents, a)
+}
