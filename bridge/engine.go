@@ -46,8 +46,8 @@ type Engine struct {
 	// and once the store takes writes again and the queue is empty the
 	// adapter re-reads the PBX's state: calls that ended meanwhile are
 	// released (resynced), calls still up are adopted.
-	maxQueued int
-	Dropped atomic.Int64 // channel events dropped over MaxQueued
+	maxQueued         int
+	Dropped           atomic.Int64 // channel events dropped over MaxQueued
 	reconcileInterval time.Duration
 	// Reconciled counts what snapshots corrected: conversations released
 	// and channels adopted.
@@ -534,8 +534,8 @@ func (e *Engine) check(err error) {
 // EngineStats are the engine's counters, for /metrics.
 type EngineStats struct {
 	Ingested, Emitted, CommitErrors, Dropped, Reconciled, Violations int64
-	QueueLen                                                        int64
-	LiveCalls                                                       int
+	QueueLen                                                         int64
+	LiveCalls                                                        int
 }
 
 // Stats reads the counters.

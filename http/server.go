@@ -162,14 +162,14 @@ type Server struct {
 	writeTimeout time.Duration          // writeTimeout as NewServer found it
 	hub          *hub
 	idem         keyLocks
-	epMu         sync.Mutex   // serialises endpoint changes
+	epMu         sync.Mutex // serialises endpoint changes
 
 	attachOnce  sync.Once
 	unsubscribe func() // from the engine's commits
-	attached   chan struct{}
-	quit       chan struct{}
-	quitOnce   sync.Once
-	streams    sync.WaitGroup
+	attached    chan struct{}
+	quit        chan struct{}
+	quitOnce    sync.Once
+	streams     sync.WaitGroup
 }
 
 // writeTimeout bounds writing a response; a streamed body (a recording)
