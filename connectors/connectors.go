@@ -7,8 +7,10 @@ package connectors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,4 +162,26 @@ func Snippet(b []byte, token string) string {
 func NewClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Scrub replaces every secret in s with ***, for text that may echo a
+// request (an error, a CRM's answer).
+func Scrub(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "***")
+		}
+	}
+	return s
+}
+
+// TransportError is a request that got no answer, fit for the attempt log:
+// url.Error's copy of the URL (which may hold a token) is dropped and the
+// secrets scrubbed. Such an error is retried.
+func TransportError(prefix string, err error, secrets ...string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("%s: %s", prefix, Scrub(err.Error(), secrets...))
 }
