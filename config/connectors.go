@@ -13,6 +13,7 @@ import (
 type Connectors struct {
 	Bitrix24 Bitrix24 `koanf:"bitrix24"`
 	Zammad   Zammad   `koanf:"zammad"`
+	HubSpot  HubSpot  `koanf:"hubspot"` // config/connector_hubspot.go
 }
 
 // Bitrix24 is the Bitrix24 telephony connector. It is on when WebhookURL is
@@ -45,7 +46,7 @@ func (b Bitrix24) Enabled() bool { return b.WebhookURL != "" }
 
 func defaultConnectors() Connectors {
 	return Connectors{Bitrix24: Bitrix24{CRMCreate: true, Show: true, Burst: 50, Rate: 2},
-		Zammad: Zammad{Inbound: true, Outbound: true, Burst: 20, Rate: 10}}
+		Zammad: Zammad{Inbound: true, Outbound: true, Burst: 20, Rate: 10}, HubSpot: defaultHubSpot()}
 }
 
 var reExtension = regexp.MustCompile(`^[A-Za-z0-9_*#+-]{1,32}$`)
@@ -54,6 +55,9 @@ var reExtension = regexp.MustCompile(`^[A-Za-z0-9_*#+-]{1,32}$`)
 // endpoint ids, which a connector's endpoint id must not take.
 func (c *Connectors) validate(webhookIDs map[string]bool) *Error {
 	if err := c.validateBitrix24(webhookIDs); err != nil {
+		return err
+	}
+	if err := c.validateHubSpot(webhookIDs); err != nil {
 		return err
 	}
 	return c.validateZammad(webhookIDs)

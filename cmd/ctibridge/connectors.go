@@ -10,6 +10,7 @@ import (
 	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/connectors"
 	"github.com/ctibridge/ctibridge/connectors/bitrix24"
+	"github.com/ctibridge/ctibridge/connectors/hubspot"
 	"github.com/ctibridge/ctibridge/connectors/zammad"
 )
 
@@ -48,6 +49,20 @@ func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *
 		eps = append(eps, bridge.Endpoint{ID: config.ZammadEndpointID, URL: zammad.Redact(z.URL),
 			Events: zammad.Events, Source: "config"})
 		log.Info("CRM connector on", "connector", zammad.Name, "zammad", zammad.Redact(z.URL), "users", len(z.Users))
+	}
+	if h := cfg.Connectors.HubSpot; h.Enabled() {
+		c, err := hubspot.New(hubspot.Options{
+			Token: h.Token, APIURL: h.APIURL, Owners: h.Owners, DefaultOwner: h.DefaultOwner,
+			AssociateContacts: h.AssociateContacts, SearchLag: h.SearchLag, Client: client, State: state,
+			Limiter: connectors.NewLimiter(h.Burst, h.Rate), Logger: log,
+			// No recording URL yet: hs_call_recording_url is left out, logged.
+		})
+		if err != nil {
+			return nil, &config.Error{Key: "connectors.hubspot", Reason: err.Error()}
+		}
+		conns[config.HubSpotEndpointID] = c
+		eps = append(eps, bridge.Endpoint{ID: config.HubSpotEndpointID, URL: h.APIURL, Events: hubspot.Events, Source: "config"})
+		log.Info("CRM connector on", "connector", hubspot.Name, "api", h.APIURL, "owners", len(h.Owners))
 	}
 	return eps, nil
 }
