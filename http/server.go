@@ -119,6 +119,13 @@ type Server struct {
 	// recording's path, as the PBX reports it, must lie under it. Empty:
 	// recordings are not served.
 	RecordingsDir string
+	// RecordingLinks verifies the signed links of GET /v1/recordings/<token>
+	// (no API key: the token is the credential); nil: every link is 404.
+	RecordingLinks *bridge.RecordingLinks
+	// Mounts are net/http handlers of CRM events by exact path under /crm/
+	// (e.g. /crm/bitrix24/events), served without an API key: each checks
+	// its CRM's own credential. Set before Serve.
+	Mounts map[string]nethttp.Handler
 	// Anonymous is what a request without an API key may do, on a
 	// loopback listener only (never admin): "none", "read" or "control",
 	// whether or not keys exist. "" is the default: read while no API key
@@ -201,6 +208,7 @@ func NewServer(engine Engine, st Store, log *slog.Logger) *Server {
 	s.app.Get("/readyz", s.readyz)
 	s.app.Get("/metrics", s.metrics)
 	s.app.Get("/v1/openapi.json", s.openapi)
+	s.publicRoutes() // credentials of their own (http/recording_link.go): before the /v1 guards
 	s.app.Use("/v1", s.checkKeyless, s.checkContentType, s.deadline)
 	s.routes()
 	return s
