@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"mime"
@@ -17,18 +18,26 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 )
 
-// publicRoutes registers the routes whose credential is not an API key,
-// before the /v1 guards: the CRM's servers reach them through
-// http.public_url, with a Host that is not loopback and without a key.
-//   - GET /v1/recordings/<token>: a signed, expiring recording link; the
-//     token is the credential (RecordingLinks).
-//   - /crm/...: handlers of CRM events (Mounts), each checking its CRM's
-//     own credential (Bitrix24: auth[application_token]).
-//
-// The Origin check still runs first: a browser page cannot post to them.
+// publicRoutes registers the signed recording links before the /v1
+// guards: a CRM's server fetches them through http.public_url, with a Host
+// that is not loopback and without an API key; the token is the
+// credential (RecordingLinks). The Origin check still runs first.
 func (s *Server) publicRoutes() {
 	s.app.Get(bridge.RecordingLinkPath+":token", s.recordingLink)
-	s.app.All("/crm/*", s.mounted)
+}
+
+// Mount serves POST path (under /crm/, e.g. /crm/bitrix24/events) with a
+// CRM's event handler, without an API key: h checks its CRM's own
+// credential (Bitrix24: auth[application_token]). The Origin check still
+// runs first, so a browser page cannot post to it; a server-to-server POST
+// carries no Origin. h gets the request timeout as its deadline. Call it
+// before Serve.
+func (s *Server) Mount(path string, h nethttp.Handler) error {
+	if !strings.HasPrefix(path, "/crm/") || strings.ContainsAny(path, ":*?#") || strings.Contains(path, "..") {
+		return fmt.Errorf("http: mount %q: must be a fixed path under /crm/", path)
+	}
+	s.app.Post(path, s.mounted(h))
+	return nil
 }
 
 // linkInstance stands for a link's path in answers and logs: the token is
@@ -118,13 +127,9 @@ func (s *Server) sendRecording(c *fiber.Ctx, f *os.File, info fs.FileInfo) error
 	}{&deadlineReader{r: io.NewSectionReader(f, start, n), conn: c.Context().Conn(), d: s.writeTimeout}, f}, int(n))
 }
 
-// mounted hands a request under /crm/ to the net/http handler mounted at
-// its exact path (Mounts), with the request timeout as its deadline.
-func (s *Server) mounted(c *fiber.Ctx) error {
-	h, ok := s.Mounts[strings.TrimSuffix(c.Path(), "/")]
-	if !ok {
-		return fiber.ErrNotFound
-	}
+// mounted adapts a net/http handler, with the request timeout as its
+// deadline.
+func (s *Server) mounted(h nethttp.Handler) fiber.Handler {
 	d := s.RequestTimeout
 	if d <= 0 {
 		d = 20 * time.Second
@@ -133,5 +138,5 @@ func (s *Server) mounted(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		h.ServeHTTP(w, r.WithContext(ctx))
-	}))(c)
+	}))
 }

@@ -183,7 +183,12 @@ func TestRecordingLinkOff(t *testing.T) {
 func TestMounts(t *testing.T) {
 	var got []string
 	r := newRig(t, rigOptions{setup: func(s *apihttp.Server) {
-		s.Mounts = map[string]nethttp.Handler{"/crm/test/events": nethttp.HandlerFunc(func(w nethttp.ResponseWriter, req *nethttp.Request) {
+		for _, bad := range []string{"/v1/x", "/crm/:id", "/crm/../v1", "/crm/*"} {
+			if s.Mount(bad, nethttp.NotFoundHandler()) == nil {
+				t.Errorf("mounted at %q", bad)
+			}
+		}
+		err := s.Mount("/crm/test/events", nethttp.HandlerFunc(func(w nethttp.ResponseWriter, req *nethttp.Request) {
 			_ = req.ParseForm()
 			got = append(got, req.Method+" "+req.PostForm.Get("data[X]"))
 			if _, ok := req.Context().Deadline(); !ok {
@@ -191,7 +196,10 @@ func TestMounts(t *testing.T) {
 				return
 			}
 			w.WriteHeader(202)
-		})}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
 	}})
 	post := func(path string, hdr ...string) int {
 		req, _ := nethttp.NewRequest("POST", r.base+path, strings.NewReader(url.Values{"data[X]": {"1"}}.Encode()))

@@ -122,10 +122,6 @@ type Server struct {
 	// RecordingLinks verifies the signed links of GET /v1/recordings/<token>
 	// (no API key: the token is the credential); nil: every link is 404.
 	RecordingLinks *bridge.RecordingLinks
-	// Mounts are net/http handlers of CRM events by exact path under /crm/
-	// (e.g. /crm/bitrix24/events), served without an API key: each checks
-	// its CRM's own credential. Set before Serve.
-	Mounts map[string]nethttp.Handler
 	// Anonymous is what a request without an API key may do, on a
 	// loopback listener only (never admin): "none", "read" or "control",
 	// whether or not keys exist. "" is the default: read while no API key
