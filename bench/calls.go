@@ -53,7 +53,11 @@ type call struct {
 	tpl    *template
 	tag    string
 	frames [][]byte // until finalize joins them into raw
-	raw    []byte
+	// skips[i] is how many sequence numbers the switch used between frame
+	// i-1 and frame i on events ctibridge does not subscribe to (or that
+	// were never fired): finalize leaves those gaps, as FreeSWITCH does.
+	skips []uint64
+	raw   []byte
 	ends   []int          // frame end offsets in raw
 	sent   []atomic.Int64 // unix nanos each frame was written, 0 before
 	last   int            // frames to play (liveCut for held calls)
@@ -362,7 +366,17 @@ func (s *simulator) prepare(n int, held bool) ([]*call, error) {
 		if held {
 			c.last = t.liveCut
 		}
+		var prev uint64
 		for _, f := range frames[:c.last] {
+			var skip uint64
+			if m := reSeq.Find(f); m != nil {
+				q, _ := strconv.ParseUint(string(bytes.TrimSpace(m[len("\nEvent-Sequence:"):])), 10, 64)
+				if prev > 0 && q > prev+1 {
+					skip = q - prev - 1
+				}
+				prev = q
+			}
+			c.skips = append(c.skips, skip)
 			f = retag(f, t.number, c.tag)
 			if s.esl != nil {
 				f = renameLoopback(f, i)
@@ -397,8 +411,11 @@ var reSeq = regexp.MustCompile(`\nEvent-Sequence: [0-9]+\n`)
 
 // finalize joins each call's frames for play. For FreeSWITCH it first
 // renumbers Event-Sequence in the order play will send the frames, as the
-// switch numbers events when it fires them: the reorder window then sees
-// what it sees live, instead of treating whole calls as late.
+// switch numbers events when it creates them: the reorder window then sees
+// what it sees live, instead of treating whole calls as late. The gaps the
+// capture had between subscribed events stay (skips): on a real switch the
+// events ctibridge does not subscribe to take numbers too, and a gap is
+// what makes the reorder buffer wait.
 func finalize(pbx string, calls []*call, sch schedule) {
 	if pbx == "freeswitch" {
 		type ref struct {
@@ -421,9 +438,11 @@ func finalize(pbx string, calls []*call, sch schedule) {
 			}
 			return a.f - b.f
 		})
-		for k, r := range refs {
+		var seq uint64
+		for _, r := range refs {
 			c := calls[r.c]
-			c.frames[r.f] = setSeq(c.frames[r.f], uint64(k+1))
+			seq += 1 + c.skips[r.f]
+			c.frames[r.f] = setSeq(c.frames[r.f], seq)
 		}
 	}
 	for _, c := range calls {

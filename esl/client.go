@@ -306,9 +306,7 @@ func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 			continue
 		}
 		c.events.Add(1)
-		if ev := ro.push(ev, it.at); ev != nil {
-			ready = append(ready, ev)
-		}
+		ready = ro.push(ev, it.at, ready)
 	}
 	if flush {
 		ready = ro.flush(ready)

@@ -35,8 +35,10 @@ type Config struct {
 	HeartbeatTimeout time.Duration
 	BackoffMin       time.Duration // first reconnect delay, default 500ms
 	BackoffMax       time.Duration // reconnect delay cap, default 30s
-	// ReorderWindow is how long each event is held to restore
-	// Event-Sequence order. Default 30ms; negative turns reordering off.
+	// ReorderWindow is how long an event that follows a gap in
+	// Event-Sequence is held for the missing ones (see reorder); an event
+	// that follows on goes out at once. Default 5ms; negative turns
+	// reordering off.
 	ReorderWindow time.Duration
 	// DirectionVar is a channel variable (e.g. "cti_direction") copied into
 	// Channel.Vars when an event carries it.
@@ -56,7 +58,7 @@ func (c Config) withDefaults() Config {
 	def(&c.HeartbeatTimeout, 45*time.Second)
 	def(&c.BackoffMin, 500*time.Millisecond)
 	def(&c.BackoffMax, 30*time.Second)
-	def(&c.ReorderWindow, 30*time.Millisecond)
+	def(&c.ReorderWindow, 5*time.Millisecond)
 	c.BackoffMax = max(c.BackoffMax, c.BackoffMin)
 	if c.Format != "json" {
 		c.Format = "plain"

@@ -22,9 +22,7 @@ func feed(order []uint64, window time.Duration) ([]uint64, int64) {
 	for i, seq := range order {
 		now := t0.Add(time.Duration(i) * time.Millisecond)
 		out = r.due(now, out)
-		if ev := r.push(seqEvent(seq), now); ev != nil {
-			out = append(out, ev)
-		}
+		out = r.push(seqEvent(seq), now, out)
 	}
 	if at, ok := r.next(); ok {
 		out = r.due(at, out)
@@ -71,10 +69,52 @@ func TestReorderLateEventsPassOn(t *testing.T) {
 
 func TestReorderUnsequencedAndDisabled(t *testing.T) {
 	r := newReorder(time.Second)
-	if ev := r.push(&Event{Headers: map[string]string{"Event-Name": "X"}}, time.Now()); ev == nil {
+	if out := r.push(&Event{Headers: map[string]string{"Event-Name": "X"}}, time.Now(), nil); len(out) != 1 {
 		t.Fatal("an event without a sequence was held")
 	}
-	if ev := newReorder(-1).push(seqEvent(9), time.Now()); ev == nil {
+	if out := newReorder(-1).push(seqEvent(9), time.Now(), nil); len(out) != 1 {
 		t.Fatal("a disabled window held an event")
+	}
+}
+
+// TestReorderReleasesContiguousAtOnce: events that follow the last one
+// released go out as they arrive (no time passes here); an event after a
+// gap waits until the gap fills, and then everything that follows on goes
+// out with it; an unfilled gap holds only until the window ends.
+func TestReorderReleasesContiguousAtOnce(t *testing.T) {
+	r := newReorder(time.Hour)
+	now := time.Unix(1000, 0)
+	seqs := func(evs []*Event) []uint64 {
+		var s []uint64
+		for _, e := range evs {
+			s = append(s, e.Seq())
+		}
+		return s
+	}
+	out := r.push(seqEvent(1), now, nil) // the first event: nothing before it to wait for
+	out = r.push(seqEvent(2), now, out)
+	if got := seqs(out); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("contiguous events were held: %v", got)
+	}
+	if out := r.push(seqEvent(4), now, nil); len(out) != 0 {
+		t.Fatalf("an event after a gap went out: %v", seqs(out))
+	}
+	out = r.push(seqEvent(5), now, nil)
+	out = r.push(seqEvent(3), now, out)
+	if got := seqs(out); !slices.Equal(got, []uint64{3, 4, 5}) {
+		t.Fatalf("the filled gap released %v, want 3 4 5", got)
+	}
+	if out := r.push(seqEvent(9), now, nil); len(out) != 0 {
+		t.Fatalf("an event after a gap went out: %v", seqs(out))
+	}
+	at, ok := r.next()
+	if !ok {
+		t.Fatal("nothing held")
+	}
+	if got := seqs(r.due(at, nil)); !slices.Equal(got, []uint64{9}) {
+		t.Fatalf("the window's end released %v", got)
+	}
+	if out := r.push(seqEvent(10), now, nil); len(out) != 1 {
+		t.Fatal("the event after the released one was held")
 	}
 }

@@ -363,9 +363,7 @@ func viaReorder(evs []*Event) []*Event {
 	for i, e := range evs {
 		now := t0.Add(time.Duration(i) * 100 * time.Microsecond)
 		out = r.due(now, out)
-		if e := r.push(e, now); e != nil {
-			out = append(out, e)
-		}
+		out = r.push(e, now, out)
 	}
 	return r.flush(out)
 }

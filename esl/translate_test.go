@@ -121,9 +121,7 @@ func TestShuffledCapturesReordered(t *testing.T) {
 				for i, e := range evs {
 					now := t0.Add(time.Duration(i) * 100 * time.Microsecond)
 					ready := r.due(now, nil)
-					if e := r.push(e, now); e != nil {
-						ready = append(ready, e)
-					}
+					ready = r.push(e, now, ready)
 					got = append(got, translateAll(tr, ready)...)
 				}
 				got = append(got, translateAll(tr, r.flush(nil))...)
