@@ -58,9 +58,9 @@ type call struct {
 	// were never fired): finalize leaves those gaps, as FreeSWITCH does.
 	skips []uint64
 	raw   []byte
-	ends   []int          // frame end offsets in raw
-	sent   []atomic.Int64 // unix nanos each frame was written, 0 before
-	last   int            // frames to play (liveCut for held calls)
+	ends  []int          // frame end offsets in raw
+	sent  []atomic.Int64 // unix nanos each frame was written, 0 before
+	last  int            // frames to play (liveCut for held calls)
 	// phase names the part of a scenario the call started in ("burst").
 	phase string
 }
