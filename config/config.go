@@ -92,6 +92,8 @@ type HTTP struct {
 	// PublicURL is the base URL CRMs reach ctibridge at (recording links,
 	// the Bitrix24 event handler); empty: no recording links.
 	PublicURL string `koanf:"public_url"`
+	// Panel is the agent panel (GET /panel), see panel.go.
+	Panel Panel `koanf:"panel"`
 }
 
 // Commands map CRM commands onto the dialplan. Empty values take the PBX
@@ -438,6 +440,7 @@ func (h *HTTP) check(add func(*Error)) {
 	if h.MaxStreamsPerKey < 1 || h.MaxStreamsPerKey > h.MaxStreams {
 		add(&Error{"http.max_streams_per_key", fmt.Sprintf("must be from 1 to http.max_streams (%d), got %d", h.MaxStreams, h.MaxStreamsPerKey)})
 	}
+	h.Panel.check(add)
 }
 
 // loopbackListen reports a listen address bound to loopback only.

@@ -29,6 +29,9 @@ func (s *Server) auth(scope string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		h := c.Get(fiber.HeaderAuthorization)
 		if h == "" {
+			if cookie := c.Cookies(panelCookie); cookie != "" {
+				return s.cookieAuth(c, scope, cookie)
+			}
 			return s.anonymous(c, scope)
 		}
 		kind, token, ok := strings.Cut(h, " ")
@@ -40,12 +43,52 @@ func (s *Server) auth(scope string) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		if !key.HasScope(scope) {
-			return bridge.Errorf(bridge.EFORBIDDEN, "this API key (%s) lacks the %s scope", key.Name, scope)
-		}
-		c.Locals(keyLocal, key)
-		return c.Next()
+		return s.admit(c, key, scope)
 	}
+}
+
+// admit lets a request authenticated as key through if the key has scope,
+// with the key's Principal on the request's context: the services and the
+// stream limit an agent key to its own calls and state.
+func (s *Server) admit(c *fiber.Ctx, key bridge.APIKey, scope string) error {
+	if !key.HasScope(scope) {
+		return bridge.Errorf(bridge.EFORBIDDEN, "this API key (%s) lacks the %s scope", key.Name, scope)
+	}
+	c.Locals(keyLocal, key)
+	c.SetUserContext(bridge.WithPrincipal(c.UserContext(), bridge.Principal{KeyID: key.ID, Scopes: key.Scopes, Agent: key.Agent}))
+	return c.Next()
+}
+
+// cookieAuth authenticates with the agent panel's cookie. The cookie is
+// only trusted on requests the panel's own pages make: the browser says so
+// with Sec-Fetch-Site: same-origin (older browsers send none; SameSite
+// then keeps the cookie off other sites' requests), and a write must carry
+// this server's own Origin. A cross-site request carrying the cookie is
+// refused, never served anonymously instead.
+func (s *Server) cookieAuth(c *fiber.Ctx, scope, plain string) error {
+	if site := c.Get("Sec-Fetch-Site"); site != "" && !strings.EqualFold(site, "same-origin") {
+		return &bridge.Error{Code: bridge.EFORBIDDEN, Field: "Sec-Fetch-Site",
+			Message: "the panel's sign-in cookie is accepted only on the panel's own requests, not from another page (Sec-Fetch-Site: " + quoteHeader(site) + ")"}
+	}
+	if unsafeMethod(c.Method()) && c.Get(fiber.HeaderOrigin) != selfOrigin(c) {
+		return &bridge.Error{Code: bridge.EFORBIDDEN, Field: "Origin",
+			Message: "a " + c.Method() + " with the panel's sign-in cookie must come from the panel's own page (Origin " + quoteHeader(selfOrigin(c)) + "), got " + quoteHeader(c.Get(fiber.HeaderOrigin))}
+	}
+	key, err := s.store.AuthenticateAPIKey(c.UserContext(), plain)
+	if err != nil {
+		return err
+	}
+	if key.Agent == "" {
+		// Only agent keys are ever put in the cookie (POST /panel/session).
+		return bridge.Errorf(bridge.EUNAUTHORIZED, "the panel's sign-in cookie does not hold an agent key: sign in again")
+	}
+	return s.admit(c, key, scope)
+}
+
+// selfOrigin is the origin this request was addressed to, as a browser
+// on a page of this server would send it in Origin.
+func selfOrigin(c *fiber.Ctx) string {
+	return c.Protocol() + "://" + strings.ToLower(string(c.Request().Header.Host()))
 }
 
 const keyLocal = "ctibridge.apikey"
@@ -56,6 +99,7 @@ func (s *Server) anonymous(c *fiber.Ctx, scope string) error {
 		return err
 	}
 	if allowed != "" && bridge.ScopeRank(scope) <= bridge.ScopeRank(allowed) {
+		c.SetUserContext(bridge.WithPrincipal(c.UserContext(), bridge.Principal{Scopes: []string{allowed}}))
 		return c.Next()
 	}
 	if neverKeyed {
@@ -122,6 +166,13 @@ func (s *Server) checkOrigin(c *fiber.Ctx) error {
 	if origin == "" || slices.Contains(s.AllowedOrigins, origin) {
 		return c.Next()
 	}
+	// The agent panel's own pages: a same-origin write judged by the
+	// panel's cookie (cookieAuth), or the sign-in that sets it. The cookie
+	// is bound to this host name, so a DNS-rebound name cannot carry it.
+	if origin == selfOrigin(c) && c.Get(fiber.HeaderAuthorization) == "" &&
+		(c.Cookies(panelCookie) != "" || c.Path() == panelSessionPath) {
+		return c.Next()
+	}
 	return &bridge.Error{Code: bridge.EFORBIDDEN, Field: "Origin",
 		Message: "a " + c.Method() + " from the browser page " + quoteHeader(origin) + " is refused: that origin is not in http.allowed_origins"}
 }
@@ -131,8 +182,8 @@ func (s *Server) checkOrigin(c *fiber.Ctx) error {
 // AllowedHosts), so a DNS-rebound name of an attacker's site gets 421, and
 // must not come from a cross-site page.
 func (s *Server) checkKeyless(c *fiber.Ctx) error {
-	if c.Get(fiber.HeaderAuthorization) != "" {
-		return c.Next() // judged by its key
+	if c.Get(fiber.HeaderAuthorization) != "" || c.Cookies(panelCookie) != "" {
+		return c.Next() // judged by its key, or by the panel's cookie (cookieAuth)
 	}
 	hdr := string(c.Request().Header.Host())
 	uri := string(c.Request().URI().Host()) // an absolute-form target's host

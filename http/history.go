@@ -51,6 +51,14 @@ func (s *Server) history(c *fiber.Ctx) error {
 	default:
 		return bridge.FieldError("disposition", "must be answered, no_answer, busy, failed or cancelled")
 	}
+	// An agent key reads only the calls it handled: its own extension,
+	// whatever the query says (another agent's is an empty page).
+	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.Agent != "" {
+		if f.Agent != "" && f.Agent != p.Agent {
+			return c.JSON(fiber.Map{"calls": []bridge.Call{}})
+		}
+		f.Agent = p.Agent
+	}
 	recs, next, err := s.store.History(c.UserContext(), f)
 	if err != nil {
 		return err
@@ -77,6 +85,9 @@ func (s *Server) recording(c *fiber.Ctx) error {
 	rec, err := s.store.Conversation(c.UserContext(), id)
 	if err != nil {
 		return err
+	}
+	if !s.agentHadLeg(c, rec) {
+		return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no call " + id}
 	}
 	if rec.Call.Recording == nil || rec.Call.Recording.Path == "" {
 		return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "call " + id + " has no recording"}
@@ -221,4 +232,25 @@ func parseRange(h string, size int64) (start, n int64, partial, ok bool) {
 		last = min(l, size-1)
 	}
 	return first, last - first + 1, true, true
+}
+
+// agentHadLeg reports whether the request may see a past call: always,
+// unless it is an agent key's, which sees the calls its agent handled or
+// was rung for (an event of the call names it), nothing else.
+func (s *Server) agentHadLeg(c *fiber.Ctx, rec bridge.ConversationRecord) bool {
+	p, _ := bridge.PrincipalFrom(c.UserContext())
+	if p.Agent == "" || rec.Call.Agent != nil && rec.Call.Agent.Extension == p.Agent {
+		return true
+	}
+	evs, err := s.store.ConversationEvents(c.UserContext(), rec.Call.ID)
+	if err != nil {
+		return false
+	}
+	f := newAgentFilter(p.Agent)
+	for _, r := range evs {
+		if f.admits(r) {
+			return true
+		}
+	}
+	return false
 }

@@ -44,4 +44,6 @@ func (s *Server) routes() {
 	a.Post("/v1/webhooks/:id/test", admin, s.testWebhook)
 	a.Get("/v1/webhooks/:id/deliveries", admin, s.webhookDeliveries)
 	a.Get("/v1/webhooks/:id/dead", admin, s.webhookDead)
+
+	s.panelRoutes() // the agent panel (panel.go)
 }
