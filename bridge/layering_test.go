@@ -22,7 +22,7 @@ func TestDependenciesPointInward(t *testing.T) {
 		// A connector speaks one CRM: the domain and the shared connector
 		// helpers only, never another adapter.
 		"connectors": {"bridge"}, "connectors/bitrix24": {"bridge", "connectors"},
-		"connectors/zammad": {"bridge", "connectors"},
+		"connectors/zammad":   {"bridge", "connectors"},
 		"connectors/template": {"bridge", "connectors"},
 	}
 	for pkg, ok := range allowed {
