@@ -162,6 +162,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
 	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts
 	srv.MaxStreams, srv.MaxStreamsPerKey = cfg.HTTP.MaxStreams, cfg.HTTP.MaxStreamsPerKey
+	srv.Panel = apihttp.PanelConfig{CRMURL: cfg.HTTP.Panel.CRMURL, AutoOpen: cfg.HTTP.Panel.AutoOpen, FrameAncestors: cfg.HTTP.Panel.FrameAncestors}
 	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}
