@@ -14,6 +14,9 @@ type Connectors struct {
 	Bitrix24 Bitrix24 `koanf:"bitrix24"`
 	Zammad   Zammad   `koanf:"zammad"`
 	HubSpot  HubSpot  `koanf:"hubspot"` // config/connector_hubspot.go
+	// Templates and their secrets: config/connector_template.go.
+	Templates       []TemplateConnector `koanf:"templates"`
+	TemplateSecrets map[string]string   `koanf:"template_secrets"`
 }
 
 // Bitrix24 is the Bitrix24 telephony connector. It is on when WebhookURL is
