@@ -1,7 +1,9 @@
 // Package bitrix24 is the Bitrix24 telephony connector: it registers each
 // call with telephony.externalcall.register at its first pop, shows and
 // hides the call card per ringing agent, finishes the call with its
-// duration and status, and attaches the recording after the finish.
+// duration and status, and attaches the recording after the finish (by a
+// signed ctibridge link, or inline when small). ClickToCall serves the
+// ONEXTERNALCALLSTART event of a click on a number in Bitrix24.
 //
 // It authenticates with an inbound webhook URL
 // (https://<portal>/rest/<user>/<token>/), whose token is a secret: it is
@@ -11,6 +13,7 @@ package bitrix24
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,10 +21,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
@@ -60,10 +66,16 @@ type Options struct {
 	Client  *http.Client // the dispatcher's, which enforces the address policy
 	State   bridge.ConnectorStateStore
 	Limiter *connectors.Limiter // nil: DefaultBurst, DefaultRate
-	// RecordingURL, when set, gives a URL Bitrix24 can fetch a recording
-	// from (a signed, expiring ctibridge URL); ok false means none.
-	RecordingURL func(path string) (string, bool)
-	Logger       *slog.Logger
+	// RecordingURL, when set, gives the URL Bitrix24 fetches a call's
+	// recording from (a signed, expiring ctibridge link, RECORD_URL); ok
+	// false means none.
+	RecordingURL func(conversationID string) (string, bool)
+	// RecordingsDir, when there is no RecordingURL, is where a recording is
+	// read from to be sent inline (FILE_CONTENT, base64), if it is at most
+	// InlineLimit bytes (0: DefaultInlineLimit). Files outside it are not read.
+	RecordingsDir string
+	InlineLimit   int64
+	Logger        *slog.Logger
 }
 
 // Connector is the Bitrix24 connector.
@@ -350,25 +362,87 @@ func (d *delivery) recording() error {
 	return d.attach(d.ev.Recording.Path)
 }
 
+// DefaultInlineLimit bounds a recording sent inline: base64 makes it a
+// third larger, in one JSON request the portal must take whole.
+const DefaultInlineLimit = 5 << 20
+
+// attach attaches the recording after the finish: by a signed link
+// (RECORD_URL) when ctibridge has a public URL, else inline (FILE_CONTENT)
+// when the file is small enough; otherwise it is skipped and logged.
+// Bitrix24 takes .wav and .mp3 only.
 func (d *delivery) attach(file string) error {
 	if d.st.CallID == "" {
 		return nil
 	}
-	var link string
-	ok := false
-	if d.c.opts.RecordingURL != nil {
-		link, ok = d.c.opts.RecordingURL(file)
-	}
-	if !ok {
-		d.c.log.Info("recording not attached: ctibridge has no URL to serve it from yet", "conversation", d.conv, "call_id", d.st.CallID)
+	name := path.Base(file)
+	if ext := strings.ToLower(path.Ext(name)); ext != ".wav" && ext != ".mp3" {
+		d.c.log.Info("recording not attached: Bitrix24 takes .wav and .mp3 files only", "conversation", d.conv, "call_id", d.st.CallID, "file", name)
 		return nil
 	}
-	if _, err := d.c.call(d.ctx, "telephony.externalCall.attachRecord",
-		map[string]any{"CALL_ID": d.st.CallID, "FILENAME": path.Base(file), "RECORD_URL": link}); err != nil {
+	params := map[string]any{"CALL_ID": d.st.CallID, "FILENAME": name}
+	if link, ok := d.c.recordingURL(d.conv); ok {
+		params["RECORD_URL"] = link
+	} else {
+		data, err := d.c.readRecording(file)
+		if err != nil {
+			d.c.log.Info("recording not attached", "conversation", d.conv, "call_id", d.st.CallID, "reason", err.Error())
+			return nil
+		}
+		params["FILE_CONTENT"] = base64.StdEncoding.EncodeToString(data)
+	}
+	if _, err := d.c.call(d.ctx, "telephony.externalCall.attachRecord", params); err != nil {
 		return err
 	}
 	d.st.Attached = true
 	return d.save()
+}
+
+func (c *Connector) recordingURL(conv string) (string, bool) {
+	if c.opts.RecordingURL == nil {
+		return "", false
+	}
+	return c.opts.RecordingURL(conv)
+}
+
+// readRecording reads a recording to send inline: only a regular file
+// under RecordingsDir (os.Root refuses '..' and symlinks out of it), at
+// most InlineLimit bytes. Errors say what to configure, never the path.
+func (c *Connector) readRecording(file string) ([]byte, error) {
+	dir := c.opts.RecordingsDir
+	if dir == "" {
+		return nil, errors.New("no recording link (set http.public_url) and no http.recordings_dir to send it inline from")
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(file))
+	if !filepath.IsAbs(file) || err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil, errors.New("the recording is outside http.recordings_dir")
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, errors.New("http.recordings_dir cannot be read")
+	}
+	defer root.Close()
+	// O_NONBLOCK: a FIFO would otherwise block the open.
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, errors.New("the recording file cannot be opened (missing, or a link out of http.recordings_dir)")
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		return nil, errors.New("the recording is not a regular file")
+	}
+	limit := c.opts.InlineLimit
+	if limit <= 0 {
+		limit = DefaultInlineLimit
+	}
+	if info.Size() > limit {
+		return nil, fmt.Errorf("the recording is %d bytes, over the %d sent inline: set http.public_url to attach it by link", info.Size(), limit)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil || int64(len(data)) > limit {
+		return nil, errors.New("the recording file cannot be read whole")
+	}
+	return data, nil
 }
 
 // register registers the call with u as its user and saves the CALL_ID.

@@ -3,13 +3,18 @@
 // {"result":…,"time":{…}} envelope, {"error","error_description"} errors,
 // the inbound webhook's token in the path, the 50-request burst then 2/s
 // with 503 QUERY_LIMIT_EXCEEDED, the 30-minute register dedup (same user,
-// number, type, line and EXTERNAL_CALL_ID give the same CALL_ID), and
-// attachRecord refused before finish.
+// number, type, line and EXTERNAL_CALL_ID give the same CALL_ID),
+// attachRecord refused before finish, its RECORD_URL fetched once while the
+// method runs (an error if that fails) or its FILE_CONTENT decoded, and the
+// ONEXTERNALCALLSTART event a click on a number posts to the application's
+// handler (form-encoded, PHP-style keys data[…] and auth[…]).
 package bitrix24test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -58,11 +63,14 @@ type Server struct {
 	ids     int
 	open    map[string]*extCall // by CALL_ID
 	dedup   map[string]dedupEntry
+	fetch   *http.Client // set: RECORD_URL is fetched
+	ranges  []string     // Range headers of the fetches, in order
 }
 
 type extCall struct {
 	finished bool
 	attached int
+	record   []byte // the attached recording's bytes
 }
 
 type dedupEntry struct {
@@ -325,11 +333,142 @@ func (s *Server) handle(method string, p map[string]any, now time.Time) (any, *a
 		if !strings.HasSuffix(name, ".mp3") && !strings.HasSuffix(name, ".wav") {
 			return nil, bad("FILENAME must end in .mp3 or .wav")
 		}
-		if u, err := url.Parse(str(p, "RECORD_URL")); str(p, "FILE_CONTENT") == "" && (err != nil || u.Host == "") {
+		var data []byte
+		if fc := str(p, "FILE_CONTENT"); fc != "" {
+			var err error
+			if data, err = base64.StdEncoding.Strict().DecodeString(fc); err != nil {
+				return nil, bad("FILE_CONTENT is not base64")
+			}
+		} else if u, err := url.Parse(str(p, "RECORD_URL")); err != nil || u.Host == "" {
 			return nil, bad("RECORD_URL or FILE_CONTENT is required")
+		} else if s.fetch != nil {
+			// One attempt, while the method runs (the documented behaviour).
+			if data, err = s.download(u.String()); err != nil {
+				return nil, &apiErr{400, "ERROR_RECORD_DOWNLOAD", "Could not download the record: " + err.Error()}
+			}
 		}
 		c.attached++
+		c.record = data
 		return map[string]any{"FILE_ID": c.attached}, nil
 	}
 	return nil, &apiErr{404, "ERROR_METHOD_NOT_FOUND", "Method not found!"}
+}
+
+// FetchRecordings makes attachRecord download RECORD_URL with client, as
+// the portal does, in two ranges (bytes=0-9, then bytes=10-) the way a
+// resuming downloader would.
+func (s *Server) FetchRecordings(client *http.Client) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fetch = client
+}
+
+// Recording returns the bytes attached to a call (fetched or inline).
+func (s *Server) Recording(callID string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.open[callID]; c != nil {
+		return c.record
+	}
+	return nil
+}
+
+// Ranges returns the Range headers of the recording downloads.
+func (s *Server) Ranges() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ranges...)
+}
+
+// download fetches u in two ranges and checks each answer's Content-Range.
+func (s *Server) download(u string) ([]byte, error) {
+	get := func(rng string) ([]byte, int64, error) {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			return nil, 0, err
+		}
+		req.Header.Set("Range", rng)
+		s.ranges = append(s.ranges, rng)
+		resp, err := s.fetch.Do(req)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		if err != nil {
+			return nil, 0, err
+		}
+		if resp.StatusCode != http.StatusPartialContent {
+			return nil, 0, fmt.Errorf("HTTP %d for Range %s", resp.StatusCode, rng)
+		}
+		var first, last, total int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &total); err != nil || last-first+1 != int64(len(b)) {
+			return nil, 0, fmt.Errorf("bad Content-Range %q for %d bytes", resp.Header.Get("Content-Range"), len(b))
+		}
+		return b, total, nil
+	}
+	head, total, err := get("bytes=0-9")
+	if err != nil || total <= int64(len(head)) {
+		return head, err
+	}
+	rest, _, err := get("bytes=" + strconv.Itoa(len(head)) + "-")
+	if err != nil {
+		return nil, err
+	}
+	return append(head, rest...), nil
+}
+
+// NewExternalCall registers a call as the portal does itself when a user
+// clicks a number (before it posts ONEXTERNALCALLSTART) and returns its
+// CALL_ID: the bridge must only show and finish it, never register it.
+func (s *Server) NewExternalCall() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids++
+	id := fmt.Sprintf("externalCall.%08x.%d", s.ids*2654435761, s.ids)
+	s.open[id] = &extCall{}
+	return id
+}
+
+// ExternalCallStart is the event a click on a number posts.
+type ExternalCallStart struct {
+	Handler          string // the application's handler URL
+	ApplicationToken string
+	UserID           int
+	PhoneNumber      string
+	CallID           string
+	Extra            url.Values // more keys, or overrides
+}
+
+// PostExternalCallStart posts ONEXTERNALCALLSTART to the handler as the
+// portal's event queue does: application/x-www-form-urlencoded with
+// PHP-style keys. It returns the status and body of the answer.
+func (s *Server) PostExternalCallStart(e ExternalCallStart) (int, string, error) {
+	form := url.Values{
+		"event":                   {"ONEXTERNALCALLSTART"},
+		"event_handler_id":        {"7"},
+		"data[USER_ID]":           {strconv.Itoa(e.UserID)},
+		"data[PHONE_NUMBER]":      {e.PhoneNumber},
+		"data[CALL_ID]":           {e.CallID},
+		"data[CRM_ENTITY_TYPE]":   {"CONTACT"},
+		"data[CRM_ENTITY_ID]":     {"42"},
+		"data[LINE_NUMBER]":       {""},
+		"data[IS_MOBILE]":         {"N"},
+		"ts":                      {strconv.FormatInt(time.Now().Unix(), 10)},
+		"auth[domain]":            {"portal.bitrix24.test"},
+		"auth[client_endpoint]":   {"https://portal.bitrix24.test/rest/"},
+		"auth[server_endpoint]":   {"https://oauth.bitrix.info/rest/"},
+		"auth[member_id]":         {"a223c6b3710f85df22e9377d6c4f7553"},
+		"auth[application_token]": {e.ApplicationToken},
+	}
+	for k, v := range e.Extra {
+		form[k] = v
+	}
+	resp, err := http.Post(e.Handler, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, string(b), nil
 }
