@@ -33,6 +33,8 @@ type Config struct {
 	Log      Log       `koanf:"log"`
 	// Connectors are the CRM connectors (config/connectors.go).
 	Connectors Connectors `koanf:"connectors"`
+	// Sinks publish every event to a message system (config/sinks.go).
+	Sinks Sinks `koanf:"sinks"`
 	// Recordings are the signed recording links (config/recordings.go).
 	Recordings Recordings `koanf:"recordings"`
 }
@@ -165,6 +167,7 @@ func Default() Config {
 			DefaultRegion: "US"},
 		Log:        Log{Level: "info", Format: "text"},
 		Connectors: defaultConnectors(),
+		Sinks:      defaultSinks(),
 		Recordings: Recordings{LinkTTL: 24 * time.Hour},
 	}
 }
@@ -227,7 +230,7 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 			*p = resolvePath(base, *p) // a template file next to the config
 		}
 	}
-	for _, p := range []*string{&cfg.Store.Path, &cfg.HTTP.RecordingsDir} {
+	for _, p := range append([]*string{&cfg.Store.Path, &cfg.HTTP.RecordingsDir}, cfg.Sinks.NATS.files()...) {
 		if *p != "" {
 			if abs, err := filepath.Abs(resolvePath(base, *p)); err == nil {
 				*p = abs
@@ -350,6 +353,7 @@ func (c *Config) validate(add func(*Error)) {
 	if err := c.Connectors.validate(ids); err != nil {
 		add(err)
 	}
+	c.Sinks.validate(add, ids, 3*c.Delivery.Timeout)
 	c.Connectors.validateTemplates(ids, add)
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
 		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})
