@@ -33,8 +33,6 @@ type Config struct {
 	Log      Log       `koanf:"log"`
 	// Connectors are the CRM connectors (config/connectors.go).
 	Connectors Connectors `koanf:"connectors"`
-	// Sinks publish every event to a message system (config/sinks.go).
-	Sinks Sinks `koanf:"sinks"`
 	// Recordings are the signed recording links (config/recordings.go).
 	Recordings Recordings `koanf:"recordings"`
 }
@@ -94,8 +92,6 @@ type HTTP struct {
 	// PublicURL is the base URL CRMs reach ctibridge at (recording links,
 	// the Bitrix24 event handler); empty: no recording links.
 	PublicURL string `koanf:"public_url"`
-	// Panel is the agent panel (GET /panel), see panel.go.
-	Panel Panel `koanf:"panel"`
 }
 
 // Commands map CRM commands onto the dialplan. Empty values take the PBX
@@ -167,7 +163,6 @@ func Default() Config {
 			DefaultRegion: "US"},
 		Log:        Log{Level: "info", Format: "text"},
 		Connectors: defaultConnectors(),
-		Sinks:      defaultSinks(),
 		Recordings: Recordings{LinkTTL: 24 * time.Hour},
 	}
 }
@@ -225,12 +220,7 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 	if path != "" {
 		base = filepath.Dir(path)
 	}
-	for i := range cfg.Connectors.Templates {
-		if p := &cfg.Connectors.Templates[i].File; *p != "" {
-			*p = resolvePath(base, *p) // a template file next to the config
-		}
-	}
-	for _, p := range append([]*string{&cfg.Store.Path, &cfg.HTTP.RecordingsDir}, cfg.Sinks.NATS.files()...) {
+	for _, p := range []*string{&cfg.Store.Path, &cfg.HTTP.RecordingsDir} {
 		if *p != "" {
 			if abs, err := filepath.Abs(resolvePath(base, *p)); err == nil {
 				*p = abs
@@ -314,8 +304,12 @@ func (c *Config) validate(add func(*Error)) {
 	ids := map[string]bool{}
 	for i, w := range c.Webhooks {
 		key := fmt.Sprintf("webhooks[%d]", i)
-		if err := bridge.CheckWebhookURL("url", w.URL); err != nil {
-			add(&Error{key + ".url", bridge.ErrorMessage(err)})
+		if w.ID == "" {
+			c.Webhooks[i].ID = fmt.Sprintf("cfg-%d", i+1)
+		}
+		ep := bridge.Endpoint{ID: c.Webhooks[i].ID, URL: w.URL, Secret: w.Secret, PreviousSecret: w.PreviousSecret, Events: w.Events}
+		for _, p := range ep.Problems() {
+			add(&Error{key + "." + p.Field, p.Message})
 		}
 		// An IP literal the delivery policy refuses would be retried for
 		// nothing: refuse it here (a name is checked at every connection).
@@ -323,27 +317,8 @@ func (c *Config) validate(add func(*Error)) {
 		if err := bridge.CheckWebhookAddress("url", w.URL, policy); err != nil {
 			add(&Error{key + ".url", bridge.ErrorMessage(err)})
 		}
-		if _, err := bridge.WebhookSecretKey(w.Secret); err != nil {
-			add(&Error{key + ".secret", err.Error()})
-		}
 		if err := bridge.CheckPublishedWebhookSecret("secret", w.Secret); err != nil {
 			add(&Error{key + ".secret", bridge.ErrorMessage(err)})
-		}
-		if w.PreviousSecret != "" {
-			if _, err := bridge.WebhookSecretKey(w.PreviousSecret); err != nil {
-				add(&Error{key + ".previous_secret", err.Error()})
-			}
-			if w.PreviousSecret == w.Secret {
-				add(&Error{key + ".previous_secret", "is the same as secret (remove it once the rotation is over)"})
-			}
-		}
-		for _, f := range w.Events {
-			if !bridge.ValidEventFilter(f) {
-				add(&Error{key + ".events", fmt.Sprintf("%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)})
-			}
-		}
-		if w.ID == "" {
-			c.Webhooks[i].ID = fmt.Sprintf("cfg-%d", i+1)
 		}
 		if ids[c.Webhooks[i].ID] {
 			add(&Error{key + ".id", fmt.Sprintf("%q is used twice", c.Webhooks[i].ID)})
@@ -353,8 +328,6 @@ func (c *Config) validate(add func(*Error)) {
 	if err := c.Connectors.validate(ids); err != nil {
 		add(err)
 	}
-	c.Sinks.validate(add, ids, 3*c.Delivery.Timeout)
-	c.Connectors.validateTemplates(ids, add)
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
 		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})
 	}
@@ -450,7 +423,6 @@ func (h *HTTP) check(add func(*Error)) {
 	if h.MaxStreamsPerKey < 1 || h.MaxStreamsPerKey > h.MaxStreams {
 		add(&Error{"http.max_streams_per_key", fmt.Sprintf("must be from 1 to http.max_streams (%d), got %d", h.MaxStreams, h.MaxStreamsPerKey)})
 	}
-	h.Panel.check(add)
 }
 
 // loopbackListen reports a listen address bound to loopback only.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -252,19 +253,28 @@ func FuzzRequestBodies(f *testing.F) {
 			}
 			req = r
 		case 4:
-			var r webhookRequest
+			var r bridge.EndpointRequest
+			var ep bridge.Endpoint
 			if err = decodeJSON(body, "application/json", &r, true); err == nil {
-				err = r.validate()
+				// As the endpoint service fills in what the request omits.
+				ep = bridge.Endpoint{ID: r.ID, URL: r.URL, Secret: r.Secret, PreviousSecret: r.PreviousSecret, Events: r.Events}
+				if ep.ID == "" {
+					ep.ID = bridge.NewID("ep_")
+				}
+				if ep.Secret == "" {
+					ep.Secret = bridge.NewWebhookSecret()
+				}
+				err = ep.Validate()
 			}
 			if err == nil {
-				if u, e := url.Parse(r.URL); e != nil || u.Host == "" {
-					t.Fatalf("accepted url %q: %v", r.URL, e)
+				if u, e := url.Parse(ep.URL); e != nil || u.Host == "" {
+					t.Fatalf("accepted url %q: %v", ep.URL, e)
 				}
-				if !strings.HasPrefix(r.Secret, "whsec_") || !reEndpointID.MatchString(r.ID) {
-					t.Fatalf("accepted secret or id: %+v", r)
+				if !strings.HasPrefix(ep.Secret, "whsec_") || !regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`).MatchString(ep.ID) {
+					t.Fatalf("accepted secret or id: %+v", ep)
 				}
 			}
-			req = r
+			req = ep
 		case 5:
 			var r recordRequest
 			if err = decodeJSON(body, "application/json", &r, true); err == nil {

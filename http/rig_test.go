@@ -97,7 +97,9 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		r.mu.Unlock()
 	})
 	r.srv = apihttp.NewServer(r.engine, db, log)
-	r.srv.PBXName, r.srv.Dispatcher, r.srv.ConfigEndpoints = "pbx1", disp, cfgEPs
+	r.srv.PBXName, r.srv.Dispatcher = "pbx1", disp
+	endpoints := bridge.NewEndpoints(db, cfgEPs, disp.AddressPolicy())
+	r.srv.Endpoints = endpoints
 	r.srv.Deliveries = deliveries
 	r.srv.Heartbeat = 20 * time.Millisecond
 
@@ -191,7 +193,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		wg.Wait()
 		db.Close()
 	})
-	if err := r.srv.SyncEndpoints(context.Background()); err != nil {
+	if err := endpoints.Push(context.Background(), r.engine, disp); err != nil {
 		t.Fatal(err)
 	}
 	r.waitFor("PBX link", r.up)

@@ -51,10 +51,6 @@ type Store interface {
 	PutIdempotency(ctx context.Context, key, scope string, result []byte) ([]byte, bool, error)
 	DeleteIdempotency(ctx context.Context, key, scope string) error
 
-	CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error
-	ListEndpoints(ctx context.Context) ([]bridge.Endpoint, error)
-	DeleteEndpoint(ctx context.Context, id string) error
-	DisabledEndpoints(ctx context.Context) (map[string]string, error)
 	Attempts(ctx context.Context, endpointID string, limit int, before time.Time) ([]bridge.Attempt, error)
 	DeadLetters(ctx context.Context, endpointID string, limit int) ([]bridge.Delivery, error)
 	Replay(ctx context.Context, eventID string, endpointIDs []string) ([]bridge.Delivery, error)
@@ -69,7 +65,6 @@ type Engine interface {
 	StoreOK() bool
 	Stats() bridge.EngineStats
 	Subscribe(fn func([]bridge.Record)) (unsubscribe func())
-	SetEndpoints(eps []bridge.Endpoint)
 }
 
 // Dispatcher is the webhook dispatcher (*webhooks.Dispatcher).
@@ -108,13 +103,11 @@ type Server struct {
 
 	// Calls and Agents carry out the call and agent commands and serve
 	// their views (bridge.NewCallService, bridge.NewAgents).
-	Calls  bridge.CallService
-	Agents bridge.AgentService
+	Calls     bridge.CallService
+	Agents    bridge.AgentService
+	Endpoints bridge.EndpointService
 	// Dispatcher delivers webhooks; the webhook routes need it.
 	Dispatcher Dispatcher
-	// ConfigEndpoints are the webhook endpoints of the config file; the
-	// API adds its own from the store beside them.
-	ConfigEndpoints []bridge.Endpoint
 	// RecordingsDir is the directory recordings may be served from; a
 	// recording's path, as the PBX reports it, must lie under it. Empty:
 	// recordings are not served.
@@ -153,10 +146,6 @@ type Server struct {
 	Heartbeat          time.Duration
 	StreamBuffer       int
 	StreamWriteTimeout time.Duration
-	// Panel configures the agent panel (GET /panel); panel holds its
-	// one-time login links.
-	Panel PanelConfig
-	panel panelState
 
 	loopback     bool
 	keyExisted   atomic.Bool // once true, stays true: the store says so for good
@@ -165,7 +154,6 @@ type Server struct {
 	writeTimeout time.Duration          // writeTimeout as NewServer found it
 	hub          *hub
 	idem         keyLocks
-	epMu         sync.Mutex // serialises endpoint changes
 
 	attachOnce  sync.Once
 	unsubscribe func() // from the engine's commits

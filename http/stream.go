@@ -39,9 +39,8 @@ type subscriber struct {
 	ch      chan bridge.Record
 	cut     chan struct{}
 	cutOnce sync.Once
-	types   []string     // filters such as call.* ; empty: all
-	agent   string       // extension; empty: all
-	scope   *agentFilter // an agent key's stream: only that agent's calls and state
+	types   []string // filters such as call.* ; empty: all
+	agent   string   // extension; empty: all
 }
 
 func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
@@ -81,9 +80,6 @@ func (sub *subscriber) wants(r bridge.Record) bool {
 		return false // addressed to one endpoint, not an event of the PBX
 	}
 	if len(sub.types) > 0 && !(bridge.Endpoint{Events: sub.types}).Wants(r.Type) {
-		return false
-	}
-	if sub.scope != nil && !sub.scope.admits(r) {
 		return false
 	}
 	return sub.agent == "" || mentionsAgent(r.Payload, sub.agent)
@@ -126,9 +122,6 @@ func (s *Server) stream(c *fiber.Ctx) error {
 			return err
 		}
 		sub.agent = a
-	}
-	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.Agent != "" {
-		sub.scope = newAgentFilter(p.Agent) // filtered here, server-side: never sent
 	}
 	after := int64(-1) // live only
 	last := c.Get("Last-Event-ID")

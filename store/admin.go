@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,13 +16,11 @@ import (
 	"github.com/ctibridge/ctibridge/bridge"
 )
 
-var reEndpointID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
 // CreateEndpoint stores a webhook endpoint created over the API. The id is
 // the caller's (unique, 1 to 64 of A-Z a-z 0-9 _ . -); a zero CreatedAt
 // becomes now.
 func (db *DB) CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
-	if err := checkEndpoint(ep); err != nil {
+	if err := ep.Validate(); err != nil {
 		return err
 	}
 	if ep.CreatedAt.IsZero() {
@@ -65,7 +62,7 @@ func putPreviousSecret(w *wtx, ep bridge.Endpoint) error {
 // UpdateEndpoint changes the URL, secrets and event filters of an endpoint
 // created over the API (its id, disabled state and creation time stay).
 func (db *DB) UpdateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
-	if err := checkEndpoint(ep); err != nil {
+	if err := ep.Validate(); err != nil {
 		return err
 	}
 	events, err := json.Marshal(ep.Events)
@@ -82,33 +79,6 @@ func (db *DB) UpdateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
 		}
 		return putPreviousSecret(w, ep)
 	})
-}
-
-// checkEndpoint applies the rules the config file's webhooks follow.
-func checkEndpoint(ep bridge.Endpoint) error {
-	if !reEndpointID.MatchString(ep.ID) {
-		return bridge.FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -, got %q", ep.ID)
-	}
-	if err := bridge.CheckWebhookURL("url", ep.URL); err != nil {
-		return err
-	}
-	if _, err := bridge.WebhookSecretKey(ep.Secret); err != nil {
-		return bridge.FieldError("secret", "%v", err)
-	}
-	if ep.PreviousSecret != "" {
-		if _, err := bridge.WebhookSecretKey(ep.PreviousSecret); err != nil {
-			return bridge.FieldError("previous_secret", "%v", err)
-		}
-		if ep.PreviousSecret == ep.Secret {
-			return bridge.FieldError("previous_secret", "is the same as secret")
-		}
-	}
-	for _, f := range ep.Events {
-		if !bridge.ValidEventFilter(f) {
-			return bridge.FieldError("events", "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
-		}
-	}
-	return nil
 }
 
 // endpointSelect reads endpoints with their previous secret (” outside a

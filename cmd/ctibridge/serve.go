@@ -38,35 +38,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}
 	defer db.Close()
 
-	endpoints := configEndpoints(cfg)
-	runtimeEPs, err := db.ListEndpoints(ctx)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	endpoints = append(endpoints, runtimeEPs...)
-	// A 410 disables an endpoint for good; the config file is the admin's
-	// declared intent, so its endpoints start enabled again (logged), while
-	// endpoints created over the API stay disabled until re-enabled.
-	disabled, err := db.DisabledEndpoints(ctx)
-	if err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	for i, ep := range endpoints {
-		reason, ok := disabled[ep.ID]
-		switch {
-		case !ok:
-		case ep.Source == "config":
-			log.Warn("webhook endpoint from the config was disabled; enabling it again", "endpoint", ep.ID, "reason", reason)
-			if err := db.EnableEndpoint(ctx, ep.ID); err != nil {
-				return fmt.Errorf("store: %w", err)
-			}
-		default:
-			endpoints[i].Disabled, endpoints[i].DisabledReason = true, reason
-		}
-	}
 	var engine *bridge.Engine
 	var srv *apihttp.Server
-	var epMu sync.Mutex
+	var endpoints *bridge.Endpoints // built once the connectors are
 
 	policy := webhooks.DefaultPolicy()
 	policy.AllowLoopback, policy.AllowPrivate, policy.AllowLinkLocal = cfg.Delivery.AllowLoopback, cfg.Delivery.AllowPrivate, cfg.Delivery.AllowLinkLocal
@@ -83,18 +57,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		Logger:                 log,
 		// Stop creating deliveries for an endpoint that answered 410.
 		OnDisable: func(id, reason string) {
-			// The server knows the endpoints made over the API too.
-			if srv != nil && srv.SyncEndpoints(context.Background()) == nil {
-				return
+			if err := endpoints.Disabled(context.Background(), id); err != nil {
+				log.Error("endpoint disabled, but deliveries may still be created for it until a restart", "endpoint", id, "err", err)
 			}
-			epMu.Lock()
-			defer epMu.Unlock()
-			for i := range endpoints {
-				if endpoints[i].ID == id {
-					endpoints[i].Disabled, endpoints[i].DisabledReason = true, reason
-				}
-			}
-			engine.SetEndpoints(endpoints)
 		},
 		Connectors: conns,
 	})
@@ -105,11 +70,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if err != nil {
 		return err
 	}
-	endpoints = append(endpoints, connectorEPs...)
-	dispatcher.SetEndpoints(endpoints)
+	endpoints = bridge.NewEndpoints(db, append(configEndpoints(cfg), connectorEPs...), dispatcher.AddressPolicy())
+	initial, err := endpoints.Load(ctx, func(id, reason string) {
+		log.Warn("webhook endpoint from the config was disabled; enabling it again", "endpoint", id, "reason", reason)
+	})
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
 
 	tracker := bridge.NewTracker(trackerConfig(cfg))
-	engine = bridge.NewEngine(tracker, db, dispatcher, bridge.EngineOptions{Endpoints: endpoints, Logger: log,
+	engine = bridge.NewEngine(tracker, db, dispatcher, bridge.EngineOptions{Endpoints: initial, Logger: log,
 		MaxQueued: cfg.Store.MaxQueuedEvents, ReconcileInterval: cfg.PBX.ReconcileInterval, CheckInvariants: cfg.Calls.CheckInvariants})
 	if err := engine.Restore(ctx); err != nil {
 		return fmt.Errorf("store: restoring open calls: %w", err)
@@ -153,16 +123,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	engine.Subscribe(agents.Apply)
 
 	srv = apihttp.NewServer(engine, db, log)
-	srv.Calls, srv.Agents = calls, agents
+	if err := endpoints.Push(ctx, engine, dispatcher); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	srv.Calls, srv.Agents, srv.Endpoints = calls, agents, endpoints
 	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
 	deliveries.Backlog, srv.Deliveries = dispatcher.Backlogs, deliveries
 	srv.Version, srv.Commit, _ = buildInfo()
-	srv.PBXName, srv.Dispatcher, srv.ConfigEndpoints = cfg.PBX.Name, dispatcher, append(configEndpoints(cfg), connectorEPs...)
+	srv.PBXName, srv.Dispatcher = cfg.PBX.Name, dispatcher
 	srv.RequestTimeout, srv.RecordingsDir = cfg.HTTP.RequestTimeout, cfg.HTTP.RecordingsDir
 	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
 	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts
 	srv.MaxStreams, srv.MaxStreamsPerKey = cfg.HTTP.MaxStreams, cfg.HTTP.MaxStreamsPerKey
-	srv.Panel = apihttp.PanelConfig{CRMURL: cfg.HTTP.Panel.CRMURL, AutoOpen: cfg.HTTP.Panel.AutoOpen, FrameAncestors: cfg.HTTP.Panel.FrameAncestors}
 	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}
@@ -210,7 +182,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		}
 	}()
 	log.Info("ctibridge running", "pbx", cfg.PBX.Type, "pbx_address", cfg.PBX.Address, "http", srv.Addr(),
-		"store", cfg.Store.Path, "endpoints", len(endpoints))
+		"store", cfg.Store.Path, "endpoints", len(initial))
 
 	var runErr error
 	select {

@@ -1,0 +1,339 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+)
+
+// EndpointService owns the webhook endpoints: the fixed ones (the config
+// file's and the connectors') and those created over the API. It keeps
+// the engine (which creates deliveries) and the dispatcher (which makes
+// them) on the same list: every change, and a 410 Gone that disabled one,
+// pushes the whole list to both.
+type EndpointService interface {
+	Endpoints(ctx context.Context) ([]Endpoint, error)
+	Endpoint(ctx context.Context, id string) (Endpoint, error)
+	// Create subscribes an endpoint; a missing id and secret are
+	// generated (the secret is returned in this answer only).
+	Create(ctx context.Context, req EndpointRequest) (Endpoint, error)
+	Update(ctx context.Context, id string, upd EndpointUpdate) (ep Endpoint, generatedSecret bool, err error)
+	Delete(ctx context.Context, id string) error
+	// Disabled is told that an endpoint was disabled (it answered 410);
+	// the list is pushed again.
+	Disabled(ctx context.Context, id string) error
+}
+
+// EndpointStore keeps the endpoints made over the API and every
+// endpoint's disabled state (*store.DB).
+type EndpointStore interface {
+	ListEndpoints(ctx context.Context) ([]Endpoint, error)
+	CreateEndpoint(ctx context.Context, ep Endpoint) error
+	UpdateEndpoint(ctx context.Context, ep Endpoint) error
+	DeleteEndpoint(ctx context.Context, id string) error
+	DisabledEndpoints(ctx context.Context) (map[string]string, error)
+	EnableEndpoint(ctx context.Context, id string) error
+}
+
+// EndpointSink takes the endpoint list (the engine, the dispatcher).
+type EndpointSink interface {
+	SetEndpoints(eps []Endpoint)
+}
+
+// EndpointRequest is an endpoint asked for over the API.
+type EndpointRequest struct {
+	ID     string   `json:"id"`
+	URL    string   `json:"url"`
+	Secret string   `json:"secret"`
+	Events []string `json:"events"`
+	// PreviousSecret keeps a secret the receivers still hold valid while
+	// they move to Secret: requests carry a signature for each.
+	PreviousSecret string `json:"previous_secret"`
+}
+
+// EndpointUpdate changes an API endpoint; nil fields keep their value.
+type EndpointUpdate struct {
+	URL    *string   `json:"url"`
+	Events *[]string `json:"events"`
+	// Secret replaces the secret ("" generates one, shown in this answer
+	// only). Unless PreviousSecret is given too, the replaced secret
+	// becomes the previous one: a rotation starts, and requests carry both
+	// signatures until PreviousSecret is set to "".
+	Secret         *string `json:"secret"`
+	PreviousSecret *string `json:"previous_secret"`
+}
+
+var reEndpointID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// maxEventFilters bounds an endpoint's filters.
+const maxEventFilters = 64
+
+// Problems lists everything wrong with an endpoint, each naming its field
+// (id, url, secret, previous_secret, events): the rules the config file,
+// the API and the store share. What depends on the deployment (the
+// delivery address policy, published secrets) is checked apart
+// (CheckWebhookAddress, CheckPublishedWebhookSecret).
+func (ep Endpoint) Problems() []*Error {
+	var out []*Error
+	if !reEndpointID.MatchString(ep.ID) {
+		out = append(out, FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -, got %q", ep.ID))
+	}
+	if err := CheckWebhookURL("url", ep.URL); err != nil {
+		out = append(out, asError(err))
+	}
+	if _, err := WebhookSecretKey(ep.Secret); err != nil {
+		out = append(out, FieldError("secret", "%v", err))
+	}
+	if ep.PreviousSecret != "" {
+		if _, err := WebhookSecretKey(ep.PreviousSecret); err != nil {
+			out = append(out, FieldError("previous_secret", "%v", err))
+		} else if ep.PreviousSecret == ep.Secret {
+			out = append(out, FieldError("previous_secret", "is the same as secret (remove it once the rotation is over)"))
+		}
+	}
+	if err := CheckEventFilters("events", ep.Events); err != nil {
+		out = append(out, asError(err))
+	}
+	return out
+}
+
+// Validate returns the first of Problems, nil when there is none.
+func (ep Endpoint) Validate() error {
+	if ps := ep.Problems(); len(ps) > 0 {
+		return ps[0]
+	}
+	return nil
+}
+
+// CheckEventFilters checks an endpoint's event filters.
+func CheckEventFilters(field string, events []string) error {
+	if len(events) > maxEventFilters {
+		return FieldError(field, "must hold at most %d filters", maxEventFilters)
+	}
+	for _, f := range events {
+		if err := CheckValue(field, f); err != nil {
+			return err
+		}
+		if !ValidEventFilter(f) {
+			return FieldError(field, "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
+		}
+	}
+	return nil
+}
+
+func asError(err error) *Error {
+	if e, ok := err.(*Error); ok {
+		return e
+	}
+	return &Error{Code: EINVALID, Message: err.Error()}
+}
+
+// Endpoints is the EndpointService.
+type Endpoints struct {
+	store  EndpointStore
+	fixed  []Endpoint
+	policy AddressPolicy
+	now    func() time.Time
+
+	mu    sync.Mutex // serialises changes and pushes
+	sinks []EndpointSink
+}
+
+// NewEndpoints returns the EndpointService over store. fixed are the
+// config file's and the connectors' endpoints (Source "config"): the API
+// neither changes nor deletes them. policy is the delivery address policy
+// a new URL must pass.
+func NewEndpoints(store EndpointStore, fixed []Endpoint, policy AddressPolicy) *Endpoints {
+	return &Endpoints{store: store, fixed: fixed, policy: policy, now: time.Now}
+}
+
+// Load reads the list as it starts: a 410 disables an endpoint for good,
+// but the config file is the admin's declared intent, so its endpoints
+// start enabled again (onReenable is told), while API ones stay disabled
+// until re-enabled.
+func (s *Endpoints) Load(ctx context.Context, onReenable func(id, reason string)) ([]Endpoint, error) {
+	disabled, err := s.store.DisabledEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ep := range s.fixed {
+		if reason, ok := disabled[ep.ID]; ok {
+			if onReenable != nil {
+				onReenable(ep.ID, reason)
+			}
+			if err := s.store.EnableEndpoint(ctx, ep.ID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s.Endpoints(ctx)
+}
+
+// Push sends the list to sinks now and after every change.
+func (s *Endpoints) Push(ctx context.Context, sinks ...EndpointSink) error {
+	s.mu.Lock()
+	s.sinks = append(s.sinks, sinks...)
+	s.mu.Unlock()
+	return s.sync(ctx)
+}
+
+func (s *Endpoints) sync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	eps, err := s.Endpoints(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sink := range s.sinks {
+		sink.SetEndpoints(eps)
+	}
+	return nil
+}
+
+// Endpoints are the fixed endpoints then the API's, with the disabled
+// state the store keeps.
+func (s *Endpoints) Endpoints(ctx context.Context) ([]Endpoint, error) {
+	runtime, err := s.store.ListEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	disabled, err := s.store.DisabledEndpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	eps := make([]Endpoint, 0, len(s.fixed)+len(runtime))
+	for _, ep := range s.fixed {
+		if reason, ok := disabled[ep.ID]; ok {
+			ep.Disabled, ep.DisabledReason = true, reason
+		}
+		eps = append(eps, ep)
+	}
+	return append(eps, runtime...), nil
+}
+
+// Endpoint finds one endpoint by id.
+func (s *Endpoints) Endpoint(ctx context.Context, id string) (Endpoint, error) {
+	eps, err := s.Endpoints(ctx)
+	if err != nil {
+		return Endpoint{}, err
+	}
+	for _, ep := range eps {
+		if ep.ID == id {
+			return ep, nil
+		}
+	}
+	return Endpoint{}, &Error{Code: ENOTFOUND, Field: "id", Message: "no webhook endpoint with id " + id}
+}
+
+func (s *Endpoints) isFixed(id string) bool {
+	return slices.ContainsFunc(s.fixed, func(ep Endpoint) bool { return ep.ID == id })
+}
+
+// Create implements EndpointService.
+func (s *Endpoints) Create(ctx context.Context, req EndpointRequest) (Endpoint, error) {
+	ep := Endpoint{ID: req.ID, URL: req.URL, Secret: req.Secret, PreviousSecret: req.PreviousSecret, Events: req.Events,
+		Source: "api", CreatedAt: s.now().UTC()}
+	if ep.ID == "" {
+		ep.ID = NewID("ep_")
+	}
+	if ep.Secret == "" {
+		ep.Secret = NewWebhookSecret()
+	} else if _, err := WebhookSecretKey(ep.Secret); err != nil {
+		return Endpoint{}, FieldError("secret", "%v (omit it to have one generated)", err)
+	}
+	if ep.Events == nil {
+		ep.Events = []string{}
+	}
+	if err := ep.Validate(); err != nil {
+		return Endpoint{}, err
+	}
+	if err := CheckWebhookAddress("url", ep.URL, s.policy); err != nil {
+		return Endpoint{}, err
+	}
+	if err := CheckPublishedWebhookSecret("secret", ep.Secret); err != nil {
+		return Endpoint{}, err
+	}
+	if s.isFixed(ep.ID) {
+		return Endpoint{}, &Error{Code: ECONFLICT, Field: "id", Message: "endpoint " + ep.ID + " is defined in the config file"}
+	}
+	if err := s.store.CreateEndpoint(ctx, ep); err != nil {
+		if e, ok := err.(*Error); ok && e.Code == EINVALID && e.Field == "id" {
+			return Endpoint{}, &Error{Code: ECONFLICT, Field: "id", Message: e.Message}
+		}
+		return Endpoint{}, err
+	}
+	return ep, s.sync(ctx)
+}
+
+// Update implements EndpointService: the URL, the filters or the secrets
+// (rotation) of an API endpoint; its id, state and history stay.
+func (s *Endpoints) Update(ctx context.Context, id string, upd EndpointUpdate) (Endpoint, bool, error) {
+	if s.isFixed(id) {
+		return Endpoint{}, false, Errorf(ECONFLICT, "endpoint %s is defined in the config file: change it there (webhooks[].secret, previous_secret)", id)
+	}
+	ep, err := s.Endpoint(ctx, id)
+	if err != nil {
+		return Endpoint{}, false, err
+	}
+	if upd.URL != nil {
+		ep.URL = *upd.URL
+	}
+	if upd.Events != nil {
+		ep.Events = *upd.Events
+		if ep.Events == nil {
+			ep.Events = []string{}
+		}
+	}
+	generated := false
+	if upd.Secret != nil {
+		secret := *upd.Secret
+		if secret == "" {
+			secret, generated = NewWebhookSecret(), true
+		} else if _, err := WebhookSecretKey(secret); err != nil {
+			return Endpoint{}, false, FieldError("secret", "%v (send \"\" to have one generated)", err)
+		}
+		if secret != ep.Secret {
+			ep.PreviousSecret, ep.Secret = ep.Secret, secret
+		}
+	}
+	if upd.PreviousSecret != nil {
+		ep.PreviousSecret = *upd.PreviousSecret
+	}
+	if err := ep.Validate(); err != nil {
+		return Endpoint{}, false, err
+	}
+	if err := CheckWebhookAddress("url", ep.URL, s.policy); err != nil {
+		return Endpoint{}, false, err
+	}
+	if upd.Secret != nil {
+		if err := CheckPublishedWebhookSecret("secret", ep.Secret); err != nil {
+			return Endpoint{}, false, err
+		}
+	}
+	if err := s.store.UpdateEndpoint(ctx, ep); err != nil {
+		return Endpoint{}, false, err
+	}
+	return ep, generated, s.sync(ctx)
+}
+
+// Delete implements EndpointService.
+func (s *Endpoints) Delete(ctx context.Context, id string) error {
+	if s.isFixed(id) {
+		return Errorf(ECONFLICT, "endpoint %s is defined in the config file: remove it there", id)
+	}
+	if err := s.store.DeleteEndpoint(ctx, id); err != nil {
+		return err
+	}
+	return s.sync(ctx)
+}
+
+// Disabled implements EndpointService.
+func (s *Endpoints) Disabled(ctx context.Context, id string) error {
+	if err := s.sync(ctx); err != nil {
+		return fmt.Errorf("endpoint %s disabled, but the list was not pushed: %w", id, err)
+	}
+	return nil
+}
