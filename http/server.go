@@ -146,6 +146,10 @@ type Server struct {
 	Heartbeat          time.Duration
 	StreamBuffer       int
 	StreamWriteTimeout time.Duration
+	// Panel configures the agent panel (GET /panel); panel holds its
+	// one-time login links.
+	Panel PanelConfig
+	panel panelState
 
 	loopback     bool
 	keyExisted   atomic.Bool // once true, stays true: the store says so for good

@@ -39,8 +39,9 @@ type subscriber struct {
 	ch      chan bridge.Record
 	cut     chan struct{}
 	cutOnce sync.Once
-	types   []string // filters such as call.* ; empty: all
-	agent   string   // extension; empty: all
+	types   []string     // filters such as call.* ; empty: all
+	agent   string       // extension; empty: all
+	scope   *agentFilter // an agent key's stream: only that agent's calls and state
 }
 
 func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
@@ -80,6 +81,9 @@ func (sub *subscriber) wants(r bridge.Record) bool {
 		return false // addressed to one endpoint, not an event of the PBX
 	}
 	if len(sub.types) > 0 && !(bridge.Endpoint{Events: sub.types}).Wants(r.Type) {
+		return false
+	}
+	if sub.scope != nil && !sub.scope.admits(r) {
 		return false
 	}
 	return sub.agent == "" || mentionsAgent(r.Payload, sub.agent)
@@ -122,6 +126,9 @@ func (s *Server) stream(c *fiber.Ctx) error {
 			return err
 		}
 		sub.agent = a
+	}
+	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.Agent != "" {
+		sub.scope = newAgentFilter(p.Agent) // filtered here, server-side: never sent
 	}
 	after := int64(-1) // live only
 	last := c.Get("Last-Event-ID")
