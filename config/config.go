@@ -33,6 +33,8 @@ type Config struct {
 	Log      Log       `koanf:"log"`
 	// Connectors are the CRM connectors (config/connectors.go).
 	Connectors Connectors `koanf:"connectors"`
+	// Sinks publish every event to a message system (config/sinks.go).
+	Sinks Sinks `koanf:"sinks"`
 	// Recordings are the signed recording links (config/recordings.go).
 	Recordings Recordings `koanf:"recordings"`
 }
@@ -92,6 +94,8 @@ type HTTP struct {
 	// PublicURL is the base URL CRMs reach ctibridge at (recording links,
 	// the Bitrix24 event handler); empty: no recording links.
 	PublicURL string `koanf:"public_url"`
+	// Panel is the agent panel (GET /panel), see panel.go.
+	Panel Panel `koanf:"panel"`
 }
 
 // Commands map CRM commands onto the dialplan. Empty values take the PBX
@@ -163,6 +167,7 @@ func Default() Config {
 			DefaultRegion: "US"},
 		Log:        Log{Level: "info", Format: "text"},
 		Connectors: defaultConnectors(),
+		Sinks:      defaultSinks(),
 		Recordings: Recordings{LinkTTL: 24 * time.Hour},
 	}
 }
@@ -220,7 +225,12 @@ func Load(path string, environ []string, overrides map[string]string) (Config, e
 	if path != "" {
 		base = filepath.Dir(path)
 	}
-	for _, p := range []*string{&cfg.Store.Path, &cfg.HTTP.RecordingsDir} {
+	for i := range cfg.Connectors.Templates {
+		if p := &cfg.Connectors.Templates[i].File; *p != "" {
+			*p = resolvePath(base, *p) // a template file next to the config
+		}
+	}
+	for _, p := range append([]*string{&cfg.Store.Path, &cfg.HTTP.RecordingsDir}, cfg.Sinks.NATS.files()...) {
 		if *p != "" {
 			if abs, err := filepath.Abs(resolvePath(base, *p)); err == nil {
 				*p = abs
@@ -328,6 +338,8 @@ func (c *Config) validate(add func(*Error)) {
 	if err := c.Connectors.validate(ids); err != nil {
 		add(err)
 	}
+	c.Sinks.validate(add, ids, 3*c.Delivery.Timeout)
+	c.Connectors.validateTemplates(ids, add)
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
 		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})
 	}
@@ -423,6 +435,7 @@ func (h *HTTP) check(add func(*Error)) {
 	if h.MaxStreamsPerKey < 1 || h.MaxStreamsPerKey > h.MaxStreams {
 		add(&Error{"http.max_streams_per_key", fmt.Sprintf("must be from 1 to http.max_streams (%d), got %d", h.MaxStreams, h.MaxStreamsPerKey)})
 	}
+	h.Panel.check(add)
 }
 
 // loopbackListen reports a listen address bound to loopback only.
