@@ -30,16 +30,19 @@ var demoCalls = map[string][]string{
 // demo runs a simulated PBX, a local CRM receiver and the bridge between
 // them, prints what the CRM receives, and exits when every event arrived.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", `Usage: ctibridge demo [--pbx asterisk|freeswitch] [--calls N] [--keep] [-v]
+	fs := newFlagSet("demo", `Usage: ctibridge demo [--pbx asterisk|freeswitch] [--crm bitrix24|zammad|hubspot] [--calls N] [--keep] [-v]
 
 Runs a simulated PBX, a local CRM receiver and ctibridge between them, plays
-real captured calls and prints each webhook the CRM receives. Needs no
+real captured calls and prints each webhook the CRM receives. With --crm, a
+fake of that CRM runs too, with its connector configured against it, and the
+demo ends by printing, per call, the requests your CRM would get. Needs no
 setup and leaves nothing behind. Ctrl-C or SIGTERM stops it at once.
 `)
 	pbxType := fs.String("pbx", "asterisk", "simulated PBX: asterisk or freeswitch")
 	rounds := fs.Int("calls", 1, "how many times to play the mix of calls")
 	pace := fs.Duration("pace", 15*time.Millisecond, "delay between PBX events")
 	verbose := fs.Bool("v", false, "show ctibridge's log")
+	crmName := fs.String("crm", "", "also run a fake CRM (bitrix24, zammad or hubspot) with its connector, and print the requests it receives")
 	keep := fs.Bool("keep", false, "keep the simulated PBX, ctibridge and the CRM receiver running after the calls, until Ctrl-C")
 	if err := parseArgs(fs, args, stdout, stderr); err != nil {
 		return err
@@ -95,6 +98,13 @@ setup and leaves nothing behind. Ctrl-C or SIGTERM stops it at once.
 	// yours with curl, control calls without one (never webhooks).
 	cfg.HTTP.Anonymous = "control"
 	cfg.Webhooks = []config.Webhook{{ID: "crm", URL: receiver.URL, Secret: secret}}
+	var crm *demoCRM // demo_crm.go
+	if *crmName != "" {
+		if crm, err = startDemoCRM(*crmName, &cfg); err != nil {
+			return err
+		}
+		defer crm.close()
+	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -176,6 +186,12 @@ setup and leaves nothing behind. Ctrl-C or SIGTERM stops it at once.
 	})
 	if err != nil {
 		return halt(fmt.Errorf("not every event reached the CRM: %d committed, %d delivered", r.Engine.Emitted.Load(), len(receiver.Deliveries())))
+	}
+	if crm != nil {
+		if err := waitFor(ctx, 60*time.Second, func() bool { return crm.settled(ctx, r.DB) }); err != nil {
+			return halt(fmt.Errorf("not every event reached %s: %w", crm.title, err))
+		}
+		crm.report(ctx, stdout, r.DB)
 	}
 	bad := 0
 	for _, d := range receiver.Requests() {

@@ -33,6 +33,24 @@ type Request struct {
 	ID     string // the call engagement the request is about ("" for a search)
 	Body   map[string]any
 	Status int // the status answered
+	Found  int // what a search found
+}
+
+// Searched is the distinct values a search's filters looked for.
+func (r Request) Searched() []string {
+	var out []string
+	gs, _ := r.Body["filterGroups"].([]any)
+	for _, g := range gs {
+		gm, _ := g.(map[string]any)
+		fs, _ := gm["filters"].([]any)
+		for _, f := range fs {
+			fm, _ := f.(map[string]any)
+			if v := fmt.Sprint(fm["value"]); !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // Props is the request's properties object, as strings.
@@ -364,6 +382,9 @@ func (s *Server) route(r *http.Request, req *Request, now time.Time) (int, any) 
 		}
 	case "search-calls", "search-contacts":
 		reply, e = s.search(strings.TrimPrefix(req.Op, "search-"), req.Body, now)
+		if e == nil {
+			req.Found = reply.(map[string]any)["total"].(int)
+		}
 	case "associate":
 		req.ID = parts[4]
 		c, ok := s.calls[parts[4]]
