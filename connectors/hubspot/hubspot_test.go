@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -372,5 +375,46 @@ func TestTokenNeverInErrors(t *testing.T) {
 	}
 	if _, err := hubspot.New(hubspot.Options{Token: "pat with spaces " + tok, State: &memState{}}); err == nil || strings.Contains(err.Error(), tok) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// A recording URL, when ctibridge has one: ready before the end it goes
+// with the end's update; ready after, in an update of its own.
+func TestRecordingURL(t *testing.T) {
+	fake := newFake(t)
+	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *hubspot.Options) {
+		o.RecordingURL = func(p string) (string, bool) { return "https://bridge.example/r/" + p[strings.LastIndex(p, "/")+1:] + "?sig=x", true }
+	})
+	in := bridge.DirectionInbound
+	rec := func(conv string, seq int64) bridge.Record {
+		return ev(conv, seq, bridge.EventRecordingReady, in, "", func(e *bridge.Event) { e.Recording = &bridge.Recording{Path: "/spool/" + conv + ".wav"} })
+	}
+	deliver(t, c,
+		ev("conv_1", 1, bridge.EventCallRinging, in, "100", nil), rec("conv_1", 2),
+		ev("conv_1", 3, bridge.EventCallEnded, in, "", ended(bridge.DispositionNoAnswer, 19, "100")),
+		ev("conv_2", 1, bridge.EventCallRinging, in, "100", nil),
+		ev("conv_2", 2, bridge.EventCallEnded, in, "", ended(bridge.DispositionNoAnswer, 19, "100")), rec("conv_2", 3), rec("conv_2", 3))
+	var got []string
+	for _, r := range fake.Calls() {
+		got = append(got, r.Short("status", "recording"))
+	}
+	want := "create(status=RINGING) update(status=NO_ANSWER,recording=https://bridge.example/r/conv_1.wav?sig=x) " +
+		"create(status=RINGING) update(status=NO_ANSWER) update(recording=https://bridge.example/r/conv_2.wav?sig=x)"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("got  %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
+
+// The fake is linked into the product binary by demo --crm: it must not
+// import package testing.
+func TestFakeDoesNotImportTesting(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "hubspottest/fake.go", nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range f.Imports {
+		if p, _ := strconv.Unquote(imp.Path.Value); p == "testing" || strings.HasSuffix(p, "/testing") {
+			t.Errorf("hubspottest imports %s", p)
+		}
 	}
 }
