@@ -383,7 +383,9 @@ func TestTokenNeverInErrors(t *testing.T) {
 func TestRecordingURL(t *testing.T) {
 	fake := newFake(t)
 	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *hubspot.Options) {
-		o.RecordingURL = func(p string) (string, bool) { return "https://bridge.example/r/" + p[strings.LastIndex(p, "/")+1:] + "?sig=x", true }
+		o.RecordingURL = func(p string) (string, bool) {
+			return "https://bridge.example/r/" + p[strings.LastIndex(p, "/")+1:] + "?sig=x", true
+		}
 	})
 	in := bridge.DirectionInbound
 	rec := func(conv string, seq int64) bridge.Record {
