@@ -11,6 +11,7 @@ import (
 	"github.com/ctibridge/ctibridge/connectors"
 	"github.com/ctibridge/ctibridge/connectors/bitrix24"
 	"github.com/ctibridge/ctibridge/connectors/hubspot"
+	"github.com/ctibridge/ctibridge/connectors/template"
 	"github.com/ctibridge/ctibridge/connectors/zammad"
 )
 
@@ -63,6 +64,22 @@ func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *
 		conns[config.HubSpotEndpointID] = c
 		eps = append(eps, bridge.Endpoint{ID: config.HubSpotEndpointID, URL: h.APIURL, Events: hubspot.Events, Source: "config"})
 		log.Info("CRM connector on", "connector", hubspot.Name, "api", h.APIURL, "owners", len(h.Owners))
+	}
+	for _, tc := range cfg.Connectors.Templates {
+		key := "connectors.templates(" + tc.Name + ")"
+		tp, err := compileTemplate(tc.Name, tc.Source, cfg.Connectors.TemplateSecrets)
+		if err != nil {
+			return nil, &config.Error{Key: key, Reason: err.Error()}
+		}
+		tokens, _ := state.(connectors.TokenStore) // the store keeps an OAuth2 token across restarts
+		c, err := template.New(template.Options{Template: tp, Client: client, State: state, Tokens: tokens, Logger: log})
+		if err != nil {
+			return nil, &config.Error{Key: key, Reason: err.Error()}
+		}
+		id := config.TemplateEndpointID(tc.Name)
+		conns[id] = c
+		eps = append(eps, bridge.Endpoint{ID: id, URL: tp.Target(), Events: tp.Spec.On, Source: "config"})
+		log.Info("CRM connector on", "connector", id, "crm", tp.Target(), "auth", tp.Spec.Auth.Kind)
 	}
 	return eps, nil
 }

@@ -28,6 +28,7 @@ Usage:
   ctibridge simulate --pbx asterisk|freeswitch --listen 127.0.0.1:5038 [--calls N] [--rate R] [--scenario NAME]
                                               a simulated PBX alone, for your own ctibridge
   ctibridge apikey   create|list|revoke       manage REST API keys
+  ctibridge connector test NAME --event FILE  render a template connector's request for an event, without sending
   ctibridge backup   --to FILE                copy the database while serve runs
   ctibridge secret                            print a new webhook secret (whsec_...)
   ctibridge healthcheck [--config F | --url URL]
@@ -89,6 +90,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	case "apikey":
 		return runAPIKey(ctx, args[1:], stdout, stderr)
+	case "connector":
+		return runConnector(ctx, args[1:], stdout, stderr)
 	case "backup":
 		return runBackup(ctx, args[1:], stdout, stderr)
 	case "healthcheck":

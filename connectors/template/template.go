@@ -328,6 +328,17 @@ func mapValues(m map[string]string) []string {
 	return out
 }
 
+// Target is where the requests go, scheme://host (the URL's written-out
+// part, which holds no secret), for logs and the endpoint list.
+func (t *Template) Target() string {
+	lit, _, _ := strings.Cut(t.Spec.Request.URL, "{{")
+	u, err := url.Parse(lit)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
 // Rendered is a request as it will be sent, before auth.
 type Rendered struct {
 	Method string
