@@ -70,6 +70,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if err != nil {
 		return err
 	}
+	if connectorEPs, err = fleetSinks(ctx, cfg, log, conns, connectorEPs); err != nil {
+		return err
+	}
 	endpoints = bridge.NewEndpoints(db, append(configEndpoints(cfg), connectorEPs...), dispatcher.AddressPolicy())
 	initial, err := endpoints.Load(ctx, func(id, reason string) {
 		log.Warn("webhook endpoint from the config was disabled; enabling it again", "endpoint", id, "reason", reason)
