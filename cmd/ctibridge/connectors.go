@@ -13,6 +13,7 @@ import (
 	"github.com/ctibridge/ctibridge/connectors/hubspot"
 	"github.com/ctibridge/ctibridge/connectors/template"
 	"github.com/ctibridge/ctibridge/connectors/zammad"
+	apihttp "github.com/ctibridge/ctibridge/http"
 )
 
 // crmConnectors builds the configured CRM connectors into conns (by
@@ -28,7 +29,7 @@ func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *
 			WebhookURL: b.WebhookURL, Users: b.Users, DefaultUser: b.DefaultUser, LineNumber: b.LineNumber,
 			CRMCreate: b.CRMCreate, Show: b.Show, Client: client, State: state,
 			Limiter: connectors.NewLimiter(b.Burst, b.Rate), Logger: log,
-			// No recording URL yet: attachRecord is skipped, logged.
+			RecordingURL: recordingLinks(cfg).URL, RecordingsDir: cfg.HTTP.RecordingsDir,
 		})
 		if err != nil {
 			return nil, &config.Error{Key: "connectors.bitrix24.webhook_url", Reason: err.Error()}
@@ -95,4 +96,52 @@ func hangUpRefused(ctx context.Context, calls bridge.CallService, id string) err
 		return err
 	}
 	return nil
+}
+
+// recordingLinks signs the recording links CRMs fetch recordings from (GET
+// /v1/recordings/<token>); nil, which gives no links, unless
+// http.public_url, http.recordings_dir and recordings.link_secret are set.
+// The key comes from the secret, so links outlive a restart.
+func recordingLinks(cfg config.Config) *bridge.RecordingLinks {
+	if !cfg.LinksEnabled() {
+		return nil
+	}
+	l, err := bridge.NewRecordingLinks(cfg.Recordings.LinkSecret, cfg.HTTP.PublicURL, cfg.Recordings.LinkTTL)
+	if err != nil { // config.Validate checked the same values
+		return nil
+	}
+	return l
+}
+
+// crmHandlers gives srv what CRMs call in on: the recording links, and the
+// Bitrix24 event handler (click-to-call) at /crm/bitrix24/events when
+// connectors.bitrix24.application_token is set, dialling through calls.
+func crmHandlers(cfg config.Config, srv *apihttp.Server, conns map[string]bridge.Connector, calls bridge.CallService, log *slog.Logger) error {
+	srv.RecordingLinks = recordingLinks(cfg)
+	b24, ok := conns[config.Bitrix24EndpointID].(*bitrix24.Connector)
+	if !ok || cfg.Connectors.Bitrix24.ApplicationToken == "" {
+		return nil
+	}
+	h, err := b24.ClickToCall(bitrix24.ClickToCallOptions{ApplicationToken: cfg.Connectors.Bitrix24.ApplicationToken, Dialer: callDialer{calls}})
+	if err != nil {
+		return &config.Error{Key: "connectors.bitrix24.application_token", Reason: err.Error()}
+	}
+	if err := srv.Mount(bitrix24.EventsPath, h); err != nil {
+		return err
+	}
+	log.Info("Bitrix24 click-to-call handler on", "path", bitrix24.EventsPath, "public_url", cfg.HTTP.PublicURL)
+	return nil
+}
+
+// callDialer places Bitrix24's click-to-calls through the call service,
+// as the agent's own: the principal may place calls for that extension only.
+type callDialer struct{ calls bridge.CallService }
+
+func (d callDialer) Place(ctx context.Context, req bitrix24.PlaceRequest) (string, error) {
+	if d.calls == nil {
+		return "", &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "no PBX to place the call on"}
+	}
+	ctx = bridge.WithPrincipal(ctx, bridge.Principal{KeyID: config.Bitrix24EndpointID, Scopes: []string{"control"}, Agent: req.Agent})
+	p, err := d.calls.Place(ctx, bridge.PlaceCall{ConversationID: req.ConversationID, Agent: req.Agent, To: req.To})
+	return p.ID, err
 }

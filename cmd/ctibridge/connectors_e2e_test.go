@@ -11,12 +11,19 @@ import (
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/config"
 	"github.com/ctibridge/ctibridge/connectors/bitrix24/bitrix24test"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
 // bitrixBridge runs simulator → ctibridge → fake Bitrix24 portal.
 func bitrixBridge(t *testing.T) (*amitest.Server, *bitrix24test.Server, *harness) {
+	t.Helper()
+	return bitrixBridgeWith(t, nil)
+}
+
+// bitrixBridgeWith is bitrixBridge with the config edited before the start.
+func bitrixBridgeWith(t *testing.T, edit func(cfg *config.Config, portal *bitrix24test.Server)) (*amitest.Server, *bitrix24test.Server, *harness) {
 	t.Helper()
 	sim := newAsterisk(t)
 	portal := bitrix24test.New(t)
@@ -26,6 +33,9 @@ func bitrixBridge(t *testing.T) (*amitest.Server, *bitrix24test.Server, *harness
 	cfg.Calls.InboundContexts = []string{"inbound", "from-trunk"}
 	b := &cfg.Connectors.Bitrix24
 	b.WebhookURL, b.Users, b.LineNumber = portal.URL, map[string]int{"100": 7, "101": 8, "102": 10, "103": 9}, "74950000000"
+	if edit != nil {
+		edit(&cfg, portal)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +82,8 @@ func TestBitrix24EndToEnd(t *testing.T) {
 		{"sip-queue-ringall", true, "register(USER_ID=7,TYPE=2,SHOW=1) show(USER_ID=8) hide(USER_ID=8) finish(USER_ID=7,STATUS_CODE=200)"},
 		{"sip-outbound-trunk", true, "register(USER_ID=7,TYPE=1,SHOW=1) finish(USER_ID=7,STATUS_CODE=200)"},
 		{"sip-click-to-call-originate", true, "register(USER_ID=7,TYPE=1,SHOW=1) finish(USER_ID=7,STATUS_CODE=200)"},
-		// The recording is not attached: ctibridge serves no recording URL yet.
+		// No public_url nor recordings_dir here: the recording is not attached
+		// (TestBitrix24RecordingEndToEnd attaches it).
 		{"mixmonitor", false, "register(USER_ID=7,TYPE=2,SHOW=1) finish(USER_ID=7,STATUS_CODE=200)"},
 		{"blind-transfer", false, "register(USER_ID=8,TYPE=2,SHOW=1) finish(USER_ID=8,STATUS_CODE=200)"},
 	} {

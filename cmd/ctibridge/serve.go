@@ -138,6 +138,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
 	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts
 	srv.MaxStreams, srv.MaxStreamsPerKey = cfg.HTTP.MaxStreams, cfg.HTTP.MaxStreamsPerKey
+	if err := crmHandlers(cfg, srv, conns, calls, log); err != nil { // recording links, Bitrix24 click-to-call (connectors.go)
+		return err
+	}
 	if err := srv.Listen(cfg.HTTP.Listen); err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -85,6 +86,17 @@ type Connector struct {
 	token string // the URL's secret part, redacted from every message
 	log   *slog.Logger
 	lim   *connectors.Limiter
+
+	// pending holds the state of click-to-calls dialled whose first event
+	// has not come yet: the store keeps state only for conversations it
+	// has, so it is saved at that event (adoptPending).
+	pmu     sync.Mutex
+	pending map[string]pendingCall
+}
+
+type pendingCall struct {
+	st callState
+	at time.Time
 }
 
 var _ bridge.Connector = (*Connector)(nil)
@@ -189,6 +201,11 @@ func (c *Connector) Deliver(ctx context.Context, rec bridge.Record) error {
 		return err
 	}
 	d := &delivery{c: c, ctx: ctx, ev: &ev, st: &st, conv: rec.ConversationID}
+	if st.CallID == "" {
+		if err := d.adoptPending(); err != nil {
+			return err
+		}
+	}
 	switch ev.Type {
 	case bridge.EventCallRinging:
 		return d.ringing()
@@ -211,6 +228,48 @@ type delivery struct {
 	ev   *bridge.Event
 	st   *callState
 	conv string
+}
+
+// adoptPending takes a click-to-call's state (Bitrix24's CALL_ID) for the
+// conversation's first event, saving it now that the store has the
+// conversation.
+func (d *delivery) adoptPending() error {
+	d.c.pmu.Lock()
+	p, ok := d.c.pending[d.conv]
+	d.c.pmu.Unlock()
+	if !ok {
+		return nil
+	}
+	*d.st = p.st
+	if err := d.save(); err != nil {
+		return err
+	}
+	d.c.pmu.Lock()
+	delete(d.c.pending, d.conv)
+	d.c.pmu.Unlock()
+	return nil
+}
+
+// addPending keeps a click-to-call's state until its first event; entries
+// whose call never showed up are dropped after an hour.
+func (c *Connector) addPending(conv string, st callState, now time.Time) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	if c.pending == nil {
+		c.pending = map[string]pendingCall{}
+	}
+	for id, p := range c.pending {
+		if now.Sub(p.at) > time.Hour {
+			delete(c.pending, id)
+		}
+	}
+	c.pending[conv] = pendingCall{st, now}
+}
+
+func (c *Connector) dropPending(conv string) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	delete(c.pending, conv)
 }
 
 func (d *delivery) save() error {

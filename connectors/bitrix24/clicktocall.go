@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
-	"github.com/ctibridge/ctibridge/connectors"
 )
 
 // EventsPath is where ctibridge serves the Bitrix24 event handler (the
@@ -68,10 +67,12 @@ type clickToCall struct {
 // ClickToCall returns the handler Bitrix24 posts ONEXTERNALCALLSTART to
 // (mount it at EventsPath). For each event it checks the application
 // token, maps data[USER_ID] to the agent's extension, checks the number,
-// ignores a CALL_ID seen within Repeat, saves the call's state (the
-// CALL_ID Bitrix24 already registered) under a new conversation id and
-// only then dials: the call's events then show and finish that CALL_ID,
-// never register another.
+// ignores a CALL_ID seen within Repeat, keeps the call's state (the
+// CALL_ID Bitrix24 already registered) for a new conversation id and only
+// then dials: the call's events then show and finish that CALL_ID, never
+// register another. The state is kept in memory until the call's first
+// event (then in the store): a restart in between, as for any
+// click-to-call, loses the link between the two.
 func (c *Connector) ClickToCall(opts ClickToCallOptions) (http.Handler, error) {
 	if !reAppToken.MatchString(opts.ApplicationToken) {
 		return nil, errors.New("bitrix24: the application token must be 16 to 128 letters and digits")
@@ -183,15 +184,14 @@ func (h *clickToCall) serve(r *http.Request) (map[string]any, *eventError) {
 	conv := bridge.NewID("conv_")
 	st := callState{CallID: callID, User: user, CRMEntityType: form["data[CRM_ENTITY_TYPE]"]}
 	st.CRMEntityID, _ = strconv.ParseInt(form["data[CRM_ENTITY_ID]"], 10, 64)
-	// The state first: the call's first event must find the CALL_ID.
-	if err := connectors.SaveState(r.Context(), h.c.opts.State, Name, conv, &st); err != nil {
-		h.forget(callID)
-		h.c.log.Error("Bitrix24 click-to-call: state not saved", "call_id", callID, "err", err)
-		return nil, refuse(http.StatusServiceUnavailable, "the call could not be recorded: not dialled (try again)")
-	}
+	// The state first: the call's first event, which may be delivered
+	// before Place returns, must find the CALL_ID (it is saved to the
+	// store with that event: the store keeps state of known calls only).
+	h.c.addPending(conv, st, h.opts.Now())
 	if _, err := h.opts.Dialer.Place(r.Context(), PlaceRequest{ConversationID: conv, Agent: exts[0], To: number}); err != nil {
 		if bridge.NothingSent(err) {
 			h.forget(callID) // nothing dialled: a redelivery may try again
+			h.c.dropPending(conv)
 		}
 		h.c.log.Warn("Bitrix24 click-to-call not placed", "call_id", callID, "agent", exts[0], "err", err)
 		status := http.StatusBadGateway

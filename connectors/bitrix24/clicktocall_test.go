@@ -3,6 +3,7 @@ package bitrix24_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,25 +21,29 @@ import (
 
 const appToken = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
 
-// fakeDialer records click-to-calls; at each it reads the state saved for
-// the conversation, to prove the state came first.
+// fakeDialer records click-to-calls. As a fast PBX can, it has the
+// agent's phone ring before Place returns: the first event is delivered
+// from inside Place, to prove the state was kept before dialling.
 type fakeDialer struct {
 	mu     sync.Mutex
-	state  *memState
+	conn   *bitrix24.Connector
 	placed []bitrix24.PlaceRequest
-	saved  []string // the state each call found
+	saved  []string // what delivering the first event from inside Place gave
 	err    error
 }
 
 func (d *fakeDialer) Place(ctx context.Context, req bitrix24.PlaceRequest) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	b, _ := d.state.ConnectorState(ctx, bitrix24.Name, req.ConversationID)
-	d.saved = append(d.saved, string(b))
 	if d.err != nil {
+		d.saved = append(d.saved, "not dialled")
 		return "", d.err
 	}
 	d.placed = append(d.placed, req)
+	if d.conn != nil {
+		err := d.conn.Deliver(ctx, ev(req.ConversationID, 1, bridge.EventCallRinging, bridge.DirectionOutbound, req.Agent, nil))
+		d.saved = append(d.saved, fmt.Sprint(err))
+	}
 	return req.ConversationID, nil
 }
 
@@ -60,8 +65,9 @@ func newC2C(t *testing.T) *c2cRig {
 	t.Helper()
 	r := &c2cRig{fake: bitrix24test.New(t), now: time.Unix(1_800_000_000, 0)}
 	state := &memState{m: map[string][]byte{}}
-	r.dialer = &fakeDialer{state: state}
+	r.dialer = &fakeDialer{}
 	r.conn = newConnector(t, r.fake, state, &logBuf{}, func(o *bitrix24.Options) { o.Users["102"] = 9; o.Users["202"] = 9 })
+	r.dialer.conn = r.conn
 	h, err := r.conn.ClickToCall(bitrix24.ClickToCallOptions{ApplicationToken: appToken, Dialer: r.dialer, Now: func() time.Time { return r.now }})
 	if err != nil {
 		t.Fatal(err)
@@ -95,8 +101,8 @@ func TestClickToCall(t *testing.T) {
 	if code != 200 || len(placed) != 1 || placed[0].Agent != "101" || placed[0].To != "+15555559876" || !strings.HasPrefix(placed[0].ConversationID, "conv_") {
 		t.Fatalf("%d %s placed %+v", code, body, placed)
 	}
-	if !strings.Contains(r.dialer.saved[0], callID) {
-		t.Fatalf("the state was not saved before dialling: %q", r.dialer.saved[0])
+	if r.dialer.saved[0] != "<nil>" {
+		t.Fatalf("the first event, delivered before Place returned: %s", r.dialer.saved[0])
 	}
 	conv := placed[0].ConversationID
 	r.now = r.now.Add(29 * time.Second)
@@ -105,8 +111,7 @@ func TestClickToCall(t *testing.T) {
 	}
 
 	out := bridge.DirectionOutbound
-	deliverAll(t, r.conn,
-		ev2(conv, 1, bridge.EventCallRinging, out, "101", nil),
+	deliverAll(t, r.conn, // the agent's ringing was delivered from inside Place
 		ev2(conv, 2, bridge.EventCallRinging, out, "101", func(e *bridge.Event) { e.Party = bridge.PartyCustomer }),
 		ev2(conv, 3, bridge.EventCallAnswered, out, "101", nil),
 		ev2(conv, 4, bridge.EventCallEnded, out, "", ended(bridge.DispositionAnswered, 12, 16, "101")))
@@ -218,7 +223,8 @@ func TestClickToCallDialFails(t *testing.T) {
 		t.Fatalf("%d %s", code, body)
 	}
 	r.dialer.err = nil
-	if code, _ := r.post(t, ev); code != 200 || len(r.dialer.calls()) != 1 || r.dialer.calls()[0].Agent != "100" {
+	if code, _ := r.post(t, ev); code != 200 || len(r.dialer.calls()) != 1 || r.dialer.calls()[0].Agent != "100" ||
+		shorts(r.fake.Calls(), "USER_ID") != "show(USER_ID=7)" {
 		t.Fatalf("retry: %d %+v", code, r.dialer.calls())
 	}
 }
