@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -304,5 +305,36 @@ func TestHubSpotWrongTokenDeadLetter(t *testing.T) {
 	}
 	if n := len(hs.Refused()); n != 3 {
 		t.Errorf("%d requests refused, want 3 (one per event, no retry)", n)
+	}
+}
+
+// A restart between two steps of a call resumes it from the state in
+// SQLite: the engagement created before the restart is updated after it,
+// and never created again.
+func TestHubSpotRestartResumes(t *testing.T) {
+	sim, hs, h := hubspotBridge(t, nil)
+	hs.Fail("update", true)
+	playSIP(t, sim, "sip-ring-group")
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(hubspotSeq(hs.Refused()), "update(") || !slices.Contains(h.committed(), bridge.EventCallEnded) {
+		if time.Now().After(deadline) {
+			t.Fatalf("update never tried or the call never ended; requests %s", hubspotSeq(hs.Requests()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.stop()
+	if got := hubspotSeq(hs.Calls()); got != "create(dir=INBOUND,status=RINGING,owner=7)" {
+		t.Fatalf("before the restart: %s", got)
+	}
+	hs.Fail("update", false)
+	h2 := startBridge(t, h.cfg, h.receiver)
+	waitHubSpot(t, hs, 3)
+	h2.stop()
+	rs := hs.Calls()
+	if got, want := hubspotSeq(rs), "create(dir=INBOUND,status=RINGING,owner=7) update(status=IN_PROGRESS,owner=8) update(status=COMPLETED,duration>0)"; got != want {
+		t.Fatalf("requests\n got %s\nwant %s", got, want)
+	}
+	if es := hs.Engagements(); len(es) != 1 || rs[1].ID != es[0].ID || rs[2].ID != es[0].ID {
+		t.Fatalf("engagements %+v", es)
 	}
 }

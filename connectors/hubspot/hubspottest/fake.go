@@ -135,6 +135,7 @@ type Server struct {
 	hits      []time.Time
 	outage    bool
 	lose      map[string]int // op → answers to lose after doing the work
+	failing   map[string]bool
 	searchLag time.Duration
 	owners    map[string]bool // nil: any owner id
 	contacts  map[string][]string
@@ -149,7 +150,7 @@ type Server struct {
 // Close it when done.
 func New() *Server {
 	s := &Server{Token: "pat-na1-0f4e2c1a-7d3b-4c55-9a1e-5b6c7d8e9f00", now: time.Now, budget: 190, window: 10 * time.Second,
-		lose: map[string]int{}, contacts: map[string][]string{}, calls: map[string]*Engagement{}, nextID: 50_000_000_001}
+		lose: map[string]int{}, failing: map[string]bool{}, contacts: map[string][]string{}, calls: map[string]*Engagement{}, nextID: 50_000_000_001}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL
 	return s
@@ -175,6 +176,10 @@ func (s *Server) SetSearchLag(d time.Duration) { s.mu.Lock(); s.searchLag = d; s
 // work but answer 504 (a proxy timing out): the caller cannot know it was
 // done.
 func (s *Server) LoseAnswer(op string, n int) { s.mu.Lock(); s.lose[op] = n; s.mu.Unlock() }
+
+// Fail makes every request of op (create, update, …) fail with a 500
+// before doing anything, until turned off.
+func (s *Server) Fail(op string, fail bool) { s.mu.Lock(); s.failing[op] = fail; s.mu.Unlock() }
 
 // SetOwners restricts hubspot_owner_id to these ids (HubSpot refuses an
 // unknown owner with a 400).
@@ -323,6 +328,10 @@ func (s *Server) handle(r *http.Request, req *Request) (int, any, map[string]str
 			"errorType": "RATE_LIMIT", "correlationId": s.corr(), "policyName": "TEN_SECONDLY_ROLLING"}, hdr
 	}
 	s.hits = append(s.hits, now)
+	if s.failing[req.Op] {
+		st, body, _ := s.fail(apiErr{http.StatusInternalServerError, "INTERNAL_ERROR", "internal error"})
+		return st, body, hdr
+	}
 	hdr["X-HubSpot-RateLimit-Remaining"] = strconv.Itoa(s.budget - len(s.hits))
 	status, reply := s.route(r, req, now)
 	if status/100 == 2 && s.lose[req.Op] > 0 {
