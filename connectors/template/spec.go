@@ -32,6 +32,10 @@ type Spec struct {
 	Response Response                     `yaml:"response"`
 	Rate     Rate                         `yaml:"rate"`
 	Maps     map[string]map[string]string `yaml:"maps"` // lookup tables, e.g. users: {"101": "zuid-1"}
+	// Remember maps a name to a template rendered after each successful
+	// request; the text is kept for the call as .State.<name> (e.g. the
+	// agent who rang, for the missed-call notification at the end).
+	Remember map[string]string `yaml:"remember"`
 }
 
 // Request is the HTTP request sent for a matching event.

@@ -38,15 +38,16 @@ const EndpointPrefix = "crm-tpl-"
 
 // Template is a compiled, validated template.
 type Template struct {
-	Name    string
-	Spec    Spec
-	secrets map[string]string // name → value, only those the template uses
-	when    *part
-	url     *part
-	body    *part
-	headers map[string]*part
-	capture map[string]Path
-	success []int
+	Name     string
+	Spec     Spec
+	secrets  map[string]string // name → value, only those the template uses
+	when     *part
+	url      *part
+	body     *part
+	headers  map[string]*part
+	capture  map[string]Path
+	success  []int
+	remember map[string]*part
 }
 
 var (
@@ -65,7 +66,7 @@ func Compile(name string, spec Spec, secrets map[string]string) (*Template, erro
 	bad := func(field, format string, a ...any) {
 		errs = append(errs, &Error{Template: name, Field: field, Problem: fmt.Sprintf(format, a...)})
 	}
-	t := &Template{Name: name, Spec: spec, secrets: map[string]string{}, headers: map[string]*part{}, capture: map[string]Path{}}
+	t := &Template{Name: name, Spec: spec, secrets: map[string]string{}, headers: map[string]*part{}, capture: map[string]Path{}, remember: map[string]*part{}}
 	if !ReName.MatchString(name) {
 		bad("name", "must be 1..32 lower-case letters, digits, - and _ starting with a letter or digit")
 	}
@@ -151,6 +152,18 @@ func Compile(name string, spec Spec, secrets map[string]string) (*Template, erro
 		}
 		t.capture[k] = p
 	}
+	for _, k := range sortedKeys(spec.Remember) {
+		field := "remember." + k
+		if !reCapture.MatchString(k) {
+			bad("remember", "%q is not a name (letters, digits and _): later requests read it as .State.<name>", k)
+		} else if _, dup := t.capture[k]; dup {
+			bad(field, "is also captured from the answer: use one name for one value")
+		} else if p, err := parsePart(field, spec.Remember[k], ctxHeader); err != nil {
+			bad(field, "%v", err)
+		} else {
+			t.remember[k] = p
+		}
+	}
 	rt := &t.Spec.Rate
 	if rt.Burst == 0 {
 		rt.Burst = DefaultBurst
@@ -178,6 +191,9 @@ func Compile(name string, spec Spec, secrets map[string]string) (*Template, erro
 	for _, ev := range spec.On {
 		d := Sample(ev)
 		for k := range t.capture {
+			d.State[k] = "sample"
+		}
+		for k := range t.remember {
 			d.State[k] = "sample"
 		}
 		if _, err := t.render(d, true); err != nil {
@@ -395,6 +411,13 @@ func (t *Template) render(d *Data, trial bool) (*Rendered, error) {
 	if trial && t.when != nil {
 		if _, err := t.when.exec(d, fm); err != nil {
 			return nil, &renderError{field: "when", err: err}
+		}
+	}
+	if trial {
+		for _, k := range sortedKeys(t.remember) {
+			if _, err := t.remember[k].exec(d, fm); err != nil {
+				return nil, &renderError{field: "remember." + k, err: err}
+			}
 		}
 	}
 	u, err := t.url.exec(d, fm)
@@ -659,6 +682,16 @@ func (c *Connector) Deliver(ctx context.Context, rec bridge.Record) error {
 		if len(missing) > 0 {
 			c.log.Warn("the CRM's answer lacks a value to capture", "conversation", conv, "missing", strings.Join(missing, ", "),
 				"answer", connectors.Snippet([]byte(c.t.scrub(string(answer), c.tokens()...)), ""))
+		}
+	}
+	for _, k := range sortedKeys(c.t.remember) {
+		v, err := c.t.remember[k].exec(d, c.t.funcs(false))
+		if err != nil {
+			c.log.Warn("a value to remember could not be rendered", "conversation", conv, "field", "remember."+k, "err", c.t.scrub(err.Error()))
+			continue
+		}
+		if v != "" {
+			st.Captured[k] = v
 		}
 	}
 	if conv == "" {
