@@ -24,6 +24,7 @@ type Client struct {
 	sink bridge.Sink
 	log  *slog.Logger
 	tr   *Translator
+	want headerSet // the headers parsed: wantedHeaders and the direction variable
 	sess atomic.Pointer[session]
 	n    int // sessions that reached LinkUp
 
@@ -43,7 +44,11 @@ type Client struct {
 // New returns a Client that will feed sink once Run is called.
 func New(cfg Config, sink bridge.Sink) *Client {
 	cfg = cfg.withDefaults()
-	return &Client{cfg: cfg, sink: sink, log: cfg.Logger, tr: NewTranslator(cfg.DirectionVar), sleep: sleepCtx,
+	want := wantedHeaders
+	if cfg.DirectionVar != "" {
+		want = want.with("variable_" + cfg.DirectionVar)
+	}
+	return &Client{cfg: cfg, sink: sink, log: cfg.Logger, tr: NewTranslator(cfg.DirectionVar), want: want, sleep: sleepCtx,
 		resyncReq: make(chan struct{}, 1)}
 }
 
@@ -296,9 +301,9 @@ func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 		var ev *Event
 		var err error
 		if it.f.ContentType() == typeEventJSON {
-			ev, err = ParseJSON(it.f.Body)
+			ev, err = parseJSONWanted(it.f.Body, c.want)
 		} else {
-			ev, err = ParsePlain(it.f.Body)
+			ev, err = parsePlainWanted(it.f.Body, c.want)
 		}
 		if err != nil {
 			c.malformed.Add(1)

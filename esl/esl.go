@@ -77,7 +77,7 @@ func (c Config) withDefaults() Config {
 var Subscription = []string{
 	"CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_ANSWER",
 	"CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "CHANNEL_CALLSTATE",
-	"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "RECORD_START", "RECORD_STOP", "DTMF", "BACKGROUND_JOB", "HEARTBEAT",
+	"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "RECORD_START", "RECORD_STOP", "BACKGROUND_JOB", "HEARTBEAT",
 	"CUSTOM", "sofia::transferor", "sofia::transferee", "sofia::replaced", "callcenter::info", "valet_parking::info",
 }
 

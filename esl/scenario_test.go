@@ -57,7 +57,7 @@ func sipEvents(t testing.TB, name string) []*Event {
 		if f.ContentType() != typeEventPlain {
 			continue
 		}
-		e, err := ParsePlain(f.Body)
+		e, err := parsePlainWanted(f.Body, wantedHeaders)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +196,7 @@ func sipSession(t testing.TB, tr *Translator, tk *bridge.Tracker, ck *modelCheck
 	var last time.Time // when the snapshot was taken: the switch's clock around it
 	for _, f := range frames {
 		if f.ContentType() == typeEventPlain && last.IsZero() {
-			if e, err := ParsePlain(f.Body); err == nil {
+			if e, err := parsePlainWanted(f.Body, wantedHeaders); err == nil {
 				last = e.Time()
 			}
 		}
@@ -205,7 +205,7 @@ func sipSession(t testing.TB, tr *Translator, tk *bridge.Tracker, ck *modelCheck
 	for _, f := range frames {
 		switch f.ContentType() {
 		case typeEventPlain:
-			e, err := ParsePlain(f.Body)
+			e, err := parsePlainWanted(f.Body, wantedHeaders)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,9 +29,9 @@ func captureEvents(t testing.TB, name string) []*Event {
 		var e *Event
 		switch f.ContentType() {
 		case typeEventPlain:
-			e, err = ParsePlain(f.Body)
+			e, err = parsePlainWanted(f.Body, wantedHeaders)
 		case typeEventJSON:
-			e, err = ParseJSON(f.Body)
+			e, err = parseJSONWanted(f.Body, wantedHeaders)
 		default:
 			continue
 		}

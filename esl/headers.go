@@ -1,0 +1,178 @@
+package esl
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// wantedHeaders are the headers the Translator and the Client read (the
+// translator's literal names, the "Other-Leg-" ones stateOf builds, and
+// what Seq, Time and Name read). A FreeSWITCH event carries 100-250
+// headers, most of them channel variables nobody here reads; the Client
+// keeps only these (plus variable_<DirectionVar>), so an event costs a
+// few small strings instead of a map of every header pinning the whole
+// body. TestWantedHeadersTranslateAlike checks that every capture
+// translates the same either way: a header the translator starts reading
+// must be added here.
+var wantedHeaders = setOf(
+	"Event-Name", "Event-Subclass", "Event-Sequence", "Event-Date-Timestamp", "Event-Calling-File",
+	"Content-Length", "Content-Type", "Job-UUID", "Job-Command",
+	"Unique-ID", "Channel-Name", "Channel-Call-State", "Channel-Call-UUID", "Call-Direction",
+	"Answer-State", "Hangup-Cause", "Application", "Application-Data", "Action",
+	"Caller-Unique-ID", "Caller-Caller-ID-Number", "Caller-Caller-ID-Name", "Caller-Callee-ID-Number",
+	"Caller-Callee-ID-Name", "Caller-Destination-Number", "Caller-Context", "Caller-Username",
+	"Caller-Channel-Answered-Time", "Caller-Transfer-Source",
+	"Other-Type", "Other-Leg-Unique-ID", "Other-Leg-Channel-Name", "Other-Leg-Caller-ID-Number",
+	"Other-Leg-Caller-ID-Name", "Other-Leg-Destination-Number", "Other-Leg-Context", "Other-Leg-Direction",
+	"Bridge-A-Unique-ID", "Bridge-B-Unique-ID", "Bridge-To-UUID", "Record-File-Path",
+	"CC-Action", "CC-Agent", "CC-Agent-State", "CC-Agent-Status", "CC-Agent-UUID", "CC-Cancel-Reason",
+	"CC-Cause", "CC-Hangup-Cause", "CC-Member-Session-UUID", "CC-Queue",
+	"Valet-Extension", "Valet-Lot-Name",
+	"att_xfer_original_call_id", "att_xfer_destination_peer_uuid", "att_xfer_destination_call_id",
+	"variable_uuid", "variable_call_uuid", "variable_originator", "variable_originating_leg_uuid",
+	"variable_bridge_uuid", "variable_bridge_channel", "variable_loopback_leg",
+	"variable_other_loopback_leg_uuid", "variable_dialed_user", "variable_user_name",
+	"variable_sip_auth_username", "variable_sip_call_id", "variable_sip_hangup_disposition",
+	"variable_hangup_cause_q850", "variable_transfer_source", "variable_transfer_to",
+	"variable_transfer_destination", "variable_record_seconds", "variable_record_ms",
+	"variable_cc_agent", "variable_cc_queue", "variable_cc_side", "variable_cc_member_session_uuid",
+)
+
+// headerSet maps a header name to itself, so a kept header's key is the
+// set's string, not a copy.
+type headerSet map[string]string
+
+func setOf(names ...string) headerSet {
+	s := make(headerSet, len(names))
+	for _, n := range names {
+		s[n] = n
+	}
+	return s
+}
+
+// with returns a copy of s with more names.
+func (s headerSet) with(names ...string) headerSet {
+	out := make(headerSet, len(s)+len(names))
+	for k := range s {
+		out[k] = k
+	}
+	for _, n := range names {
+		out[n] = n
+	}
+	return out
+}
+
+// parsePlainWanted is ParsePlain keeping only the headers in want. Kept
+// values are copied into one small string, so the event pins nothing of
+// the frame; skipped lines are only scanned for their name.
+func parsePlainWanted(b []byte, want headerSet) (*Event, error) {
+	type kv struct {
+		k          string
+		start, end int
+	}
+	var kept [40]kv
+	keys := kept[:0]
+	var vals []byte
+	rest := b
+	for len(rest) > 0 {
+		var line []byte
+		if i := bytes.IndexByte(rest, '\n'); i < 0 {
+			line, rest = rest, nil
+		} else {
+			line, rest = rest[:i], rest[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			break
+		}
+		k := bytes.IndexByte(line, ':')
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: header line %q", ErrMalformedEvent, truncate(string(line), 40))
+		}
+		name, ok := want[string(line[:k])] // no allocation: a map lookup by []byte
+		if !ok {
+			continue
+		}
+		v := line[k+1:]
+		if len(v) > 0 && v[0] == ' ' {
+			v = v[1:]
+		}
+		if vals == nil {
+			vals = make([]byte, 0, 1024)
+		}
+		start := len(vals)
+		vals = appendUnescaped(vals, v)
+		keys = append(keys, kv{name, start, len(vals)})
+	}
+	all := string(vals)
+	e := &Event{Headers: make(map[string]string, len(keys))}
+	for _, h := range keys {
+		e.Headers[h.k] = all[h.start:h.end]
+	}
+	if cl, ok := e.Headers["Content-Length"]; ok {
+		n, err := strconv.Atoi(cl)
+		if err != nil || n < 0 || n > len(rest) {
+			return nil, fmt.Errorf("%w: inner Content-Length %q with %d bytes left", ErrMalformedEvent, truncate(cl, 20), len(rest))
+		}
+		e.Body = string(rest[:n])
+	}
+	if e.Headers["Event-Name"] == "" {
+		return nil, fmt.Errorf("%w: no Event-Name", ErrMalformedEvent)
+	}
+	return e, nil
+}
+
+// appendUnescaped appends v with %XX decoded, as unescape does.
+func appendUnescaped(out, v []byte) []byte {
+	i := bytes.IndexByte(v, '%')
+	if i < 0 {
+		return append(out, v...)
+	}
+	out = append(out, v[:i]...)
+	for ; i < len(v); i++ {
+		c := v[i]
+		if c == '%' && i+2 < len(v) {
+			hi, ok1 := unhex(v[i+1])
+			lo, ok2 := unhex(v[i+2])
+			if ok1 && ok2 {
+				out = append(out, hi<<4|lo)
+				i += 2
+				continue
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// parseJSONWanted is ParseJSON keeping only the headers in want (and the
+// body).
+func parseJSONWanted(b []byte, want headerSet) (*Event, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
+	}
+	e := &Event{Headers: make(map[string]string, 32)}
+	for k, v := range raw {
+		name, ok := want[k]
+		if !ok && k != "_body" {
+			continue
+		}
+		s, err := jsonValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrMalformedEvent, truncate(k, 40), err)
+		}
+		if k == "_body" {
+			e.Body = s
+			continue
+		}
+		e.Headers[name] = strings.Clone(s)
+	}
+	if e.Headers["Event-Name"] == "" {
+		return nil, fmt.Errorf("%w: no Event-Name", ErrMalformedEvent)
+	}
+	return e, nil
+}
