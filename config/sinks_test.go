@@ -71,3 +71,26 @@ func TestNATSSinkConfigErrors(t *testing.T) {
 		t.Errorf("webhook id sink-nats: %v", err)
 	}
 }
+
+// The compose file's fleet setup is a valid configuration: its
+// CTIBRIDGE_SINKS__ variables over deploy/ctibridge.yaml turn the sink on.
+func TestComposeFleetSetupLoads(t *testing.T) {
+	compose, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"CTIBRIDGE_PBX__SECRET=" + strings.Repeat("ab", 24)}
+	for _, line := range strings.Split(string(compose), "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if ok && strings.HasPrefix(k, "CTIBRIDGE_SINKS__") {
+			env = append(env, k+"="+strings.Trim(v, `"`))
+		}
+	}
+	cfg, err := Load("../deploy/ctibridge.yaml", env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cfg.Sinks.NATS; !n.Enabled() || !n.CreateStream || n.URLs[0] != "nats://127.0.0.1:4222" {
+		t.Errorf("compose's fleet setup: %+v (from %v)", n, env)
+	}
+}
