@@ -135,7 +135,10 @@ func (s *Server) mounted(h nethttp.Handler) fiber.Handler {
 		d = 20 * time.Second
 	}
 	return adaptor.HTTPHandler(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
+		// Not r.Context()'s cancellation: it is fasthttp's RequestCtx, whose
+		// Done races with the server's shutdown; fasthttp never cancels it
+		// for a request anyway.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), d)
 		defer cancel()
 		h.ServeHTTP(w, r.WithContext(ctx))
 	}))

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,7 +182,9 @@ func TestRecordingLinkOff(t *testing.T) {
 // Mounted CRM handlers take a POST without a key and without Origin on a
 // public Host; a browser page's POST (Origin) is still refused.
 func TestMounts(t *testing.T) {
+	var mu sync.Mutex
 	var got []string
+	seen := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
 	r := newRig(t, rigOptions{setup: func(s *apihttp.Server) {
 		for _, bad := range []string{"/v1/x", "/crm/:id", "/crm/../v1", "/crm/*"} {
 			if s.Mount(bad, nethttp.NotFoundHandler()) == nil {
@@ -190,7 +193,9 @@ func TestMounts(t *testing.T) {
 		}
 		err := s.Mount("/crm/test/events", nethttp.HandlerFunc(func(w nethttp.ResponseWriter, req *nethttp.Request) {
 			_ = req.ParseForm()
+			mu.Lock()
 			got = append(got, req.Method+" "+req.PostForm.Get("data[X]"))
+			mu.Unlock()
 			if _, ok := req.Context().Deadline(); !ok {
 				w.WriteHeader(500)
 				return
@@ -215,14 +220,14 @@ func TestMounts(t *testing.T) {
 		res.Body.Close()
 		return res.StatusCode
 	}
-	if code := post("/crm/test/events"); code != 202 || len(got) != 1 || got[0] != "POST 1" {
-		t.Fatalf("mounted: %d %v", code, got)
+	if code := post("/crm/test/events"); code != 202 || len(seen()) != 1 || seen()[0] != "POST 1" {
+		t.Fatalf("mounted: %d %v", code, seen())
 	}
 	if code := post("/crm/other"); code != 404 {
 		t.Fatalf("unmounted: %d", code)
 	}
-	if code := post("/crm/test/events", "Origin", "https://evil.example"); code != 403 || len(got) != 1 {
-		t.Fatalf("browser POST: %d %v", code, got)
+	if code := post("/crm/test/events", "Origin", "https://evil.example"); code != 403 || len(seen()) != 1 {
+		t.Fatalf("browser POST: %d %v", code, seen())
 	}
 }
 
