@@ -16,6 +16,13 @@ import (
 	"github.com/staskobzar/goami2"
 )
 
+// AttemptHandler is a Handler that also hears of connection attempts that
+// failed before a login (refused, timed out, bad credentials), so the
+// link's state can say why it is down.
+type AttemptHandler interface {
+	AttemptFailed(err error)
+}
+
 // Handler receives what a Client reads. All calls come from one goroutine,
 // in wire order.
 type Handler interface {

@@ -76,8 +76,9 @@ func NewMapper(ctx context.Context, sink bridge.Sink, sender ListSender, log *sl
 	return m
 }
 
-// SetSender sets the client used for the resync (it is built after the Mapper).
-func (m *Mapper) SetSender(s ListSender) { m.sender = s }
+// AttemptFailed implements AttemptHandler: the link is still down, and
+// this is why.
+func (m *Mapper) AttemptFailed(err error) { m.sink.LinkDown(err) }
 
 // Connected implements Handler: the link is up, ask for the full state. The
 // list items come back through Message in wire order, so the snapshot is

@@ -13,6 +13,7 @@ const (
 	itemMessage itemKind = iota
 	itemConnected
 	itemDisconnected
+	itemFailed // a connection attempt that never logged in
 	itemStop
 )
 

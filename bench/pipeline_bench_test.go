@@ -81,9 +81,8 @@ func pipeline(b *testing.B, pbx, mode, sync string) {
 	go d.Run(ctx)
 	switch pbx {
 	case "asterisk":
-		m := ami.NewMapper(ctx, engine, nil, log)
-		c := ami.NewClient(ami.Config{Address: sim.addr(), Username: "bridge", Secret: "bridgepass", Logger: log}, m)
-		m.SetSender(c)
+		c := ami.New(ami.Config{Address: sim.addr(), Username: "bridge", Secret: "bridgepass", Logger: log}, engine)
+		engine.Follow(c)
 		go c.Run(ctx)
 	default:
 		c := esl.New(esl.Config{Address: sim.addr(), Password: "ClueCon", Logger: log}, engine)

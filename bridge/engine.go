@@ -37,8 +37,7 @@ type Engine struct {
 
 	subs     atomic.Pointer[[]*subscription] // copy on write: read on every commit
 	subsMu   sync.Mutex
-	probe    LinkProber // the adapter's view of the link, when it has one
-	resyncer Resyncer   // the adapter, set once by Follow before Run
+	resyncer Resyncer // the adapter, set once by Follow before Run
 
 	// maxQueued bounds the PBX events waiting for the call model. They
 	// pile up only while the store refuses commits; past the bound new
@@ -115,13 +114,6 @@ type Resyncer interface {
 	Resync()
 }
 
-// LinkProber is an adapter that knows more of its link than LinkUp and
-// LinkDown tell (why a connection attempt failed).
-type LinkProber interface {
-	Connected() bool
-	Err() error
-}
-
 // NewEngine wires a tracker to an outbox and a notifier.
 func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, opts EngineOptions) *Engine {
 	log := opts.Logger
@@ -137,15 +129,11 @@ func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, opts EngineOptions)
 	return e
 }
 
-// Follow sets the PBX adapter the engine asks for resyncs (and, when it is
-// a LinkProber, for the link's state). The adapter is built with the
+// Follow sets the PBX adapter the engine asks for resyncs. The adapter is built with the
 // engine as its Sink, so it comes after NewEngine; call Follow once,
 // before Run.
 func (e *Engine) Follow(a Resyncer) {
 	e.resyncer = a
-	if p, ok := a.(LinkProber); ok {
-		e.probe = p
-	}
 }
 
 // Subscribe calls fn with every batch of records committed from now on,
@@ -278,13 +266,6 @@ func (e *Engine) Do(ctx context.Context, fn func(*Tracker)) error {
 
 // LinkState reports whether the PBX link is up, and the last error if not.
 func (e *Engine) LinkState() (bool, string) {
-	if e.probe != nil {
-		up, err := e.probe.Connected(), e.probe.Err()
-		if err != nil && !up {
-			return up, err.Error()
-		}
-		return up, ""
-	}
 	if p := e.linkErr.Load(); p != nil {
 		return e.linkUp.Load(), *p
 	}

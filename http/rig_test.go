@@ -139,12 +139,10 @@ func newRig(t *testing.T, o rigOptions) *rig {
 			t.Fatal(err)
 		}
 		r.ast = sim
-		mapper := ami.NewMapper(ctx, r.engine, nil, log)
-		client := ami.NewClient(ami.Config{Address: sim.Addr(), Username: "bridge", Secret: "bridgepass", PingInterval: -1,
-			ActionIDPrefix: "t-", Logger: log}, mapper)
-		mapper.SetSender(client)
+		client := ami.New(ami.Config{Address: sim.Addr(), Username: "bridge", Secret: "bridgepass", PingInterval: -1,
+			ActionIDPrefix: "t-", Logger: log}, r.engine)
 		pbx = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: "Local/{agent}@agents", OutboundContext: "inbound", TransferContext: "inbound"})
-		r.engine.Follow(mapper)
+		r.engine.Follow(client)
 		runPBX = client.Run
 	}
 	r.up = pbx.Connected

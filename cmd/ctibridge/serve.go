@@ -97,19 +97,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	cm := cfg.Commands
 	switch cfg.PBX.Type {
 	case "asterisk":
-		mapper := ami.NewMapper(pbxCtx, engine, nil, log, cfg.Calls.DirectionVariable)
 		acfg := ami.Config{Address: cfg.PBX.Address, Username: cfg.PBX.Username, Secret: cfg.PBX.Secret,
 			ActionTimeout: cfg.PBX.ActionTimeout, PingInterval: cfg.PBX.PingInterval, BackoffMax: cfg.PBX.BackoffMax,
 			EventFilters: cfg.PBX.EventFilters, Logger: log}
 		if cfg.PBX.TLS {
 			acfg.TLS = &tls.Config{InsecureSkipVerify: cfg.PBX.TLSSkipVerify} //nolint:gosec // the admin's explicit choice
 		}
-		client := ami.NewClient(acfg, mapper)
-		mapper.SetSender(client)
+		client := ami.New(acfg, engine, cfg.Calls.DirectionVariable)
 		pbx = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: cm.AgentDial, OutboundContext: cm.Context,
 			TransferContext: cm.TransferContext, QueueInterface: cm.QueueInterface, RingTimeout: cm.RingTimeout,
 			VariablePrefix: cm.VariablePrefix})
-		engine.Follow(amiLink{mapper, client})
+		engine.Follow(client)
 		runPBX = client.Run
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
@@ -138,6 +136,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	srv.Anonymous, srv.AnonymousLoopback = cfg.HTTP.Anonymous, cfg.HTTP.AnonymousLoopback
 	srv.AllowedOrigins, srv.AllowedHosts = cfg.HTTP.AllowedOrigins, cfg.HTTP.AllowedHosts
 	srv.MaxStreams, srv.MaxStreamsPerKey = cfg.HTTP.MaxStreams, cfg.HTTP.MaxStreamsPerKey
+	srv.Panel = apihttp.PanelConfig{CRMURL: cfg.HTTP.Panel.CRMURL, AutoOpen: cfg.HTTP.Panel.AutoOpen, FrameAncestors: cfg.HTTP.Panel.FrameAncestors}
 	if err := crmHandlers(cfg, srv, conns, calls, log); err != nil { // recording links, Bitrix24 click-to-call (connectors.go)
 		return err
 	}
@@ -210,16 +209,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	log.Info("ctibridge stopped")
 	return runErr
 }
-
-// amiLink is the Asterisk adapter as the engine follows it: the mapper
-// resyncs, the client knows why a connection attempt failed.
-type amiLink struct {
-	*ami.Mapper
-	client *ami.Client
-}
-
-func (l amiLink) Connected() bool { return l.client.Connected() }
-func (l amiLink) Err() error      { return l.client.Err() }
 
 func configEndpoints(cfg config.Config) []bridge.Endpoint {
 	var eps []bridge.Endpoint
