@@ -333,3 +333,27 @@ func TestCreateStreamAndExpectedStream(t *testing.T) {
 		t.Errorf("publish captured by another stream: %v, want permanent", err)
 	}
 }
+
+// With create_stream, a stream deleted under a running sink is made again:
+// the publish in between is retried, not dead-lettered.
+func TestCreateStreamRecreatesDeletedStream(t *testing.T) {
+	srv := natstest.Start(t, natstest.Options{})
+	sink := newSink(t, srv.URL(), nil)
+	if err := sink.Deliver(t.Context(), event("c1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	_, js := srv.JetStream()
+	if err := js.DeleteStream(t.Context(), natssink.DefaultStreamName); err != nil {
+		t.Fatal(err)
+	}
+	err := sink.Deliver(t.Context(), event("c1", 2))
+	if _, _, permanent := bridge.ConnectorOutcome(err); err == nil || permanent {
+		t.Fatalf("publish with the stream gone: %v (permanent %v), want a retry", err, permanent)
+	}
+	if err := sink.Deliver(t.Context(), event("c1", 2)); err != nil {
+		t.Fatalf("retry after the stream was made again: %v", err)
+	}
+	if n := streamCount(js, natssink.DefaultStreamName); n != 1 {
+		t.Errorf("%d messages in the new stream, want 1", n)
+	}
+}
