@@ -119,12 +119,18 @@ func ParseYAML(name string, src []byte) (Spec, error) {
 	if err := dec.Decode(&s); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {
-			return s, &Error{Template: name, Problem: "YAML: " + strings.Join(te.Errors, "; ")}
+			msgs := make([]string, len(te.Errors))
+			for i, m := range te.Errors {
+				msgs[i] = reUnknownField.ReplaceAllString(m, `unknown key "$1" (check the spelling)`)
+			}
+			return s, &Error{Template: name, Problem: "YAML: " + strings.Join(msgs, "; ")}
 		}
 		return s, &Error{Template: name, Problem: "YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	return s, nil
 }
+
+var reUnknownField = regexp.MustCompile(`field (\S+) not found in type template\.\w+`)
 
 // reSecretName is what a secret's name looks like: a name, never a value
 // pasted by mistake (the error then does not repeat it).

@@ -187,7 +187,7 @@ func TestCompileErrors(t *testing.T) {
 		{base + "response: {success: [500], capture: {'bad name': x}}\n", "response.success: 500 is not a success status"},
 		{base + "response: {capture: {id: 'data[x]'}}\n", "response.capture.id: "},
 		{base + "rate: {burst: -1}\n", "rate.burst: must be 1..10000"},
-		{base + "bodyy: x\n", "field bodyy not found"},
+		{base + "bodyy: x\n", `YAML: line 3: unknown key "bodyy" (check the spelling)`},
 	} {
 		spec, err := template.ParseYAML("crm1", []byte(tc.src))
 		if err == nil {
