@@ -40,6 +40,8 @@ would send for the event in FILE, a committed event as the webhooks show it
 (JSON), and prints the method, URL, headers and body. Nothing is sent: a
 dry run. Every secret is shown as ***, and no OAuth2 token is fetched.
 --state sets a value an earlier answer would have captured (.State.KEY).
+The config loads as for serve, so the template's secrets must be set (any
+value does for a dry run: none is shown or used).
 `
 
 // runConnector is "ctibridge connector": test renders a template's request.
