@@ -294,7 +294,7 @@ func TestDiskReadOnlyAtStart(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve kept running on a read-only database")
 	}
-	if ro.err == nil {
+	if ro.Err() == nil {
 		t.Fatal("serve exited 0 on a read-only database")
 	}
 	if line := logLine(ro.log.String(), "ctibridge stopped"); !strings.Contains(line, db) || !strings.Contains(line, "read-only") {

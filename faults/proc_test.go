@@ -1,50 +1,32 @@
 package faults
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/ctibridge/ctibridge/bench"
+	"github.com/ctibridge/ctibridge/internal/serveproc"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	workDir   string // removed by TestMain
-)
+var workDir string // removed by TestMain
 
 // binary builds cmd/ctibridge once per test run. It is built without -race:
 // it is the product under test, not the test, and a race-built child would
 // slow every scenario several-fold.
 func binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binPath = filepath.Join(workDir, "ctibridge")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/ctibridge/ctibridge/cmd/ctibridge")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := serveproc.Build()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return bin
 }
 
 // conf is the child's config file; fields left zero take the product's
@@ -116,44 +98,19 @@ func or(s, def string) string {
 
 // proc is one running `ctibridge serve`.
 type proc struct {
+	*serveproc.Process
 	t    testing.TB
 	cmd  *exec.Cmd
-	Pid  int
-	HTTP string // host:port of its API
-	log  *logBuf
-	done chan struct{}
-	err  error // exit status, once done is closed
+	log  procLog
+	done <-chan struct{}
 }
 
-// logBuf keeps everything the child logged: tests grep it for errors that
-// must be there and secrets that must not.
-type logBuf struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	lines int
-}
+// procLog reads the child's log: tests grep it for errors that must be
+// there and secrets that must not.
+type procLog struct{ p *serveproc.Process }
 
-func (l *logBuf) write(line []byte) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Write(line)
-	l.b.WriteByte('\n')
-	l.lines++
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuf) tail(n int) string {
-	s := l.String()
-	if len(s) > n {
-		s = "..." + s[len(s)-n:]
-	}
-	return s
-}
+func (l procLog) String() string    { return l.p.Log() }
+func (l procLog) tail(n int) string { return l.p.LogTail(n) }
 
 // procOpts tune how the child is started.
 type procOpts struct {
@@ -167,60 +124,13 @@ type procOpts struct {
 // API listens (its address is read from the "ctibridge running" line).
 func startProc(t testing.TB, dir string, cfg conf, o procOpts) *proc {
 	t.Helper()
-	path := filepath.Join(dir, "ctibridge.yaml")
-	if err := os.WriteFile(path, []byte(cfg.yaml()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"serve", "--config", path}, o.Args...)
-	cmd := exec.Command(binary(t), args...)
-	cmd.Env = append(childEnv(), o.Env...)
-	cmd.SysProcAttr = o.Attr
-	stderr, err := cmd.StderrPipe()
+	sp, err := serveproc.Start(serveproc.Options{Bin: binary(t), Dir: dir, Config: cfg.yaml(), Args: o.Args,
+		Env: append(childEnv(), o.Env...), Attr: o.Attr, NoAPI: o.NoAPI})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, cmd: cmd, Pid: cmd.Process.Pid, log: &logBuf{}, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	logDone := make(chan struct{})
-	go func() {
-		defer close(logDone)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.log.write(line)
-			var rec struct {
-				Msg  string `json:"msg"`
-				HTTP string `json:"http"`
-			}
-			if json.Unmarshal(line, &rec) == nil && rec.Msg == "ctibridge running" {
-				select {
-				case addr <- rec.HTTP:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		<-logDone // Wait closes the pipe: read it all first
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	if o.NoAPI {
-		return p
-	}
-	select {
-	case p.HTTP = <-addr:
-	case <-p.done:
-		t.Fatalf("serve exited at start: %v\n%s", p.err, p.log.tail(4000))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not start within 30s\n%s", p.log.tail(4000))
-	}
+	p := &proc{Process: sp, t: t, cmd: sp.Cmd, log: procLog{sp}, done: sp.Done()}
+	t.Cleanup(p.Kill)
 	return p
 }
 
@@ -237,32 +147,9 @@ func childEnv() []string {
 	return env
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// term sends SIGTERM and waits for a clean exit.
-func (p *proc) term() error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(30 * time.Second):
-		p.kill()
-		return errors.New("no exit within 30s of SIGTERM")
-	}
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) kill()        { p.Kill() }
+func (p *proc) term() error  { return p.Term(30 * time.Second) }
+func (p *proc) exited() bool { return p.Exited() }
 
 var httpc = &http.Client{Timeout: 20 * time.Second}
 
@@ -295,47 +182,16 @@ func (p *proc) liveCalls() int {
 	return len(calls)
 }
 
-// metrics scrapes /metrics into "name{labels}" → value.
+// metrics scrapes /metrics into "name{labels}" → value (nil on error).
 func (p *proc) metrics() map[string]float64 {
-	resp, err := httpc.Get("http://" + p.HTTP + "/metrics")
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		if i := strings.LastIndexByte(line, ' '); i > 0 {
-			if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-				out[line[:i]] = v
-			}
-		}
-	}
-	return out
+	m, _ := p.Metrics()
+	return m
 }
 
-// mem returns the child's VmRSS and VmHWM (peak) in bytes.
-func (p *proc) mem() (rss, peak int64) { return bench.ProcMem(p.Pid) }
+func (p *proc) mem() (rss, peak int64) { return p.Mem() }
 
-// logLineAfter returns the time of the first line the child logged after
-// since that holds one of the strings (the line's own "time" field).
 func (p *proc) logLineAfter(since time.Time, subs ...string) (time.Time, bool) {
-	for line := range strings.SplitSeq(p.log.String(), "\n") {
-		if !slices.ContainsFunc(subs, func(s string) bool { return strings.Contains(line, s) }) {
-			continue
-		}
-		var rec struct {
-			Time time.Time `json:"time"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Time.After(since) {
-			return rec.Time, true
-		}
-	}
-	return time.Time{}, false
+	return p.LogLineAfter(since, subs...)
 }
 
 // waitLog waits until the child has logged a line holding s.

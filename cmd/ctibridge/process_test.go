@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/ctibridge/ctibridge/bridge"
 	"io"
 	"net"
 	"net/http"
@@ -16,16 +15,17 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/internal/serveproc"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
 // buildBinary compiles ctibridge once per test binary run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ctibridge")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	bin, err := serveproc.Build()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
