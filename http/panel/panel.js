@@ -50,7 +50,9 @@
     if (!me || !me.crm_url || !call) return "";
     const other = party(call);
     const vals = {
-      e164: other.e164 || "", number: other.number || "", dialled: dialled(call),
+      // A number the PBX gave that is not E.164 (an internal or short
+      // number) is passed as dialled: the CRM's search still finds it.
+      e164: other.e164 || other.number || "", number: other.number || "", dialled: dialled(call),
       queue: call.queue || "", call_id: call.id || "", agent: me.agent,
     };
     return me.crm_url.replace(/\{\{(\w+)\}\}/g, (m, k) => (k in vals ? encodeURIComponent(vals[k]) : ""));
