@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -64,71 +63,6 @@ type EndpointUpdate struct {
 	// signatures until PreviousSecret is set to "".
 	Secret         *string `json:"secret"`
 	PreviousSecret *string `json:"previous_secret"`
-}
-
-var reEndpointID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-
-// maxEventFilters bounds an endpoint's filters.
-const maxEventFilters = 64
-
-// Problems lists everything wrong with an endpoint, each naming its field
-// (id, url, secret, previous_secret, events): the rules the config file,
-// the API and the store share. What depends on the deployment (the
-// delivery address policy, published secrets) is checked apart
-// (CheckWebhookAddress, CheckPublishedWebhookSecret).
-func (ep Endpoint) Problems() []*Error {
-	var out []*Error
-	if !reEndpointID.MatchString(ep.ID) {
-		out = append(out, FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -, got %q", ep.ID))
-	}
-	if err := CheckWebhookURL("url", ep.URL); err != nil {
-		out = append(out, asError(err))
-	}
-	if _, err := WebhookSecretKey(ep.Secret); err != nil {
-		out = append(out, FieldError("secret", "%v", err))
-	}
-	if ep.PreviousSecret != "" {
-		if _, err := WebhookSecretKey(ep.PreviousSecret); err != nil {
-			out = append(out, FieldError("previous_secret", "%v", err))
-		} else if ep.PreviousSecret == ep.Secret {
-			out = append(out, FieldError("previous_secret", "is the same as secret (remove it once the rotation is over)"))
-		}
-	}
-	if err := CheckEventFilters("events", ep.Events); err != nil {
-		out = append(out, asError(err))
-	}
-	return out
-}
-
-// Validate returns the first of Problems, nil when there is none.
-func (ep Endpoint) Validate() error {
-	if ps := ep.Problems(); len(ps) > 0 {
-		return ps[0]
-	}
-	return nil
-}
-
-// CheckEventFilters checks an endpoint's event filters.
-func CheckEventFilters(field string, events []string) error {
-	if len(events) > maxEventFilters {
-		return FieldError(field, "must hold at most %d filters", maxEventFilters)
-	}
-	for _, f := range events {
-		if err := CheckValue(field, f); err != nil {
-			return err
-		}
-		if !ValidEventFilter(f) {
-			return FieldError(field, "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
-		}
-	}
-	return nil
-}
-
-func asError(err error) *Error {
-	if e, ok := err.(*Error); ok {
-		return e
-	}
-	return &Error{Code: EINVALID, Message: err.Error()}
 }
 
 // Endpoints is the EndpointService.

@@ -199,20 +199,6 @@ func NewID(prefix string) string {
 	return prefix + ts + hex.EncodeToString(b[:])
 }
 
-// expectOriginate registers a click-to-call before the PBX is asked to place
-// it, so its first channel joins a known conversation and pops as outbound.
-func (t *Tracker) expectOriginate(o *Originate) {
-	if o.AgentChannelID != "" {
-		t.originates[o.AgentChannelID] = o
-	}
-	if o.OtherChannelID != "" {
-		t.originates[o.OtherChannelID] = o
-	}
-	if o.ActionID != "" {
-		t.originates["action:"+o.ActionID] = o
-	}
-}
-
 // Drain returns the events produced since the last call and the
 // conversations they changed.
 func (t *Tracker) Drain() ([]Event, []ConversationRecord) {

@@ -6,71 +6,15 @@ import (
 	"errors"
 	"net/netip"
 	"net/url"
+	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
 )
 
-// APIKey is an API key as stored: its secret is kept only as a hash.
-type APIKey struct {
-	ID     string   `json:"id"`
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
-	// Agent, when set, limits the key to one extension: its calls and its
-	// state (the agent panel signs in with such a key). Never admin.
-	Agent      string     `json:"agent,omitempty"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-}
-
-// Scopes an API key can hold, weakest first; each implies those before it.
-const (
-	ScopeRead    = "read"
-	ScopeControl = "control"
-	ScopeAdmin   = "admin"
-)
-
-// Scopes lists the scopes in rank order.
-var Scopes = []string{ScopeRead, ScopeControl, ScopeAdmin}
-
-// ScopeRank is 1, 2, 3 for read, control, admin and 0 for anything else.
-func ScopeRank(s string) int {
-	for i, x := range Scopes {
-		if x == s {
-			return i + 1
-		}
-	}
-	return 0
-}
-
-// HasScope reports whether the key grants scope: admin implies control,
-// control implies read.
-func (k APIKey) HasScope(scope string) bool {
-	want := ScopeRank(scope)
-	if want == 0 {
-		return false
-	}
-	for _, s := range k.Scopes {
-		if ScopeRank(s) >= want {
-			return true
-		}
-	}
-	return false
-}
-
-// HistoryFilter selects calls from the history. Zero fields do not filter.
-type HistoryFilter struct {
-	From, To    time.Time // started_at in [From, To)
-	Number      string    // the caller's or the callee's number, exactly as the PBX gave it
-	Agent       string    // agent extension
-	Direction   string    // inbound, outbound, internal, unknown
-	Disposition string    // answered, no_answer, busy, failed, cancelled
-	Limit       int       // page size: default 50, at most MaxHistoryLimit
-	Cursor      string    // from the previous page; "" for the first
-}
-
-// MaxHistoryLimit bounds one page of history.
-const MaxHistoryLimit = 500
+// A webhook endpoint and the one set of rules for it (id, URL, secrets,
+// event filters), shared by the config file, the API and the store.
 
 // WebhookSecretPrefix starts every endpoint secret (Standard Webhooks);
 // the rest is the standard base64 of the HMAC key.
@@ -119,7 +63,8 @@ func WebhookSecretKey(secret string) ([]byte, error) {
 
 type secretError string
 
-func (e secretError) Error() string        { return "invalid webhook secret: " + string(e) }
+func (e secretError) Error() string { return "invalid webhook secret: " + string(e) }
+
 func (e secretError) Is(target error) bool { return target == ErrWebhookSecret }
 
 // CheckWebhookURL is the one rule for an endpoint's URL, from the config,
@@ -211,4 +156,104 @@ func CheckPublishedWebhookSecret(field, secret string) error {
 func ValidEventFilter(f string) bool {
 	e := Endpoint{Events: []string{f}}
 	return slices.ContainsFunc(EventTypes, e.Wants)
+}
+
+// Endpoint is a webhook subscriber.
+type Endpoint struct {
+	ID     string `json:"id"`
+	URL    string `json:"url"`
+	Secret string `json:"-"` // whsec_<base64>; never logged or returned after creation
+	// PreviousSecret, during a rotation, is the secret being retired:
+	// requests carry a signature for each, so receivers holding either
+	// verify them. Empty outside a rotation.
+	PreviousSecret string   `json:"-"`
+	Events         []string `json:"events"`
+	Source         string   `json:"source"` // "config" or "api"
+	Disabled       bool     `json:"disabled"`
+	// DisabledReason says why, e.g. "endpoint answered 410 Gone".
+	DisabledReason string    `json:"disabled_reason,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Wants reports whether the endpoint subscribes to an event type. Filters are
+// exact types or path.Match-style patterns such as "call.*"; no filter means
+// every type.
+func (e Endpoint) Wants(eventType string) bool {
+	if len(e.Events) == 0 {
+		return true
+	}
+	for _, f := range e.Events {
+		if f == "*" || f == eventType {
+			return true
+		}
+		if ok, _ := path.Match(f, eventType); ok {
+			return true
+		}
+	}
+	return false
+}
+
+var reEndpointID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// maxEventFilters bounds an endpoint's filters.
+const maxEventFilters = 64
+
+// Problems lists everything wrong with an endpoint, each naming its field
+// (id, url, secret, previous_secret, events): the rules the config file,
+// the API and the store share. What depends on the deployment (the
+// delivery address policy, published secrets) is checked apart
+// (CheckWebhookAddress, CheckPublishedWebhookSecret).
+func (ep Endpoint) Problems() []*Error {
+	var out []*Error
+	if !reEndpointID.MatchString(ep.ID) {
+		out = append(out, FieldError("id", "must be 1 to 64 of A-Z a-z 0-9 _ . -, got %q", ep.ID))
+	}
+	if err := CheckWebhookURL("url", ep.URL); err != nil {
+		out = append(out, asError(err))
+	}
+	if _, err := WebhookSecretKey(ep.Secret); err != nil {
+		out = append(out, FieldError("secret", "%v", err))
+	}
+	if ep.PreviousSecret != "" {
+		if _, err := WebhookSecretKey(ep.PreviousSecret); err != nil {
+			out = append(out, FieldError("previous_secret", "%v", err))
+		} else if ep.PreviousSecret == ep.Secret {
+			out = append(out, FieldError("previous_secret", "is the same as secret (remove it once the rotation is over)"))
+		}
+	}
+	if err := CheckEventFilters("events", ep.Events); err != nil {
+		out = append(out, asError(err))
+	}
+	return out
+}
+
+// Validate returns the first of Problems, nil when there is none.
+func (ep Endpoint) Validate() error {
+	if ps := ep.Problems(); len(ps) > 0 {
+		return ps[0]
+	}
+	return nil
+}
+
+// CheckEventFilters checks an endpoint's event filters.
+func CheckEventFilters(field string, events []string) error {
+	if len(events) > maxEventFilters {
+		return FieldError(field, "must hold at most %d filters", maxEventFilters)
+	}
+	for _, f := range events {
+		if err := CheckValue(field, f); err != nil {
+			return err
+		}
+		if !ValidEventFilter(f) {
+			return FieldError(field, "%q matches no event type (e.g. call.*, recording.ready, agent.state)", f)
+		}
+	}
+	return nil
+}
+
+func asError(err error) *Error {
+	if e, ok := err.(*Error); ok {
+		return e
+	}
+	return &Error{Code: EINVALID, Message: err.Error()}
 }

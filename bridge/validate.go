@@ -5,10 +5,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 )
+
+// The allowlists every value a CRM sends must pass before it can reach a
+// PBX command, and the helpers that read them.
 
 // ENOTIMPLEMENTED is for a command the paired PBX cannot carry out (e.g.
 // hold over Asterisk's manager interface): the HTTP layer answers 501 with
@@ -283,41 +285,4 @@ func Template(tmpl string, kv ...string) string {
 		pairs = append(pairs, "{"+kv[i]+"}", kv[i+1])
 	}
 	return strings.NewReplacer(pairs...).Replace(tmpl)
-}
-
-// forgetOriginate drops a click-to-call registered with expectOriginate
-// that the PBX refused: none of its channels will come, and the entries
-// would otherwise stay for the life of the process.
-func (t *Tracker) forgetOriginate(o *Originate) {
-	for _, k := range []string{o.AgentChannelID, o.OtherChannelID, "action:" + o.ActionID} {
-		if t.originates[k] == o {
-			delete(t.originates, k)
-		}
-	}
-}
-
-// pruneOriginates drops click-to-calls requested before cutoff. An entry
-// is looked up only when its channel first appears, which happens while
-// the agent's phone rings (at most minutes) or never; the tracker itself
-// keeps them forever.
-func (t *Tracker) pruneOriginates(cutoff time.Time) int {
-	n := 0
-	for k, o := range t.originates {
-		if o.RequestedAt.Before(cutoff) {
-			delete(t.originates, k)
-			n++
-		}
-	}
-	return n
-}
-
-// pendingOriginate returns the click-to-call registered for a conversation
-// that the store does not know yet (no channel of it has been committed).
-func (t *Tracker) pendingOriginate(conversationID string) (Originate, bool) {
-	for _, o := range t.originates {
-		if o.ConversationID == conversationID {
-			return *o, true
-		}
-	}
-	return Originate{}, false
 }
