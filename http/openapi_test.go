@@ -47,7 +47,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("%s is routed but not documented", key)
 		}
 	}
-	public := []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/recordings/{token}"} // the last: the token is the credential
+	public := []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/recordings/{token}", // the token is the credential
+		"/panel", "/c2c", "/panel/assets/{name}", "/panel/session"} // the agent panel's pages and its sign-in
 	for path, ops := range doc.Paths {
 		for method, op := range ops {
 			key := strings.ToUpper(method) + " " + path

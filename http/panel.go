@@ -63,14 +63,15 @@ type loginTicket struct {
 // panelRoutes serves the panel's pages and its sign-in.
 func (s *Server) panelRoutes() {
 	a := s.app
-	for _, p := range []string{"/panel", "/panel/", "/c2c"} {
-		a.Get(p, s.panelPage)
-	}
+	a.Get("/panel", s.panelPage) // and /panel/: routing is not strict
+	a.Get("/c2c", s.panelPage)
 	a.Get("/panel/assets/:name", s.panelAsset)
 	a.Post(panelSessionPath, s.panelSignIn)
 	a.Delete(panelSessionPath, s.panelSignOut)
-	a.Get("/panel/me", s.auth(scopeRead), s.panelMe)
-	a.Post("/panel/links", s.auth(scopeRead), s.panelLink)
+	// As the API's: a request without a key or cookie must name a loopback
+	// or listed host (checkKeyless).
+	a.Get("/panel/me", s.checkKeyless, s.deadline, s.auth(scopeRead), s.panelMe)
+	a.Post("/panel/links", s.checkKeyless, s.deadline, s.auth(scopeRead), s.panelLink)
 }
 
 // panelHeaders are every panel response's: nothing but its own files may
