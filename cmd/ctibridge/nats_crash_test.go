@@ -184,38 +184,8 @@ func TestNATSSinkSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := buildBinary(t)
-	srv := natstest.Start(t, natstest.Options{})
-	_, js := srv.JetStream()
-	sim := newAsterisk(t)
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "c.db")
-	listen := freePort(t)
-	cfgPath := filepath.Join(dir, "c.yaml")
-	yaml := fmt.Sprintf(`pbx:
-  name: pbx.eu 1
-  type: asterisk
-  address: %s
-  username: bridge
-  secret: bridgepass
-  backoff_max: 200ms
-store:
-  path: %s
-http:
-  listen: %s
-calls:
-  inbound_contexts: [inbound]
-sinks:
-  nats:
-    urls: [%s]
-    create_stream: true
-    duplicate_window: 1h
-log:
-  level: debug
-`, sim.Addr(), dbPath, listen, srv.URL())
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	env := newNATSEnv(t)
+	bin, js, sim, dbPath, listen, cfgPath := env.bin, env.js, env.sim, env.dbPath, env.listen, env.cfgPath
 
 	// A steady load: five callers, each playing a call after another.
 	var stopLoad atomic.Bool
@@ -273,31 +243,22 @@ log:
 	}
 	stopLoad.Store(true)
 	load.Wait()
-	var evs []storeEvent
-	drained := func() bool {
-		evs = sinkDeliveries(t, dbPath)
-		for _, e := range evs {
-			if e.status != "delivered" {
-				return false
-			}
-		}
-		return len(evs) > 0 && streamLen(js) >= uint64(len(evs))
-	}
-	// Stable twice: the engine may still commit the last calls' ends.
-	if err := waitFor(t.Context(), 120*time.Second, func() bool {
-		if !drained() {
-			return false
-		}
-		n := len(evs)
-		time.Sleep(500 * time.Millisecond)
-		return drained() && len(evs) == n
-	}); err != nil {
-		t.Fatalf("not drained: %d events in the file, %d in the stream\n%s", len(evs), streamLen(js), p.log())
-	}
+	waitSinkDrained(t, p, dbPath, js)
 	p.term()
 	resent += p.count("already in the stream")
 
-	evs = sinkDeliveries(t, dbPath)
+	evs, msgs := checkSinkStream(t, dbPath, js)
+	t.Logf("%d calls played, %d kills (%d with deliveries pending), %d events in the outbox, %d messages in the stream, %d resends the stream dropped as duplicates",
+		played.Load(), kills, midPublish, len(evs), len(msgs), resent)
+}
+
+// checkSinkStream asserts that every event the outbox committed for the
+// sink is delivered and in the stream exactly once, each conversation in
+// order, with headers matching the outbox and the PBX name kept in one
+// subject level.
+func checkSinkStream(t *testing.T, dbPath string, js jetstream.JetStream) ([]storeEvent, []*jetstream.RawStreamMsg) {
+	t.Helper()
+	evs := sinkDeliveries(t, dbPath)
 	msgs := streamMsgs(t, js)
 	want := map[string]storeEvent{}
 	for _, e := range evs {
@@ -336,6 +297,136 @@ log:
 			t.Errorf("event %s committed but not in the stream", id)
 		}
 	}
-	t.Logf("%d calls played, %d kills (%d with deliveries pending), %d events in the outbox, %d messages in the stream, %d resends the stream dropped as duplicates",
-		played.Load(), kills, midPublish, len(evs), len(msgs), resent)
+	return evs, msgs
+}
+
+// natsEnv is a NATS server and a simulated Asterisk in this process, the
+// ctibridge binary and its config publishing to that server.
+type natsEnv struct {
+	bin                     string
+	srv                     *natstest.Server
+	js                      jetstream.JetStream
+	sim                     *amitest.Server
+	dbPath, listen, cfgPath string
+}
+
+func newNATSEnv(t *testing.T) natsEnv {
+	t.Helper()
+	bin := buildBinary(t)
+	srv := natstest.Start(t, natstest.Options{})
+	_, js := srv.JetStream()
+	sim := newAsterisk(t)
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "c.db")
+	listen := freePort(t)
+	cfgPath := filepath.Join(dir, "c.yaml")
+	yaml := fmt.Sprintf(`pbx:
+  name: pbx.eu 1
+  type: asterisk
+  address: %s
+  username: bridge
+  secret: bridgepass
+  backoff_max: 200ms
+store:
+  path: %s
+http:
+  listen: %s
+calls:
+  inbound_contexts: [inbound]
+sinks:
+  nats:
+    urls: [%s]
+    create_stream: true
+    duplicate_window: 1h
+log:
+  level: debug
+`, sim.Addr(), dbPath, listen, srv.URL())
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	return natsEnv{bin: bin, srv: srv, js: js, sim: sim, dbPath: dbPath, listen: listen, cfgPath: cfgPath}
+}
+
+// waitSinkDrained waits until every event the outbox holds for the sink is
+// delivered and the stream has at least as many, the same twice in a row
+// (the engine may still commit the last calls' ends).
+func waitSinkDrained(t *testing.T, p *natsProc, dbPath string, js jetstream.JetStream) {
+	t.Helper()
+	var evs []storeEvent
+	drained := func() bool {
+		evs = sinkDeliveries(t, dbPath)
+		for _, e := range evs {
+			if e.status != "delivered" {
+				return false
+			}
+		}
+		return len(evs) > 0 && streamLen(js) >= uint64(len(evs))
+	}
+	// Stable twice: the engine may still commit the last calls' ends.
+	if err := waitFor(t.Context(), 120*time.Second, func() bool {
+		if !drained() {
+			return false
+		}
+		n := len(evs)
+		time.Sleep(500 * time.Millisecond)
+		return drained() && len(evs) == n
+	}); err != nil {
+		t.Fatalf("not drained: %d events in the file, %d in the stream\n%s", len(evs), streamLen(js), p.log())
+	}
+}
+
+// NATS goes away under a running ctibridge while calls go on: their events
+// are committed and wait in the outbox; once NATS is back (same store) the
+// backlog is drained, every event once, each conversation in order.
+func TestNATSSinkOutageDrains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	env := newNATSEnv(t)
+	p := startNATSProc(t, env.bin, env.cfgPath, env.listen)
+	if err := waitFor(t.Context(), 30*time.Second, p.ready); err != nil {
+		t.Fatalf("not ready\n%s", p.log())
+	}
+	play := func(n int) {
+		for range n {
+			if err := env.sim.Play("inbound-call-basic", amitest.PlayOptions{Rewrite: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	play(2)
+	waitSinkDrained(t, p, env.dbPath, env.js)
+	before := len(sinkDeliveries(t, env.dbPath))
+
+	env.srv.Shutdown()
+	if err := waitFor(t.Context(), 30*time.Second, func() bool { return p.count("NATS disconnected") > 0 }); err != nil {
+		t.Fatalf("the sink did not see NATS go\n%s", p.log())
+	}
+	play(4)
+	// Wait for the new events' first attempts to have failed: they are
+	// pending in the file, and the log says the endpoint is failing.
+	pending := func() int {
+		n := 0
+		for _, e := range sinkDeliveries(t, env.dbPath) {
+			if e.status == "pending" {
+				n++
+			}
+		}
+		return n
+	}
+	if err := waitFor(t.Context(), 30*time.Second, func() bool {
+		return pending() >= 12 && p.count("nats: not connected") > 0
+	}); err != nil {
+		t.Fatalf("no publish failed while NATS was down (%d pending)\n%s", pending(), p.log())
+	}
+
+	env.srv.Restart()
+	waitSinkDrained(t, p, env.dbPath, env.js)
+	p.term()
+	evs, msgs := checkSinkStream(t, env.dbPath, env.js)
+	if len(evs) <= before {
+		t.Errorf("%d events after the outage, %d before: the calls during it were not committed", len(evs), before)
+	}
+	t.Logf("%d events before the outage, %d after, %d messages in the stream", before, len(evs), len(msgs))
 }
