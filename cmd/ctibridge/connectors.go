@@ -56,8 +56,7 @@ func crmConnectors(cfg config.Config, state bridge.ConnectorStateStore, client *
 		c, err := hubspot.New(hubspot.Options{
 			Token: h.Token, APIURL: h.APIURL, Owners: h.Owners, DefaultOwner: h.DefaultOwner,
 			AssociateContacts: h.AssociateContacts, SearchLag: h.SearchLag, Client: client, State: state,
-			Limiter: connectors.NewLimiter(h.Burst, h.Rate), Logger: log,
-			// No recording URL yet: hs_call_recording_url is left out, logged.
+			Limiter: connectors.NewLimiter(h.Burst, h.Rate), Logger: log, RecordingURL: recordingLinks(cfg).URL,
 		})
 		if err != nil {
 			return nil, &config.Error{Key: "connectors.hubspot", Reason: err.Error()}

@@ -2,6 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +29,15 @@ func newHubSpot(t *testing.T) *hubspottest.Server {
 // hubspotBridge runs simulator → ctibridge → fake HubSpot.
 func hubspotBridge(t *testing.T, edit func(*config.HubSpot)) (*amitest.Server, *hubspottest.Server, *harness) {
 	t.Helper()
+	return hubspotBridgeWith(t, func(cfg *config.Config) {
+		if edit != nil {
+			edit(&cfg.Connectors.HubSpot)
+		}
+	})
+}
+
+func hubspotBridgeWith(t *testing.T, edit func(*config.Config)) (*amitest.Server, *hubspottest.Server, *harness) {
+	t.Helper()
 	sim := newAsterisk(t)
 	hs := newHubSpot(t)
 	secret := bridge.NewWebhookSecret()
@@ -33,9 +47,7 @@ func hubspotBridge(t *testing.T, edit func(*config.HubSpot)) (*amitest.Server, *
 	h := &cfg.Connectors.HubSpot
 	h.Token, h.APIURL, h.Owners = hs.Token, hs.URL, map[string]string{"100": "7", "101": "8", "102": "10", "103": "9"}
 	h.SearchLag = 300 * time.Millisecond
-	if edit != nil {
-		edit(h)
-	}
+	edit(&cfg)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -337,4 +349,56 @@ func TestHubSpotRestartResumes(t *testing.T) {
 	if es := hs.Engagements(); len(es) != 1 || rs[1].ID != es[0].ID || rs[2].ID != es[0].ID {
 		t.Fatalf("engagements %+v", es)
 	}
+}
+
+// With recording links on, the recording's signed link reaches HubSpot as
+// hs_call_recording_url (after the end: an update of its own), and the
+// link serves the file.
+func TestHubSpotRecordingEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	content := []byte("RIFF\x24\x00\x00\x00WAVEfmt a recorded call for HubSpot")
+	if err := os.WriteFile(filepath.Join(dir, "call-1795339072.23.wav"), content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // the public URL names the port ctibridge will listen on
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	sim, hs, h := hubspotBridgeWith(t, func(cfg *config.Config) {
+		cfg.HTTP.Listen, cfg.HTTP.PublicURL, cfg.HTTP.RecordingsDir = addr, "http://"+addr, dir
+		cfg.Recordings.LinkSecret = "recording-link-secret-0123456789abcdef"
+	})
+	var frames []amitest.Frame
+	for _, f := range amitest.EventsOf(amitest.Frames("mixmonitor")) {
+		raw := strings.ReplaceAll(string(f.Raw), "/srv/pbx1/asterisk/var/spool/asterisk/monitor/", dir+"/")
+		frames = append(frames, amitest.Frame{Raw: []byte(raw)})
+	}
+	if err := sim.PlayFrames(frames, amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitHubSpot(t, hs, 4)
+	rs := hs.Calls()
+	var got []string
+	for _, r := range rs {
+		got = append(got, r.Short("status", "owner"))
+	}
+	if strings.Join(got, " ") != "create(status=RINGING,owner=7) update(status=IN_PROGRESS) update(status=COMPLETED) update()" {
+		t.Fatalf("requests %s", strings.Join(got, " "))
+	}
+	link := rs[3].Props()["hs_call_recording_url"]
+	if !strings.HasPrefix(link, "http://"+addr+"/v1/recordings/") || strings.Contains(link, ".wav") || rs[3].ID != rs[0].ID {
+		t.Fatalf("recording update %+v", rs[3])
+	}
+	res, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != string(content) {
+		t.Fatalf("the link served %d %q", res.StatusCode, body)
+	}
+	h.stop()
 }

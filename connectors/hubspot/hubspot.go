@@ -83,9 +83,10 @@ type Options struct {
 	Client  *http.Client // the dispatcher's, which enforces the address policy
 	State   bridge.ConnectorStateStore
 	Limiter *connectors.Limiter // nil: DefaultBurst, DefaultRate
-	// RecordingURL, when set, gives a URL HubSpot can fetch a recording
-	// from (hs_call_recording_url); ok false means none.
-	RecordingURL func(path string) (string, bool)
+	// RecordingURL, when set, gives the URL HubSpot fetches a call's
+	// recording from (a signed, expiring ctibridge link,
+	// hs_call_recording_url); ok false means none.
+	RecordingURL func(conversationID string) (string, bool)
 	Logger       *slog.Logger
 	Now          func() time.Time // nil: time.Now
 }
@@ -334,7 +335,7 @@ func (d *delivery) recording() error {
 	}
 	link, ok := "", false
 	if d.c.opts.RecordingURL != nil {
-		link, ok = d.c.opts.RecordingURL(d.ev.Recording.Path)
+		link, ok = d.c.opts.RecordingURL(d.conv)
 	}
 	if !ok {
 		d.c.log.Info("recording not linked: ctibridge has no URL to serve it from", "conversation", d.conv)

@@ -384,7 +384,7 @@ func TestRecordingURL(t *testing.T) {
 	fake := newFake(t)
 	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *hubspot.Options) {
 		o.RecordingURL = func(p string) (string, bool) {
-			return "https://bridge.example/r/" + p[strings.LastIndex(p, "/")+1:] + "?sig=x", true
+			return "https://bridge.example/v1/recordings/" + p + ".sig", true
 		}
 	})
 	in := bridge.DirectionInbound
@@ -400,8 +400,8 @@ func TestRecordingURL(t *testing.T) {
 	for _, r := range fake.Calls() {
 		got = append(got, r.Short("status", "recording"))
 	}
-	want := "create(status=RINGING) update(status=NO_ANSWER,recording=https://bridge.example/r/conv_1.wav?sig=x) " +
-		"create(status=RINGING) update(status=NO_ANSWER) update(recording=https://bridge.example/r/conv_2.wav?sig=x)"
+	want := "create(status=RINGING) update(status=NO_ANSWER,recording=https://bridge.example/v1/recordings/conv_1.sig) " +
+		"create(status=RINGING) update(status=NO_ANSWER) update(recording=https://bridge.example/v1/recordings/conv_2.sig)"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("got  %s\nwant %s", strings.Join(got, " "), want)
 	}
