@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	nethttp "net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -159,4 +161,31 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stdout, "revoked", pos[0])
 	}
 	return 0
+}
+
+// panelLoginLink creates an agent key for extension ext and asks the
+// running server at httpAddr for a one-time link that signs the panel in
+// with it (good once, for 10 minutes): ctibridge demo prints one.
+func panelLoginLink(ctx context.Context, db *store.DB, httpAddr, ext string) (string, error) {
+	plain, _, err := db.CreateAgentAPIKey(ctx, "agent "+ext, []string{"read", "control"}, ext)
+	if err != nil {
+		return "", err
+	}
+	req, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, "http://"+httpAddr+"/panel/links", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+plain)
+	res, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	var body struct {
+		URL string `json:"url"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&body); err != nil || res.StatusCode != nethttp.StatusCreated || body.URL == "" {
+		return "", fmt.Errorf("panel login link: HTTP %d", res.StatusCode)
+	}
+	return body.URL, nil
 }

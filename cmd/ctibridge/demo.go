@@ -138,6 +138,9 @@ setup and leaves nothing behind. Ctrl-C or SIGTERM stops it at once.
 	// print right after this line.
 	fmt.Fprintf(stdout, "ctibridge demo: simulated %s on %s, CRM receiver on %s, API on http://%s\n\n",
 		*pbxType, cfg.PBX.Address, receiver.URL, r.HTTPAddr)
+	if link, err := panelLoginLink(ctx, r.DB, r.HTTPAddr, "100"); err == nil { // apikey.go
+		fmt.Fprintf(stdout, "agent panel, signed in as agent 100 (the link works once, for 10 minutes; add --keep to stay): %s\n\n", link)
+	}
 	if err := waitFor(ctx, 10*time.Second, func() bool { up, _ := r.Engine.LinkState(); return up }); err != nil {
 		return halt(fmt.Errorf("ctibridge did not connect to the simulated PBX: %w", err))
 	}
