@@ -213,29 +213,30 @@ func (m *Commander) BlindTransfer(ctx context.Context, customer bridge.Channel, 
 // Asterisk holds the customer and connects the agent to the target; the
 // transfer completes when the agent's leg hangs up
 // (CompleteAttendedTransfer) and is abandoned with CancelAtxfer.
-func (m *Commander) AttendedTransfer(ctx context.Context, agent bridge.Channel, to string) error {
+func (m *Commander) AttendedTransfer(ctx context.Context, agent bridge.Channel, to string) (bridge.Channel, error) {
 	if err := bridge.CheckExtension("to", to); err != nil {
-		return err
+		return bridge.Channel{}, err
 	}
 	a, err := channelAction("Atxfer", agent)
 	if err != nil {
-		return err
+		return bridge.Channel{}, err
 	}
 	a.AddField("Exten", to)
 	a.AddField("Context", m.opts.TransferContext)
-	return m.do(ctx, a)
+	// Asterisk names no consultation leg: finishing acts on the agent's.
+	return bridge.Channel{}, m.do(ctx, a)
 }
 
 // CompleteAttendedTransfer hangs up the agent's (transferer's) channel:
 // Asterisk then bridges the customer with the target, or, if the target
 // still rings, connects them when it answers.
-func (m *Commander) CompleteAttendedTransfer(ctx context.Context, agent bridge.Channel) error {
+func (m *Commander) CompleteAttendedTransfer(ctx context.Context, agent, _ bridge.Channel) error {
 	return m.Hangup(ctx, agent)
 }
 
 // CancelAttendedTransfer drops the consultation and gives the agent the
 // customer back (CancelAtxfer, Asterisk 17+).
-func (m *Commander) CancelAttendedTransfer(ctx context.Context, agent bridge.Channel) error {
+func (m *Commander) CancelAttendedTransfer(ctx context.Context, agent, _ bridge.Channel) error {
 	a, err := channelAction("CancelAtxfer", agent)
 	if err != nil {
 		return err

@@ -140,9 +140,9 @@ func TestCommanderActionsOnTheWire(t *testing.T) {
 			lines("Action: Hangup", "Channel: Local/500@inbound-00000005;2", "Cause: 16", "ActionID: t-1")},
 		{"blind", func() error { return r.cmd.BlindTransfer(ctx, cust, "600") },
 			lines("Action: Redirect", "Channel: Local/500@inbound-00000005;2", "Context: xfer", "Exten: 600", "Priority: 1", "ActionID: t-2")},
-		{"attended", func() error { return r.cmd.AttendedTransfer(ctx, agent, "200") },
+		{"attended", func() error { _, err := r.cmd.AttendedTransfer(ctx, agent, "200"); return err },
 			lines("Action: Atxfer", "Channel: PJSIP/101-00000007", "Exten: 200", "Context: xfer", "ActionID: t-3")},
-		{"complete", func() error { return r.cmd.CompleteAttendedTransfer(ctx, agent) },
+		{"complete", func() error { return r.cmd.CompleteAttendedTransfer(ctx, agent, bridge.Channel{}) },
 			lines("Action: Hangup", "Channel: PJSIP/101-00000007", "Cause: 16", "ActionID: t-4")},
 		{"record", func() error { return r.cmd.Record(ctx, cust, true, "conv_1-17.wav") },
 			lines("Action: MixMonitor", "Channel: Local/500@inbound-00000005;2", "File: conv_1-17.wav", "ActionID: t-5")},
@@ -311,7 +311,7 @@ func TestCommanderErrors(t *testing.T) {
 		t.Fatalf("hold sent %q", got)
 	}
 	// The simulator (like Asterisk < 17) does not know CancelAtxfer.
-	if err := r.cmd.CancelAttendedTransfer(ctx, ch); code(err) != bridge.ENOTIMPLEMENTED || !strings.Contains(err.Error(), "CancelAtxfer") {
+	if err := r.cmd.CancelAttendedTransfer(ctx, ch, bridge.Channel{}); code(err) != bridge.ENOTIMPLEMENTED || !strings.Contains(err.Error(), "CancelAtxfer") {
 		t.Fatalf("cancel: %v", err)
 	}
 	if got := r.sent(); got != lines("Action: CancelAtxfer", "Channel: PJSIP/100-00000001", "ActionID: t-1") {

@@ -54,8 +54,9 @@ const transferTTL = 2 * time.Hour
 
 type attended struct {
 	CallTransfer
-	agent Channel
-	at    time.Time
+	agent   Channel
+	consult Channel // the adapter's consultation leg, when it names one
+	at      time.Time
 }
 
 // link returns the PBX if the link is up: a command is never queued for a
@@ -372,11 +373,12 @@ func (s *callService) Transfer(ctx context.Context, id string, req TransferReque
 	if cc.Agent == nil {
 		return CallTransfer{}, Errorf(ECONFLICT, "no agent has answered call %s: there is no one to consult", id)
 	}
-	if err := pbx.AttendedTransfer(ctx, *cc.Agent, req.To); err != nil {
+	consult, err := pbx.AttendedTransfer(ctx, *cc.Agent, req.To)
+	if err != nil {
 		return CallTransfer{}, err
 	}
 	tr.ID = NewID("xfer_")
-	a := &attended{CallTransfer: tr, agent: *cc.Agent, at: s.now()}
+	a := &attended{CallTransfer: tr, agent: *cc.Agent, consult: consult, at: s.now()}
 	// Transfers of calls that ended are dropped as new ones come.
 	var ended []string
 	s.mu.Lock()
@@ -472,9 +474,9 @@ func (s *callService) finish(ctx context.Context, a *attended, complete bool) er
 		return Errorf(ECONFLICT, "call %s has ended", a.CallID)
 	}
 	if complete {
-		return pbx.CompleteAttendedTransfer(ctx, a.agent)
+		return pbx.CompleteAttendedTransfer(ctx, a.agent, a.consult)
 	}
-	return pbx.CancelAttendedTransfer(ctx, a.agent)
+	return pbx.CancelAttendedTransfer(ctx, a.agent, a.consult)
 }
 
 // LiveCalls are the calls in progress that ctx may see.

@@ -22,13 +22,16 @@ type PBX interface {
 	Hangup(ctx context.Context, ch Channel) error
 	// BlindTransfer sends the customer's channel to an extension.
 	BlindTransfer(ctx context.Context, customer Channel, to string) error
-	// AttendedTransfer starts a consultation from the agent's channel;
-	// CompleteAttendedTransfer joins the customer to the consulted party,
-	// CancelAttendedTransfer drops the consultation and returns the agent
-	// to the customer.
-	AttendedTransfer(ctx context.Context, agent Channel, to string) error
-	CompleteAttendedTransfer(ctx context.Context, agent Channel) error
-	CancelAttendedTransfer(ctx context.Context, agent Channel) error
+	// AttendedTransfer starts a consultation from the agent's channel and
+	// returns the consultation's leg when the adapter names it (FreeSWITCH
+	// does; Asterisk's Atxfer needs none: zero Channel). The call service
+	// keeps it with the transfer, so the one record of a transfer under
+	// way, and its lifetime, are the domain's. CompleteAttendedTransfer
+	// joins the customer to the consulted party; CancelAttendedTransfer
+	// drops the consultation and returns the agent to the customer.
+	AttendedTransfer(ctx context.Context, agent Channel, to string) (consult Channel, err error)
+	CompleteAttendedTransfer(ctx context.Context, agent, consult Channel) error
+	CancelAttendedTransfer(ctx context.Context, agent, consult Channel) error
 	// CanHold is nil when Hold works on this PBX, else why not.
 	CanHold() error
 	Hold(ctx context.Context, ch Channel, on bool) error

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -97,16 +96,13 @@ type Runner interface {
 type Commander struct {
 	c    Runner
 	opts CommanderOptions
-
-	mu       sync.Mutex
-	consults map[string]string // agent leg uuid -> consultation leg uuid
 }
 
 var _ bridge.PBX = (*Commander)(nil)
 
 // NewCommander returns a Commander sending through c.
 func NewCommander(c Runner, opts CommanderOptions) *Commander {
-	return &Commander{c: c, opts: opts.withDefaults(), consults: map[string]string{}}
+	return &Commander{c: c, opts: opts.withDefaults()}
 }
 
 // Connected implements bridge.PBX.
@@ -203,9 +199,9 @@ func (m *Commander) BlindTransfer(ctx context.Context, customer bridge.Channel, 
 
 // AttendedTransfer implements bridge.PBX: att_xfer on the agent's leg,
 // calling the target on a consultation leg whose uuid is chosen here.
-func (m *Commander) AttendedTransfer(ctx context.Context, agent bridge.Channel, to string) error {
+func (m *Commander) AttendedTransfer(ctx context.Context, agent bridge.Channel, to string) (bridge.Channel, error) {
 	if err := bridge.CheckExtension("to", to); err != nil {
-		return err
+		return bridge.Channel{}, err
 	}
 	consult := uuid.NewString()
 	dial := bridge.Template(m.opts.TransferDial, "to", to, "context", m.opts.Context)
@@ -219,56 +215,30 @@ func (m *Commander) AttendedTransfer(ctx context.Context, agent bridge.Channel, 
 		vars += ",loopback_bowout=false"
 	}
 	if err := m.api(ctx, "uuid_broadcast", agent, "att_xfer::{"+vars+"}"+dial+" aleg"); err != nil {
-		return err
+		return bridge.Channel{}, err
 	}
-	m.mu.Lock()
-	m.consults[agent.ID] = consult
-	m.mu.Unlock()
-	return nil
+	return bridge.Channel{ID: consult}, nil
 }
 
 // CompleteAttendedTransfer hangs up the agent's leg: att_xfer then bridges
 // the customer with the target.
-func (m *Commander) CompleteAttendedTransfer(ctx context.Context, agent bridge.Channel) error {
-	if _, err := m.consult(agent); err != nil {
-		return err
+func (m *Commander) CompleteAttendedTransfer(ctx context.Context, agent, consult bridge.Channel) error {
+	if consult.ID == "" {
+		return errNoConsult
 	}
-	if err := m.api(ctx, "uuid_kill", agent, ""); err != nil {
-		return err
-	}
-	m.forget(agent)
-	return nil
+	return m.api(ctx, "uuid_kill", agent, "")
 }
 
 // CancelAttendedTransfer hangs up the consultation leg: att_xfer gives the
 // agent the customer back.
-func (m *Commander) CancelAttendedTransfer(ctx context.Context, agent bridge.Channel) error {
-	consult, err := m.consult(agent)
-	if err != nil {
-		return err
+func (m *Commander) CancelAttendedTransfer(ctx context.Context, agent, consult bridge.Channel) error {
+	if consult.ID == "" {
+		return errNoConsult
 	}
-	if err := m.api(ctx, "uuid_kill", bridge.Channel{ID: consult}, ""); err != nil {
-		return err
-	}
-	m.forget(agent)
-	return nil
+	return m.api(ctx, "uuid_kill", consult, "")
 }
 
-func (m *Commander) consult(agent bridge.Channel) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, ok := m.consults[agent.ID]
-	if !ok {
-		return "", bridge.Errorf(bridge.ECONFLICT, "no attended transfer of this bridge is under way on that leg")
-	}
-	return c, nil
-}
-
-func (m *Commander) forget(agent bridge.Channel) {
-	m.mu.Lock()
-	delete(m.consults, agent.ID)
-	m.mu.Unlock()
-}
+var errNoConsult = bridge.Errorf(bridge.ECONFLICT, "no attended transfer of this bridge is under way on that leg")
 
 // CanHold implements bridge.PBX: uuid_hold works on any channel.
 func (m *Commander) CanHold() error { return nil }

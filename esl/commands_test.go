@@ -166,8 +166,10 @@ func TestESLCommanderActionsOnTheWire(t *testing.T) {
 	}
 
 	// Attended: att_xfer on the agent's leg with a consultation leg whose
-	// uuid cancelling then kills; a second cancel has nothing to cancel.
-	if err := r.cmd.AttendedTransfer(ctx, agent, "2000"); err != nil {
+	// uuid is returned, and which cancelling then kills; without one there
+	// is nothing to cancel.
+	consultLeg, err := r.cmd.AttendedTransfer(ctx, agent, "2000")
+	if err != nil {
 		t.Fatal(err)
 	}
 	got := r.sent()
@@ -177,20 +179,23 @@ func TestESLCommanderActionsOnTheWire(t *testing.T) {
 	if !strings.HasPrefix(got, prefix) || !ok || rest != "loopback/2000/public aleg\n\n" || len(consult) != 36 || bowout != "loopback_bowout=false" {
 		t.Fatalf("att_xfer sent %q", got)
 	}
-	if err := r.cmd.CancelAttendedTransfer(ctx, agent); err != nil {
+	if consultLeg.ID != consult {
+		t.Fatalf("returned consultation %q, dialled %q", consultLeg.ID, consult)
+	}
+	if err := r.cmd.CancelAttendedTransfer(ctx, agent, consultLeg); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.sent(); got != "api uuid_kill "+consult+"\n\n" {
 		t.Fatalf("cancel sent %q", got)
 	}
-	if err := r.cmd.CancelAttendedTransfer(ctx, agent); bridge.ErrorCode(err) != bridge.ECONFLICT {
-		t.Fatalf("second cancel: %v", err)
+	if err := r.cmd.CancelAttendedTransfer(ctx, agent, bridge.Channel{}); bridge.ErrorCode(err) != bridge.ECONFLICT {
+		t.Fatalf("cancel without a consultation: %v", err)
 	}
-	if err := r.cmd.AttendedTransfer(ctx, agent, "2000"); err != nil {
+	if consultLeg, err = r.cmd.AttendedTransfer(ctx, agent, "2000"); err != nil {
 		t.Fatal(err)
 	}
 	r.sent()
-	if err := r.cmd.CompleteAttendedTransfer(ctx, agent); err != nil {
+	if err := r.cmd.CompleteAttendedTransfer(ctx, agent, consultLeg); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.sent(); got != "api uuid_kill "+agentLeg+"\n\n" {
@@ -240,7 +245,7 @@ func TestESLCommanderRefusesInjection(t *testing.T) {
 		}},
 		{"variables", func() error { o := base(); o.Variables = map[string]string{"a b": "x"}; return r.cmd.Originate(ctx, o) }},
 		{"to", func() error { return r.cmd.BlindTransfer(ctx, ch, "3000 XML evil") }},
-		{"to", func() error { return r.cmd.AttendedTransfer(ctx, ch, "3000\n\napi hupall") }},
+		{"to", func() error { _, err := r.cmd.AttendedTransfer(ctx, ch, "3000\n\napi hupall"); return err }},
 		{"digits", func() error { return r.cmd.SendDTMF(ctx, ch, "1 2") }},
 		{"channel", func() error { return r.cmd.Hangup(ctx, bridge.Channel{ID: custLeg + "\n\napi hupall"}) }},
 		{"extension", func() error { return r.cmd.QueueMember(ctx, bridge.QueueOp{Action: "login", Extension: "1000'\n"}) }},
@@ -328,7 +333,7 @@ func TestESLCommanderRefusesDialStringInjection(t *testing.T) {
 // (att_xfer): one leg, only the pre-assigned uuid.
 func TestESLAttendedTransferDialString(t *testing.T) {
 	r := newESLRig(t, okAPI, esl.CommanderOptions{})
-	if err := r.cmd.AttendedTransfer(context.Background(), bridge.Channel{ID: agentLeg}, "2000"); err != nil {
+	if _, err := r.cmd.AttendedTransfer(context.Background(), bridge.Channel{ID: agentLeg}, "2000"); err != nil {
 		t.Fatal(err)
 	}
 	got := r.sent()
@@ -375,7 +380,7 @@ func TestESLCommanderErrors(t *testing.T) {
 	if err := r.cmd.Hangup(ctx, ch); bridge.ErrorCode(err) != bridge.ECONFLICT {
 		t.Fatalf("gone channel: %v", err)
 	}
-	if err := r.cmd.CompleteAttendedTransfer(ctx, ch); bridge.ErrorCode(err) != bridge.ECONFLICT {
+	if err := r.cmd.CompleteAttendedTransfer(ctx, ch, bridge.Channel{}); bridge.ErrorCode(err) != bridge.ECONFLICT {
 		t.Fatalf("complete without transfer: %v", err)
 	}
 	r.sim.Close()
