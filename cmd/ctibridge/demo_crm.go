@@ -9,8 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"testing"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
@@ -64,55 +62,24 @@ func startDemoCRM(name string, cfg *config.Config) (*demoCRM, error) {
 		return &demoCRM{name: name, title: "HubSpot", endpoint: config.HubSpotEndpointID, url: hs.URL, close: hs.Close,
 			lines: func(context.Context, *store.DB) []crmLine { return hubspotLines(hs.Requests()) }}, nil
 	case "bitrix24":
-		tb := &fakeTB{}
-		portal := bitrix24test.New(tb)
+		portal := bitrix24test.Start()
 		b := &cfg.Connectors.Bitrix24
 		b.WebhookURL, b.DefaultUser = portal.URL, 1
 		b.Users = map[string]int{}
 		for i, ext := range demoAgents {
 			b.Users[ext] = 10 + i
 		}
-		return &demoCRM{name: name, title: "Bitrix24", endpoint: config.Bitrix24EndpointID, url: bitrix24.Redact(portal.URL), close: tb.close,
+		return &demoCRM{name: name, title: "Bitrix24", endpoint: config.Bitrix24EndpointID, url: bitrix24.Redact(portal.URL), close: portal.Close,
 			lines: func(ctx context.Context, db *store.DB) []crmLine { return bitrixLines(ctx, db, portal.Calls()) }}, nil
 	case "zammad":
-		tb := &fakeTB{}
-		zm := zammadtest.New(tb)
+		zm := zammadtest.Start()
 		z := &cfg.Connectors.Zammad
 		z.URL = zm.URL
 		z.Users = map[string]string{"100": "Anna Agent", "101": "Ben Agent", "1000": "Anna Agent", "1100": "Ben Agent"}
-		return &demoCRM{name: name, title: "Zammad", endpoint: config.ZammadEndpointID, url: zammad.Redact(zm.URL), close: tb.close,
+		return &demoCRM{name: name, title: "Zammad", endpoint: config.ZammadEndpointID, url: zammad.Redact(zm.URL), close: zm.Close,
 			lines: func(context.Context, *store.DB) []crmLine { return zammadLines(zm.Calls()) }}, nil
 	}
 	return nil, usageError{fmt.Errorf("--crm must be one of %s, got %q", strings.Join(demoCRMs, ", "), name)}
-}
-
-// fakeTB is the testing.TB bitrix24test.New and zammadtest.New take: they
-// only register their server's Close with it. (Package testing is linked
-// into the binary anyway, by a dependency.)
-type fakeTB struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-}
-
-func (f *fakeTB) Helper() {}
-
-func (f *fakeTB) Cleanup(fn func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cleanups = append(f.cleanups, fn)
-}
-
-func (f *fakeTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
-
-func (f *fakeTB) close() {
-	f.mu.Lock()
-	cs := f.cleanups
-	f.cleanups = nil
-	f.mu.Unlock()
-	for i := len(cs) - 1; i >= 0; i-- {
-		cs[i]()
-	}
 }
 
 // report prints, per call, what the CRM received, then the dead letters

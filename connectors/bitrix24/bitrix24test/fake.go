@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -78,14 +77,33 @@ type dedupEntry struct {
 	at     time.Time
 }
 
-// New starts a fake portal with Bitrix24's limits.
-func New(t testing.TB) *Server {
+// Cleaner is what New needs of a test (testing.TB has it): the fake does
+// not import package testing, so ctibridge's demo can run it.
+type Cleaner interface{ Cleanup(func()) }
+
+// Failer is what WaitFor needs of a test (testing.TB has it).
+type Failer interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// New starts a fake portal closed when the test ends.
+func New(t Cleaner) *Server {
+	s := Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the portal.
+func (s *Server) Close() { s.srv.Close() }
+
+// Start starts a fake portal with Bitrix24's limits; Close stops it.
+func Start() *Server {
 	s := &Server{Token: "k3y5ecr3tt0k3n42", now: time.Now, burst: 50, rate: 2, tokens: 50,
 		open: map[string]*extCall{}, dedup: map[string]dedupEntry{}, lose: map[string]int{}, failing: map[string]bool{}}
 	s.at = s.now()
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/rest/1/" + s.Token + "/"
-	t.Cleanup(s.srv.Close)
 	return s
 }
 
@@ -140,7 +158,7 @@ func (s *Server) Refused() []Call {
 }
 
 // WaitFor waits until n requests were accepted and returns them.
-func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Call {
+func (s *Server) WaitFor(t Failer, n int, timeout time.Duration) []Call {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

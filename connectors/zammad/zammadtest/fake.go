@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -56,12 +55,32 @@ type Server struct {
 	logs     map[string]string // callId → state: newCall, answer, hangup
 }
 
-// New starts a fake Zammad with the generic CTI integration on.
-func New(t testing.TB) *Server {
+// Cleaner is what New needs of a test (testing.TB has it): the fake does
+// not import package testing, so ctibridge's demo can run it.
+type Cleaner interface{ Cleanup(func()) }
+
+// Failer is what WaitFor needs of a test (testing.TB has it).
+type Failer interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// New starts a fake Zammad closed when the test ends.
+func New(t Cleaner) *Server {
+	s := Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the fake.
+func (s *Server) Close() { s.srv.Close() }
+
+// Start starts a fake Zammad with the generic CTI integration on; Close
+// stops it.
+func Start() *Server {
 	s := &Server{Token: "Zt0k3n-s3cr3t_42abc", lose: map[string]int{}, logs: map[string]string{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/api/v1/cti/" + s.Token
-	t.Cleanup(s.srv.Close)
 	return s
 }
 
@@ -105,7 +124,7 @@ func (s *Server) Refused() []Call {
 }
 
 // WaitFor waits until n requests were accepted and returns them.
-func (s *Server) WaitFor(t testing.TB, n int, timeout time.Duration) []Call {
+func (s *Server) WaitFor(t Failer, n int, timeout time.Duration) []Call {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
