@@ -171,7 +171,7 @@ func New(opts Options) (*Sink, error) {
 	}
 	s.nc = nc
 	if nc.IsConnected() {
-		s.up()
+		s.up(nc)
 	}
 	s.js, err = jetstream.New(nc)
 	if err != nil {
@@ -198,8 +198,10 @@ func (s *Sink) natsOptions() ([]nats.Option, error) {
 		// the dispatcher retries it from the outbox, instead of the client
 		// flushing a stale copy after the attempt was already given up.
 		nats.ReconnectBufSize(-1),
-		nats.ConnectHandler(func(*nats.Conn) { s.up() }),
-		nats.ReconnectHandler(func(*nats.Conn) { s.reconns.Add(1); s.up() }),
+		// The handlers get the connection: they may run before New has
+		// stored it.
+		nats.ConnectHandler(func(nc *nats.Conn) { s.up(nc) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { s.reconns.Add(1); s.up(nc) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			s.down(err)
 		}),
@@ -247,9 +249,9 @@ func (s *Sink) natsOptions() ([]nats.Option, error) {
 	return opts, nil
 }
 
-func (s *Sink) up() {
+func (s *Sink) up(nc *nats.Conn) {
 	if !s.connected.Swap(true) {
-		s.log.Info("NATS connected", "server", s.nc.ConnectedUrlRedacted())
+		s.log.Info("NATS connected", "server", nc.ConnectedUrlRedacted())
 	}
 	s.lastErr.Store(nil)
 }
@@ -287,6 +289,9 @@ func (s *Sink) asyncErr(err error) {
 }
 
 var errDenied = errors.New("denied")
+
+// errCodeStreamNotMatch is JetStream's "expected stream does not match".
+const errCodeStreamNotMatch jetstream.ErrorCode = 10060
 
 func (s *Sink) watch(subject string) (context.Context, func(), func()) {
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -396,7 +401,7 @@ func (s *Sink) classify(ctx context.Context, subject string, err error) error {
 			return bridge.PermanentError(fmt.Errorf("nats: the event is larger than the stream's max_msg_size: %v", err))
 		case apiErr.ErrorCode == jetstream.JSErrCodeJetStreamNotEnabledForAccount || apiErr.ErrorCode == jetstream.JSErrCodeJetStreamNotEnabled:
 			return bridge.PermanentError(fmt.Errorf("nats: JetStream is not enabled for this account: %v", err))
-		case apiErr.Code == 400 && strings.Contains(strings.ToLower(apiErr.Description), "expected stream"):
+		case apiErr.ErrorCode == errCodeStreamNotMatch || apiErr.Code == 400 && strings.Contains(strings.ToLower(apiErr.Description), "expected stream"):
 			return bridge.PermanentError(fmt.Errorf("nats: subject %q is captured by another stream than %s: %v", subject, s.opts.Stream, err))
 		}
 		return fmt.Errorf("nats: %v", err)
