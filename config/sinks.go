@@ -41,6 +41,10 @@ type NATS struct {
 	StreamSubjects  []string      `koanf:"stream_subjects"` // default: the template with wildcards
 	MaxAge          time.Duration `koanf:"max_age"`
 	MaxBytes        int64         `koanf:"max_bytes"` // 0: no limit
+	// DuplicateWindow is how long JetStream drops a resend of an event
+	// (same Nats-Msg-Id). A resend after it (an ack lost in a NATS outage
+	// longer than the window) is stored again, same event id: consumers
+	// de-duplicate by id. Exact only if it exceeds delivery.retry_window.
 	DuplicateWindow time.Duration `koanf:"duplicate_window"`
 	Replicas        int           `koanf:"replicas"`
 
