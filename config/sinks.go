@@ -36,11 +36,11 @@ type NATS struct {
 	// Stream, when set, is the stream every publish must land in.
 	// CreateStream makes or updates it (default name CTIBRIDGE) with the
 	// settings below; otherwise the operator manages the stream.
-	Stream          string        `koanf:"stream"`
-	CreateStream    bool          `koanf:"create_stream"`
-	StreamSubjects  []string      `koanf:"stream_subjects"` // default: the template with wildcards
-	MaxAge          time.Duration `koanf:"max_age"`
-	MaxBytes        int64         `koanf:"max_bytes"` // 0: no limit
+	Stream         string        `koanf:"stream"`
+	CreateStream   bool          `koanf:"create_stream"`
+	StreamSubjects []string      `koanf:"stream_subjects"` // default: the template with wildcards
+	MaxAge         time.Duration `koanf:"max_age"`
+	MaxBytes       int64         `koanf:"max_bytes"` // 0: no limit
 	// DuplicateWindow is how long JetStream drops a resend of an event
 	// (same Nats-Msg-Id). A resend after it (an ack lost in a NATS outage
 	// longer than the window) is stored again, same event id: consumers
