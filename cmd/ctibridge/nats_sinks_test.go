@@ -3,6 +3,8 @@ package main
 import (
 	"io"
 	"log/slog"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +59,22 @@ func TestFleetSinksStateAndMetrics(t *testing.T) {
 	}
 	if eps, err := fleetSinks(t.Context(), config.Default(), slog.Default(), conns, nil); err != nil || len(eps) != 0 {
 		t.Errorf("sink off: %v %v", eps, err)
+	}
+}
+
+// The product links the NATS client only: the server is embedded by tests
+// (natstest), never by the binary.
+func TestBinaryDoesNotLinkNATSServer(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "github.com/nats-io/nats.go/jetstream") {
+		t.Fatal("go list -deps shows no NATS client: the check below proves nothing")
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "nats-server") || strings.HasSuffix(dep, "/natstest") {
+			t.Errorf("ctibridge links %s", dep)
+		}
 	}
 }
