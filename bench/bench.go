@@ -125,6 +125,15 @@ type Report struct {
 // Run runs the scenarios and returns the report.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	def := DefaultOptions()
+	// The simulators' "show channels" does not list the calls the harness
+	// writes raw, so the resync's confirmation pass (6 s after link-up)
+	// and the periodic reconcile would end every call live then: calls
+	// ended early, ingest never complete, CPU charged for the wait. The
+	// child inherits this unless the caller set it.
+	if _, ok := os.LookupEnv("CTIBRIDGE_PBX__RECONCILE_INTERVAL"); !ok {
+		os.Setenv("CTIBRIDGE_PBX__RECONCILE_INTERVAL", "0")
+		defer os.Unsetenv("CTIBRIDGE_PBX__RECONCILE_INTERVAL")
+	}
 	if len(o.PBX) == 0 {
 		o.PBX = def.PBX
 	}
