@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -191,11 +192,16 @@ func (s *Server) panelMe(c *fiber.Ctx) error {
 	if p.Agent == "" {
 		return bridge.Errorf(bridge.EUNAUTHORIZED, "sign in with an agent key")
 	}
+	// The origins the panel's postMessage API talks to: those that may
+	// frame it ('self' is this server's own).
 	var origins []string
 	for _, a := range s.Panel.FrameAncestors {
 		if strings.Contains(a, "://") {
 			origins = append(origins, a)
 		}
+	}
+	if len(s.Panel.FrameAncestors) == 0 || slices.Contains(s.Panel.FrameAncestors, "'self'") {
+		origins = append(origins, selfOrigin(c))
 	}
 	s.panelHeaders(c)
 	return c.JSON(fiber.Map{"agent": p.Agent, "scopes": p.Scopes, "crm_url": s.Panel.CRMURL,

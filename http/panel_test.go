@@ -3,6 +3,7 @@ package http_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	nethttp "net/http"
 	"strings"
 	"sync"
@@ -137,6 +138,11 @@ func TestPanelPageHeaders(t *testing.T) {
 		}
 	}
 	r.raw("GET", "/panel/assets/..%2fpanel.go", "", "").problem(t, 404, "")
+	// postMessage talks to the framing origins only ('self': this server).
+	me := r.raw("GET", "/panel/me", "", "", r.panelHdr(r.signIn(r.agentKey("100")))...).json(t)
+	if got := fmt.Sprint(me["host_origins"]); got != "[https://crm.example.com "+r.base+"]" {
+		t.Errorf("host_origins %s", got)
+	}
 	// A bare GET of /c2c dials nothing: the page asks first.
 	if n := len(originates(r)); n != 0 {
 		t.Fatalf("GET /c2c dialled %d times", n)
