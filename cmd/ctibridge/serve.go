@@ -128,7 +128,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return fmt.Errorf("store: %w", err)
 	}
 	srv.Calls, srv.Agents, srv.Endpoints = calls, agents, endpoints
-	srv.Metrics = func() []apihttp.Metric { return dispatcherMetrics(dispatcher) }
+	// A sink that is down does not make ctibridge unready (the outbox keeps
+	// its events, as for a webhook endpoint): its state is in /metrics.
+	srv.Metrics = func() []apihttp.Metric { return append(dispatcherMetrics(dispatcher), sinkMetrics(conns)...) }
 	deliveries.Backlog, srv.Deliveries = dispatcher.Backlogs, deliveries
 	srv.Version, srv.Commit, _ = buildInfo()
 	srv.PBXName, srv.Dispatcher = cfg.PBX.Name, dispatcher
