@@ -308,3 +308,72 @@ fetch("%[1]s/v1/calls/x/hangup", { method: "POST", mode: "no-cors", credentials:
 		t.Fatalf("%d originates for one confirmation", n)
 	}
 }
+
+// The panel in a CRM's frame: a host page whose origin is listed in
+// http.panel.frame_ancestors hears that the agent is signed in and that a
+// call rings (postMessage, call state out); a page at another origin
+// framing it hears nothing (the panel posts to listed origins only, and the
+// CSP keeps it from loading there at all).
+func TestPanelEmbeddedInBrowser(t *testing.T) {
+	browser := chromium(t)
+	var panelURL string // set once the bridge listens, before any page loads
+	hostPage := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><title>CRM</title>
+<iframe id="p" src="%[1]s/panel" title="Phone" width="400" height="300"></iframe><pre id="log"></pre>
+<script>
+window.addEventListener("message", (e) => {
+  if (e.origin !== %[2]q || !e.data || e.data.source !== "ctibridge") return;
+  const d = e.data;
+  document.getElementById("log").textContent += (d.type === "ready" ? "ready " + d.agent : d.event + " " + d.call.caller.number) + "\n";
+});
+</script>`, panelURL, panelURL)
+	})
+	host := httptest.NewServer(hostPage)
+	t.Cleanup(host.Close)
+	stranger := httptest.NewServer(hostPage)
+	t.Cleanup(stranger.Close)
+
+	sim := newAsterisk(t)
+	secret := bridge.NewWebhookSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
+	cfg.HTTP.Panel.FrameAncestors = []string{"'self'", host.URL}
+	h := startBridge(t, cfg, rcv)
+	h.waitLink(true)
+	panelURL = "http://" + h.run.HTTPAddr
+	key, _, err := h.run.DB.CreateAgentAPIKey(context.Background(), "agent 100", []string{"read", "control"}, "100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Signed in at the top level first; the host is the same site
+	// (127.0.0.1, another port), so the SameSite=Strict cookie goes along.
+	crm := tab(t, browser)
+	browse(t, crm, "sign in",
+		chromedp.Navigate(panelURL+"/panel"),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), key),
+		chromedp.Click(chromedp.CSS(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#btn-signout")))
+	other := tab(t, browser)
+	browse(t, other, "another origin frames the panel", chromedp.Navigate(stranger.URL+"/"))
+	browse(t, crm, "the CRM frames the panel",
+		chromedp.Navigate(host.URL+"/"),
+		chromedp.Poll[chromedp.Void](`document.getElementById("log").textContent.includes("ready 100")`))
+
+	frames := amitest.EventsOf(amitest.Frames("inbound-call-basic"))
+	for i := 0; !h.sawType(bridge.EventCallRinging); i++ {
+		if i == len(frames) {
+			t.Fatal("the capture ended before call.ringing")
+		}
+		if err := sim.PlayFrames(frames[i:i+1], amitest.PlayOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_ = waitFor(context.Background(), 200*time.Millisecond, func() bool { return h.sawType(bridge.EventCallRinging) })
+	}
+	browse(t, crm, "the CRM hears the ring",
+		chromedp.Poll[chromedp.Void](`document.getElementById("log").textContent.includes("call.ringing 5551234")`))
+	if log := read(t, other, "the other origin's log", chromedp.Evaluate[string](`document.getElementById("log").textContent`)); log != "" {
+		t.Fatalf("a page at an unlisted origin heard: %q", log)
+	}
+}

@@ -114,10 +114,11 @@
   // configured origins only: postMessage drops a message whose target
   // origin is not the frame parent's.
   function tellHost(type, call) {
+    post({ source: "ctibridge", type: "call", event: type, call });
+  }
+  function post(msg) {
     if (window.parent === window || !me) return;
-    for (const o of me.host_origins || []) {
-      window.parent.postMessage({ source: "ctibridge", type: "call", event: type, call }, o);
-    }
+    for (const o of me.host_origins || []) window.parent.postMessage(msg, o);
   }
 
   function onCallEvent(type, ev) {
@@ -166,7 +167,10 @@
   function connect() {
     if (es) es.close();
     es = new EventSource("/v1/events/stream");
-    es.onopen = () => { $("link").textContent = "Connected"; };
+    es.onopen = () => {
+      $("link").textContent = "Connected";
+      post({ source: "ctibridge", type: "ready", agent: me.agent }); // the host learns who is signed in, and that events flow
+    };
     es.onerror = () => { $("link").textContent = "Reconnecting…"; };
     const types = ["call.ringing", "call.ring_ended", "call.answered", "call.held", "call.resumed", "call.transferred",
       "call.ended", "call.failed", "call.abandoned", "call.queued", "recording.started", "recording.ready"];
