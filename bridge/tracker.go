@@ -179,6 +179,9 @@ type conversation struct {
 	// PartiesFixed: caller and callee are set; channel data must not
 	// change them (a stranded agent's leg still carries its customer's id).
 	PartiesFixed bool `json:"parties_fixed,omitempty"`
+	// e164Of are the caller's and callee's numbers Call's E164 fields
+	// were parsed from (not stored: a restored call parses them again).
+	e164Of [2]string
 }
 
 // NewTracker returns an empty tracker.

@@ -62,9 +62,16 @@ func (t *Tracker) direction(c *conversation) {
 }
 
 func (t *Tracker) numbers(c *conversation) {
-	if t.cfg.Numbers != nil {
-		c.Call.Caller.E164 = t.cfg.Numbers.E164(c.Call.Caller.Number)
-		c.Call.Callee.E164 = t.cfg.Numbers.E164(c.Call.Callee.Number)
+	if t.cfg.Numbers == nil {
+		return
+	}
+	// Parsing a number is the dearest step of an event: only a number
+	// that changed since the last event is parsed again.
+	if n := c.Call.Caller.Number; n != c.e164Of[0] || c.Call.Caller.E164 == "" && n != "" {
+		c.Call.Caller.E164, c.e164Of[0] = t.cfg.Numbers.E164(n), n
+	}
+	if n := c.Call.Callee.Number; n != c.e164Of[1] || c.Call.Callee.E164 == "" && n != "" {
+		c.Call.Callee.E164, c.e164Of[1] = t.cfg.Numbers.E164(n), n
 	}
 }
 
