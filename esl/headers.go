@@ -14,7 +14,7 @@ import (
 // headers, most of them channel variables nobody here reads; the Client
 // keeps only these (plus variable_<DirectionVar>), so an event costs a
 // few small strings instead of a map of every header pinning the whole
-// body. TestWantedHeadersTranslateAlike checks that every capture
+// body for as long as the call model keeps one of them. TestWantedHeadersTranslateAlike checks that every capture
 // translates the same either way: a header the translator starts reading
 // must be added here.
 var wantedHeaders = setOf(
@@ -39,6 +39,7 @@ var wantedHeaders = setOf(
 	"variable_hangup_cause_q850", "variable_transfer_source", "variable_transfer_to",
 	"variable_transfer_destination", "variable_record_seconds", "variable_record_ms",
 	"variable_cc_agent", "variable_cc_queue", "variable_cc_side", "variable_cc_member_session_uuid",
+	"variable_domain_name",
 )
 
 // headerSet maps a header name to itself, so a kept header's key is the
@@ -65,17 +66,14 @@ func (s headerSet) with(names ...string) headerSet {
 	return out
 }
 
-// parsePlainWanted is ParsePlain keeping only the headers in want. Kept
-// values are copied into one small string, so the event pins nothing of
-// the frame; skipped lines are only scanned for their name.
+// parsePlainWanted is ParsePlain keeping only the headers in want. Each
+// kept value is its own small string: the translator and the tracker keep
+// some of them for a channel's life, and they must not pin the frame (or
+// an event's worth of values) with them. Skipped lines are only scanned for
+// their name.
 func parsePlainWanted(b []byte, want headerSet) (*Event, error) {
-	type kv struct {
-		k          string
-		start, end int
-	}
-	var kept [40]kv
-	keys := kept[:0]
-	var vals []byte
+	e := &Event{Headers: make(map[string]string, 24)}
+	var scratch [256]byte
 	rest := b
 	for len(rest) > 0 {
 		var line []byte
@@ -100,17 +98,10 @@ func parsePlainWanted(b []byte, want headerSet) (*Event, error) {
 		if len(v) > 0 && v[0] == ' ' {
 			v = v[1:]
 		}
-		if vals == nil {
-			vals = make([]byte, 0, 1024)
+		if bytes.IndexByte(v, '%') >= 0 {
+			v = appendUnescaped(scratch[:0], v)
 		}
-		start := len(vals)
-		vals = appendUnescaped(vals, v)
-		keys = append(keys, kv{name, start, len(vals)})
-	}
-	all := string(vals)
-	e := &Event{Headers: make(map[string]string, len(keys))}
-	for _, h := range keys {
-		e.Headers[h.k] = all[h.start:h.end]
+		e.Headers[name] = string(v)
 	}
 	if cl, ok := e.Headers["Content-Length"]; ok {
 		n, err := strconv.Atoi(cl)
