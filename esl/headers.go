@@ -39,6 +39,7 @@ var wantedHeaders = setOf(
 	"variable_hangup_cause_q850", "variable_transfer_source", "variable_transfer_to",
 	"variable_transfer_destination", "variable_record_seconds", "variable_record_ms",
 	"variable_cc_agent", "variable_cc_queue", "variable_cc_side", "variable_cc_member_session_uuid",
+	"variable_domain_name", // a tenant rule's source (Channel.Domain)
 	"variable_domain_name",
 )
 
