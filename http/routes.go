@@ -1,10 +1,13 @@
 package http
 
-// Scopes of API keys: admin implies control, control implies read.
+import "github.com/ctibridge/ctibridge/bridge"
+
+// Scopes of API keys (bridge defines them): admin implies control,
+// control implies read.
 const (
-	scopeRead    = "read"
-	scopeControl = "control"
-	scopeAdmin   = "admin"
+	scopeRead    = bridge.ScopeRead
+	scopeControl = bridge.ScopeControl
+	scopeAdmin   = bridge.ScopeAdmin
 )
 
 // routes registers the API. Health, readiness, metrics and the OpenAPI
