@@ -40,7 +40,6 @@ var wantedHeaders = setOf(
 	"variable_transfer_destination", "variable_record_seconds", "variable_record_ms",
 	"variable_cc_agent", "variable_cc_queue", "variable_cc_side", "variable_cc_member_session_uuid",
 	"variable_domain_name", // a tenant rule's source (Channel.Domain)
-	"variable_domain_name",
 )
 
 // headerSet maps a header name to itself, so a kept header's key is the
