@@ -329,6 +329,7 @@ func channel(msg *goami2.Message, prefix string) bridge.Channel {
 		Context:       msg.Field(prefix + "Context"),
 		Exten:         msg.Field(prefix + "Exten"),
 		State:         msg.Field(prefix + "ChannelStateDesc"),
+		AccountCode:   msg.Field(prefix + "AccountCode"), // a tenant rule's source
 	}
 	if ch.ID == "<unknown>" {
 		ch.ID = ""

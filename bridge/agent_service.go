@@ -18,6 +18,7 @@ type AgentView struct {
 	State     string       `json:"state"` // the latest state reported, whichever queue
 	UpdatedAt time.Time    `json:"updated_at"`
 	Queues    []QueueState `json:"queues"`
+	Tenant    string       `json:"tenant,omitempty"` // from its latest agent.state
 	seq       int64
 	byQueue   map[string]*QueueState
 }
@@ -86,7 +87,7 @@ func (a *Agents) Act(ctx context.Context, op QueueOp) error {
 	if err := op.Validate(); err != nil {
 		return err
 	}
-	if !SeesAgent(ctx, op.Extension) {
+	if !SeesAgentIn(ctx, op.Extension, a.tenantOf(op.Extension)) {
 		return &Error{Code: ENOTFOUND, Field: "extension", Message: "no agent " + op.Extension + " for this key"}
 	}
 	if a.pbx == nil {
@@ -130,7 +131,7 @@ func (a *Agents) Apply(recs []Record) {
 		}
 		q.State, q.Reason, q.seq = ev.AgentState.State, ev.AgentState.Reason, r.Seq
 		if r.Seq > v.seq {
-			v.seq, v.State, v.UpdatedAt = r.Seq, q.State, ev.OccurredAt
+			v.seq, v.State, v.UpdatedAt, v.Tenant = r.Seq, q.State, ev.OccurredAt, ev.Tenant
 			if ev.Agent.Name != "" {
 				v.Name = ev.Agent.Name
 			}
@@ -144,7 +145,7 @@ func (a *Agents) Agents(ctx context.Context) []AgentView {
 	defer a.mu.Unlock()
 	out := make([]AgentView, 0, len(a.agents))
 	for _, v := range a.agents {
-		if !SeesAgent(ctx, v.Extension) {
+		if !SeesAgentIn(ctx, v.Extension, v.Tenant) {
 			continue
 		}
 		cp := *v
@@ -161,4 +162,15 @@ func (a *Agents) Agents(ctx context.Context) []AgentView {
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.Compare(out[i].Extension, out[j].Extension) < 0 })
 	return out
+}
+
+// tenantOf is the tenant of agent ext as its latest agent.state said; an
+// agent never reported is the operator's ("") until it is.
+func (a *Agents) tenantOf(ext string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if v := a.agents[ext]; v != nil {
+		return v.Tenant
+	}
+	return ""
 }

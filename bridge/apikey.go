@@ -12,6 +12,9 @@ type APIKey struct {
 	Agent      string     `json:"agent,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// Tenant, when set, limits the key to one tenant: its calls, agents,
+	// events and webhook endpoints ("": the operator, every tenant).
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Scopes an API key can hold, weakest first; each implies those before it.

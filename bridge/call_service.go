@@ -57,6 +57,7 @@ type attended struct {
 	agent   Channel
 	consult Channel // the adapter's consultation leg, when it names one
 	at      time.Time
+	tenant  string // the call's: another tenant's key finds no such transfer
 }
 
 // link returns the PBX if the link is up: a command is never queued for a
@@ -128,6 +129,17 @@ func (s *callService) Check(ctx context.Context, req PlaceCall) error {
 	if a := agentScope(ctx); a != "" && req.Agent != a {
 		return &Error{Code: EFORBIDDEN, Field: "agent", Message: "an agent key places calls for its own extension only (" + a + ")"}
 	}
+	if tn := TenantOf(ctx); tn != "" {
+		// A tenant key dials only for its own tenant's agents; another
+		// tenant's extension does not exist for it.
+		var at string
+		if err := s.do(ctx, func(t *Tracker) { at = t.agentTenant(req.Agent) }); err != nil {
+			return err
+		}
+		if at != tn {
+			return &Error{Code: ENOTFOUND, Field: "agent", Message: "no agent " + req.Agent + " for this key"}
+		}
+	}
 	if s.pbx != nil {
 		return s.pbx.CheckOriginate(req.originate())
 	}
@@ -151,6 +163,7 @@ func (s *callService) Place(ctx context.Context, req PlaceCall) (PlacedCall, err
 	}
 	o.ActionID, o.AgentChannelID, o.OtherChannelID = newUUID(), newUUID(), newUUID()
 	o.RequestedAt = s.now().UTC()
+	o.Tenant = TenantOf(ctx)
 	// The tracker never drops what it registers for an originate; prune
 	// the stale entries now and then, here, where they are added.
 	prune := false
@@ -198,7 +211,7 @@ func (s *callService) lookup(ctx context.Context, id string) (CallChannels, erro
 	switch {
 	case ok && !SeesCall(ctx, cc.Call, cc.Agents):
 		return cc, notFound
-	case pending && !SeesAgent(ctx, o.Agent):
+	case pending && !SeesAgentIn(ctx, o.Agent, o.Tenant):
 		return cc, notFound
 	case pending:
 		return cc, Errorf(ECONFLICT, "call %s is still being dialled: no channel of it exists yet", id)
@@ -378,7 +391,7 @@ func (s *callService) Transfer(ctx context.Context, id string, req TransferReque
 		return CallTransfer{}, err
 	}
 	tr.ID = NewID("xfer_")
-	a := &attended{CallTransfer: tr, agent: *cc.Agent, consult: consult, at: s.now()}
+	a := &attended{CallTransfer: tr, agent: *cc.Agent, consult: consult, at: s.now(), tenant: cc.Call.Tenant}
 	// Transfers of calls that ended are dropped as new ones come.
 	var ended []string
 	s.mu.Lock()
@@ -434,6 +447,9 @@ func (s *callService) FinishTransfer(ctx context.Context, transferID string, com
 		delete(s.transfers, transferID)
 		a = nil
 	}
+	if a != nil && !SeesTenant(ctx, a.tenant) {
+		a = nil // left in place: another tenant's
+	}
 	if a != nil {
 		delete(s.transfers, transferID)
 	}
@@ -484,7 +500,16 @@ func (s *callService) LiveCalls(ctx context.Context) []Call {
 	all := s.engine.Live()
 	a := agentScope(ctx)
 	if a == "" {
-		return all
+		if TenantOf(ctx) == "" {
+			return all
+		}
+		out := make([]Call, 0)
+		for _, c := range all {
+			if SeesTenant(ctx, c.Tenant) {
+				out = append(out, c)
+			}
+		}
+		return out
 	}
 	var agents map[string][]string
 	_ = s.do(ctx, func(t *Tracker) {
@@ -514,14 +539,17 @@ func (s *callService) Call(ctx context.Context, id string) (Call, bool, bool, er
 		// Location of its answer must not be "not found".
 		var o Originate
 		var ok bool
-		if derr := s.do(ctx, func(t *Tracker) { o, ok = t.pendingOriginate(id) }); derr == nil && ok && SeesAgent(ctx, o.Agent) {
-			return Call{ID: id, State: "dialing", Direction: DirectionOutbound, Agent: &Agent{Extension: o.Agent},
+		if derr := s.do(ctx, func(t *Tracker) { o, ok = t.pendingOriginate(id) }); derr == nil && ok && SeesAgentIn(ctx, o.Agent, o.Tenant) {
+			return Call{ID: id, Tenant: o.Tenant, State: "dialing", Direction: DirectionOutbound, Agent: &Agent{Extension: o.Agent},
 				Callee: Party{Number: o.To}, StartedAt: o.RequestedAt}, true, true, nil
 		}
 		return Call{}, false, false, notFound
 	}
 	if err != nil {
 		return Call{}, false, false, err
+	}
+	if !SeesTenant(ctx, rec.Call.Tenant) {
+		return Call{}, false, false, notFound
 	}
 	if agentScope(ctx) != "" {
 		var agents []string

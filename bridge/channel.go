@@ -138,6 +138,10 @@ type Channel struct {
 	// Vars are channel variables the adapter read with the event (only the
 	// ones the model uses, e.g. the configured direction variable).
 	Vars map[string]string
+	// AccountCode is Asterisk's CHANNEL(accountcode), Domain FreeSWITCH's
+	// domain_name: what the tenant rules read besides Context and Vars.
+	AccountCode string
+	Domain      string
 	// CreatedAt is when the channel appeared, when the PBX says (resync).
 	CreatedAt time.Time
 }

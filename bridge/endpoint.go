@@ -173,12 +173,26 @@ type Endpoint struct {
 	// DisabledReason says why, e.g. "endpoint answered 410 Gone".
 	DisabledReason string    `json:"disabled_reason,omitempty"`
 	CreatedAt      time.Time `json:"created_at"`
+	// Tenant: the endpoint receives only this tenant's events; "" (an
+	// operator's endpoint) receives every tenant's.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Wants reports whether the endpoint subscribes to an event type. Filters are
 // exact types or path.Match-style patterns such as "call.*"; no filter means
 // every type.
 func (e Endpoint) Wants(eventType string) bool {
+	return e.wantsType(eventType)
+}
+
+// WantsEvent reports whether the endpoint takes an event of this type
+// and tenant: an operator endpoint every tenant's, a tenant's only its
+// own.
+func (e Endpoint) WantsEvent(eventType, tenant string) bool {
+	return (e.Tenant == "" || e.Tenant == tenant) && e.wantsType(eventType)
+}
+
+func (e Endpoint) wantsType(eventType string) bool {
 	if len(e.Events) == 0 {
 		return true
 	}

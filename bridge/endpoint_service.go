@@ -51,6 +51,9 @@ type EndpointRequest struct {
 	// PreviousSecret keeps a secret the receivers still hold valid while
 	// they move to Secret: requests carry a signature for each.
 	PreviousSecret string `json:"previous_secret"`
+	// Tenant: only this tenant's events ("" every tenant's). A tenant
+	// key's endpoint is always of its own tenant.
+	Tenant string `json:"tenant"`
 }
 
 // EndpointUpdate changes an API endpoint; nil fields keep their value.
@@ -103,7 +106,7 @@ func (s *Endpoints) Load(ctx context.Context, onReenable func(id, reason string)
 			}
 		}
 	}
-	return s.Endpoints(ctx)
+	return s.all(ctx)
 }
 
 // Push sends the list to sinks now and after every change.
@@ -117,7 +120,7 @@ func (s *Endpoints) Push(ctx context.Context, sinks ...EndpointSink) error {
 func (s *Endpoints) sync(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	eps, err := s.Endpoints(ctx)
+	eps, err := s.all(ctx)
 	if err != nil {
 		return err
 	}
@@ -128,8 +131,17 @@ func (s *Endpoints) sync(ctx context.Context) error {
 }
 
 // Endpoints are the fixed endpoints then the API's, with the disabled
-// state the store keeps.
+// state the store keeps: those of ctx's tenant (all for the operator).
 func (s *Endpoints) Endpoints(ctx context.Context) ([]Endpoint, error) {
+	eps, err := s.all(ctx)
+	if err != nil || TenantOf(ctx) == "" {
+		return eps, err
+	}
+	return slices.DeleteFunc(eps, func(ep Endpoint) bool { return !SeesTenant(ctx, ep.Tenant) }), nil
+}
+
+// all are every tenant's endpoints (what the engine and dispatcher get).
+func (s *Endpoints) all(ctx context.Context) ([]Endpoint, error) {
 	runtime, err := s.store.ListEndpoints(ctx)
 	if err != nil {
 		return nil, err
@@ -169,7 +181,16 @@ func (s *Endpoints) isFixed(id string) bool {
 // Create implements EndpointService.
 func (s *Endpoints) Create(ctx context.Context, req EndpointRequest) (Endpoint, error) {
 	ep := Endpoint{ID: req.ID, URL: req.URL, Secret: req.Secret, PreviousSecret: req.PreviousSecret, Events: req.Events,
-		Source: "api", CreatedAt: s.now().UTC()}
+		Source: "api", CreatedAt: s.now().UTC(), Tenant: req.Tenant}
+	if err := CheckTenant("tenant", req.Tenant); err != nil {
+		return Endpoint{}, err
+	}
+	if tn := TenantOf(ctx); tn != "" {
+		if req.Tenant != "" && req.Tenant != tn {
+			return Endpoint{}, &Error{Code: EFORBIDDEN, Field: "tenant", Message: "a tenant key creates endpoints of its own tenant (" + tn + ") only"}
+		}
+		ep.Tenant = tn
+	}
 	if ep.ID == "" {
 		ep.ID = NewID("ep_")
 	}
@@ -205,12 +226,12 @@ func (s *Endpoints) Create(ctx context.Context, req EndpointRequest) (Endpoint, 
 // Update implements EndpointService: the URL, the filters or the secrets
 // (rotation) of an API endpoint; its id, state and history stay.
 func (s *Endpoints) Update(ctx context.Context, id string, upd EndpointUpdate) (Endpoint, bool, error) {
-	if s.isFixed(id) {
-		return Endpoint{}, false, Errorf(ECONFLICT, "endpoint %s is defined in the config file: change it there (webhooks[].secret, previous_secret)", id)
-	}
-	ep, err := s.Endpoint(ctx, id)
+	ep, err := s.Endpoint(ctx, id) // first: another tenant's is not found, whatever it is
 	if err != nil {
 		return Endpoint{}, false, err
+	}
+	if s.isFixed(id) {
+		return Endpoint{}, false, Errorf(ECONFLICT, "endpoint %s is defined in the config file: change it there (webhooks[].secret, previous_secret)", id)
 	}
 	if upd.URL != nil {
 		ep.URL = *upd.URL
@@ -255,6 +276,9 @@ func (s *Endpoints) Update(ctx context.Context, id string, upd EndpointUpdate) (
 
 // Delete implements EndpointService.
 func (s *Endpoints) Delete(ctx context.Context, id string) error {
+	if _, err := s.Endpoint(ctx, id); err != nil {
+		return err // another tenant's is not found
+	}
 	if s.isFixed(id) {
 		return Errorf(ECONFLICT, "endpoint %s is defined in the config file: remove it there", id)
 	}

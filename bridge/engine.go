@@ -454,7 +454,7 @@ func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRe
 		}
 		pe := PendingEvent{Record: rec}
 		for _, ep := range eps {
-			if !ep.Disabled && ep.Wants(ev.Type) {
+			if !ep.Disabled && ep.WantsEvent(ev.Type, ev.Tenant) {
 				pe.EndpointIDs = append(pe.EndpointIDs, ep.ID)
 			}
 		}

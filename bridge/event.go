@@ -63,6 +63,9 @@ type Event struct {
 	// (it ended while the PBX link was down; ended_at is when the link was
 	// lost) or reconciled (the periodic check found its channels gone).
 	ResyncReason string `json:"resync_reason,omitempty"`
+	// Tenant owns the event (its call's, or its agent's); omitted for
+	// the operator's.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Direction of a conversation, seen from the organisation.
@@ -89,6 +92,7 @@ const (
 // Call is the CRM's view of a conversation at the moment of an event.
 type Call struct {
 	ID          string            `json:"id"`
+	Tenant      string            `json:"tenant,omitempty"` // set once, from the tenant rules, before the first event
 	Direction   Direction         `json:"direction"`
 	State       string            `json:"state"` // ringing, queued, talking, held, ended
 	Caller      Party             `json:"caller"`

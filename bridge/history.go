@@ -9,6 +9,7 @@ type HistoryFilter struct {
 	Agent       string    // agent extension
 	Direction   string    // inbound, outbound, internal, unknown
 	Disposition string    // answered, no_answer, busy, failed, cancelled
+	Tenant      string    // only this tenant's calls (a tenant key's history)
 	Limit       int       // page size: default 50, at most MaxHistoryLimit
 	Cursor      string    // from the previous page; "" for the first
 }

@@ -16,6 +16,10 @@ type Principal struct {
 	// agent's state. Anything else is "not found", never "forbidden": an
 	// agent cannot learn which other calls exist.
 	Agent string
+	// Tenant, when set, limits the key to one tenant's calls, agents,
+	// events and endpoints; "" is the operator, who sees every tenant.
+	// Another tenant's call is "not found", as for an agent key.
+	Tenant string
 }
 
 type principalKey struct{}
@@ -40,6 +44,14 @@ func agentScope(ctx context.Context) string {
 
 // SeesAgent reports whether ctx may see agent extension ext's state.
 func SeesAgent(ctx context.Context, ext string) bool {
+	return SeesAgentIn(ctx, ext, TenantOf(ctx))
+}
+
+// SeesAgentIn reports whether ctx may see agent ext of tenant.
+func SeesAgentIn(ctx context.Context, ext, tenant string) bool {
+	if !SeesTenant(ctx, tenant) {
+		return false
+	}
 	a := agentScope(ctx)
 	return a == "" || a == ext
 }
@@ -47,6 +59,9 @@ func SeesAgent(ctx context.Context, ext string) bool {
 // SeesCall reports whether ctx may see a call whose agent legs are agents
 // (CallChannels.Agents) and whose current agent is c.Agent.
 func SeesCall(ctx context.Context, c Call, agents []string) bool {
+	if !SeesTenant(ctx, c.Tenant) {
+		return false
+	}
 	a := agentScope(ctx)
 	if a == "" {
 		return true

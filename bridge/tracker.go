@@ -32,6 +32,8 @@ type TrackerConfig struct {
 	// Agents maps an extension to a display name.
 	Agents  map[string]string
 	Numbers NumberNormalizer
+	// Tenants derive each conversation's tenant (zero: all "").
+	Tenants Tenants
 }
 
 // Tracker turns ChannelEvents into conversations and CRM events. It is not
@@ -68,6 +70,9 @@ type Tracker struct {
 	reportsRequests bool
 	dirty           map[string]*conversation // changed since the last Drain
 	out             []Event
+	// agentTenants are the tenants of agents the config does not list,
+	// learned from the calls their phones are in.
+	agentTenants map[string]string
 }
 
 // Originate is a click-to-call the bridge placed itself: it knows the ids
@@ -83,6 +88,7 @@ type Originate struct {
 	Variables      map[string]string
 	RingTimeout    time.Duration // how long the agent's phone rings; 0: the adapter's default
 	RequestedAt    time.Time
+	Tenant         string // the tenant of the key that placed it (or of its agent)
 }
 
 type legRole string
@@ -179,6 +185,9 @@ type conversation struct {
 	// PartiesFixed: caller and callee are set; channel data must not
 	// change them (a stranded agent's leg still carries its customer's id).
 	PartiesFixed bool `json:"parties_fixed,omitempty"`
+	// TenantFixed: Call.Tenant is settled (a rule matched, or the first
+	// event went out with the default); it never changes after.
+	TenantFixed bool `json:"tenant_fixed,omitempty"`
 	// e164Of are the caller's and callee's numbers Call's E164 fields
 	// were parsed from (not stored: a restored call parses them again).
 	e164Of [2]string

@@ -11,13 +11,18 @@ import (
 // emit appends an event for c with a fresh id and the next sequence.
 func (t *Tracker) emit(c *conversation, typ string, at time.Time, fill func(*Event)) {
 	t.direction(c)
+	if !c.TenantFixed {
+		// No rule matched before the first event: the default, for good.
+		c.Call.Tenant, c.TenantFixed = t.cfg.Tenants.Default, true
+	}
 	c.Seq++
 	snap := c.snapshot()
 	e := Event{ID: NewID("evt_"), Type: typ, OccurredAt: at.UTC(), Sequence: c.Seq, PBX: t.cfg.PBX,
-		ConversationID: c.ID, Call: &snap}
+		ConversationID: c.ID, Call: &snap, Tenant: c.Call.Tenant}
 	if fill != nil {
 		fill(&e)
 	}
+	t.learnAgentTenant(e.Agent, c.Call.Tenant)
 	t.out = append(t.out, e)
 	t.dirty[c.ID] = c
 }

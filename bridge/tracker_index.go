@@ -96,6 +96,11 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 			c.Call.Caller = Party{Number: o.Agent, Name: t.agentName(o.Agent)}
 			c.Call.Variables = o.Variables
 			c.Call.Agent = &Agent{Extension: o.Agent, Name: t.agentName(o.Agent)}
+			// The key's tenant placed it; the operator's: its agent's.
+			c.Call.Tenant, c.TenantFixed = o.Tenant, true
+			if o.Tenant == "" {
+				c.Call.Tenant = t.agentTenant(o.Agent)
+			}
 		}
 		if ch.ID == o.AgentChannelID {
 			l.Role, l.Agent, l.Dialled = roleAgent, o.Agent, true
@@ -111,6 +116,7 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 	if c == nil || c.Ended {
 		c = t.newConversation(NewID("conv_"), at)
 		l.Role = roleCaller
+		t.settleTenant(c, ch)
 	}
 	if ch.LinkedID != "" {
 		t.link(c, ch.LinkedID)
@@ -142,6 +148,9 @@ func (t *Tracker) newConversation(id string, at time.Time) *conversation {
 // refresh copies caller data from the caller's channel into the call.
 func (t *Tracker) refresh(l *leg, ch Channel) {
 	c := l.conv
+	if !c.TenantFixed && c.Seq == 0 && l.Role == roleCaller {
+		t.settleTenant(c, ch)
+	}
 	if v := ch.Vars[t.cfg.DirectionVar]; t.cfg.DirectionVar != "" && v != "" {
 		t.setDirectionVar(c, v)
 	}

@@ -12,6 +12,9 @@ func (t *Tracker) variable(ev ChannelEvent) {
 	if l == nil {
 		return
 	}
+	if c := l.conv; !c.TenantFixed && c.Seq == 0 {
+		t.settleTenant(c, Channel{Vars: map[string]string{ev.Name: ev.Value}})
+	}
 	switch {
 	case t.cfg.DirectionVar != "" && ev.Name == t.cfg.DirectionVar:
 		t.setDirectionVar(l.conv, ev.Value)
@@ -145,6 +148,6 @@ func (t *Tracker) agentState(ev ChannelEvent) {
 	if n := t.agentName(ext); n != "" {
 		name = n
 	}
-	t.out = append(t.out, Event{ID: NewID("evt_"), Type: EventAgentState, OccurredAt: ev.At.UTC(), PBX: t.cfg.PBX,
+	t.out = append(t.out, Event{ID: NewID("evt_"), Type: EventAgentState, OccurredAt: ev.At.UTC(), PBX: t.cfg.PBX, Tenant: t.agentTenant(ext),
 		Agent: &Agent{Extension: ext, Name: name}, AgentState: &AgentStat{Queue: ev.Queue, State: ev.Status, Reason: ev.Reason}})
 }

@@ -37,6 +37,8 @@ type Config struct {
 	Sinks Sinks `koanf:"sinks"`
 	// Recordings are the signed recording links (config/recordings.go).
 	Recordings Recordings `koanf:"recordings"`
+	// Tenants tell a shared PBX's customers apart (config/tenants.go).
+	Tenants Tenants `koanf:"tenants"`
 }
 
 // PBX is the Asterisk (AMI) or FreeSWITCH (ESL) to follow.
@@ -120,6 +122,8 @@ type Webhook struct {
 	// PreviousSecret is the secret being retired during a rotation:
 	// requests are signed with both until it is removed.
 	PreviousSecret string `koanf:"previous_secret"`
+	// Tenant: the endpoint receives only this tenant's events ("": all).
+	Tenant string `koanf:"tenant"`
 }
 
 // Delivery tunes webhook delivery.
@@ -330,6 +334,9 @@ func (c *Config) validate(add func(*Error)) {
 		if err := bridge.CheckPublishedWebhookSecret("secret", w.Secret); err != nil {
 			add(&Error{key + ".secret", bridge.ErrorMessage(err)})
 		}
+		if err := bridge.CheckTenant("tenant", w.Tenant); err != nil {
+			add(&Error{key + ".tenant", bridge.ErrorMessage(err)})
+		}
 		if ids[c.Webhooks[i].ID] {
 			add(&Error{key + ".id", fmt.Sprintf("%q is used twice", c.Webhooks[i].ID)})
 		}
@@ -339,6 +346,7 @@ func (c *Config) validate(add func(*Error)) {
 		add(err)
 	}
 	c.Sinks.validate(add, ids, 3*c.Delivery.Timeout)
+	c.Tenants.validate(add)
 	c.Connectors.validateTemplates(ids, add)
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
 		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})

@@ -55,7 +55,7 @@ func (s *Server) admit(c *fiber.Ctx, key bridge.APIKey, scope string) error {
 		return bridge.Errorf(bridge.EFORBIDDEN, "this API key (%s) lacks the %s scope", key.Name, scope)
 	}
 	c.Locals(keyLocal, key)
-	c.SetUserContext(bridge.WithPrincipal(c.UserContext(), bridge.Principal{KeyID: key.ID, Scopes: key.Scopes, Agent: key.Agent}))
+	c.SetUserContext(bridge.WithPrincipal(c.UserContext(), bridge.Principal{KeyID: key.ID, Scopes: key.Scopes, Agent: key.Agent, Tenant: key.Tenant}))
 	return c.Next()
 }
 

@@ -59,6 +59,8 @@ func (s *Server) history(c *fiber.Ctx) error {
 		}
 		f.Agent = p.Agent
 	}
+	// A tenant key reads its tenant's calls only.
+	f.Tenant = bridge.TenantOf(c.UserContext())
 	recs, next, err := s.store.History(c.UserContext(), f)
 	if err != nil {
 		return err
@@ -86,7 +88,7 @@ func (s *Server) recording(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !s.agentHadLeg(c, rec) {
+	if !bridge.SeesTenant(c.UserContext(), rec.Call.Tenant) || !s.agentHadLeg(c, rec) {
 		return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no call " + id}
 	}
 	if rec.Call.Recording == nil || rec.Call.Recording.Path == "" {

@@ -42,6 +42,7 @@ type subscriber struct {
 	types   []string     // filters such as call.* ; empty: all
 	agent   string       // extension; empty: all
 	scope   *agentFilter // an agent key's stream: only that agent's calls and state
+	tenant  string       // a tenant key's stream: only that tenant's events
 }
 
 func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
@@ -84,6 +85,9 @@ func (sub *subscriber) wants(r bridge.Record) bool {
 		return false
 	}
 	if sub.scope != nil && !sub.scope.admits(r) {
+		return false
+	}
+	if sub.tenant != "" && recordTenant(r) != sub.tenant {
 		return false
 	}
 	return sub.agent == "" || mentionsAgent(r.Payload, sub.agent)
@@ -130,6 +134,8 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.Agent != "" {
 		sub.scope = newAgentFilter(p.Agent) // filtered here, server-side: never sent
 	}
+	// A tenant key's stream: filtered server-side too.
+	sub.tenant = bridge.TenantOf(c.UserContext())
 	after := int64(-1) // live only
 	last := c.Get("Last-Event-ID")
 	if last == "" {
@@ -137,6 +143,9 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	}
 	if last != "" {
 		rec, err := s.store.Event(c.UserContext(), last)
+		if err == nil && !bridge.SeesTenant(c.UserContext(), recordTenant(rec)) {
+			err = &bridge.Error{Code: bridge.ENOTFOUND} // another tenant's event: as unknown
+		}
 		if bridge.ErrorCode(err) == bridge.ENOTFOUND {
 			return &bridge.Error{Code: bridge.ENOTFOUND, Field: "Last-Event-ID",
 				Message: "event " + last + " is unknown (pruned, or from another ctibridge): reconnect without Last-Event-ID"}

@@ -200,8 +200,15 @@ func (s *Server) replayEvent(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ids, err := s.replayTargets(ctx, "endpoints", req.Endpoints, func(ep bridge.Endpoint) bool { return ep.Wants(rec.Type) })
+	tenant := recordTenant(rec)
+	if !bridge.SeesTenant(ctx, tenant) {
+		return &bridge.Error{Code: bridge.ENOTFOUND, Field: "id", Message: "no event with id " + rec.ID}
+	}
+	ids, err := s.replayTargets(ctx, "endpoints", req.Endpoints, func(ep bridge.Endpoint) bool { return ep.WantsEvent(rec.Type, tenant) })
 	if err != nil {
+		return err
+	}
+	if err := s.replayTenant(ctx, ids, tenant); err != nil {
 		return err
 	}
 	ds, err := s.store.Replay(ctx, rec.ID, ids)

@@ -43,6 +43,11 @@ func (db *DB) CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
 		if err != nil {
 			return err
 		}
+		if ep.Tenant != "" {
+			if _, err := w.exec(`INSERT INTO endpoint_tenants (id, tenant) VALUES (?, ?)`, ep.ID, ep.Tenant); err != nil {
+				return err
+			}
+		}
 		return putPreviousSecret(w, ep)
 	})
 }
@@ -83,14 +88,15 @@ func (db *DB) UpdateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
 
 // endpointSelect reads endpoints with their previous secret (” outside a
 // rotation).
-const endpointSelect = `SELECT e.id, e.url, e.secret, COALESCE(p.previous_secret, ''), e.events, e.disabled, e.disabled_reason, e.created_at
-	FROM endpoints e LEFT JOIN endpoint_previous_secrets p ON p.id = e.id`
+const endpointSelect = `SELECT e.id, e.url, e.secret, COALESCE(p.previous_secret, ''), e.events, e.disabled, e.disabled_reason, e.created_at,
+	COALESCE(t.tenant, '')
+	FROM endpoints e LEFT JOIN endpoint_previous_secrets p ON p.id = e.id LEFT JOIN endpoint_tenants t ON t.id = e.id`
 
 func scanEndpoint(row interface{ Scan(...any) error }) (bridge.Endpoint, error) {
 	var ep bridge.Endpoint
 	var events string
 	var created int64
-	if err := row.Scan(&ep.ID, &ep.URL, &ep.Secret, &ep.PreviousSecret, &events, &ep.Disabled, &ep.DisabledReason, &created); err != nil {
+	if err := row.Scan(&ep.ID, &ep.URL, &ep.Secret, &ep.PreviousSecret, &events, &ep.Disabled, &ep.DisabledReason, &created, &ep.Tenant); err != nil {
 		return ep, err
 	}
 	if err := json.Unmarshal([]byte(events), &ep.Events); err != nil {
@@ -167,6 +173,15 @@ func (db *DB) CreateAPIKey(ctx context.Context, name string, scopes []string) (s
 // none, as CreateAPIKey): its calls and its state only. An agent key may
 // read and control, never admin.
 func (db *DB) CreateAgentAPIKey(ctx context.Context, name string, scopes []string, agent string) (string, bridge.APIKey, error) {
+	return db.CreateTenantAPIKey(ctx, name, scopes, agent, "")
+}
+
+// CreateTenantAPIKey makes a key limited to tenant ("" the operator's,
+// which sees every tenant) and, optionally, to one agent of it.
+func (db *DB) CreateTenantAPIKey(ctx context.Context, name string, scopes []string, agent, tenant string) (string, bridge.APIKey, error) {
+	if err := bridge.CheckTenant("tenant", tenant); err != nil {
+		return "", bridge.APIKey{}, err
+	}
 	if agent != "" {
 		if err := bridge.CheckExtension("agent", agent); err != nil {
 			return "", bridge.APIKey{}, err
@@ -192,7 +207,7 @@ func (db *DB) CreateAgentAPIKey(ctx context.Context, name string, scopes []strin
 		return "", bridge.APIKey{}, err
 	}
 	plain := apiKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	k := bridge.APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), Agent: agent, CreatedAt: time.Now().UTC()}
+	k := bridge.APIKey{ID: bridge.NewID("key_"), Name: name, Scopes: append([]string(nil), scopes...), Agent: agent, Tenant: tenant, CreatedAt: time.Now().UTC()}
 	err := db.write(ctx, 3, func(w *wtx) error {
 		_, err := w.exec(`INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?)`,
 			k.ID, k.Name, hashKey(plain), strings.Join(k.Scopes, ","), k.CreatedAt.UnixNano())
@@ -201,6 +216,11 @@ func (db *DB) CreateAgentAPIKey(ctx context.Context, name string, scopes []strin
 		}
 		if agent != "" {
 			if _, err := w.exec(`INSERT INTO api_key_agents (id, agent) VALUES (?, ?)`, k.ID, agent); err != nil {
+				return err
+			}
+		}
+		if tenant != "" {
+			if _, err := w.exec(`INSERT INTO api_key_tenants (id, tenant) VALUES (?, ?)`, k.ID, tenant); err != nil {
 				return err
 			}
 		}
@@ -230,9 +250,9 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 	var scopes string
 	var created int64
 	var used sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT k.id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, '')
-		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id WHERE k.hash = ?`, want).
-		Scan(&k.ID, &k.Name, &hash, &scopes, &created, &used, &k.Agent)
+	err := db.r.QueryRowContext(ctx, `SELECT k.id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, ''), COALESCE(t.tenant, '')
+		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id LEFT JOIN api_key_tenants t ON t.id = k.id WHERE k.hash = ?`, want).
+		Scan(&k.ID, &k.Name, &hash, &scopes, &created, &used, &k.Agent, &k.Tenant)
 	if errNoRows(err) {
 		return bridge.APIKey{}, unauthorized
 	} else if err != nil {
@@ -258,8 +278,8 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 
 // ListAPIKeys returns the keys, oldest first (never their secrets).
 func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT k.id, k.name, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, '')
-		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id ORDER BY k.created_at, k.id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT k.id, k.name, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, ''), COALESCE(t.tenant, '')
+		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id LEFT JOIN api_key_tenants t ON t.id = k.id ORDER BY k.created_at, k.id`)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
@@ -270,7 +290,7 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
 		var scopes string
 		var created int64
 		var used sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Name, &scopes, &created, &used, &k.Agent); err != nil {
+		if err := rows.Scan(&k.ID, &k.Name, &scopes, &created, &used, &k.Agent, &k.Tenant); err != nil {
 			return nil, db.wrap(err)
 		}
 		k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)

@@ -356,6 +356,10 @@ func (db *DB) History(ctx context.Context, f bridge.HistoryFilter) ([]bridge.Con
 	if f.Direction != "" {
 		add(`direction = ?`, f.Direction)
 	}
+	if f.Tenant != "" {
+		// The expression of the conversations_tenant index (0007).
+		add(`json_extract(CAST(call AS TEXT), '$.tenant') = ?`, f.Tenant)
+	}
 	if f.Disposition != "" {
 		add(`disposition = ?`, f.Disposition)
 	}

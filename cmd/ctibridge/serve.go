@@ -103,7 +103,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		if cfg.PBX.TLS {
 			acfg.TLS = &tls.Config{InsecureSkipVerify: cfg.PBX.TLSSkipVerify} //nolint:gosec // the admin's explicit choice
 		}
-		client := ami.New(acfg, engine, cfg.Calls.DirectionVariable)
+		client := ami.New(acfg, engine, append(cfg.Tenants.Bridge().Variables(), cfg.Calls.DirectionVariable)...)
 		pbx = ami.NewCommander(client, ami.CommanderOptions{AgentChannel: cm.AgentDial, OutboundContext: cm.Context,
 			TransferContext: cm.TransferContext, QueueInterface: cm.QueueInterface, RingTimeout: cm.RingTimeout,
 			VariablePrefix: cm.VariablePrefix})
@@ -215,7 +215,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 func configEndpoints(cfg config.Config) []bridge.Endpoint {
 	var eps []bridge.Endpoint
 	for _, w := range cfg.Webhooks {
-		eps = append(eps, bridge.Endpoint{ID: w.ID, URL: w.URL, Secret: w.Secret, PreviousSecret: w.PreviousSecret, Events: w.Events, Source: "config"})
+		eps = append(eps, bridge.Endpoint{ID: w.ID, URL: w.URL, Secret: w.Secret, PreviousSecret: w.PreviousSecret, Events: w.Events, Source: "config", Tenant: w.Tenant})
 	}
 	return eps
 }
@@ -228,6 +228,7 @@ func trackerConfig(cfg config.Config) bridge.TrackerConfig {
 		DirectionVar:    cfg.Calls.DirectionVariable,
 		Agents:          cfg.Calls.Agents,
 		Numbers:         phone.New(cfg.Calls.DefaultRegion, cfg.Calls.StripPrefixes),
+		Tenants:         cfg.Tenants.Bridge(),
 	}
 	if cfg.Calls.TrunkPattern != "" {
 		tc.TrunkPattern = regexp.MustCompile(cfg.Calls.TrunkPattern)

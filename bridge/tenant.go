@@ -1,0 +1,171 @@
+package bridge
+
+import (
+	"context"
+	"regexp"
+	"strings"
+)
+
+// A tenant is one customer of a PBX shared by many (a hosting provider's
+// Asterisk or FreeSWITCH). Every conversation, event, endpoint, API key
+// and agent belongs to one tenant, or to none (""): the operator's, whose
+// keys and endpoints see every tenant.
+
+var reTenant = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// ValidTenant reports whether t is a tenant name: lowercase letters,
+// digits, - and _, at most 32, starting with a letter or digit. Names go
+// into NATS subjects and URLs, so nothing else is allowed.
+func ValidTenant(t string) bool { return reTenant.MatchString(t) }
+
+// CheckTenant checks a tenant field ("" is the operator and passes).
+func CheckTenant(field, t string) error {
+	if t != "" && !ValidTenant(t) {
+		return FieldError(field, "must be a tenant name: 1 to 32 of a-z, 0-9, - and _, starting with a letter or digit")
+	}
+	return nil
+}
+
+// Sources a tenant rule reads.
+const (
+	TenantByAccountCode   = "accountcode"    // Asterisk CHANNEL(accountcode)
+	TenantByContextPrefix = "context_prefix" // the dialplan context the first channel starts in
+	TenantByVariable      = "variable"       // a channel variable
+	TenantByDomain        = "domain"         // FreeSWITCH domain_name
+)
+
+// TenantRule is one way to read a call's tenant from its channels.
+type TenantRule struct {
+	Source   string // one of the TenantBy* constants
+	Variable string // TenantByVariable: the variable's name
+	// Map turns what the channel says into a tenant; for context_prefix
+	// it maps a prefix to a tenant (the longest matching prefix wins). Nil
+	// (not context_prefix): the value itself is the tenant when it is a
+	// valid tenant name.
+	Map map[string]string
+}
+
+// Tenants are the rules of a shared PBX. Zero: one organisation, every
+// tenant "".
+type Tenants struct {
+	Rules []TenantRule
+	// Default is the tenant of a call no rule matches ("": the operator's
+	// only).
+	Default string
+	// Agents maps an extension to its tenant; an agent not listed takes
+	// the tenant of the calls its phone is in.
+	Agents map[string]string
+}
+
+// Variables are the channel variables the rules read (the PBX adapter
+// must pass them on).
+func (ts Tenants) Variables() []string {
+	var out []string
+	for _, r := range ts.Rules {
+		if r.Source == TenantByVariable && r.Variable != "" {
+			out = append(out, r.Variable)
+		}
+	}
+	return out
+}
+
+// Of returns the tenant the first rule that matches ch gives, in rule
+// order; false when none does.
+func (ts Tenants) Of(ch Channel) (string, bool) {
+	for _, r := range ts.Rules {
+		if t, ok := r.match(ch); ok {
+			return t, true
+		}
+	}
+	return "", false
+}
+
+func (r TenantRule) match(ch Channel) (string, bool) {
+	var v string
+	switch r.Source {
+	case TenantByAccountCode:
+		v = ch.AccountCode
+	case TenantByDomain:
+		v = ch.Domain
+	case TenantByVariable:
+		v = ch.Vars[r.Variable]
+	case TenantByContextPrefix:
+		best, tenant := -1, ""
+		for _, ctx := range []string{ch.Context, ch.Home} {
+			if ctx == "" {
+				continue
+			}
+			for p, t := range r.Map {
+				if strings.HasPrefix(ctx, p) && len(p) > best {
+					best, tenant = len(p), t
+				}
+			}
+			if best >= 0 {
+				return tenant, true
+			}
+		}
+		return "", false
+	}
+	if v == "" {
+		return "", false
+	}
+	if r.Map != nil {
+		t, ok := r.Map[v]
+		return t, ok
+	}
+	if ValidTenant(v) {
+		return v, true
+	}
+	return "", false
+}
+
+// tenantScope is the tenant a context is limited to, "" for the operator.
+func tenantScope(ctx context.Context) string {
+	p, _ := PrincipalFrom(ctx)
+	return p.Tenant
+}
+
+// SeesTenant reports whether ctx may see what belongs to tenant: the
+// operator sees every tenant, a tenant key only its own.
+func SeesTenant(ctx context.Context, tenant string) bool {
+	s := tenantScope(ctx)
+	return s == "" || s == tenant
+}
+
+// TenantOf is the tenant ctx is limited to ("" for the operator).
+func TenantOf(ctx context.Context) string { return tenantScope(ctx) }
+
+// settleTenant gives c the tenant the rules read from ch, if one matches.
+func (t *Tracker) settleTenant(c *conversation, ch Channel) {
+	if tn, ok := t.cfg.Tenants.Of(ch); ok {
+		c.Call.Tenant, c.TenantFixed = tn, true
+		t.dirty[c.ID] = c
+	}
+}
+
+// agentTenant is ext's tenant: the configured one, else the tenant of the
+// last call its phone was in, else the default.
+func (t *Tracker) agentTenant(ext string) string {
+	if tn, ok := t.cfg.Tenants.Agents[ext]; ok {
+		return tn
+	}
+	if tn, ok := t.agentTenants[ext]; ok {
+		return tn
+	}
+	return t.cfg.Tenants.Default
+}
+
+// learnAgentTenant remembers the tenant of a call an agent's phone is in
+// (for agents the config does not list).
+func (t *Tracker) learnAgentTenant(a *Agent, tenant string) {
+	if a == nil || a.Extension == "" || tenant == "" {
+		return
+	}
+	if _, ok := t.cfg.Tenants.Agents[a.Extension]; ok {
+		return
+	}
+	if t.agentTenants == nil {
+		t.agentTenants = map[string]string{}
+	}
+	t.agentTenants[a.Extension] = tenant
+}
