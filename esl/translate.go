@@ -526,6 +526,9 @@ func (t *Translator) update(st *chanState, e *Event) {
 	if v := e.Get("Caller-Context"); v != "" {
 		ch.Context = v
 	}
+	if v := e.Get("variable_domain_name"); v != "" {
+		ch.Domain = v // a tenant rule's source
+	}
 	if v := e.Get("Caller-Destination-Number"); v != "" {
 		ch.Exten = st.device(v)
 	}
