@@ -296,7 +296,7 @@ func (c *Client) resync(ctx context.Context, s *session, ro *reorder) error {
 // process parses queued frames, runs them through the reorder window and
 // hands the translation to the Sink in one batch.
 func (c *Client) process(items []qitem, ro *reorder, flush bool) {
-	var ready []*Event
+	ready := make([]*Event, 0, len(items))
 	for _, it := range items {
 		var ev *Event
 		var err error
@@ -319,7 +319,7 @@ func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 		ready = ro.due(time.Now(), ready)
 	}
 	c.late.Store(ro.late)
-	var out []bridge.ChannelEvent
+	out := make([]bridge.ChannelEvent, 0, len(ready)+len(ready)/2)
 	for _, ev := range ready {
 		out = append(out, c.tr.Translate(ev)...)
 	}
