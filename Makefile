@@ -21,11 +21,18 @@ bench:
 bench-short:
 	go run ./cmd/ctibench --out bench-out --backlog 50000 --live 2000 --duration 5s --max-calls 1500 $(BENCH_FLAGS)
 
-# CPU profile of the same components wired in-process (serve has no pprof hook).
+# CPU and allocation profiles, and the heap with every call live, of the
+# same components wired in-process (serve has no pprof hook). Pick the
+# pipeline with PROFILE, e.g. PROFILE=Pipeline/freeswitch/blast/FULL; the
+# profiles include the harness preparing its calls, so read the adapter,
+# bridge, store and webhooks entries (pprof -focus 'ctibridge/(ami|esl|bridge|store|webhooks)\.').
+PROFILE ?= Pipeline/asterisk/steady/FULL
 bench-profile:
 	mkdir -p bench-out
-	go test -run '^$$' -bench 'Pipeline/asterisk/steady/FULL' -benchtime 2000x -cpuprofile bench-out/cpu.prof -o bench-out/bench.test ./bench/
-	go tool pprof -top -cum -nodecount 40 bench-out/bench.test bench-out/cpu.prof
+	go test -run '^$$' -bench '$(PROFILE)' -benchtime 2000x -cpuprofile bench-out/cpu.prof -memprofile bench-out/mem.prof -o bench-out/bench.test ./bench/
+	CTIBENCH_HEAP=bench-out/heap-live.prof go test -run '^$$' -bench '$(subst /steady/,/held/,$(subst /blast/,/held/,$(PROFILE)))' -benchtime 2000x ./bench/
+	go tool pprof -top -cum -nodecount 40 -focus 'ctibridge/(ami|esl|bridge|store|webhooks)[.]' bench-out/bench.test bench-out/cpu.prof
+	go tool pprof -sample_index=inuse_space -top -nodecount 20 bench-out/bench.test bench-out/heap-live.prof
 
 # The fault suite's long versions (hundreds of SIGKILLs, a 1M-event backlog,
 # a 60 s CRM outage) and their table. Override sizes, e.g.
