@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 )
@@ -168,4 +169,16 @@ func (t *Tracker) learnAgentTenant(a *Agent, tenant string) {
 		t.agentTenants = map[string]string{}
 	}
 	t.agentTenants[a.Extension] = tenant
+}
+
+// RecordTenant is the tenant of a committed event ("" for the
+// operator's), read from its body: the outbox keeps no column for it.
+func RecordTenant(r Record) string {
+	var ev struct {
+		Tenant string `json:"tenant"`
+	}
+	if json.Unmarshal(r.Payload, &ev) != nil {
+		return ""
+	}
+	return ev.Tenant
 }

@@ -2,22 +2,12 @@ package http
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
 
-// recordTenant is the tenant a committed event belongs to ("" for the
-// operator's), read from its body: the store keeps no column for it.
-func recordTenant(r bridge.Record) string {
-	var ev struct {
-		Tenant string `json:"tenant"`
-	}
-	if json.Unmarshal(r.Payload, &ev) != nil {
-		return ""
-	}
-	return ev.Tenant
-}
+// recordTenant is the tenant a committed event belongs to.
+func recordTenant(r bridge.Record) string { return bridge.RecordTenant(r) }
 
 // replayTenant refuses to send an event of tenant to another tenant's
 // endpoint, even when an operator names it.

@@ -24,6 +24,8 @@ const apikeyUsage = `Usage:
   ctibridge apikey create --agent EXT [--name NAME] [--scopes read,control]
                           a key limited to one agent's calls and state (the
                           agent panel signs in with it); never admin
+  ... --tenant NAME       limits a key to one tenant's calls, agents, events
+                          and webhook endpoints (config tenants:)
   ctibridge apikey list   [--config ctibridge.yaml]
   ctibridge apikey revoke ID [--config ctibridge.yaml]
 
@@ -57,6 +59,7 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	name := fs.String("name", "", "who the key is for, e.g. crm")
 	scopes := fs.String("scopes", "", "comma-separated: read, control, admin")
 	agent := fs.String("agent", "", "limit the key to this agent extension (its calls and state)")
+	tenant := fs.String("tenant", "", "limit the key to this tenant (its calls, agents, events, endpoints)")
 	// Flags may follow the positional id (apikey revoke ID --config x).
 	var pos []string
 	for rest := args[1:]; ; {
@@ -116,7 +119,7 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				list = append(list, s)
 			}
 		}
-		plain, k, err := db.CreateAgentAPIKey(ctx, *name, list, *agent)
+		plain, k, err := db.CreateTenantAPIKey(ctx, *name, list, *agent, *tenant)
 		if err != nil {
 			fmt.Fprintln(stderr, "ctibridge apikey create:", err)
 			return 2
@@ -124,6 +127,9 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		limit := ""
 		if k.Agent != "" {
 			limit = " limited to agent " + k.Agent
+		}
+		if k.Tenant != "" {
+			limit += " of tenant " + k.Tenant
 		}
 		fmt.Fprintf(stderr, "created %s for %q with scopes %s%s; the key is shown only now:\n", k.ID, k.Name, strings.Join(k.Scopes, ","), limit)
 		fmt.Fprintln(stdout, plain)

@@ -1,6 +1,7 @@
 package natssink
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -104,6 +105,6 @@ func safe(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
 }
 
-// TenantOf is the tenant an event belongs to. Until tenants exist every
-// event is DefaultTenant's; the tenant rules plug in here.
-func TenantOf(bridge.Record) string { return DefaultTenant }
+// TenantOf is the tenant an event belongs to: its own (the tenant rules,
+// README "Tenants"), DefaultTenant for the operator's.
+func TenantOf(r bridge.Record) string { return cmp.Or(bridge.RecordTenant(r), DefaultTenant) }
