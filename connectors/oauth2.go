@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -190,7 +192,9 @@ func (s *TokenSource) refresh(ctx context.Context) (string, error) {
 			ce.Permanent = true
 			ce.Err = fmt.Errorf("%w (check the client id, client secret and refresh token, then replay)", msg)
 		case resp.StatusCode == http.StatusOK:
-			ce.Err = fmt.Errorf("oauth2: token endpoint: HTTP 200 without an access_token: %s", Snippet([]byte(s.scrub(string(raw))), ""))
+			// Not the body: a 200 from a token endpoint holds tokens, under
+			// names this parser missed (accessToken) or form-encoded.
+			ce.Err = fmt.Errorf("oauth2: token endpoint: HTTP 200 without an access_token (%s)", answerShape(resp.Header.Get("Content-Type"), raw))
 		case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 			ce.RetryAfter = RetryAfter(resp.Header.Get("Retry-After"))
 		default:
@@ -223,6 +227,21 @@ func (s *TokenSource) refresh(ctx context.Context) (string, error) {
 	return st.AccessToken, nil
 }
 
+// answerShape describes a token answer without its values: the JSON
+// object's keys, or the content type and size.
+func answerShape(ctype string, raw []byte) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) == nil && m != nil {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, strconv.Quote(Snippet([]byte(k), "")))
+		}
+		sort.Strings(keys)
+		return "a JSON object with keys " + strings.Join(keys, ", ")
+	}
+	return fmt.Sprintf("%d bytes of %s, not a JSON object", len(raw), strconv.Quote(Snippet([]byte(ctype), "")))
+}
+
 func (s *TokenSource) load(ctx context.Context) (*storedToken, error) {
 	if s.cfg.Store == nil {
 		return nil, nil
@@ -241,8 +260,13 @@ func (s *TokenSource) load(ctx context.Context) (*storedToken, error) {
 	return &st, nil
 }
 
+// scrub is called with s.mu held.
 func (s *TokenSource) scrub(v string) string {
-	for _, sec := range []string{s.cfg.ClientSecret, s.cfg.RefreshToken} {
+	secrets := []string{s.cfg.ClientSecret, s.cfg.RefreshToken}
+	if s.tok != nil {
+		secrets = append(secrets, s.tok.RefreshToken) // a rotated one
+	}
+	for _, sec := range secrets {
 		if sec != "" {
 			v = strings.ReplaceAll(v, sec, "***")
 		}

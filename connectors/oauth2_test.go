@@ -193,3 +193,28 @@ func TestTokenSourceErrors(t *testing.T) {
 		}
 	}
 }
+
+// A 200 without access_token (a token under another name, a form-encoded
+// answer) never reaches the error, which goes to the attempt log: the
+// error names the answer's keys, not its values.
+func TestTokenSourceOddAnswerNotEchoed(t *testing.T) {
+	for _, tc := range []struct{ ctype, body string }{
+		{"application/json", `{"accessToken":"at-LEAK-1","expires_in":3600}`},
+		{"application/x-www-form-urlencoded", `access_token=at-LEAK-1&token_type=bearer`},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", tc.ctype)
+			fmt.Fprint(w, tc.body)
+		}))
+		s, err := connectors.NewTokenSource(connectors.OAuth2Config{Connector: "c", TokenURL: srv.URL,
+			Grant: connectors.GrantClientCredentials, ClientID: "cid", ClientSecret: "cs-s3cret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Token(context.Background())
+		srv.Close()
+		if err == nil || strings.Contains(err.Error(), "LEAK") || !strings.Contains(err.Error(), "without an access_token") {
+			t.Errorf("%s: %v", tc.ctype, err)
+		}
+	}
+}
