@@ -216,6 +216,9 @@ func (r *renderer) escape(v any) (string, error) {
 	r.scan()
 	switch r.ctx {
 	case ctxJSON:
+		if r.inStr && r.esc {
+			return "", errors.New(`a value right after a backslash in a JSON string would start an escape: remove the \`)
+		}
 		if r.inStr {
 			b, _ := json.Marshal(text(v))
 			return string(b[1 : len(b)-1]), nil

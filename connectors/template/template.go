@@ -197,7 +197,8 @@ func Compile(name string, spec Spec, secrets map[string]string) (*Template, erro
 			d.State[k] = "sample"
 		}
 		if _, err := t.render(d, true); err != nil {
-			errs = append(errs, &Error{Template: name, Field: fieldOf(err), Problem: fmt.Sprintf("with a sample %s event: %v", ev, err)})
+			// Scrubbed: a helper given a secret by mistake quotes it.
+			errs = append(errs, &Error{Template: name, Field: fieldOf(err), Problem: t.scrub(fmt.Sprintf("with a sample %s event: %v", ev, err))})
 			break
 		}
 	}
@@ -497,7 +498,7 @@ func (t *Template) DryRun(ev bridge.Event, state map[string]string) (string, err
 	var sb strings.Builder
 	ok, err := t.Matches(d)
 	if err != nil {
-		return "", err
+		return "", errors.New(t.scrub(err.Error()))
 	}
 	if !ok {
 		if slices.Contains(t.Spec.On, ev.Type) {
@@ -509,7 +510,7 @@ func (t *Template) DryRun(ev bridge.Event, state map[string]string) (string, err
 	}
 	r, err := t.Render(d)
 	if err != nil {
-		return "", err
+		return "", errors.New(t.scrub(err.Error()))
 	}
 	a := t.Spec.Auth
 	switch a.Kind {
@@ -665,7 +666,12 @@ func (c *Connector) Deliver(ctx context.Context, rec bridge.Record) error {
 		var doc any
 		dec := json.NewDecoder(bytes.NewReader(answer))
 		dec.UseNumber()
-		if err := dec.Decode(&doc); err != nil {
+		if err := dec.Decode(&doc); err != nil && c.allCaptured(st.Captured) {
+			// A later step's answer (a 204, "OK"): what it would capture
+			// came with an earlier one. An error here would dead-letter a
+			// request the CRM took, and a replay would send it twice.
+			doc = nil
+		} else if err != nil {
 			// The CRM did the work but its answer holds no id: retrying
 			// would do it twice.
 			return bridge.PermanentError(fmt.Errorf("%s: the answer is not JSON, so nothing could be captured (%v): %s",
@@ -673,6 +679,9 @@ func (c *Connector) Deliver(ctx context.Context, rec bridge.Record) error {
 		}
 		var missing []string
 		for _, k := range sortedKeys(c.t.capture) {
+			if doc == nil {
+				break
+			}
 			if v, ok := c.t.capture[k].Get(doc); ok {
 				st.Captured[k] = v
 			} else {
@@ -702,6 +711,16 @@ func (c *Connector) Deliver(ctx context.Context, rec bridge.Record) error {
 		st.Done = st.Done[len(st.Done)-maxDone:]
 	}
 	return connectors.SaveState(ctx, c.opts.State, c.Name(), conv, &st)
+}
+
+// allCaptured reports whether every capture already has a value.
+func (c *Connector) allCaptured(captured map[string]string) bool {
+	for k := range c.t.capture {
+		if _, ok := captured[k]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Connector) tokens() []string {

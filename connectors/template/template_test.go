@@ -512,3 +512,66 @@ func hmacHex(key, body string) string {
 	m.Write([]byte(body))
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
+
+// A later step's empty answer (a 204 to the PATCH that ends the call)
+// is a success once the id was captured from the first: the event is
+// done, not dead-lettered (a replay would send it twice).
+func TestCaptureThenEmptyAnswer(t *testing.T) {
+	fake := newCRM(t)
+	tp := compile(t, `on: [call.ringing, call.ended]
+request: {url: '`+fake.srv.URL+`/calls{{with index .State "crm_id"}}/{{.}}{{end}}', body: '{"t": "{{.Type}}"}'}
+response: {capture: {crm_id: data.call.id}}
+`, nil)
+	state := newState()
+	c, _ := template.New(template.Options{Template: tp, State: state, Logger: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	if err := c.Deliver(ctx, record(t, template.Sample("call.ringing").Event)); err != nil {
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	fake.reply = ""
+	fake.mu.Unlock()
+	end := template.Sample("call.ended").Event
+	end.ID = "evt_end"
+	if err := c.Deliver(ctx, record(t, end)); err != nil {
+		t.Fatalf("ended: %v", err)
+	}
+	if err := c.Deliver(ctx, record(t, end)); err != nil { // a replay: done already
+		t.Fatal(err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.reqs) != 2 || fake.reqs[1].URL.Path != "/calls/crm-42" {
+		t.Errorf("%d requests", len(fake.reqs))
+	}
+}
+
+// A value right after a backslash in a JSON string would turn its first
+// character into an escape (a quote closes the string): refused.
+func TestJSONValueAfterBackslashRefused(t *testing.T) {
+	spec, err := template.ParseYAML("t1", []byte(`on: [call.ringing]
+request: {url: 'https://crm.example.com/x', body: '{"a": "x\{{.Call.Caller.Name}}"}'}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := template.Compile("t1", spec, nil); err == nil || !strings.Contains(err.Error(), "backslash") {
+		t.Fatalf("compiled: %v", err)
+	}
+}
+
+// A render error that quotes a secret (a helper given it by mistake) shows
+// *** in the config error and in the dry run.
+func TestSecretNotInRenderErrors(t *testing.T) {
+	secret := "Europe-SECRET-zone"
+	spec, err := template.ParseYAML("t1", []byte(`on: [call.ringing]
+request: {url: 'https://crm.example.com/x', body: '{"t": "{{inzone (secret "s1") .Call.StartedAt}}"}'}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = template.Compile("t1", spec, map[string]string{"s1": secret})
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Fatalf("compile: %v", err)
+	}
+}
