@@ -104,7 +104,7 @@ func (s *Server) sendRecording(c *fiber.Ctx, f *os.File, info fs.FileInfo) error
 	c.Set(fiber.HeaderContentType, ct)
 	c.Set(fiber.HeaderAcceptRanges, "bytes")
 	c.Set(fiber.HeaderLastModified, modified)
-	c.Set(fiber.HeaderContentDisposition, `inline; filename="`+info.Name()+`"`)
+	c.Set(fiber.HeaderContentDisposition, contentDisposition(info.Name()))
 	start, n, partial, ok := parseRange(c.Get(fiber.HeaderRange), size)
 	if ir := c.Get(fiber.HeaderIfRange); ir != "" && ir != modified {
 		start, n, partial, ok = 0, size, false, true // changed since: the whole file
@@ -125,6 +125,17 @@ func (s *Server) sendRecording(c *fiber.Ctx, f *os.File, info fs.FileInfo) error
 		io.Reader
 		io.Closer
 	}{&deadlineReader{r: io.NewSectionReader(f, start, n), conn: c.Context().Conn(), d: s.writeTimeout}, f}, int(n))
+}
+
+// contentDisposition names the file for the download. The name may come
+// from the dialplan (a caller's name in it): quoted by the MIME rules
+// (RFC 2231 for non-ASCII), never pasted between quotes, and left out when
+// it cannot be written (a control character).
+func contentDisposition(name string) string {
+	if v := mime.FormatMediaType("inline", map[string]string{"filename": name}); v != "" {
+		return v
+	}
+	return "inline"
 }
 
 // mounted adapts a net/http handler, with the request timeout as its

@@ -3,6 +3,7 @@ package http_test
 import (
 	"encoding/json"
 	"io"
+	"mime"
 	nethttp "net/http"
 	"net/url"
 	"os"
@@ -53,6 +54,10 @@ func TestRecordingLink(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(outside, "secret.wav"), []byte("secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	odd := `Bob" x="1.wav`
+	if err := os.WriteFile(filepath.Join(dir, odd), content, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Symlink(filepath.Join(outside, "secret.wav"), filepath.Join(dir, "link.wav")); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +78,8 @@ func TestRecordingLink(t *testing.T) {
 		preload: func(db *store.DB) {
 			storeCalls(t, db, rec("conv_ok", filepath.Join(dir, "call-1.wav")), rec("conv_other", filepath.Join(dir, "call-1.wav")),
 				rec("conv_none", ""), rec("conv_etc", "/etc/passwd"), rec("conv_dots", dir+"/../"+filepath.Base(outside)+"/secret.wav"),
-				rec("conv_link", filepath.Join(dir, "link.wav")), rec("conv_gone", filepath.Join(dir, "gone.wav")))
+				rec("conv_link", filepath.Join(dir, "link.wav")), rec("conv_gone", filepath.Join(dir, "gone.wav")),
+				rec("conv_odd", filepath.Join(dir, odd)))
 		}})
 	path := func(id string, exp time.Time) string {
 		tok, err := links.Sign(id, exp)
@@ -159,6 +165,12 @@ func TestRecordingLink(t *testing.T) {
 	}
 	if res := getLink(t, r, bridge.RecordingLinkPath); res.status == 200 {
 		t.Errorf("no token: %d", res.status)
+	}
+	// A file name from the dialplan (a caller's name in it) cannot break
+	// out of Content-Disposition's quotes.
+	res = getLink(t, r, path("conv_odd", now.Add(time.Hour)))
+	if _, params, err := mime.ParseMediaType(res.header.Get("Content-Disposition")); res.status != 200 || err != nil || len(params) != 1 || params["filename"] != odd {
+		t.Errorf("Content-Disposition %q: %v %v", res.header.Get("Content-Disposition"), params, err)
 	}
 	// A token for one call does not open another's recording.
 	other := path("conv_other", now.Add(time.Hour))
