@@ -59,6 +59,8 @@ type rigOptions struct {
 	esl      esl.CommanderOptions
 	// retryWindow is the dispatcher's (default: its own, 72 h).
 	retryWindow time.Duration
+	// tenants are the call model's tenant rules (tenant_test.go).
+	tenants bridge.Tenants
 }
 
 // scriptedAMI answers Success to actions the simulator has no capture for.
@@ -86,7 +88,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	disp := webhooks.New(db, webhooks.Options{Logger: log, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		RetryWindow: o.retryWindow, Observer: deliveries})
 	deliveries.Backlog = disp.Backlogs
-	tc := bridge.TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{2,6}$`)}
+	tc := bridge.TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{2,6}$`), Tenants: o.tenants}
 	if o.pbx != "freeswitch" {
 		tc.InboundContexts = []string{"inbound"}
 	}
