@@ -346,6 +346,11 @@ func (d *delivery) answered() error {
 
 func (d *delivery) ended() error {
 	if d.st.Finished {
+		// A retry of this event after the finish went through: the
+		// attach that failed after it is what is left.
+		if d.st.Recording != "" && !d.st.Attached {
+			return d.attach(d.st.Recording)
+		}
 		return nil
 	}
 	call := d.ev.Call

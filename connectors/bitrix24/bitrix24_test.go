@@ -378,3 +378,26 @@ func httptestServer(t *testing.T, status int, body string) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// A recording ready before the end whose attach fails right after the
+// finish is attached when call.ended is retried: the finished call is
+// not taken as all done.
+func TestAttachRetriedWithEnd(t *testing.T) {
+	fake := bitrix24test.New(t)
+	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	ring := ev("c", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
+	rec := ev("c", 2, bridge.EventRecordingReady, bridge.DirectionInbound, "", func(e *bridge.Event) {
+		e.Recording = &bridge.Recording{Path: "/var/spool/asterisk/monitor/c.wav"}
+	})
+	end := ev("c", 3, bridge.EventCallEnded, bridge.DirectionInbound, "", ended(bridge.DispositionAnswered, 9, 16, "100"))
+	deliverAll(t, c, ring, rec)
+	fake.Fail("telephony.externalCall.attachRecord", true)
+	if err := c.Deliver(ctx, end); err == nil {
+		t.Fatal("the attach failed, yet call.ended is done")
+	}
+	fake.Fail("telephony.externalCall.attachRecord", false)
+	deliverAll(t, c, end, end)
+	if got := shorts(fake.Calls()); got != "register() finish() attachRecord()" {
+		t.Fatalf("calls %s", got)
+	}
+}
