@@ -96,7 +96,9 @@ func (db *DB) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
 		at = time.Now()
 	}
 	now := time.Now().UnixNano()
-	return db.write(ctx, 2, func(w *wtx) error {
+	// Lazy: the CRM's answer is in and the dispatcher's slot is free, so
+	// the record may wait a little to share a transaction (and its fsync).
+	return db.writeLazy(ctx, 2, func(w *wtx) error {
 		var seq int64
 		var status string
 		err := w.queryRow(`SELECT d.event_seq, d.status FROM events e JOIN deliveries d ON d.event_seq = e.seq

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
@@ -14,8 +15,11 @@ import (
 // caller's memory through wtx.onCommit, because a shared transaction can
 // fail and fn then runs again alone.
 type request struct {
-	fn    func(*wtx) error
-	rows  int // rough rows written, to bound a group
+	fn   func(*wtx) error
+	rows int // rough rows written, to bound a group
+	// lazy: the caller can wait a little for company (an attempt record:
+	// its HTTP answer is in, nothing downstream waits on the commit).
+	lazy  bool
 	state atomic.Int32
 	res   error      // fn's own outcome when the transaction commits
 	done  chan error // buffered: the writer never waits for a caller
@@ -55,21 +59,37 @@ func refuse(err error) error { return &refusal{err} }
 // and ctx's error returned; once in a transaction, its real outcome is
 // returned, so nil always means committed.
 func (db *DB) write(ctx context.Context, rows int, fn func(*wtx) error) error {
-	return db.submit(ctx, rows, fn, true)
+	return db.submit(ctx, rows, fn, true, false)
+}
+
+// lazyWait is how long a group of lazy requests alone waits for more
+// requests before it commits. A request that is not lazy ends the wait at
+// once and takes the lazy ones along, so at a low rate the attempt records
+// share the next event commit's transaction (and fsync), and in a backlog
+// drain many records share one.
+const (
+	lazyWait = 20 * time.Millisecond
+	lazyIdle = 2 * time.Millisecond // no request for this long: commit
+)
+
+// writeLazy is write for a request that may wait up to lazyWait for
+// others to share its transaction.
+func (db *DB) writeLazy(ctx context.Context, rows int, fn func(*wtx) error) error {
+	return db.submit(ctx, rows, fn, true, true)
 }
 
 // probe is write for a request whose outcome nobody needs once ctx ends (the
 // readiness probe): it returns at ctx's end even if the request is in a
 // transaction that waits on another process's lock.
 func (db *DB) probe(ctx context.Context, fn func(*wtx) error) error {
-	return db.submit(ctx, 1, fn, false)
+	return db.submit(ctx, 1, fn, false, false)
 }
 
-func (db *DB) submit(ctx context.Context, rows int, fn func(*wtx) error, waitTaken bool) error {
+func (db *DB) submit(ctx context.Context, rows int, fn func(*wtx) error, waitTaken, lazy bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req := &request{fn: fn, rows: max(rows, 1), done: make(chan error, 1)}
+	req := &request{fn: fn, rows: max(rows, 1), lazy: lazy, done: make(chan error, 1)}
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
@@ -115,17 +135,21 @@ func (db *DB) errClosed() error {
 // writer runs until Close: it takes the first waiting request, then every
 // other request already waiting (up to MaxBatch rows), and commits them in
 // one transaction. While it commits, new requests queue up and form the
-// next group, so the group size follows the load by itself.
+// next group, so the group size follows the load by itself. A group of lazy
+// requests only first waits up to lazyWait for company.
 func (db *DB) writer() {
 	defer close(db.done)
 	var group []*request
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
 	for req := range db.reqs {
 		group = group[:0]
-		rows := 0
+		rows, lazy := 0, true
 		add := func(r *request) {
 			if r.state.CompareAndSwap(queued, taken) {
 				group = append(group, r)
 				rows += r.rows
+				lazy = lazy && r.lazy
 			}
 		}
 		add(req)
@@ -139,6 +163,30 @@ func (db *DB) writer() {
 				add(r)
 			default:
 				break drain
+			}
+		}
+		if lazy && len(group) > 0 {
+			// Wait while requests keep coming (a drain: each one extends
+			// the wait by lazyIdle, up to lazyWait in all), or until a
+			// request that is not lazy arrives.
+			deadline := time.Now().Add(lazyWait)
+		company:
+			for lazy && rows < db.max {
+				d := min(lazyIdle, time.Until(deadline))
+				if d <= 0 {
+					break
+				}
+				wait.Reset(d)
+				select {
+				case r, ok := <-db.reqs:
+					wait.Stop()
+					if !ok {
+						break company
+					}
+					add(r)
+				case <-wait.C:
+					break company
+				}
 			}
 		}
 		if len(group) > 0 {
