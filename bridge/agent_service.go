@@ -45,6 +45,9 @@ type AgentStateReader interface {
 // process, with the state the PBX last reported.
 type Agents struct {
 	pbx PBX
+	// Tenants gives the tenant of an agent not on the board yet (the
+	// configured tenants.agents); nil: the operator's.
+	Tenants func(ext string) string
 
 	mu     sync.Mutex
 	agents map[string]*AgentView
@@ -165,12 +168,16 @@ func (a *Agents) Agents(ctx context.Context) []AgentView {
 }
 
 // tenantOf is the tenant of agent ext as its latest agent.state said; an
-// agent never reported is the operator's ("") until it is.
+// agent never reported is the configured one's (Tenants), else the
+// operator's ("").
 func (a *Agents) tenantOf(ext string) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if v := a.agents[ext]; v != nil {
 		return v.Tenant
+	}
+	if a.Tenants != nil {
+		return a.Tenants(ext)
 	}
 	return ""
 }

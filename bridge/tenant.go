@@ -182,3 +182,11 @@ func RecordTenant(r Record) string {
 	}
 	return ev.Tenant
 }
+
+// AgentTenant is the configured tenant of agent ext, else the default.
+func (ts Tenants) AgentTenant(ext string) string {
+	if tn, ok := ts.Agents[ext]; ok {
+		return tn
+	}
+	return ts.Default
+}

@@ -20,6 +20,9 @@ type Tenants struct {
 	// Agents maps an extension to its tenant (an agent not listed takes
 	// the tenant of the calls its phone is in).
 	Agents map[string]string `koanf:"agents"`
+	// Connectors maps a connector's (or sink's) endpoint id, such as
+	// crm-bitrix24, to the one tenant whose events it receives.
+	Connectors map[string]string `koanf:"connectors"`
 }
 
 // TenantRule is one rule: a source and, except for a variable or an
@@ -51,6 +54,11 @@ func (t *Tenants) validate(add func(*Error)) {
 		}
 		if !bridge.ValidTenant(tn) {
 			add(&Error{key, fmt.Sprintf("%q is not a tenant name: 1 to 32 of a-z, 0-9, - and _, starting with a letter or digit", tn)})
+		}
+	}
+	for id, tn := range t.Connectors {
+		if !bridge.ValidTenant(tn) {
+			add(&Error{"tenants.connectors." + id, fmt.Sprintf("%q is not a tenant name: 1 to 32 of a-z, 0-9, - and _, starting with a letter or digit", tn)})
 		}
 	}
 	for i := range t.Rules {

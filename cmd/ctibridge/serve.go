@@ -73,7 +73,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if connectorEPs, err = fleetSinks(ctx, cfg, log, conns, connectorEPs); err != nil {
 		return err
 	}
-	endpoints = bridge.NewEndpoints(db, append(configEndpoints(cfg), connectorEPs...), dispatcher.AddressPolicy())
+	fixedEPs, err := tenantEndpoints(cfg, append(configEndpoints(cfg), connectorEPs...))
+	if err != nil {
+		return err
+	}
+	endpoints = bridge.NewEndpoints(db, fixedEPs, dispatcher.AddressPolicy())
 	initial, err := endpoints.Load(ctx, func(id, reason string) {
 		log.Warn("webhook endpoint from the config was disabled; enabling it again", "endpoint", id, "reason", reason)
 	})
@@ -121,6 +125,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}
 	calls = bridge.NewCallService(engine, bridge.CallServiceOptions{PBX: pbx, History: db})
 	agents := bridge.NewAgents(pbx)
+	agents.Tenants = cfg.Tenants.Bridge().AgentTenant
 	engine.Subscribe(agents.Apply)
 
 	srv = apihttp.NewServer(engine, db, log)
