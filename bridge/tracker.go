@@ -188,9 +188,11 @@ type conversation struct {
 	// TenantFixed: Call.Tenant is settled (a rule matched, or the first
 	// event went out with the default); it never changes after.
 	TenantFixed bool `json:"tenant_fixed,omitempty"`
-	// e164Of are the caller's and callee's numbers Call's E164 fields
-	// were parsed from (not stored: a restored call parses them again).
-	e164Of [2]string
+	// e164Of are the caller's and callee's numbers last parsed, e164Is
+	// what they gave, e164Done whether they were parsed at all (not
+	// stored: a restored call parses them again).
+	e164Of, e164Is [2]string
+	e164Done       [2]bool
 }
 
 // NewTracker returns an empty tracker.

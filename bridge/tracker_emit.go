@@ -70,13 +70,13 @@ func (t *Tracker) numbers(c *conversation) {
 	if t.cfg.Numbers == nil {
 		return
 	}
-	// Parsing a number is the dearest step of an event: only a number
-	// that changed since the last event is parsed again.
-	if n := c.Call.Caller.Number; n != c.e164Of[0] || c.Call.Caller.E164 == "" && n != "" {
-		c.Call.Caller.E164, c.e164Of[0] = t.cfg.Numbers.E164(n), n
-	}
-	if n := c.Call.Callee.Number; n != c.e164Of[1] || c.Call.Callee.E164 == "" && n != "" {
-		c.Call.Callee.E164, c.e164Of[1] = t.cfg.Numbers.E164(n), n
+	// Parsing a number is the dearest step of an event: a number seen at
+	// the last event takes the result kept then.
+	for i, p := range []*Party{&c.Call.Caller, &c.Call.Callee} {
+		if !c.e164Done[i] || p.Number != c.e164Of[i] {
+			c.e164Of[i], c.e164Is[i], c.e164Done[i] = p.Number, t.cfg.Numbers.E164(p.Number), true
+		}
+		p.E164 = c.e164Is[i]
 	}
 }
 
