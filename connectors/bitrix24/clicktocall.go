@@ -169,9 +169,15 @@ func (h *clickToCall) serve(r *http.Request) (map[string]any, *eventError) {
 	case len(exts) > 1:
 		return nil, refuse(http.StatusUnprocessableEntity, "Bitrix24 user %d has several extensions in connectors.bitrix24.users (%s): click-to-call cannot choose", user, strings.Join(exts, ", "))
 	}
-	number, ok := cleanNumber(form["data[PHONE_NUMBER]"])
+	// Bitrix24 sends the number as the CRM holds it and, when it can read
+	// it, in international form too: that one reaches a trunk as it is.
+	numberKey := "data[PHONE_NUMBER]"
+	if form["data[PHONE_NUMBER_INTERNATIONAL]"] != "" {
+		numberKey = "data[PHONE_NUMBER_INTERNATIONAL]"
+	}
+	number, ok := cleanNumber(form[numberKey])
 	if !ok {
-		return nil, refuse(http.StatusBadRequest, "data[PHONE_NUMBER] must be a phone number (digits, an optional leading +, 2 to 20 digits), got %s", quote(form["data[PHONE_NUMBER]"]))
+		return nil, refuse(http.StatusBadRequest, "%s must be a phone number (digits, an optional leading +, 2 to 20 digits), got %s", numberKey, quote(form[numberKey]))
 	}
 	callID := form["data[CALL_ID]"]
 	if !reCallID.MatchString(callID) {

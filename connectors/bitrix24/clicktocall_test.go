@@ -298,3 +298,24 @@ func TestAttachRecord(t *testing.T) {
 		}
 	}
 }
+
+// The international form of the number, when Bitrix24 sends it, is the one
+// dialled; a bad one is refused naming that key.
+func TestClickToCallInternationalNumber(t *testing.T) {
+	r := newC2C(t)
+	ev := bitrix24test.ExternalCallStart{ApplicationToken: appToken, UserID: 8, PhoneNumber: "8 (555) 555-9876",
+		CallID: r.fake.NewExternalCall(), Extra: url.Values{"data[PHONE_NUMBER_INTERNATIONAL]": {"+15555559876"}}}
+	if code, body := r.post(t, ev); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	if placed := r.dialer.calls(); len(placed) != 1 || placed[0].To != "+15555559876" {
+		t.Fatalf("placed %+v, want +15555559876", placed)
+	}
+	ev.CallID, ev.Extra = r.fake.NewExternalCall(), url.Values{"data[PHONE_NUMBER_INTERNATIONAL]": {"+1;Local/1@x"}}
+	if code, body := r.post(t, ev); code != 400 || !strings.Contains(body, "data[PHONE_NUMBER_INTERNATIONAL]") {
+		t.Fatalf("bad international number: %d %s", code, body)
+	}
+	if n := len(r.dialer.calls()); n != 1 {
+		t.Fatalf("%d placed after a refusal", n)
+	}
+}
