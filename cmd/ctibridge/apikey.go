@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -141,7 +142,7 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return 1
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tAGENT\tCREATED\tLAST USED")
+		fmt.Fprintln(tw, "ID\tNAME\tSCOPES\tAGENT\tTENANT\tCREATED\tLAST USED")
 		for _, k := range keys {
 			used := "never"
 			if k.LastUsedAt != nil {
@@ -151,7 +152,8 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			if ag == "" {
 				ag = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), ag, k.CreatedAt.Format(time.RFC3339), used)
+			tn := cmp.Or(k.Tenant, "-")
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, strings.Join(k.Scopes, ","), ag, tn, k.CreatedAt.Format(time.RFC3339), used)
 		}
 		tw.Flush()
 		return 0

@@ -40,6 +40,9 @@ func TestTenantsEndToEnd(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(key, "ctb_") {
 		t.Fatalf("apikey create --tenant: %d %q", code, key)
 	}
+	if code, out := apikey("list"); code != 0 || !strings.Contains(out, "TENANT") || !strings.Contains(out, " acme ") {
+		t.Fatalf("apikey list: %d %q", code, out)
+	}
 
 	sim := newAsterisk(t)
 	secret := bridge.NewWebhookSecret()
