@@ -48,7 +48,12 @@ func New(cfg Config, sink bridge.Sink) *Client {
 	if cfg.DirectionVar != "" {
 		want = want.with("variable_" + cfg.DirectionVar)
 	}
-	return &Client{cfg: cfg, sink: sink, log: cfg.Logger, tr: NewTranslator(cfg.DirectionVar), want: want, sleep: sleepCtx,
+	for _, v := range cfg.Vars {
+		want = want.with("variable_" + v)
+	}
+	tr := NewTranslator(cfg.DirectionVar)
+	tr.Vars = cfg.Vars
+	return &Client{cfg: cfg, sink: sink, log: cfg.Logger, tr: tr, want: want, sleep: sleepCtx,
 		resyncReq: make(chan struct{}, 1)}
 }
 

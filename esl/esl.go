@@ -45,6 +45,10 @@ type Config struct {
 	DirectionVar string
 	MaxFrame     int // largest frame body accepted, default 4 MiB
 	Logger       *slog.Logger
+
+	// Vars are more channel variables copied into Channel.Vars (the
+	// tenant rules' variables).
+	Vars []string
 }
 
 func (c Config) withDefaults() Config {

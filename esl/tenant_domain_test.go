@@ -31,3 +31,34 @@ func TestDomainReachesTheCallModel(t *testing.T) {
 		}
 	}
 }
+
+// A tenant rule's variable (here the directory's callgroup) is kept by
+// the header filter and copied into Channel.Vars when configured.
+func TestTenantVariableReachesTheCallModel(t *testing.T) {
+	tr := NewTranslator("")
+	tr.Vars = []string{"callgroup"}
+	want := wantedHeaders.with("variable_callgroup")
+	tracker := bridge.NewTracker(bridge.TrackerConfig{PBX: "pbx1", Tenants: bridge.Tenants{
+		Rules: []bridge.TenantRule{{Source: bridge.TenantByVariable, Variable: "callgroup"}}}})
+	for _, f := range sipFrames(t, "sip-blind-transfer-phone") {
+		if f.ContentType() != typeEventPlain {
+			continue
+		}
+		e, err := parsePlainWanted(f.Body, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range tr.Translate(e) {
+			tracker.Handle(ev)
+		}
+	}
+	evs, _ := tracker.Drain()
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	for _, e := range evs {
+		if e.Tenant != "techsupport" {
+			t.Fatalf("%s of %s: tenant %q, want techsupport (from callgroup)", e.Type, e.ConversationID, e.Tenant)
+		}
+	}
+}

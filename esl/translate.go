@@ -74,6 +74,8 @@ type Translator struct {
 	// DirectionVar is a channel variable copied into Channel.Vars when an
 	// event carries it (variable_<name>).
 	DirectionVar string
+	// Vars are more variables copied the same way (tenant rules).
+	Vars []string
 
 	chans     map[string]*chanState
 	gone      *lru[bridge.Channel] // channels that hung up, as last seen
@@ -536,14 +538,22 @@ func (t *Translator) update(st *chanState, e *Event) {
 		ch.State = v
 	}
 	if t.DirectionVar != "" {
-		if v := e.Get("variable_" + t.DirectionVar); v != "" && ch.Vars[t.DirectionVar] != v {
-			vars := make(map[string]string, len(ch.Vars)+1)
-			for k, x := range ch.Vars {
-				vars[k] = x
-			}
-			vars[t.DirectionVar] = v
-			ch.Vars = vars // never mutated in place: events already emitted share the old map
+		copyVar(ch, e, t.DirectionVar)
+	}
+	for _, name := range t.Vars {
+		copyVar(ch, e, name)
+	}
+}
+
+// copyVar copies variable_<name> of e into ch.Vars when it changed.
+func copyVar(ch *bridge.Channel, e *Event, name string) {
+	if v := e.Get("variable_" + name); v != "" && ch.Vars[name] != v {
+		vars := make(map[string]string, len(ch.Vars)+1)
+		for k, x := range ch.Vars {
+			vars[k] = x
 		}
+		vars[name] = v
+		ch.Vars = vars // never mutated in place: events already emitted share the old map
 	}
 }
 

@@ -116,7 +116,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
 			HeartbeatTimeout: cfg.PBX.PingInterval,
-			BackoffMax:       cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Logger: log}, engine)
+			BackoffMax:       cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Vars: cfg.Tenants.Bridge().Variables(), Logger: log}, engine)
 		pbx = esl.NewCommander(client, esl.CommanderOptions{AgentDial: cm.AgentDial, Context: cm.Context,
 			CallcenterAgent: cm.CallcenterAgent, RecordDir: cm.RecordDir, RingTimeout: cm.RingTimeout,
 			VariablePrefix: cm.VariablePrefix})
