@@ -131,3 +131,18 @@ func TestAgentsAndEndpointsByTenant(t *testing.T) {
 		t.Fatal("WantsEvent: an operator endpoint takes all, a tenant's only its own")
 	}
 }
+
+// An agent's learned tenant comes back with its last agent.state after a
+// restart.
+func TestAgentTenantRestored(t *testing.T) {
+	tr := tenantTracker()
+	rec, err := NewRecord(Event{ID: "evt_1", Type: EventAgentState, Tenant: "globex", Agent: &Agent{Extension: "205"}, AgentState: &AgentStat{Queue: "support", State: "busy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.RestoreAgentStates([]Record{rec})
+	evs := run(tr, ChannelEvent{Kind: ChanAgentState, Queue: "support", Member: "205", Interface: "PJSIP/205", Status: "available"})
+	if len(evs) != 1 || evs[0].Tenant != "globex" {
+		t.Fatalf("after a restart: %+v", evs)
+	}
+}

@@ -325,6 +325,7 @@ func (t *Tracker) RestoreAgentStates(recs []Record) {
 			continue
 		}
 		t.agentStates[ev.Agent.Extension+"\x00"+ev.AgentState.Queue] = ev.AgentState.State + ev.AgentState.Reason
+		t.learnAgentTenant(ev.Agent, ev.Tenant) // a learned tenant outlives a restart
 	}
 }
 
