@@ -241,6 +241,16 @@ func (s *callService) conversation(ctx context.Context, id string) (Conversation
 	return rec, err
 }
 
+// party is the channel a whole-call command acts on: the customer's, or
+// before there is one (a click-to-call still ringing the agent), the
+// agent's.
+func (cc CallChannels) party() *Channel {
+	if cc.Customer != nil {
+		return cc.Customer
+	}
+	return cc.Agent
+}
+
 // Hangup releases the call: the customer's release ends the whole call;
 // before there is one (a click-to-call still ringing the agent), the
 // agent's.
@@ -253,10 +263,7 @@ func (s *callService) Hangup(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	ch := cc.Customer
-	if ch == nil {
-		ch = cc.Agent
-	}
+	ch := cc.party()
 	if ch == nil && len(cc.All) > 0 {
 		ch = &cc.All[0]
 	}
@@ -311,10 +318,7 @@ func (s *callService) Record(ctx context.Context, id string, start bool) (string
 	if err != nil {
 		return "", err
 	}
-	ch := cc.Customer
-	if ch == nil {
-		ch = cc.Agent
-	}
+	ch := cc.party()
 	if ch == nil {
 		return "", Errorf(ECONFLICT, "call %s has no party to record yet", id)
 	}
