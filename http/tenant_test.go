@@ -250,6 +250,37 @@ func TestTenantCallRoutes(t *testing.T) {
 	commands("acme-control", globex, 404)
 	commands("globex-control", acme, 404)
 
+	// The agent board: each tenant its configured agent only.
+	var member []amitest.Frame
+	for _, ext := range []string{"100", "101"} {
+		member = append(member, amitest.Frame{Raw: []byte("Event: QueueMemberStatus\r\nPrivilege: agent,all\r\nQueue: support\r\nMemberName: Agent" + ext +
+			"\r\nInterface: Local/" + ext + "@agents\r\nStatus: 1\r\nPaused: 0\r\n\r\n")})
+	}
+	if err := r.ast.PlayFrames(member, amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	board := func(key string) string {
+		res := r.call("GET", "/v1/agents", key, nil)
+		var body struct {
+			Agents []bridge.AgentView `json:"agents"`
+		}
+		if err := json.Unmarshal(res.body, &body); err != nil || res.status != 200 {
+			t.Fatalf("GET /v1/agents %s: %d %s", key, res.status, res.body)
+		}
+		var out []string
+		for _, a := range body.Agents {
+			out = append(out, a.Extension+"/"+a.Tenant)
+		}
+		return strings.Join(out, ",")
+	}
+	r.waitFor("both agents on the board", func() bool { return board("read") == "100/acme,101/globex" })
+	if got := board("acme-read"); got != "100/acme" {
+		t.Fatalf("acme's agents: %s", got)
+	}
+	if got := board("globex-read"); got != "101/globex" {
+		t.Fatalf("globex's agents: %s", got)
+	}
+
 	// Dialling for the other tenant's agent: that agent does not exist.
 	mark := len(r.ast.Received())
 	r.call("POST", "/v1/calls", "acme-control", map[string]any{"agent": "101", "to": "600"}).problem(t, 404, "agent")
