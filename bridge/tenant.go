@@ -16,13 +16,18 @@ var reTenant = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // ValidTenant reports whether t is a tenant name: lowercase letters,
 // digits, - and _, at most 32, starting with a letter or digit. Names go
-// into NATS subjects and URLs, so nothing else is allowed.
-func ValidTenant(t string) bool { return reTenant.MatchString(t) }
+// into NATS subjects and URLs, so nothing else is allowed. "default" is
+// reserved: NATS subjects use it for the operator's own events.
+func ValidTenant(t string) bool { return t != ReservedTenant && reTenant.MatchString(t) }
+
+// ReservedTenant is the subject token of events that belong to no tenant
+// (the operator's); no tenant may take the name.
+const ReservedTenant = "default"
 
 // CheckTenant checks a tenant field ("" is the operator and passes).
 func CheckTenant(field, t string) error {
 	if t != "" && !ValidTenant(t) {
-		return FieldError(field, "must be a tenant name: 1 to 32 of a-z, 0-9, - and _, starting with a letter or digit")
+		return FieldError(field, "must be a tenant name: 1 to 32 of a-z, 0-9, - and _, starting with a letter or digit, and not %q (reserved for the operator's events)", ReservedTenant)
 	}
 	return nil
 }

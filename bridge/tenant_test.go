@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -144,5 +145,16 @@ func TestAgentTenantRestored(t *testing.T) {
 	evs := run(tr, ChannelEvent{Kind: ChanAgentState, Queue: "support", Member: "205", Interface: "PJSIP/205", Status: "available"})
 	if len(evs) != 1 || evs[0].Tenant != "globex" {
 		t.Fatalf("after a restart: %+v", evs)
+	}
+}
+
+// "default" is the NATS subject token of the operator's events: no tenant
+// may take it, from the config or from a call's variable.
+func TestTenantNameDefaultReserved(t *testing.T) {
+	if ValidTenant(ReservedTenant) || !ValidTenant("acme") {
+		t.Fatalf("ValidTenant(%q) = %v, ValidTenant(acme) = %v", ReservedTenant, ValidTenant(ReservedTenant), ValidTenant("acme"))
+	}
+	if err := CheckTenant("tenant", ReservedTenant); err == nil || !strings.Contains(err.Error(), "reserved") {
+		t.Fatalf("CheckTenant(default) = %v", err)
 	}
 }

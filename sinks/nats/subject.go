@@ -13,8 +13,9 @@ import (
 // and a consumer filters by tenant, PBX or event type with wildcards.
 const DefaultSubject = "ctibridge.<tenant>.<pbx>.<type>"
 
-// DefaultTenant is every event's tenant until tenants exist (issue 17).
-const DefaultTenant = "default"
+// DefaultTenant is the tenant token of the operator's events (no tenant);
+// bridge reserves the name, so no tenant shares its subjects.
+const DefaultTenant = bridge.ReservedTenant
 
 // placeholders are the values a subject template may name.
 var placeholders = []string{"<tenant>", "<pbx>", "<type>"}
