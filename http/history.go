@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"mime"
 	"net"
 	"os"
 	"path/filepath"
@@ -98,37 +97,7 @@ func (s *Server) recording(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	size := info.Size()
-	ct := mime.TypeByExtension(filepath.Ext(info.Name()))
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	modified := info.ModTime().UTC().Format(time.RFC1123)
-	modified = strings.Replace(modified, "UTC", "GMT", 1)
-	c.Set(fiber.HeaderContentType, ct)
-	c.Set(fiber.HeaderAcceptRanges, "bytes")
-	c.Set(fiber.HeaderLastModified, modified)
-	c.Set(fiber.HeaderContentDisposition, `inline; filename="`+info.Name()+`"`)
-
-	start, n, partial, ok := parseRange(c.Get(fiber.HeaderRange), size)
-	if ir := c.Get(fiber.HeaderIfRange); ir != "" && ir != modified {
-		start, n, partial, ok = 0, size, false, true // changed since: the whole file
-	}
-	if !ok {
-		f.Close()
-		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
-		return fiber.NewError(fiber.StatusRequestedRangeNotSatisfiable, "the range is outside the recording's "+strconv.FormatInt(size, 10)+" bytes")
-	}
-	status := fiber.StatusOK
-	if partial {
-		status = fiber.StatusPartialContent
-		c.Set(fiber.HeaderContentRange, "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(start+n-1, 10)+"/"+strconv.FormatInt(size, 10))
-	}
-	c.Status(status)
-	return c.SendStream(struct {
-		io.Reader
-		io.Closer
-	}{&deadlineReader{r: io.NewSectionReader(f, start, n), conn: c.Context().Conn(), d: s.writeTimeout}, f}, int(n))
+	return s.sendRecording(c, f, info, func(err error) error { return err })
 }
 
 // deadlineReader pushes the connection's write deadline forward before

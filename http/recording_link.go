@@ -78,7 +78,7 @@ func (s *Server) recordingLink(c *fiber.Ctx) error {
 		s.log.Info("recording link: not served", "conversation", id, "reason", bridge.ErrorMessage(err))
 		return s.linkProblem(c, nil)
 	}
-	return s.sendRecording(c, f, info)
+	return s.sendRecording(c, f, info, func(err error) error { return s.linkProblem(c, err) })
 }
 
 // linkProblem answers err (nil: the one 404 of every refused link) with
@@ -92,9 +92,11 @@ func (s *Server) linkProblem(c *fiber.Ctx, err error) error {
 	return c.Status(status).Send(body)
 }
 
-// sendRecording streams an opened recording with Range support, as the
-// recording route does.
-func (s *Server) sendRecording(c *fiber.Ctx, f *os.File, info fs.FileInfo) error {
+// sendRecording streams an opened recording with Range support (players
+// seek), for the recording route and the recording links. refuse answers
+// a range outside the file (each route its own way: a link's problem never
+// shows its path).
+func (s *Server) sendRecording(c *fiber.Ctx, f *os.File, info fs.FileInfo, refuse func(error) error) error {
 	size := info.Size()
 	ct := mime.TypeByExtension(filepath.Ext(info.Name()))
 	if ct == "" {
@@ -112,7 +114,7 @@ func (s *Server) sendRecording(c *fiber.Ctx, f *os.File, info fs.FileInfo) error
 	if !ok {
 		f.Close()
 		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
-		return s.linkProblem(c, fiber.NewError(fiber.StatusRequestedRangeNotSatisfiable,
+		return refuse(fiber.NewError(fiber.StatusRequestedRangeNotSatisfiable,
 			"the range is outside the recording's "+strconv.FormatInt(size, 10)+" bytes"))
 	}
 	status := fiber.StatusOK
