@@ -98,3 +98,31 @@ func TestConnectorEndpoint(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// A connector whose link came back says so (Resume): a delivery waiting
+// out an hour's backoff goes at once, while one the endpoint asked to wait
+// for (Retry-After) still waits.
+func TestResumeEndsBackoff(t *testing.T) {
+	conn := &scriptedConnector{busy: map[string]bool{}, script: map[string][]error{
+		"evt_a_1": {errors.New("nats: no servers available")},
+		"evt_b_1": {&bridge.ConnectorError{StatusCode: 429, RetryAfter: time.Hour, Err: errors.New("slow down")}},
+	}}
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{BackoffBase: time.Hour, BackoffMax: time.Hour,
+		Connectors: map[string]bridge.Connector{"sink": conn}},
+		bridge.Endpoint{ID: "sink", URL: "connector:scripted"})
+	h.d.Notify(store.commit(records([]string{"a", "b"}, 1), "sink"))
+	h.waitAttempts(2) // both failed: one backs off an hour, one was asked to wait an hour
+	h.d.Resume("sink")
+	as := h.waitAttempts(3)
+	h.stop()
+	if got := as[2]; got.EventID != "evt_a_1" {
+		t.Fatalf("after Resume, attempt of %s, want evt_a_1 (evt_b_1 was asked to wait): %+v", got.EventID, as)
+	}
+	h.mu.Lock()
+	n := len(h.attempts)
+	h.mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d attempts, want 3: the Retry-After one must still wait", n)
+	}
+}

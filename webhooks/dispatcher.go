@@ -309,6 +309,18 @@ func (d *Dispatcher) Reload(endpointID string) {
 	}
 }
 
+// Resume tells an endpoint it is reachable again (a connector's link came
+// back): the deliveries waiting out a backoff go now instead of after it,
+// which after a long outage can be an hour. What the endpoint asked to wait
+// (Retry-After) still waits.
+func (d *Dispatcher) Resume(endpointID string) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if e := d.endpoints[endpointID]; e != nil {
+		e.resumeSoon()
+	}
+}
+
 // Stats returns a snapshot of the counters.
 func (d *Dispatcher) Stats() Stats {
 	return Stats{

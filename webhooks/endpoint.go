@@ -47,6 +47,7 @@ type endpoint struct {
 	inbox   []pushed
 	dropped bool // a push was dropped since the scheduler last looked
 	rescan  bool // Reload asked to re-read the store from the start
+	resume  bool // Resume said the endpoint is back: backoffs end now
 	closed  bool // the scheduler has exited
 	wake    chan struct{}
 	queued  atomic.Int64 // deliveries in memory for this endpoint, inbox included
@@ -204,6 +205,15 @@ func (e *endpoint) reload() {
 	e.signal()
 }
 
+// resumeSoon asks the scheduler to end the deliveries' backoffs (the
+// endpoint's link is back).
+func (e *endpoint) resumeSoon() {
+	e.mu.Lock()
+	e.resume = true
+	e.mu.Unlock()
+	e.signal()
+}
+
 func (e *endpoint) addQueued(n int) {
 	e.queued.Add(int64(n))
 	e.d.queued.Add(int64(n))
@@ -286,11 +296,14 @@ func (e *endpoint) drainResults() {
 
 func (e *endpoint) takeInbox() {
 	e.mu.Lock()
-	in, dropped, rescan := e.inbox, e.dropped, e.rescan
-	e.inbox, e.dropped, e.rescan = nil, false, false
+	in, dropped, rescan, resume := e.inbox, e.dropped, e.rescan, e.resume
+	e.inbox, e.dropped, e.rescan, e.resume = nil, false, false, false
 	e.mu.Unlock()
 	if rescan {
 		e.backlog, e.seen, e.loadAt = true, 0, time.Time{}
+	}
+	if resume {
+		e.endBackoffs()
 	}
 	n := 0
 	for i := range in {
@@ -527,27 +540,31 @@ func (e *endpoint) complete(r result) {
 		e.schedule(r.it)
 	case outDelivered:
 		if e.retrying {
-			// The endpoint is back: what waits out a backoff (which grows
-			// with the outage) goes now, so the drain starts at once.
-			// What the endpoint asked to wait (Retry-After) still waits.
-			e.retrying = false
-			var kept waitHeap
-			for len(e.waiting) > 0 {
-				it := heap.Pop(&e.waiting).(*item)
-				if it.asked {
-					kept = append(kept, it)
-					continue
-				}
-				it.due = time.Time{}
-				e.ready = append(e.ready, it)
-			}
-			for _, it := range kept {
-				heap.Push(&e.waiting, it)
-			}
+			e.endBackoffs() // the endpoint is back
 		}
 		e.finish(r.it)
 	default:
 		e.finish(r.it)
+	}
+}
+
+// endBackoffs makes what waits out a backoff (which grows with an outage)
+// due now, so the drain starts at once; what the endpoint asked to wait
+// (Retry-After) still waits.
+func (e *endpoint) endBackoffs() {
+	e.retrying = false
+	var kept waitHeap
+	for len(e.waiting) > 0 {
+		it := heap.Pop(&e.waiting).(*item)
+		if it.asked {
+			kept = append(kept, it)
+			continue
+		}
+		it.due = time.Time{}
+		e.ready = append(e.ready, it)
+	}
+	for _, it := range kept {
+		heap.Push(&e.waiting, it)
 	}
 }
 

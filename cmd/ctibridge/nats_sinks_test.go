@@ -21,7 +21,9 @@ func TestFleetSinksStateAndMetrics(t *testing.T) {
 	cfg := config.Default()
 	cfg.Sinks.NATS.URLs = []string{srv.URL()}
 	conns := map[string]bridge.Connector{}
-	eps, err := fleetSinks(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), conns, []bridge.Endpoint{{ID: "crm"}})
+	resumed := make(chan string, 4)
+	eps, err := fleetSinks(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), conns, []bridge.Endpoint{{ID: "crm"}},
+		func(id string) { resumed <- id })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +44,16 @@ func TestFleetSinksStateAndMetrics(t *testing.T) {
 	if metric("ctibridge_nats_connected") != 1 {
 		t.Errorf("ctibridge_nats_connected = %v while connected", metric("ctibridge_nats_connected"))
 	}
+	// The connection told the dispatcher its endpoint is reachable (backoffs
+	// end at a reconnect).
+	select {
+	case id := <-resumed:
+		if id != config.NATSEndpointID {
+			t.Errorf("resumed %q, want %s", id, config.NATSEndpointID)
+		}
+	case <-time.After(30 * time.Second): // a bound on a failure only
+		t.Error("the connection never told the dispatcher (Resume)")
+	}
 	srv.Shutdown()
 	if err := waitFor(t.Context(), 10*time.Second, func() bool { ok, _ := sinkState(conns); return !ok }); err != nil {
 		t.Fatal("sink never saw the server go")
@@ -54,10 +66,10 @@ func TestFleetSinksStateAndMetrics(t *testing.T) {
 	}
 
 	cfg.Sinks.NATS.Subject = "a.*"
-	if _, err := fleetSinks(t.Context(), cfg, slog.Default(), map[string]bridge.Connector{}, nil); err == nil {
+	if _, err := fleetSinks(t.Context(), cfg, slog.Default(), map[string]bridge.Connector{}, nil, func(string) {}); err == nil {
 		t.Error("a wildcard subject template was accepted")
 	}
-	if eps, err := fleetSinks(t.Context(), config.Default(), slog.Default(), conns, nil); err != nil || len(eps) != 0 {
+	if eps, err := fleetSinks(t.Context(), config.Default(), slog.Default(), conns, nil, func(string) {}); err != nil || len(eps) != 0 {
 		t.Errorf("sink off: %v %v", eps, err)
 	}
 }

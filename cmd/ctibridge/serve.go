@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if err != nil {
 		return err
 	}
-	if connectorEPs, err = fleetSinks(ctx, cfg, log, conns, connectorEPs); err != nil {
+	if connectorEPs, err = fleetSinks(ctx, cfg, log, conns, connectorEPs, dispatcher.Resume); err != nil {
 		return err
 	}
 	fixedEPs, err := tenantEndpoints(cfg, append(configEndpoints(cfg), connectorEPs...))

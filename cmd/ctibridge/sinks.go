@@ -17,7 +17,11 @@ import (
 // delivery like a webhook endpoint (retries, dead letters, replay). The
 // connection is made in the background and closed a while after ctx ends,
 // once the dispatcher has had its shutdown grace.
-func fleetSinks(ctx context.Context, cfg config.Config, log *slog.Logger, conns map[string]bridge.Connector, eps []bridge.Endpoint) ([]bridge.Endpoint, error) {
+//
+// resume is told when a sink's connection is (re)made, with its endpoint
+// id (the dispatcher's Resume: backoffs end at a reconnect).
+func fleetSinks(ctx context.Context, cfg config.Config, log *slog.Logger, conns map[string]bridge.Connector, eps []bridge.Endpoint,
+	resume func(endpointID string)) ([]bridge.Endpoint, error) {
 	n := cfg.Sinks.NATS
 	if !n.Enabled() {
 		return eps, nil
@@ -33,6 +37,7 @@ func fleetSinks(ctx context.Context, cfg config.Config, log *slog.Logger, conns 
 		PublishTimeout: n.PublishTimeout, ReconnectMax: n.ReconnectBackoffMax,
 		Stream: n.Stream, CreateStream: n.CreateStream, StreamSubjects: n.StreamSubjects,
 		MaxAge: n.MaxAge, MaxBytes: n.MaxBytes, DuplicateWindow: n.DuplicateWindow, Replicas: n.Replicas,
+		OnUp:   func() { resume(config.NATSEndpointID) },
 		Logger: log,
 	})
 	if err != nil {

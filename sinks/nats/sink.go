@@ -86,6 +86,11 @@ type Options struct {
 	DuplicateWindow time.Duration // default DefaultDuplicateWindow
 	Replicas        int           // default 1
 
+	// OnUp, when set, is told each time the connection is (re)made: the
+	// dispatcher then sends what waits out a backoff at once
+	// (webhooks.Dispatcher.Resume), not an hour after a long outage.
+	OnUp func()
+
 	Logger *slog.Logger
 }
 
@@ -254,6 +259,9 @@ func (s *Sink) up(nc *nats.Conn) {
 		s.log.Info("NATS connected", "server", nc.ConnectedUrlRedacted())
 	}
 	s.lastErr.Store(nil)
+	if s.opts.OnUp != nil {
+		s.opts.OnUp()
+	}
 }
 
 func (s *Sink) down(err error) {
