@@ -38,6 +38,19 @@ func (db *DB) CreateEndpoint(ctx context.Context, ep bridge.Endpoint) error {
 		if exists {
 			return refuse(&bridge.Error{Code: bridge.ECONFLICT, Field: "id", Message: "a webhook endpoint with id " + ep.ID + " exists"})
 		}
+		// A deleted endpoint's deliveries and attempts stay, keyed by its
+		// id: a tenant's endpoint taking that id would read them (dead
+		// letters hold whole events) and replay them to its URL, another
+		// tenant's or the operator's events included.
+		if ep.Tenant != "" {
+			if err := w.queryRow(`SELECT EXISTS (SELECT 1 FROM deliveries WHERE endpoint_id = ?) OR EXISTS (SELECT 1 FROM attempts WHERE endpoint_id = ?)`,
+				ep.ID, ep.ID).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return refuse(&bridge.Error{Code: bridge.ECONFLICT, Field: "id", Message: "id " + ep.ID + " was used by a deleted webhook endpoint whose delivery history is kept: choose another id"})
+			}
+		}
 		_, err := w.exec(`INSERT INTO endpoints (id, url, secret, events, disabled, disabled_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			ep.ID, ep.URL, ep.Secret, string(events), ep.Disabled, ep.DisabledReason, ep.CreatedAt.UnixNano())
 		if err != nil {
