@@ -132,12 +132,20 @@ func (s *callService) Check(ctx context.Context, req PlaceCall) error {
 	if tn := TenantOf(ctx); tn != "" {
 		// A tenant key dials only for its own tenant's agents; another
 		// tenant's extension does not exist for it.
-		var at string
-		if err := s.do(ctx, func(t *Tracker) { at = t.agentTenant(req.Agent) }); err != nil {
+		var at, tt string
+		var known bool
+		if err := s.do(ctx, func(t *Tracker) {
+			at = t.agentTenant(req.Agent)
+			tt, known = t.knownAgentTenant(req.To)
+		}); err != nil {
 			return err
 		}
 		if at != tn {
 			return &Error{Code: ENOTFOUND, Field: "agent", Message: "no agent " + req.Agent + " for this key"}
+		}
+		// Nor dials another tenant's agent (the PBX's one context).
+		if known && tt != tn {
+			return &Error{Code: ENOTFOUND, Field: "to", Message: "no agent " + req.To + " for this key"}
 		}
 	}
 	if s.pbx != nil {
@@ -379,6 +387,19 @@ func (s *callService) Transfer(ctx context.Context, id string, req TransferReque
 	cc, err := s.lookup(ctx, id)
 	if err != nil {
 		return CallTransfer{}, err
+	}
+	if tn := TenantOf(ctx); tn != "" {
+		// The transfer context is the PBX's one for every tenant: a tenant
+		// key must not ring another tenant's agent (its phone would also be
+		// learned as this tenant's, handing that agent over).
+		var at string
+		var known bool
+		if err := s.do(ctx, func(t *Tracker) { at, known = t.knownAgentTenant(req.To) }); err != nil {
+			return CallTransfer{}, err
+		}
+		if known && at != tn {
+			return CallTransfer{}, &Error{Code: ENOTFOUND, Field: "to", Message: "no agent " + req.To + " for this key"}
+		}
 	}
 	tr := CallTransfer{CallID: cc.Call.ID, Mode: req.Mode, To: req.To}
 	if req.Mode == "blind" {

@@ -161,6 +161,16 @@ func (t *Tracker) agentTenant(ext string) string {
 	return t.cfg.Tenants.Default
 }
 
+// knownAgentTenant is ext's tenant when ext is a known agent (configured
+// or learned); false for any other extension (a queue, an IVR).
+func (t *Tracker) knownAgentTenant(ext string) (string, bool) {
+	if tn, ok := t.cfg.Tenants.Agents[ext]; ok {
+		return tn, true
+	}
+	tn, ok := t.agentTenants[ext]
+	return tn, ok
+}
+
 // learnAgentTenant remembers the tenant of a call an agent's phone is in
 // (for agents the config does not list).
 func (t *Tracker) learnAgentTenant(a *Agent, tenant string) {

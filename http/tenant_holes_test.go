@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +37,20 @@ func TestTenantEndpointCannotTakeDeletedID(t *testing.T) {
 	// A fresh id is fine.
 	if res := r.call("POST", "/v1/webhooks", "acme-admin", map[string]any{"id": "ep-new", "url": rcvA.URL, "secret": r.secret}); res.status != 201 {
 		t.Fatalf("acme creates a fresh endpoint: %d %s", res.status, res.body)
+	}
+}
+
+// One transfer context serves every tenant: a tenant key transferring its
+// own call to another tenant's agent would ring that agent, and the
+// agent's phone would be learned as the key's tenant's.
+func TestTenantCannotRingAnotherTenantsAgent(t *testing.T) {
+	r := tenantRig(t)
+	acme, _, _, _ := r.tenantCalls()
+	mark := len(r.ast.Received())
+	r.call("POST", "/v1/calls/"+acme+"/transfer", "acme-control", map[string]any{"to": "101"}).problem(t, 404, "to")
+	r.call("POST", "/v1/calls/"+acme+"/transfer", "acme-control", map[string]any{"to": "101", "mode": "attended"}).problem(t, 404, "to")
+	r.call("POST", "/v1/calls", "acme-control", map[string]any{"agent": "100", "to": "101"}).problem(t, 404, "to")
+	if sent := r.amiSent(mark); strings.Contains(sent, "Action:") {
+		t.Fatalf("acme's transfer or click-to-call to globex's agent reached the PBX:\n%s", sent)
 	}
 }
