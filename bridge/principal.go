@@ -42,12 +42,9 @@ func agentScope(ctx context.Context) string {
 	return p.Agent
 }
 
-// SeesAgent reports whether ctx may see agent extension ext's state.
-func SeesAgent(ctx context.Context, ext string) bool {
-	return SeesAgentIn(ctx, ext, TenantOf(ctx))
-}
-
-// SeesAgentIn reports whether ctx may see agent ext of tenant.
+// SeesAgentIn reports whether ctx may see agent ext of tenant. There is
+// no variant without the agent's tenant: assuming the caller's own would
+// let a tenant key see every tenant's agents.
 func SeesAgentIn(ctx context.Context, ext, tenant string) bool {
 	if !SeesTenant(ctx, tenant) {
 		return false
