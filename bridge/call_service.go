@@ -57,7 +57,11 @@ type attended struct {
 	agent   Channel
 	consult Channel // the adapter's consultation leg, when it names one
 	at      time.Time
-	tenant  string // the call's: another tenant's key finds no such transfer
+	// The call and its agents when the transfer began: a key that could
+	// not see the call then finds no such transfer, even once the call
+	// has ended and left the call model.
+	call   Call
+	agents []string
 }
 
 // link returns the PBX if the link is up: a command is never queued for a
@@ -416,7 +420,7 @@ func (s *callService) Transfer(ctx context.Context, id string, req TransferReque
 		return CallTransfer{}, err
 	}
 	tr.ID = NewID("xfer_")
-	a := &attended{CallTransfer: tr, agent: *cc.Agent, consult: consult, at: s.now(), tenant: cc.Call.Tenant}
+	a := &attended{CallTransfer: tr, agent: *cc.Agent, consult: consult, at: s.now(), call: cc.Call, agents: cc.Agents}
 	// Transfers of calls that ended are dropped as new ones come.
 	var ended []string
 	s.mu.Lock()
@@ -472,8 +476,8 @@ func (s *callService) FinishTransfer(ctx context.Context, transferID string, com
 		delete(s.transfers, transferID)
 		a = nil
 	}
-	if a != nil && !SeesTenant(ctx, a.tenant) {
-		a = nil // left in place: another tenant's
+	if a != nil && !SeesCall(ctx, a.call, a.agents) {
+		a = nil // left in place: another tenant's or agent's
 	}
 	if a != nil {
 		delete(s.transfers, transferID)

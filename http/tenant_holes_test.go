@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/ami/amitest"
+	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/webhooks/webhookstest"
 )
 
@@ -53,4 +55,31 @@ func TestTenantCannotRingAnotherTenantsAgent(t *testing.T) {
 	if sent := r.amiSent(mark); strings.Contains(sent, "Action:") {
 		t.Fatalf("acme's transfer or click-to-call to globex's agent reached the PBX:\n%s", sent)
 	}
+}
+
+// An attended transfer outlives its call in memory: once the call has
+// ended and left the call model, another agent's key holding the transfer
+// id must still find no such transfer (not learn the call's id from a
+// 409, nor drop the transfer).
+func TestAgentCannotFinishAnotherAgentsTransferAfterTheCallEnded(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	k100, k101 := r.agentKey("100"), r.agentKey("101")
+	conv, rest := r.liveCall("inbound-call-basic") // agent 100 talks to the caller
+	res := r.raw("POST", "/v1/calls/"+conv+"/transfer", k100, `{"to":"600","mode":"attended"}`, "Content-Type", "application/json")
+	if res.status != 202 {
+		t.Fatalf("100's own transfer: %d %s", res.status, res.body)
+	}
+	xfer, _ := res.json(t)["transfer_id"].(string)
+	if err := r.ast.PlayFrames(rest, amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitEvents(conv, bridge.EventCallEnded)
+	for _, m := range []struct{ method, path string }{{"POST", "/v1/transfers/" + xfer + "/complete"}, {"DELETE", "/v1/transfers/" + xfer}} {
+		res := r.raw(m.method, m.path, k101, "")
+		if p := res.problem(t, 404, "id"); strings.Contains(string(res.body), conv) {
+			t.Fatalf("101's %s %s names 100's call: %v", m.method, m.path, p)
+		}
+	}
+	// Still 100's: its call has ended.
+	r.raw("DELETE", "/v1/transfers/"+xfer, k100, "").problem(t, 409, "")
 }
