@@ -171,13 +171,19 @@ func (t *Tracker) knownAgentTenant(ext string) (string, bool) {
 	return tn, ok
 }
 
-// learnAgentTenant remembers the tenant of a call an agent's phone is in
-// (for agents the config does not list).
+// learnAgentTenant remembers the tenant of the first call an agent's
+// phone is in (for agents the config does not list). The first wins: a
+// later call of another tenant (a transfer to the extension) must not move
+// the agent, with its state and its commands, into that tenant. On a
+// shared PBX list the agents in tenants.agents.
 func (t *Tracker) learnAgentTenant(a *Agent, tenant string) {
 	if a == nil || a.Extension == "" || tenant == "" {
 		return
 	}
 	if _, ok := t.cfg.Tenants.Agents[a.Extension]; ok {
+		return
+	}
+	if _, ok := t.agentTenants[a.Extension]; ok {
 		return
 	}
 	if t.agentTenants == nil {

@@ -158,3 +158,14 @@ func TestTenantNameDefaultReserved(t *testing.T) {
 		t.Fatalf("CheckTenant(default) = %v", err)
 	}
 }
+
+// An agent the config does not list takes the tenant of the first call
+// its phone is in; a later call of another tenant does not move it.
+func TestLearnedAgentTenantFirstWins(t *testing.T) {
+	tk := NewTracker(TrackerConfig{PBX: "p", AgentPattern: regexp.MustCompile(`^[0-9]{3}$`)})
+	tk.learnAgentTenant(&Agent{Extension: "101"}, "acme")
+	tk.learnAgentTenant(&Agent{Extension: "101"}, "globex")
+	if tn, ok := tk.knownAgentTenant("101"); !ok || tn != "acme" {
+		t.Fatalf("agent 101's tenant = %q (%v), want acme", tn, ok)
+	}
+}

@@ -121,7 +121,7 @@ func crmHandlers(cfg config.Config, srv *apihttp.Server, conns map[string]bridge
 	if !ok || cfg.Connectors.Bitrix24.ApplicationToken == "" {
 		return nil
 	}
-	h, err := b24.ClickToCall(bitrix24.ClickToCallOptions{ApplicationToken: cfg.Connectors.Bitrix24.ApplicationToken, Dialer: callDialer{calls}})
+	h, err := b24.ClickToCall(bitrix24.ClickToCallOptions{ApplicationToken: cfg.Connectors.Bitrix24.ApplicationToken, Dialer: callDialer{calls: calls, tenant: cfg.Tenants.Connectors[config.Bitrix24EndpointID]}})
 	if err != nil {
 		return &config.Error{Key: "connectors.bitrix24.application_token", Reason: err.Error()}
 	}
@@ -133,14 +133,20 @@ func crmHandlers(cfg config.Config, srv *apihttp.Server, conns map[string]bridge
 }
 
 // callDialer places Bitrix24's click-to-calls through the call service,
-// as the agent's own: the principal may place calls for that extension only.
-type callDialer struct{ calls bridge.CallService }
+// as the agent's own: the principal may place calls for that extension
+// only, and, when the connector belongs to a tenant
+// (tenants.connectors.crm-bitrix24), for that tenant's agents only.
+type callDialer struct {
+	calls  bridge.CallService
+	tenant string
+}
 
 func (d callDialer) Place(ctx context.Context, req bitrix24.PlaceRequest) (string, error) {
 	if d.calls == nil {
 		return "", &bridge.Error{Code: bridge.EUNAVAILABLE, NotSent: true, Message: "no PBX to place the call on"}
 	}
-	ctx = bridge.WithPrincipal(ctx, bridge.Principal{KeyID: config.Bitrix24EndpointID, Scopes: []string{"control"}, Agent: req.Agent})
+	ctx = bridge.WithPrincipal(ctx, bridge.Principal{KeyID: config.Bitrix24EndpointID, Scopes: []string{"control"}, Agent: req.Agent,
+		Tenant: d.tenant})
 	p, err := d.calls.Place(ctx, bridge.PlaceCall{ConversationID: req.ConversationID, Agent: req.Agent, To: req.To})
 	return p.ID, err
 }
