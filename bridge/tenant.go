@@ -211,3 +211,11 @@ func (ts Tenants) AgentTenant(ext string) string {
 	}
 	return ts.Default
 }
+
+// KnownAgentTenant is agent ext's tenant when the call model knows it (the
+// config lists the agent, or a call of its phone was seen); false for an
+// extension it has never seen as an agent.
+func (e *Engine) KnownAgentTenant(ctx context.Context, ext string) (tenant string, known bool) {
+	_ = e.Do(ctx, func(t *Tracker) { tenant, known = t.knownAgentTenant(ext) })
+	return tenant, known
+}

@@ -169,3 +169,34 @@ func TestLearnedAgentTenantFirstWins(t *testing.T) {
 		t.Fatalf("agent 101's tenant = %q (%v), want acme", tn, ok)
 	}
 }
+
+// The agent service learns an unseen agent's tenant from the call model
+// (KnownAgentTenant): with a non-empty default tenant, that tenant must not
+// command another tenant's agent that has had calls but no agent.state.
+func TestEngineKnownAgentTenant(t *testing.T) {
+	tk := newTestTracker()
+	tk.learnAgentTenant(&Agent{Extension: "101"}, "globex")
+	ob := &fakeOutbox{}
+	e := NewEngine(tk, ob, &fakeNotifier{ob: ob}, EngineOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if tn, ok := e.KnownAgentTenant(ctx, "101"); !ok || tn != "globex" {
+		t.Fatalf("101: %q %v, want globex", tn, ok)
+	}
+	if _, ok := e.KnownAgentTenant(ctx, "102"); ok {
+		t.Fatal("an agent never seen is known")
+	}
+	a := NewAgents(nil)
+	a.Tenants = func(ext string) string {
+		if tn, ok := e.KnownAgentTenant(ctx, ext); ok {
+			return tn
+		}
+		return "acme" // tenants.default
+	}
+	acme := WithPrincipal(ctx, Principal{KeyID: "k", Scopes: []string{ScopeControl}, Tenant: "acme"})
+	if err := a.Act(acme, QueueOp{Action: "pause", Extension: "101"}); ErrorCode(err) != ENOTFOUND {
+		t.Fatalf("acme pausing globex's agent: %v, want not found", err)
+	}
+}

@@ -125,7 +125,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}
 	calls = bridge.NewCallService(engine, bridge.CallServiceOptions{PBX: pbx, History: db})
 	agents := bridge.NewAgents(pbx)
-	agents.Tenants = cfg.Tenants.Bridge().AgentTenant
+	// An agent not on the board yet: the tenant the call model learned from
+	// its calls, else the configured one, else the default.
+	agents.Tenants = func(ext string) string {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if tn, ok := engine.KnownAgentTenant(actx, ext); ok {
+			return tn
+		}
+		return cfg.Tenants.Bridge().AgentTenant(ext)
+	}
 	engine.Subscribe(agents.Apply)
 
 	srv = apihttp.NewServer(engine, db, log)
