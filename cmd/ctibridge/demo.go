@@ -285,7 +285,14 @@ func (p *printer) print(d webhookstest.Delivery) {
 	case "call.ring_ended":
 		line = fmt.Sprintf("pop closed  agent %s stopped ringing", agentOf(b))
 	case "call.answered":
-		line = fmt.Sprintf("ANSWERED    by agent %s after %ss", agentOf(b), num(call, "wait_s"))
+		switch {
+		case str(b, "party") == "customer":
+			line = fmt.Sprintf("ANSWERED    by the customer %s", party(call, "callee"))
+		case str(call, "state") == "dialing": // a click-to-call: the agent picked up
+			line = fmt.Sprintf("ANSWERED    by agent %s: now dialling %s", agentOf(b), party(call, "callee"))
+		default:
+			line = fmt.Sprintf("ANSWERED    by agent %s after %ss", agentOf(b), num(call, "wait_s"))
+		}
 	case "call.held", "call.resumed":
 		line = strings.ToUpper(strings.TrimPrefix(d.Type, "call."))
 	case "call.transferred":
