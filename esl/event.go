@@ -151,26 +151,10 @@ func jsonValue(v json.RawMessage) (string, error) {
 // alone when encoding, so a lone '%' can only be literal: it is kept, as is
 // any invalid sequence, rather than failing the whole value.
 func unescape(v string) string {
-	i := strings.IndexByte(v, '%')
-	if i < 0 {
+	if strings.IndexByte(v, '%') < 0 {
 		return v
 	}
-	out := make([]byte, 0, len(v))
-	out = append(out, v[:i]...)
-	for ; i < len(v); i++ {
-		c := v[i]
-		if c == '%' && i+2 < len(v) {
-			hi, ok1 := unhex(v[i+1])
-			lo, ok2 := unhex(v[i+2])
-			if ok1 && ok2 {
-				out = append(out, hi<<4|lo)
-				i += 2
-				continue
-			}
-		}
-		out = append(out, c)
-	}
-	return string(out)
+	return string(appendUnescaped(make([]byte, 0, len(v)), []byte(v)))
 }
 
 func unhex(c byte) (byte, bool) {

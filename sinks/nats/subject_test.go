@@ -1,11 +1,6 @@
 package natssink
 
 import (
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -56,34 +51,6 @@ func TestParseSubject(t *testing.T) {
 		_, err := ParseSubject(tmpl)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseSubject(%q) = %v, want %q", tmpl, err, want)
-		}
-	}
-}
-
-// The sink is an adapter: it imports the domain only, never another
-// adapter (as bridge/layering_test.go holds for the others).
-func TestImportsOnlyBridge(t *testing.T) {
-	files, _ := filepath.Glob("*.go")
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		af, err := parser.ParseFile(token.NewFileSet(), f, src, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range af.Imports {
-			p, _ := strconv.Unquote(imp.Path.Value)
-			if dep, ok := strings.CutPrefix(p, "github.com/ctibridge/ctibridge/"); ok && dep != "bridge" {
-				t.Errorf("%s imports %s: a sink may import only bridge", f, p)
-			}
-			if strings.Contains(p, "nats-server") {
-				t.Errorf("%s imports %s: the product must not link the server", f, p)
-			}
 		}
 	}
 }
