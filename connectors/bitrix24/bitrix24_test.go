@@ -13,38 +13,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/connectors/connectorstest"
+
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/connectors/bitrix24"
 	"github.com/ctibridge/ctibridge/connectors/bitrix24/bitrix24test"
 )
 
+// The connectors' shared test helpers.
+type (
+	memState = connectorstest.MemState
+	logBuf   = connectorstest.LogBuffer
+)
+
 var ctx = context.Background()
-
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memState) ConnectorState(_ context.Context, conn, conv string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[conn+"/"+conv], nil
-}
-
-func (s *memState) SaveConnectorState(_ context.Context, conn, conv string, b []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[conn+"/"+conv] = b
-	return nil
-}
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func newConnector(t *testing.T, fake *bitrix24test.Server, state *memState, logs *logBuf, edit func(*bitrix24.Options)) *bitrix24.Connector {
 	t.Helper()
@@ -142,7 +124,7 @@ func TestFlows(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := bitrix24test.New(t)
-			c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+			c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 			deliverAll(t, c, tc.recs...)
 			cs := fake.Calls()
 			if got := shorts(cs, keys...); got != tc.want {
@@ -169,7 +151,7 @@ func TestFlows(t *testing.T) {
 // extension and the config key; nothing is sent.
 func TestUnmappedExtension(t *testing.T) {
 	fake := bitrix24test.New(t)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 	err := c.Deliver(ctx, ev("c1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "555", nil))
 	var ce *bridge.ConnectorError
 	if !errors.As(err, &ce) || !ce.Permanent || !strings.Contains(err.Error(), "extension 555") || !strings.Contains(err.Error(), "connectors.bitrix24.users") {
@@ -184,7 +166,7 @@ func TestUnmappedExtension(t *testing.T) {
 // or finishes a call twice; a finish whose answer was lost counts as done.
 func TestNoDoubles(t *testing.T) {
 	fake := bitrix24test.New(t)
-	state := &memState{m: map[string][]byte{}}
+	state := &memState{}
 	ring := ev("c1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
 	end := ev("c1", 2, bridge.EventCallEnded, bridge.DirectionInbound, "", ended(bridge.DispositionAnswered, 5, 16, "100"))
 	deliverAll(t, newConnector(t, fake, state, &logBuf{}, nil), ring, ring)
@@ -192,9 +174,9 @@ func TestNoDoubles(t *testing.T) {
 	deliverAll(t, c2, ring, end, end)
 	// The finish went out but its answer was lost: the state says sent,
 	// not finished.
-	state.mu.Lock()
-	state.m["bitrix24/c1"] = bytes.Replace(state.m["bitrix24/c1"], []byte(`"finished":true`), []byte(`"finished":false`), 1)
-	state.mu.Unlock()
+	state.Edit("bitrix24", "c1", func(b []byte) []byte {
+		return bytes.Replace(b, []byte(`"finished":true`), []byte(`"finished":false`), 1)
+	})
 	deliverAll(t, c2, end)
 	if got := shorts(fake.Calls()); got != "register() finish()" {
 		t.Errorf("calls %s", got)
@@ -210,7 +192,7 @@ func TestQueryLimitExceeded(t *testing.T) {
 	var mu sync.Mutex
 	fake.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 	fake.SetLimits(2, 2)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 	deliverAll(t, c, ev("a", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil),
 		ev("b", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 	third := ev("c", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
@@ -236,7 +218,7 @@ func TestQueryLimitExceeded(t *testing.T) {
 func TestTokenNeverLeaks(t *testing.T) {
 	fake := bitrix24test.New(t)
 	logs := &logBuf{}
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, nil)
+	c := newConnector(t, fake, &memState{}, logs, nil)
 	var errs []string
 	fake.SetOutage(true)
 	if err := c.Deliver(ctx, ev("a", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)); err != nil {
@@ -244,14 +226,14 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}
 	fake.SetOutage(false)
 	// A refused connection: Go's url.Error would repeat the URL.
-	dead := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, func(o *bitrix24.Options) {
+	dead := newConnector(t, fake, &memState{}, logs, func(o *bitrix24.Options) {
 		o.WebhookURL = "http://127.0.0.1:1/rest/1/" + fake.Token + "/"
 	})
 	if err := dead.Deliver(ctx, ev("b", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)); err != nil {
 		errs = append(errs, err.Error())
 	}
 	// A recording with no URL to give is skipped with a log line.
-	noURL := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, func(o *bitrix24.Options) { o.RecordingURL = nil })
+	noURL := newConnector(t, fake, &memState{}, logs, func(o *bitrix24.Options) { o.RecordingURL = nil })
 	deliverAll(t, noURL, ev("d", 1, bridge.EventCallEnded, bridge.DirectionInbound, "", ended(bridge.DispositionAnswered, 3, 16, "100")),
 		ev("d", 2, bridge.EventRecordingReady, bridge.DirectionInbound, "", func(e *bridge.Event) { e.Recording = &bridge.Recording{Path: "/r/d.wav"} }))
 	if len(errs) != 2 {
@@ -274,7 +256,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 func TestRecordingAfterFinish(t *testing.T) {
 	for _, early := range []bool{true, false} {
 		fake := bitrix24test.New(t)
-		c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+		c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 		ring := ev("c", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
 		rec := ev("c", 2, bridge.EventRecordingReady, bridge.DirectionInbound, "", func(e *bridge.Event) {
 			e.Recording = &bridge.Recording{Path: "/var/spool/asterisk/monitor/c.wav"}
@@ -358,7 +340,7 @@ func TestErrorClasses(t *testing.T) {
 	} {
 		srv := httptestServer(t, tc.status, tc.body)
 		fake := bitrix24test.New(t)
-		c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *bitrix24.Options) {
+		c := newConnector(t, fake, &memState{}, &logBuf{}, func(o *bitrix24.Options) {
 			o.WebhookURL = srv + "/rest/1/" + fake.Token + "/"
 		})
 		err := c.Deliver(ctx, ev("a", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
@@ -384,7 +366,7 @@ func httptestServer(t *testing.T, status int, body string) string {
 // not taken as all done.
 func TestAttachRetriedWithEnd(t *testing.T) {
 	fake := bitrix24test.New(t)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 	ring := ev("c", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
 	rec := ev("c", 2, bridge.EventRecordingReady, bridge.DirectionInbound, "", func(e *bridge.Event) {
 		e.Recording = &bridge.Recording{Path: "/var/spool/asterisk/monitor/c.wav"}

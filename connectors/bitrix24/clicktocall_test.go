@@ -64,7 +64,7 @@ type c2cRig struct {
 func newC2C(t *testing.T) *c2cRig {
 	t.Helper()
 	r := &c2cRig{fake: bitrix24test.New(t), now: time.Unix(1_800_000_000, 0)}
-	state := &memState{m: map[string][]byte{}}
+	state := &memState{}
 	r.dialer = &fakeDialer{}
 	r.conn = newConnector(t, r.fake, state, &logBuf{}, func(o *bitrix24.Options) { o.Users["102"] = 9; o.Users["202"] = 9 })
 	r.dialer.conn = r.conn
@@ -230,7 +230,7 @@ func TestClickToCallDialFails(t *testing.T) {
 }
 
 func TestClickToCallOptions(t *testing.T) {
-	c := newConnector(t, bitrix24test.New(t), &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	c := newConnector(t, bitrix24test.New(t), &memState{}, &logBuf{}, nil)
 	if _, err := c.ClickToCall(bitrix24.ClickToCallOptions{ApplicationToken: "short", Dialer: &fakeDialer{}}); err == nil {
 		t.Error("a short token accepted")
 	}
@@ -268,7 +268,7 @@ func TestAttachRecord(t *testing.T) {
 		fake := bitrix24test.New(t)
 		logs := &logBuf{}
 		var asked []string
-		c := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, func(o *bitrix24.Options) {
+		c := newConnector(t, fake, &memState{}, logs, func(o *bitrix24.Options) {
 			o.RecordingsDir, o.InlineLimit = dir, 64
 			o.RecordingURL = func(conv string) (string, bool) {
 				asked = append(asked, conv)

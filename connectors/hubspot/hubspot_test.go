@@ -1,7 +1,6 @@
 package hubspot_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"go/parser"
@@ -14,39 +13,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/connectors/connectorstest"
+
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/connectors"
 	"github.com/ctibridge/ctibridge/connectors/hubspot"
 	"github.com/ctibridge/ctibridge/connectors/hubspot/hubspottest"
 )
 
+// The connectors' shared test helpers.
+type (
+	memState = connectorstest.MemState
+	logBuf   = connectorstest.LogBuffer
+)
+
 var ctx = context.Background()
-
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memState) ConnectorState(_ context.Context, conn, conv string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[conn+"/"+conv], nil
-}
-
-func (s *memState) SaveConnectorState(_ context.Context, conn, conv string, b []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[conn+"/"+conv] = b
-	return nil
-}
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func newFake(t *testing.T) *hubspottest.Server {
 	f := hubspottest.New()
@@ -129,7 +110,7 @@ func deliver(t *testing.T, c *hubspot.Connector, recs ...bridge.Record) {
 // the owner to the agent who answered.
 func TestAnsweredRingAll(t *testing.T) {
 	fake := newFake(t)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 	in := bridge.DirectionInbound
 	deliver(t, c,
 		ev("conv_1", 1, bridge.EventCallRinging, in, "100", nil),
@@ -178,7 +159,7 @@ func TestStatusMapping(t *testing.T) {
 // A call first seen at its end is created once with its final status.
 func TestEndOnlyAndOutbound(t *testing.T) {
 	fake := newFake(t)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 	deliver(t, c, ev("conv_2", 1, bridge.EventCallEnded, bridge.DirectionInbound, "", ended(bridge.DispositionNoAnswer, 19, "")))
 	// Outbound: the agent's own phone rings and answers first (no number
 	// of the customer yet in a click-to-call: nothing); the customer's
@@ -204,7 +185,7 @@ func TestEndOnlyAndOutbound(t *testing.T) {
 func TestAssociateContacts(t *testing.T) {
 	fake := newFake(t)
 	contact := fake.AddContact("+15555551234")
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *hubspot.Options) { o.AssociateContacts = true })
+	c := newConnector(t, fake, &memState{}, &logBuf{}, func(o *hubspot.Options) { o.AssociateContacts = true })
 	deliver(t, c, ev("conv_1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil),
 		ev("conv_2", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", func(e *bridge.Event) {
 			e.Call.Caller = bridge.Party{Number: "5550000", E164: "+15555550000"}
@@ -222,7 +203,7 @@ func TestAssociateContacts(t *testing.T) {
 // keys; with a default owner the call is logged under it.
 func TestUnmappedAgent(t *testing.T) {
 	fake := newFake(t)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+	c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 	err := c.Deliver(ctx, ev("conv_1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "102", nil))
 	if _, _, perm := bridge.ConnectorOutcome(err); !perm || !strings.Contains(fmt.Sprint(err), "agent extension 102 has no HubSpot owner") ||
 		!strings.Contains(fmt.Sprint(err), "connectors.hubspot.owners") {
@@ -231,7 +212,7 @@ func TestUnmappedAgent(t *testing.T) {
 	if n := len(fake.Requests()); n != 0 {
 		t.Fatalf("%d requests", n)
 	}
-	c = newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *hubspot.Options) { o.DefaultOwner = "9" })
+	c = newConnector(t, fake, &memState{}, &logBuf{}, func(o *hubspot.Options) { o.DefaultOwner = "9" })
 	deliver(t, c, ev("conv_1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "102", nil))
 	if got := seq(fake.Calls()); got != "create(dir=INBOUND,status=RINGING,owner=9)" {
 		t.Fatalf("got %s", got)
@@ -242,7 +223,7 @@ func TestUnmappedAgent(t *testing.T) {
 // retry finds the call by its title and adopts it; nothing is doubled.
 func TestLostCreateAnswerAdopted(t *testing.T) {
 	fake := newFake(t)
-	state := &memState{m: map[string][]byte{}}
+	state := &memState{}
 	c := newConnector(t, fake, state, &logBuf{}, nil)
 	fake.LoseAnswer("create", 1)
 	r := ev("conv_1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
@@ -273,7 +254,7 @@ func TestLostCreateSearchLag(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	fake.SetClock(clock)
 	fake.SetSearchLag(5 * time.Second)
-	state := &memState{m: map[string][]byte{}}
+	state := &memState{}
 	c := newConnector(t, fake, state, &logBuf{}, func(o *hubspot.Options) { o.Now, o.SearchLag = clock, 8*time.Second })
 	fake.LoseAnswer("create", 1)
 	r := ev("conv_1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
@@ -315,7 +296,7 @@ func TestLostCreateSearchLag(t *testing.T) {
 func TestErrors(t *testing.T) {
 	fake := newFake(t)
 	logs := &logBuf{}
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, func(o *hubspot.Options) { o.Token = "pat-na1-wrong-token-123" })
+	c := newConnector(t, fake, &memState{}, logs, func(o *hubspot.Options) { o.Token = "pat-na1-wrong-token-123" })
 	err := c.Deliver(ctx, ev("conv_1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 	code, _, perm := bridge.ConnectorOutcome(err)
 	if code != 401 || !perm || !strings.Contains(err.Error(), "INVALID_AUTHENTICATION") || !strings.Contains(err.Error(), "connectors.hubspot.token") ||
@@ -324,7 +305,7 @@ func TestErrors(t *testing.T) {
 	}
 
 	fake.SetBudget(1)
-	c = newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, nil)
+	c = newConnector(t, fake, &memState{}, logs, nil)
 	deliver(t, c, ev("conv_2", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 	err = c.Deliver(ctx, ev("conv_3", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 	code, wait, perm := bridge.ConnectorOutcome(err)
@@ -364,7 +345,7 @@ func TestRateLimitWait(t *testing.T) {
 // text never holds it, nor does New's error for a bad one.
 func TestTokenNeverInErrors(t *testing.T) {
 	const tok = "pat-na1-s3cr3t-abcdef"
-	c, err := hubspot.New(hubspot.Options{Token: tok, APIURL: "http://127.0.0.1:1", State: &memState{m: map[string][]byte{}},
+	c, err := hubspot.New(hubspot.Options{Token: tok, APIURL: "http://127.0.0.1:1", State: &memState{},
 		Limiter: connectors.NewLimiter(10, 10)})
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +363,7 @@ func TestTokenNeverInErrors(t *testing.T) {
 // with the end's update; ready after, in an update of its own.
 func TestRecordingURL(t *testing.T) {
 	fake := newFake(t)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *hubspot.Options) {
+	c := newConnector(t, fake, &memState{}, &logBuf{}, func(o *hubspot.Options) {
 		o.RecordingURL = func(p string) (string, bool) {
 			return "https://bridge.example/v1/recordings/" + p + ".sig", true
 		}

@@ -19,30 +19,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ctibridge/ctibridge/connectors/connectorstest"
+
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/connectors/template"
 	"github.com/ctibridge/ctibridge/connectors/template/templatetest"
 )
 
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
+// The connectors' shared test helpers.
+type (
+	memState = connectorstest.MemState
+)
 
-func newState() *memState { return &memState{m: map[string][]byte{}} }
-
-func (s *memState) ConnectorState(_ context.Context, conn, conv string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[conn+"/"+conv], nil
-}
-
-func (s *memState) SaveConnectorState(_ context.Context, conn, conv string, b []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[conn+"/"+conv] = bytes.Clone(b)
-	return nil
-}
+func newState() *memState { return &memState{} }
 
 func compile(t *testing.T, src string, secrets map[string]string) *template.Template {
 	t.Helper()

@@ -1,48 +1,28 @@
 package zammad_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ctibridge/ctibridge/connectors/connectorstest"
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/connectors/zammad"
 	"github.com/ctibridge/ctibridge/connectors/zammad/zammadtest"
 )
 
+// The connectors' shared test helpers.
+type (
+	memState = connectorstest.MemState
+	logBuf   = connectorstest.LogBuffer
+)
+
 var ctx = context.Background()
-
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memState) ConnectorState(_ context.Context, conn, conv string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[conn+"/"+conv], nil
-}
-
-func (s *memState) SaveConnectorState(_ context.Context, conn, conv string, b []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[conn+"/"+conv] = b
-	return nil
-}
-
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func newConnector(t *testing.T, fake *zammadtest.Server, state *memState, logs *logBuf, edit func(*zammad.Options)) *zammad.Connector {
 	t.Helper()
@@ -165,7 +145,7 @@ func TestFlows(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := zammadtest.New(t)
-			c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, nil)
+			c := newConnector(t, fake, &memState{}, &logBuf{}, nil)
 			deliverAll(t, c, tc.recs...)
 			cs := fake.Calls()
 			if got := shorts(cs, keys...); got != tc.want {
@@ -192,7 +172,7 @@ func TestFlows(t *testing.T) {
 // The direction rules: with outbound off, outbound calls are not sent.
 func TestDirectionRules(t *testing.T) {
 	fake := zammadtest.New(t)
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, &logBuf{}, func(o *zammad.Options) { o.Outbound = false })
+	c := newConnector(t, fake, &memState{}, &logBuf{}, func(o *zammad.Options) { o.Outbound = false })
 	deliverAll(t, c, ev("o", 1, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionBusy, 17, "100")),
 		ev("i", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 	if got := shorts(fake.Calls(), "direction"); got != "newCall(direction=in)" {
@@ -204,7 +184,7 @@ func TestDirectionRules(t *testing.T) {
 // answer was lost, refused on retry as already there, counts as done.
 func TestNoDoubles(t *testing.T) {
 	fake := zammadtest.New(t)
-	state := &memState{m: map[string][]byte{}}
+	state := &memState{}
 	fake.LoseAnswer("newCall", 1)
 	ring := ev("c1", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
 	ans := ev("c1", 2, bridge.EventCallAnswered, bridge.DirectionInbound, "100", nil)
@@ -233,7 +213,7 @@ func TestReplies(t *testing.T) {
 	fake.DialWith("+4930111")
 	var rejected []string
 	logs := &logBuf{}
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, func(o *zammad.Options) {
+	c := newConnector(t, fake, &memState{}, logs, func(o *zammad.Options) {
 		o.Reject = func(_ context.Context, conv string) error { rejected = append(rejected, conv); return nil }
 	})
 	deliverAll(t, c, ev("r", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil),
@@ -247,7 +227,7 @@ func TestReplies(t *testing.T) {
 		t.Errorf("logs:\n%s", logs)
 	}
 	noHook := &logBuf{}
-	c2 := newConnector(t, fake, &memState{m: map[string][]byte{}}, noHook, nil)
+	c2 := newConnector(t, fake, &memState{}, noHook, nil)
 	deliverAll(t, c2, ev("r2", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 	if !strings.Contains(noHook.String(), "cannot hang calls up yet") {
 		t.Errorf("logs:\n%s", noHook)
@@ -264,10 +244,10 @@ func TestErrorClasses(t *testing.T) {
 	fake := zammadtest.New(t)
 	logs := &logBuf{}
 	ring := ev("a", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil)
-	wrong := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, func(o *zammad.Options) {
+	wrong := newConnector(t, fake, &memState{}, logs, func(o *zammad.Options) {
 		o.URL = strings.TrimSuffix(fake.URL, fake.Token) + "wrongtoken123"
 	})
-	c := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, nil)
+	c := newConnector(t, fake, &memState{}, logs, nil)
 	var errs []string
 	check := func(err error, status int, permanent bool, says string) {
 		t.Helper()
@@ -286,7 +266,7 @@ func TestErrorClasses(t *testing.T) {
 	fake.SetOutage(true)
 	check(c.Deliver(ctx, ring), 503, false, "HTTP 503")
 	fake.SetOutage(false)
-	dead := newConnector(t, fake, &memState{m: map[string][]byte{}}, logs, func(o *zammad.Options) {
+	dead := newConnector(t, fake, &memState{}, logs, func(o *zammad.Options) {
 		o.URL = "http://127.0.0.1:1/api/v1/cti/" + fake.Token
 	})
 	err := dead.Deliver(ctx, ring)
