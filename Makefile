@@ -30,7 +30,7 @@ PROFILE ?= Pipeline/asterisk/steady/FULL
 bench-profile:
 	mkdir -p bench-out
 	go test -run '^$$' -bench '$(PROFILE)' -benchtime 2000x -cpuprofile bench-out/cpu.prof -memprofile bench-out/mem.prof -o bench-out/bench.test ./bench/
-	CTIBENCH_HEAP=bench-out/heap-live.prof go test -run '^$$' -bench '$(subst /steady/,/held/,$(subst /blast/,/held/,$(PROFILE)))' -benchtime 2000x ./bench/
+	CTIBENCH_HEAP=$(CURDIR)/bench-out/heap-live.prof go test -run '^$$' -bench '$(subst /steady/,/held/,$(subst /blast/,/held/,$(PROFILE)))' -benchtime 2000x ./bench/
 	go tool pprof -top -cum -nodecount 40 -focus 'ctibridge/(ami|esl|bridge|store|webhooks)[.]' bench-out/bench.test bench-out/cpu.prof
 	go tool pprof -sample_index=inuse_space -top -nodecount 20 bench-out/bench.test bench-out/heap-live.prof
 

@@ -141,7 +141,9 @@ func (m *Mapper) Message(msg *goami2.Message) {
 			if d, ok := parseDuration(msg.Field("Duration")); ok {
 				ch.CreatedAt = now.Add(-d)
 			}
-			m.snapshot = append(m.snapshot, ch)
+			ev := bridge.ChannelEvent{Channel: ch}
+			ev.Detach()
+			m.snapshot = append(m.snapshot, ev.Channel)
 		}
 		m.mu.Unlock()
 		return
@@ -151,7 +153,9 @@ func (m *Mapper) Message(msg *goami2.Message) {
 		ours := msg.Field("ActionID") == m.queuesID && m.queuesID != ""
 		m.mu.Unlock()
 		if ours {
-			m.sink.ChannelEvents([]bridge.ChannelEvent{queueMember(msg, now)})
+			ev := queueMember(msg, now)
+			ev.Detach()
+			m.sink.ChannelEvents([]bridge.ChannelEvent{ev})
 		}
 		return
 	case "CoreShowChannelsComplete":
@@ -173,6 +177,7 @@ func (m *Mapper) Message(msg *goami2.Message) {
 		return
 	}
 	if ev, ok := m.translate(name, msg, now); ok {
+		ev.Detach() // else what the model keeps pins the whole frame
 		m.sink.ChannelEvents([]bridge.ChannelEvent{ev})
 	}
 }

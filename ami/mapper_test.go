@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 	"github.com/staskobzar/goami2"
 )
 
@@ -20,6 +21,7 @@ type recordingSink struct {
 	t       *bridge.Tracker
 	events  []bridge.Event
 	stories bridge.StoryChecker
+	live    bridgetest.LiveView
 	broken  []error
 }
 
@@ -40,7 +42,11 @@ func (s *recordingSink) Snapshot(live []bridge.Channel, at time.Time) {
 }
 
 func (s *recordingSink) drain() {
-	out, _ := s.t.Drain()
+	out, convs := s.t.Drain()
+	s.live.Apply(convs)
+	if err := s.live.Diff(s.t.Live()); err != nil {
+		s.broken = append(s.broken, err)
+	}
 	for _, e := range out {
 		if err := s.stories.Check(e); err != nil {
 			s.broken = append(s.broken, err)

@@ -82,6 +82,7 @@ type Result struct {
 
 	CPUPer1000     float64  `json:"cpu_s_per_1000_calls"`
 	CPUSeconds     float64  `json:"cpu_s"`
+	TxPerCall      float64  `json:"store_transactions_per_call,omitempty"` // each is an fsync on FULL
 	PeakRSSMB      float64  `json:"peak_rss_mb"`
 	RSSMB          float64  `json:"rss_mb"` // at the end
 	StorePer1000MB float64  `json:"store_mb_per_1000_calls"`
@@ -373,6 +374,10 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 	if l.rate > 0 {
 		r.Concurrency = int(l.rate*l.sched.dur.Seconds() + 0.5)
 	}
+	tx0 := -1.0
+	if m, err := c.metrics(); err == nil {
+		tx0 = m["ctibridge_store_transactions_total"]
+	}
 	cpu0 := c.cpu()
 	t0 := time.Now()
 	played := make(chan error, 1)
@@ -432,6 +437,9 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 	}
 	cpu := c.cpu() - cpu0
 	rss, peak := c.mem()
+	if m, err := c.metrics(); err == nil && tx0 >= 0 {
+		r.TxPerCall = (m["ctibridge_store_transactions_total"] - tx0) / float64(len(l.calls))
+	}
 	stopSampling()
 	lat, _, lastDelivery := rcv.snapshot()
 	r.Webhooks, r.BadSignatures = rcv.count(), rcv.bad.Load()

@@ -130,8 +130,8 @@ func safeDiv(a, b float64) float64 {
 // line is a one-line progress summary.
 func (r *Result) line() string {
 	p := r.Latency["pop"]
-	return fmt.Sprintf("%-8s %-10s %-6s rate=%-5.0f calls=%-6d ingest=%.0f ev/s webhooks=%.0f/s pop p50=%.2fms p99=%.2fms cpu/1k=%.2fs peakRSS=%.0fMB %s",
-		r.Scenario, r.PBX, r.Sync, r.Rate, r.Calls, r.IngestPerSec, r.WebhooksPerSec, p.P50, p.P99, r.CPUPer1000, r.PeakRSSMB, strings.Join(r.Notes, "; "))
+	return fmt.Sprintf("%-8s %-10s %-6s rate=%-5.0f calls=%-6d ingest=%.0f ev/s webhooks=%.0f/s pop p50=%.2fms p99=%.2fms cpu/1k=%.2fs tx/call=%.1f peakRSS=%.0fMB %s",
+		r.Scenario, r.PBX, r.Sync, r.Rate, r.Calls, r.IngestPerSec, r.WebhooksPerSec, p.P50, p.P99, r.CPUPer1000, r.TxPerCall, r.PeakRSSMB, strings.Join(r.Notes, "; "))
 }
 
 // WriteTable prints the report for a terminal.

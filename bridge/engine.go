@@ -21,12 +21,10 @@ type Engine struct {
 	mu      sync.Mutex
 	queue   []input
 	wake    chan struct{}
-	live    atomic.Pointer[[]Call]
+	live    *liveSet
 	linkUp  atomic.Bool
 	linkErr atomic.Pointer[string]
 	storeOK atomic.Bool
-	// published is when the live snapshot was last refreshed (engine goroutine only).
-	published time.Time
 
 	// Counters for /metrics.
 	Ingested      atomic.Int64 // channel events handled
@@ -123,8 +121,7 @@ func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, opts EngineOptions)
 	e := &Engine{tracker: t, outbox: outbox, notifier: notifier, log: log, wake: make(chan struct{}, 1),
 		maxQueued: opts.MaxQueued, reconcileInterval: opts.ReconcileInterval, checkInvariants: opts.CheckInvariants}
 	e.SetEndpoints(opts.Endpoints)
-	empty := []Call{}
-	e.live.Store(&empty)
+	e.live = newLiveSet()
 	e.storeOK.Store(true)
 	return e
 }
@@ -276,13 +273,11 @@ func (e *Engine) LinkState() (bool, string) {
 func (e *Engine) StoreOK() bool { return e.storeOK.Load() }
 
 // Live returns the conversations in progress as of the last batch.
-func (e *Engine) Live() []Call { return *e.live.Load() }
+// The slice is shared: callers must not modify it.
+func (e *Engine) Live() []Call { return e.live.calls() }
 
-func (e *Engine) publish() {
-	calls := e.tracker.Live()
-	e.live.Store(&calls)
-	e.published = time.Now()
-}
+// publish rebuilds the live view from the whole tracker.
+func (e *Engine) publish() { e.live.reset(e.tracker.Live()) }
 
 // Run processes input until ctx ends, then drains what was already queued.
 func (e *Engine) Run(ctx context.Context) error {
@@ -368,7 +363,9 @@ func (e *Engine) reconcile(ctx context.Context, every time.Duration) {
 
 func (e *Engine) process(ctx context.Context, batch []input) error {
 	var done []chan struct{}
+	full := false // an input other than events: rebuild the live view
 	for _, in := range batch {
+		full = full || in.kind != inEvents
 		switch in.kind {
 		case inEvents:
 			for _, ev := range in.evs {
@@ -415,8 +412,14 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			return err
 		}
 	}
-	// The live-call snapshot costs O(live calls): refresh it when the input
-	// is drained, and under sustained load at most every 50 ms.
+	if full {
+		e.publish()
+	} else {
+		e.live.apply(convs)
+	}
+	if e.checkInvariants {
+		e.check(e.live.diff(e.tracker.Live()))
+	}
 	e.mu.Lock()
 	idle := len(e.queue) == 0
 	resync := idle && e.overflow
@@ -424,9 +427,6 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 		e.overflow = false
 	}
 	e.mu.Unlock()
-	if idle || time.Since(e.published) > 50*time.Millisecond || len(done) > 0 {
-		e.publish()
-	}
 	if resync {
 		// Everything kept is committed; what was dropped is read again.
 		e.log.Warn("re-reading the PBX's state after dropped events", "dropped_total", e.Dropped.Load())
@@ -523,5 +523,5 @@ type EngineStats struct {
 func (e *Engine) Stats() EngineStats {
 	return EngineStats{Ingested: e.Ingested.Load(), Emitted: e.Emitted.Load(), CommitErrors: e.CommitErrors.Load(),
 		Dropped: e.Dropped.Load(), Reconciled: e.Reconciled.Load(), Violations: e.Violations.Load(),
-		QueueLen: e.QueueLen.Load(), LiveCalls: len(e.Live())}
+		QueueLen: e.QueueLen.Load(), LiveCalls: e.live.len()}
 }

@@ -329,6 +329,9 @@ func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 		out = append(out, c.tr.Translate(ev)...)
 	}
 	if len(out) > 0 {
+		for i := range out {
+			out[i].Detach() // else what the model keeps pins whole frames
+		}
 		c.delivered.Add(int64(len(out)))
 		c.sink.ChannelEvents(out)
 	}

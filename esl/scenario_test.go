@@ -257,6 +257,7 @@ func playFlow(t testing.TB, name string, flow sipFlow, order func([]*Event) []*E
 type modelCheck struct {
 	stories bridge.StoryChecker
 	events  []bridge.Event
+	live    bridgetest.LiveView
 	broken  []error
 }
 
@@ -264,7 +265,11 @@ func (c *modelCheck) after(tk *bridge.Tracker) {
 	if err := tk.CheckInvariants(); err != nil {
 		c.broken = append(c.broken, err)
 	}
-	evs, _ := tk.Drain()
+	evs, convs := tk.Drain()
+	c.live.Apply(convs)
+	if err := c.live.Diff(tk.Live()); err != nil {
+		c.broken = append(c.broken, err)
+	}
 	for _, e := range evs {
 		if err := c.stories.Check(e); err != nil {
 			c.broken = append(c.broken, err)

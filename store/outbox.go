@@ -79,7 +79,13 @@ func (db *DB) Commit(ctx context.Context, b *bridge.Batch) error {
 		convs = append(convs, args)
 	}
 	now := time.Now().UnixNano()
-	return db.write(ctx, rows, func(w *wtx) error {
+	write := db.write
+	if len(b.Events) == 0 {
+		// Only the calls' working state changed: no fsync of its own (the
+		// next batch with events makes it durable; see writeRelaxed).
+		write = db.writeRelaxed
+	}
+	return write(ctx, rows, func(w *wtx) error {
 		// Read in this transaction, so an endpoint disabled by an earlier
 		// write (a 410 the engine has not heard of yet) gets no pending
 		// delivery that nobody would ever attempt.

@@ -144,7 +144,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	srv.Calls, srv.Agents, srv.Endpoints = calls, agents, endpoints
 	// A sink that is down does not make ctibridge unready (the outbox keeps
 	// its events, as for a webhook endpoint): its state is in /metrics.
-	srv.Metrics = func() []apihttp.Metric { return append(dispatcherMetrics(dispatcher), sinkMetrics(conns)...) }
+	srv.Metrics = func() []apihttp.Metric {
+		return append(append(dispatcherMetrics(dispatcher), storeMetrics(db)...), sinkMetrics(conns)...)
+	}
 	deliveries.Backlog, srv.Deliveries = dispatcher.Backlogs, deliveries
 	srv.Version, srv.Commit, _ = buildInfo()
 	srv.PBXName, srv.Dispatcher = cfg.PBX.Name, dispatcher
@@ -266,6 +268,16 @@ func prune(ctx context.Context, db *store.DB, days int, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// storeMetrics are the writer's counters: requests per transaction shows
+// how well commits are grouped (each transaction of a FULL store is an fsync).
+func storeMetrics(db *store.DB) []apihttp.Metric {
+	return []apihttp.Metric{
+		{Name: "ctibridge_store_transactions_total", Help: "Write transactions committed to the SQLite store.", Type: "counter", Value: float64(db.Transactions.Load())},
+		{Name: "ctibridge_store_relaxed_transactions_total", Help: "Store transactions that needed no fsync of their own (calls' working state, delivery attempts).", Type: "counter", Value: float64(db.Relaxed.Load())},
+		{Name: "ctibridge_store_write_requests_total", Help: "Write requests to the SQLite store (several share a transaction).", Type: "counter", Value: float64(db.Requests.Load())},
 	}
 }
 

@@ -1,0 +1,71 @@
+package bridge
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// Detach keeps every value and shares nothing with the frame the values
+// were cut from.
+func TestDetachCopiesEveryStringOffTheFrame(t *testing.T) {
+	frame := strings.Repeat("x", 64) + "PJSIP/100-1|1700000000.1|5551234|Alice|inbound|200|tenant|MYVAR|v1|peer|ANSWER"
+	cut := func(s string) string {
+		i := strings.Index(frame, s)
+		return frame[i : i+len(s)]
+	}
+	ev := ChannelEvent{Kind: ChanDial, DialStatus: cut("ANSWER"), Channel: Channel{ID: cut("1700000000.1"), Name: cut("PJSIP/100-1"),
+		CallerNum: cut("5551234"), CallerName: cut("Alice"), Context: cut("inbound"), Exten: cut("200"), AccountCode: cut("tenant"),
+		Vars: map[string]string{cut("MYVAR"): cut("v1")}}, Peer: &Channel{ID: cut("peer")}}
+	peer := ev.Peer
+	want := ev
+	want.Peer = &Channel{ID: "peer"}
+	want.Channel.Vars = map[string]string{"MYVAR": "v1"}
+
+	ev.Detach()
+	if !reflect.DeepEqual(ev, want) {
+		t.Fatalf("detached event differs:\n got %+v\nwant %+v", ev, want)
+	}
+	if ev.Peer == peer {
+		t.Error("the peer is still the caller's")
+	}
+	lo, hi := uintptr(unsafe.Pointer(unsafe.StringData(frame))), uintptr(unsafe.Pointer(unsafe.StringData(frame)))+uintptr(len(frame))
+	inFrame := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return len(s) > 0 && p >= lo && p < hi
+	}
+	fields := ev.Channel.stringFields([]*string{&ev.DialStatus})
+	fields = ev.Peer.stringFields(fields)
+	for _, p := range fields {
+		if inFrame(*p) {
+			t.Errorf("%q still points into the frame", *p)
+		}
+	}
+	for k, v := range ev.Channel.Vars {
+		if inFrame(k) || inFrame(v) {
+			t.Errorf("variable %q=%q still points into the frame", k, v)
+		}
+	}
+}
+
+// A string field added to ChannelEvent or Channel must be detached too.
+func TestDetachCoversEveryStringField(t *testing.T) {
+	count := func(typ reflect.Type) int {
+		n := 0
+		for i := 0; i < typ.NumField(); i++ {
+			if typ.Field(i).Type.Kind() == reflect.String {
+				n++
+			}
+		}
+		return n
+	}
+	var c Channel
+	if got, want := len(c.stringFields(nil)), count(reflect.TypeFor[Channel]()); got != want {
+		t.Errorf("Channel has %d string fields, Detach copies %d", want, got)
+	}
+	var ev ChannelEvent
+	if got, want := len(ev.stringFields()), count(reflect.TypeFor[ChannelEvent]()); got != want {
+		t.Errorf("ChannelEvent has %d string fields, Detach copies %d", want, got)
+	}
+}

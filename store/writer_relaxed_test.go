@@ -1,0 +1,101 @@
+package store
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+func synchronousOf(t *testing.T, db *DB) int {
+	t.Helper()
+	var v int
+	if err := db.w.QueryRow(`PRAGMA synchronous`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// On FULL, a transaction of relaxed requests alone (a call's working
+// state, an attempt record) commits with NORMAL; one holding an event, or
+// grouped with one, commits FULL; the connection is FULL again after.
+func TestRelaxedWritesSkipTheirOwnFsyncOnly(t *testing.T) {
+	const full = 2 // PRAGMA synchronous reads FULL as 2
+	db, path := openTest(t)
+	if got := synchronousOf(t, db); got != full {
+		t.Fatalf("synchronous = %d before any write, want FULL (2)", got)
+	}
+	conv := func(id string) *bridge.Batch {
+		return &bridge.Batch{Conversations: []bridge.ConversationRecord{{Call: bridge.Call{ID: id, StartedAt: t0}, Open: true, State: []byte(`{}`), UpdatedAt: t0}}}
+	}
+	r0 := db.Relaxed.Load()
+	if err := db.Commit(ctx, conv("c1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Relaxed.Load() - r0; got != 1 {
+		t.Fatalf("a conversation-only commit: %d relaxed transactions, want 1", got)
+	}
+	if got := synchronousOf(t, db); got != full {
+		t.Fatalf("synchronous = %d after a relaxed commit, want FULL (2)", got)
+	}
+	if err := db.Commit(ctx, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c1", 1, "call.ringing", t0, "crm")}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Relaxed.Load() - r0; got != 1 {
+		t.Fatalf("a commit with an event was relaxed (%d relaxed)", got)
+	}
+
+	// Grouped with an event, a relaxed request commits FULL with it.
+	release := hold(t, db)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); errs[0] = db.Commit(ctx, conv("c2")) }()
+	waitQueued(db, 1)
+	go func() {
+		defer wg.Done()
+		errs[1] = db.Commit(ctx, &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c2", 1, "call.ringing", t0, "crm")}})
+	}()
+	waitQueued(db, 2)
+	tx0 := db.Transactions.Load()
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := db.Transactions.Load() - tx0; got != 2 {
+		t.Fatalf("%d transactions for the held one and the group, want 2", got)
+	}
+	if got := db.Relaxed.Load() - r0; got != 1 {
+		t.Fatalf("a group holding an event was relaxed (%d relaxed)", got)
+	}
+	if got := synchronousOf(t, db); got != full {
+		t.Fatalf("synchronous = %d, want FULL (2)", got)
+	}
+
+	// Relaxed is not lost: both conversations are there after a reopen.
+	db.Close()
+	db = openAt(t, path, Options{})
+	open, err := db.OpenConversations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 2 {
+		t.Fatalf("%d open conversations after reopening, want 2", len(open))
+	}
+}
+
+// NORMAL stores count no relaxed transactions: they have no fsync to skip.
+func TestRelaxedMeansNothingOnNormal(t *testing.T) {
+	db := openAt(t, t.TempDir()+"/n.db", Options{Synchronous: "NORMAL"})
+	if err := db.Commit(ctx, &bridge.Batch{Conversations: []bridge.ConversationRecord{{Call: bridge.Call{ID: "c", StartedAt: t0}, Open: true, State: []byte(`{}`), UpdatedAt: t0}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Relaxed.Load(); n != 0 {
+		t.Fatalf("%d relaxed transactions on NORMAL", n)
+	}
+}
