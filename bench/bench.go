@@ -15,7 +15,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"github.com/ctibridge/ctibridge/bridge"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,6 +22,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/internal/serveproc"
 
 	"github.com/ctibridge/ctibridge/store"
 )
@@ -80,11 +82,17 @@ type Result struct {
 	BadSignatures   int64                  `json:"bad_signatures"`         // should be 0
 	Latency         map[string]Percentiles `json:"latency"`                // pop, release, all (+ @phase)
 
-	CPUPer1000     float64  `json:"cpu_s_per_1000_calls"`
-	CPUSeconds     float64  `json:"cpu_s"`
-	TxPerCall      float64  `json:"store_transactions_per_call,omitempty"` // each is an fsync on FULL
-	PeakRSSMB      float64  `json:"peak_rss_mb"`
-	RSSMB          float64  `json:"rss_mb"` // at the end
+	CPUPer1000 float64 `json:"cpu_s_per_1000_calls"`
+	CPUSeconds float64 `json:"cpu_s"`
+	TxPerCall  float64 `json:"store_transactions_per_call,omitempty"` // each is an fsync on FULL
+	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	RSSMB      float64 `json:"rss_mb"` // at the end
+	// At the end, RSS split into anonymous memory (heap, stacks, SQLite's
+	// caches) and file-backed pages (the binary's, shared with the page
+	// cache); live runs add the anonymous bytes each live call added.
+	RSSAnonMB      float64  `json:"rss_anon_mb,omitempty"`
+	RSSFileMB      float64  `json:"rss_file_mb,omitempty"`
+	BytesPerLive   float64  `json:"anon_bytes_per_live_call,omitempty"`
 	StorePer1000MB float64  `json:"store_mb_per_1000_calls"`
 	StoreMB        float64  `json:"store_mb"`
 	LiveCalls      float64  `json:"live_calls,omitempty"`
@@ -374,6 +382,7 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 	if l.rate > 0 {
 		r.Concurrency = int(l.rate*l.sched.dur.Seconds() + 0.5)
 	}
+	anon0, _ := serveproc.MemSplit(c.Pid)
 	tx0 := -1.0
 	if m, err := c.metrics(); err == nil {
 		tx0 = m["ctibridge_store_transactions_total"]
@@ -437,6 +446,11 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 	}
 	cpu := c.cpu() - cpu0
 	rss, peak := c.mem()
+	anon, file := serveproc.MemSplit(c.Pid)
+	r.RSSAnonMB, r.RSSFileMB = mb(anon), mb(file)
+	if l.name == "live" && r.LiveCalls > 0 {
+		r.BytesPerLive = float64(anon-anon0) / r.LiveCalls
+	}
 	if m, err := c.metrics(); err == nil && tx0 >= 0 {
 		r.TxPerCall = (m["ctibridge_store_transactions_total"] - tx0) / float64(len(l.calls))
 	}
@@ -671,6 +685,8 @@ func (h *harness) backlog(ctx context.Context, sync string, tpls []*template) (*
 	}
 	cpu := c.cpu()
 	rss, peak := c.mem()
+	anon, file := serveproc.MemSplit(c.Pid)
+	r.RSSAnonMB, r.RSSFileMB = mb(anon), mb(file)
 	stop()
 	_, first, lastDelivery := rcv.snapshot()
 	r.Webhooks, r.BadSignatures = rcv.count(), rcv.bad.Load()

@@ -328,10 +328,9 @@ func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 	for _, ev := range ready {
 		out = append(out, c.tr.Translate(ev)...)
 	}
+	// No Detach (see bridge.ChannelEvent): every header value the parsers
+	// keep is a string of its own, never a slice of the frame.
 	if len(out) > 0 {
-		for i := range out {
-			out[i].Detach() // else what the model keeps pins whole frames
-		}
 		c.delivered.Add(int64(len(out)))
 		c.sink.ChannelEvents(out)
 	}

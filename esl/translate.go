@@ -94,11 +94,11 @@ const switchDialler = "\x00switch"
 
 type chanState struct {
 	ch        bridge.Channel
-	opened    bool   // ChanNew sent
-	answered  bool   // ChanAnswer sent
-	origin    bool   // its origin (dial, queue, switch) is settled
-	dialler   string // the channel that dialled this one (ChanDial sent)
-	diallerCh bridge.Channel
+	opened    bool            // ChanNew sent
+	answered  bool            // ChanAnswer sent
+	origin    bool            // its origin (dial, queue, switch) is settled
+	dialler   string          // the channel that dialled this one (ChanDial sent)
+	diallerCh *bridge.Channel // as it was when it dialled; most channels dial nobody
 	dialEnded bool
 	loopPeer  string // the other half of a loopback pair
 	loopLeg   string // "A" or "B"
@@ -419,7 +419,8 @@ func (x *txn) origin(st *chanState) {
 			return // its originator is gone: a leg being cancelled, nothing rings
 		}
 		by := t.stateOf(o, e, "Other-Leg-")
-		st.dialler, st.diallerCh = o, by.ch
+		dialler := by.ch
+		st.dialler, st.diallerCh = o, &dialler
 		x.emit(bridge.ChanDial, by, func(ev *bridge.ChannelEvent) { ev.Peer = peer(st) })
 		return
 	}
@@ -482,7 +483,10 @@ func (t *Translator) dialler(st *chanState) *chanState {
 	if d := t.stateOf(st.dialler, nil, ""); d.ch.Name != "" {
 		return d
 	}
-	return &chanState{ch: st.diallerCh}
+	if st.diallerCh == nil {
+		return &chanState{}
+	}
+	return &chanState{ch: *st.diallerCh}
 }
 
 // update refreshes a channel from an event's caller profile.

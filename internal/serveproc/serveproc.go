@@ -283,6 +283,31 @@ func Mem(pid int) (rss, peak int64) {
 	return rss, peak
 }
 
+// MemSplit returns a process's resident memory in two parts: anonymous
+// (its heap, stacks and SQLite's caches: what it costs the host) and
+// file-backed (the pages of its binary and libraries, shared with the
+// page cache and dropped first under pressure). 0, 0 if it is gone.
+func MemSplit(pid int) (anon, file int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch name {
+		case "RssAnon":
+			anon = kb << 10
+		case "RssFile":
+			file = kb << 10
+		}
+	}
+	return anon, file
+}
+
 // logBuf keeps everything the child logged: tests grep it for errors that
 // must be there and secrets that must not.
 type logBuf struct {
