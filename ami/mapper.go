@@ -235,7 +235,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		// or network ended the call (BYE, CANCEL, a refusal). A hangup the
 		// PBX decides is a SoftHangupRequest or none at all.
 		ev.Kind = bridge.ChanHangupRequest
-		m.requested.add(ev.Channel.ID)
+		m.requested.add(strings.Clone(ev.Channel.ID)) // kept until its Hangup: not the frame
 	case "Hangup":
 		ev.Kind = bridge.ChanHangup
 		ev.Cause, _ = strconv.Atoi(msg.Field("Cause"))

@@ -407,15 +407,22 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 		}
 		e.stories.prune()
 	}
-	if len(evs) > 0 || len(convs) > 0 {
-		if err := e.commit(ctx, evs, convs); err != nil {
-			return err
+	// The live view changes once the batch is durable, before anyone is
+	// told of its events (a CRM that asks for the calls on a webhook sees
+	// them).
+	showLive := func() {
+		if full {
+			e.publish()
+		} else {
+			e.live.apply(convs)
 		}
 	}
-	if full {
-		e.publish()
+	if len(evs) > 0 || len(convs) > 0 {
+		if err := e.commit(ctx, evs, convs, showLive); err != nil {
+			return err
+		}
 	} else {
-		e.live.apply(convs)
+		showLive()
 	}
 	if e.checkInvariants {
 		e.check(e.live.diff(e.tracker.Live()))
@@ -443,7 +450,7 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 // commit writes the batch, retrying until it succeeds: the tracker has
 // already moved on, so giving up would lose events. The PBX link stays up
 // meanwhile; new input waits in the queue.
-func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRecord) error {
+func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRecord, committed func()) error {
 	eps := *e.endpoints.Load()
 	b := &Batch{Conversations: convs}
 	for _, ev := range evs {
@@ -485,6 +492,7 @@ func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRe
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+	committed()
 	e.Emitted.Add(int64(len(b.Events)))
 	recs := make([]Record, 0, len(b.Events))
 	var ds []Delivery

@@ -66,6 +66,7 @@ func (t *Tracker) customerDialled(from, to *leg, ev ChannelEvent) {
 		for _, x := range []string{ev.Channel.Exten, ev.Peer.Endpoint, ev.Peer.Exten, ev.Peer.CallerNum, to.Ext} {
 			if x != "" && x != "s" && x != c.OrigAgent {
 				c.Call.Callee.Number = x
+				t.dirty[c.ID] = c
 				break
 			}
 		}

@@ -67,8 +67,9 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 			}
 		}
 	}
-	if ev.Queue != "" {
+	if ev.Queue != "" && from.conv.Call.Queue != ev.Queue {
 		from.conv.Call.Queue = ev.Queue
+		t.dirty[from.conv.ID] = from.conv // shown live even when ring emits nothing
 	}
 	t.learnName(to.Agent, ev.Member)
 	if !to.Ringing && !to.Answered {
@@ -263,6 +264,7 @@ func (t *Tracker) placedByAgent(from *leg) {
 		t.learnName(from.Ext, c.Call.Caller.Name)
 	}
 	c.Call.Agent = &Agent{Extension: from.Ext, Name: t.agentName(from.Ext)}
+	t.dirty[c.ID] = c
 }
 
 // establish marks the call talking and emits call.answered.

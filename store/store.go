@@ -55,8 +55,12 @@ type DB struct {
 	busy time.Duration
 	max  int
 	// full: synchronous=FULL, under which a transaction of relaxed
-	// requests alone commits with NORMAL (see writeRelaxed).
-	full bool
+	// requests alone commits with NORMAL (see writeRelaxed). level is the
+	// writer connection's level as last set ("" unknown) and unsynced says
+	// the last commit was relaxed: the writer goroutine's own.
+	full     bool
+	level    string
+	unsynced bool
 
 	reqs chan *request
 	done chan struct{}
@@ -117,7 +121,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := createPrivate(abs, opts.Logger); err != nil {
 		return nil, err
 	}
-	db := &DB{path: abs, log: opts.Logger, busy: opts.BusyTimeout, max: opts.MaxBatch, full: sync == "FULL",
+	db := &DB{path: abs, log: opts.Logger, busy: opts.BusyTimeout, max: opts.MaxBatch, full: sync == "FULL", level: sync,
 		reqs: make(chan *request, 1024), done: make(chan struct{}),
 		ckptWake: make(chan struct{}, 1), ckptDone: make(chan struct{})}
 

@@ -159,7 +159,28 @@ func (db *DB) writer() {
 	var group []*request
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
-	for req := range db.reqs {
+	syncWait := time.NewTimer(time.Hour)
+	syncWait.Stop()
+	for {
+		var req *request
+		var ok bool
+		if db.unsynced {
+			// Relaxed commits wait for the next durable one's fsync, but
+			// not for long if none comes.
+			syncWait.Reset(relaxedMaxUnsynced)
+			select {
+			case req, ok = <-db.reqs:
+				syncWait.Stop()
+			case <-syncWait.C:
+				db.syncRelaxed()
+				continue
+			}
+		} else {
+			req, ok = <-db.reqs
+		}
+		if !ok {
+			return
+		}
 		group = group[:0]
 		rows, lazy := 0, true
 		add := func(r *request) {
@@ -249,16 +270,16 @@ func (db *DB) outcome(r *request, err error) error {
 // succeeded.
 func (db *DB) run(group []*request) (began bool, err error) {
 	relaxed := db.full && relaxedGroup(group)
-	if relaxed {
-		if _, err := db.w.Exec(`PRAGMA synchronous = NORMAL`); err != nil {
+	if db.full {
+		// Set before BEGIN (SQLite refuses it inside a transaction); a
+		// group that needs FULL and cannot have it does not run.
+		level := "FULL"
+		if relaxed {
+			level = "NORMAL"
+		}
+		if err := db.setLevel(level); err != nil {
 			return false, err
 		}
-		// Back to FULL whatever happens: the next group may need it.
-		defer func() {
-			if _, rerr := db.w.Exec(`PRAGMA synchronous = FULL`); rerr != nil && err == nil {
-				err = rerr
-			}
-		}()
 	}
 	tx, err := db.w.Begin()
 	if err != nil {
@@ -287,6 +308,7 @@ func (db *DB) run(group []*request) (began bool, err error) {
 	if relaxed {
 		db.Relaxed.Add(1)
 	}
+	db.unsynced = relaxed
 	db.walGrew(group)
 	for i := range ws {
 		db.pending.Add(ws[i].pending)
@@ -295,6 +317,37 @@ func (db *DB) run(group []*request) (began bool, err error) {
 		}
 	}
 	return true, nil
+}
+
+// relaxedMaxUnsynced bounds how long relaxed commits wait for a durable
+// one's fsync: past it the writer makes one itself.
+const relaxedMaxUnsynced = time.Second
+
+// setLevel sets the writer connection's synchronous level, unless it is
+// known to be set already. A failure leaves the level unknown, so the next
+// group sets it again.
+func (db *DB) setLevel(level string) error {
+	if db.level == level {
+		return nil
+	}
+	if _, err := db.w.Exec(`PRAGMA synchronous = ` + level); err != nil {
+		db.level = ""
+		return err
+	}
+	db.level = level
+	return nil
+}
+
+// syncRelaxed makes the relaxed commits durable with a FULL commit of the
+// heartbeat row: its fsync covers the WAL before it.
+func (db *DB) syncRelaxed() {
+	_, err := db.run([]*request{{rows: 1, fn: func(w *wtx) error {
+		_, err := w.exec(heartbeatSQL, time.Now().UnixNano())
+		return err
+	}}})
+	if err != nil {
+		db.log.Debug("store: could not sync the relaxed commits; retrying with the next write", "path", db.path, "err", err)
+	}
 }
 
 func relaxedGroup(group []*request) bool {

@@ -196,6 +196,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 
 	pbxDone := make(chan struct{})
 	go func() { defer close(pbxDone); _ = runPBX(pbxCtx) }()
+	// One P while nearly idle, every core when busy (procs.go).
+	go scaleProcs(pbxCtx, log, func() bool { return engine.QueueLen.Load() > 64 })
 
 	pruneDone := make(chan struct{})
 	go func() {
