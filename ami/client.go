@@ -103,6 +103,7 @@ type Client struct {
 	nextID  atomic.Uint64
 	skipped atomic.Int64
 	frames  atomic.Int64
+	unread  atomic.Int64 // events the Handler does not read, dropped unparsed
 
 	mu      sync.Mutex
 	sess    *session // logged-in session, nil while down
@@ -204,6 +205,10 @@ func (c *Client) QueueLen() int { return c.q.len() }
 
 // Frames is the number of frames read since the Client started.
 func (c *Client) Frames() int64 { return c.frames.Load() }
+
+// Unread is the number of events dropped unparsed because the Handler does
+// not read them (EventWanter).
+func (c *Client) Unread() int64 { return c.unread.Load() }
 
 // Skipped is the number of frames that could not be parsed and were dropped.
 func (c *Client) Skipped() int64 { return c.skipped.Load() }

@@ -157,6 +157,7 @@ func (e *LoginError) Is(target error) bool { return target == ErrLoginRefused }
 
 // read is the session's reader goroutine. It never waits on the Handler.
 func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
+	wanter, _ := c.h.(EventWanter)
 	for {
 		frame, err := rd.ReadFrame()
 		if err != nil {
@@ -164,6 +165,10 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 			break
 		}
 		c.frames.Add(1)
+		if wanter != nil && unwanted(wanter, frame) {
+			c.unread.Add(1) // see prefilter.go
+			continue
+		}
 		m, err := Parse(frame)
 		if err != nil {
 			// Never log the frame itself: it is the peer's text, not ours to

@@ -1,0 +1,79 @@
+package ami
+
+import "bytes"
+
+// mappedEvents are the events the Mapper reads (Message and translate);
+// every other event it drops. TestMappedEventsListsEveryCase keeps the two
+// in step.
+var mappedEvents = map[string]bool{
+	"CoreShowChannel": true, "CoreShowChannelsComplete": true, "QueueMember": true,
+	"Newchannel": true, "NewCallerid": true, "NewConnectedLine": true, "Newstate": true, "Newexten": true, "VarSet": true,
+	"DialBegin": true, "DialEnd": true, "LocalBridge": true, "BridgeEnter": true, "BridgeLeave": true,
+	"Hold": true, "MusicOnHoldStart": true, "Unhold": true, "MusicOnHoldStop": true, "HangupRequest": true, "Hangup": true,
+	"ParkedCall": true, "UnParkedCall": true, "Pickup": true, "Rename": true, "BlindTransfer": true, "AttendedTransfer": true,
+	"QueueCallerJoin": true, "QueueCallerLeave": true, "QueueCallerAbandon": true, "AgentCalled": true, "AgentConnect": true,
+	"MixMonitorStart": true, "MixMonitorStop": true, "OriginateResponse": true,
+	"QueueMemberStatus": true, "QueueMemberAdded": true, "QueueMemberRemoved": true, "QueueMemberPause": true,
+}
+
+// WantsEvent reports whether the Mapper reads an event (for VarSet: of
+// that variable). The Client asks before it parses a frame.
+func (m *Mapper) WantsEvent(event, variable string) bool {
+	if event == "VarSet" {
+		return m.vars[variable]
+	}
+	return mappedEvents[event]
+}
+
+// EventWanter is a Handler that says which events it reads: the Client
+// drops the others unparsed.
+type EventWanter interface {
+	WantsEvent(event, variable string) bool
+}
+
+// A call sends Asterisk's AMI user about twice the events the model reads:
+// every VarSet of the dialplan, DeviceStateChange, Cdr, the bridges'
+// create/destroy. Parsing them (every header, case-insensitive lookups)
+// and handing them to the Handler's goroutine was half the ingest cost,
+// and manager.conf's read classes cannot tell them apart from the ones
+// needed. So the reader peeks at a frame's Event (and Variable) header and
+// drops it unparsed when the Handler does not read that event, unless it
+// carries an ActionID (an answer to one of our actions, for its waiter).
+
+// peekEvent reads a frame's Event and Variable values and whether it has
+// an ActionID, without parsing it. Names match exactly (any case) and
+// values are trimmed, so a frame it calls unwanted is one the parser
+// would hand the Handler under an unwanted name too (FuzzPeekEvent).
+func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
+	for len(frame) > 0 {
+		line := frame
+		if i := bytes.IndexByte(frame, '\n'); i >= 0 {
+			line, frame = frame[:i], frame[i+1:]
+		} else {
+			frame = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		key, val := line[:colon], bytes.TrimSpace(line[colon+1:])
+		switch {
+		case event == nil && bytes.EqualFold(key, []byte("Event")):
+			event = val
+		case variable == nil && bytes.EqualFold(key, []byte("Variable")):
+			variable = val
+		case bytes.EqualFold(key, []byte("ActionID")):
+			actionID = true
+		}
+	}
+	return event, variable, actionID
+}
+
+// unwanted reports whether the reader may drop frame unparsed.
+func unwanted(w EventWanter, frame []byte) bool {
+	event, variable, actionID := peekEvent(frame)
+	if event == nil || actionID {
+		return false
+	}
+	return !w.WantsEvent(string(event), string(variable))
+}
