@@ -84,16 +84,22 @@ func (s *liveSet) len() int { return int(s.n.Load()) }
 func (s *liveSet) diff(want []Call) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(want) != len(s.byID) {
-		return fmt.Errorf("live calls: published %d, tracker has %d", len(s.byID), len(want))
+	return DiffLive(s.byID, want)
+}
+
+// DiffLive compares the live calls as published (by id) with the
+// tracker's Live(), and names the first call that differs.
+func DiffLive(published map[string]Call, tracker []Call) error {
+	if len(tracker) != len(published) {
+		return fmt.Errorf("live calls: %d published, the tracker has %d", len(published), len(tracker))
 	}
-	for _, c := range want {
-		got, ok := s.byID[c.ID]
+	for _, c := range tracker {
+		got, ok := published[c.ID]
 		if !ok {
 			return fmt.Errorf("live calls: %s is live in the tracker but not published", c.ID)
 		}
 		if !reflect.DeepEqual(got, c) {
-			return fmt.Errorf("live calls: %s changed without being marked dirty", c.ID)
+			return fmt.Errorf("live calls: %s changed without being marked dirty:\n got %+v\nwant %+v", c.ID, got, c)
 		}
 	}
 	return nil

@@ -1,11 +1,6 @@
 package bridgetest
 
-import (
-	"fmt"
-	"reflect"
-
-	"github.com/ctibridge/ctibridge/bridge"
-)
+import "github.com/ctibridge/ctibridge/bridge"
 
 // LiveView follows the live calls the way bridge.Engine publishes them:
 // only from the conversations each Drain returns. Diff against the
@@ -28,18 +23,4 @@ func (v *LiveView) Apply(recs []bridge.ConversationRecord) {
 }
 
 // Diff compares the view with the tracker's Live().
-func (v *LiveView) Diff(live []bridge.Call) error {
-	if len(live) != len(v.calls) {
-		return fmt.Errorf("live view: %d calls, tracker has %d", len(v.calls), len(live))
-	}
-	for _, c := range live {
-		got, ok := v.calls[c.ID]
-		if !ok {
-			return fmt.Errorf("live view: %s is live in the tracker but was never drained", c.ID)
-		}
-		if !reflect.DeepEqual(got, c) {
-			return fmt.Errorf("live view: %s changed without being marked dirty:\n got %+v\nwant %+v", c.ID, got, c)
-		}
-	}
-	return nil
-}
+func (v *LiveView) Diff(live []bridge.Call) error { return bridge.DiffLive(v.calls, live) }

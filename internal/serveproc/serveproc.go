@@ -263,24 +263,8 @@ func CPU(pid int) time.Duration {
 // Mem returns a process's VmRSS and VmHWM (peak RSS) in bytes, 0 if it is
 // gone.
 func Mem(pid int) (rss, peak int64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		name, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch name {
-		case "VmRSS":
-			rss = kb << 10
-		case "VmHWM":
-			peak = kb << 10
-		}
-	}
-	return rss, peak
+	v := status(pid)
+	return v["VmRSS"], v["VmHWM"]
 }
 
 // MemSplit returns a process's resident memory in two parts: anonymous
@@ -288,24 +272,28 @@ func Mem(pid int) (rss, peak int64) {
 // file-backed (the pages of its binary and libraries, shared with the
 // page cache and dropped first under pressure). 0, 0 if it is gone.
 func MemSplit(pid int) (anon, file int64) {
+	v := status(pid)
+	return v["RssAnon"], v["RssFile"]
+}
+
+// status reads the sizes of /proc/<pid>/status in bytes, by name; empty
+// if the process is gone.
+func status(pid int) map[string]int64 {
+	out := map[string]int64{}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return out
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		name, v, ok := strings.Cut(line, ":")
-		if !ok {
+		if !ok || !strings.HasSuffix(v, " kB") {
 			continue
 		}
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		switch name {
-		case "RssAnon":
-			anon = kb << 10
-		case "RssFile":
-			file = kb << 10
+		if kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 10, 64); err == nil {
+			out[name] = kb << 10
 		}
 	}
-	return anon, file
+	return out
 }
 
 // logBuf keeps everything the child logged: tests grep it for errors that
