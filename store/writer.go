@@ -307,8 +307,10 @@ func (db *DB) run(group []*request) (began bool, err error) {
 	db.Transactions.Add(1)
 	if relaxed {
 		db.Relaxed.Add(1)
+		db.unsynced = true
+	} else if wrote(group) {
+		db.unsynced = false // this commit's fsync covered the WAL before it
 	}
-	db.unsynced = relaxed
 	db.walGrew(group)
 	for i := range ws {
 		db.pending.Add(ws[i].pending)
@@ -348,6 +350,17 @@ func (db *DB) syncRelaxed() {
 	if err != nil {
 		db.log.Debug("store: could not sync the relaxed commits; retrying with the next write", "path", db.path, "err", err)
 	}
+}
+
+// wrote reports whether a FULL group did more than refuse: a transaction
+// that changes nothing commits without an fsync.
+func wrote(group []*request) bool {
+	for _, r := range group {
+		if r.res == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func relaxedGroup(group []*request) bool {

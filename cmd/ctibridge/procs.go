@@ -13,8 +13,8 @@ import (
 // it is nearly idle: a PBX event every few milliseconds, each passed
 // between a few goroutines. With two or more Ps, every such hand-over
 // wakes a second thread that finds nothing to do and sleeps again, and on
-// a virtual machine those wake-ups cost more than the work (measured: a
-// third of the CPU per call at 50 calls/s). So serve runs on one P while
+// a virtual machine those wake-ups cost more than the work (measured:
+// 15-35 % of the CPU per call at 50 calls/s). So serve runs on one P while
 // it uses little CPU, and on the runtime's default (the cores it may
 // use) as soon as it gets busy: a burst still gets every core.
 // GOMAXPROCS in the environment is the admin's choice and turns this off.
@@ -25,7 +25,7 @@ const (
 	// take every core at the next tick.
 	procsUp = 0.8
 	// Below this (in cores, on all Ps) for procsCalm ticks in a row: back
-	// to one P, where the same work costs 15-30 % less, so it lands well
+	// to one P, where the same work costs 15-35 % less, so it lands well
 	// under procsUp and the two do not flap.
 	procsDown = 0.5
 	procsCalm = 8
