@@ -14,7 +14,8 @@ func (ev *ChannelEvent) Detach() {
 		p := *ev.Peer
 		ev.Peer = &p
 	}
-	fields := ev.Channel.stringFields(ev.stringFields())
+	var room [48]*string // every field of the event, its channel and peer: no allocation
+	fields := ev.Channel.stringFields(ev.stringFields(room[:0]))
 	if ev.Peer != nil {
 		fields = ev.Peer.stringFields(fields)
 	}
@@ -37,9 +38,9 @@ func (ev *ChannelEvent) Detach() {
 	}
 }
 
-func (ev *ChannelEvent) stringFields() []*string {
-	return []*string{&ev.Bridge, &ev.DialStatus, &ev.CauseText, &ev.Name, &ev.Value, &ev.Queue, &ev.Member,
-		&ev.Interface, &ev.Agent, &ev.Context, &ev.Exten, &ev.File, &ev.Reason, &ev.Status, &ev.ActionID, &ev.HangupSource}
+func (ev *ChannelEvent) stringFields(fields []*string) []*string {
+	return append(fields, &ev.Bridge, &ev.DialStatus, &ev.CauseText, &ev.Name, &ev.Value, &ev.Queue, &ev.Member,
+		&ev.Interface, &ev.Agent, &ev.Context, &ev.Exten, &ev.File, &ev.Reason, &ev.Status, &ev.ActionID, &ev.HangupSource)
 }
 
 func (c *Channel) stringFields(fields []*string) []*string {
