@@ -61,3 +61,32 @@ func BenchmarkTranslate(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkParseWanted parses every plain event of the captures keeping
+// only the headers the translator reads (what the Client does).
+func BenchmarkParseWanted(b *testing.B) {
+	var bodies [][]byte
+	for _, name := range captureNames {
+		br := bufio.NewReaderSize(bytes.NewReader(readCapture(b, name, ".esl")), readerSize)
+		for {
+			f, err := ReadFrame(br, 0)
+			if err != nil {
+				break
+			}
+			if f.ContentType() == typeEventPlain {
+				bodies = append(bodies, f.Body)
+			}
+		}
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for _, body := range bodies {
+			if _, err := parsePlainWanted(body, wantedHeaders); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n += len(bodies)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
