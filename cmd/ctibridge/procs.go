@@ -16,8 +16,10 @@ import (
 // a virtual machine those wake-ups cost more than the work (measured:
 // 15-35 % of the CPU per call at 50 calls/s). So serve runs on one P while
 // it uses little CPU, and on the runtime's default (the cores it may
-// use) as soon as it gets busy: a burst still gets every core.
-// GOMAXPROCS in the environment is the admin's choice and turns this off.
+// use) as soon as it gets busy: a burst still gets every core. Going back
+// is runtime.SetDefaultGOMAXPROCS, so the runtime keeps following the
+// container's CPU quota. GOMAXPROCS in the environment is the admin's
+// choice and turns this off.
 
 const (
 	procsInterval = 250 * time.Millisecond
@@ -65,11 +67,8 @@ func scaleProcs(ctx context.Context, log *slog.Logger, queued func() bool) {
 		return
 	}
 	max := runtime.GOMAXPROCS(0)
-	if max <= 1 {
-		return
-	}
 	s := &procScaler{max: max, cur: max}
-	defer runtime.GOMAXPROCS(max)
+	defer runtime.SetDefaultGOMAXPROCS()
 	tick := time.NewTicker(procsInterval)
 	defer tick.Stop()
 	last, lastAt := cpuTime(), time.Now()
@@ -81,9 +80,21 @@ func scaleProcs(ctx context.Context, log *slog.Logger, queued func() bool) {
 			used := cpuTime()
 			cores := float64(used-last) / float64(now.Sub(lastAt))
 			last, lastAt = used, now
+			if s.cur != 1 {
+				// The default follows the CPU quota, which may change.
+				s.max = runtime.GOMAXPROCS(0)
+				s.cur = s.max
+			}
+			if s.max <= 1 {
+				continue
+			}
 			before := s.cur
 			if n := s.next(cores, queued()); n != before {
-				runtime.GOMAXPROCS(n)
+				if n == 1 {
+					runtime.GOMAXPROCS(1)
+				} else {
+					runtime.SetDefaultGOMAXPROCS()
+				}
 				log.Debug("runtime: Ps changed", "from", before, "to", n, "cores_used", cores)
 			}
 		}
