@@ -31,15 +31,6 @@ type EventWanter interface {
 	WantsEvent(event, variable string) bool
 }
 
-// A call sends Asterisk's AMI user about twice the events the model reads:
-// every VarSet of the dialplan, DeviceStateChange, Cdr, the bridges'
-// create/destroy. Parsing them (every header, case-insensitive lookups)
-// and handing them to the Handler's goroutine was half the ingest cost,
-// and manager.conf's read classes cannot tell them apart from the ones
-// needed. So the reader peeks at a frame's Event (and Variable) header and
-// drops it unparsed when the Handler does not read that event, unless it
-// carries an ActionID (an answer to one of our actions, for its waiter).
-
 // peekEvent reads a frame's Event and Variable values and whether it has
 // an ActionID, without parsing it. Names match exactly (any case) and
 // values are trimmed, so a frame it calls unwanted is one the parser
@@ -70,6 +61,16 @@ func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
 }
 
 // unwanted reports whether the reader may drop frame unparsed.
+//
+// A call sends Asterisk's AMI user about twice the events the model reads
+// (1,687 of the captures' 2,740 frames): every VarSet of the dialplan,
+// DeviceStateChange, Cdr, the bridges' create/destroy. Parsing them (every
+// header, case-insensitive lookups) and waking the Handler's goroutine for
+// them is work for nothing, and manager.conf's read classes cannot tell
+// them from the events needed. So the reader peeks at a frame's Event (and
+// Variable) and drops it unparsed when the Handler does not read that
+// event, unless it carries an ActionID (an answer to one of our actions,
+// for its waiter).
 func unwanted(w EventWanter, frame []byte) bool {
 	event, variable, actionID := peekEvent(frame)
 	if event == nil || actionID {
