@@ -62,8 +62,8 @@ func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
 
 // unwanted reports whether the reader may drop frame unparsed.
 //
-// A call sends Asterisk's AMI user about twice the events the model reads
-// (1,687 of the captures' 2,740 frames): every VarSet of the dialplan,
+// A call sends Asterisk's AMI user more events the model never reads than
+// events it reads (1,687 of the captures' 2,740 frames): every VarSet of the dialplan,
 // DeviceStateChange, Cdr, the bridges' create/destroy. Parsing them (every
 // header, case-insensitive lookups) and waking the Handler's goroutine for
 // them is work for nothing, and manager.conf's read classes cannot tell
