@@ -487,6 +487,7 @@ func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRe
 			// Shutting down with the store failing: these events are lost
 			// only if the process dies now; say so loudly.
 			e.log.Error("shutdown while the store is failing: uncommitted events dropped", "events", len(b.Events))
+			committed() // the tracker has moved on: the live view follows it
 			return nil
 		case <-time.After(backoff):
 		}

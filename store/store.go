@@ -56,11 +56,12 @@ type DB struct {
 	max  int
 	// full: synchronous=FULL, under which a transaction of relaxed
 	// requests alone commits with NORMAL (see writeRelaxed). level is the
-	// writer connection's level as last set ("" unknown) and unsynced says
-	// the last commit was relaxed: the writer goroutine's own.
-	full     bool
-	level    string
-	unsynced bool
+	// writer connection's level as last set ("" unknown); unsynced says
+	// relaxed commits wait for an fsync. The writer goroutine's own.
+	full       bool
+	level      string
+	unsynced   bool
+	unsyncedAt time.Time // the first relaxed commit since the last fsync
 
 	reqs chan *request
 	done chan struct{}

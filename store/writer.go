@@ -166,8 +166,13 @@ func (db *DB) writer() {
 		var ok bool
 		if db.unsynced {
 			// Relaxed commits wait for the next durable one's fsync, but
-			// not for long if none comes.
-			syncWait.Reset(relaxedMaxUnsynced)
+			// no longer than relaxedMaxUnsynced after the first of them.
+			left := relaxedMaxUnsynced - time.Since(db.unsyncedAt)
+			if left <= 0 {
+				db.syncRelaxed()
+				continue
+			}
+			syncWait.Reset(left)
 			select {
 			case req, ok = <-db.reqs:
 				syncWait.Stop()
@@ -179,6 +184,9 @@ func (db *DB) writer() {
 			req, ok = <-db.reqs
 		}
 		if !ok {
+			if db.unsynced {
+				db.syncRelaxed() // closing: the last relaxed commits too
+			}
 			return
 		}
 		group = group[:0]
@@ -300,16 +308,29 @@ func (db *DB) run(group []*request) (began bool, err error) {
 		}
 		r.res = nil
 	}
+	syncs := db.full && !relaxed && db.unsynced
+	if syncs {
+		// A FULL transaction that changes nothing commits without writing
+		// the WAL, or fsyncing it: the heartbeat makes sure this one covers
+		// the relaxed commits before it.
+		if _, err := tx.Exec(heartbeatSQL, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return true, err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		tx.Rollback()
 		return true, err
 	}
 	db.Transactions.Add(1)
-	if relaxed {
+	switch {
+	case relaxed:
 		db.Relaxed.Add(1)
-		db.unsynced = true
-	} else if wrote(group) {
-		db.unsynced = false // this commit's fsync covered the WAL before it
+		if !db.unsynced {
+			db.unsynced, db.unsyncedAt = true, time.Now()
+		}
+	case syncs:
+		db.unsynced = false
 	}
 	db.walGrew(group)
 	for i := range ws {
@@ -340,27 +361,16 @@ func (db *DB) setLevel(level string) error {
 	return nil
 }
 
-// syncRelaxed makes the relaxed commits durable with a FULL commit of the
-// heartbeat row: its fsync covers the WAL before it.
+// syncRelaxed makes the relaxed commits durable with a FULL commit (run
+// adds the heartbeat row): its fsync covers the WAL before it.
 func (db *DB) syncRelaxed() {
-	_, err := db.run([]*request{{rows: 1, fn: func(w *wtx) error {
-		_, err := w.exec(heartbeatSQL, time.Now().UnixNano())
-		return err
-	}}})
+	_, err := db.run([]*request{{rows: 1, fn: func(*wtx) error { return nil }}})
 	if err != nil {
-		db.log.Debug("store: could not sync the relaxed commits; retrying with the next write", "path", db.path, "err", err)
+		// Try again in relaxedMaxUnsynced (or with the next durable write),
+		// not in a loop against a failing disk.
+		db.unsyncedAt = time.Now()
+		db.log.Debug("store: could not sync the relaxed commits; retrying", "path", db.path, "err", err)
 	}
-}
-
-// wrote reports whether a FULL group did more than refuse: a transaction
-// that changes nothing commits without an fsync.
-func wrote(group []*request) bool {
-	for _, r := range group {
-		if r.res == nil {
-			return true
-		}
-	}
-	return false
 }
 
 func relaxedGroup(group []*request) bool {

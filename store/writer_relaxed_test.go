@@ -124,3 +124,45 @@ func TestRelaxedMeansNothingOnNormal(t *testing.T) {
 		t.Fatalf("%d relaxed transactions on NORMAL", n)
 	}
 }
+
+// Relaxed commits that keep coming do not put their sync off: the bound
+// runs from the first of them.
+func TestRelaxedSyncIsNotPutOffByMoreRelaxedCommits(t *testing.T) {
+	db, _ := openTest(t)
+	durable := func() int64 { return db.Transactions.Load() - db.Relaxed.Load() }
+	d0 := durable()
+	// Waits for the writer's own commit; the deadline only ends a hang.
+	for i, deadline := 0, time.Now().Add(time.Minute); durable() == d0; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("a stream of relaxed commits was never synced")
+		}
+		conv := bridge.ConversationRecord{Call: bridge.Call{ID: "c", StartedAt: t0}, Open: true, State: []byte(`{}`), UpdatedAt: t0.Add(time.Duration(i))}
+		if err := db.Commit(ctx, &bridge.Batch{Conversations: []bridge.ConversationRecord{conv}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A durable write that changes nothing (SQLite then skips the fsync) still
+// syncs the relaxed commits before it: it writes the heartbeat with them.
+func TestNoOpDurableWriteStillSyncsRelaxedCommits(t *testing.T) {
+	db, _ := openTest(t)
+	heartbeat := func() int64 {
+		var at int64
+		if err := db.r.QueryRow(`SELECT coalesce((SELECT at FROM heartbeat WHERE id = 1), 0)`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if err := db.Commit(ctx, &bridge.Batch{Conversations: []bridge.ConversationRecord{{Call: bridge.Call{ID: "c", StartedAt: t0}, Open: true, State: []byte(`{}`), UpdatedAt: t0}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := heartbeat()
+	if err := db.EnableEndpoint(ctx, "no-such-endpoint"); err != nil { // changes no row
+		t.Fatal(err)
+	}
+	if after := heartbeat(); after == before {
+		t.Fatal("the durable write after a relaxed commit wrote nothing: its commit had no fsync to cover the relaxed one")
+	}
+}

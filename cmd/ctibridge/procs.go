@@ -71,32 +71,36 @@ func scaleProcs(ctx context.Context, log *slog.Logger, queued func() bool) {
 	defer runtime.SetDefaultGOMAXPROCS()
 	tick := time.NewTicker(procsInterval)
 	defer tick.Stop()
+	forced := false // we set one P; else the runtime's default rules
 	last, lastAt := cpuTime(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			used := cpuTime()
+		case <-tick.C:
+			used, now := cpuTime(), time.Now()
 			cores := float64(used-last) / float64(now.Sub(lastAt))
 			last, lastAt = used, now
-			if s.cur != 1 {
+			if !forced {
 				// The default follows the CPU quota, which may change.
 				s.max = runtime.GOMAXPROCS(0)
 				s.cur = s.max
+				if s.max <= 1 {
+					continue
+				}
 			}
-			if s.max <= 1 {
+			before := runtime.GOMAXPROCS(0)
+			switch n := s.next(cores, queued()); {
+			case n == 1 && !forced:
+				runtime.GOMAXPROCS(1)
+				forced = true
+			case n != 1 && forced:
+				runtime.SetDefaultGOMAXPROCS()
+				forced = false
+			default:
 				continue
 			}
-			before := s.cur
-			if n := s.next(cores, queued()); n != before {
-				if n == 1 {
-					runtime.GOMAXPROCS(1)
-				} else {
-					runtime.SetDefaultGOMAXPROCS()
-				}
-				log.Debug("runtime: Ps changed", "from", before, "to", n, "cores_used", cores)
-			}
+			log.Debug("runtime: Ps changed", "from", before, "to", runtime.GOMAXPROCS(0), "cores_used", cores)
 		}
 	}
 }
