@@ -186,14 +186,13 @@ func (e *endpoint) push(dl bridge.Delivery) {
 		e.mu.Unlock()
 		return
 	}
-	if e.dropped || e.queued.Load() >= int64(e.d.opts.MaxQueuedPerEndpoint) {
+	if e.dropped || !e.reserve(1, int64(e.d.opts.MaxQueuedPerEndpoint)) {
 		e.dropped = true
 		e.mu.Unlock()
 		e.signal()
 		return
 	}
 	e.inbox = append(e.inbox, pushed{dl, e.d.clock.Now()})
-	e.addQueued(1)
 	e.mu.Unlock()
 	e.signal()
 }
@@ -217,6 +216,23 @@ func (e *endpoint) resumeSoon() {
 func (e *endpoint) addQueued(n int) {
 	e.queued.Add(int64(n))
 	e.d.queued.Add(int64(n))
+}
+
+// reserve adds n to the deliveries held in memory if that keeps them at
+// or under limit. Pushes and store reads reserve before they add, so the
+// two together never pass MaxQueuedPerEndpoint (checked apart, a page read
+// while the inbox filled could).
+func (e *endpoint) reserve(n int, limit int64) bool {
+	for {
+		q := e.queued.Load()
+		if q+int64(n) > limit {
+			return false
+		}
+		if e.queued.CompareAndSwap(q, q+int64(n)) {
+			e.d.queued.Add(int64(n))
+			return true
+		}
+	}
 }
 
 func (e *endpoint) run() {
@@ -350,9 +366,15 @@ func (e *endpoint) wantLoad(now time.Time) bool {
 }
 
 // load reads the next page of the backlog and reports whether there may be
-// more right away.
+// more right away. It reserves room for a whole page first and gives back
+// what the page did not fill.
 func (e *endpoint) load(now time.Time) bool {
 	limit := e.d.opts.PageSize
+	if !e.reserve(limit, int64(e.d.opts.MaxQueuedPerEndpoint)) {
+		return false // pushes filled the room: wait for deliveries to finish
+	}
+	n := 0
+	defer func() { e.addQueued(n - limit) }()
 	ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 	ds, err := e.d.store.PendingDeliveries(ctx, e.id, e.seen, limit)
 	cancel()
@@ -367,7 +389,6 @@ func (e *endpoint) load(now time.Time) bool {
 		return false
 	}
 	e.loadFails = 0
-	n := 0
 	for _, dl := range ds {
 		e.seen = max(e.seen, dl.Seq)
 		if e.known[dl.ID] != nil || (dl.Status != "" && dl.Status != bridge.DeliveryPending) {
@@ -378,7 +399,6 @@ func (e *endpoint) load(now time.Time) bool {
 		delete(e.notifiedAt, dl.ID)
 		n++
 	}
-	e.addQueued(n)
 	if len(ds) < limit {
 		e.backlog = false
 		clear(e.notifiedAt) // what was not read is no longer pending
