@@ -66,8 +66,7 @@ func scaleProcs(ctx context.Context, log *slog.Logger, queued func() bool) {
 	if _, set := os.LookupEnv("GOMAXPROCS"); set {
 		return
 	}
-	max := runtime.GOMAXPROCS(0)
-	s := &procScaler{max: max, cur: max}
+	s := &procScaler{} // max and cur are read from the runtime at each tick
 	defer runtime.SetDefaultGOMAXPROCS()
 	tick := time.NewTicker(procsInterval)
 	defer tick.Stop()
