@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -190,15 +191,18 @@ func (o outcome) status() bridge.DeliveryStatus {
 // or is disabled.
 func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone, refused bool) {
 	d := e.d
-	log := d.log.With("endpoint", e.id, "host", host(cfg.URL))
+	// Built only when there is something to log: a delivered attempt, the
+	// common case, would pay a URL parse and a handler copy for nothing.
+	logger := func() *slog.Logger { return d.log.With("endpoint", e.id, "host", host(cfg.URL)) }
 	if a.Outcome == bridge.DeliveryDelivered {
 		d.delivered.Add(1)
 		if e.failing.Swap(false) {
-			log.Info("webhook endpoint recovered")
+			logger().Info("webhook endpoint recovered")
 		}
 		return
 	}
 	d.failed.Add(1)
+	log := logger()
 	log.Debug("webhook attempt failed", "event", it.ID, "attempt", it.Attempts, "status", a.StatusCode, "err", a.Error, "outcome", a.Outcome)
 	switch {
 	case e.failing.Swap(true) || gone:
