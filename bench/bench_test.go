@@ -161,3 +161,31 @@ func TestPercentiles(t *testing.T) {
 		t.Errorf("%+v", p)
 	}
 }
+
+// TestTargetCPUPerEvent: the per-event CPU target compares a run's CPU per
+// PBX event with the raw read+parse cost of one, and says missed past 10x.
+func TestTargetCPUPerEvent(t *testing.T) {
+	rep := &Report{Baselines: []Baseline{{Name: "read+parse asterisk", Value: 500_000}}} // 2 µs an event
+	for _, tc := range []struct {
+		cpu  float64
+		met  bool
+		text string
+	}{
+		{cpu: 0.019, met: true, text: "19.0 µs = 9.5 x raw (2.00 µs)"},
+		{cpu: 0.021, met: false, text: "21.0 µs = 10.5 x raw (2.00 µs)"},
+	} {
+		rep.Results = []*Result{{Scenario: "max", PBX: "asterisk", Sync: "FULL", Frames: 1000, CPUSeconds: tc.cpu}}
+		var found bool
+		for _, g := range targets(rep) {
+			if strings.Contains(g.Goal, "CPU per PBX event") {
+				found = true
+				if g.Met != tc.met || g.Got != tc.text {
+					t.Errorf("cpu %.3f s: got %q met=%v, want %q met=%v", tc.cpu, g.Got, g.Met, tc.text, tc.met)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("no CPU per PBX event target in %+v", targets(rep))
+		}
+	}
+}
