@@ -175,17 +175,17 @@ func TestTargetCPUPerEvent(t *testing.T) {
 		{cpu: 0.021, met: false, text: "21.0 µs = 10.5 x raw (2.00 µs)"},
 	} {
 		rep.Results = []*Result{{Scenario: "max", PBX: "asterisk", Sync: "FULL", Frames: 1000, CPUSeconds: tc.cpu}}
-		var found bool
+		found := 0
 		for _, g := range targets(rep) {
 			if strings.Contains(g.Goal, "CPU per PBX event") {
-				found = true
+				found++
 				if g.Met != tc.met || g.Got != tc.text {
 					t.Errorf("cpu %.3f s: got %q met=%v, want %q met=%v", tc.cpu, g.Got, g.Met, tc.text, tc.met)
 				}
 			}
 		}
-		if !found {
-			t.Fatalf("no CPU per PBX event target in %+v", targets(rep))
+		if found != 1 {
+			t.Fatalf("%d CPU per PBX event targets, want 1: %+v", found, targets(rep))
 		}
 	}
 }

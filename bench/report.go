@@ -87,17 +87,6 @@ func targets(rep *Report) []Target {
 			add(fmt.Sprintf("%s %s CPU per PBX event <= 10 x raw read+parse, %s", r.PBX, r.Sync, what),
 				fmt.Sprintf("%.1f µs = %.1f x raw (%.2f µs)", per*1e6, per/rawPer, rawPer*1e6), per <= 10*rawPer)
 		}
-		if raw := rep.baseline("read+parse "+r.PBX, ""); raw > 0 && r.Frames > 0 && r.CPUSeconds > 0 &&
-			(r.Scenario == "max" || r.Scenario == "steady" && r.Rate == 200) {
-			// The raw figure is one reader's wall time per event: its CPU.
-			per, rawPer := r.CPUSeconds/float64(r.Frames), 1/raw
-			what := "as fast as possible"
-			if r.Rate > 0 {
-				what = fmt.Sprintf("at %.0f calls/s", r.Rate)
-			}
-			add(fmt.Sprintf("%s %s CPU per PBX event <= 10 x raw read+parse, %s", r.PBX, r.Sync, what),
-				fmt.Sprintf("%.1f µs = %.1f x raw (%.2f µs)", per*1e6, per/rawPer, rawPer*1e6), per <= 10*rawPer)
-		}
 		switch r.Scenario {
 		case "max":
 			if raw := rep.baseline("read+parse "+r.PBX, ""); raw > 0 {
