@@ -25,6 +25,8 @@ type Engine struct {
 	linkUp  atomic.Bool
 	linkErr atomic.Pointer[string]
 	storeOK atomic.Bool
+	// storeErr is the last failed commit's error while storeOK is false.
+	storeErr atomic.Pointer[error]
 
 	// Counters for /metrics.
 	Ingested      atomic.Int64 // channel events handled, and what they caused committed
@@ -272,6 +274,14 @@ func (e *Engine) LinkState() (bool, string) {
 // StoreOK reports whether the last commit succeeded.
 func (e *Engine) StoreOK() bool { return e.storeOK.Load() }
 
+// StoreErr returns why the last commit failed, or nil when it succeeded.
+func (e *Engine) StoreErr() error {
+	if p := e.storeErr.Load(); p != nil && !e.storeOK.Load() {
+		return *p
+	}
+	return nil
+}
+
 // Live returns the conversations in progress as of the last batch.
 // The slice is shared: callers must not modify it.
 func (e *Engine) Live() []Call { return e.live.calls() }
@@ -484,6 +494,7 @@ func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRe
 			break
 		}
 		e.CommitErrors.Add(1)
+		e.storeErr.Store(&err)
 		if e.storeOK.Swap(false) {
 			e.log.Error("store commit failed; holding events in memory and retrying", "events", len(b.Events), "err", err)
 		}

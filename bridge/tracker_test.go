@@ -892,3 +892,44 @@ func TestSnapshotNeverAdoptsAChannelSeenHangingUp(t *testing.T) {
 type resyncFunc func()
 
 func (f resyncFunc) Resync() { f() }
+
+// StoreErr says why the last commit failed while it fails (/readyz shows
+// it when its own probe write still goes through), and nil once one
+// succeeds.
+func TestEngineStoreErr(t *testing.T) {
+	ob := &fakeOutbox{fail: 1 << 30}
+	e := NewEngine(newTestTracker(), ob, &fakeNotifier{ob: ob}, EngineOptions{Endpoints: []Endpoint{{ID: "crm", Events: []string{"call.*"}}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if e.StoreErr() != nil {
+		t.Fatalf("StoreErr before any commit: %v", e.StoreErr())
+	}
+	caller, a := trunk(), ch("t.2", "PJSIP/201-00000002")
+	e.LinkUp(1)
+	e.ChannelEvents([]ChannelEvent{adapt(ChannelEvent{Kind: ChanNew, Channel: caller}), adapt(ChannelEvent{Kind: ChanDial, Channel: caller, Peer: &a})})
+	waitFor(t, "a failed commit", func() bool { return e.CommitErrors.Load() > 0 })
+	if err := e.StoreErr(); e.StoreOK() || err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("while commits fail: StoreOK %v, StoreErr %v", e.StoreOK(), err)
+	}
+	ob.mu.Lock()
+	ob.fail = 0
+	ob.mu.Unlock()
+	waitFor(t, "the retried commit", func() bool { return e.StoreOK() })
+	if err := e.StoreErr(); err != nil {
+		t.Fatalf("after a commit succeeded: StoreErr %v", err)
+	}
+}
+
+// waitFor polls cond; the deadline only catches a hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within a minute", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -63,6 +63,7 @@ type Store interface {
 type Engine interface {
 	LinkState() (up bool, lastErr string)
 	StoreOK() bool
+	StoreErr() error
 	Stats() bridge.EngineStats
 	Subscribe(fn func([]bridge.Record)) (unsubscribe func())
 }
@@ -306,6 +307,12 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
 	storeErr := s.store.Writable(ctx)
+	if storeErr == nil && !s.engine.StoreOK() {
+		// The probe's one-row write can go through where the engine's
+		// commit did not (a full disk still takes a write into WAL space it
+		// already has): say why the engine's failed.
+		storeErr = s.engine.StoreErr()
+	}
 	body := fiber.Map{"pbx_connected": up, "store_writable": storeErr == nil && s.engine.StoreOK()}
 	var details []string
 	if !up && linkErr != "" {
