@@ -76,7 +76,8 @@ func targets(rep *Report) []Target {
 	var out []Target
 	add := func(goal, got string, met bool) { out = append(out, Target{Goal: goal, Got: got, Met: met}) }
 	for _, r := range rep.Results {
-		if raw := rep.baseline("read+parse "+r.PBX, ""); raw > 0 && r.Frames > 0 && r.CPUSeconds > 0 &&
+		raw := rep.baseline("read+parse "+r.PBX, "")
+		if raw > 0 && r.Frames > 0 && r.CPUSeconds > 0 &&
 			(r.Scenario == "max" || r.Scenario == "steady" && r.Rate == 200) {
 			// The raw figure is one reader's wall time per event: its CPU.
 			per, rawPer := r.CPUSeconds/float64(r.Frames), 1/raw
@@ -89,7 +90,7 @@ func targets(rep *Report) []Target {
 		}
 		switch r.Scenario {
 		case "max":
-			if raw := rep.baseline("read+parse "+r.PBX, ""); raw > 0 {
+			if raw > 0 {
 				add(fmt.Sprintf("%s %s ingest >= 0.5 x raw read+parse", r.PBX, r.Sync),
 					fmt.Sprintf("%.2f x raw (%.0f of %.0f events/s)", r.IngestPerSec/raw, r.IngestPerSec, raw), r.IngestPerSec >= 0.5*raw)
 			}
