@@ -60,6 +60,14 @@ type Engine struct {
 
 	queued   int  // channel events in queue (mu)
 	overflow bool // events were dropped since the last resync (mu)
+
+	// Working state held for the next commit (engine_hold.go); touched
+	// only by Run's goroutine.
+	held      map[string]int // call id -> index in heldConvs
+	heldConvs []ConversationRecord
+	holding   bool
+	holdTimer *time.Timer
+	holdMax   time.Duration
 }
 
 // DefaultMaxQueued is MaxQueued's default: at a few hundred bytes an
@@ -105,6 +113,9 @@ type EngineOptions struct {
 	// the live calls per batch). Violations are logged at ERROR and
 	// counted.
 	CheckInvariants bool
+	// StateHoldMax bounds how long working state changed without a CRM
+	// event waits for the next commit (default DefaultStateHoldMax).
+	StateHoldMax time.Duration
 }
 
 // Resyncer is the PBX adapter as the engine drives it: Resync asks for the
@@ -122,6 +133,10 @@ func NewEngine(t *Tracker, outbox Outbox, notifier Notifier, opts EngineOptions)
 	}
 	e := &Engine{tracker: t, outbox: outbox, notifier: notifier, log: log, wake: make(chan struct{}, 1),
 		maxQueued: opts.MaxQueued, reconcileInterval: opts.ReconcileInterval, checkInvariants: opts.CheckInvariants}
+	e.holdMax = opts.StateHoldMax
+	if e.holdMax <= 0 {
+		e.holdMax = DefaultStateHoldMax
+	}
 	e.SetEndpoints(opts.Endpoints)
 	e.live = newLiveSet()
 	e.storeOK.Store(true)
@@ -324,9 +339,15 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.queue = nil
 			e.mu.Unlock()
 			if len(rest) > 0 {
-				return e.process(context.WithoutCancel(ctx), rest)
+				if err := e.process(context.WithoutCancel(ctx), rest); err != nil {
+					return err
+				}
 			}
-			return nil
+			return e.flushHeld(context.WithoutCancel(ctx))
+		case <-e.holdExpired():
+			if err := e.flushHeld(ctx); err != nil {
+				return err
+			}
 		case <-e.wake:
 		}
 	}
@@ -428,11 +449,16 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			e.live.apply(convs)
 		}
 	}
-	if len(evs) > 0 || len(convs) > 0 {
-		if err := e.commit(ctx, evs, convs, showLive); err != nil {
+	switch {
+	case len(evs) == 0 && len(convs) > 0 && !full:
+		// Only PBX events, and the CRM hears of nothing: no commit now.
+		e.holdState(convs)
+		showLive()
+	case len(evs) > 0 || len(convs) > 0 || (full && e.holding):
+		if err := e.commit(ctx, evs, e.takeHeld(convs), showLive); err != nil {
 			return err
 		}
-	} else {
+	default:
 		showLive()
 	}
 	// Counted once committed: "ingested and the queue empty" then means
