@@ -19,7 +19,8 @@ type Engine struct {
 	log       *slog.Logger
 
 	mu      sync.Mutex
-	queue   []input
+	queue   inputQueue
+	batch   []input // Run's buffer for the inputs it takes from queue
 	wake    chan struct{}
 	live    *liveSet
 	linkUp  atomic.Bool
@@ -229,8 +230,8 @@ func (e *Engine) push(in input) {
 		}
 		e.queued += len(in.evs)
 	}
-	e.queue = append(e.queue, in)
-	e.QueueLen.Store(int64(len(e.queue)))
+	e.queue.push(in)
+	e.QueueLen.Store(int64(e.queue.len()))
 	e.mu.Unlock()
 	select {
 	case e.wake <- struct{}{}:
@@ -314,19 +315,17 @@ func (e *Engine) Run(ctx context.Context) error {
 		// A bounded batch: under a backlog, events commit and deliver as
 		// they go instead of after one giant transaction.
 		e.mu.Lock()
-		n := min(len(e.queue), maxBatch)
-		batch := e.queue[:n:n]
-		e.queue = e.queue[n:]
+		e.batch = e.queue.take(e.batch[:0], maxBatch)
+		batch := e.batch
 		for _, in := range batch {
 			e.queued -= len(in.evs)
 		}
-		if len(e.queue) == 0 {
-			e.queue = nil
-		}
-		e.QueueLen.Store(int64(len(e.queue)))
+		e.QueueLen.Store(int64(e.queue.len()))
 		e.mu.Unlock()
 		if len(batch) > 0 {
-			if err := e.process(ctx, batch); err != nil {
+			err := e.process(ctx, batch)
+			clear(batch) // reused: must not pin the events it held
+			if err != nil {
 				return err
 			}
 			continue
@@ -335,8 +334,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			// Commit what the adapter handed over before it stopped.
 			e.mu.Lock()
-			rest := e.queue
-			e.queue = nil
+			rest := e.queue.take(nil, e.queue.len())
 			e.mu.Unlock()
 			if len(rest) > 0 {
 				if err := e.process(context.WithoutCancel(ctx), rest); err != nil {
@@ -469,7 +467,7 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 		e.check(e.live.diff(e.tracker.Live()))
 	}
 	e.mu.Lock()
-	idle := len(e.queue) == 0
+	idle := e.queue.len() == 0
 	resync := idle && e.overflow
 	if resync {
 		e.overflow = false
