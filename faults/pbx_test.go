@@ -293,10 +293,12 @@ func TestPBXLinkFreeSWITCH(t *testing.T) {
 		{name: "drop mid-frame", inject: func(*testing.T, *proc) { sim.DropAll(true) }},
 		{name: "FreeSWITCH restart", inject: func(*testing.T, *proc) { sim.Restart() }},
 		{name: "wrong password, then fixed", inject: func(t *testing.T, p *proc) {
+			mark := p.logMark()
 			sim.SetPassword("rotated-password")
 			sim.DropAll(false)
-			// Refused, retried, and said where an operator looks.
-			if !p.waitLog("rejected the event socket password", 10*time.Second) {
+			// Refused, retried, and said where an operator looks (in this
+			// round: the long run repeats the fault).
+			if !p.waitLogSince(mark, "rejected the event socket password", 10*time.Second) {
 				t.Errorf("no log line for the refused password")
 			}
 			code, body, err := p.get("/readyz")

@@ -199,6 +199,14 @@ func (p *proc) waitLog(s string, timeout time.Duration) bool {
 	return waitFor(timeout, func() bool { return strings.Contains(p.log.String(), s) })
 }
 
+// logMark is where the log ends now: waitLogSince(mark, ...) then waits for
+// a line written after it, not one an earlier round of a fault left.
+func (p *proc) logMark() int { return len(p.log.String()) }
+
+func (p *proc) waitLogSince(mark int, s string, timeout time.Duration) bool {
+	return waitFor(timeout, func() bool { return strings.Contains(p.log.String()[mark:], s) })
+}
+
 // waitFor polls cond every 20 ms until it holds or timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
