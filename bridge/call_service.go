@@ -563,16 +563,25 @@ func (s *callService) LiveCalls(ctx context.Context) []Call {
 func (s *callService) Call(ctx context.Context, id string) (Call, bool, bool, error) {
 	notFound := &Error{Code: ENOTFOUND, Field: "id", Message: "no call with id " + id}
 	rec, err := s.conversation(ctx, id)
-	if ErrorCode(err) == ENOTFOUND {
-		// A click-to-call whose first channel has not been seen yet: the
-		// Location of its answer must not be "not found".
+	if ErrorCode(err) == ENOTFOUND || (err == nil && rec.Open) {
+		// A live call's newest state may still wait in the engine for the
+		// next commit (state that gave the CRM no event is held up to
+		// 0.5 s): the live list can show a call whose row is missing or
+		// older. Do writes what is held before it returns.
 		var o Originate
-		var ok bool
-		if derr := s.do(ctx, func(t *Tracker) { o, ok = t.pendingOriginate(id) }); derr == nil && ok && SeesAgentIn(ctx, o.Agent, o.Tenant) {
-			return Call{ID: id, Tenant: o.Tenant, State: "dialing", Direction: DirectionOutbound, Agent: &Agent{Extension: o.Agent},
-				Callee: Party{Number: o.To}, StartedAt: o.RequestedAt}, true, true, nil
+		var pending bool
+		if derr := s.do(ctx, func(t *Tracker) { o, pending = t.pendingOriginate(id) }); derr == nil {
+			rec, err = s.conversation(ctx, id)
 		}
-		return Call{}, false, false, notFound
+		if ErrorCode(err) == ENOTFOUND {
+			// A click-to-call whose first channel has not been seen yet:
+			// the Location of its answer must not be "not found".
+			if pending && SeesAgentIn(ctx, o.Agent, o.Tenant) {
+				return Call{ID: id, Tenant: o.Tenant, State: "dialing", Direction: DirectionOutbound, Agent: &Agent{Extension: o.Agent},
+					Callee: Party{Number: o.To}, StartedAt: o.RequestedAt}, true, true, nil
+			}
+			return Call{}, false, false, notFound
+		}
 	}
 	if err != nil {
 		return Call{}, false, false, err

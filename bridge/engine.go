@@ -325,6 +325,10 @@ func (e *Engine) Run(ctx context.Context) error {
 		if len(batch) > 0 {
 			err := e.process(ctx, batch)
 			clear(batch) // reused: must not pin the events it held
+			if err == nil && e.holdDue() {
+				// A backlog of event-less batches never reaches the select.
+				err = e.flushHeld(ctx)
+			}
 			if err != nil {
 				return err
 			}
@@ -341,7 +345,10 @@ func (e *Engine) Run(ctx context.Context) error {
 					return err
 				}
 			}
-			return e.flushHeld(context.WithoutCancel(ctx))
+			// One attempt (ctx is done): held state is what a crash may
+			// take back anyway, not worth a shutdown that never ends
+			// while the store fails.
+			return e.flushHeld(ctx)
 		case <-e.holdExpired():
 			if err := e.flushHeld(ctx); err != nil {
 				return err
@@ -459,9 +466,10 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 	default:
 		showLive()
 	}
-	// Counted once committed: "ingested and the queue empty" then means
-	// every event they caused is in the outbox (tests and ctibench wait
-	// on it; counted earlier, a reader could see the deliveries missing).
+	// Counted once the events they caused are committed: "ingested and the
+	// queue empty" then means every such event is in the outbox (tests and
+	// ctibench wait on it; counted earlier, a reader could see the
+	// deliveries missing). Held working state may still be unwritten.
 	e.Ingested.Add(int64(ingested))
 	if e.checkInvariants {
 		e.check(e.live.diff(e.tracker.Live()))
@@ -526,7 +534,7 @@ func (e *Engine) commit(ctx context.Context, evs []Event, convs []ConversationRe
 		case <-ctx.Done():
 			// Shutting down with the store failing: these events are lost
 			// only if the process dies now; say so loudly.
-			e.log.Error("shutdown while the store is failing: uncommitted events dropped", "events", len(b.Events))
+			e.log.Error("shutdown while the store is failing: uncommitted events dropped", "events", len(b.Events), "conversations", len(b.Conversations))
 			committed() // the tracker has moved on: the live view follows it
 			return nil
 		case <-time.After(backoff):

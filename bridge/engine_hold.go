@@ -82,6 +82,16 @@ func (e *Engine) holdExpired() <-chan time.Time {
 	return e.holdTimer.C
 }
 
+// holdDue reports whether held state has waited its longest.
+func (e *Engine) holdDue() bool {
+	select {
+	case <-e.holdExpired():
+		return true
+	default:
+		return false
+	}
+}
+
 // flushHeld writes the held state on its own.
 func (e *Engine) flushHeld(ctx context.Context) error {
 	if !e.holding {

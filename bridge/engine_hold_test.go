@@ -12,6 +12,7 @@ func inbound(n int) Channel {
 	c := trunk()
 	c.ID, c.LinkedID = fmt.Sprintf("in%d.1", n), fmt.Sprintf("in%d.1", n)
 	c.Name = fmt.Sprintf("PJSIP/trunk-%08d", n)
+	c.CallerNum = fmt.Sprintf("+7495445%04d", n)
 	return c
 }
 
@@ -65,7 +66,12 @@ func TestEngineHoldsStateOnlyChangesForTheNextCommit(t *testing.T) {
 	if got := len(e.Live()); got != 2 {
 		t.Fatalf("live calls = %d, want 2: the live view must not wait for the commit", got)
 	}
-	conv1 := e.Live()[0].ID
+	var conv1 string
+	for _, c := range e.Live() {
+		if c.Caller.Number == inbound(1).CallerNum {
+			conv1 = c.ID
+		}
+	}
 
 	// Call 1 rings an agent: its event commits with both calls' state,
 	// call 1's record once (the newest).
@@ -133,5 +139,35 @@ func TestEngineWritesHeldStateWhenNothingElseComes(t *testing.T) {
 	waitFor(t, "second held state written", func() bool { return len(ob.snapshot()) == 2 })
 	if ids := committedConversations(ob.snapshot())[1]; len(ids) != 1 {
 		t.Fatalf("second write = %v, want the second call only", ids)
+	}
+}
+
+// The bound holds under a backlog too: batches that keep coming without a
+// CRM event do not keep the state in memory past StateHoldMax.
+func TestEngineWritesHeldStateDuringABacklog(t *testing.T) {
+	ob := &fakeOutbox{}
+	// 1 ns: the hold is over by the time a batch is done.
+	e := NewEngine(newTestTracker(), ob, &fakeNotifier{ob: ob}, EngineOptions{StateHoldMax: time.Nanosecond})
+	// Queued before Run: it takes them as two batches (maxBatch) back to
+	// back, the queue never empty in between.
+	calls := maxBatch + maxBatch/2
+	for n := range calls {
+		e.ChannelEvents([]ChannelEvent{adapt(ChannelEvent{Kind: ChanNew, Channel: inbound(n + 1)})})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.Run(ctx) }()
+	waitFor(t, "every call handled", func() bool { return e.Ingested.Load() == int64(calls) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	bs := ob.snapshot()
+	if len(bs) < 2 || len(bs[0].Conversations) != maxBatch {
+		var sizes []int
+		for _, b := range bs {
+			sizes = append(sizes, len(b.Conversations))
+		}
+		t.Fatalf("commits of %v conversations: the first batch's state must be written before the second batch is handled", sizes)
 	}
 }

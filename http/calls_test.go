@@ -2,9 +2,12 @@ package http_test
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	"github.com/ctibridge/ctibridge/bridge"
@@ -361,3 +364,41 @@ func TestCommandsWhileLinkDown(t *testing.T) {
 }
 
 var reActionID = regexp.MustCompile(`ActionID: [^\r]*\r\n`)
+
+// A call the live list shows can be read by its id at once, even while its
+// state waits in the engine for the next commit (a new inbound channel
+// gives the CRM no event; the engine holds such state up to StateHoldMax).
+func TestCallByIDWhileItsStateWaitsForACommit(t *testing.T) {
+	r := newRig(t, rigOptions{stateHold: time.Hour})
+	frames := r.ast.Rewrite(amitest.EventsOf(amitest.Frames("inbound-call-basic")))
+	first := slices.IndexFunc(frames, func(f amitest.Frame) bool { return f.Event() == "Newchannel" })
+	if first < 0 {
+		t.Fatal("no Newchannel in the capture")
+	}
+	if err := r.ast.PlayFrames(frames[:first+1], amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	r.waitFor("the call in /v1/calls", func() bool {
+		var body struct {
+			Calls []bridge.Call `json:"calls"`
+		}
+		res := r.call("GET", "/v1/calls", "read", nil)
+		if res.status != 200 || json.Unmarshal(res.body, &body) != nil || len(body.Calls) != 1 {
+			return false
+		}
+		id = body.Calls[0].ID
+		return true
+	})
+	if evs := r.events(id); len(evs) != 0 {
+		t.Fatalf("events %s committed for a channel that gives the CRM none", types(evs))
+	}
+	res := r.call("GET", "/v1/calls/"+id, "read", nil)
+	if res.status != 200 {
+		t.Fatalf("GET /v1/calls/%s while listed live: %d %s", id, res.status, res.body)
+	}
+	body := res.json(t)
+	if call, _ := body["call"].(map[string]any); call["id"] != id || body["open"] != true {
+		t.Fatalf("GET /v1/calls/%s answered %s", id, res.body)
+	}
+}

@@ -54,9 +54,11 @@ type rigOptions struct {
 	api      func(cmd, args string) (string, bool)
 	setup    func(s *apihttp.Server)
 	noKeys   bool
-	listen   string             // default 127.0.0.1:0
-	preload  func(db *store.DB) // before the server starts
-	esl      esl.CommanderOptions
+	// stateHold is the engine's StateHoldMax (0: its default).
+	stateHold time.Duration
+	listen    string             // default 127.0.0.1:0
+	preload   func(db *store.DB) // before the server starts
+	esl       esl.CommanderOptions
 	// retryWindow is the dispatcher's (default: its own, 72 h).
 	retryWindow time.Duration
 	// tenants are the call model's tenant rules (tenant_test.go).
@@ -92,7 +94,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	if o.pbx != "freeswitch" {
 		tc.InboundContexts = []string{"inbound"}
 	}
-	r.engine = bridge.NewEngine(bridge.NewTracker(tc), db, disp, bridge.EngineOptions{Endpoints: cfgEPs, Logger: log})
+	r.engine = bridge.NewEngine(bridge.NewTracker(tc), db, disp, bridge.EngineOptions{Endpoints: cfgEPs, Logger: log, StateHoldMax: o.stateHold})
 	r.engine.Subscribe(func(recs []bridge.Record) {
 		r.mu.Lock()
 		r.committed = append(r.committed, recs...)

@@ -569,7 +569,7 @@ func (s *Server) samples() []Metric {
 	up, _ := s.engine.LinkState()
 	st := s.engine.Stats()
 	ms := []Metric{
-		{Name: "ctibridge_pbx_events_ingested_total", Help: "PBX channel events handled by the call model, counted once what they caused is committed.", Type: "counter", Value: float64(st.Ingested)},
+		{Name: "ctibridge_pbx_events_ingested_total", Help: "PBX channel events handled by the call model, counted once the CRM events they caused are committed.", Type: "counter", Value: float64(st.Ingested)},
 		{Name: "ctibridge_events_committed_total", Help: "CRM events committed to the outbox.", Type: "counter", Value: float64(st.Emitted)},
 		{Name: "ctibridge_store_commit_errors_total", Help: "Failed outbox commits (retried).", Type: "counter", Value: float64(st.CommitErrors)},
 		{Name: "ctibridge_pbx_events_dropped_total", Help: "PBX events dropped while the store refused commits past store.max_queued_events (the state is re-read).", Type: "counter", Value: float64(st.Dropped)},
