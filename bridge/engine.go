@@ -459,8 +459,14 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 		// Only PBX events, and the CRM hears of nothing: no commit now.
 		e.holdState(convs)
 		showLive()
-	case len(evs) > 0 || len(convs) > 0 || (full && e.holding):
+	case full && e.holding:
+		// Commands and resyncs see every call's state committed.
 		if err := e.commit(ctx, evs, e.takeHeld(convs), showLive); err != nil {
+			return err
+		}
+	case len(evs) > 0 || len(convs) > 0:
+		e.supersede(convs)
+		if err := e.commit(ctx, evs, convs, showLive); err != nil {
 			return err
 		}
 	default:

@@ -12,8 +12,11 @@ import (
 // a bridge of two local channels) change only the tracker's state of the
 // call. Written as they came, they were half of the transactions a call
 // costs (3.4 of 6.8 on Asterisk), each one system calls, WAL frames and
-// thread wake-ups on the host's CPU. Held, they ride on the call's next
-// event commit, or go alone after DefaultStateHoldMax.
+// thread wake-ups on the host's CPU. Held, a call's state goes with its
+// next event (that commit carries the newest record of the call), and what
+// other calls hold is written together once DefaultStateHoldMax has passed:
+// not with another call's event, whose commit (a screen pop's, say) would
+// only be slower for it.
 //
 // What it risks: only working state newer than every committed event. A
 // crash inside the window restarts the tracker from the state of the last
@@ -46,7 +49,8 @@ func (e *Engine) holdState(convs []ConversationRecord) {
 }
 
 // takeHeld returns the held records a commit of convs must carry too (those
-// convs do not supersede), and forgets them.
+// convs do not supersede), and forgets them: for a commit that must leave
+// nothing held (Do, a snapshot, shutdown).
 func (e *Engine) takeHeld(convs []ConversationRecord) []ConversationRecord {
 	if !e.holding {
 		return convs
@@ -64,6 +68,31 @@ func (e *Engine) takeHeld(convs []ConversationRecord) []ConversationRecord {
 	out = append(out, convs...)
 	e.dropHeld()
 	return out
+}
+
+// supersede forgets the held records of the calls convs write anew: a
+// commit of convs leaves the other calls' state held.
+func (e *Engine) supersede(convs []ConversationRecord) {
+	if !e.holding {
+		return
+	}
+	for _, c := range convs {
+		i, ok := e.held[c.Call.ID]
+		if !ok {
+			continue
+		}
+		last := len(e.heldConvs) - 1
+		if i != last {
+			e.heldConvs[i] = e.heldConvs[last]
+			e.held[e.heldConvs[i].Call.ID] = i
+		}
+		e.heldConvs[last] = ConversationRecord{}
+		e.heldConvs = e.heldConvs[:last]
+		delete(e.held, c.Call.ID)
+	}
+	if len(e.heldConvs) == 0 {
+		e.dropHeld()
+	}
 }
 
 func (e *Engine) dropHeld() {
