@@ -62,8 +62,8 @@ type Engine struct {
 	queued   int  // channel events in queue (mu)
 	overflow bool // events were dropped since the last resync (mu)
 
-	// Working state held for the next commit (engine_hold.go); touched
-	// only by Run's goroutine.
+	// Working state changed without a CRM event, not yet written
+	// (engine_hold.go); touched only by Run's goroutine.
 	held      map[string]int // call id -> index in heldConvs
 	heldConvs []ConversationRecord
 	holding   bool
@@ -115,7 +115,7 @@ type EngineOptions struct {
 	// counted.
 	CheckInvariants bool
 	// StateHoldMax bounds how long working state changed without a CRM
-	// event waits for the next commit (default DefaultStateHoldMax).
+	// event waits before it is written (default DefaultStateHoldMax).
 	StateHoldMax time.Duration
 }
 
