@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -52,20 +53,11 @@ func (e *Engine) holdState(convs []ConversationRecord) {
 // convs do not supersede), and forgets them: for a commit that must leave
 // nothing held (Do, a snapshot, shutdown).
 func (e *Engine) takeHeld(convs []ConversationRecord) []ConversationRecord {
+	e.supersede(convs)
 	if !e.holding {
 		return convs
 	}
-	out := make([]ConversationRecord, 0, len(e.heldConvs)+len(convs))
-	newer := make(map[string]bool, len(convs))
-	for _, c := range convs {
-		newer[c.Call.ID] = true
-	}
-	for _, c := range e.heldConvs {
-		if !newer[c.Call.ID] {
-			out = append(out, c)
-		}
-	}
-	out = append(out, convs...)
+	out := append(slices.Clone(e.heldConvs), convs...)
 	e.dropHeld()
 	return out
 }
