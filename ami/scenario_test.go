@@ -94,6 +94,9 @@ func TestSIPStories(t *testing.T) {
 			sink := &recordingSink{t: sipTracker()}
 			playSIP(t, sink, name)
 			sink.checkInvariants(t, true)
+			for _, bad := range answeredWithRingCause(sink.events) {
+				t.Error(bad)
+			}
 			got := bridgetest.Stories(sink.events)
 			for _, s := range got {
 				t.Logf("GOT  %s", s)

@@ -132,7 +132,11 @@ func (k *StoryChecker) Check(e Event) error {
 		delete(s.popped, who)
 	case EventCallAnswered:
 		delete(s.popped, who)
-		s.held = false // a retrieval from park answers a held call
+		if e.Call == nil || e.Call.State != "held" {
+			// A retrieval from park answers a held call; the consultation's
+			// target answering leaves the customer on hold.
+			s.held = false
+		}
 	case EventCallHeld:
 		if s.held {
 			return fail("held while held")

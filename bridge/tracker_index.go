@@ -52,6 +52,11 @@ func (t *Tracker) channel(ch Channel, at time.Time) *leg {
 		return nil
 	}
 	l := t.legs[ch.ID]
+	if _, gone := t.gone[ch.ID]; gone && l == nil {
+		// A late event of a channel that hung up: a leg made for it now
+		// would keep a call open that has no channel left.
+		return nil
+	}
 	created := l == nil
 	if created {
 		l = t.newLeg(ch, at)

@@ -107,6 +107,17 @@ func (t *Tracker) agentLegAnswered(c *conversation, agent string) bool {
 	return false
 }
 
+// agentDeviceAnswered reports whether another leg of l's agent that is
+// still the agent's (not handed on by a transfer) has answered.
+func (t *Tracker) agentDeviceAnswered(c *conversation, l *leg) bool {
+	for _, x := range c.Legs {
+		if x != l && x.Role == roleAgent && x.Agent == l.Agent && x.Answered && len(x.Channels) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // agentStillRinging reports whether another leg of the same agent rings.
 func (t *Tracker) agentStillRinging(c *conversation, l *leg) bool {
 	for _, x := range c.Legs {
@@ -175,6 +186,13 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		t.establishBy(c, at, &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}, PartyCustomer)
 		return
 	case l.Role != roleAgent || l.Answered:
+		return
+	}
+	if t.agentDeviceAnswered(c, l) {
+		// The same agent's other device already answered (the phone behind
+		// a Local member, then the queue's AgentConnect for the Local):
+		// one person, one answer.
+		l.Ringing, l.Answered = false, true
 		return
 	}
 	l.Ringing, l.Answered = false, true
@@ -275,6 +293,9 @@ func (t *Tracker) establish(c *conversation, at time.Time, agent *Agent) {
 // establishBy is establish naming whose answer it was (Event.Party).
 func (t *Tracker) establishBy(c *conversation, at time.Time, agent *Agent, party string) {
 	if c.Call.AnsweredAt == nil {
+		// A ring attempt's release before this answer (busy, no answer, a
+		// redirect, a ring-all's loser) is not why the call will end.
+		c.Cause = nil
 		a := at.UTC()
 		c.Call.AnsweredAt = &a
 		w := int64(a.Sub(c.Call.StartedAt).Seconds())

@@ -404,9 +404,17 @@ func TestEventsAfterHangupDoNotResurrect(t *testing.T) {
 		ChannelEvent{Kind: ChanBridgeLeave, Channel: caller, Bridge: "b"},
 		ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16},
 		ChannelEvent{Kind: ChanDialEnd, Channel: caller, Peer: &a, DialStatus: "CANCEL"},
+		// Late events that name the channel on their own (a state, an
+		// answer, a queue) must not open a call it can never end.
+		ChannelEvent{Kind: ChanUpdate, Channel: caller},
+		ChannelEvent{Kind: ChanAnswer, Channel: caller},
+		ChannelEvent{Kind: ChanQueueJoin, Channel: caller, Queue: "q"},
 	)
 	if got := typesOf(evs); got != "call.ended" {
 		t.Fatalf("events = %s", got)
+	}
+	if live := tr.Live(); len(live) != 0 {
+		t.Fatalf("live after the hangup: %+v", live)
 	}
 }
 

@@ -85,6 +85,13 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 	c.Rang = map[string]bool{}
 	var target *leg
 	if tr.Mode == "attended" {
+		if tr.To != "" && tr.To == c.Call.Caller.Number {
+			// A phone's REFER sent on the consultation's dialog: Asterisk
+			// swaps the target into the customer's bridge and names the
+			// customer as the target (SWAP_TO_PEER_BRIDGE). The leg that
+			// answered the consultation is the target.
+			tr.To = ""
+		}
 		target = t.transferTarget(c, tr)
 	}
 	for _, x := range c.Legs {
@@ -108,6 +115,14 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 	// before the transfer itself).
 	c.FirstDown, c.Cause, c.OrigAgent, c.HupLeg, c.Refused = "", nil, "", "", ""
 	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
+	// A transfer starts a new round of pops: an agent still ringing (the
+	// target of a transfer completed before it answered, Asterisk's blond
+	// transfer) rings again, so that its answer or ring end closes a pop.
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Ringing && !x.Answered && x.Agent != "" && !c.Rang[x.Agent] {
+			t.ring(x, at, "")
+		}
+	}
 }
 
 // transferTarget finds the leg an attended transfer hands the call to:

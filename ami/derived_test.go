@@ -1,0 +1,91 @@
+package ami
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
+)
+
+// derivedStories are the stories a CRM must get from the flows of
+// testdata/derived: AMI sequences written from Asterisk's source for
+// flows the captures do not cover (testdata/derived/README.txt says what
+// each one does and where its events come from).
+var derivedStories = map[string][]string{
+	"atxfer-abort-after-answer":           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-blond-caller-gives-up":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) ringing(101) ring_ended(101) ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-blond-target-answers":         {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-customer-hangs-up-in-consult": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-target-timeout-rebridge":      {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) resumed ring_ended(101) ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-threeway":                     {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"blind-transfer-to-queue":             {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 8300) queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"dial-local-no-answer":                {"inbound caller=5551234 callee=201: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	"directed-pickup-of-queue-call":       {"inbound caller=5551234 callee=300: queued ringing(100) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"forward302-to-agent":                 {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"queue-local-n-agent-hangs-up":        {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	"queue-local-n-caller-hangs-up":       {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"queue-local-opt-agent-hangs-up":      {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	"queue-local-opt-caller-hangs-up":     {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"race-answer-vs-cancel":               {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=cancelled, hangup_by=caller)"},
+	"race-bye-before-bridge":              {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"refer-replaces-attended": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=system)",
+	},
+	"refer-replaces-on-consult-dialog": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=system)",
+	},
+}
+
+func TestDerivedStories(t *testing.T) {
+	entries, err := os.ReadDir("testdata/derived")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".ami")
+		if !ok {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			sink := &recordingSink{t: sipTracker()}
+			feed(t, sink, "testdata/derived/"+name+".ami")
+			sink.checkInvariants(t, true)
+			for _, bad := range answeredWithRingCause(sink.events) {
+				t.Error(bad)
+			}
+			got := bridgetest.Stories(sink.events)
+			for _, s := range got {
+				t.Logf("GOT  %s", s)
+			}
+			want, ok := derivedStories[name]
+			if !ok {
+				t.Fatalf("flow %s has no story in derivedStories", name)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("want\n%s", strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// answeredWithRingCause names the answered calls whose call.ended carries
+// a ring attempt's cause (busy, no answer, a redirect, answered elsewhere):
+// why a device did not take the call, not why the conversation ended.
+func answeredWithRingCause(evs []bridge.Event) []string {
+	var bad []string
+	for _, e := range evs {
+		if e.Type != bridge.EventCallEnded || e.Call == nil || e.Call.AnsweredAt == nil || e.Call.HangupCause == nil {
+			continue
+		}
+		switch e.Call.HangupCause.Code {
+		case 17, 18, 19, 21, 23, 26:
+			bad = append(bad, fmt.Sprintf("%s: answered, ended with cause %d %s", e.ConversationID, e.Call.HangupCause.Code, e.Call.HangupCause.Text))
+		}
+	}
+	return bad
+}
