@@ -41,6 +41,34 @@ var derivedStories = map[string][]string{
 	},
 }
 
+// derivedAgents is the agent each flow's first conversation ends with (the
+// transfer's target, the one who answered): call.ended's call.agent.
+var derivedAgents = map[string]string{
+	"atxfer-blond-target-answers":      "101",
+	"atxfer-abort-after-answer":        "100",
+	"atxfer-target-timeout-rebridge":   "100",
+	"refer-replaces-attended":          "101",
+	"refer-replaces-on-consult-dialog": "101",
+	"queue-local-n-agent-hangs-up":     "100",
+	"queue-local-opt-caller-hangs-up":  "100",
+	"forward302-to-agent":              "101",
+	"directed-pickup-of-queue-call":    "101",
+	"blind-transfer-to-queue":          "101",
+}
+
+// firstEndedAgent is the agent of the first conversation's call.ended.
+func firstEndedAgent(evs []bridge.Event) string {
+	if len(evs) == 0 {
+		return ""
+	}
+	for _, e := range evs {
+		if e.Type == bridge.EventCallEnded && e.ConversationID == evs[0].ConversationID && e.Call != nil && e.Call.Agent != nil {
+			return e.Call.Agent.Extension
+		}
+	}
+	return ""
+}
+
 func TestDerivedStories(t *testing.T) {
 	entries, err := os.ReadDir("testdata/derived")
 	if err != nil {
@@ -57,6 +85,11 @@ func TestDerivedStories(t *testing.T) {
 			sink.checkInvariants(t, true)
 			for _, bad := range answeredWithRingCause(sink.events) {
 				t.Error(bad)
+			}
+			if want, ok := derivedAgents[name]; ok {
+				if got := firstEndedAgent(sink.events); got != want {
+					t.Errorf("the call ended with agent %q, want %q", got, want)
+				}
 			}
 			got := bridgetest.Stories(sink.events)
 			for _, s := range got {

@@ -234,12 +234,6 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		// Raised when the channel's own driver queues a hangup: its device
 		// or network ended the call (BYE, CANCEL, a refusal). A hangup the
 		// PBX decides is a SoftHangupRequest or none at all.
-		if ev.Channel.Local {
-			// A Local half has no device: core_unreal queues its hangup
-			// when the other half goes or the pair optimizes away. The
-			// party's own channel reports the real request.
-			return ev, false
-		}
 		ev.Kind = bridge.ChanHangupRequest
 		m.requested.add(strings.Clone(ev.Channel.ID)) // kept until its Hangup: not the frame
 	case "Hangup":

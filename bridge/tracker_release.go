@@ -107,6 +107,13 @@ func (t *Tracker) hangupRequest(l *leg) {
 	if c.Ended || c.APIHangup {
 		return // our own hangup command causes requests on the partners
 	}
+	if l.Local && t.deviceBehind(l) {
+		// A local channel in front of the agent's phone has no device of
+		// its own: its request is plumbing (Asterisk's core_unreal queues
+		// one when the other half goes or the pair optimizes away). The
+		// phone's own request says who hung up.
+		return
+	}
 	t.dirty[c.ID] = c
 	if c.Call.AnsweredAt != nil {
 		if c.HupLeg == "" && t.talking(l) {
@@ -129,6 +136,20 @@ func (t *Tracker) hangupRequest(l *leg) {
 	case l.Role == roleAgent && l.Ringing, l.Customer:
 		c.Refused = t.partyOf(l)
 	}
+}
+
+// deviceBehind reports whether the agent of the local leg l has a device
+// leg of its own in the call (the phone the local channel dialled).
+func (t *Tracker) deviceBehind(l *leg) bool {
+	if l.Agent == "" {
+		return false
+	}
+	for _, x := range l.conv.Legs {
+		if x != l && !x.Local && x.Agent == l.Agent && len(x.Channels) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Tracker) anyRinging(c *conversation) bool {

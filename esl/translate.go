@@ -695,8 +695,14 @@ func (x *txn) hangup() {
 	if st.dialler != "" && !st.dialEnded {
 		st.dialEnded = true
 		status := "ANSWER"
-		if !st.answered {
+		switch {
+		case !st.answered:
 			status = dialStatus(cause)
+		case !st.bridged && cause == "ORIGINATOR_CANCEL":
+			// It answered as the caller gave up: switch_ivr_originate found
+			// the caller gone and hung it up unconnected (its 200 OK crossed
+			// the caller's CANCEL). Nobody was put through.
+			status = "CANCEL"
 		}
 		x.emit(bridge.ChanDialEnd, x.t.dialler(st), func(ev *bridge.ChannelEvent) {
 			ev.Peer, ev.DialStatus = peer(st), status

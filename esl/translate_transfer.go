@@ -59,11 +59,15 @@ func (x *txn) bridge() {
 		return // a late BRIDGE: the UNBRIDGE was already passed on
 	}
 	la, lb := x.leg(a, true), x.leg(b, true)
+	var replaced func()
 	if la != nil && lb != nil {
 		x.pickupBridge(la, lb)
 		x.pickupBridge(lb, la)
 		x.attended(la, lb)
 		x.attended(lb, la)
+		if replaced = x.referReplaces(la, lb); replaced == nil {
+			replaced = x.referReplaces(lb, la)
+		}
 	}
 	for _, l := range []*chanState{la, lb} {
 		if l != nil && l.dialler != "" && !l.dialEnded {
@@ -81,6 +85,9 @@ func (x *txn) bridge() {
 		if l != nil {
 			x.emit(bridge.ChanBridgeEnter, l, func(ev *bridge.ChannelEvent) { ev.Bridge = a })
 		}
+	}
+	if replaced != nil {
+		replaced() // after the bridge: the target's leg is in the call by then
 	}
 }
 
@@ -210,6 +217,44 @@ func (x *txn) attended(xl, c *chanState) {
 	x.emit(bridge.ChanTransfer, x.t.stateOf(a, nil, ""), func(ev *bridge.ChannelEvent) {
 		ev.Peer, ev.Exten, ev.Context, ev.Attended = peer(xl), target, c.ch.Context, true
 	})
+}
+
+// referReplaces recognises a phone's own attended transfer (REFER with
+// Replaces, the transfer key of a desk phone) when sofia's transfer events
+// are off, as they are by default (fire-transfer-events): sofia.c
+// sofia_handle_sip_i_refer bridges the transferee x, whose partner was the
+// phone's first line a, with the target c, whom the phone's second line
+// dialled (uuid_bridge of the two far ends). The two lines are one
+// directory user; att_xfer (c dialled by a itself) is attended's. It
+// returns the emit of the transfer, to run once the bridge is passed on.
+func (x *txn) referReplaces(xl, c *chanState) func() {
+	a := xl.lastPartner
+	if a == "" || a == c.ch.ID || c.dialler == "" || c.dialler == a || c.dialler == switchDialler || xl.xferSaid {
+		return nil
+	}
+	user := x.t.endpointOf(a)
+	if user == "" || user != x.t.endpointOf(c.dialler) {
+		return nil
+	}
+	xl.xferSaid = true
+	target := c.endpoint
+	if target == "" {
+		target = c.ch.Exten
+	}
+	return func() {
+		x.emit(bridge.ChanTransfer, x.t.stateOf(a, nil, ""), func(ev *bridge.ChannelEvent) {
+			ev.Peer, ev.Exten, ev.Context, ev.Attended = peer(xl), target, c.ch.Context, true
+		})
+	}
+}
+
+// endpointOf is the directory user of a live or recently gone channel.
+func (t *Translator) endpointOf(id string) string {
+	st := t.stateOf(id, nil, "")
+	if st.endpoint != "" {
+		return st.endpoint
+	}
+	return st.ch.Endpoint
 }
 
 // transferor handles sofia::transferor, fired on the leg of the phone that

@@ -1,0 +1,191 @@
+package esl
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
+)
+
+// derivedStories are the stories a CRM must get from the flows of
+// testdata/derived: ESL sessions written from FreeSWITCH's source for
+// flows the captures do not cover (testdata/derived/README.txt says what
+// each one does and where its events come from).
+var derivedStories = map[string][]string{
+	"att-xfer-transferer-hangs-up-target-answers": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) transferred(attended, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"att-xfer-transferer-hangs-up-target-busy": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=agent)",
+	},
+	"call-waiting-while-held": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1011 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"callcenter-tier-no-answer-then-next": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) ring_ended(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"caller-cancels-as-agent-answers-callerfirst": {
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)",
+	},
+	"caller-cancels-as-agent-answers": {
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)",
+	},
+	"failover-busy-then-answer": {
+		"inbound caller=1010 callee=2105: ringing(1000) ring_ended(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"phone-attended-transfer-refer-replaces-nohold": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=system)",
+	},
+	"phone-attended-transfer-refer-replaces": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=system)",
+	},
+	"phone-blind-transfer-target-busy-voicemail": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"sofia-302-forward-local": {
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"uuid-transfer-to-ring-group": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2110) ringing(1001) ringing(1002) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	},
+}
+
+// derivedAgents is the agent each flow's first conversation ends with (the
+// transfer's target, the one who answered): call.ended's call.agent.
+var derivedAgents = map[string]string{
+	"att-xfer-transferer-hangs-up-target-answers":   "1001",
+	"phone-attended-transfer-refer-replaces":        "1001",
+	"phone-attended-transfer-refer-replaces-nohold": "1001",
+	"uuid-transfer-to-ring-group":                   "1002",
+	"sofia-302-forward-local":                       "1001",
+	"failover-busy-then-answer":                     "1001",
+	"callcenter-tier-no-answer-then-next":           "1001",
+}
+
+// derivedEvents reads a derived flow's events in file order.
+func derivedEvents(t testing.TB, name string) []*Event {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "derived", name+".esl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(bytes.NewReader(raw))
+	var evs []*Event
+	for {
+		f, err := ReadFrame(br, 0)
+		if err == io.EOF {
+			return evs
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if f.ContentType() != typeEventPlain {
+			continue
+		}
+		e, err := parsePlainWanted(f.Body, wantedHeaders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, e)
+	}
+}
+
+// playDerived plays a derived flow in the given order through a Translator
+// and a Tracker, checking the model after every event; it returns the
+// stories and what the flow broke.
+func playDerived(t testing.TB, name string, order func([]*Event) []*Event) (stories, broken []string) {
+	tr, tk := NewTranslator(""), sipTracker()
+	ck := &modelCheck{}
+	for _, ce := range translateAll(tr, order(derivedEvents(t, name))) {
+		tk.Handle(ce)
+		ck.after(tk)
+	}
+	for _, err := range ck.broken {
+		broken = append(broken, err.Error())
+	}
+	if open := ck.stories.Open(); len(open) > 0 || len(tk.Live()) > 0 {
+		broken = append(broken, fmt.Sprintf("calls never ended: %v", open))
+	}
+	for _, e := range ck.events {
+		if e.Type != bridge.EventCallEnded || e.Call == nil || e.Call.AnsweredAt == nil || e.Call.HangupCause == nil {
+			continue
+		}
+		switch e.Call.HangupCause.Code {
+		case 17, 18, 19, 21, 23, 26:
+			// A ring attempt's cause (busy, no answer, a redirect, a ring
+			// group's loser): why a device did not take the call, not why
+			// the conversation ended.
+			broken = append(broken, fmt.Sprintf("answered, ended with cause %d %s", e.Call.HangupCause.Code, e.Call.HangupCause.Text))
+		}
+	}
+	if want, ok := derivedAgents[name]; ok {
+		if got := firstEndedAgent(ck.events); got != want {
+			broken = append(broken, fmt.Sprintf("the call ended with agent %q, want %q", got, want))
+		}
+	}
+	return bridgetest.Stories(ck.events), broken
+}
+
+// firstEndedAgent is the agent of the first conversation's call.ended.
+func firstEndedAgent(evs []bridge.Event) string {
+	if len(evs) == 0 {
+		return ""
+	}
+	for _, e := range evs {
+		if e.Type == bridge.EventCallEnded && e.ConversationID == evs[0].ConversationID && e.Call != nil && e.Call.Agent != nil {
+			return e.Call.Agent.Extension
+		}
+	}
+	return ""
+}
+
+// TestDerivedStories plays each derived flow in Event-Sequence order, as
+// the client's subscription sees it, and with neighbouring events of
+// different channels swapped on the wire through the reorder buffer: every
+// way must tell the wanted stories and break nothing.
+func TestDerivedStories(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "derived"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".esl")
+		if !ok {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			want, ok := derivedStories[name]
+			orders := map[string]func([]*Event) []*Event{
+				"by sequence": bySeq,
+				"subscribed":  func(evs []*Event) []*Event { return bySeq(subscribed(evs)) },
+			}
+			for seed := range uint64(4) {
+				orders[fmt.Sprintf("subscribed, swapped (seed %d), reorder buffer", seed)] = func(evs []*Event) []*Event {
+					return viaReorder(swapChannels(bySeq(subscribed(evs)), seed))
+				}
+			}
+			for how, order := range orders {
+				got, broken := playDerived(t, name, order)
+				for _, b := range broken {
+					t.Errorf("%s: %s", how, b)
+				}
+				if !ok {
+					t.Fatalf("flow %s has no story in derivedStories; got\n  %s", name, strings.Join(got, "\n  "))
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: got\n  %s\nwant\n  %s", how, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+				}
+			}
+		})
+	}
+}
