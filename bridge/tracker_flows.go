@@ -140,7 +140,19 @@ func (t *Tracker) pickup(ev ChannelEvent) {
 		return
 	}
 	t.moveLeg(p, c)
-	t.stopRinging(target, ev.At, "PICKED_UP")
+	if p.Answered {
+		// The picker already took the call (a ring group's other legs
+		// report the same pickup): only this ring ends.
+		t.stopRinging(target, ev.At, "PICKED_UP")
+		return
+	}
+	// Picking a call up ends its ring: every device still ringing for it
+	// stops (FreeSWITCH hangs each ringing leg up PICKED_OFF).
+	for _, x := range slices.Clone(c.Legs) {
+		if x != p && x.Ringing {
+			t.stopRinging(x, ev.At, "PICKED_UP")
+		}
+	}
 	t.takeCall(p, ev.At)
 }
 

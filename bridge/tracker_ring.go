@@ -318,22 +318,43 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 		t.bridged[ev.Bridge] = append(t.bridged[ev.Bridge], l)
 	}
 	// A leg of another conversation joining our bridge (an attended transfer
-	// completing, a pickup) moves into the older conversation.
+	// completing, a pickup) moves into the older conversation; an agent's
+	// own call that only the PBX answered (the phone dialled a FIFO's
+	// consumer extension, an intercept, a slot) moves into the call it is
+	// bridged to, whichever began first, and its agent takes that call.
 	for _, x := range t.bridged[ev.Bridge] {
 		if x.conv != l.conv && !x.conv.Ended {
 			older, newer := x.conv, l.conv
 			if newer.Call.StartedAt.Before(older.Call.StartedAt) {
 				older, newer = newer, older
 			}
-			mover := l
+			mover, into := l, older
 			if mover.conv != newer {
 				mover = x
 			}
-			t.moveLeg(mover, older)
+			if sl, sx := t.selfServed(l), t.selfServed(x); sl != sx {
+				mover, into = l, x.conv
+				if sx {
+					mover, into = x, l.conv
+				}
+				t.moveLeg(mover, into)
+				t.takeCall(mover, ev.At)
+				break
+			}
+			t.moveLeg(mover, into)
 			break
 		}
 	}
 	if l.Role != roleCaller && !l.Answered && l.Dialled {
 		t.answered(l, ev.At)
 	}
+}
+
+// selfServed reports whether l is an agent's device alone in a call of its
+// own that no person answered: the phone dialled a service of the PBX (a
+// FIFO consumer extension, an intercept code) that then bridges it to
+// another call, which that agent so takes.
+func (t *Tracker) selfServed(l *leg) bool {
+	c := l.conv
+	return l.Role == roleCaller && len(c.Legs) == 1 && c.Call.AnsweredAt == nil && !c.Dialled && t.isAgentDevice(l)
 }

@@ -20,6 +20,52 @@ import (
 // flows the captures do not cover (testdata/derived/README.txt says what
 // each one does and where its events come from).
 var derivedStories = map[string][]string{
+	"call-waiting-unheld-agent-drops-first": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=agent)",
+		"inbound caller=1011 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"callcenter-agent-status-changes": {},
+	"callcenter-loopback-agent": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"click-to-call-agent-noanswer": {
+		"outbound caller=1000 callee=: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
+	},
+	"click-to-call-customer-busy": {
+		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) failed ended(disposition=busy, hangup_by=callee)",
+	},
+	"conference-agent-first-customer-leaves-first": {
+		"inbound caller=1010 callee=2180: ended(disposition=no_answer, hangup_by=caller)",
+		"outbound caller=1000 callee=2180: ended(disposition=no_answer, hangup_by=agent)",
+	},
+	"eavesdrop-supervisor": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"outbound caller=1002 callee=881000: ended(disposition=no_answer, hangup_by=agent)",
+	},
+	"fifo-agent-pulls-caller": {
+		"inbound caller=1010 callee=2170: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"fifo-agent-waiting-takes-caller": {
+		"inbound caller=1010 callee=2170: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"intercept-callcenter-member": {
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	},
+	"intercept-ring-group": {
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	},
+	"outbound-gateway-early-media-busy": {
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ended(disposition=busy, hangup_by=callee)",
+	},
+	"outbound-gateway-early-media-noanswer": {
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ended(disposition=no_answer, hangup_by=system)",
+	},
+	"ring-group-ignore-early-media-gateway": {
+		"inbound caller=1010 callee=2111: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"valet-timeout-comeback": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
 	"att-xfer-transferer-hangs-up-target-answers": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) transferred(attended, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
 	},
@@ -64,6 +110,12 @@ var derivedStories = map[string][]string{
 // derivedAgents is the agent each flow's first conversation ends with (the
 // transfer's target, the one who answered): call.ended's call.agent.
 var derivedAgents = map[string]string{
+	"callcenter-loopback-agent":                     "1000",
+	"intercept-ring-group":                          "1002",
+	"intercept-callcenter-member":                   "1002",
+	"fifo-agent-pulls-caller":                       "1000",
+	"fifo-agent-waiting-takes-caller":               "1000",
+	"valet-timeout-comeback":                        "1000",
 	"att-xfer-transferer-hangs-up-target-answers":   "1001",
 	"phone-attended-transfer-refer-replaces":        "1001",
 	"phone-attended-transfer-refer-replaces-nohold": "1001",
@@ -187,5 +239,31 @@ func TestDerivedStories(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// derivedAgentStates are the agent.state events a derived flow gives, in
+// order ("extension state[ reason]").
+var derivedAgentStates = map[string][]string{
+	// Waiting after Available repeats it; On Break is a pause with its reason.
+	"callcenter-agent-status-changes": {"1000 available", "1000 paused On Break", "1000 available", "1000 logged_out"},
+}
+
+func TestDerivedAgentStates(t *testing.T) {
+	for name, want := range derivedAgentStates {
+		tr, tk := NewTranslator(""), sipTracker()
+		for _, ce := range translateAll(tr, bySeq(subscribed(derivedEvents(t, name)))) {
+			tk.Handle(ce)
+		}
+		evs, _ := tk.Drain()
+		var got []string
+		for _, e := range evs {
+			if e.Type == bridge.EventAgentState && e.Agent != nil && e.AgentState != nil {
+				got = append(got, strings.TrimSpace(e.Agent.Extension+" "+e.AgentState.State+" "+e.AgentState.Reason))
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
 	}
 }
