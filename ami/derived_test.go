@@ -39,21 +39,76 @@ var derivedStories = map[string][]string{
 		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)",
 		"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=system)",
 	},
+	"call-waiting-first-held": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)",
+	},
+	"call-waiting-first-not-held": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)",
+	},
+	"chanspy-whisper-call-ends-first": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=102 callee=555100: ended(disposition=no_answer, hangup_by=system)",
+	},
+	"chanspy-whisper-spy-leaves-first": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=102 callee=555100: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"confbridge-agent-hosts-two-customers": {
+		"inbound caller=5551234 callee=220: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=220: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"confbridge-agent-leaves-between": {
+		"inbound caller=5551234 callee=220: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+		"internal caller=101 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"confbridge-agents-leave-first": {
+		"inbound caller=5551234 callee=220: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+		"internal caller=101 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"confbridge-customer-leaves-first": {
+		"inbound caller=5551234 callee=220: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+		"internal caller=101 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"originate-agent-gives-up":                        {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) ended(disposition=cancelled, hangup_by=agent)"},
+	"originate-agent-no-answer":                       {"outbound caller=100 callee=: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	"originate-agent-rejects":                         {"outbound caller=100 callee=: ringing(100) ring_ended(100) ended(disposition=busy, hangup_by=agent)"},
+	"originate-customer-busy":                         {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) failed ended(disposition=busy, hangup_by=callee)"},
+	"originate-customer-no-answer":                    {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) failed ended(disposition=no_answer, hangup_by=system)"},
+	"originate-customer-unreachable":                  {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) failed ended(disposition=failed, hangup_by=system)"},
+	"outbound-agent-gives-up":                         {"outbound caller=100 callee=5551234: ringing(customer) ended(disposition=cancelled, hangup_by=agent)"},
+	"park-timeout-comeback-answered":                  {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"park-timeout-comeback-no-answer":                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) ringing(100) ring_ended(100) ended(disposition=answered, hangup_by=system)"},
+	"redirect-dual-customer-to-agent-agent-to-wrapup": {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"redirect-dual-customer-to-survey-agent-dials": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 8500) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=102: ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)",
+	},
 }
 
 // derivedAgents is the agent each flow's first conversation ends with (the
 // transfer's target, the one who answered): call.ended's call.agent.
 var derivedAgents = map[string]string{
-	"atxfer-blond-target-answers":      "101",
-	"atxfer-abort-after-answer":        "100",
-	"atxfer-target-timeout-rebridge":   "100",
-	"refer-replaces-attended":          "101",
-	"refer-replaces-on-consult-dialog": "101",
-	"queue-local-n-agent-hangs-up":     "100",
-	"queue-local-opt-caller-hangs-up":  "100",
-	"forward302-to-agent":              "101",
-	"directed-pickup-of-queue-call":    "101",
-	"blind-transfer-to-queue":          "101",
+	"atxfer-blond-target-answers":                     "101",
+	"atxfer-abort-after-answer":                       "100",
+	"atxfer-target-timeout-rebridge":                  "100",
+	"refer-replaces-attended":                         "101",
+	"refer-replaces-on-consult-dialog":                "101",
+	"queue-local-n-agent-hangs-up":                    "100",
+	"queue-local-opt-caller-hangs-up":                 "100",
+	"forward302-to-agent":                             "101",
+	"directed-pickup-of-queue-call":                   "101",
+	"blind-transfer-to-queue":                         "101",
+	"redirect-dual-customer-to-agent-agent-to-wrapup": "101",
+	"confbridge-customer-leaves-first":                "100",
+	"confbridge-agent-hosts-two-customers":            "100",
+	"call-waiting-first-held":                         "100",
+	"park-timeout-comeback-answered":                  "100",
 }
 
 // firstEndedAgent is the agent of the first conversation's call.ended.

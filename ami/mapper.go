@@ -185,6 +185,9 @@ func (m *Mapper) Message(msg *goami2.Message) {
 // Translate maps one AMI event; ok is false for events the model ignores.
 func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (bridge.ChannelEvent, bool) {
 	ev := bridge.ChannelEvent{At: at, Channel: channel(msg, "")}
+	if confMedia(ev.Channel.Name) {
+		return ev, false
+	}
 	switch name {
 	case "Newchannel":
 		ev.Kind = bridge.ChanNew
@@ -226,6 +229,9 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 			ev.Kind = bridge.ChanBridgeLeave
 		}
 		ev.Bridge = msg.Field("BridgeUniqueid")
+		// app_confbridge creates its rooms with itself as the creator
+		// (ast_bridge_base_new(..., app, conference_name, ...)).
+		ev.Conference = msg.Field("BridgeCreator") == "ConfBridge"
 	case "Hold", "MusicOnHoldStart":
 		ev.Kind = bridge.ChanHold
 	case "Unhold", "MusicOnHoldStop":
@@ -319,6 +325,13 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		return ev, false
 	}
 	return ev, true
+}
+
+// confMedia reports whether name is one of app_confbridge's own media
+// channels (CBAnn announcer, CBRec recorder: conf_chan_announce.c,
+// conf_chan_record.c): the room's plumbing, never a party of a call.
+func confMedia(name string) bool {
+	return strings.HasPrefix(name, "CBAnn/") || strings.HasPrefix(name, "CBRec/")
 }
 
 // channel reads the channel fields with a prefix ("", "Dest", "LocalOne").

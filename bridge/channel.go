@@ -19,7 +19,10 @@ type ChannelEvent struct {
 	// (Agent*), the channel that replaces Channel (Rename uses NewName).
 	Peer *Channel
 
-	Bridge     string // bridge id for BridgeEnter/BridgeLeave
+	Bridge string // bridge id for BridgeEnter/BridgeLeave
+	// Conference: Bridge is a multi-party conference room (Asterisk
+	// ConfBridge), not a call between parties: sharing it joins no calls.
+	Conference bool
 	DialStatus string // ANSWER, BUSY, NOANSWER, CANCEL, CONGESTION, CHANUNAVAIL
 	Cause      int    // Q.850 hangup cause
 	CauseText  string

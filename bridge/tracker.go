@@ -125,6 +125,10 @@ type leg struct {
 	RecFile   string   `json:"rec_file,omitempty"`
 	LastExten string   `json:"last_exten,omitempty"`
 	Recording bool     `json:"recording,omitempty"`
+	// Redirected: a dialled device left its bridge and runs dialplan of
+	// its own (an AMI Redirect, an after-bridge goto): what it dials now
+	// is a call of its own.
+	Redirected bool `json:"redirected,omitempty"`
 	// Local: a local/loopback pair (plumbing), as the adapter said.
 	Local bool `json:"local,omitempty"`
 	// Born is when the leg's first channel was seen.

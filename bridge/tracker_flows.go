@@ -179,7 +179,7 @@ func (t *Tracker) splitOff(l, dialled *leg, at time.Time) {
 	c := t.newConversation(NewID("conv_"), at)
 	old.Legs = slices.DeleteFunc(old.Legs, func(x *leg) bool { return x == l })
 	l.conv = c
-	l.Role, l.Answered, l.Ringing, l.Dialled, l.ByChannel, l.QueueRung = roleCaller, false, false, false, false, false
+	l.Role, l.Answered, l.Ringing, l.Dialled, l.ByChannel, l.QueueRung, l.Redirected = roleCaller, false, false, false, false, false, false
 	c.Legs = append(c.Legs, l)
 	for _, id := range l.Channels {
 		if t.byLinked[id] == old {

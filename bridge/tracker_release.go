@@ -133,6 +133,11 @@ func (t *Tracker) hangupRequest(l *leg) {
 		if c.HupLeg == "" {
 			c.HupLeg = t.partyOf(l) // the agent gave up calling out
 		}
+		if l.Answered && t.anyRinging(c) {
+			// An originated agent's leg, up, gives up on the far party
+			// ringing: cancelled, as when the agent's phone dialled it.
+			c.CallerCancelled = true
+		}
 	case l.Role == roleAgent && l.Ringing, l.Customer:
 		c.Refused = t.partyOf(l)
 	}
@@ -205,6 +210,9 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	c.Call.State = "ended"
 	c.Call.Disposition = t.disposition(c)
 	c.Call.HangupCause = c.Cause
+	// Who hung up is told relative to the direction: settle it first (a
+	// call that never rang anyone has emitted nothing that settled it).
+	t.direction(c)
 	switch {
 	case resynced:
 		c.Call.HangupBy = "system"

@@ -254,7 +254,7 @@ func (t *Tracker) dialled(ev ChannelEvent) (from, to *leg) {
 	if from == nil || to == nil || from == to {
 		return nil, nil
 	}
-	if t.strandedAgent(from, to) {
+	if t.strandedAgent(from, to) || from.Redirected && from.Role != roleCaller && len(from.Bridges) == 0 {
 		t.splitOff(from, to, ev.At)
 	}
 	if to.conv != from.conv {
@@ -317,6 +317,10 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 		l.Bridges = append(l.Bridges, ev.Bridge)
 		t.bridged[ev.Bridge] = append(t.bridged[ev.Bridge], l)
 	}
+	if ev.Conference {
+		t.conferenceEnter(l, ev)
+		return
+	}
 	// A leg of another conversation joining our bridge (an attended transfer
 	// completing, a pickup) moves into the older conversation; an agent's
 	// own call that only the PBX answered (the phone dialled a FIFO's
@@ -357,4 +361,46 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 func (t *Tracker) selfServed(l *leg) bool {
 	c := l.conv
 	return l.Role == roleCaller && len(c.Legs) == 1 && c.Call.AnsweredAt == nil && !c.Dialled && t.isAgentDevice(l)
+}
+
+// conferenceEnter: l joined a conference room. Each party keeps its own
+// call (a room is not a call: people come and go, some stay all day); an
+// agent in the room with a caller whose call nobody answered yet answers
+// it, whichever of the two came in first.
+func (t *Tracker) conferenceEnter(l *leg, ev ChannelEvent) {
+	for _, x := range t.bridged[ev.Bridge] {
+		if x == l || x.conv == l.conv {
+			continue
+		}
+		if a := t.roomAgent(x); a != nil {
+			t.roomAnswer(l, a, ev.At)
+		}
+		if a := t.roomAgent(l); a != nil {
+			t.roomAnswer(x, a, ev.At)
+		}
+	}
+}
+
+// roomAgent is the agent whose device l is, in a conference room: an
+// agent's leg, or an agent's phone that dialled the room itself.
+func (t *Tracker) roomAgent(l *leg) *Agent {
+	switch {
+	case l.conv.Ended || l.Local:
+		return nil
+	case l.Role == roleAgent:
+		return t.agent(l)
+	case l.Role == roleCaller && l.conv.OrigAgent != "" && l.conv.OrigAgent == l.Ext:
+		return &Agent{Extension: l.Ext, Name: t.agentName(l.Ext)}
+	}
+	return nil
+}
+
+// roomAnswer: agent a reached l's caller in a room; l's call, one no agent
+// placed and nobody answered, is answered by a.
+func (t *Tracker) roomAnswer(l *leg, a *Agent, at time.Time) {
+	c := l.conv
+	if l.Role != roleCaller || c.Ended || c.OrigAgent != "" || c.Call.AnsweredAt != nil {
+		return
+	}
+	t.establish(c, at, a)
 }

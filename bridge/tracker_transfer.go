@@ -56,6 +56,13 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	c := l.conv
 	prev := l.LastExten
 	l.LastExten = ev.Exten
+	if l.Role != roleCaller && l.ByChannel && !l.Local && l.Answered && len(l.Bridges) == 0 && ev.Priority == 1 && ev.Exten != "" {
+		// A channel a channel dialled (Dial, Queue; not an originate) runs
+		// no dialplan in the call; starting at an extension's first step
+		// after its bridge, it was sent there (manager.c action_redirect,
+		// bridge_after.c's goto).
+		l.Redirected = true
+	}
 	// A talking caller that starts over at another extension was redirected: a blind transfer (AMI Redirect, a feature
 	// code). The agent it left is the transferer.
 	// A channel in a bridge runs no dialplan, so a new extension at priority
