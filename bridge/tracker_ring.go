@@ -378,6 +378,8 @@ func (t *Tracker) conferenceEnter(l *leg, ev ChannelEvent) {
 		if a := t.roomAgent(l); a != nil {
 			t.roomAnswer(x, a, ev.At)
 		}
+		t.roomReached(l, x, ev.At)
+		t.roomReached(x, l, ev.At)
 	}
 }
 
@@ -393,6 +395,30 @@ func (t *Tracker) roomAgent(l *leg) *Agent {
 		return &Agent{Extension: l.Ext, Name: t.agentName(l.Ext)}
 	}
 	return nil
+}
+
+// roomReached: the agent whose own call into the room l is meets another
+// person there, so a person answered that call: another agent (the call's
+// agent then) or a customer (the far party, as on a call the agent placed).
+func (t *Tracker) roomReached(l, other *leg, at time.Time) {
+	c := l.conv
+	self := t.roomAgent(l)
+	if self == nil || l.Role != roleCaller || c.Ended || c.Call.AnsweredAt != nil || other.conv.Ended || other.Local {
+		return
+	}
+	if !c.DirectionFixed && !c.Dialled && c.Call.Variables["direction"] == "" {
+		// The agent's call never left the PBX: whoever it meets in the
+		// room, it is an internal call, whatever its room's number looks
+		// like to AgentPattern.
+		c.Call.Direction, c.DirectionFixed = DirectionInternal, true
+	}
+	if a := t.roomAgent(other); a != nil {
+		if a.Extension != self.Extension {
+			t.establish(c, at, a)
+		}
+		return
+	}
+	t.establishBy(c, at, self, PartyCustomer)
 }
 
 // roomAnswer: agent a reached l's caller in a room; l's call, one no agent

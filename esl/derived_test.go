@@ -35,8 +35,8 @@ var derivedStories = map[string][]string{
 		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) failed ended(disposition=busy, hangup_by=callee)",
 	},
 	"conference-agent-first-customer-leaves-first": {
-		"inbound caller=1010 callee=2180: ended(disposition=no_answer, hangup_by=caller)",
-		"outbound caller=1000 callee=2180: ended(disposition=no_answer, hangup_by=agent)",
+		"inbound caller=1010 callee=2180: answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1000 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
 	},
 	"eavesdrop-supervisor": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",

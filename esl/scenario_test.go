@@ -140,17 +140,16 @@ var sipFlows = map[string]sipFlow{
 		want: []string{
 			"inbound caller=1010 callee=2130: recording_started ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller) recording_ready"},
 	},
-	// Each member of the room stays its own conversation (nothing bridges
-	// them), answered by the switch only: no_answer, as an IVR's. The
-	// README counts the agents in the room as an answer and calls their own
-	// calls internal; the model cannot see who else is in a conference,
-	// and an agent dialling a non-agent number is outbound (sip-outbound).
-	// Stories come in the order the members left.
+	// Each member of the room keeps its own conversation; the room is known
+	// from conference::maintenance (add-member, del-member). An agent in
+	// the room answers the customer's call, and the agents' own calls into
+	// it are answered by the people they meet there: internal calls that
+	// never left the PBX (the README's "2 internal calls ... answered").
 	"sip-conference": {
 		want: []string{
-			"outbound caller=1001 callee=2180: ended(disposition=no_answer, hangup_by=agent)",
-			"outbound caller=1000 callee=2180: ended(disposition=no_answer, hangup_by=agent)",
-			"inbound caller=1010 callee=2180: ended(disposition=no_answer, hangup_by=caller)"},
+			"inbound caller=1010 callee=2180: answered(1000) ended(disposition=answered, hangup_by=caller)",
+			"internal caller=1000 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
+			"internal caller=1001 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)"},
 	},
 	"sip-ivr-only": {want: []string{
 		"inbound caller=1010 callee=2140: ended(disposition=no_answer, hangup_by=system)"}},

@@ -48,6 +48,8 @@ import (
 //	callcenter::info         ChanQueueJoin/Leave/Abandon, ChanAgentConnect,
 //	                         ChanAgentRingNoAnswer, ChanAgentState
 //	valet_parking::info      ChanPark (hold), ChanUnpark (bridge, Peer = the retriever)
+//	conference::maintenance  ChanBridgeEnter/Leave with Conference for add-member and
+//	                         del-member: a room's members share no bridge of their own
 //
 // Translator turns FreeSWITCH events into bridge.ChannelEvents. It keeps a
 // little state per channel because FreeSWITCH spreads one fact over several
@@ -220,6 +222,8 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 			x.callcenter()
 		case "valet_parking::info":
 			x.valet()
+		case "conference::maintenance":
+			x.conference()
 		}
 	}
 	return x.out

@@ -392,3 +392,25 @@ func (x *txn) valet() {
 		}
 	}
 }
+
+// conference passes on a member joining or leaving a mod_conference room
+// (conference::maintenance add-member/del-member, fired with the member's
+// channel data): the room is a bridge the members share, marked as a
+// conference, since no CHANNEL_BRIDGE tells who is in it.
+func (x *txn) conference() {
+	kind := bridge.ChanBridgeEnter
+	switch x.e.Get("Action") {
+	case "add-member":
+	case "del-member":
+		kind = bridge.ChanBridgeLeave
+	default:
+		return
+	}
+	room := x.e.Get("Conference-Unique-ID")
+	st := x.self()
+	if st == nil || room == "" {
+		return
+	}
+	x.open(st)
+	x.emit(kind, st, func(ev *bridge.ChannelEvent) { ev.Bridge, ev.Conference = "conference/"+room, true })
+}
