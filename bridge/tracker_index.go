@@ -52,7 +52,7 @@ func (t *Tracker) channel(ch Channel, at time.Time) *leg {
 		return nil
 	}
 	l := t.legs[ch.ID]
-	if _, gone := t.gone[ch.ID]; gone && l == nil {
+	if l == nil && t.isGone(ch.ID) {
 		// A late event of a channel that hung up: a leg made for it now
 		// would keep a call open that has no channel left.
 		return nil
@@ -272,4 +272,9 @@ func (l *leg) anyName() string {
 		return n
 	}
 	return ""
+}
+
+func (t *Tracker) isGone(id string) bool {
+	_, gone := t.gone[id]
+	return gone
 }
