@@ -129,6 +129,10 @@ type leg struct {
 	// its own (an AMI Redirect, an after-bridge goto): what it dials now
 	// is a call of its own.
 	Redirected bool `json:"redirected,omitempty"`
+	// Served: an agent's device that took this call from a PBX service
+	// it waits in (mod_fifo's consumer, AgentLogin): its channel outlives
+	// each call it takes.
+	Served bool `json:"served,omitempty"`
 	// Local: a local/loopback pair (plumbing), as the adapter said.
 	Local bool `json:"local,omitempty"`
 	// Born is when the leg's first channel was seen.
@@ -149,6 +153,10 @@ type conversation struct {
 	// Discarded: folded into another conversation before it issued an
 	// event; its stored row, if any, goes.
 	Discarded bool       `json:"discarded,omitempty"`
+	// Quiet: what is left of an agent's session in a PBX service once a
+	// call it took there ended (releaseServed). It is no call for the
+	// CRM: unless it takes another, it ends without a word.
+	Quiet bool `json:"quiet,omitempty"`
 	Dialled   bool       `json:"dialled,omitempty"`
 	Queued    bool       `json:"queued,omitempty"`
 	QueuedAt  *time.Time `json:"queued_at,omitempty"`

@@ -75,8 +75,51 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	}
 	if len(c.Legs) == 0 {
 		t.end(c, ev.At, ev.Resynced)
+	} else {
+		t.releaseServed(c, ev.At)
 	}
 	t.dirty[c.ID] = c
+}
+
+// releaseServed ends c when only served agents are left in it, each alone
+// in its bridges (none, or a holding bridge): the caller has gone, and the
+// agent's channel, still up in the PBX service, would keep the call open
+// until the agent logs out. Each such channel goes back to a quiet call of
+// its own, which the next caller's bridge takes again (selfServed), and
+// which ends unseen if none comes.
+func (t *Tracker) releaseServed(c *conversation, at time.Time) {
+	if c.Ended || len(c.Legs) == 0 {
+		return
+	}
+	for _, x := range c.Legs {
+		if !x.Served || len(x.Channels) == 0 {
+			return
+		}
+		for _, b := range x.Bridges {
+			if len(t.bridged[b]) > 1 {
+				return
+			}
+		}
+	}
+	for _, x := range slices.Clone(c.Legs) {
+		own := t.newConversation(NewID("conv_"), at)
+		c.Legs = slices.DeleteFunc(c.Legs, func(y *leg) bool { return y == x })
+		x.conv = own
+		x.Role, x.Answered, x.Ringing, x.Dialled, x.ByChannel, x.QueueRung, x.Redirected, x.Served = roleCaller, false, false, false, false, false, false, false
+		own.Legs = append(own.Legs, x)
+		for _, id := range x.Channels {
+			if t.byLinked[id] == c {
+				delete(t.byLinked, id)
+			}
+			t.link(own, id)
+		}
+		own.Call.Caller = Party{Number: x.Ext, Name: t.agentName(x.Ext)}
+		own.PartiesFixed, own.Quiet = true, true
+		t.placedByAgent(x)
+		t.dirty[own.ID] = own
+	}
+	t.dirty[c.ID] = c
+	t.end(c, at, false)
 }
 
 // talking reports whether l is a party of the conversation as it is now:
@@ -195,6 +238,11 @@ func (t *Tracker) hangupBy(c *conversation, party string) string {
 // end emits call.ended with the final figures.
 func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	if c.Ended && c.Call.EndedAt != nil {
+		return
+	}
+	if c.Quiet && c.Seq == 0 {
+		c.Ended, c.Discarded = true, true
+		t.dirty[c.ID] = c
 		return
 	}
 	c.Ended = true

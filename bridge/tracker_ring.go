@@ -343,6 +343,7 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 				}
 				t.moveLeg(mover, into)
 				t.takeCall(mover, ev.At)
+				mover.Served = true
 				break
 			}
 			t.moveLeg(mover, into)
