@@ -152,11 +152,11 @@ type conversation struct {
 	CallerUp bool            `json:"caller_up,omitempty"`
 	// Discarded: folded into another conversation before it issued an
 	// event; its stored row, if any, goes.
-	Discarded bool       `json:"discarded,omitempty"`
+	Discarded bool `json:"discarded,omitempty"`
 	// Quiet: what is left of an agent's session in a PBX service once a
 	// call it took there ended (releaseServed). It is no call for the
 	// CRM: unless it takes another, it ends without a word.
-	Quiet bool `json:"quiet,omitempty"`
+	Quiet     bool       `json:"quiet,omitempty"`
 	Dialled   bool       `json:"dialled,omitempty"`
 	Queued    bool       `json:"queued,omitempty"`
 	QueuedAt  *time.Time `json:"queued_at,omitempty"`
