@@ -117,7 +117,10 @@ type leg struct {
 	// QueueRung: a queue rang this leg; the queue connects it (AgentConnect).
 	QueueRung bool `json:"queue_rung,omitempty"`
 	// Customer: the far party of a call an agent placed.
-	Customer  bool     `json:"customer,omitempty"`
+	Customer bool `json:"customer,omitempty"`
+	// Far: a dialled device outside the agents that answered a call put
+	// through to it (a transfer or forward to an outside number).
+	Far       bool     `json:"far,omitempty"`
 	Ringing   bool     `json:"ringing,omitempty"`
 	Answered  bool     `json:"answered,omitempty"`
 	Bridges   []string `json:"bridges,omitempty"`

@@ -123,9 +123,10 @@ func (t *Tracker) releaseServed(c *conversation, at time.Time) {
 }
 
 // talking reports whether l is a party of the conversation as it is now:
-// the caller, an agent who answered, the customer an agent reached.
+// the caller, an agent who answered, the customer an agent reached, an
+// outside party the call was put through to.
 func (t *Tracker) talking(l *leg) bool {
-	return l.Role == roleCaller || l.Answered && (l.Role == roleAgent || l.Customer || l.Role == roleOther && l.conv.OrigAgent != "")
+	return l.Role == roleCaller || l.Answered && (l.Role == roleAgent || l.Customer || l.Far || l.Role == roleOther && l.conv.OrigAgent != "")
 }
 
 // partyOf names l's party for HupLeg: caller, origin (the agent who

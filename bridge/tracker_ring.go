@@ -178,11 +178,20 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		c.CallerUp = true
 		return
 	case l.Role == roleOther:
-		// The far party of a call an agent placed picks up: established.
-		if !l.Dialled || l.Answered || c.OrigAgent == "" || c.Call.AnsweredAt != nil {
+		if !l.Dialled || l.Answered {
 			return
 		}
-		l.Answered, l.Customer = true, true
+		l.Answered = true
+		if c.OrigAgent == "" || c.Call.AnsweredAt != nil {
+			// A device outside the agents the call was put through to (a
+			// blind or attended transfer, a forward to an outside number):
+			// a party now, whose hangup is the callee's, but not one that
+			// makes the call answered.
+			l.Far = true
+			return
+		}
+		// The far party of a call an agent placed picks up: established.
+		l.Customer = true
 		t.establishBy(c, at, &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}, PartyCustomer)
 		return
 	case l.Role != roleAgent || l.Answered:
