@@ -118,9 +118,12 @@ type leg struct {
 	QueueRung bool `json:"queue_rung,omitempty"`
 	// Customer: the far party of a call an agent placed.
 	Customer bool `json:"customer,omitempty"`
-	// Far: a dialled device outside the agents that answered a call put
-	// through to it (a transfer or forward to an outside number).
-	Far       bool     `json:"far,omitempty"`
+	// Far: a party that is no agent, reached by a call put through to it
+	// (a transfer or forward to an outside number): it talks in the
+	// conversation.
+	Far bool `json:"far,omitempty"`
+	// Asked: this leg's device or network asked to hang up (HupLeg).
+	Asked     bool     `json:"asked,omitempty"`
 	Ringing   bool     `json:"ringing,omitempty"`
 	Answered  bool     `json:"answered,omitempty"`
 	Bridges   []string `json:"bridges,omitempty"`
@@ -174,6 +177,10 @@ type conversation struct {
 	// CallerCancelled: the caller hung up while an agent rang or the call
 	// waited in a queue.
 	CallerCancelled bool `json:"caller_cancelled,omitempty"`
+	// HadAgent is the agent who had the call before a transfer handed it
+	// on: the call's agent at its end if no other agent took it (a
+	// transfer to an outside number, a queue nobody answered).
+	HadAgent *Agent `json:"had_agent,omitempty"`
 	// Parked is the slot the call waits in, while parked.
 	Parked *Park `json:"parked,omitempty"`
 	// DirectionFixed: the direction was settled by the first event; later

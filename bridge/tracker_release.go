@@ -151,17 +151,20 @@ func (t *Tracker) hangupRequest(l *leg) {
 	if c.Ended || c.APIHangup {
 		return // our own hangup command causes requests on the partners
 	}
-	if l.Local && t.deviceBehind(l) {
+	if l.Local && (t.deviceBehind(l) || l.Role != roleCaller && !t.connects(l)) {
 		// A local channel in front of the agent's phone has no device of
 		// its own: its request is plumbing (Asterisk's core_unreal queues
 		// one when the other half goes or the pair optimizes away). The
-		// phone's own request says who hung up.
+		// phone's own request says who hung up. A dialled pair bridged to
+		// no party any more (optimized away: the device it dialled swapped
+		// into the caller's bridge) speaks for nobody either.
 		return
 	}
 	t.dirty[c.ID] = c
 	if c.Call.AnsweredAt != nil {
 		if c.HupLeg == "" && t.talking(l) {
 			c.HupLeg = t.partyOf(l)
+			l.Asked = true
 		}
 		return
 	}
@@ -185,6 +188,19 @@ func (t *Tracker) hangupRequest(l *leg) {
 	case l.Role == roleAgent && l.Ringing, l.Customer:
 		c.Refused = t.partyOf(l)
 	}
+}
+
+// connects reports whether the local leg l still shares a bridge with
+// another live leg: a party it speaks for.
+func (t *Tracker) connects(l *leg) bool {
+	for _, b := range l.Bridges {
+		for _, x := range t.bridged[b] {
+			if x != l && len(x.Channels) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // deviceBehind reports whether the agent of the local leg l has a device
@@ -257,6 +273,11 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 		c.Call.TalkS = &talk
 	}
 	c.Call.State = "ended"
+	if c.Call.Agent == nil && c.Call.AnsweredAt != nil && c.HadAgent != nil {
+		// Handed on by a transfer and taken by no other agent: the call
+		// was last its transferer's.
+		c.Call.Agent = c.HadAgent
+	}
 	c.Call.Disposition = t.disposition(c)
 	c.Call.HangupCause = c.Cause
 	// Who hung up is told relative to the direction: settle it first (a

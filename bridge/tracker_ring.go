@@ -181,17 +181,22 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		if !l.Dialled || l.Answered {
 			return
 		}
-		l.Answered = true
 		if c.OrigAgent == "" || c.Call.AnsweredAt != nil {
-			// A device outside the agents the call was put through to (a
-			// blind or attended transfer, a forward to an outside number):
-			// a party now, whose hangup is the callee's, but not one that
-			// makes the call answered.
-			l.Far = true
+			// A party that is no agent, reached by a call put through to
+			// it (a blind or attended transfer, a forward to an outside
+			// number): it talks in the conversation and its hangup is the
+			// callee's, but it does not make the call answered.
+			if l.ByChannel && !l.Local {
+				l.Answered, l.Far = true, true
+				if c.Call.AnsweredAt != nil && c.Call.Agent == nil {
+					c.Call.State = "talking"
+				}
+				t.dirty[c.ID] = c
+			}
 			return
 		}
 		// The far party of a call an agent placed picks up: established.
-		l.Customer = true
+		l.Answered, l.Customer = true, true
 		t.establishBy(c, at, &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}, PartyCustomer)
 		return
 	case l.Role != roleAgent || l.Answered:
@@ -361,6 +366,29 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 	}
 	if l.Role != roleCaller && !l.Answered && l.Dialled {
 		t.answered(l, ev.At)
+	}
+	t.callGoesOn(l, ev.Bridge)
+}
+
+// callGoesOn: a talking party joins the caller's bridge after another
+// party asked to hang up. That party only left the call (a consultation's
+// target hanging up, Asterisk's bridge_basic.c rebridging the transferer
+// with the customer): its request did not end the call, whose end will
+// say who did.
+func (t *Tracker) callGoesOn(l *leg, bridge string) {
+	c := l.conv
+	if c.HupLeg == "" || c.Ended || l.Asked || !t.talking(l) || l.Role == roleCaller {
+		return
+	}
+	for _, x := range t.bridged[bridge] {
+		if x != l && x.conv == c && x.Role == roleCaller && !x.Asked && len(x.Channels) > 0 {
+			c.HupLeg = ""
+			for _, y := range c.Legs {
+				y.Asked = false
+			}
+			t.dirty[c.ID] = c
+			return
+		}
 	}
 }
 

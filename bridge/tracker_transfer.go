@@ -108,6 +108,9 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 	}
 	unhold(c)
 	c.Parked = nil
+	if c.Call.Agent != nil {
+		c.HadAgent = c.Call.Agent
+	}
 	c.Call.Agent = nil
 	c.Call.State = "transferring"
 	if target != nil {
