@@ -1,13 +1,17 @@
 package ami
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
+	"github.com/staskobzar/goami2"
 )
 
 // derivedStories are the stories a CRM must get from the flows of
@@ -110,6 +114,23 @@ var derivedStories = map[string][]string{
 	"redirect-to-external-external-hangs-up":           {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 5559876) ended(disposition=answered, hangup_by=callee)"},
 	"ring-group-all-busy":                              {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=busy, hangup_by=agent)"},
 	"ring-group-first-busy-second-answers":             {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// Fourth review: the AMI link drops mid-flow and the resync's CoreShowChannels
+	// finds the call still up (adopted: no second pop) or gone (ended once,
+	// hangup_by=system: nobody knows who hung up).
+	"link-lost-atxfer-consult-all-gone":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=system)"},
+	"link-lost-atxfer-consult-completed-meanwhile": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"link-lost-atxfer-consult-then-abort":          {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed ended(disposition=answered, hangup_by=caller)"},
+	"agentpool-agent-takes-two-customers": {
+		"inbound caller=5551234 callee=303: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=303: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
+	},
+	"link-lost-confbridge-agent-leaves-meanwhile": {
+		"inbound caller=5551234 callee=220: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8000: answered(customer) ended(disposition=answered, hangup_by=system)",
+	},
+	"link-lost-queue-ringing-answered-meanwhile": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"link-lost-queue-ringing-caller-gone":        {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=no_answer, hangup_by=system)"},
+	"link-lost-queue-ringing-still-ringing":      {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"redirect-dual-customer-to-survey-agent-dials": {
 		"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 8500) ended(disposition=answered, hangup_by=caller)",
 		"internal caller=100 callee=102: ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)",
@@ -144,6 +165,11 @@ var derivedAgents = map[string]string{
 	"queue-member-hangs-up-during-announcement":       "101",
 	"ring-group-first-busy-second-answers":            "101",
 	"dialplan-forward-no-answer-then-102":             "102",
+	"link-lost-atxfer-consult-completed-meanwhile":    "101",
+	"agentpool-agent-takes-two-customers":             "100",
+	"link-lost-atxfer-consult-then-abort":             "100",
+	"link-lost-queue-ringing-answered-meanwhile":      "100",
+	"link-lost-queue-ringing-still-ringing":           "100",
 }
 
 // firstEndedAgent is the agent of the first conversation's call.ended.
@@ -171,7 +197,7 @@ func TestDerivedStories(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			sink := &recordingSink{t: sipTracker()}
-			feed(t, sink, "testdata/derived/"+name+".ami")
+			feedSessions(t, sink, "testdata/derived/"+name+".ami")
 			sink.checkInvariants(t, true)
 			for _, bad := range answeredWithRingCause(sink.events) {
 				t.Error(bad)
@@ -193,6 +219,50 @@ func TestDerivedStories(t *testing.T) {
 				t.Errorf("want\n%s", strings.Join(want, "\n"))
 			}
 		})
+	}
+}
+
+// feedSessions plays a derived file as the Client would: a file may hold
+// several AMI sessions, each starting with the banner line (the link
+// dropped and came back). Between two sessions the Mapper is told the link
+// went down (the tracker notes when: the last event's time, as the engine
+// does with its clock) and a new login's Connected starts the resync, whose
+// CoreShowChannels answer (ActionID ctib-resync-N for the N-th session
+// after the first) is in the file where Asterisk sent it.
+func feedSessions(t *testing.T, sink *recordingSink, path string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const banner = "Asterisk Call Manager/"
+	sessions := strings.Split(string(raw), banner)
+	m := NewMapper(context.Background(), sink, nil, nil)
+	var last time.Time
+	n := 0
+	for _, body := range sessions {
+		if strings.TrimSpace(body) == "" {
+			continue
+		}
+		n++
+		if n > 1 {
+			m.Disconnected(io.EOF)
+			sink.t.LinkLost(last)
+			m.Connected(ConnInfo{Session: n})
+		}
+		for _, f := range strings.SplitAfter(body, "\r\n\r\n") {
+			if !strings.Contains(f, "\r\nEvent: ") && !strings.HasPrefix(f, "Event: ") {
+				continue
+			}
+			msg, err := goami2.Parse(f)
+			if err != nil {
+				t.Fatalf("%s: parse %q: %v", path, f, err)
+			}
+			if ts := msg.Field("Timestamp"); ts != "" {
+				last = eventTime(msg)
+			}
+			m.Message(msg)
+		}
 	}
 }
 

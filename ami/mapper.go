@@ -136,7 +136,10 @@ func (m *Mapper) Message(msg *goami2.Message) {
 	switch name {
 	case "CoreShowChannel":
 		m.mu.Lock()
-		if msg.Field("ActionID") == m.resyncID && m.resyncID != "" {
+		if msg.Field("ActionID") == m.resyncID && m.resyncID != "" && !confMedia(msg.Field("Channel")) {
+			// A conference's media channels are no call's party: their
+			// events are dropped (translate), so adopting them here would
+			// leave a call that never ends.
 			ch := channel(msg, "")
 			if d, ok := parseDuration(msg.Field("Duration")); ok {
 				ch.CreatedAt = now.Add(-d)

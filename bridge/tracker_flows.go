@@ -219,5 +219,11 @@ func (t *Tracker) takeCall(l *leg, at time.Time) {
 	if l.Role == roleAgent {
 		a = t.agent(l)
 	}
+	if a != nil && c.Call.AnsweredAt != nil && c.Call.Agent != nil && c.Call.Agent.Extension == a.Extension {
+		// The agent who answered joins with another of its channels (an
+		// AgentLogin channel moved into the bridge of the Local that
+		// reached it): one person, one answer.
+		return
+	}
 	t.establish(c, at, a)
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -80,7 +81,24 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		alive[ch.ID] = ch
 	}
 	ended := map[*conversation]bool{}
-	for id, l := range t.legs {
+	touched := map[*conversation]bool{}
+	// In the order the channels were seen (map order would tell a call's
+	// ring ends in a different order each run).
+	ids := make([]string, 0, len(t.legs))
+	for id := range t.legs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		if c := t.legs[a].Born.Compare(t.legs[b].Born); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	for _, id := range ids {
+		l := t.legs[id]
+		if l == nil {
+			continue
+		}
 		if _, ok := alive[id]; ok || l.conv.Ended {
 			continue
 		}
@@ -93,6 +111,33 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		if c.Ended && !ended[c] {
 			ended[c] = true
 			t.released++
+		}
+		touched[c] = true
+	}
+	// The agent who had a call that goes on left it unseen, and another
+	// agent who answered in it is still there (an attended transfer made
+	// while the link was down): the call is that agent's now, and the
+	// transferer's hold of the customer went with it.
+	for c := range touched {
+		if c.Ended || c.Call.Agent == nil {
+			continue
+		}
+		var next *leg
+		for _, x := range c.Legs {
+			if x.Role != roleAgent || !x.Answered || len(x.Channels) == 0 {
+				continue
+			}
+			if x.Agent == c.Call.Agent.Extension {
+				next = nil
+				break
+			}
+			next = x
+		}
+		if next != nil {
+			c.HadAgent = c.Call.Agent
+			c.Call.Agent = t.agent(next)
+			unhold(c)
+			t.dirty[c.ID] = c
 		}
 	}
 	// A known agent leg the PBX lists as up answered while the link was

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
@@ -158,6 +159,17 @@ var derivedStories = map[string][]string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
 		"outbound caller=1001 callee=: ringing(1001) answered(1001) ended(disposition=no_answer, hangup_by=agent)",
 	},
+	// Fourth review: the ESL link drops while a callcenter call rings, and the
+	// resync's show channels finds it answered, still ringing, or gone.
+	"link-lost-callcenter-ringing-answered-meanwhile": {
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) ring_ended(1001) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"link-lost-callcenter-ringing-caller-gone": {
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=no_answer, hangup_by=system)",
+	},
+	"link-lost-callcenter-ringing-still-ringing": {
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	},
 	"uuid-record-agent-hangup": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started ended(disposition=answered, hangup_by=agent) recording_ready",
 	},
@@ -185,23 +197,25 @@ var derivedGaps = map[string]struct {
 // derivedAgents is the agent each flow's first conversation ends with (the
 // transfer's target, the one who answered): call.ended's call.agent.
 var derivedAgents = map[string]string{
-	"callcenter-loopback-agent":                     "1000",
-	"intercept-ring-group":                          "1002",
-	"intercept-callcenter-member":                   "1002",
-	"fifo-agent-pulls-caller":                       "1000",
-	"fifo-agent-waiting-takes-caller":               "1000",
-	"valet-timeout-comeback":                        "1000",
-	"att-xfer-transferer-hangs-up-target-answers":   "1001",
-	"phone-attended-transfer-refer-replaces":        "1001",
-	"phone-attended-transfer-refer-replaces-nohold": "1001",
-	"uuid-transfer-to-ring-group":                   "1002",
-	"sofia-302-forward-local":                       "1001",
-	"failover-busy-then-answer":                     "1001",
-	"callcenter-tier-no-answer-then-next":           "1001",
-	"callcenter-loopback-agent-loses-race":          "1001",
-	"ring-group-one-busy-other-answers":             "1001",
-	"sequential-leg-timeout-then-answer":            "1001",
-	"callee-early-media-answer":                     "1000",
+	"callcenter-loopback-agent":                       "1000",
+	"intercept-ring-group":                            "1002",
+	"intercept-callcenter-member":                     "1002",
+	"fifo-agent-pulls-caller":                         "1000",
+	"fifo-agent-waiting-takes-caller":                 "1000",
+	"valet-timeout-comeback":                          "1000",
+	"att-xfer-transferer-hangs-up-target-answers":     "1001",
+	"phone-attended-transfer-refer-replaces":          "1001",
+	"phone-attended-transfer-refer-replaces-nohold":   "1001",
+	"uuid-transfer-to-ring-group":                     "1002",
+	"sofia-302-forward-local":                         "1001",
+	"failover-busy-then-answer":                       "1001",
+	"callcenter-tier-no-answer-then-next":             "1001",
+	"callcenter-loopback-agent-loses-race":            "1001",
+	"ring-group-one-busy-other-answers":               "1001",
+	"sequential-leg-timeout-then-answer":              "1001",
+	"callee-early-media-answer":                       "1000",
+	"link-lost-callcenter-ringing-answered-meanwhile": "1000",
+	"link-lost-callcenter-ringing-still-ringing":      "1000",
 }
 
 // derivedEvents reads a derived flow's events in file order.
@@ -231,15 +245,85 @@ func derivedEvents(t testing.TB, name string) []*Event {
 	}
 }
 
+// segment is a run of a derived flow's events: after a link loss (lost)
+// and a resync's "show channels" answer (live), as the client plays them.
+type segment struct {
+	lost   bool
+	live   []bridge.Channel
+	at     time.Time
+	events []*Event
+}
+
+// derivedSegments splits a derived flow where the link dropped (a
+// text/disconnect-notice before the end) and where a new session's first
+// "show channels as json" answer came (the resync: a snapshot in its
+// place in the stream). A flow without either is one segment.
+func derivedSegments(t testing.TB, name string) []segment {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", "derived", name+".esl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(bytes.NewReader(raw))
+	segs := []segment{{}}
+	var last time.Time
+	for {
+		f, err := ReadFrame(br, 0)
+		if err == io.EOF {
+			return segs
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		cur := &segs[len(segs)-1]
+		switch f.ContentType() {
+		case typeEventPlain:
+			e, err := parsePlainWanted(f.Body, wantedHeaders)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at := e.Time(); !at.IsZero() {
+				last = at
+			}
+			cur.events = append(cur.events, e)
+		case "text/disconnect-notice":
+			segs = append(segs, segment{lost: true, at: last})
+		case typeAPIResponse:
+			if !strings.Contains(string(f.Body), "row_count") || cur.live != nil || len(cur.events) > 0 {
+				continue
+			}
+			live, err := SnapshotChannels(string(f.Body), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.lost {
+				// The link's loss is noted when it happened; the answer comes
+				// a little later, on the switch's clock.
+				cur.at = last
+			}
+			segs = append(segs, segment{live: live, at: last.Add(time.Second)})
+		}
+	}
+}
+
 // playDerived plays a derived flow in the given order through a Translator
 // and a Tracker, checking the model after every event; it returns the
 // stories and what the flow broke.
 func playDerived(t testing.TB, name string, order func([]*Event) []*Event) (stories, broken []string) {
 	tr, tk := NewTranslator(""), sipTracker()
 	ck := &modelCheck{}
-	for _, ce := range translateAll(tr, order(derivedEvents(t, name))) {
-		tk.Handle(ce)
-		ck.after(tk)
+	for _, seg := range derivedSegments(t, name) {
+		if seg.lost {
+			tk.LinkLost(seg.at)
+		}
+		if seg.live != nil {
+			tr.Resync(seg.live)
+			tk.Snapshot(seg.live, seg.at)
+			ck.after(tk)
+		}
+		for _, ce := range translateAll(tr, order(seg.events)) {
+			tk.Handle(ce)
+			ck.after(tk)
+		}
 	}
 	for _, err := range ck.broken {
 		broken = append(broken, err.Error())
