@@ -82,11 +82,13 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	}
 	ended := map[*conversation]bool{}
 	touched := map[*conversation]bool{}
-	// In the order the channels were seen (map order would tell a call's
-	// ring ends in a different order each run).
-	ids := make([]string, 0, len(t.legs))
-	for id := range t.legs {
-		ids = append(ids, id)
+	// The channels gone, in the order they were seen (map order would tell
+	// a call's ring ends in a different order each run).
+	var ids []string
+	for id, l := range t.legs {
+		if _, ok := alive[id]; !ok && !l.conv.Ended {
+			ids = append(ids, id)
+		}
 	}
 	slices.SortFunc(ids, func(a, b string) int {
 		if c := t.legs[a].Born.Compare(t.legs[b].Born); c != 0 {
