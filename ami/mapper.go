@@ -227,6 +227,13 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		peer := channel(msg, "LocalTwo")
 		ev.Peer = &peer
 	case "BridgeEnter", "BridgeLeave":
+		if msg.Field("BridgeTechnology") == "holding_bridge" {
+			// A holding bridge (a parking lot's, app_agent_pool's, BridgeWait's)
+			// holds channels that hear music or an announcer, never each
+			// other: one per lot or pool, shared by unrelated calls, it
+			// joins none and connects nobody (ParkedCall tells of a park).
+			return ev, false
+		}
 		ev.Kind = bridge.ChanBridgeEnter
 		if name == "BridgeLeave" {
 			ev.Kind = bridge.ChanBridgeLeave

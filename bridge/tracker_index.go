@@ -203,6 +203,16 @@ func (t *Tracker) pair(a, b Channel, at time.Time) {
 	}
 	t.dirty[la.conv.ID] = la.conv
 	lb.conv.Legs = slices.DeleteFunc(lb.conv.Legs, func(x *leg) bool { return x == lb })
+	lb.Channels = nil
+	// b's bridges are a's now: the folded leg must not stay a member.
+	for _, b := range slices.Clone(lb.Bridges) {
+		t.unbridge(lb, b)
+		if !slices.Contains(la.Bridges, b) {
+			la.Bridges = append(la.Bridges, b)
+			t.bridged[b] = append(t.bridged[b], la)
+		}
+	}
+	t.dirty[lb.conv.ID] = lb.conv // its saved row must not claim b's channels any more
 	if len(lb.conv.Legs) == 0 && lb.conv != la.conv {
 		t.fold(lb.conv, la.conv, at)
 	}
