@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,50 +136,83 @@ var derivedStories = map[string][]string{
 		"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 8500) ended(disposition=answered, hangup_by=caller)",
 		"internal caller=100 callee=102: ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)",
 	},
+	// Fifth review: an attended transfer whose consultation is a queue call
+	// (through the Local pair of Atxfer, or a phone's second line).
+	"atxfer-consult-through-queue":                   {"inbound caller=5551234 callee=200: ringing(100) answered(100) held queued ringing(101) ringing(102) ring_ended(102) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-consult-through-queue-no-connected-line": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held queued ringing(101) ringing(102) ring_ended(102) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"refer-replaces-consult-through-queue": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8300: queued ringing(101) ringing(102) ring_ended(102) answered(101) ended(disposition=answered, hangup_by=system)",
+	},
+	// A member paused (with a reason) and unpaused while on a queue call:
+	// the call's story does not change (derivedAgentStates holds the states).
+	"queue-member-paused-during-call":          {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"queue-member-paused-during-call-unpaused": {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// A phone's REFER with Replaces while the consultation still waits in a
+	// queue: AttendedTransfer DestType App, the customer masquerades into
+	// the queue's caller channel and the queue goes on with it.
+	"refer-replaces-consult-waiting-in-queue-desttype-app": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 8300) ringing(101) ringing(102) ring_ended(102) answered(101) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8300: queued ringing(101) ringing(102) ended(disposition=no_answer, hangup_by=system)",
+	},
 }
 
 // derivedAgents is the agent each flow's first conversation ends with (the
 // transfer's target, the one who answered): call.ended's call.agent.
 var derivedAgents = map[string]string{
-	"atxfer-blond-target-answers":                     "101",
-	"atxfer-abort-after-answer":                       "100",
-	"atxfer-target-timeout-rebridge":                  "100",
-	"refer-replaces-attended":                         "101",
-	"refer-replaces-on-consult-dialog":                "101",
-	"queue-local-n-agent-hangs-up":                    "100",
-	"queue-local-opt-caller-hangs-up":                 "100",
-	"forward302-to-agent":                             "101",
-	"directed-pickup-of-queue-call":                   "101",
-	"blind-transfer-to-queue":                         "101",
-	"redirect-dual-customer-to-agent-agent-to-wrapup": "101",
-	"confbridge-customer-leaves-first":                "100",
-	"confbridge-agent-hosts-two-customers":            "100",
-	"call-waiting-first-held":                         "100",
-	"park-timeout-comeback-answered":                  "100",
-	"blind-refer-to-external-external-hangs-up":       "100",
-	"redirect-to-external-external-hangs-up":          "100",
-	"atxfer-to-external-external-hangs-up":            "100",
-	"atxfer-target-hangs-up-in-consult":               "100",
-	"blind-refer-to-voicemail":                        "100",
-	"followme-local-agent-no-answer-mobile-answers":   "101",
-	"queue-member-busy-next-member-answers":           "101",
-	"queue-member-hangs-up-during-announcement":       "101",
-	"ring-group-first-busy-second-answers":            "101",
-	"dialplan-forward-no-answer-then-102":             "102",
-	"link-lost-atxfer-consult-completed-meanwhile":    "101",
-	"agentpool-agent-takes-two-customers":             "100",
-	"link-lost-atxfer-consult-then-abort":             "100",
-	"link-lost-queue-ringing-answered-meanwhile":      "100",
-	"link-lost-queue-ringing-still-ringing":           "100",
+	"refer-replaces-consult-waiting-in-queue-desttype-app": "101",
+	"queue-member-paused-during-call":                      "100",
+	"queue-member-paused-during-call-unpaused":             "100",
+	"atxfer-consult-through-queue":                         "101",
+	"atxfer-consult-through-queue-no-connected-line":       "101",
+	"refer-replaces-consult-through-queue":                 "101",
+	"atxfer-blond-target-answers":                          "101",
+	"atxfer-abort-after-answer":                            "100",
+	"atxfer-target-timeout-rebridge":                       "100",
+	"refer-replaces-attended":                              "101",
+	"refer-replaces-on-consult-dialog":                     "101",
+	"queue-local-n-agent-hangs-up":                         "100",
+	"queue-local-opt-caller-hangs-up":                      "100",
+	"forward302-to-agent":                                  "101",
+	"directed-pickup-of-queue-call":                        "101",
+	"blind-transfer-to-queue":                              "101",
+	"redirect-dual-customer-to-agent-agent-to-wrapup":      "101",
+	"confbridge-customer-leaves-first":                     "100",
+	"confbridge-agent-hosts-two-customers":                 "100",
+	"call-waiting-first-held":                              "100",
+	"park-timeout-comeback-answered":                       "100",
+	"blind-refer-to-external-external-hangs-up":            "100",
+	"redirect-to-external-external-hangs-up":               "100",
+	"atxfer-to-external-external-hangs-up":                 "100",
+	"atxfer-target-hangs-up-in-consult":                    "100",
+	"blind-refer-to-voicemail":                             "100",
+	"followme-local-agent-no-answer-mobile-answers":        "101",
+	"queue-member-busy-next-member-answers":                "101",
+	"queue-member-hangs-up-during-announcement":            "101",
+	"ring-group-first-busy-second-answers":                 "101",
+	"dialplan-forward-no-answer-then-102":                  "102",
+	"link-lost-atxfer-consult-completed-meanwhile":         "101",
+	"agentpool-agent-takes-two-customers":                  "100",
+	"link-lost-atxfer-consult-then-abort":                  "100",
+	"link-lost-queue-ringing-answered-meanwhile":           "100",
+	"link-lost-queue-ringing-still-ringing":                "100",
 }
 
 // firstEndedAgent is the agent of the first conversation's call.ended.
 func firstEndedAgent(evs []bridge.Event) string {
-	if len(evs) == 0 {
+	// The first conversation: agent.state events belong to none.
+	first := ""
+	for _, e := range evs {
+		if e.ConversationID != "" {
+			first = e.ConversationID
+			break
+		}
+	}
+	if first == "" {
 		return ""
 	}
 	for _, e := range evs {
-		if e.Type == bridge.EventCallEnded && e.ConversationID == evs[0].ConversationID && e.Call != nil && e.Call.Agent != nil {
+		if e.Type == bridge.EventCallEnded && e.ConversationID == first && e.Call != nil && e.Call.Agent != nil {
 			return e.Call.Agent.Extension
 		}
 	}
@@ -281,4 +315,29 @@ func answeredWithRingCause(evs []bridge.Event) []string {
 		}
 	}
 	return bad
+}
+
+// derivedAgentStates are the agent.state events a derived flow gives, in
+// order ("extension state[ reason]").
+var derivedAgentStates = map[string][]string{
+	// Paused on the call (Status 2, InCall 1): paused with its reason; the
+	// call's end leaves it paused; unpaused while still on the call, busy.
+	"queue-member-paused-during-call":          {"100 available", "100 busy", "100 paused Lunch", "100 available"},
+	"queue-member-paused-during-call-unpaused": {"100 available", "100 busy", "100 paused Lunch", "100 busy", "100 available"},
+}
+
+func TestDerivedAgentStates(t *testing.T) {
+	for name, want := range derivedAgentStates {
+		sink := &recordingSink{t: sipTracker()}
+		feedSessions(t, sink, "testdata/derived/"+name+".ami")
+		var got []string
+		for _, e := range sink.events {
+			if e.Type == bridge.EventAgentState && e.Agent != nil && e.AgentState != nil {
+				got = append(got, strings.TrimSpace(e.Agent.Extension+" "+e.AgentState.State+" "+e.AgentState.Reason))
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
+	}
 }

@@ -288,12 +288,13 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Peer = &peer
 		// The target: the party the second transferer was talking to (its
 		// connected line), when the PBX does not name a target channel.
-		ev.Exten = msg.Field("TransferTargetCallerIDNum")
-		if ev.Exten == "" {
-			ev.Exten = msg.Field("SecondTransfererConnectedLineNum")
-		}
-		if ev.Exten == "" {
-			ev.Exten = msg.Field("SecondTransfererExten")
+		// A number Asterisk does not know is "<unknown>" on the wire
+		// (manager.c ast_manager_build_channel_state_string): no number.
+		for _, f := range []string{"TransferTargetCallerIDNum", "SecondTransfererConnectedLineNum", "SecondTransfererExten"} {
+			if v := msg.Field(f); v != "" && v != "<unknown>" {
+				ev.Exten = v
+				break
+			}
 		}
 		if msg.Field("Result") != "" && msg.Field("Result") != "Success" {
 			return ev, false

@@ -408,6 +408,7 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	case ChanAgentConnect:
 		if ev.Peer != nil {
 			if l := t.channel(*ev.Peer, ev.At); l != nil {
+				t.followDialler(t.legs[ev.Channel.ID], l, ev.At)
 				t.answered(l, ev.At)
 			}
 		}

@@ -152,6 +152,7 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 	if to == nil {
 		return
 	}
+	t.followDialler(t.legs[ev.Channel.ID], to, ev.At)
 	status := strings.ToUpper(ev.DialStatus)
 	if status == "ANSWER" {
 		// A queue connects its member itself (AgentConnect): the member
@@ -168,6 +169,26 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 		t.customerFailed(to, ev.At, status)
 	}
 	t.stopRinging(to, ev.At, status)
+}
+
+// followDialler: the PBX names another live channel as the dialler of a
+// leg it rang. Asterisk changes a dialling channel only by moving another
+// channel into it (channel.c channel_do_masquerade swaps uniqueids: an
+// attended transfer to a consultation still waiting in an application,
+// AttendedTransfer DestType App): the dial, and the leg it rings, now
+// belong to the call of the channel named. A device still ringing rings
+// for that call.
+func (t *Tracker) followDialler(from, to *leg, at time.Time) {
+	if from == nil || to == nil || from == to || from.conv == to.conv || from.conv.Ended || len(from.Channels) == 0 {
+		return
+	}
+	if !to.Dialled || to.Role == roleCaller || len(to.Channels) == 0 {
+		return
+	}
+	t.moveLeg(to, from.conv)
+	if to.Role == roleAgent && to.Ringing && !to.Answered {
+		t.ring(to, at, from.conv.Call.Queue)
+	}
 }
 
 // answered marks a leg up; an agent's answer establishes the call.
@@ -394,11 +415,19 @@ func (t *Tracker) callGoesOn(l *leg, bridge string) {
 
 // selfServed reports whether l is an agent's device alone in a call of its
 // own that no person answered: the phone dialled a service of the PBX (a
-// FIFO consumer extension, an intercept code) that then bridges it to
-// another call, which that agent so takes.
+// FIFO consumer extension, an intercept code), or the PBX rang the agent by
+// itself (an originate answered by the agent that reached nobody yet, as a
+// callback's first leg), and the PBX then bridges it to another call (a
+// FIFO, an intercept, an API uuid_bridge), which that agent so takes.
 func (t *Tracker) selfServed(l *leg) bool {
 	c := l.conv
-	return l.Role == roleCaller && len(c.Legs) == 1 && c.Call.AnsweredAt == nil && !c.Dialled && t.isAgentDevice(l)
+	if len(c.Legs) != 1 || c.Call.AnsweredAt != nil || !t.isAgentDevice(l) {
+		return false
+	}
+	if l.Role == roleCaller {
+		return !c.Dialled
+	}
+	return l.Role == roleAgent && l.Answered && c.OrigAgent == l.Ext
 }
 
 // conferenceEnter: l joined a conference room. Each party keeps its own

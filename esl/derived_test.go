@@ -173,6 +173,31 @@ var derivedStories = map[string][]string{
 	"uuid-record-agent-hangup": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started ended(disposition=answered, hangup_by=agent) recording_ready",
 	},
+	// Fifth review: att_xfer's consultation fails or is cancelled and the
+	// agent has the customer back.
+	"att-xfer-target-busy-back-to-agent": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"att-xfer-target-noanswer-back-to-agent": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"att-xfer-cancel-key-back-to-agent": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"uuid-bridge-parked-customer-to-agent-customer-first": {
+		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
+		"inbound caller=1010 callee=2190: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"uuid-bridge-parked-customer-to-agent-agent-first": {
+		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
+		"inbound caller=1010 callee=2190: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"callcenter-agent-paused-during-call": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"callcenter-agent-paused-during-call-unpaused": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
 	"uuid-record-customer-stop": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started recording_ready ended(disposition=answered, hangup_by=caller)",
 	},
@@ -197,25 +222,32 @@ var derivedGaps = map[string]struct {
 // derivedAgents is the agent each flow's first conversation ends with (the
 // transfer's target, the one who answered): call.ended's call.agent.
 var derivedAgents = map[string]string{
-	"callcenter-loopback-agent":                       "1000",
-	"intercept-ring-group":                            "1002",
-	"intercept-callcenter-member":                     "1002",
-	"fifo-agent-pulls-caller":                         "1000",
-	"fifo-agent-waiting-takes-caller":                 "1000",
-	"valet-timeout-comeback":                          "1000",
-	"att-xfer-transferer-hangs-up-target-answers":     "1001",
-	"phone-attended-transfer-refer-replaces":          "1001",
-	"phone-attended-transfer-refer-replaces-nohold":   "1001",
-	"uuid-transfer-to-ring-group":                     "1002",
-	"sofia-302-forward-local":                         "1001",
-	"failover-busy-then-answer":                       "1001",
-	"callcenter-tier-no-answer-then-next":             "1001",
-	"callcenter-loopback-agent-loses-race":            "1001",
-	"ring-group-one-busy-other-answers":               "1001",
-	"sequential-leg-timeout-then-answer":              "1001",
-	"callee-early-media-answer":                       "1000",
-	"link-lost-callcenter-ringing-answered-meanwhile": "1000",
-	"link-lost-callcenter-ringing-still-ringing":      "1000",
+	"callcenter-loopback-agent":                           "1000",
+	"intercept-ring-group":                                "1002",
+	"intercept-callcenter-member":                         "1002",
+	"fifo-agent-pulls-caller":                             "1000",
+	"fifo-agent-waiting-takes-caller":                     "1000",
+	"valet-timeout-comeback":                              "1000",
+	"att-xfer-transferer-hangs-up-target-answers":         "1001",
+	"phone-attended-transfer-refer-replaces":              "1001",
+	"phone-attended-transfer-refer-replaces-nohold":       "1001",
+	"uuid-transfer-to-ring-group":                         "1002",
+	"sofia-302-forward-local":                             "1001",
+	"failover-busy-then-answer":                           "1001",
+	"callcenter-tier-no-answer-then-next":                 "1001",
+	"callcenter-loopback-agent-loses-race":                "1001",
+	"ring-group-one-busy-other-answers":                   "1001",
+	"sequential-leg-timeout-then-answer":                  "1001",
+	"callee-early-media-answer":                           "1000",
+	"link-lost-callcenter-ringing-answered-meanwhile":     "1000",
+	"link-lost-callcenter-ringing-still-ringing":          "1000",
+	"att-xfer-target-busy-back-to-agent":                  "1000",
+	"att-xfer-target-noanswer-back-to-agent":              "1000",
+	"att-xfer-cancel-key-back-to-agent":                   "1000",
+	"uuid-bridge-parked-customer-to-agent-customer-first": "1000",
+	"uuid-bridge-parked-customer-to-agent-agent-first":    "1000",
+	"callcenter-agent-paused-during-call":                 "1000",
+	"callcenter-agent-paused-during-call-unpaused":        "1000",
 }
 
 // derivedEvents reads a derived flow's events in file order.
@@ -353,11 +385,19 @@ func playDerived(t testing.TB, name string, order func([]*Event) []*Event) (stor
 
 // firstEndedAgent is the agent of the first conversation's call.ended.
 func firstEndedAgent(evs []bridge.Event) string {
-	if len(evs) == 0 {
+	// The first conversation: agent.state events belong to none.
+	first := ""
+	for _, e := range evs {
+		if e.ConversationID != "" {
+			first = e.ConversationID
+			break
+		}
+	}
+	if first == "" {
 		return ""
 	}
 	for _, e := range evs {
-		if e.Type == bridge.EventCallEnded && e.ConversationID == evs[0].ConversationID && e.Call != nil && e.Call.Agent != nil {
+		if e.Type == bridge.EventCallEnded && e.ConversationID == first && e.Call != nil && e.Call.Agent != nil {
 			return e.Call.Agent.Extension
 		}
 	}
@@ -414,6 +454,11 @@ func TestDerivedStories(t *testing.T) {
 var derivedAgentStates = map[string][]string{
 	// Waiting after Available repeats it; On Break is a pause with its reason.
 	"callcenter-agent-status-changes": {"1000 available", "1000 paused On Break", "1000 available", "1000 logged_out"},
+	// Paused during a queue call: the call's end (state Waiting) does not
+	// make a paused agent available (status is availability, state activity);
+	// unpaused while still talking, the agent is busy until the call ends.
+	"callcenter-agent-paused-during-call":          {"1000 available", "1000 busy", "1000 paused On Break", "1000 logged_out"},
+	"callcenter-agent-paused-during-call-unpaused": {"1000 available", "1000 busy", "1000 paused On Break", "1000 busy", "1000 available"},
 }
 
 func TestDerivedAgentStates(t *testing.T) {

@@ -89,6 +89,9 @@ type Translator struct {
 	// picked holds the diallers whose leg was PICKED_OFF by an unseen
 	// picker, until the picker's bridge with the dialler names it.
 	picked map[string]bool
+	// ccAgents holds each mod_callcenter agent's last status (availability)
+	// and state (activity), which together say the agent's state.
+	ccAgents map[string]ccAgent
 }
 
 // switchDialler is the dialler of a leg the switch originated by itself.
@@ -138,6 +141,7 @@ func NewTranslator(directionVar string) *Translator {
 		sipCalls:     map[string]string{},
 		intercepts:   map[string]string{},
 		picked:       map[string]bool{},
+		ccAgents:     map[string]ccAgent{},
 	}
 }
 

@@ -69,17 +69,34 @@ func (x *txn) callcenter() {
 		kind, reason := x.queueEnd(member)
 		x.emit(kind, x.t.stateOf(member, nil, ""), func(ev *bridge.ChannelEvent) { ev.Queue, ev.Reason = queue, reason })
 	case "agent-status-change", "agent-state-change":
-		status, paused := agentStatus(e.Get("CC-Agent-Status"), e.Get("CC-Agent-State"))
-		if agent == "" || status == "" {
+		if agent == "" {
 			return
 		}
+		a := x.t.ccAgents[agent]
+		if v := e.Get("CC-Agent-Status"); v != "" {
+			a.status = v
+		}
+		if v := e.Get("CC-Agent-State"); v != "" {
+			a.state = v
+		}
+		status, paused := agentStatus(a.status, a.state)
+		if status == "" {
+			return
+		}
+		if len(x.t.ccAgents) > 10000 { // bounded: names come from the wire
+			clear(x.t.ccAgents)
+		}
+		x.t.ccAgents[agent] = a
 		ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: x.at, Member: agent, Agent: callcenterAgent(agent), Status: status, Paused: paused}
 		if paused {
-			ev.Reason = e.Get("CC-Agent-Status")
+			ev.Reason = a.status
 		}
 		x.out = append(x.out, ev)
 	}
 }
+
+// ccAgent is a mod_callcenter agent as its events left it.
+type ccAgent struct{ status, state string }
 
 // queueEnd reads member-queue-end. CC-Cause Terminated: the member was
 // served (its agent's bridge ended). CC-Cause Cancel: it left without an
@@ -107,14 +124,17 @@ func (x *txn) queueEnd(member string) (bridge.ChannelEventKind, string) {
 	return bridge.ChanQueueLeave, r
 }
 
-// agentStatus maps mod_callcenter's agent status (availability) or state
-// (activity) to the model's agent states.
+// agentStatus maps mod_callcenter's agent status (availability) and state
+// (activity), the last of each the agent's events gave, to the model's
+// agent states. mod_callcenter keeps the two apart (cc_agent_update sets
+// one or the other) and offers calls only to an Available agent that is
+// Waiting: an agent On Break or Logged Out is that whatever its state (a
+// call it had ends with state Waiting, which does not make it available),
+// and an Available agent still in a call is busy.
 func agentStatus(status, state string) (string, bool) {
 	switch status {
 	case "Logged Out":
 		return "logged_out", false
-	case "Available", "Available (On Demand)":
-		return "available", false
 	case "On Break":
 		return "paused", true
 	}
@@ -125,6 +145,9 @@ func agentStatus(status, state string) (string, bool) {
 		return "busy", false
 	case "Idle":
 		return "unavailable", false
+	}
+	if status == "Available" || status == "Available (On Demand)" {
+		return "available", false
 	}
 	return "", false
 }

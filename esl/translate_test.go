@@ -405,14 +405,16 @@ func TestTranslate(t *testing.T) {
 			ev("CUSTOM", "Event-Subclass", "callcenter::info", "CC-Action", "member-queue-end", "CC-Queue", "sales@default",
 				"CC-Member-Session-UUID", "N", "CC-Cause", "Cancel", "CC-Cancel-Reason", "TIMEOUT"),
 			ev("CUSTOM", "Event-Subclass", "callcenter::info", "CC-Action", "agent-status-change", "CC-Agent", "1001@default", "CC-Agent-Status", "On Break"),
-			ev("CUSTOM", "Event-Subclass", "callcenter::info", "CC-Action", "agent-state-change", "CC-Agent", "1001@default", "CC-Agent-State", "Idle"),
+			ev("CUSTOM", "Event-Subclass", "callcenter::info", "CC-Action", "agent-state-change", "CC-Agent", "1001@default", "CC-Agent-State", "Waiting"),
 			ev("CUSTOM", "Event-Subclass", "callcenter::info", "CC-Action", "members-count", "CC-Queue", "sales@default"),
 		},
 		want: []string{"New sofia/ext/customer", "QueueJoin sofia/ext/customer sales@default", "AgentRingNoAnswer sofia/ext/customer",
 			"QueueAbandon sofia/ext/customer sales@default", "QueueLeave sales@default", "AgentState 1001@default paused",
-			"AgentState 1001@default unavailable"},
+			// max_no_answer put the agent On Break; the offer's end sets its
+			// state Waiting, which does not make it available.
+			"AgentState 1001@default paused"},
 		check: func(t *testing.T, out []bridge.ChannelEvent) {
-			if out[4].Reason != "TIMEOUT" || !out[5].Paused || out[5].Reason != "On Break" || out[2].Reason != "NO_ANSWER" {
+			if out[4].Reason != "TIMEOUT" || !out[5].Paused || out[5].Reason != "On Break" || out[2].Reason != "NO_ANSWER" || !out[6].Paused || out[6].Reason != "On Break" {
 				t.Errorf("reasons %q %v %q %q", out[4].Reason, out[5].Paused, out[5].Reason, out[2].Reason)
 			}
 		},
