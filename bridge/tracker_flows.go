@@ -219,10 +219,12 @@ func (t *Tracker) takeCall(l *leg, at time.Time) {
 	if l.Role == roleAgent {
 		a = t.agent(l)
 	}
-	if a != nil && c.Call.AnsweredAt != nil && c.Call.Agent != nil && c.Call.Agent.Extension == a.Extension {
-		// The agent who answered joins with another of its channels (an
-		// AgentLogin channel moved into the bridge of the Local that
-		// reached it): one person, one answer.
+	if a != nil && c.Call.AnsweredAt != nil && c.Call.Agent != nil && c.Call.Agent.Extension == a.Extension && t.agentDeviceAnswered(c, l) {
+		// The agent who answered, still in the call, joins with another
+		// of its channels (an AgentLogin channel moved into the bridge of
+		// the Local that reached it): one person, one answer. The agent
+		// taking back a call it parked (its answered leg gone, the call
+		// held in a slot) answers it again.
 		return
 	}
 	t.establish(c, at, a)
