@@ -2,7 +2,6 @@ package ami
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -198,27 +197,6 @@ var derivedAgents = map[string]string{
 	"link-lost-queue-ringing-still-ringing":                "100",
 }
 
-// firstEndedAgent is the agent of the first conversation's call.ended.
-func firstEndedAgent(evs []bridge.Event) string {
-	// The first conversation: agent.state events belong to none.
-	first := ""
-	for _, e := range evs {
-		if e.ConversationID != "" {
-			first = e.ConversationID
-			break
-		}
-	}
-	if first == "" {
-		return ""
-	}
-	for _, e := range evs {
-		if e.Type == bridge.EventCallEnded && e.ConversationID == first && e.Call != nil && e.Call.Agent != nil {
-			return e.Call.Agent.Extension
-		}
-	}
-	return ""
-}
-
 func TestDerivedStories(t *testing.T) {
 	entries, err := os.ReadDir("testdata/derived")
 	if err != nil {
@@ -233,11 +211,11 @@ func TestDerivedStories(t *testing.T) {
 			sink := &recordingSink{t: sipTracker()}
 			feedSessions(t, sink, "testdata/derived/"+name+".ami")
 			sink.checkInvariants(t, true)
-			for _, bad := range answeredWithRingCause(sink.events) {
+			for _, bad := range bridgetest.AnsweredWithRingCause(sink.events) {
 				t.Error(bad)
 			}
 			if want, ok := derivedAgents[name]; ok {
-				if got := firstEndedAgent(sink.events); got != want {
+				if got := bridgetest.FirstEndedAgent(sink.events); got != want {
 					t.Errorf("the call ended with agent %q, want %q", got, want)
 				}
 			}
@@ -298,23 +276,6 @@ func feedSessions(t *testing.T, sink *recordingSink, path string) {
 			m.Message(msg)
 		}
 	}
-}
-
-// answeredWithRingCause names the answered calls whose call.ended carries
-// a ring attempt's cause (busy, no answer, a redirect, answered elsewhere):
-// why a device did not take the call, not why the conversation ended.
-func answeredWithRingCause(evs []bridge.Event) []string {
-	var bad []string
-	for _, e := range evs {
-		if e.Type != bridge.EventCallEnded || e.Call == nil || e.Call.AnsweredAt == nil || e.Call.HangupCause == nil {
-			continue
-		}
-		switch e.Call.HangupCause.Code {
-		case 17, 18, 19, 21, 23, 26:
-			bad = append(bad, fmt.Sprintf("%s: answered, ended with cause %d %s", e.ConversationID, e.Call.HangupCause.Code, e.Call.HangupCause.Text))
-		}
-	}
-	return bad
 }
 
 // derivedAgentStates are the agent.state events a derived flow gives, in

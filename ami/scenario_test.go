@@ -94,7 +94,7 @@ func TestSIPStories(t *testing.T) {
 			sink := &recordingSink{t: sipTracker()}
 			playSIP(t, sink, name)
 			sink.checkInvariants(t, true)
-			for _, bad := range answeredWithRingCause(sink.events) {
+			for _, bad := range bridgetest.AnsweredWithRingCause(sink.events) {
 				t.Error(bad)
 			}
 			got := bridgetest.Stories(sink.events)

@@ -363,45 +363,14 @@ func playDerived(t testing.TB, name string, order func([]*Event) []*Event) (stor
 	if open := ck.stories.Open(); len(open) > 0 || len(tk.Live()) > 0 {
 		broken = append(broken, fmt.Sprintf("calls never ended: %v", open))
 	}
-	for _, e := range ck.events {
-		if e.Type != bridge.EventCallEnded || e.Call == nil || e.Call.AnsweredAt == nil || e.Call.HangupCause == nil {
-			continue
-		}
-		switch e.Call.HangupCause.Code {
-		case 17, 18, 19, 21, 23, 26:
-			// A ring attempt's cause (busy, no answer, a redirect, a ring
-			// group's loser): why a device did not take the call, not why
-			// the conversation ended.
-			broken = append(broken, fmt.Sprintf("answered, ended with cause %d %s", e.Call.HangupCause.Code, e.Call.HangupCause.Text))
-		}
-	}
+	broken = append(broken, bridgetest.AnsweredWithRingCause(ck.events)...)
+
 	if want, ok := derivedAgents[name]; ok {
-		if got := firstEndedAgent(ck.events); got != want {
+		if got := bridgetest.FirstEndedAgent(ck.events); got != want {
 			broken = append(broken, fmt.Sprintf("the call ended with agent %q, want %q", got, want))
 		}
 	}
 	return bridgetest.Stories(ck.events), broken
-}
-
-// firstEndedAgent is the agent of the first conversation's call.ended.
-func firstEndedAgent(evs []bridge.Event) string {
-	// The first conversation: agent.state events belong to none.
-	first := ""
-	for _, e := range evs {
-		if e.ConversationID != "" {
-			first = e.ConversationID
-			break
-		}
-	}
-	if first == "" {
-		return ""
-	}
-	for _, e := range evs {
-		if e.Type == bridge.EventCallEnded && e.ConversationID == first && e.Call != nil && e.Call.Agent != nil {
-			return e.Call.Agent.Extension
-		}
-	}
-	return ""
 }
 
 // TestDerivedStories plays each derived flow in Event-Sequence order, as
