@@ -176,10 +176,24 @@ func (t *Tracker) strandedAgent(l, dialled *leg) bool {
 // the caller; the old conversation, left without channels, ends.
 func (t *Tracker) splitOff(l, dialled *leg, at time.Time) {
 	old := l.conv
+	c := t.ownCall(l, at)
+	c.Call.Callee = Party{Number: dialled.Ext}
+	t.dirty[old.ID] = old
+	if len(old.Legs) == 0 {
+		t.end(old, at, false)
+	}
+}
+
+// ownCall moves l out of its conversation into a new one in which it is
+// the caller, an agent's call: the leg's own caller id still names the
+// customer it had, so the caller is the agent.
+func (t *Tracker) ownCall(l *leg, at time.Time) *conversation {
+	old := l.conv
 	c := t.newConversation(NewID("conv_"), at)
 	old.Legs = slices.DeleteFunc(old.Legs, func(x *leg) bool { return x == l })
 	l.conv = c
-	l.Role, l.Answered, l.Ringing, l.Dialled, l.ByChannel, l.QueueRung, l.Redirected = roleCaller, false, false, false, false, false, false
+	l.Role, l.Answered, l.Ringing, l.Dialled, l.ByChannel, l.QueueRung = roleCaller, false, false, false, false, false
+	l.Redirected, l.Served, l.Far, l.Asked, l.Customer = false, false, false, false, false
 	c.Legs = append(c.Legs, l)
 	for _, id := range l.Channels {
 		if t.byLinked[id] == old {
@@ -191,17 +205,11 @@ func (t *Tracker) splitOff(l, dialled *leg, at time.Time) {
 	if ext == "" {
 		ext = l.Ext
 	}
-	// The leg's own caller id still names the customer it had: the parties
-	// are the agent and whom it dials.
 	c.Call.Caller = Party{Number: ext, Name: t.agentName(ext)}
-	c.Call.Callee = Party{Number: dialled.Ext}
 	c.PartiesFixed = true
 	t.placedByAgent(l)
 	t.dirty[c.ID] = c
-	t.dirty[old.ID] = old
-	if len(old.Legs) == 0 {
-		t.end(old, at, false)
-	}
+	return c
 }
 
 // takeCall makes l, a device that joined c by itself (pickup, park

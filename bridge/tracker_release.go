@@ -102,21 +102,7 @@ func (t *Tracker) releaseServed(c *conversation, at time.Time) {
 		}
 	}
 	for _, x := range slices.Clone(c.Legs) {
-		own := t.newConversation(NewID("conv_"), at)
-		c.Legs = slices.DeleteFunc(c.Legs, func(y *leg) bool { return y == x })
-		x.conv = own
-		x.Role, x.Answered, x.Ringing, x.Dialled, x.ByChannel, x.QueueRung, x.Redirected, x.Served = roleCaller, false, false, false, false, false, false, false
-		own.Legs = append(own.Legs, x)
-		for _, id := range x.Channels {
-			if t.byLinked[id] == c {
-				delete(t.byLinked, id)
-			}
-			t.link(own, id)
-		}
-		own.Call.Caller = Party{Number: x.Ext, Name: t.agentName(x.Ext)}
-		own.PartiesFixed, own.Quiet = true, true
-		t.placedByAgent(x)
-		t.dirty[own.ID] = own
+		t.ownCall(x, at).Quiet = true
 	}
 	t.dirty[c.ID] = c
 	t.end(c, at, false)

@@ -209,14 +209,22 @@ func (x *txn) attended(xl, c *chanState) {
 	if a == "" || a == c.ch.ID || c.dialler != a || xl.xferSaid {
 		return
 	}
+	x.attendedBy(a, xl, c)()
+}
+
+// attendedBy says once that a handed transferee xl to target c, and
+// returns the emit of that ChanTransfer.
+func (x *txn) attendedBy(a string, xl, c *chanState) func() {
 	xl.xferSaid = true
 	target := c.endpoint
 	if target == "" {
 		target = c.ch.Exten
 	}
-	x.emit(bridge.ChanTransfer, x.t.stateOf(a, nil, ""), func(ev *bridge.ChannelEvent) {
-		ev.Peer, ev.Exten, ev.Context, ev.Attended = peer(xl), target, c.ch.Context, true
-	})
+	return func() {
+		x.emit(bridge.ChanTransfer, x.t.stateOf(a, nil, ""), func(ev *bridge.ChannelEvent) {
+			ev.Peer, ev.Exten, ev.Context, ev.Attended = peer(xl), target, c.ch.Context, true
+		})
+	}
 }
 
 // referReplaces recognises a phone's own attended transfer (REFER with
@@ -236,16 +244,7 @@ func (x *txn) referReplaces(xl, c *chanState) func() {
 	if user == "" || user != x.t.endpointOf(c.dialler) {
 		return nil
 	}
-	xl.xferSaid = true
-	target := c.endpoint
-	if target == "" {
-		target = c.ch.Exten
-	}
-	return func() {
-		x.emit(bridge.ChanTransfer, x.t.stateOf(a, nil, ""), func(ev *bridge.ChannelEvent) {
-			ev.Peer, ev.Exten, ev.Context, ev.Attended = peer(xl), target, c.ch.Context, true
-		})
-	}
+	return x.attendedBy(a, xl, c)
 }
 
 // endpointOf is the directory user of a live or recently gone channel.
