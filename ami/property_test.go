@@ -71,7 +71,7 @@ func freshIDs(frame string, copy int) string {
 func TestInterleavedFlowsKeepTheirStories(t *testing.T) {
 	var names []string
 	for name, want := range sipStories {
-		if want != nil && name != "sip-ten-concurrent-calls" {
+		if want != nil && name != "sip-ten-concurrent-calls" && !crashed[name] {
 			names = append(names, name)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
@@ -78,6 +79,88 @@ var sipStories = map[string][]string{
 		"inbound caller=5551234 callee=210: ended(disposition=no_answer, hangup_by=system)"},
 	"sip-pbx-restart-midcall-pre":  {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)"},
 	"sip-pbx-restart-midcall-post": nil,
+
+	// Captured here on Asterisk 22 built from source with the same config
+	// and phones (testdata/sip/README-built-here.txt). Where the story's
+	// notation differs from its EXPECT line: a transfer completed while
+	// the target rings starts a new round of pops (ringing(101) again); a
+	// click-to-call's refused customer is also call.failed; an agent giving
+	// up on a ringing customer is cancelled, as a caller giving up is; an
+	// AMI Hangup the bridge did not send is the system's.
+	"sip-ami-blindtransfer-action":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-ami-hangup-action":               {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)"},
+	"sip-ami-hangup-while-ringing":        {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-ami-park-action":                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-ami-redirect-to-queue":           {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 300) queued ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-abort": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed ended(disposition=answered, hangup_by=agent)"},
+	"sip-attended-transfer-feature-complete-while-ringing-no-answer": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) ringing(101) ring_ended(101) ended(disposition=answered, hangup_by=system)",
+		"outbound caller=100 callee=: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-attended-transfer-feature-complete-while-ringing": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-no-answer":              {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(103) resumed ring_ended(103) ended(disposition=answered, hangup_by=agent)"},
+	"sip-attended-transfer-feature":                        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-automixmon-feature":                               {"inbound caller=5551234 callee=200: ringing(100) answered(100) recording_started recording_ready ended(disposition=answered, hangup_by=caller)"},
+	"sip-blind-transfer-feature":                           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-blind-transfer-phone-target-busy":                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) ringing(101) ring_ended(101) ended(disposition=answered, hangup_by=system)"},
+	"sip-blind-transfer-phone-target-no-answer":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 103) ringing(103) ring_ended(103) ended(disposition=answered, hangup_by=system)"},
+	"sip-call-to-busy-agent": {"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=101: ringing(101) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-caller-cancels-while-ringing":           {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-click-to-call-agent-no-answer":          {"outbound caller=103 callee=: ringing(103) ring_ended(103) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-click-to-call-customer-busy":            {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) ring_ended(customer) failed ended(disposition=busy, hangup_by=callee)"},
+	"sip-customer-hangs-up-on-hold":              {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ended(disposition=answered, hangup_by=caller)"},
+	"sip-customer-holds":                         {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed ended(disposition=answered, hangup_by=caller)"},
+	"sip-directed-pickup-internal-call":          {"internal caller=100 callee=101: ringing(101) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-directed-pickup-queue-call":             {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) ring_ended(100) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-forward-no-answer":                      {"inbound caller=5551234 callee=207: ringing(100) ring_ended(100) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-group-pickup":                           {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-hold-then-blind-transfer-phone":         {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-internal-call-busy":                     {"internal caller=100 callee=101: ringing(101) ring_ended(101) ended(disposition=busy, hangup_by=callee)"},
+	"sip-internal-call-callee-hangs-up":          {"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
+	"sip-internal-call-no-answer-caller-cancels": {"internal caller=100 callee=101: ringing(101) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-mixed-concurrent-calls": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)",
+		"internal caller=102 callee=100: ringing(100) ring_ended(100) ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-originate-customer-to-queue":                     {"inbound caller=300 callee=300: queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-outbound-then-blind-transfer-phone":              {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
+	"sip-outbound-trunk-customer-busy":                    {"outbound caller=100 callee=5551234: ringing(customer) ring_ended(customer) ended(disposition=busy, hangup_by=callee)"},
+	"sip-outbound-trunk-customer-hangs-up":                {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)"},
+	"sip-outbound-trunk-customer-no-answer-agent-cancels": {"outbound caller=100 callee=5551234: ringing(customer) ring_ended(customer) ended(disposition=cancelled, hangup_by=agent)"},
+	"sip-park-feature":                                    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held(parked 701) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-park-timeout-comeback":                           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held(parked 701) ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-parked-caller-hangs-up":                          {"inbound caller=5551234 callee=200: ringing(100) answered(100) held(parked 701) ended(disposition=answered, hangup_by=caller)"},
+	"sip-pbx-crash-midcall-post":                          nil,
+	"sip-pbx-crash-midcall-pre":                           {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)"},
+	"sip-pbx-restart-while-ringing-post":                  nil,
+	"sip-pbx-restart-while-ringing-pre":                   {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-queue-agent-hangs-up":                            {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-queue-agent-rejects":                             {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-attended-transfer-feature":                 {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held ringing(102) answered(102) transferred(attended, from 100, to 102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-caller-cancels-ringall":                    {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) abandoned ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-queue-dynamic-member-login":                      {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ringing(102) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-member-paused":                             {"inbound caller=5551234 callee=300: queued ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-rrmemory-abandon":                          {"inbound caller=5551234 callee=301: queued ringing(103) ring_ended(103) ringing(101) ring_ended(101) abandoned ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-queue-rrmemory":                                  {"inbound caller=5551234 callee=301: queued ringing(103) ring_ended(103) ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-queue-then-blind-transfer-phone":                 {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-timeout-noanswer":                          {"inbound caller=5551234 callee=302: queued ringing(103) ring_ended(103) ringing(103) ring_ended(103) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-queue-two-callers-one-agent-busy": {"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)",
+		"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	"sip-queue-two-callers-waiting": {"inbound caller=5551234 callee=302: queued ringing(103) ring_ended(103) abandoned ended(disposition=cancelled, hangup_by=caller)",
+		"inbound caller=5551234 callee=302: queued ringing(103) ring_ended(103) ringing(103) ring_ended(103) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-queue-wait-for-busy-agent": {"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)",
+		"inbound caller=5551234 callee=301: queued ringing(103) ring_ended(103) ringing(103) ring_ended(103) ringing(103) ring_ended(103) ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-ring-group-caller-cancels": {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-ring-group-one-rejects":    {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+}
+
+// crashed are the captures whose PBX was killed mid-call (no Hangup, no
+// Shutdown): their -post capture's CoreShowChannels listed nothing.
+var crashed = map[string]bool{"sip-pbx-crash-midcall-pre": true}
+
+// ringCauseIsTheCalls are the captures where an answered call really ends
+// with a ring attempt's cause, as the PBX says and signals it.
+var ringCauseIsTheCalls = map[string]string{
+	"sip-blind-transfer-phone-target-busy": "the target refused the transfer (486) and the dialplan hung the customer up: " +
+		"app_dial gives the customer's channel the target's cause 17",
 }
 
 func TestSIPStories(t *testing.T) {
@@ -93,8 +176,20 @@ func TestSIPStories(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sink := &recordingSink{t: sipTracker()}
 			playSIP(t, sink, name)
+			if crashed[name] {
+				// The stream stopped dead (SIGKILL): the client notes the
+				// link's loss, and the restarted PBX's CoreShowChannels
+				// (the -post capture) lists no channel.
+				at := sink.events[len(sink.events)-1].OccurredAt
+				sink.t.LinkLost(at)
+				sink.Snapshot(nil, at.Add(10*time.Second))
+			}
 			sink.checkInvariants(t, true)
 			for _, bad := range bridgetest.AnsweredWithRingCause(sink.events) {
+				if why, ok := ringCauseIsTheCalls[name]; ok {
+					t.Logf("%s (%s)", bad, why)
+					continue
+				}
 				t.Error(bad)
 			}
 			got := bridgetest.Stories(sink.events)

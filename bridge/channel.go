@@ -136,6 +136,10 @@ type Channel struct {
 	// agents). The adapters read these from their PBX's channel names: the
 	// call model knows no PBX's naming.
 	Local   bool
+	// Service names the PBX application a dialled channel runs itself
+	// (a FreeSWITCH loopback/app=voicemail): the PBX, not a person, so its
+	// answer answers nobody's call.
+	Service string
 	Partner string
 	Home    string
 	// Vars are channel variables the adapter read with the event (only the

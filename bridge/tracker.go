@@ -114,6 +114,8 @@ type leg struct {
 	// bridge), not at its own state change; a leg the PBX originates by
 	// itself is answered at its own answer.
 	ByChannel bool `json:"by_channel,omitempty"`
+	// Service: the leg is a PBX application (Channel.Service), not a party.
+	Service bool `json:"service,omitempty"`
 	// QueueRung: a queue rang this leg; the queue connects it (AgentConnect).
 	QueueRung bool `json:"queue_rung,omitempty"`
 	// Customer: the far party of a call an agent placed.
@@ -183,6 +185,11 @@ type conversation struct {
 	HadAgent *Agent `json:"had_agent,omitempty"`
 	// Parked is the slot the call waits in, while parked.
 	Parked *Park `json:"parked,omitempty"`
+	// GuessedTransfer is a blind transfer told from the caller starting
+	// over at another extension, until the PBX's own account of it: a
+	// BlindTransfer event may come before or after the caller's new
+	// extension (stasis hands them over on different threads).
+	GuessedTransfer *Transfer `json:"guessed_transfer,omitempty"`
 	// DirectionFixed: the direction was settled by the first event; later
 	// legs (a transfer, the caller gone) must not change it.
 	DirectionFixed bool         `json:"direction_fixed,omitempty"`

@@ -52,7 +52,7 @@ func (t *Tracker) originatedToAgent(l *leg) {
 // screen pop), once per call.
 func (t *Tracker) customerDialled(from, to *leg, ev ChannelEvent) {
 	c := from.conv
-	if to.Role != roleOther || c.OrigAgent == "" || c.Call.AnsweredAt != nil {
+	if to.Role != roleOther || to.Service || c.OrigAgent == "" || c.Call.AnsweredAt != nil {
 		return
 	}
 	if from.Role != roleCaller && from.Agent != c.OrigAgent {
@@ -71,13 +71,34 @@ func (t *Tracker) customerDialled(from, to *leg, ev ChannelEvent) {
 			}
 		}
 	}
-	const key = "\x00customer"
-	if c.Rang[key] {
+	if c.Rang[customerPop] {
 		return
 	}
-	c.Rang[key] = true
+	c.Rang[customerPop] = true
 	agent := &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}
 	t.emit(c, EventCallRinging, ev.At, func(e *Event) { e.Agent, e.Party = agent, PartyCustomer })
+}
+
+// customerPop keys the far party's pop in a conversation's Rang.
+const customerPop = "\x00customer"
+
+// customerRingEnded closes the far party's pop of a call an agent placed
+// when it stops ringing unanswered (busy, no answer, the agent gave up):
+// call.ring_ended with party "customer". l is the leg that stopped; the
+// pop stays open while another of the far party's legs still rings. A
+// nil l closes it whatever rings (the call ends).
+func (t *Tracker) customerRingEnded(c *conversation, l *leg, at time.Time) {
+	if !c.Rang[customerPop] || c.Call.AnsweredAt != nil {
+		return
+	}
+	for _, x := range c.Legs {
+		if l != nil && x != l && x.Customer && !x.Answered && len(x.Channels) > 0 {
+			return
+		}
+	}
+	delete(c.Rang, customerPop)
+	agent := &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}
+	t.emit(c, EventCallRingEnded, at, func(e *Event) { e.Agent, e.Party = agent, PartyCustomer })
 }
 
 // customerFailed: the far party of a call an agent placed did not answer
@@ -100,6 +121,14 @@ func (t *Tracker) park(ev ChannelEvent) {
 	}
 	c := l.conv
 	unhold(c)
+	// The call left its agent for the lot: the next ring of an agent (the
+	// lot's comeback to the parker, res_parking comebacktoorigin) is a new
+	// pop. Pops of devices still ringing stay.
+	for k := range c.Rang {
+		if !slices.ContainsFunc(c.Legs, func(x *leg) bool { return x.Ringing && x.Agent == k }) {
+			delete(c.Rang, k)
+		}
+	}
 	c.Parked = &Park{Slot: ev.Exten, Lot: ev.Context}
 	c.Call.State = "parked"
 	t.emit(c, EventCallHeld, ev.At, func(e *Event) { e.Park = c.Parked })

@@ -153,6 +153,10 @@ func (t *Tracker) newConversation(id string, at time.Time) *conversation {
 // refresh copies caller data from the caller's channel into the call.
 func (t *Tracker) refresh(l *leg, ch Channel) {
 	c := l.conv
+	if ch.Service != "" && !l.Service {
+		l.Service = true
+		t.dirty[c.ID] = c
+	}
 	if !c.TenantFixed && c.Seq == 0 && l.Role == roleCaller {
 		t.settleTenant(c, ch)
 	}

@@ -67,6 +67,14 @@ func (t *Tracker) queueAbandon(ev ChannelEvent) {
 		return
 	}
 	c.Queued = false
+	// The caller's hang-up stopped every ring: the agents' pops close
+	// first (mod_callcenter reports the member gone before it cancels the
+	// agents' legs), in the order they rang.
+	for _, x := range c.Legs {
+		if x.Role == roleAgent && x.Ringing {
+			t.stopRinging(x, ev.At, "")
+		}
+	}
 	t.emit(c, EventCallAbandoned, ev.At, nil)
 }
 

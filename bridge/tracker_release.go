@@ -26,7 +26,10 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	switch {
 	case ev.HangupSource == HangupByEndpoint:
 		t.hangupRequest(l)
-	case ev.HangupSource == "" && !ev.Resynced && !c.Ended:
+	case ev.HangupSource == "" && !ev.Resynced && !c.Ended && !(l.Local && t.reportsRequests):
+		// A PBX that says who asked for its devices' hangups says nothing
+		// for its own local pairs (FreeSWITCH's loopback): that silence
+		// is no gap in its account.
 		c.SourcesUnknown = true
 	}
 	t.dropChannel(l, ev.Channel.ID)
@@ -292,6 +295,7 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	if c.Cause == nil {
 		c.Call.HangupCause = &HangupCause{Code: 16, Text: causeText(16, "")}
 	}
+	t.customerRingEnded(c, nil, at)
 	if c.Queued {
 		c.Queued = false
 		if c.CallerCancelled || c.HupLeg == "caller" || c.SourcesUnknown {

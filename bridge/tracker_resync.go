@@ -157,6 +157,7 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	// the adapter lists them in the PBX's order; CreatedAt, where the PBX
 	// gives it, wins (a stable sort keeps the adapter's order for ties).
 	slices.SortStableFunc(live, func(a, b Channel) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	var answered []*leg
 	for _, ch := range live {
 		if t.legs[ch.ID] != nil {
 			continue
@@ -172,12 +173,17 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		}
 		if ch.State == "Up" && l.Role == roleAgent {
 			l.Answered = true
-			if l.conv.Call.AnsweredAt == nil {
-				a := at.UTC()
-				l.conv.Call.AnsweredAt = &a
-				l.conv.Call.Agent = t.agent(l)
-				l.conv.Call.State = "talking"
+			if l.conv.Call.AnsweredAt == nil && !slices.Contains(answered, l) {
+				answered = append(answered, l)
 			}
+		}
+	}
+	// An adopted call an agent is talking on: the CRM heard nothing of it
+	// (the bridge started, or the link came back, after the answer), so it
+	// is told of the answer now, once the call's legs are all known.
+	for _, l := range answered {
+		if c := l.conv; c.Call.AnsweredAt == nil && !c.Ended && len(l.Channels) > 0 {
+			t.establish(c, at, t.agent(l))
 		}
 	}
 }

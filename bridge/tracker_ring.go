@@ -166,6 +166,7 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 		to.conv.DialFail = status
 	}
 	if to.Customer {
+		t.customerRingEnded(to.conv, to, ev.At)
 		t.customerFailed(to, ev.At, status)
 	}
 	t.stopRinging(to, ev.At, status)
@@ -199,8 +200,8 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		c.CallerUp = true
 		return
 	case l.Role == roleOther:
-		if !l.Dialled || l.Answered {
-			return
+		if !l.Dialled || l.Answered || l.Service {
+			return // the PBX answering (voicemail) is no person's answer
 		}
 		if c.OrigAgent == "" || c.Call.AnsweredAt != nil {
 			// A party that is no agent, reached by a call put through to
@@ -391,26 +392,36 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 	t.callGoesOn(l, ev.Bridge)
 }
 
-// callGoesOn: a talking party joins the caller's bridge after another
-// party asked to hang up. That party only left the call (a consultation's
-// target hanging up, Asterisk's bridge_basic.c rebridging the transferer
-// with the customer): its request did not end the call, whose end will
-// say who did.
+// callGoesOn: after a party asked to hang up, the caller and a talking
+// party are in one bridge again, whichever entered last. The party that
+// asked only left the call (a consultation's target hanging up, Asterisk's
+// bridge_basic.c rebridging the transferer with the customer, FreeSWITCH's
+// att_xfer uuid_bridging them back): its request did not end the call,
+// whose end will say who did.
 func (t *Tracker) callGoesOn(l *leg, bridge string) {
 	c := l.conv
-	if c.HupLeg == "" || c.Ended || l.Asked || !t.talking(l) || l.Role == roleCaller {
+	if c.HupLeg == "" || c.Ended || l.Asked {
 		return
 	}
+	var caller, party bool
 	for _, x := range t.bridged[bridge] {
-		if x != l && x.conv == c && x.Role == roleCaller && !x.Asked && len(x.Channels) > 0 {
-			c.HupLeg = ""
-			for _, y := range c.Legs {
-				y.Asked = false
-			}
-			t.dirty[c.ID] = c
-			return
+		if x.conv != c || x.Asked || len(x.Channels) == 0 {
+			continue
+		}
+		if x.Role == roleCaller {
+			caller = true
+		} else if t.talking(x) {
+			party = true
 		}
 	}
+	if !caller || !party {
+		return
+	}
+	c.HupLeg = ""
+	for _, y := range c.Legs {
+		y.Asked = false
+	}
+	t.dirty[c.ID] = c
 }
 
 // selfServed reports whether l is an agent's device alone in a call of its

@@ -259,8 +259,13 @@ func TestSnapshotEndsMissedCallsAndAdoptsLiveOnesWithoutPop(t *testing.T) {
 	// The adapter lists channels in creation order (ami sorts by Uniqueid).
 	tr.Snapshot(adaptAll(x1, x2), t0.Add(time.Minute))
 	evs, recs := tr.Drain()
-	if got := typesOf(evs); got != "call.ended" || !evs[0].Resynced || evs[0].Call.HangupBy != "system" {
+	if got := typesOf(evs); got != "call.ended,call.answered" || !evs[0].Resynced || evs[0].Call.HangupBy != "system" {
 		t.Fatalf("events = %s resynced=%v", got, evs)
+	}
+	// The adopted call is told as answered (the CRM heard nothing of it),
+	// with its agent and direction, and no pop.
+	if a := evs[1]; a.Agent == nil || a.Agent.Extension != "202" || a.Call.Direction != DirectionInbound || a.Sequence != 1 {
+		t.Fatalf("adopted call's answer = %+v", a)
 	}
 	if len(recs) != 2 {
 		t.Fatalf("want the ended and the adopted conversation saved, got %d", len(recs))
@@ -505,7 +510,7 @@ func TestOutboundCallFromAgentPhone(t *testing.T) {
 	}{
 		{"answered, customer hangs up", true, "trunk", "call.ringing,call.answered,call.ended", DispositionAnswered, "callee"},
 		{"answered, agent hangs up", true, "agent", "call.ringing,call.answered,call.ended", DispositionAnswered, "agent"},
-		{"no answer", false, "agent", "call.ringing,call.ended", DispositionNoAnswer, "agent"},
+		{"no answer", false, "agent", "call.ringing,call.ring_ended,call.ended", DispositionNoAnswer, "agent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := newTestTracker()
@@ -867,10 +872,13 @@ func TestClickToCallCustomerBusyFails(t *testing.T) {
 		ChannelEvent{Kind: ChanHangup, Channel: cust, Cause: 17, HangupSource: HangupByEndpoint},
 		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 17, HangupSource: HangupByPBX},
 	)
-	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.failed,call.ended" {
+	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.ring_ended,call.failed,call.ended" {
 		t.Fatalf("events = %s", got)
 	}
-	if end := evs[4].Call; end.Disposition != DispositionBusy || end.HangupBy != "callee" || end.AnsweredAt != nil {
+	if evs[3].Party != PartyCustomer || evs[3].Agent == nil || evs[3].Agent.Extension != "201" {
+		t.Fatalf("ring_ended = party %q agent %+v, want the customer's, for agent 201", evs[3].Party, evs[3].Agent)
+	}
+	if end := evs[5].Call; end.Disposition != DispositionBusy || end.HangupBy != "callee" || end.AnsweredAt != nil {
 		t.Fatalf("end = %s by %s", end.Disposition, end.HangupBy)
 	}
 }

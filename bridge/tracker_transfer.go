@@ -82,14 +82,16 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	if from == nil || (c.Call.Agent != nil && c.Call.Agent.Extension != from.Extension) {
 		return
 	}
-	t.transferred(c, &Transfer{Mode: "blind", From: from, To: ev.Exten}, ev.At)
+	tr := &Transfer{Mode: "blind", From: from, To: ev.Exten}
+	t.transferred(c, tr, ev.At)
+	c.GuessedTransfer = tr
 }
 
 // transferred records that c moved from one agent to another party. A
 // blind transfer's next agent to answer owns the call; an attended one
 // lands on the consultation's target, who already answered.
 func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
-	c.Rang = map[string]bool{}
+	c.Rang, c.GuessedTransfer = map[string]bool{}, nil
 	var target *leg
 	if tr.Mode == "attended" {
 		if tr.To != "" && tr.To == c.Call.Caller.Number {
@@ -174,6 +176,12 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 		// agent who had the call moved it.
 		a := *c.Call.Agent
 		from = &a
+	}
+	if g := c.GuessedTransfer; g != nil && !ev.Attended && g.To == ev.Exten {
+		// Told already, from the caller's new extension.
+		c.GuessedTransfer = nil
+		t.dirty[c.ID] = c
+		return
 	}
 	mode := "blind"
 	if ev.Attended {

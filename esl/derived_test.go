@@ -33,7 +33,7 @@ var derivedStories = map[string][]string{
 		"outbound caller=1000 callee=: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
 	},
 	"click-to-call-customer-busy": {
-		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) failed ended(disposition=busy, hangup_by=callee)",
+		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) ring_ended(customer) failed ended(disposition=busy, hangup_by=callee)",
 	},
 	"conference-agent-first-customer-leaves-first": {
 		"inbound caller=1010 callee=2180: answered(1000) ended(disposition=answered, hangup_by=caller)",
@@ -56,10 +56,10 @@ var derivedStories = map[string][]string{
 		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
 	},
 	"outbound-gateway-early-media-busy": {
-		"outbound caller=1000 callee=9+4930123456: ringing(customer) ended(disposition=busy, hangup_by=callee)",
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ring_ended(customer) ended(disposition=busy, hangup_by=callee)",
 	},
 	"outbound-gateway-early-media-noanswer": {
-		"outbound caller=1000 callee=9+4930123456: ringing(customer) ended(disposition=no_answer, hangup_by=system)",
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ring_ended(customer) ended(disposition=no_answer, hangup_by=system)",
 	},
 	"ring-group-ignore-early-media-gateway": {
 		"inbound caller=1010 callee=2111: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
@@ -133,7 +133,7 @@ var derivedStories = map[string][]string{
 		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) ring_ended(1001) ring_ended(1000) abandoned ended(disposition=cancelled, hangup_by=caller)",
 	},
 	"callcenter-member-hangs-up-while-ringing": {
-		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) abandoned ring_ended(1000) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) abandoned ended(disposition=cancelled, hangup_by=caller)",
 	},
 	"callee-early-media-answer": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",

@@ -18,6 +18,7 @@ import (
 // translates the same either way: a header the translator starts reading
 // must be added here.
 var wantedHeaders = setOf(
+	"variable_loopback_app", "variable_remote_audio_media_flow",
 	"Event-Name", "Event-Subclass", "Event-Sequence", "Event-Date-Timestamp", "Event-Calling-File",
 	"Content-Length", "Content-Type", "Job-UUID", "Job-Command",
 	"Unique-ID", "Channel-Name", "Channel-Call-State", "Channel-Call-UUID", "Call-Direction",

@@ -175,6 +175,145 @@ var sipFlows = map[string]sipFlow{
 		captures: []string{"sip-fs-restart-midcall-pre", "sip-fs-restart-midcall-post"},
 		want: []string{
 			"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=system)"}},
+	// Captured here on FreeSWITCH 1.10.12 built from source with the same
+	// config and phones (testdata/sip/README-built-here.txt); notation as
+	// above. Not as the EXPECT line: an API originate of an agent's phone
+	// that is then uuid_bridged to a parked caller (sip-park-then-uuid-
+	// bridge-api), and a supervisor's eavesdrop originate, are their own
+	// outbound calls of that agent; a click-to-call's refused customer is
+	// also call.failed.
+	"sip-attended-transfer-consult-rejected": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-attended-transfer-consult-target-hangs-up": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-blind-transfer-api": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-blind-transfer-caller-hangs-up-while-target-rings": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-blind-transfer-target-busy": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=system)",
+	}},
+	"sip-blind-transfer-to-queue": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2120) queued ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-call-waiting-reject": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=+4930123456 callee=5551212: ringing(1000) ring_ended(1000) ended(disposition=busy, hangup_by=agent)",
+	}},
+	"sip-callcenter-agent-becomes-available": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-agent-blind-transfers": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) transferred(blind, from 1000, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-agent-hangs-up": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-callcenter-agent-rejects": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1000) ringing(1000) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-caller-cancels": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) abandoned ended(disposition=cancelled, hangup_by=caller)",
+	}},
+	"sip-callcenter-tiers": {want: []string{
+		"inbound caller=1010 callee=2121: queued ringing(1000) ring_ended(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-callcenter-two-callers": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+		"outbound caller=1003 callee=2120: queued ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-caller-cancels-while-ringing": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)",
+	}},
+	"sip-click-to-call-customer-busy": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) ring_ended(customer) failed ended(disposition=busy, hangup_by=callee)",
+	}},
+	"sip-conference-alone": {want: []string{
+		"inbound caller=1010 callee=2180: ended(disposition=no_answer, hangup_by=caller)",
+	}},
+	"sip-conference-escalation-api": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2180) transferred(blind, from , to 2180) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1001 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-dtmf-during-call": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-fifo-in-out": {want: []string{
+		"inbound caller=1010 callee=5900: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-forward-no-answer": {want: []string{
+		"inbound caller=1010 callee=2150: ringing(1000) ring_ended(1000) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-fs-kill-while-queued": {captures: []string{"sip-fs-kill-while-queued-pre", "sip-fs-kill-while-queued-post"}, want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1000) ring_ended(1001) ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-fs-restart-while-ringing": {captures: []string{"sip-fs-restart-while-ringing-pre", "sip-fs-restart-while-ringing-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-hold-api-agent-leg": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-hold-api-uuid-hold-customer-leg": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-hold-customer-hangs-up-while-held": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-hold-then-blind-transfer-phone": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-inbound-agent-hangs-up": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-inbound-external-did": {want: []string{
+		"inbound caller=+4930123456 callee=5551212: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-intercept-internal-call": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-intercept": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-internal-no-answer-caller-cancels": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
+	}},
+	"sip-outbound-customer-busy": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(customer) ring_ended(customer) ended(disposition=busy, hangup_by=callee)",
+	}},
+	"sip-park-then-uuid-bridge-api": {want: []string{
+		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
+		"inbound caller=1010 callee=2170: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-phone-consult-hold-second-call-resume": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-record-api": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started recording_ready ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-ring-group-caller-cancels": {want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
+	}},
+	"sip-ring-group-one-rejects": {want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-midcall": {want: []string{
+		"inbound caller=1010 callee=2100: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-supervisor-eavesdrop": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"outbound caller=1003 callee=: ringing(1003) answered(1003) ended(disposition=no_answer, hangup_by=agent)",
+	}},
+	"sip-uuid-kill-api": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=system)",
+	}},
+	"sip-voicemail-leaves-message": {want: []string{
+		"inbound caller=1010 callee=2190: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
@@ -349,8 +488,10 @@ func TestSIPStoriesReordered(t *testing.T) {
 				}
 				// No buffer at all: among all the events, most neighbours
 				// are unrelated, and the translator takes them in any order.
+				// Two devices offered at once (a ring-all queue's agents)
+				// may then pop in either order.
 				swapped := func(evs []*Event) []*Event { return swapChannels(bySeq(evs), seed) }
-				if got := playFlow(t, name, flow, swapped); !slices.Equal(got, want) {
+				if got := playFlow(t, name, flow, swapped); !slices.Equal(ringsSorted(got), ringsSorted(want)) {
 					t.Fatalf("seed %d, channels swapped: got\n  %s\nwant\n  %s", seed, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 				}
 			}
@@ -464,4 +605,22 @@ func TestSIPCallerCancels(t *testing.T) {
 			t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 		}
 	}
+}
+
+// ringsSorted sorts each run of adjacent ringing(...) items of stories.
+func ringsSorted(stories []string) []string {
+	out := make([]string, len(stories))
+	for i, st := range stories {
+		items := strings.Split(st, " ")
+		for j := 0; j < len(items); {
+			k := j
+			for k < len(items) && strings.HasPrefix(items[k], "ringing(") {
+				k++
+			}
+			slices.Sort(items[j:k])
+			j = max(k, j+1)
+		}
+		out[i] = strings.Join(items, " ")
+	}
+	return out
 }

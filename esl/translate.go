@@ -111,6 +111,7 @@ type chanState struct {
 	sipCallID string
 	endpoint  string // the directory user, fixed once the channel opens
 	held      bool
+	holdEvent bool // the switch reported its hold with CHANNEL_HOLD: CHANNEL_UNHOLD ends it
 	hupReq    bool   // ChanHangupRequest sent
 	partner   string // the current bridge partner
 	// leftPartner is the partner another channel's UNBRIDGE took, kept
@@ -195,7 +196,17 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 	case "CHANNEL_HOLD", "CHANNEL_UNHOLD":
 		if st := x.self(); st != nil {
 			x.open(st)
-			x.hold(st, name == "CHANNEL_HOLD")
+			on := name == "CHANNEL_HOLD"
+			if on {
+				st.holdEvent = true
+			} else if f := e.Get("variable_remote_audio_media_flow"); f == "sendonly" || f == "inactive" {
+				// The device still holds: this is the switch clearing the
+				// hold as it hangs the channel up or hands it on
+				// (switch_channel_perform_hangup marks it unheld), no
+				// resume.
+				break
+			}
+			x.hold(st, on)
 		}
 	case "CHANNEL_CALLSTATE":
 		// A phone's re-INVITE to sendonly shows as CALLSTATE HELD (next to
@@ -205,7 +216,11 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 			case "HELD":
 				x.hold(st, true)
 			case "ACTIVE", "UNHELD":
-				x.hold(st, false)
+				// With CHANNEL_HOLD reported, CHANNEL_UNHOLD (which
+				// carries the media flow) says whether the hold ended.
+				if !st.holdEvent {
+					x.hold(st, false)
+				}
 			}
 		}
 	case "CHANNEL_EXECUTE":
@@ -357,6 +372,10 @@ func (x *txn) open(st *chanState) bool {
 	}
 	if st.adopted {
 		return first
+	}
+	if app := e.Get("variable_loopback_app"); app != "" && st.ch.Service == "" {
+		// loopback/app=voicemail: the switch's own application answers.
+		st.ch.Service = app
 	}
 	x.origin(st)
 	if leg := e.Get("variable_loopback_leg"); leg == "A" || leg == "B" {

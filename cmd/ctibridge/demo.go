@@ -284,6 +284,9 @@ func (p *printer) print(d webhookstest.Delivery) {
 		}
 	case "call.ring_ended":
 		line = fmt.Sprintf("pop closed  agent %s stopped ringing", agentOf(b))
+		if str(b, "party") == "customer" {
+			line = fmt.Sprintf("not answered by the customer %s", party(call, "callee"))
+		}
 	case "call.answered":
 		switch {
 		case str(b, "party") == "customer":

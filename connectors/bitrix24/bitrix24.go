@@ -308,7 +308,9 @@ func (d *delivery) ringing() error {
 }
 
 func (d *delivery) ringEnded() error {
-	if d.ev.Agent == nil || d.st.CallID == "" || d.st.FinishSent {
+	// The far party of an agent's outbound call stopping ringing closes
+	// no card: the agent's call card stays until the call is finished.
+	if d.ev.Agent == nil || d.ev.Party == bridge.PartyCustomer || d.st.CallID == "" || d.st.FinishSent {
 		return nil
 	}
 	u, err := d.c.user(d.ev.Agent)
