@@ -135,7 +135,7 @@ type Channel struct {
 	// ;1/;2); Home the context it was created for (Local/100@agents:
 	// agents). The adapters read these from their PBX's channel names: the
 	// call model knows no PBX's naming.
-	Local   bool
+	Local bool
 	// Service names the PBX application a dialled channel runs itself
 	// (a FreeSWITCH loopback/app=voicemail): the PBX, not a person, so its
 	// answer answers nobody's call.

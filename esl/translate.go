@@ -111,7 +111,7 @@ type chanState struct {
 	sipCallID string
 	endpoint  string // the directory user, fixed once the channel opens
 	held      bool
-	holdEvent bool // the switch reported its hold with CHANNEL_HOLD: CHANNEL_UNHOLD ends it
+	holdEvent bool   // the switch reported its hold with CHANNEL_HOLD: CHANNEL_UNHOLD ends it
 	hupReq    bool   // ChanHangupRequest sent
 	partner   string // the current bridge partner
 	// leftPartner is the partner another channel's UNBRIDGE took, kept
