@@ -185,11 +185,12 @@ type conversation struct {
 	HadAgent *Agent `json:"had_agent,omitempty"`
 	// Parked is the slot the call waits in, while parked.
 	Parked *Park `json:"parked,omitempty"`
-	// GuessedTransfer is a blind transfer told from the caller starting
-	// over at another extension, until the PBX's own account of it: a
-	// BlindTransfer event may come before or after the caller's new
-	// extension (stasis hands them over on different threads).
-	GuessedTransfer *Transfer `json:"guessed_transfer,omitempty"`
+	// LastTransfer is the blind transfer last told, until a device rings
+	// or answers for the call: the PBX may give one transfer two accounts
+	// (Asterisk's BlindTransfer before or after the caller's new
+	// extension, stasis handing them over on different threads;
+	// FreeSWITCH's uuid_transfer -both, one per leg).
+	LastTransfer *Transfer `json:"last_transfer,omitempty"`
 	// DirectionFixed: the direction was settled by the first event; later
 	// legs (a transfer, the caller gone) must not change it.
 	DirectionFixed bool         `json:"direction_fixed,omitempty"`

@@ -86,6 +86,7 @@ func (t *Tracker) agent(l *leg) *Agent {
 
 // ring pops the screen for an agent, once per agent per ring round.
 func (t *Tracker) ring(l *leg, at time.Time, queue string) {
+	l.conv.LastTransfer = nil
 	l.Ringing = true
 	c := l.conv
 	if c.Rang[l.Agent] || t.agentLegAnswered(c, l.Agent) {
@@ -339,8 +340,7 @@ func (t *Tracker) establishBy(c *conversation, at time.Time, agent *Agent, party
 	}
 	c.Call.Agent = agent
 	c.Call.State = "talking"
-	c.Queued = false
-	c.Parked = nil
+	c.Queued, c.Parked, c.LastTransfer = false, nil, nil
 	t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent, e.Party = agent, party })
 }
 

@@ -82,16 +82,17 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	if from == nil || (c.Call.Agent != nil && c.Call.Agent.Extension != from.Extension) {
 		return
 	}
-	tr := &Transfer{Mode: "blind", From: from, To: ev.Exten}
-	t.transferred(c, tr, ev.At)
-	c.GuessedTransfer = tr
+	t.transferred(c, &Transfer{Mode: "blind", From: from, To: ev.Exten}, ev.At)
 }
 
 // transferred records that c moved from one agent to another party. A
 // blind transfer's next agent to answer owns the call; an attended one
 // lands on the consultation's target, who already answered.
 func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
-	c.Rang, c.GuessedTransfer = map[string]bool{}, nil
+	c.Rang, c.LastTransfer = map[string]bool{}, nil
+	if tr.Mode == "blind" {
+		defer func() { c.LastTransfer = tr }()
+	}
 	var target *leg
 	if tr.Mode == "attended" {
 		if tr.To != "" && tr.To == c.Call.Caller.Number {
@@ -177,11 +178,8 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 		a := *c.Call.Agent
 		from = &a
 	}
-	if g := c.GuessedTransfer; g != nil && !ev.Attended && g.To == ev.Exten {
-		// Told already, from the caller's new extension.
-		c.GuessedTransfer = nil
-		t.dirty[c.ID] = c
-		return
+	if g := c.LastTransfer; g != nil && !ev.Attended && g.To == ev.Exten {
+		return // told already: a second account of the same transfer
 	}
 	mode := "blind"
 	if ev.Attended {

@@ -236,7 +236,7 @@ var sipFlows = map[string]sipFlow{
 		"inbound caller=1010 callee=2180: ended(disposition=no_answer, hangup_by=caller)",
 	}},
 	"sip-conference-escalation-api": {want: []string{
-		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2180) transferred(blind, from , to 2180) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2180) ended(disposition=answered, hangup_by=caller)",
 		"internal caller=1001 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-dtmf-during-call": {want: []string{
