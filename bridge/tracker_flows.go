@@ -75,8 +75,13 @@ func (t *Tracker) customerDialled(from, to *leg, ev ChannelEvent) {
 		return
 	}
 	c.Rang[customerPop] = true
-	agent := &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}
+	agent := t.origAgent(c)
 	t.emit(c, EventCallRinging, ev.At, func(e *Event) { e.Agent, e.Party = agent, PartyCustomer })
+}
+
+// origAgent is the agent who placed c, as its customer events name them.
+func (t *Tracker) origAgent(c *conversation) *Agent {
+	return &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}
 }
 
 // customerPop keys the far party's pop in a conversation's Rang.
@@ -91,13 +96,13 @@ func (t *Tracker) customerRingEnded(c *conversation, l *leg, at time.Time) {
 	if !c.Rang[customerPop] || c.Call.AnsweredAt != nil {
 		return
 	}
-	for _, x := range c.Legs {
-		if l != nil && x != l && x.Customer && !x.Answered && len(x.Channels) > 0 {
-			return
-		}
+	if l != nil && slices.ContainsFunc(c.Legs, func(x *leg) bool {
+		return x != l && x.Customer && !x.Answered && len(x.Channels) > 0
+	}) {
+		return
 	}
 	delete(c.Rang, customerPop)
-	agent := &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}
+	agent := t.origAgent(c)
 	t.emit(c, EventCallRingEnded, at, func(e *Event) { e.Agent, e.Party = agent, PartyCustomer })
 }
 

@@ -220,7 +220,7 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		}
 		// The far party of a call an agent placed picks up: established.
 		l.Answered, l.Customer = true, true
-		t.establishBy(c, at, &Agent{Extension: c.OrigAgent, Name: t.agentName(c.OrigAgent)}, PartyCustomer)
+		t.establishBy(c, at, t.origAgent(c), PartyCustomer)
 		return
 	case l.Role != roleAgent || l.Answered:
 		return

@@ -89,10 +89,7 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 // blind transfer's next agent to answer owns the call; an attended one
 // lands on the consultation's target, who already answered.
 func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
-	c.Rang, c.LastTransfer = map[string]bool{}, nil
-	if tr.Mode == "blind" {
-		defer func() { c.LastTransfer = tr }()
-	}
+	c.Rang = map[string]bool{}
 	var target *leg
 	if tr.Mode == "attended" {
 		if tr.To != "" && tr.To == c.Call.Caller.Number {
@@ -135,6 +132,12 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 		if x.Role == roleAgent && x.Ringing && !x.Answered && x.Agent != "" && !c.Rang[x.Agent] {
 			t.ring(x, at, "")
 		}
+	}
+	// Kept after the re-rings (a ring ends it): the same transfer told
+	// again is no new one.
+	c.LastTransfer = nil
+	if tr.Mode == "blind" {
+		c.LastTransfer = tr
 	}
 }
 

@@ -52,11 +52,10 @@ func dialStatus(cause string) string {
 	case "NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT", "PROGRESS_TIMEOUT", "NO_PICKUP":
 		return "NOANSWER"
 	case "NORMAL_CLEARING", "ORIGINATOR_CANCEL", "LOSE_RACE", "PICKED_OFF", "NORMAL_UNSPECIFIED",
-		"MANAGER_REQUEST", "BLIND_TRANSFER", "ATTENDED_TRANSFER", "SUCCESS", "NONE", "":
-		return "CANCEL"
-	case "SYSTEM_SHUTDOWN", "CRASH":
-		// The switch went down under a leg that was reached: no answer,
-		// not a destination the switch could not reach.
+		"MANAGER_REQUEST", "BLIND_TRANSFER", "ATTENDED_TRANSFER", "SUCCESS", "NONE", "",
+		// The switch went down under a leg it had reached: not a
+		// destination it could not reach.
+		"SYSTEM_SHUTDOWN", "CRASH":
 		return "CANCEL"
 	case "NORMAL_CIRCUIT_CONGESTION", "SWITCH_CONGESTION", "NORMAL_TEMPORARY_FAILURE", "NETWORK_OUT_OF_ORDER":
 		return "CONGESTION"

@@ -66,6 +66,9 @@ func ev(conv string, seq int64, typ string, dir bridge.Direction, agent string, 
 	return r
 }
 
+// customer marks a ringing or ring end as the far party's (Event.Party).
+func customer(e *bridge.Event) { e.Party = bridge.PartyCustomer }
+
 func ended(disp bridge.Disposition, talk int64, cause int, agent string) func(*bridge.Event) {
 	return func(e *bridge.Event) {
 		e.Call.Disposition = disp
@@ -118,6 +121,11 @@ func TestFlows(t *testing.T) {
 		{"outbound busy, no ring seen", []bridge.Record{
 			ev("c3", 1, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionBusy, 0, 17, "100")),
 		}, "register(USER_ID=7,TYPE=1,SHOW=0) finish(USER_ID=7,STATUS_CODE=486,DURATION=0)"},
+		{"outbound, the customer refuses: their ring end hides no card", []bridge.Record{
+			ev("c5", 1, bridge.EventCallRinging, bridge.DirectionOutbound, "100", customer),
+			ev("c5", 2, bridge.EventCallRingEnded, bridge.DirectionOutbound, "100", customer),
+			ev("c5", 3, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionBusy, 0, 17, "100")),
+		}, "register(USER_ID=7,TYPE=1,SHOW=1) finish(USER_ID=7,STATUS_CODE=486,DURATION=0)"},
 		{"internal call ignored", []bridge.Record{
 			ev("c4", 1, bridge.EventCallRinging, bridge.DirectionInternal, "100", nil),
 		}, ""},
@@ -137,11 +145,15 @@ func TestFlows(t *testing.T) {
 			if r["EXTERNAL_CALL_ID"] != tc.recs[0].ConversationID || r["CALL_START_DATE"] != "2026-12-02T10:00:00+03:00" || fmt.Sprint(r["CRM_CREATE"]) != "1" {
 				t.Errorf("register params %v", r)
 			}
-			if tc.name == "outbound busy, no ring seen" && (r["PHONE_NUMBER"] != "+15555559876" || cs[1].Params["FAILED_REASON"] != "Cause 17 (Q.850 17)") {
-				t.Errorf("outbound params %v / %v", r, cs[1].Params)
+			if tc.recs[0].ConversationID == "c3" && cs[1].Params["FAILED_REASON"] != "Cause 17 (Q.850 17)" {
+				t.Errorf("outbound finish params %v", cs[1].Params)
 			}
-			if tc.name != "outbound busy, no ring seen" && r["PHONE_NUMBER"] != "+15555551234" {
-				t.Errorf("inbound PHONE_NUMBER %v", r["PHONE_NUMBER"])
+			want := "+15555551234" // the caller of an inbound call
+			if fmt.Sprint(r["TYPE"]) == "1" {
+				want = "+15555559876" // the callee of an outbound one
+			}
+			if r["PHONE_NUMBER"] != want {
+				t.Errorf("PHONE_NUMBER %v, want %s", r["PHONE_NUMBER"], want)
 			}
 		})
 	}
