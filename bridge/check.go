@@ -148,8 +148,9 @@ func (k *StoryChecker) Check(e Event) error {
 		}
 		s.held = false
 	case EventCallTransferred:
+		// Pops stay open across a transfer: an agent still ringing keeps
+		// its pop until it answers or stops ringing.
 		s.held = false
-		clear(s.popped) // a new round of pops starts
 	case EventCallEnded:
 		s.ended = true
 	}

@@ -334,6 +334,11 @@ func (t *Tracker) disposition(c *conversation) Disposition {
 		cause = c.Cause.Code
 	}
 	switch {
+	case c.CallerCancelled && c.Call.Direction == DirectionOutbound:
+		// The agent gave up on a customer who never answered: for the
+		// customer's record that is no answer (how every unanswered
+		// outbound call ends), not a customer giving up.
+		return DispositionNoAnswer
 	case c.CallerCancelled:
 		return DispositionCancelled
 	case c.DialFail == "BUSY" || cause == 17:

@@ -89,6 +89,7 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 // blind transfer's next agent to answer owns the call; an attended one
 // lands on the consultation's target, who already answered.
 func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
+	popped := c.Rang
 	c.Rang = map[string]bool{}
 	var target *leg
 	if tr.Mode == "attended" {
@@ -125,13 +126,20 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 	// before the transfer itself).
 	c.FirstDown, c.Cause, c.OrigAgent, c.HupLeg, c.Refused = "", nil, "", "", ""
 	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
-	// A transfer starts a new round of pops: an agent still ringing (the
+	// A transfer starts a new round of pops. An agent still ringing (the
 	// target of a transfer completed before it answered, Asterisk's blond
-	// transfer) rings again, so that its answer or ring end closes a pop.
+	// transfer) keeps the pop it has: its phone did not ring again, and its
+	// answer or ring end closes that pop. One ringing without a pop in
+	// this call yet rings now.
 	for _, x := range c.Legs {
-		if x.Role == roleAgent && x.Ringing && !x.Answered && x.Agent != "" && !c.Rang[x.Agent] {
-			t.ring(x, at, "")
+		if x.Role != roleAgent || !x.Ringing || x.Answered || x.Agent == "" || c.Rang[x.Agent] {
+			continue
 		}
+		if popped[x.Agent] {
+			c.Rang[x.Agent] = true
+			continue
+		}
+		t.ring(x, at, "")
 	}
 	// Kept after the re-rings (a ring ends it): the same transfer told
 	// again is no new one.

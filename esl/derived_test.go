@@ -68,7 +68,7 @@ var derivedStories = map[string][]string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
 	},
 	"att-xfer-transferer-hangs-up-target-answers": {
-		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) transferred(attended, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) transferred(attended, from 1000, to 1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
 	},
 	"att-xfer-transferer-hangs-up-target-busy": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=agent)",
