@@ -82,11 +82,9 @@ var sipStories = map[string][]string{
 
 	// Captured here on Asterisk 22 built from source with the same config
 	// and phones (testdata/sip/README-built-here.txt). Where the story's
-	// notation differs from its EXPECT line: a transfer completed while
-	// the target rings starts a new round of pops (ringing(101) again); a
-	// click-to-call's refused customer is also call.failed; an agent giving
-	// up on a ringing customer is cancelled, as a caller giving up is; an
-	// AMI Hangup the bridge did not send is the system's.
+	// notation differs from its EXPECT line: a click-to-call's refused
+	// customer is also call.failed; an AMI Hangup the bridge did not send
+	// is the system's.
 	"sip-ami-blindtransfer-action":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-ami-hangup-action":               {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)"},
 	"sip-ami-hangup-while-ringing":        {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},

@@ -56,7 +56,11 @@ type PBX struct {
 	// ReconcileInterval: how often the PBX's live channels are compared
 	// with the call model while the link is up (0 turns it off).
 	ReconcileInterval time.Duration `koanf:"reconcile_interval"`
-	EventFilters      []string      `koanf:"event_filters"`
+	// ReorderWindow (FreeSWITCH): how long an event after a gap in
+	// Event-Sequence waits for the missing ones; 0 passes events on in
+	// the order they arrive.
+	ReorderWindow time.Duration `koanf:"reorder_window"`
+	EventFilters  []string      `koanf:"event_filters"`
 }
 
 // Store is the SQLite outbox.
@@ -161,7 +165,7 @@ type Log struct {
 func Default() Config {
 	return Config{
 		PBX: PBX{Name: "pbx1", Type: "asterisk", Address: "127.0.0.1:5038", PingInterval: 20 * time.Second, ActionTimeout: 10 * time.Second, BackoffMax: 30 * time.Second,
-			ReconcileInterval: 60 * time.Second},
+			ReconcileInterval: 60 * time.Second, ReorderWindow: 5 * time.Millisecond},
 		Store:    Store{Path: "./ctibridge.db", Synchronous: "FULL", RetentionDays: 90, MaxQueuedEvents: 1_000_000},
 		HTTP:     HTTP{Listen: "127.0.0.1:8080", RequestTimeout: 20 * time.Second, MaxStreams: 1000, MaxStreamsPerKey: 50},
 		Commands: Commands{RingTimeout: 30 * time.Second, VariablePrefix: bridge.DefaultVariablePrefix},
@@ -292,6 +296,9 @@ func (c *Config) validate(add func(*Error)) {
 	}
 	if d := c.PBX.ReconcileInterval; d != 0 && d < time.Second {
 		add(&Error{"pbx.reconcile_interval", fmt.Sprintf("must be 0 (off) or at least 1s, such as 60s, got %s", d)})
+	}
+	if d := c.PBX.ReorderWindow; d < 0 || d > time.Second {
+		add(&Error{"pbx.reorder_window", fmt.Sprintf("must be 0 (off) or a duration up to 1s, such as 5ms, got %s", d)})
 	}
 	if c.Store.Path == "" {
 		add(&Error{"store.path", "is required (the SQLite file, e.g. ./ctibridge.db)"})

@@ -86,7 +86,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 	for key, val := range map[string]string{"commands.agent_dial": "PJSIP/100", "commands.context": "from internal",
 		"commands.transfer_context": "a,b", "commands.queue_interface": "Local/{agent} x", "commands.record_dir": "rec",
 		"commands.ring_timeout": "0s", "http.request_timeout": "-1s",
-		"store.max_queued_events": "10", "commands.variable_prefix": "api_"} {
+		"store.max_queued_events": "10", "commands.variable_prefix": "api_", "pbx.reorder_window": "-1ms"} {
 		_, err := Load(write(t, minimal), nil, map[string]string{key: val})
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Key != key {
@@ -98,6 +98,15 @@ func TestBadConfigNamesKey(t *testing.T) {
 	if err != nil || cfg.Commands.AgentDial != "PJSIP/{agent}" || cfg.Commands.RingTimeout != 30*time.Second || cfg.HTTP.RecordingsDir != "/var/spool/asterisk/monitor" ||
 		cfg.Commands.VariablePrefix != "crm_" {
 		t.Errorf("valid commands: %+v %v", cfg.Commands, err)
+	}
+	if _, err := Load(write(t, minimal), nil, map[string]string{"pbx.reorder_window": "2s"}); err == nil || !strings.Contains(err.Error(), "pbx.reorder_window") {
+		t.Errorf("reorder window past 1s: err = %v", err)
+	}
+	if cfg, err := Load(write(t, minimal), nil, nil); err != nil || cfg.PBX.ReorderWindow != 5*time.Millisecond {
+		t.Errorf("default reorder window: %v %v", cfg.PBX.ReorderWindow, err)
+	}
+	if cfg, err := Load(write(t, minimal), nil, map[string]string{"pbx.reorder_window": "0"}); err != nil || cfg.PBX.ReorderWindow != 0 {
+		t.Errorf("reorder window off: %v %v", cfg.PBX.ReorderWindow, err)
 	}
 	_, err = Load(write(t, minimal), nil, map[string]string{"pbx.ping_interval": "soon"})
 	var ce *Error

@@ -499,6 +499,23 @@ func TestSIPStoriesReordered(t *testing.T) {
 	}
 }
 
+// TestSIPStoriesWireOrder plays each capture's subscribed events in the
+// order the switch put them on the wire, with no reorder buffer at all
+// (pbx.reorder_window: 0). The late events of real captures (teardown of
+// another leg, one agent's leg created before another's, up to 19 ms late
+// in the fixtures' timelines) leave every story as it is, but for the pop
+// order of two devices offered at once.
+func TestSIPStoriesWireOrder(t *testing.T) {
+	for name, flow := range sipFlows {
+		t.Run(name, func(t *testing.T) {
+			want := playFlow(t, name, flow, bySeq)
+			if got := playFlow(t, name, flow, subscribed); !slices.Equal(ringsSorted(got), ringsSorted(want)) {
+				t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		})
+	}
+}
+
 // viaReorder passes events arriving 100 µs apart, in the given order,
 // through the client's reorder buffer (a window of 66 arrivals).
 func viaReorder(evs []*Event) []*Event {

@@ -115,8 +115,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		runPBX = client.Run
 	case "freeswitch":
 		client := esl.New(esl.Config{Address: cfg.PBX.Address, Password: cfg.PBX.Secret, CommandTimeout: cfg.PBX.ActionTimeout,
-			HeartbeatTimeout: cfg.PBX.PingInterval,
-			BackoffMax:       cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Vars: cfg.Tenants.Bridge().Variables(), Logger: log}, engine)
+			HeartbeatTimeout: cfg.PBX.PingInterval, ReorderWindow: reorderWindow(cfg.PBX.ReorderWindow),
+			BackoffMax: cfg.PBX.BackoffMax, DirectionVar: cfg.Calls.DirectionVariable, Vars: cfg.Tenants.Bridge().Variables(), Logger: log}, engine)
 		pbx = esl.NewCommander(client, esl.CommanderOptions{AgentDial: cm.AgentDial, Context: cm.Context,
 			CallcenterAgent: cm.CallcenterAgent, RecordDir: cm.RecordDir, RingTimeout: cm.RingTimeout,
 			VariablePrefix: cm.VariablePrefix})
@@ -298,4 +298,13 @@ func dispatcherMetrics(d *webhooks.Dispatcher) []apihttp.Metric {
 		{Name: "ctibridge_deliveries_in_flight", Help: "Webhook requests under way.", Type: "gauge", Value: float64(s.InFlight)},
 		{Name: "ctibridge_deliveries_queued", Help: "Deliveries held in memory.", Type: "gauge", Value: float64(s.Queued)},
 	}
+}
+
+// reorderWindow maps the config's 0 (off) to the ESL client's negative
+// (its 0 means its default).
+func reorderWindow(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
