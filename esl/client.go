@@ -227,7 +227,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	if !stop() {
 		return fail(ctx.Err())
 	}
-	return newSession(conn, br, c.cfg.MaxFrame, c.log, &c.frames), nil
+	return newSession(conn, br, c.cfg.MaxFrame, c.log, &c.frames, c.parseEvent), nil
 }
 
 // serve resyncs, then moves events from the session's queue through the
@@ -298,25 +298,27 @@ func (c *Client) resync(ctx context.Context, s *session, ro *reorder) error {
 	return nil
 }
 
-// process parses queued frames, runs them through the reorder window and
+// parseEvent parses an event frame, keeping only the headers the model
+// reads. The session's reader calls it.
+func (c *Client) parseEvent(f *Frame) (*Event, error) {
+	if f.ContentType() == typeEventJSON {
+		return parseJSONWanted(f.Body, c.want)
+	}
+	return parsePlainWanted(f.Body, c.want)
+}
+
+// process takes parsed events, runs them through the reorder window and
 // hands the translation to the Sink in one batch.
 func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 	ready := make([]*Event, 0, len(items))
 	for _, it := range items {
-		var ev *Event
-		var err error
-		if it.f.ContentType() == typeEventJSON {
-			ev, err = parseJSONWanted(it.f.Body, c.want)
-		} else {
-			ev, err = parsePlainWanted(it.f.Body, c.want)
-		}
-		if err != nil {
+		if it.err != nil {
 			c.malformed.Add(1)
-			c.log.Warn("freeswitch event skipped", "err", err, "bytes", len(it.f.Body))
+			c.log.Warn("freeswitch event skipped", "err", it.err, "bytes", it.size)
 			continue
 		}
 		c.events.Add(1)
-		ready = ro.push(ev, it.at, ready)
+		ready = ro.push(it.ev, it.at, ready)
 	}
 	if flush {
 		ready = ro.flush(ready)

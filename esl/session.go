@@ -23,6 +23,9 @@ type session struct {
 	log      *slog.Logger
 	q        queue
 	frames   *atomic.Int64
+	// parse turns an event frame into an Event on the reader's goroutine,
+	// so that reading and parsing overlap the translation and the model.
+	parse func(*Frame) (*Event, error)
 
 	wmu     sync.Mutex // one command on the wire at a time, in pending order
 	pmu     sync.Mutex
@@ -45,8 +48,9 @@ type reply struct {
 	at  time.Time // when it was read
 }
 
-func newSession(conn net.Conn, br *bufio.Reader, maxFrame int, log *slog.Logger, frames *atomic.Int64) *session {
-	s := &session{conn: conn, br: br, maxFrame: maxFrame, log: log, frames: frames, done: make(chan struct{})}
+func newSession(conn net.Conn, br *bufio.Reader, maxFrame int, log *slog.Logger, frames *atomic.Int64,
+	parse func(*Frame) (*Event, error)) *session {
+	s := &session{conn: conn, br: br, maxFrame: maxFrame, log: log, frames: frames, parse: parse, done: make(chan struct{})}
 	s.q.wake = make(chan struct{}, 1)
 	s.lastRead.Store(time.Now().UnixNano())
 	return s
@@ -85,7 +89,8 @@ func (s *session) read() {
 		s.frames.Add(1)
 		switch ct := f.ContentType(); ct {
 		case typeEventPlain, typeEventJSON:
-			s.q.push(qitem{f: f, at: now})
+			ev, err := s.parse(f)
+			s.q.push(qitem{ev: ev, err: err, size: len(f.Body), at: now})
 		case typeReply, typeAPIResponse:
 			s.pmu.Lock()
 			if len(s.pending) == 0 {
@@ -206,8 +211,10 @@ type queue struct {
 }
 
 type qitem struct {
-	f  *Frame
-	at time.Time
+	ev   *Event
+	err  error // the frame was no event
+	size int   // its body's bytes
+	at   time.Time
 }
 
 func (q *queue) push(it qitem) {
