@@ -2,12 +2,15 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
 
-const deliveryCols = recordCols + `, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, d.first_tried_at`
+// deliveryCols leaves out the endpoint and the status: the queries select
+// on both, so they are known without reading two strings a row back.
+const deliveryCols = recordCols + `, d.attempts, d.next_attempt_at, d.first_tried_at`
 
 // PendingDeliveries returns an endpoint's pending deliveries with Seq >
 // afterSeq, in Seq order, payload included (through the partial index of
@@ -16,7 +19,7 @@ func (db *DB) PendingDeliveries(ctx context.Context, endpointID string, afterSeq
 	if limit <= 0 {
 		limit = 100
 	}
-	return db.deliveries(ctx, `SELECT `+deliveryCols+` FROM deliveries d JOIN events e ON e.seq = d.event_seq
+	return db.deliveries(ctx, endpointID, bridge.DeliveryPending, limit, `SELECT `+deliveryCols+` FROM deliveries d JOIN events e ON e.seq = d.event_seq
 		WHERE d.endpoint_id = ? AND d.status = 'pending' AND d.event_seq > ? ORDER BY d.event_seq LIMIT ?`,
 		endpointID, afterSeq, limit)
 }
@@ -27,36 +30,30 @@ func (db *DB) DeadLetters(ctx context.Context, endpointID string, limit int) ([]
 	if limit <= 0 {
 		limit = 100
 	}
-	return db.deliveries(ctx, `SELECT `+deliveryCols+` FROM deliveries d JOIN events e ON e.seq = d.event_seq
+	return db.deliveries(ctx, endpointID, bridge.DeliveryDead, limit, `SELECT `+deliveryCols+` FROM deliveries d JOIN events e ON e.seq = d.event_seq
 		WHERE d.endpoint_id = ? AND d.status = 'dead' ORDER BY d.event_seq LIMIT ?`, endpointID, limit)
 }
 
-func (db *DB) deliveries(ctx context.Context, q string, args ...any) ([]bridge.Delivery, error) {
+// deliveries runs q, which selects deliveryCols of endpointID's deliveries
+// with the given status, at most limit.
+func (db *DB) deliveries(ctx context.Context, endpointID string, status bridge.DeliveryStatus, limit int, q string, args ...any) ([]bridge.Delivery, error) {
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
 	defer rows.Close()
-	var out []bridge.Delivery
+	out := make([]bridge.Delivery, 0, min(limit, 1000))
 	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
+		d := bridge.Delivery{EndpointID: endpointID, Status: status}
+		var at, next, first int64
+		if err := rows.Scan(&d.Seq, &d.ID, &d.Type, &d.ConversationID, &d.Sequence, &at, &d.Payload,
+			&d.Attempts, &next, &first); err != nil {
 			return nil, db.wrap(err)
 		}
+		d.OccurredAt, d.NextAttemptAt, d.FirstTriedAt = fromNanos(at), fromNanos(next), fromNanos(first)
 		out = append(out, d)
 	}
 	return out, db.wrap(rows.Err())
-}
-
-func scanDelivery(row interface{ Scan(...any) error }) (bridge.Delivery, error) {
-	var d bridge.Delivery
-	var at, next, first int64
-	var status string
-	err := row.Scan(&d.Seq, &d.ID, &d.Type, &d.ConversationID, &d.Sequence, &at, &d.Payload,
-		&d.EndpointID, &status, &d.Attempts, &next, &first)
-	d.OccurredAt, d.NextAttemptAt, d.FirstTriedAt = fromNanos(at), fromNanos(next), fromNanos(first)
-	d.Status = bridge.DeliveryStatus(status)
-	return d, err
 }
 
 func validStatus(s bridge.DeliveryStatus) bool {
@@ -83,6 +80,72 @@ func pendingDelta(from, to bridge.DeliveryStatus) int64 {
 // if unset) in one transaction. An attempt for a delivery the store does not
 // have is refused with ENOTFOUND.
 func (db *DB) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
+	if err := checkAttempt(a); err != nil {
+		return err
+	}
+	now := time.Now()
+	// Lazy: the CRM's answer is in and the dispatcher's slot is free, so
+	// the record may wait a little to share a transaction (and its fsync).
+	return db.writeLazy(ctx, 2, func(w *wtx) error { return recordAttempt(w, a, now) })
+}
+
+// RecordAttempts is RecordAttempt for several attempts in one request to the
+// writer, so one transaction: the dispatcher hands over the attempts
+// answered while its previous ones were committed, rather than a request and
+// a waiting goroutine each. It returns one error per attempt; an attempt
+// refused (invalid, or no such delivery) does not keep the others from being
+// recorded, a failed transaction fails them all.
+func (db *DB) RecordAttempts(ctx context.Context, as []bridge.Attempt) []error {
+	errs := make([]error, len(as))
+	ok := 0
+	for i := range as {
+		if errs[i] = checkAttempt(as[i]); errs[i] == nil {
+			ok++
+		}
+	}
+	if ok == 0 {
+		return errs
+	}
+	now := time.Now()
+	err := db.writeLazy(ctx, 2*ok, func(w *wtx) error {
+		// Kept apart until the commit: a failed shared transaction runs
+		// this again alone.
+		var refused map[int]error
+		for i := range as {
+			if errs[i] != nil {
+				continue
+			}
+			err := recordAttempt(w, as[i], now)
+			var rf *refusal
+			if errors.As(err, &rf) {
+				if refused == nil {
+					refused = make(map[int]error)
+				}
+				refused[i] = rf.err // it changed nothing
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		w.onCommit = func() {
+			for i, err := range refused {
+				errs[i] = err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
+}
+
+func checkAttempt(a bridge.Attempt) error {
 	switch {
 	case a.EventID == "":
 		return bridge.FieldError("event_id", "is empty")
@@ -91,14 +154,29 @@ func (db *DB) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
 	case !validStatus(a.Outcome):
 		return bridge.FieldError("outcome", "must be pending, delivered, dead or disabled, got %q", a.Outcome)
 	}
+	return nil
+}
+
+// recordAttempt is RecordAttempt's work in w; now stands in for a zero
+// a.At. It returns a refusal, having changed nothing, when the delivery
+// does not exist.
+func recordAttempt(w *wtx, a bridge.Attempt, now time.Time) error {
 	at := a.At
 	if at.IsZero() {
-		at = time.Now()
+		at = now
 	}
-	now := time.Now().UnixNano()
-	// Lazy: the CRM's answer is in and the dispatcher's slot is free, so
-	// the record may wait a little to share a transaction (and its fsync).
-	return db.writeLazy(ctx, 2, func(w *wtx) error {
+	// The common case, a pending delivery moving on, is one UPDATE that
+	// finds the row itself; only when it changes nothing (no such
+	// delivery, or one no longer pending) are the row's status and
+	// existence read. That read was a third of the record's cost.
+	res, err := w.exec(recordPendingSQL, string(a.Outcome), nanos(a.NextAttemptAt), at.UnixNano(), now.UnixNano(), a.EndpointID, a.EventID)
+	if err != nil {
+		return err
+	}
+	from := bridge.DeliveryPending
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
 		var seq int64
 		var status string
 		err := w.queryRow(`SELECT d.event_seq, d.status FROM events e JOIN deliveries d ON d.event_seq = e.seq
@@ -108,21 +186,32 @@ func (db *DB) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
 		} else if err != nil {
 			return err
 		}
-		if _, err := w.exec(`INSERT INTO attempts (event_id, endpoint_id, at, status_code, latency_ns, error, outcome, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.EventID, a.EndpointID, at.UnixNano(), a.StatusCode, int64(a.Latency), a.Error,
-			string(a.Outcome), nanos(a.NextAttemptAt)); err != nil {
+		if _, err := w.exec(recordSQL, string(a.Outcome), nanos(a.NextAttemptAt), at.UnixNano(), now.UnixNano(), a.EndpointID, seq); err != nil {
 			return err
 		}
-		if _, err := w.exec(`UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ?,
-			first_tried_at = CASE WHEN first_tried_at = 0 THEN ? ELSE first_tried_at END, updated_at = ?
-			WHERE endpoint_id = ? AND event_seq = ?`,
-			string(a.Outcome), nanos(a.NextAttemptAt), at.UnixNano(), now, a.EndpointID, seq); err != nil {
-			return err
-		}
-		w.pending += pendingDelta(bridge.DeliveryStatus(status), a.Outcome)
-		return nil
-	})
+		from = bridge.DeliveryStatus(status)
+	}
+	if _, err := w.exec(insertAttemptSQL, a.EventID, a.EndpointID, at.UnixNano(), a.StatusCode, int64(a.Latency), a.Error,
+		string(a.Outcome), nanos(a.NextAttemptAt)); err != nil {
+		return err
+	}
+	w.pending += pendingDelta(from, a.Outcome)
+	return nil
 }
+
+const (
+	// recordSet moves a delivery on by one attempt: ?1 status, ?2 next
+	// attempt, ?3 this attempt's time (the first try's if unset), ?4 now.
+	recordSet = `UPDATE deliveries SET status = ?1, attempts = attempts + 1, next_attempt_at = ?2,
+		first_tried_at = CASE WHEN first_tried_at = 0 THEN ?3 ELSE first_tried_at END, updated_at = ?4`
+	// recordPendingSQL: ?5 endpoint, ?6 event id; only a pending row.
+	recordPendingSQL = recordSet + ` WHERE endpoint_id = ?5 AND status = 'pending'
+		AND event_seq = (SELECT seq FROM events WHERE id = ?6)`
+	// recordSQL: ?5 endpoint, ?6 event seq; whatever its status.
+	recordSQL        = recordSet + ` WHERE endpoint_id = ?5 AND event_seq = ?6`
+	insertAttemptSQL = `INSERT INTO attempts (event_id, endpoint_id, at, status_code, latency_ns, error, outcome, next_attempt_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+)
 
 // DisableEndpoint marks an endpoint disabled (e.g. it answered 410 Gone) and
 // its pending deliveries disabled. For an endpoint from the config file,

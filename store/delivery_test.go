@@ -91,6 +91,49 @@ func TestDeliveryLifecycle(t *testing.T) {
 	}
 }
 
+// RecordAttempts records each attempt as RecordAttempt would, in one
+// transaction; a refused one leaves the others recorded.
+func TestRecordAttempts(t *testing.T) {
+	db, _ := openTest(t)
+	b := &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c1", 1, "call.ringing", t0, "crm"),
+		newEvent("c1", 2, "call.ended", t0, "crm"), newEvent("c2", 1, "call.ringing", t0, "crm")}}
+	commit(t, db, b)
+	id0, id1, id2 := b.Events[0].ID, b.Events[1].ID, b.Events[2].ID
+	// id2 is dead already: a later outcome takes the slower path that reads
+	// the row's status.
+	if err := db.RecordAttempt(ctx, bridge.Attempt{EventID: id2, EndpointID: "crm", At: t0, Outcome: bridge.DeliveryDead}); err != nil {
+		t.Fatal(err)
+	}
+	checkBacklog(t, db, 2)
+
+	retry := t0.Add(time.Minute)
+	errs := db.RecordAttempts(ctx, []bridge.Attempt{
+		{EventID: id0, EndpointID: "crm", At: t0, StatusCode: 200, Outcome: bridge.DeliveryDelivered},
+		{EventID: id1, EndpointID: "nobody", At: t0, Outcome: bridge.DeliveryDelivered},
+		{EventID: id1, EndpointID: "crm", At: t0, Outcome: "lost"},
+		{EventID: id1, EndpointID: "crm", At: t0, StatusCode: 503, Outcome: bridge.DeliveryPending, NextAttemptAt: retry},
+		{EventID: id2, EndpointID: "crm", At: t0, StatusCode: 500, Outcome: bridge.DeliveryPending, NextAttemptAt: retry},
+	})
+	if len(errs) != 5 || errs[0] != nil || errs[3] != nil || errs[4] != nil {
+		t.Fatalf("errs = %v", errs)
+	}
+	wantCode(t, errs[1], bridge.ENOTFOUND, "nobody")
+	wantCode(t, errs[2], bridge.EINVALID, "outcome")
+	// id0 delivered, id1 still pending, id2 pending again.
+	checkBacklog(t, db, 2)
+	ds, _ := db.PendingDeliveries(ctx, "crm", 0, 10)
+	if len(ds) != 2 || ds[0].ID != id1 || ds[0].Attempts != 1 || !ds[0].NextAttemptAt.Equal(retry) || !ds[0].FirstTriedAt.Equal(t0) ||
+		ds[1].ID != id2 || ds[1].Attempts != 2 {
+		t.Fatalf("pending = %+v", ds)
+	}
+	if n := count(t, db, `SELECT count(*) FROM attempts`); n != 4 {
+		t.Fatalf("%d attempts logged, want 4 (1 before, 3 recorded now)", n)
+	}
+	if errs := db.RecordAttempts(ctx, nil); len(errs) != 0 {
+		t.Fatalf("nothing to record: %v", errs)
+	}
+}
+
 func TestReplay(t *testing.T) {
 	db, _ := openTest(t)
 	b := &bridge.Batch{Events: []bridge.PendingEvent{newEvent("c1", 1, "call.ended", t0, "crm")}}

@@ -45,6 +45,14 @@ func (s *memStore) RecordAttempt(_ context.Context, a bridge.Attempt) error {
 	return nil
 }
 
+// RecordAttempts makes the dispatcher record in batches, as with store.DB.
+func (s *memStore) RecordAttempts(ctx context.Context, as []bridge.Attempt) []error {
+	for _, a := range as {
+		s.RecordAttempt(ctx, a)
+	}
+	return make([]error, len(as))
+}
+
 func (s *memStore) DisableEndpoint(context.Context, string, string) error { return nil }
 
 // BenchmarkDrain drains a backlog of b.N deliveries over 200 conversations

@@ -67,7 +67,7 @@ type Options struct {
 	Logger    *slog.Logger
 	UserAgent string
 	// OnAttempt, when set, sees every recorded attempt (metrics). It runs on
-	// the request's goroutine and must not block.
+	// the goroutine that recorded it and must not block.
 	OnAttempt func(bridge.Attempt)
 	// Observer, when set, sees attempts and deliveries for metrics.
 	Observer Observer
@@ -122,7 +122,8 @@ func (o Options) withDefaults() Options {
 }
 
 // Observer sees the dispatcher's work, for metrics (the http package's
-// DeliveryMetrics). Its methods run on request goroutines and must not block.
+// DeliveryMetrics). Its methods run on the goroutines that record attempts
+// and must not block.
 type Observer interface {
 	// Attempted sees every recorded attempt.
 	Attempted(a bridge.Attempt)
@@ -157,10 +158,13 @@ type Stats struct {
 // scheduler goroutine; see endpoint.go for how ordering is kept.
 type Dispatcher struct {
 	store  bridge.DeliveryStore
+	batch  attemptBatcher // store, when it records attempts in batches
 	opts   Options
 	clock  Clock
 	log    *slog.Logger
 	client *http.Client
+	// userAgent is the User-Agent header's value, shared by every request.
+	userAgent []string
 	// sem holds the shared request slots (MaxInFlight).
 	sem chan struct{}
 
@@ -201,7 +205,9 @@ func New(store bridge.DeliveryStore, opts Options) *Dispatcher {
 		log:       opts.Logger,
 		sem:       make(chan struct{}, opts.MaxInFlight),
 		endpoints: make(map[string]*endpoint),
+		userAgent: []string{opts.UserAgent},
 	}
+	d.batch, _ = store.(attemptBatcher)
 	rt := opts.Transport
 	if rt == nil {
 		dialer := &policyDialer{

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,7 +54,7 @@ func start(t *testing.T, store *fakeStore, opts webhooks.Options, eps ...bridge.
 		h.changed = make(chan struct{})
 		h.mu.Unlock()
 	}
-	h.d = webhooks.New(store, opts)
+	h.d = webhooks.New(store.deliveryStore(), opts)
 	h.d.SetEndpoints(eps)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -887,5 +888,122 @@ func TestOutcomeRecordedAfterStoreFailure(t *testing.T) {
 	waitUntil(t, "the outcome recorded", func() bool { return store.status("ep", event("a", 1).ID) == bridge.DeliveryDelivered })
 	if n := h.d.Unrecorded(); n != 0 || len(rx.Requests()) != 1 {
 		t.Fatalf("unrecorded %d, %d requests", n, len(rx.Requests()))
+	}
+}
+
+// workers counts the goroutines that run requests (endpoint.work).
+func workers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "webhooks.(*endpoint).work(")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// Request goroutines are kept between requests, but none outlives its
+// endpoint or the dispatcher.
+func TestWorkersExit(t *testing.T) {
+	waitUntil(t, "earlier tests' workers to exit", func() bool { return workers() == 0 })
+	rx := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{}, endpoint("a", rx.URL))
+	convs := []string{"c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"}
+	h.d.Notify(store.commit(records(convs, 10), "a"))
+	h.waitAttempts(80)
+	if n := workers(); n == 0 || n > webhooks.DefaultMaxInFlightPerEndpoint {
+		t.Fatalf("%d workers waiting, want 1 to %d", n, webhooks.DefaultMaxInFlightPerEndpoint)
+	}
+
+	// Removed: its workers go; a new endpoint gets its own.
+	h.d.SetEndpoints([]bridge.Endpoint{endpoint("b", rx.URL)})
+	waitUntil(t, "a's workers to exit", func() bool { return workers() == 0 })
+	h.d.Notify(store.commit(records(convs, 10), "b"))
+	h.waitAttempts(160)
+	if n := workers(); n == 0 {
+		t.Fatal("no workers waiting for b")
+	}
+
+	h.stop()
+	waitUntil(t, "the workers to exit after Run", func() bool { return workers() == 0 })
+	if got := len(rx.Requests()); got != 160 {
+		t.Errorf("%d requests, want 160", got)
+	}
+}
+
+// The dispatcher records in batches when the store can (store.DB does, and
+// so does fakeStore, which the other tests use), and attempt by attempt on
+// the request's goroutine otherwise: the main tests again with a store that
+// cannot.
+func TestUnbatchedRecords(t *testing.T) {
+	plainStores = true
+	defer func() { plainStores = false }()
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"Deliver", TestDeliver}, {"Ordering", TestOrderingUnderRandomFailures}, {"Gone", TestGoneDisablesEndpoint},
+		{"DeadAfterRetryWindow", TestDeadAfterRetryWindow}, {"StoreFailure", TestOutcomeRecordedAfterStoreFailure},
+		{"Shutdown", TestShutdownAbandonsHungRequests}, {"Workers", TestWorkersExit},
+	} {
+		t.Run(tc.name, tc.test)
+	}
+	rx := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit(records([]string{"a", "b"}, 5), "ep"))
+	h.waitAttempts(10)
+	h.stop()
+	if store.batches != 0 {
+		t.Errorf("%d batches recorded through a store without RecordAttempts", store.batches)
+	}
+}
+
+// With a store that has RecordAttempts, every attempt goes through it.
+func TestBatchedRecords(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit(records([]string{"a", "b"}, 5), "ep"))
+	h.waitAttempts(10)
+	h.stop()
+	if store.batches == 0 || store.batches > 10 {
+		t.Errorf("%d batches for 10 attempts", store.batches)
+	}
+	if c := store.counts("ep"); c[bridge.DeliveryDelivered] != 10 {
+		t.Errorf("store says %v", c)
+	}
+}
+
+// When attempts come faster than they commit, the recorder takes them in
+// large batches (and waits a little to gather more), without losing an
+// attempt or the order within a conversation.
+func TestRecordsGathered(t *testing.T) {
+	rx := webhookstest.NewReceiver(t, testSecret)
+	store := newFakeStore()
+	convs := make([]string, 64)
+	for i := range convs {
+		convs[i] = fmt.Sprintf("c%d", i)
+	}
+	// The first batch waits until every conversation's first event was
+	// answered: those answers queue up behind it.
+	release := make(chan struct{})
+	var once sync.Once
+	store.onBatch = func([]bridge.Attempt) {
+		once.Do(func() { <-release })
+	}
+	h := start(t, store, webhooks.Options{}, endpoint("ep", rx.URL))
+	h.d.Notify(store.commit(records(convs, 3), "ep"))
+	rx.WaitFor(len(convs), wait)
+	close(release)
+	h.waitAttempts(3 * len(convs))
+	h.stop()
+	checkOrder(t, rx.Requests(), 3*len(convs))
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.maxBatch < len(convs)/2 || len(store.attempts) != 3*len(convs) {
+		t.Errorf("largest batch %d, %d attempts recorded", store.maxBatch, len(store.attempts))
 	}
 }

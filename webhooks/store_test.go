@@ -28,10 +28,32 @@ type fakeStore struct {
 	failRead error
 	// failRecord makes RecordAttempt fail (a full disk).
 	failRecord error
+	// batches counts RecordAttempts calls. plain hides RecordAttempts from
+	// the dispatcher (see start), so that it records attempt by attempt.
+	batches int
+	plain   bool
+	// maxBatch is RecordAttempts' largest batch; onBatch, when set, runs
+	// first in every RecordAttempts call.
+	maxBatch int
+	onBatch  func([]bridge.Attempt)
 }
 
+// plainStores makes newFakeStore's stores plain (TestUnbatchedRecords).
+var plainStores bool
+
 func newFakeStore() *fakeStore {
-	return &fakeStore{rows: make(map[string][]*bridge.Delivery), disabled: make(map[string]string)}
+	return &fakeStore{rows: make(map[string][]*bridge.Delivery), disabled: make(map[string]string), plain: plainStores}
+}
+
+// plainStore is a DeliveryStore without RecordAttempts.
+type plainStore struct{ bridge.DeliveryStore }
+
+// deliveryStore is what the dispatcher is given.
+func (s *fakeStore) deliveryStore() bridge.DeliveryStore {
+	if s.plain {
+		return plainStore{s}
+	}
+	return s
 }
 
 // commit stores records as the outbox would and returns the deliveries the
@@ -109,6 +131,22 @@ func (s *fakeStore) RecordAttempt(ctx context.Context, a bridge.Attempt) error {
 	}
 	d.Status, d.NextAttemptAt = a.Outcome, a.NextAttemptAt
 	return nil
+}
+
+func (s *fakeStore) RecordAttempts(ctx context.Context, as []bridge.Attempt) []error {
+	s.mu.Lock()
+	s.batches++
+	s.maxBatch = max(s.maxBatch, len(as))
+	hook := s.onBatch
+	s.mu.Unlock()
+	if hook != nil {
+		hook(as)
+	}
+	errs := make([]error, len(as))
+	for i, a := range as {
+		errs[i] = s.RecordAttempt(ctx, a)
+	}
+	return errs
 }
 
 func (s *fakeStore) DisableEndpoint(ctx context.Context, endpointID, reason string) error {
