@@ -148,6 +148,19 @@ var sipStories = map[string][]string{
 		"inbound caller=5551234 callee=301: queued ringing(103) ring_ended(103) ringing(103) ring_ended(103) ringing(103) ring_ended(103) ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
 	"sip-ring-group-caller-cancels": {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
 	"sip-ring-group-one-rejects":    {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+
+	// Third batch, the same build, config and phones (testdata/sip/README-batch3.txt): every story
+	// as its EXPECT line, but hangup_by=agent for the refusing ring group (as sip-inbound-busy).
+	"sip-attended-transfer-feature-customer-hangs-up-in-consult": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-target-busy":                  {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) resumed ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-target-hangs-up-in-consult":   {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed ended(disposition=answered, hangup_by=caller)"},
+	"sip-call-waiting-second-caller-gives-up": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)",
+		"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-inbound-agent-hangs-up":                                  {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	"sip-internal-call-hold-resume":                               {"internal caller=100 callee=101: ringing(101) answered(101) held resumed ended(disposition=answered, hangup_by=callee)"},
+	"sip-outbound-customer-hangs-up-while-held":                   {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ended(disposition=answered, hangup_by=callee)"},
+	"sip-queue-agent-attended-transfers-to-busy-agent-then-blind": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held ringing(102) ring_ended(102) resumed transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-ring-group-both-reject":                                  {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=busy, hangup_by=agent)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no

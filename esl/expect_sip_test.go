@@ -323,10 +323,10 @@ var ExpectedSIPCaptures = map[string][]string{
 		"DialEnd 1000-0x5591f1b07bf0>1010-0x5621c59a6bf0 ANSWER",
 		"BridgeEnter 1000-0x5591f1b07bf0",
 		"BridgeEnter 1010-0x5621c59a6bf0",
+		"HangupRequest 1010-0x5621c59a6bf0", // its BYE, at its CHANNEL_HANGUP (sip_term_cause)
 		"BridgeLeave 1000-0x5591f1b07bf0",
 		"BridgeLeave 1010-0x5621c59a6bf0",
 		"Hangup 1000-0x5591f1b07bf0 16 NORMAL_CLEARING by pbx",
-		"HangupRequest 1010-0x5621c59a6bf0",
 		"Hangup 1010-0x5621c59a6bf0 16 NORMAL_CLEARING by endpoint",
 	},
 }

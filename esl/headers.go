@@ -36,7 +36,7 @@ var wantedHeaders = setOf(
 	"variable_uuid", "variable_call_uuid", "variable_originator", "variable_originating_leg_uuid",
 	"variable_bridge_uuid", "variable_bridge_channel", "variable_loopback_leg",
 	"variable_other_loopback_leg_uuid", "variable_dialed_user", "variable_user_name",
-	"variable_sip_auth_username", "variable_sip_call_id", "variable_sip_hangup_disposition",
+	"variable_sip_auth_username", "variable_sip_call_id", "variable_sip_hangup_disposition", "variable_sip_term_cause",
 	"variable_hangup_cause_q850", "variable_transfer_source", "variable_transfer_to",
 	"variable_transfer_destination", "variable_record_seconds", "variable_record_ms",
 	"variable_cc_agent", "variable_cc_queue", "variable_cc_side", "variable_cc_member_session_uuid",

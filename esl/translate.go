@@ -671,10 +671,10 @@ func hangupSource(e *Event) string {
 // refused re-INVITE leaves the same value on a live call.
 func (x *txn) hangupRequest(st *chanState) {
 	e := x.e
-	if st.hupReq || hangupSource(e) != bridge.HangupByEndpoint {
+	if st.hupReq || !hangingUp(e) {
 		return
 	}
-	if !hangingUp(e) {
+	if hangupSource(e) != bridge.HangupByEndpoint && !byeReceived(e) {
 		return
 	}
 	if e.Get("variable_sip_hangup_disposition") == "recv_refuse" && st.answered {
@@ -683,6 +683,19 @@ func (x *txn) hangupRequest(st *chanState) {
 	st.hupReq = true
 	x.t.update(st, e)
 	x.emit(bridge.ChanHangupRequest, st, nil)
+}
+
+// byeReceived reports whether a sofia leg's CHANNEL_HANGUP comes from the
+// far end before sofia has written sip_hangup_disposition: for a BYE
+// (sofia_handle_sip_i_bye) and a dialog the network ended (the callstate
+// terminated), sofia sets sip_term_cause, then hangs up, and only then
+// writes recv_bye. The switch hanging a leg up sets neither first. The
+// leg's next events, which carry recv_bye, may come much later: a caller
+// hanging up while its agent runs att_xfer waits for the consultation to
+// end before its hangup completes.
+func byeReceived(e *Event) bool {
+	return e.Get("Event-Name") == "CHANNEL_HANGUP" && strings.HasPrefix(e.Get("Channel-Name"), "sofia/") &&
+		e.Get("variable_sip_hangup_disposition") == "" && e.Get("variable_sip_term_cause") != ""
 }
 
 // hangingUp reports whether an event shows its channel hanging up.
