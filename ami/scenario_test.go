@@ -161,6 +161,20 @@ var sipStories = map[string][]string{
 	"sip-outbound-customer-hangs-up-while-held":                   {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ended(disposition=answered, hangup_by=callee)"},
 	"sip-queue-agent-attended-transfers-to-busy-agent-then-blind": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held ringing(102) ring_ended(102) resumed transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-ring-group-both-reject":                                  {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=busy, hangup_by=agent)"},
+
+	// Fourth batch (testdata/sip/README-batch4.txt). Not as the EXPECT line: a feature-code blind
+	// transfer whose hold ends (Unhold, MusicOnHoldStop) before Asterisk reports the transfer says
+	// resumed first; its target's refusal ends the answered call with cause 17 (ringCauseIsTheCalls).
+	"sip-ami-mixmonitor-start-stop":                      {"inbound caller=5551234 callee=200: ringing(100) answered(100) recording_started recording_ready ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-then-target-hangs-up": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-blind-transfer-feature-to-busy-pbx-hangs-up":    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed transferred(blind, from 100, to 101) ringing(101) ring_ended(101) ended(disposition=answered, hangup_by=system)"},
+	"sip-group-pickup-of-ring-group":                     {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-internal-call-blind-transfer-phone":             {"internal caller=100 callee=101: ringing(101) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-outbound-then-attended-transfer-feature":        {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ringing(102) answered(102) transferred(attended, from 100, to 102) ended(disposition=answered, hangup_by=callee)"},
+	"sip-queue-rrmemory-member-rejects":                  {"inbound caller=5551234 callee=301: queued ringing(103) ring_ended(103) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-ring-group-one-rejects-other-no-answer":         {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
+	"sip-two-customers-two-agents-at-once": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no
@@ -172,6 +186,7 @@ var crashed = map[string]bool{"sip-pbx-crash-midcall-pre": true}
 var ringCauseIsTheCalls = map[string]string{
 	"sip-blind-transfer-phone-target-busy": "the target refused the transfer (486) and the dialplan hung the customer up: " +
 		"app_dial gives the customer's channel the target's cause 17",
+	"sip-blind-transfer-feature-to-busy-pbx-hangs-up": "the same, after a feature-code blind transfer",
 }
 
 func TestSIPStories(t *testing.T) {

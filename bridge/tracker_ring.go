@@ -265,14 +265,28 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 	t.establish(c, at, t.agent(l))
 }
 
-// agentOnCall reports whether agent still has a live, answered leg in c.
+// agentOnCall reports whether agent still has a live, answered leg in c,
+// or is the agent whose own phone placed it and is still on it.
 func (t *Tracker) agentOnCall(c *conversation, agent string) bool {
 	for _, x := range c.Legs {
-		if x.Role == roleAgent && x.Agent == agent && x.Answered && len(x.Channels) > 0 {
+		if len(x.Channels) == 0 {
+			continue
+		}
+		if x.Role == roleAgent && x.Agent == agent && x.Answered || placingAgent(x) == agent {
 			return true
 		}
 	}
 	return false
+}
+
+// placingAgent is the agent whose own phone is l, the caller leg of the
+// call that agent placed (outbound or internal), or "".
+func placingAgent(l *leg) string {
+	c := l.conv
+	if l.Role != roleCaller || c.OrigAgent == "" || (l.Ext != c.OrigAgent && l.Agent != c.OrigAgent) {
+		return ""
+	}
+	return c.OrigAgent
 }
 
 // dialled resolves the dialling and the dialled leg of ev and puts the

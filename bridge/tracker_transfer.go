@@ -106,6 +106,11 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 		if x.Role == roleAgent && x.Answered && x != target {
 			x.Role = roleOther
 		}
+		if tr.From != nil && placingAgent(x) == tr.From.Extension {
+			// The agent's phone that placed the call handed it on: its
+			// hangup from now on is not the call's caller hanging up.
+			x.Role = roleOther
+		}
 	}
 	unhold(c)
 	c.Parked = nil
@@ -173,6 +178,10 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 	var from *Agent
 	if l := t.legs[ev.Channel.ID]; l != nil {
 		from = t.agent(l)
+		if a := placingAgent(l); from == nil && a != "" {
+			// The agent transfers the call its own phone placed.
+			from = &Agent{Extension: a, Name: t.agentName(a)}
+		}
 		c = l.conv
 	}
 	if ev.Peer != nil {

@@ -342,6 +342,45 @@ var sipFlows = map[string]sipFlow{
 	"sip-ring-group-both-reject": {want: []string{
 		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=busy, hangup_by=agent)",
 	}},
+
+	// Fourth batch (testdata/sip/README-batch4.txt). Not as the EXPECT line: callee= (as above); a
+	// failed att_xfer completion (the switch drops the customer as the agent hangs up) is the agent's
+	// hangup, where the line says system; a feature code dialled (**1000 finding nothing) is an
+	// outbound call, where the line says internal.
+	"sip-att_xfer-completion-fails-customer-dropped-switch-drops-target": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-att_xfer-completion-fails-customer-dropped-target-hangs-up": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-blind-transfer-phone-to-ring-group": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2110) ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-agent-att_xfer": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1002) answered(1002) transferred(attended, from 1000, to 1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-inbound-no-answer-caller-gives-up-first": {want: []string{
+		"inbound caller=1010 callee=2101: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)",
+	}},
+	"sip-intercept-ring-group-hash": {want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}, gap: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1001) ring_ended(1000) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}, why: "both rings end at once (1001's leg PICKED_OFF, 1000's ORIGINATOR_CANCEL); without the intercept's " +
+		"CHANNEL_EXECUTE, which the subscription leaves out, the picked leg's end comes first"},
+	"sip-intercept-ring-group": {want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
+		"outbound caller=1002 callee=**1000: ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-internal-call-blind-transfer-phone": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) transferred(blind, from 1001, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-outbound-then-att_xfer": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-record-api-start-stop": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started recording_ready ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
@@ -502,6 +541,7 @@ func TestSIPStoriesReordered(t *testing.T) {
 	for name, flow := range sipFlows {
 		t.Run(name, func(t *testing.T) {
 			want := playFlow(t, name, flow, bySeq)
+			wantSubscribed := playFlow(t, name, flow, func(evs []*Event) []*Event { return bySeq(subscribed(evs)) })
 			for seed := range uint64(8) {
 				windowed := func(evs []*Event) []*Event { return viaReorder(shuffle(evs, 6, seed)) }
 				if got := playFlow(t, name, flow, windowed); !slices.Equal(got, want) {
@@ -511,8 +551,8 @@ func TestSIPStoriesReordered(t *testing.T) {
 				// of different channels swapped on the wire, through its
 				// reorder buffer.
 				wire := func(evs []*Event) []*Event { return viaReorder(swapChannels(bySeq(subscribed(evs)), seed)) }
-				if got := playFlow(t, name, flow, wire); !slices.Equal(got, want) {
-					t.Fatalf("seed %d, subscribed, swapped, reorder buffer: got\n  %s\nwant\n  %s", seed, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+				if got := playFlow(t, name, flow, wire); !slices.Equal(got, wantSubscribed) {
+					t.Fatalf("seed %d, subscribed, swapped, reorder buffer: got\n  %s\nwant\n  %s", seed, strings.Join(got, "\n  "), strings.Join(wantSubscribed, "\n  "))
 				}
 				// No buffer at all: among all the events, most neighbours
 				// are unrelated, and the translator takes them in any order.
@@ -659,7 +699,8 @@ func TestSIPCallerCancels(t *testing.T) {
 	}
 }
 
-// ringsSorted sorts each run of adjacent ringing(...) items of stories.
+// ringsSorted sorts each run of adjacent ringing(...) items of stories, and
+// each run of adjacent ring_ended(...): rings offered or ended at once.
 func ringsSorted(stories []string) []string {
 	out := make([]string, len(stories))
 	for i, st := range stories {
@@ -668,6 +709,11 @@ func ringsSorted(stories []string) []string {
 			k := j
 			for k < len(items) && strings.HasPrefix(items[k], "ringing(") {
 				k++
+			}
+			if k == j {
+				for k < len(items) && strings.HasPrefix(items[k], "ring_ended(") {
+					k++
+				}
 			}
 			slices.Sort(items[j:k])
 			j = max(k, j+1)

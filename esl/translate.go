@@ -119,6 +119,7 @@ type chanState struct {
 	// shows only then.
 	leftPartner string
 	lastPartner string // the partner of its last bridge
+	bridgeSeq   uint64 // Event-Sequence of that bridge
 	bridged     bool   // ever bridged
 	xferSrc     string // the last transfer_source seen
 	xferKnown   bool   // xferSrc is the value at opening, or later (not an unseen past)

@@ -78,8 +78,8 @@ func (x *txn) bridge() {
 		}
 	}
 	if la != nil && lb != nil {
-		la.partner, la.lastPartner, la.leftPartner, la.bridged = b, b, "", true
-		lb.partner, lb.lastPartner, lb.leftPartner, lb.bridged = a, a, "", true
+		la.partner, la.lastPartner, la.leftPartner, la.bridged, la.bridgeSeq = b, b, "", true, x.e.Seq()
+		lb.partner, lb.lastPartner, lb.leftPartner, lb.bridged, lb.bridgeSeq = a, a, "", true, x.e.Seq()
 	}
 	for _, l := range []*chanState{la, lb} {
 		if l != nil {
@@ -207,6 +207,12 @@ func cutLast(s, sep string) (before, after string, ok bool) {
 func (x *txn) attended(xl, c *chanState) {
 	a := xl.lastPartner
 	if a == "" || a == c.ch.ID || c.dialler != a || xl.xferSaid {
+		return
+	}
+	if c.lastPartner == a && xl.bridgeSeq > c.bridgeSeq {
+		// a dialled both (its own outbound call, then the consultation):
+		// the target is the one a talked to last, the transferee the one
+		// it put aside.
 		return
 	}
 	x.attendedBy(a, xl, c)()
