@@ -70,6 +70,9 @@ type Tracker struct {
 	reportsRequests bool
 	dirty           map[string]*conversation // changed since the last Drain
 	out             []Event
+	// parkAfter holds a park reported while its call was still bridged
+	// with the agent parking it, until the next event (see park).
+	parkAfter []ChannelEvent
 	// agentTenants are the tenants of agents the config does not list,
 	// learned from the calls their phones are in.
 	agentTenants map[string]string
@@ -381,6 +384,19 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
+	if len(t.parkAfter) > 0 {
+		if ev.Kind == ChanTransfer && !ev.Attended {
+			// The blind transfer that parks the call: told first.
+			t.handle(ev)
+			t.parkHeld()
+			return
+		}
+		t.parkHeld()
+	}
+	t.handle(ev)
+}
+
+func (t *Tracker) handle(ev ChannelEvent) {
 	switch ev.Kind {
 	case ChanNew:
 		t.channel(ev.Channel, ev.At)

@@ -124,6 +124,43 @@ func (t *Tracker) park(ev ChannelEvent) {
 	if l == nil || l.conv.Ended {
 		return
 	}
+	if t.bridgedWithAgent(l) {
+		// Parked while still in its agent's bridge: a blind transfer to
+		// the lot whose report Asterisk may publish just after the park
+		// (res_parking parks the transferee inside the transfer). The
+		// next event says: the transfer, told first, or anything else.
+		t.parkAfter = append(t.parkAfter, ev)
+		return
+	}
+	t.parked(l, ev)
+}
+
+// parkHeld tells the parks held back for their transfer.
+func (t *Tracker) parkHeld() {
+	evs := t.parkAfter
+	t.parkAfter = nil
+	for _, ev := range evs {
+		if l := t.legs[ev.Channel.ID]; l != nil && !l.conv.Ended {
+			t.parked(l, ev)
+		}
+	}
+}
+
+// bridgedWithAgent reports whether l shares a bridge with an agent on the
+// call (an answered agent, or the agent whose phone placed it).
+func (t *Tracker) bridgedWithAgent(l *leg) bool {
+	for _, b := range l.Bridges {
+		for _, x := range t.bridged[b] {
+			if x != l && len(x.Channels) > 0 && (x.Role == roleAgent && x.Answered || placingAgent(x) != "") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parked: the call waits in the lot's slot.
+func (t *Tracker) parked(l *leg, ev ChannelEvent) {
 	c := l.conv
 	unhold(c)
 	// The call left its agent for the lot: the next ring of an agent (the
