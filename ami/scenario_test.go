@@ -175,6 +175,19 @@ var sipStories = map[string][]string{
 	"sip-ring-group-one-rejects-other-no-answer":         {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
 	"sip-two-customers-two-agents-at-once": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
 		"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+
+	// Fifth batch (testdata/sip/README-batch5.txt). Not as the EXPECT line: hangup_by=agent for the
+	// forwarded call's refusal (as sip-inbound-busy); a feature-code blind transfer of an outbound call
+	// says resumed before transferred (as in the fourth batch); the rounds of a ring-all queue whose
+	// members refuse end their two rings at once, in either order.
+	"sip-ami-atxfer-customer-hangs-up-in-consult": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-directed-pickup-of-ring-group":           {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=agent)"},
+	"sip-forward-no-answer-then-102-rejects":      {"inbound caller=5551234 callee=207: ringing(100) ring_ended(100) ringing(102) ring_ended(102) ended(disposition=busy, hangup_by=agent)"},
+	"sip-hold-twice":                              {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed held resumed ended(disposition=answered, hangup_by=caller)"},
+	"sip-internal-call-attended-transfer-feature": {"internal caller=100 callee=101: ringing(101) answered(101) held ringing(102) answered(102) transferred(attended, from 101, to 102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-outbound-blind-transfer-feature":         {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held resumed transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
+	"sip-park-retrieve-by-parker":                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-ringall-both-reject":               {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) ring_ended(100) ringing(100) ringing(101) ring_ended(100) ring_ended(101) ringing(100) ringing(101) ring_ended(101) ring_ended(100) abandoned ended(disposition=cancelled, hangup_by=caller)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no

@@ -384,7 +384,7 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
-	if len(t.parkAfter) > 0 {
+	if len(t.parkAfter) > 0 && t.touchesParked(ev) {
 		if ev.Kind == ChanTransfer && !ev.Attended {
 			// The blind transfer that parks the call: told first.
 			t.handle(ev)
@@ -394,6 +394,24 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 		t.parkHeld()
 	}
 	t.handle(ev)
+}
+
+// touchesParked reports whether ev is about a call whose park is held back
+// (its channel's or its peer's).
+func (t *Tracker) touchesParked(ev ChannelEvent) bool {
+	ids := []string{ev.Channel.ID}
+	if ev.Peer != nil {
+		ids = append(ids, ev.Peer.ID)
+	}
+	for _, p := range t.parkAfter {
+		pl := t.legs[p.Channel.ID]
+		for _, id := range ids {
+			if l := t.legs[id]; l != nil && (pl == nil || l.conv == pl.conv) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (t *Tracker) handle(ev ChannelEvent) {

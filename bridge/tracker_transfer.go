@@ -82,13 +82,13 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	if from == nil || (c.Call.Agent != nil && c.Call.Agent.Extension != from.Extension) {
 		return
 	}
-	t.transferred(c, &Transfer{Mode: "blind", From: from, To: ev.Exten}, ev.At)
+	t.transferred(c, &Transfer{Mode: "blind", From: from, To: ev.Exten}, l, ev.At)
 }
 
 // transferred records that c moved from one agent to another party. A
 // blind transfer's next agent to answer owns the call; an attended one
 // lands on the consultation's target, who already answered.
-func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
+func (t *Tracker) transferred(c *conversation, tr *Transfer, transferee *leg, at time.Time) {
 	popped := c.Rang
 	c.Rang = map[string]bool{}
 	var target *leg
@@ -103,7 +103,9 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, at time.Time) {
 		target = t.transferTarget(c, tr)
 	}
 	for _, x := range c.Legs {
-		if x.Role == roleAgent && x.Answered && x != target {
+		if x.Role == roleAgent && x.Answered && x != target && x != transferee {
+			// The agents who had the call; one moved by the transfer (an
+			// internal call's agent handed to a colleague) stays a party.
 			x.Role = roleOther
 		}
 		if tr.From != nil && placingAgent(x) == tr.From.Extension {
@@ -176,6 +178,7 @@ func (t *Tracker) transferTarget(c *conversation, tr *Transfer) *leg {
 func (t *Tracker) transfer(ev ChannelEvent) {
 	var c *conversation
 	var from *Agent
+	var transferee *leg
 	if l := t.legs[ev.Channel.ID]; l != nil {
 		from = t.agent(l)
 		if a := placingAgent(l); from == nil && a != "" {
@@ -183,10 +186,14 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 			from = &Agent{Extension: a, Name: t.agentName(a)}
 		}
 		c = l.conv
+	} else if a := ev.Channel.Endpoint; a != "" && t.cfg.AgentPattern != nil && t.cfg.AgentPattern.MatchString(a) {
+		// The transferer hung up before the switch joined the two others
+		// (FreeSWITCH att_xfer): its device names it.
+		from = &Agent{Extension: a, Name: t.agentName(a)}
 	}
 	if ev.Peer != nil {
 		if p := t.legs[ev.Peer.ID]; p != nil {
-			c = p.conv
+			c, transferee = p.conv, p
 		}
 	}
 	if c == nil || c.Ended {
@@ -205,5 +212,5 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 	if ev.Attended {
 		mode = "attended"
 	}
-	t.transferred(c, &Transfer{Mode: mode, From: from, To: ev.Exten}, ev.At)
+	t.transferred(c, &Transfer{Mode: mode, From: from, To: ev.Exten}, transferee, ev.At)
 }

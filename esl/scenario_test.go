@@ -381,6 +381,34 @@ var sipFlows = map[string]sipFlow{
 	"sip-record-api-start-stop": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started recording_ready ended(disposition=answered, hangup_by=caller)",
 	}},
+
+	// Fifth batch (testdata/sip/README-batch5.txt). Not as the EXPECT line: callee= (as above); the
+	// lot's parked call is held(parked 6001) where the line writes held resumed.
+	"sip-callcenter-both-agents-reject": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1000) ring_ended(1001) ringing(1000) ring_ended(1000) ringing(1001) ring_ended(1001) ringing(1000) ring_ended(1000) ringing(1001) ring_ended(1001) ringing(1000) ring_ended(1000) ringing(1001) ring_ended(1001) ringing(1000) ring_ended(1000) ringing(1001) ring_ended(1001) abandoned ended(disposition=cancelled, hangup_by=caller)",
+	}},
+	"sip-forward-first-rejects-second-answers": {want: []string{
+		"inbound caller=1010 callee=2150: ringing(1000) ring_ended(1000) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-hold-twice": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed held resumed ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-internal-call-att_xfer": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ringing(1002) answered(1002) transferred(attended, from 1000, to 1002) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-internal-call-callee-busy-then-caller-calls-again": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) ring_ended(1001) ended(disposition=busy, hangup_by=callee)",
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-outbound-blind-transfer-phone": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-park-valet-retrieve-by-parker": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-uuid-transfer-customer-to-ring-group": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2110) ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
