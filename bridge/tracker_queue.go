@@ -108,6 +108,13 @@ func (t *Tracker) recordReady(l *leg, file string, at time.Time) {
 func (t *Tracker) originateFailed(ev ChannelEvent) {
 	o := t.originates["action:"+ev.ActionID]
 	if o == nil {
+		// Another client's originate of an agent's phone that failed: its
+		// answer names where it would have gone, the call's callee.
+		x := ev.Channel.Exten
+		if l := t.legs[ev.Channel.ID]; l != nil && !l.conv.Ended && l.conv.Call.Callee.Number == "" && x != "" && x != "s" {
+			l.conv.Call.Callee.Number = x
+			t.dirty[l.conv.ID] = l.conv
+		}
 		return
 	}
 	delete(t.originates, "action:"+ev.ActionID)

@@ -26,10 +26,12 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	switch {
 	case ev.HangupSource == HangupByEndpoint:
 		t.hangupRequest(l)
-	case ev.HangupSource == "" && !ev.Resynced && !c.Ended && !(l.Local && t.reportsRequests):
+	case ev.HangupSource == "" && !ev.Resynced && !c.Ended && !(l.Local && (t.reportsRequests || l.Service)):
 		// A PBX that says who asked for its devices' hangups says nothing
 		// for its own local pairs (FreeSWITCH's loopback): that silence
-		// is no gap in its account.
+		// is no gap in its account. A pair running the PBX's own
+		// application (loopback/app=voicemail) is the PBX's, even before
+		// any device's hangup has shown that the PBX tells.
 		c.SourcesUnknown = true
 	}
 	t.dropChannel(l, ev.Channel.ID)

@@ -409,6 +409,37 @@ var sipFlows = map[string]sipFlow{
 	"sip-uuid-transfer-customer-to-ring-group": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2110) ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
 	}},
+
+	// Sixth batch (testdata/sip/README-batch6.txt). Not as the EXPECT line: callee= and direction
+	// (1010 is the customer's phone); another client's failed originate keeps callee= empty; a refused
+	// caller who then hangs up on the switch's voicemail is hangup_by=caller (as the fixtures'
+	// voicemail-record line), where the line says callee.
+	"sip-att_xfer-agent-cancels-consult": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-att_xfer-target-no-answer": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1003) ring_ended(1003) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-call-to-unregistered-user": {want: []string{
+		"inbound caller=1010 callee=1003: ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-callcenter-agent-holds-customer-hangs-up": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) held ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-click-to-call-agent-rejects": {want: []string{
+		"outbound caller=1000 callee=: ringing(1000) ring_ended(1000) ended(disposition=busy, hangup_by=agent)",
+	}},
+	"sip-customer-calls-twice-quickly": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-record-session-then-blind-transfer": {want: []string{
+		"inbound caller=1010 callee=2130: recording_started ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller) recording_ready",
+	}},
+	"sip-two-users-call-each-other-at-once": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
+		"internal caller=1001 callee=1000: ringing(1000) ring_ended(1000) ended(disposition=busy, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
