@@ -204,6 +204,14 @@ var sipStories = map[string][]string{
 		"internal caller=101 callee=100: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-two-agents-call-each-other-both-reject": {"internal caller=100 callee=101: ringing(101) ring_ended(101) ended(disposition=busy, hangup_by=callee)",
 		"internal caller=101 callee=100: ringing(100) ring_ended(100) ended(disposition=busy, hangup_by=callee)"},
+
+	// Seventh batch (testdata/sip/README-batch7.txt): every story as its EXPECT line.
+	"sip-agent-hangs-up-while-customer-held":         {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ended(disposition=answered, hangup_by=agent)"},
+	"sip-attended-transfer-feature-chain":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) held ringing(102) answered(102) transferred(attended, from 101, to 102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-automixmon-then-blind-transfer":             {"inbound caller=5551234 callee=200: ringing(100) answered(100) recording_started transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller) recording_ready"},
+	"sip-blind-transfer-chain":                       {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) ringing(101) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-internal-call-callee-holds-caller-hangs-up": {"internal caller=100 callee=101: ringing(101) answered(101) held ended(disposition=answered, hangup_by=caller)"},
+	"sip-ring-group-answer-hold-attended-transfer":   {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) answered(101) held resumed held ringing(102) answered(102) transferred(attended, from 101, to 102) ended(disposition=answered, hangup_by=agent)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no
