@@ -440,6 +440,30 @@ var sipFlows = map[string]sipFlow{
 		"internal caller=1000 callee=1001: ringing(1001) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
 		"internal caller=1001 callee=1000: ringing(1000) ring_ended(1000) ended(disposition=busy, hangup_by=caller)",
 	}},
+
+	// Seventh batch (testdata/sip/README-batch7.txt). Not as the EXPECT line: callee= (as above); the
+	// failed att_xfer completion from 2100 is the agent's hangup (as in the fourth batch).
+	"sip-agent-hangs-up-while-customer-held": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-att_xfer-chain": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ringing(1002) answered(1002) transferred(attended, from 1001, to 1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-blind-transfer-chain": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) transferred(blind, from 1001, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-agent-blind-transfers-back-to-queue": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) transferred(blind, from 1000, to 2120) queued ringing(1001) ringing(1000) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-internal-call-callee-holds-caller-hangs-up": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) held ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-record-api-then-att_xfer-2100-customer-dropped": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent) recording_ready",
+	}},
+	"sip-record-api-then-att_xfer": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) recording_started ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller) recording_ready",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client

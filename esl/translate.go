@@ -123,7 +123,7 @@ type chanState struct {
 	bridged     bool   // ever bridged
 	xferSrc     string // the last transfer_source seen
 	xferKnown   bool   // xferSrc is the value at opening, or later (not an unseen past)
-	xferSaid    bool   // an attended transfer of this leg was said (sofia)
+	xferSaid    bool   // an attended transfer of this leg was said, until its completing bridge
 	sofiaXfer   string // target of a blind transfer announced by sofia::transferor
 	intercept   string // the uuid this channel intercepts
 	ccMember    string // callcenter: the member session this agent leg serves

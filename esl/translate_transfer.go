@@ -80,6 +80,10 @@ func (x *txn) bridge() {
 	if la != nil && lb != nil {
 		la.partner, la.lastPartner, la.leftPartner, la.bridged, la.bridgeSeq = b, b, "", true, x.e.Seq()
 		lb.partner, lb.lastPartner, lb.leftPartner, lb.bridged, lb.bridgeSeq = a, a, "", true, x.e.Seq()
+		// An attended transfer is said once, up to the bridge that
+		// completes it: the same leg's next one (the new agent's own
+		// att_xfer) is another.
+		la.xferSaid, lb.xferSaid = false, false
 	}
 	for _, l := range []*chanState{la, lb} {
 		if l != nil {
