@@ -212,6 +212,14 @@ var sipStories = map[string][]string{
 	"sip-blind-transfer-chain":                       {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) ringing(101) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-internal-call-callee-holds-caller-hangs-up": {"internal caller=100 callee=101: ringing(101) answered(101) held ended(disposition=answered, hangup_by=caller)"},
 	"sip-ring-group-answer-hold-attended-transfer":   {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) answered(101) held resumed held ringing(102) answered(102) transferred(attended, from 101, to 102) ended(disposition=answered, hangup_by=agent)"},
+
+	// Eighth batch (testdata/sip/README-batch8.txt): every story as its EXPECT line.
+	"sip-call-waiting-agent-switches": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	"sip-directed-pickup-then-blind-transfer":  {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-internal-call-caller-blind-transfers": {"internal caller=100 callee=101: ringing(101) answered(101) transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=callee)"},
+	"sip-outbound-customer-holds":              {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held resumed ended(disposition=answered, hangup_by=agent)"},
+	"sip-park-retrieved-then-blind-transfer":   {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no

@@ -384,7 +384,9 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
-	if len(t.parkAfter) > 0 && t.touchesParked(ev) {
+	if len(t.parkAfter) > 0 && t.touchesParked(ev) && ev.Kind != ChanUnhold {
+		// (A phone's REFER may come with an Unhold of the agent's line
+		// between the park and the transfer; the park ends the hold.)
 		if ev.Kind == ChanTransfer && !ev.Attended {
 			// The blind transfer that parks the call: told first.
 			t.handle(ev)

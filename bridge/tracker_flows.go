@@ -287,6 +287,11 @@ func (t *Tracker) ownCall(l *leg, at time.Time) *conversation {
 // retrieval), the agent who answered it.
 func (t *Tracker) takeCall(l *leg, at time.Time) {
 	c := l.conv
+	if l.Role == roleAgent && l.Answered && c.Call.Agent != nil && c.Call.Agent.Extension == l.Agent {
+		// This leg took the call already (its bridge with the parked call
+		// came before the retrieval's report): one answer.
+		return
+	}
 	if l.Role != roleAgent {
 		l.Role = roleAgent
 		if l.Agent = l.Ext; !t.isAgentDevice(l) {

@@ -464,6 +464,30 @@ var sipFlows = map[string]sipFlow{
 	"sip-record-api-then-att_xfer": {want: []string{
 		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) recording_started ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller) recording_ready",
 	}},
+
+	// Eighth batch (testdata/sip/README-batch8.txt). Not as the EXPECT line: callee= (as above); the
+	// lot's call is held(parked 6001) (the line: held resumed); a click-to-call tells the customer's
+	// ring (the line leaves it out).
+	"sip-call-waiting-agent-switches-answer-holds": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1002 callee=1000: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-call-waiting-agent-switches": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1002 callee=1000: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-click-to-call-then-blind-transfer": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) answered(customer) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-intercept-then-blind-transfer": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) answered(1001) transferred(blind, from 1001, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-outbound-customer-holds": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) held resumed ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-park-valet-retrieved-then-blind-transfer": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1001) transferred(blind, from 1001, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
