@@ -147,8 +147,12 @@ func childEnv() []string {
 	return env
 }
 
-func (p *proc) kill()        { p.Kill() }
-func (p *proc) term() error  { return p.Term(30 * time.Second) }
+func (p *proc) kill() { p.Kill() }
+
+// term stops the child with SIGTERM. The bound is liveness (serve does
+// exit), not speed: a CI host busy with parallel children once took over
+// 30 s.
+func (p *proc) term() error  { return p.Term(2 * time.Minute) }
 func (p *proc) exited() bool { return p.Exited() }
 
 var httpc = &http.Client{Timeout: 20 * time.Second}
