@@ -220,6 +220,15 @@ var sipStories = map[string][]string{
 	"sip-internal-call-caller-blind-transfers": {"internal caller=100 callee=101: ringing(101) answered(101) transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=callee)"},
 	"sip-outbound-customer-holds":              {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held resumed ended(disposition=answered, hangup_by=agent)"},
 	"sip-park-retrieved-then-blind-transfer":   {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+
+	// Ninth batch (testdata/sip/README-batch9.txt). Not as the EXPECT line: the consultation's swap key
+	// ends with resumed before transferred (the customer's hold music stops as the transfer completes),
+	// and the threeway key says no resumed (the line infers one from the music stopping).
+	"sip-attended-transfer-feature-complete-by-key": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-swap":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed held resumed transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-threeway":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-group-pickup-of-queue-call":                {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-call-parked-then-retrieved":          {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no

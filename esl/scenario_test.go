@@ -488,6 +488,25 @@ var sipFlows = map[string]sipFlow{
 	"sip-park-valet-retrieved-then-blind-transfer": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1001) transferred(blind, from 1001, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
 	}},
+
+	// Ninth batch (testdata/sip/README-batch9.txt). Not as the EXPECT line: callee= (as above); the
+	// callcenter's two offers may pop in either order; the lot's call is held(parked 6001).
+	"sip-att_xfer-conference-key": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-att_xfer-hangup-key": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-call-parked-then-retrieved": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-intercept-of-callcenter-offer-hashset": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1000) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-intercept-of-callcenter-offer": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1000) ring_ended(1001) abandoned ended(disposition=cancelled, hangup_by=caller)",
+		"outbound caller=1002 callee=**1000: ended(disposition=no_answer, hangup_by=system)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client

@@ -213,7 +213,7 @@ func (x *txn) attended(xl, c *chanState) {
 	if a == "" || a == c.ch.ID || c.dialler != a || xl.xferSaid {
 		return
 	}
-	if c.lastPartner == a && xl.bridgeSeq > c.bridgeSeq {
+	if xl.dialler == a && c.lastPartner == a && xl.bridgeSeq > c.bridgeSeq {
 		// a dialled both (its own outbound call, then the consultation):
 		// the target is the one a talked to last, the transferee the one
 		// it put aside.
