@@ -71,7 +71,9 @@ type Tracker struct {
 	dirty           map[string]*conversation // changed since the last Drain
 	out             []Event
 	// parkAfter holds a park reported while its call was still bridged
-	// with the agent parking it, until the next event (see park).
+	// with the agent parking it, until its call's next event (see park).
+	// It is not saved: a crash in those microseconds loses the park's
+	// hold, which the retrieval or the hangup settles.
 	parkAfter []ChannelEvent
 	// agentTenants are the tenants of agents the config does not list,
 	// learned from the calls their phones are in.
@@ -384,36 +386,38 @@ func (t *Tracker) Handle(ev ChannelEvent) {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
 	}
-	if len(t.parkAfter) > 0 && t.touchesParked(ev) && ev.Kind != ChanUnhold {
+	if c := t.parkedCall(ev); c != nil && ev.Kind != ChanUnhold {
 		// (A phone's REFER may come with an Unhold of the agent's line
 		// between the park and the transfer; the park ends the hold.)
 		if ev.Kind == ChanTransfer && !ev.Attended {
 			// The blind transfer that parks the call: told first.
 			t.handle(ev)
-			t.parkHeld()
+			t.parkHeld(c)
 			return
 		}
-		t.parkHeld()
+		t.parkHeld(c)
 	}
 	t.handle(ev)
 }
 
-// touchesParked reports whether ev is about a call whose park is held back
-// (its channel's or its peer's).
-func (t *Tracker) touchesParked(ev ChannelEvent) bool {
-	ids := []string{ev.Channel.ID}
-	if ev.Peer != nil {
-		ids = append(ids, ev.Peer.ID)
-	}
+// parkedCall is the call ev is about (by its channel or its peer) when that
+// call's park is held back, else nil.
+func (t *Tracker) parkedCall(ev ChannelEvent) *conversation {
 	for _, p := range t.parkAfter {
 		pl := t.legs[p.Channel.ID]
-		for _, id := range ids {
-			if l := t.legs[id]; l != nil && (pl == nil || l.conv == pl.conv) {
-				return true
+		if pl == nil {
+			continue
+		}
+		if l := t.legs[ev.Channel.ID]; l != nil && l.conv == pl.conv {
+			return pl.conv
+		}
+		if ev.Peer != nil {
+			if l := t.legs[ev.Peer.ID]; l != nil && l.conv == pl.conv {
+				return pl.conv
 			}
 		}
 	}
-	return false
+	return nil
 }
 
 func (t *Tracker) handle(ev ChannelEvent) {

@@ -135,15 +135,21 @@ func (t *Tracker) park(ev ChannelEvent) {
 	t.parked(l, ev)
 }
 
-// parkHeld tells the parks held back for their transfer.
-func (t *Tracker) parkHeld() {
-	evs := t.parkAfter
-	t.parkAfter = nil
-	for _, ev := range evs {
-		if l := t.legs[ev.Channel.ID]; l != nil && !l.conv.Ended {
+// parkHeld tells the parks held back for their transfer: c's, or every
+// call's when c is nil.
+func (t *Tracker) parkHeld(c *conversation) {
+	var keep []ChannelEvent
+	for _, ev := range t.parkAfter {
+		l := t.legs[ev.Channel.ID]
+		switch {
+		case l == nil || l.conv.Ended:
+		case c != nil && l.conv != c:
+			keep = append(keep, ev)
+		default:
 			t.parked(l, ev)
 		}
 	}
+	t.parkAfter = keep
 }
 
 // bridgedWithAgent reports whether l shares a bridge with an agent on the

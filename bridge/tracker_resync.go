@@ -28,7 +28,7 @@ const goneMemory = 4096
 // to have ended meanwhile end at the last moment the bridge knew them
 // alive, not at the reconnect.
 func (t *Tracker) LinkLost(at time.Time) {
-	t.parkHeld() // no transfer will come to tell first
+	t.parkHeld(nil) // no transfer will come to tell first
 	if t.lostAt.IsZero() {
 		t.lostAt = at
 	}
@@ -66,7 +66,7 @@ func (t *Tracker) Reconcile(live []Channel, at time.Time) {
 }
 
 func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
-	t.parkHeld()
+	t.parkHeld(nil)
 	reason, endAt := ResyncReconciled, at
 	if !t.lostAt.IsZero() {
 		reason = ResyncLinkLost
