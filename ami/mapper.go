@@ -244,8 +244,14 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Conference = msg.Field("BridgeCreator") == "ConfBridge"
 	case "Hold", "MusicOnHoldStart":
 		ev.Kind = bridge.ChanHold
+		// A device's hold names the music it asks for (chan_pjsip passes
+		// the endpoint's moh_suggest); the transfer keys' hold names none
+		// (bridge_basic.c: ast_bridge_channel_write_hold(..., NULL)).
+		ev.FeatureHold = name == "Hold" && msg.Field("MusicClass") == ""
+		ev.Music = name == "MusicOnHoldStart"
 	case "Unhold", "MusicOnHoldStop":
 		ev.Kind = bridge.ChanUnhold
+		ev.Music = name == "MusicOnHoldStop"
 	case "HangupRequest":
 		// Raised when the channel's own driver queues a hangup: its device
 		// or network ended the call (BYE, CANCEL, a refusal). A hangup the

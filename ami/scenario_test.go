@@ -162,12 +162,11 @@ var sipStories = map[string][]string{
 	"sip-queue-agent-attended-transfers-to-busy-agent-then-blind": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held ringing(102) ring_ended(102) resumed transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-ring-group-both-reject":                                  {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=busy, hangup_by=agent)"},
 
-	// Fourth batch (testdata/sip/README-batch4.txt). Not as the EXPECT line: a feature-code blind
-	// transfer whose hold ends (Unhold, MusicOnHoldStop) before Asterisk reports the transfer says
-	// resumed first; its target's refusal ends the answered call with cause 17 (ringCauseIsTheCalls).
+	// Fourth batch (testdata/sip/README-batch4.txt). Not as the EXPECT line: the feature-code blind
+	// transfer's target refusal ends the answered call with cause 17 (ringCauseIsTheCalls).
 	"sip-ami-mixmonitor-start-stop":                      {"inbound caller=5551234 callee=200: ringing(100) answered(100) recording_started recording_ready ended(disposition=answered, hangup_by=caller)"},
 	"sip-attended-transfer-feature-then-target-hangs-up": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=agent)"},
-	"sip-blind-transfer-feature-to-busy-pbx-hangs-up":    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed transferred(blind, from 100, to 101) ringing(101) ring_ended(101) ended(disposition=answered, hangup_by=system)"},
+	"sip-blind-transfer-feature-to-busy-pbx-hangs-up":    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 101) ringing(101) ring_ended(101) ended(disposition=answered, hangup_by=system)"},
 	"sip-group-pickup-of-ring-group":                     {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-internal-call-blind-transfer-phone":             {"internal caller=100 callee=101: ringing(101) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-outbound-then-attended-transfer-feature":        {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ringing(102) answered(102) transferred(attended, from 100, to 102) ended(disposition=answered, hangup_by=callee)"},
@@ -177,15 +176,14 @@ var sipStories = map[string][]string{
 		"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 
 	// Fifth batch (testdata/sip/README-batch5.txt). Not as the EXPECT line: hangup_by=agent for the
-	// forwarded call's refusal (as sip-inbound-busy); a feature-code blind transfer of an outbound call
-	// says resumed before transferred (as in the fourth batch); the rounds of a ring-all queue whose
+	// forwarded call's refusal (as sip-inbound-busy); the rounds of a ring-all queue whose
 	// members refuse end their two rings at once, in either order.
 	"sip-ami-atxfer-customer-hangs-up-in-consult": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-directed-pickup-of-ring-group":           {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=agent)"},
 	"sip-forward-no-answer-then-102-rejects":      {"inbound caller=5551234 callee=207: ringing(100) ring_ended(100) ringing(102) ring_ended(102) ended(disposition=busy, hangup_by=agent)"},
 	"sip-hold-twice":                              {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed held resumed ended(disposition=answered, hangup_by=caller)"},
 	"sip-internal-call-attended-transfer-feature": {"internal caller=100 callee=101: ringing(101) answered(101) held ringing(102) answered(102) transferred(attended, from 101, to 102) ended(disposition=answered, hangup_by=caller)"},
-	"sip-outbound-blind-transfer-feature":         {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held resumed transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
+	"sip-outbound-blind-transfer-feature":         {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
 	"sip-park-retrieve-by-parker":                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-queue-ringall-both-reject":               {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) ring_ended(100) ringing(100) ringing(101) ring_ended(100) ring_ended(101) ringing(100) ringing(101) ring_ended(101) ring_ended(100) abandoned ended(disposition=cancelled, hangup_by=caller)"},
 
@@ -221,11 +219,10 @@ var sipStories = map[string][]string{
 	"sip-outbound-customer-holds":              {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held resumed ended(disposition=answered, hangup_by=agent)"},
 	"sip-park-retrieved-then-blind-transfer":   {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
 
-	// Ninth batch (testdata/sip/README-batch9.txt). Not as the EXPECT line: the consultation's swap key
-	// ends with resumed before transferred (the customer's hold music stops as the transfer completes),
-	// and the threeway key says no resumed (the line infers one from the music stopping).
+	// Ninth batch (testdata/sip/README-batch9.txt). Not as the EXPECT line: the threeway key says no
+	// resumed (the line infers one from the music stopping).
 	"sip-attended-transfer-feature-complete-by-key": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
-	"sip-attended-transfer-feature-swap":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed held resumed transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-swap":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed held transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-attended-transfer-feature-threeway":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-group-pickup-of-queue-call":                {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-queue-call-parked-then-retrieved":          {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},

@@ -37,11 +37,17 @@ type ChannelEvent struct {
 	Priority   int    // dialplan priority (Dialplan)
 	File       string // recording file (Record*)
 	Attended   bool   // Transfer: attended (true) or blind
-	Reason     string // free text (AgentState pause reason, QueueLeave reason)
-	Paused     bool   // AgentState
-	Status     string // AgentState: logged_in, logged_out, available, busy, unavailable
-	ActionID   string // the originate/command this event answers, when known
-	Resynced   bool   // produced by a resync, not seen live
+	// FeatureHold (Hold): the PBX's own transfer key holds the call, not a
+	// device (Asterisk: a Hold without MusicClass, bridge_basic.c).
+	FeatureHold bool
+	// Music (Hold, Unhold): the PBX's music starting or stopping on the
+	// channel, which another's hold caused.
+	Music    bool
+	Reason   string // free text (AgentState pause reason, QueueLeave reason)
+	Paused   bool   // AgentState
+	Status   string // AgentState: logged_in, logged_out, available, busy, unavailable
+	ActionID string // the originate/command this event answers, when known
+	Resynced bool   // produced by a resync, not seen live
 	// HangupSource says who ended the channel, where the PBX tells
 	// (ChanHangup): HangupByEndpoint when the device or network on this
 	// channel asked (a BYE, CANCEL or refusal: Asterisk HangupRequest,

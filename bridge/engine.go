@@ -69,6 +69,11 @@ type Engine struct {
 	holding   bool
 	holdTimer *time.Timer
 	holdMax   time.Duration
+
+	// A resume the tracker waits to tell (see ResumeSettle) is told when
+	// settleTimer fires, if no event of its call told it first.
+	settleTimer *time.Timer
+	settling    bool
 }
 
 // DefaultMaxQueued is MaxQueued's default: at a few hundred bytes an
@@ -91,6 +96,7 @@ const (
 	inLinkUp
 	inLinkDown
 	inFunc
+	inSettle // tell the resumes still waiting (Tracker.SettleResumes)
 )
 
 // maxBatch bounds the inputs handled per commit.
@@ -329,6 +335,10 @@ func (e *Engine) Run(ctx context.Context) error {
 				// A backlog of event-less batches never reaches the select.
 				err = e.flushHeld(ctx)
 			}
+			if err == nil && e.settleDue() {
+				// Nor, under steady input, the settle timer.
+				err = e.settle(ctx)
+			}
 			if err != nil {
 				return err
 			}
@@ -351,6 +361,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			return e.flushHeld(ctx)
 		case <-e.holdExpired():
 			if err := e.flushHeld(ctx); err != nil {
+				return err
+			}
+		case <-e.settleExpired():
+			if err := e.settle(ctx); err != nil {
 				return err
 			}
 		case <-e.wake:
@@ -402,8 +416,10 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 	full := false // an input other than events: rebuild the live view
 	ingested := 0
 	for _, in := range batch {
-		full = full || in.kind != inEvents
+		full = full || (in.kind != inEvents && in.kind != inSettle)
 		switch in.kind {
+		case inSettle:
+			e.tracker.SettleResumes()
 		case inEvents:
 			for _, ev := range in.evs {
 				e.tracker.Handle(ev)
@@ -494,10 +510,46 @@ func (e *Engine) process(ctx context.Context, batch []input) error {
 			e.resync()
 		}
 	}
+	if !e.settling && e.tracker.Resuming() {
+		e.armSettle()
+	}
 	for _, d := range done {
 		close(d)
 	}
 	return nil
+}
+
+// armSettle starts the timer that tells waiting resumes: ResumeSettle by
+// this host's clock, as the tracker waits by the PBX's.
+func (e *Engine) armSettle() {
+	if e.settleTimer == nil {
+		e.settleTimer = time.NewTimer(ResumeSettle)
+	} else {
+		e.settleTimer.Reset(ResumeSettle)
+	}
+	e.settling = true
+}
+
+func (e *Engine) settleExpired() <-chan time.Time {
+	if !e.settling {
+		return nil
+	}
+	return e.settleTimer.C
+}
+
+func (e *Engine) settleDue() bool {
+	select {
+	case <-e.settleExpired():
+		return true
+	default:
+		return false
+	}
+}
+
+// settle tells the resumes still waiting, after the timer fired.
+func (e *Engine) settle(ctx context.Context) error {
+	e.settling = false
+	return e.process(ctx, []input{{kind: inSettle}})
 }
 
 // commit writes the batch, retrying until it succeeds: the tracker has

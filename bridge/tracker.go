@@ -75,6 +75,9 @@ type Tracker struct {
 	// It is not saved: a crash in those microseconds loses the park's
 	// hold, which the retrieval or the hangup settles.
 	parkAfter []ChannelEvent
+	// resuming are the calls whose hold came off, not yet told (see
+	// ResumeSettle); their ResumeAt is saved with them.
+	resuming map[string]*conversation
 	// agentTenants are the tenants of agents the config does not list,
 	// learned from the calls their phones are in.
 	agentTenants map[string]string
@@ -215,6 +218,10 @@ type conversation struct {
 	PendingRecs []string `json:"pending_recs,omitempty"`
 	// APIHangup: a CRM hung the call up through the API.
 	APIHangup bool `json:"api_hangup,omitempty"`
+	// FeatureHold: the call's hold was made by the PBX's transfer key;
+	// ResumeAt is when it came off, until that is told (see ResumeSettle).
+	FeatureHold bool       `json:"feature_hold,omitempty"`
+	ResumeAt    *time.Time `json:"resume_at,omitempty"`
 	// CallerGone: the caller's leg left while the call went on.
 	CallerGone bool `json:"caller_gone,omitempty"`
 	// PartiesFixed: caller and callee are set; channel data must not
@@ -237,7 +244,8 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	}
 	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{}, byName: map[string]string{}, bridged: map[string][]*leg{},
 		byLinked: map[string]*conversation{}, originates: map[string]*Originate{}, agentStates: map[string]string{},
-		names: map[string]string{}, gone: map[string]struct{}{}, dirty: map[string]*conversation{}}
+		names: map[string]string{}, gone: map[string]struct{}{}, dirty: map[string]*conversation{},
+		resuming: map[string]*conversation{}}
 }
 
 // NewID returns a random, time-ordered id with a prefix.
@@ -334,6 +342,9 @@ func ownsAChannel(c *conversation, claimed map[string]*conversation) bool {
 
 func (t *Tracker) restore(c *conversation) {
 	t.convs[c.ID] = c
+	if c.ResumeAt != nil {
+		t.resuming[c.ID] = c
+	}
 	for _, l := range c.Legs {
 		l.conv = c
 		for _, ch := range l.Channels {
@@ -385,6 +396,9 @@ func (t *Tracker) forget(c *conversation) {
 func (t *Tracker) Handle(ev ChannelEvent) {
 	if ev.At.IsZero() {
 		ev.At = time.Now()
+	}
+	if len(t.resuming) > 0 {
+		t.settleResume(ev)
 	}
 	if c := t.parkedCall(ev); c != nil && ev.Kind != ChanUnhold {
 		// (A phone's REFER may come with an Unhold of the agent's line

@@ -10,6 +10,11 @@ import (
 
 // emit appends an event for c with a fresh id and the next sequence.
 func (t *Tracker) emit(c *conversation, typ string, at time.Time, fill func(*Event)) {
+	if c.ResumeAt != nil && typ != EventCallResumed {
+		// Anything else the call does first tells its resume (a transfer
+		// has unheld it silently).
+		t.resume(c, *c.ResumeAt)
+	}
 	t.direction(c)
 	if !c.TenantFixed {
 		// No rule matched before the first event: the default, for good.

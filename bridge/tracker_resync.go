@@ -29,6 +29,7 @@ const goneMemory = 4096
 // alive, not at the reconnect.
 func (t *Tracker) LinkLost(at time.Time) {
 	t.parkHeld(nil) // no transfer will come to tell first
+	t.SettleResumes()
 	if t.lostAt.IsZero() {
 		t.lostAt = at
 	}
@@ -67,6 +68,7 @@ func (t *Tracker) Reconcile(live []Channel, at time.Time) {
 
 func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	t.parkHeld(nil)
+	t.SettleResumes()
 	reason, endAt := ResyncReconciled, at
 	if !t.lostAt.IsZero() {
 		reason = ResyncLinkLost

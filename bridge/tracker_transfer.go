@@ -1,6 +1,9 @@
 package bridge
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Hold, park and transfers: the call moving between parties.
 
@@ -15,6 +18,11 @@ func (t *Tracker) hold(ev ChannelEvent) {
 	}
 	c := l.conv
 	on := ev.Kind == ChanHold
+	if on && !ev.Music {
+		// Who holds decides what may end the hold (the music a hold starts
+		// follows it).
+		c.FeatureHold = ev.FeatureHold
+	}
 	// Music while queued, parked or in an IVR is not a hold: only a
 	// talking call is held.
 	if c.Call.AnsweredAt == nil || c.Parked != nil || l.Held == on || (on && len(l.Bridges) == 0 && l.Role != roleAgent) {
@@ -26,13 +34,79 @@ func (t *Tracker) hold(ev ChannelEvent) {
 	if anyHeld(c) == was {
 		return
 	}
-	typ := EventCallResumed
-	c.Call.State = "talking"
-	if on {
-		typ = EventCallHeld
-		c.Call.State = "held"
+	if !on && c.FeatureHold {
+		// The PBX's own transfer key held the call: its end is told once
+		// ResumeSettle shows it was no transfer's.
+		at := ev.At
+		c.ResumeAt = &at
+		t.resuming[c.ID] = c
+		return
 	}
-	t.emit(c, typ, ev.At, func(e *Event) { e.Agent = c.Call.Agent })
+	if !on {
+		t.resume(c, ev.At)
+		return
+	}
+	c.Call.State = "held"
+	t.emit(c, EventCallHeld, ev.At, func(e *Event) { e.Agent = c.Call.Agent })
+}
+
+// ResumeSettle is how long the end of a hold the PBX's own transfer key
+// made waits before it is told as call.resumed. That hold ends to hand the
+// call on, too: Asterisk's blind transfer key unholds the transferer and
+// then transfers the customer (bridge_basic.c feature_blind_transfer), and
+// the customer's music stops as an attended transfer merges the bridges.
+// The transfer, reported within microseconds to milliseconds, is then the
+// event: the customer never heard the agent again. A phone's own hold ends
+// at once: its device did resume, even just before its REFER.
+const ResumeSettle = 100 * time.Millisecond
+
+// settleResume tells the waiting resume of ev's call once ev shows, by
+// the PBX's clock, that ResumeSettle has passed. (Only the call's own
+// events: the clocks of events of other calls need not agree, when the
+// PBX stamps them on different threads or a test interleaves captures.)
+func (t *Tracker) settleResume(ev ChannelEvent) {
+	l := t.legs[ev.Channel.ID]
+	if l == nil && ev.Peer != nil {
+		l = t.legs[ev.Peer.ID]
+	}
+	if l == nil || l.conv.ResumeAt == nil {
+		return
+	}
+	if c := l.conv; ev.At.Sub(*c.ResumeAt) > ResumeSettle {
+		t.resume(c, *c.ResumeAt)
+	}
+}
+
+// SettleResumes tells every resume still waiting (see ResumeSettle): the
+// engine calls it once ResumeSettle has passed without input, and a
+// resync, which no transfer follows.
+func (t *Tracker) SettleResumes() {
+	var due []*conversation
+	for id, c := range t.resuming {
+		if c.ResumeAt == nil || c.Ended {
+			c.ResumeAt = nil
+			delete(t.resuming, id)
+			continue
+		}
+		due = append(due, c)
+	}
+	slices.SortFunc(due, func(a, b *conversation) int { return a.ResumeAt.Compare(*b.ResumeAt) })
+	for _, c := range due {
+		t.resume(c, *c.ResumeAt)
+	}
+}
+
+// Resuming reports whether a resume waits to be told.
+func (t *Tracker) Resuming() bool { return len(t.resuming) > 0 }
+
+// resume tells that c's hold ended at at.
+func (t *Tracker) resume(c *conversation, at time.Time) {
+	if c.ResumeAt != nil {
+		c.ResumeAt = nil
+		delete(t.resuming, c.ID)
+	}
+	c.Call.State = "talking"
+	t.emit(c, EventCallResumed, at, func(e *Event) { e.Agent = c.Call.Agent })
 }
 
 func anyHeld(c *conversation) bool {
@@ -50,6 +124,7 @@ func unhold(c *conversation) {
 	for _, l := range c.Legs {
 		l.Held = false
 	}
+	c.ResumeAt, c.FeatureHold = nil, false
 }
 
 func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
@@ -211,6 +286,20 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 	mode := "blind"
 	if ev.Attended {
 		mode = "attended"
+		if l := t.legs[ev.Channel.ID]; c.ResumeAt != nil && l != nil && transferee != nil && shareBridge(l, transferee) {
+			// The transferer stays with the customer it took off hold
+			// (Asterisk's threeway key): the customer heard it again.
+			t.resume(c, *c.ResumeAt)
+		}
 	}
 	t.transferred(c, &Transfer{Mode: mode, From: from, To: ev.Exten}, transferee, ev.At)
+}
+
+func shareBridge(a, b *leg) bool {
+	for _, x := range a.Bridges {
+		if slices.Contains(b.Bridges, x) {
+			return true
+		}
+	}
+	return false
 }
