@@ -23,7 +23,7 @@ var derivedStories = map[string][]string{
 	"atxfer-blond-caller-gives-up":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) ring_ended(101) ended(disposition=answered, hangup_by=caller)"},
 	"atxfer-blond-target-answers":         {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"atxfer-customer-hangs-up-in-consult": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
-	"atxfer-target-timeout-rebridge":      {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) resumed ring_ended(101) ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-target-timeout-rebridge":      {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) resumed ended(disposition=answered, hangup_by=caller)"},
 	"atxfer-threeway":                     {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"blind-transfer-to-queue":             {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 8300) queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"dial-local-no-answer":                {"inbound caller=5551234 callee=201: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},

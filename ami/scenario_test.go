@@ -94,7 +94,7 @@ var sipStories = map[string][]string{
 	"sip-attended-transfer-feature-complete-while-ringing-no-answer": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) ring_ended(101) ended(disposition=answered, hangup_by=system)",
 		"outbound caller=100 callee=: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
 	"sip-attended-transfer-feature-complete-while-ringing": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) transferred(attended, from 100, to 101) answered(101) ended(disposition=answered, hangup_by=caller)"},
-	"sip-attended-transfer-feature-no-answer":              {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(103) resumed ring_ended(103) ended(disposition=answered, hangup_by=agent)"},
+	"sip-attended-transfer-feature-no-answer":              {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(103) ring_ended(103) resumed ended(disposition=answered, hangup_by=agent)"},
 	"sip-attended-transfer-feature":                        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-automixmon-feature":                               {"inbound caller=5551234 callee=200: ringing(100) answered(100) recording_started recording_ready ended(disposition=answered, hangup_by=caller)"},
 	"sip-blind-transfer-feature":                           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},

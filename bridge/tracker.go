@@ -222,6 +222,7 @@ type conversation struct {
 	// ResumeAt is when it came off, until that is told (see ResumeSettle).
 	FeatureHold bool       `json:"feature_hold,omitempty"`
 	ResumeAt    *time.Time `json:"resume_at,omitempty"`
+	lastAt      time.Time  // of the last event told (not saved)
 	// CallerGone: the caller's leg left while the call went on.
 	CallerGone bool `json:"caller_gone,omitempty"`
 	// PartiesFixed: caller and callee are set; channel data must not

@@ -10,11 +10,17 @@ import (
 
 // emit appends an event for c with a fresh id and the next sequence.
 func (t *Tracker) emit(c *conversation, typ string, at time.Time, fill func(*Event)) {
-	if c.ResumeAt != nil && typ != EventCallResumed {
+	if c.ResumeAt != nil && typ != EventCallResumed && typ != EventCallRingEnded {
 		// Anything else the call does first tells its resume (a transfer
-		// has unheld it silently).
+		// has unheld it silently). A consultation's ring ending is told
+		// first: Asterisk puts the transferer back before it hangs the
+		// unanswered consultation up, but the failed attempt is why.
 		t.resume(c, *c.ResumeAt)
 	}
+	if at.Before(c.lastAt) && typ == EventCallResumed {
+		at = c.lastAt // told after an event that came later
+	}
+	c.lastAt = at
 	t.direction(c)
 	if !c.TenantFixed {
 		// No rule matched before the first event: the default, for good.
