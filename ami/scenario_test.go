@@ -219,11 +219,10 @@ var sipStories = map[string][]string{
 	"sip-outbound-customer-holds":              {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held resumed ended(disposition=answered, hangup_by=agent)"},
 	"sip-park-retrieved-then-blind-transfer":   {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
 
-	// Ninth batch (testdata/sip/README-batch9.txt). Not as the EXPECT line: the threeway key says no
-	// resumed (the line infers one from the music stopping).
+	// Ninth batch (testdata/sip/README-batch9.txt): every story as its EXPECT line.
 	"sip-attended-transfer-feature-complete-by-key": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-attended-transfer-feature-swap":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed held transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
-	"sip-attended-transfer-feature-threeway":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-threeway":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-group-pickup-of-queue-call":                {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-queue-call-parked-then-retrieved":          {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
 }

@@ -286,10 +286,15 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 	mode := "blind"
 	if ev.Attended {
 		mode = "attended"
-		if l := t.legs[ev.Channel.ID]; c.ResumeAt != nil && l != nil && transferee != nil && shareBridge(l, transferee) {
-			// The transferer stays with the customer it took off hold
-			// (Asterisk's threeway key): the customer heard it again.
-			t.resume(c, *c.ResumeAt)
+		if l := t.legs[ev.Channel.ID]; l != nil && transferee != nil && !transferee.Held && shareBridge(l, transferee) {
+			// The transferer stays with the customer, whose music stopped
+			// (Asterisk's threeway key): the customer hears it again.
+			switch {
+			case c.ResumeAt != nil:
+				t.resume(c, *c.ResumeAt)
+			case anyHeld(c):
+				t.resume(c, ev.At)
+			}
 		}
 	}
 	t.transferred(c, &Transfer{Mode: mode, From: from, To: ev.Exten}, transferee, ev.At)
