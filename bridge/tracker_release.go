@@ -346,7 +346,12 @@ func (t *Tracker) disposition(c *conversation) Disposition {
 	case c.DialFail == "BUSY" || cause == 17:
 		return DispositionBusy
 	case c.DialFail == "CHANUNAVAIL" || c.DialFail == "CONGESTION" || cause == 1 || cause == 3 || cause == 34 || cause == 38:
-		return DispositionFailed
+		if t.direction(c); c.Call.Direction == DirectionInbound {
+			// A customer's call that reached no agent (an unregistered
+			// phone) is a missed call, as one nobody answered.
+			return DispositionNoAnswer
+		}
+		return DispositionFailed // a number an agent dialled could not be reached
 	case c.DialFail == "NOANSWER" || cause == 18 || cause == 19:
 		return DispositionNoAnswer
 	case c.SourcesUnknown && c.HupLeg == "" && (c.Dialled || c.Queued):

@@ -140,12 +140,34 @@ func TestRingAllQueuePopsEachAgentAndClosesTheLoser(t *testing.T) {
 	}
 }
 
+// A number an agent dialled that the PBX could not reach is failed; a
+// customer's call that reached no agent is no_answer.
+func TestUnreachableNumberAnAgentDialledFailed(t *testing.T) {
+	tr := newTestTracker()
+	agent := Channel{ID: "o.1", LinkedID: "o.1", Name: "PJSIP/201-00000001", CallerNum: "201", Exten: "84954451120", Context: "internal"}
+	out := ch("o.2", "PJSIP/trunk-00000002")
+	out.LinkedID = "o.1"
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: agent},
+		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &out},
+		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &out, DialStatus: "CHANUNAVAIL"},
+		ChannelEvent{Kind: ChanHangup, Channel: out, Cause: 20},
+		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 20},
+	)
+	last := evs[len(evs)-1]
+	if last.Type != EventCallEnded || last.Call.Direction != DirectionOutbound || last.Call.Disposition != DispositionFailed {
+		t.Fatalf("events = %s, last %s %s %s", typesOf(evs), last.Type, last.Call.Direction, last.Call.Disposition)
+	}
+}
+
 func TestNoAnswerAndBusyDispositions(t *testing.T) {
 	for _, tc := range []struct {
 		status string
 		cause  int
 		want   Disposition
-	}{{"NOANSWER", 16, DispositionNoAnswer}, {"BUSY", 17, DispositionBusy}, {"CHANUNAVAIL", 20, DispositionFailed}, {"CANCEL", 16, DispositionCancelled}} {
+	}{{"NOANSWER", 16, DispositionNoAnswer}, {"BUSY", 17, DispositionBusy}, {"CHANUNAVAIL", 20, DispositionNoAnswer}, {"CANCEL", 16, DispositionCancelled}} {
+		// (An inbound call that reached no agent is a missed call; see
+		// TestUnreachableNumberAnAgentDialledFailed.)
 		tr := newTestTracker()
 		a := ch("t.2", "PJSIP/201-00000002")
 		caller := trunk()
