@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -55,7 +56,9 @@ func (t *Tracker) direction(c *conversation) {
 			}
 		}
 		callerInternal := t.cfg.AgentPattern.MatchString(c.Call.Caller.Number)
-		calleeInternal := t.cfg.AgentPattern.MatchString(c.Call.Callee.Number)
+		// A feature code (*97, **1000: voicemail, pickup, intercept) is the
+		// PBX's own service, never an outside number.
+		calleeInternal := t.cfg.AgentPattern.MatchString(c.Call.Callee.Number) || strings.HasPrefix(c.Call.Callee.Number, "*")
 		calleeUnknown := c.Call.Callee.Number == "" || c.Call.Callee.Number == "s"
 		switch {
 		case caller != nil && (slices.Contains(t.cfg.InboundContexts, caller.Context) ||

@@ -345,8 +345,7 @@ var sipFlows = map[string]sipFlow{
 
 	// Fourth batch (testdata/sip/README-batch4.txt). Not as the EXPECT line: callee= (as above); a
 	// failed att_xfer completion (the switch drops the customer as the agent hangs up) is the agent's
-	// hangup, where the line says system; a feature code dialled (**1000 finding nothing) is an
-	// outbound call, where the line says internal.
+	// hangup, where the line says system.
 	"sip-att_xfer-completion-fails-customer-dropped-switch-drops-target": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
 	}},
@@ -370,7 +369,7 @@ var sipFlows = map[string]sipFlow{
 		"CHANNEL_EXECUTE, which the subscription leaves out, the picked leg's end comes first"},
 	"sip-intercept-ring-group": {want: []string{
 		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
-		"outbound caller=1002 callee=**1000: ended(disposition=no_answer, hangup_by=system)",
+		"internal caller=1002 callee=**1000: ended(disposition=no_answer, hangup_by=system)",
 	}},
 	"sip-internal-call-blind-transfer-phone": {want: []string{
 		"internal caller=1000 callee=1001: ringing(1001) answered(1001) transferred(blind, from 1001, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
@@ -505,7 +504,7 @@ var sipFlows = map[string]sipFlow{
 	}},
 	"sip-intercept-of-callcenter-offer": {want: []string{
 		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1000) ring_ended(1001) abandoned ended(disposition=cancelled, hangup_by=caller)",
-		"outbound caller=1002 callee=**1000: ended(disposition=no_answer, hangup_by=system)",
+		"internal caller=1002 callee=**1000: ended(disposition=no_answer, hangup_by=system)",
 	}},
 }
 
