@@ -137,8 +137,10 @@ var derivedStories = map[string][]string{
 	},
 	// Fifth review: an attended transfer whose consultation is a queue call
 	// (through the Local pair of Atxfer, or a phone's second line).
-	"atxfer-consult-through-queue":                   {"inbound caller=5551234 callee=200: ringing(100) answered(100) held queued ringing(101) ringing(102) ring_ended(102) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
-	"atxfer-consult-through-queue-no-connected-line": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held queued ringing(101) ringing(102) ring_ended(102) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	// The consultation waits in the queue, not the customer's call: no
+	// call.queued (as the real capture sip-queue-call-attended-transfer-to-queue).
+	"atxfer-consult-through-queue":                   {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ringing(102) ring_ended(102) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-consult-through-queue-no-connected-line": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ringing(102) ring_ended(102) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"refer-replaces-consult-through-queue": {
 		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)",
 		"internal caller=100 callee=8300: queued ringing(101) ringing(102) ring_ended(102) answered(101) ended(disposition=answered, hangup_by=system)",

@@ -41,6 +41,12 @@ func (t *Tracker) queueJoin(ev ChannelEvent) {
 		return
 	}
 	c := l.conv
+	if c.Call.AnsweredAt != nil && l.Role != roleCaller && anyHeld(c) {
+		// An agent consulting a queue (Asterisk's attended transfer key
+		// dialling one) while the customer holds: the consultation waits
+		// there, not the customer's call.
+		return
+	}
 	c.Queued = true
 	at := ev.At.UTC()
 	c.QueuedAt = &at
