@@ -224,12 +224,11 @@ var sipStories = map[string][]string{
 	"sip-group-pickup-of-queue-call":                {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-queue-call-parked-then-retrieved":          {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
 
-	// Tenth batch (testdata/sip/README-batch10.txt). Not as the EXPECT line: the outside party a call
-	// is blind-transferred to rings and answers unseen (the line: ringing(5559876) answered(5559876)).
+	// Tenth batch (testdata/sip/README-batch10.txt): every story as its EXPECT line.
 	"sip-ami-atxfer-target-busy":                                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) resumed ended(disposition=answered, hangup_by=agent)"},
 	"sip-attended-transfer-feature-invalid-then-valid-extension": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-blind-transfer-feature-invalid-extension":               {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed ended(disposition=answered, hangup_by=caller)"},
-	"sip-blind-transfer-feature-to-outside":                      {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 5559876) ended(disposition=answered, hangup_by=caller)"},
+	"sip-blind-transfer-feature-to-outside":                      {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
 	"sip-blind-transfer-feature-to-queue":                        {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 300) queued ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-blind-transfer-feature-to-ring-group":                   {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 202) ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-click-to-call-then-blind-transfer-feature":              {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) held transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},

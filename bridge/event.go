@@ -49,8 +49,10 @@ type Event struct {
 	// Party says whose device rings or answers (call.ringing,
 	// call.answered): absent for the agent's own device, "customer" for
 	// the far party of a call an agent placed (Agent is then the agent
-	// who placed it).
+	// who placed it), "external" for an outside number a call was handed
+	// to (Number says which).
 	Party      string     `json:"party,omitempty"`
+	Number     string     `json:"number,omitempty"`
 	Park       *Park      `json:"park,omitempty"` // call.held of a parked call: where it waits
 	Transfer   *Transfer  `json:"transfer,omitempty"`
 	Recording  *Recording `json:"recording,omitempty"`
@@ -141,6 +143,11 @@ type Park struct {
 // PartyCustomer marks ringing/answered events about the far party of a
 // call an agent placed.
 const PartyCustomer = "customer"
+
+// PartyExternal marks ringing/ring_ended/answered events about an outside
+// number a call was transferred to (a mobile, another company): no
+// agent's device, and its answer does not make the call answered again.
+const PartyExternal = "external"
 
 // Transfer describes who moved a call where.
 type Transfer struct {

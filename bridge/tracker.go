@@ -132,6 +132,9 @@ type leg struct {
 	// (a transfer or forward to an outside number): it talks in the
 	// conversation.
 	Far bool `json:"far,omitempty"`
+	// External is the outside number this leg is, when a transfer handed
+	// the call to it (its ring and answer are told, party external).
+	External string `json:"external,omitempty"`
 	// Asked: this leg's device or network asked to hang up (HupLeg).
 	Asked     bool     `json:"asked,omitempty"`
 	Ringing   bool     `json:"ringing,omitempty"`

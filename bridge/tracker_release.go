@@ -298,6 +298,9 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 		c.Call.HangupCause = &HangupCause{Code: 16, Text: causeText(16, "")}
 	}
 	t.customerRingEnded(c, nil, at)
+	for _, l := range c.Legs {
+		t.externalRingEnded(l, at)
+	}
 	if c.Queued {
 		c.Queued = false
 		if c.CallerCancelled || c.HupLeg == "caller" || c.SourcesUnknown {

@@ -41,7 +41,39 @@ func (t *Tracker) dial(ev ChannelEvent) {
 		t.ring(to, ev.At, "")
 		return
 	}
+	if t.externalDialled(from, to, ev) {
+		return
+	}
 	t.customerDialled(from, to, ev)
+}
+
+// externalDialled: a call blind-transferred to an outside number rings it
+// (the transferee's channel dials out). The CRM gets call.ringing with
+// party "external" and the number: the call left the agents, and whether
+// the outside party answered matters to whoever follows it.
+func (t *Tracker) externalDialled(from, to *leg, ev ChannelEvent) bool {
+	c := from.conv
+	tr := c.LastTransfer
+	if tr == nil || c.Call.AnsweredAt == nil || c.Call.Agent != nil || from.Role == roleAgent ||
+		to.Role != roleOther || to.Service || to.Local || to.Answered || to.External != "" {
+		return false
+	}
+	if tr.To == "" || t.cfg.AgentPattern.MatchString(tr.To) {
+		return false
+	}
+	to.External = tr.To
+	t.emit(c, EventCallRinging, ev.At, func(e *Event) { e.Party, e.Number = PartyExternal, to.External })
+	return true
+}
+
+// externalRingEnded closes an outside number's ring unanswered.
+func (t *Tracker) externalRingEnded(l *leg, at time.Time) {
+	if l.External == "" || l.Answered {
+		return
+	}
+	n := l.External
+	l.External = ""
+	t.emit(l.conv, EventCallRingEnded, at, func(e *Event) { e.Party, e.Number = PartyExternal, n })
 }
 
 func (t *Tracker) agentCalled(ev ChannelEvent) {
@@ -170,6 +202,7 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 		t.customerRingEnded(to.conv, to, ev.At)
 		t.customerFailed(to, ev.At, status)
 	}
+	t.externalRingEnded(to, ev.At)
 	t.stopRinging(to, ev.At, status)
 }
 
@@ -215,6 +248,9 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 					c.Call.State = "talking"
 				}
 				t.dirty[c.ID] = c
+				if l.External != "" {
+					t.emit(c, EventCallAnswered, at, func(e *Event) { e.Party, e.Number = PartyExternal, l.External })
+				}
 			}
 			return
 		}

@@ -39,6 +39,9 @@ func item(e bridge.Event) string {
 		if e.Party == bridge.PartyCustomer {
 			return "customer"
 		}
+		if e.Party == bridge.PartyExternal {
+			return e.Number
+		}
 		if e.Agent != nil {
 			return e.Agent.Extension
 		}

@@ -432,6 +432,17 @@ func TestExampleOracleEBS(t *testing.T) {
 		if err := c.Deliver(context.Background(), record(t, ev)); err != nil {
 			t.Fatalf("%s: %v (refused %v)", typ, err, fake.Refused())
 		}
+		if typ == "call.answered" {
+			// The call transferred to an outside number: its ring and
+			// answer (no agent) are no interaction of the agent's.
+			for _, ext := range []string{"call.ringing", "call.answered"} {
+				ev := template.Sample(ext).Event
+				ev.ID, ev.Agent, ev.Party, ev.Number = "evt_ext_"+ext, nil, bridge.PartyExternal, "5559876"
+				if err := c.Deliver(context.Background(), record(t, ev)); err != nil {
+					t.Fatalf("external %s: %v", ext, err)
+				}
+			}
+		}
 	}
 	var seq []string
 	for _, cl := range fake.Calls() {
