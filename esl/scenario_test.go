@@ -506,6 +506,48 @@ var sipFlows = map[string]sipFlow{
 		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1000) ring_ended(1001) abandoned ended(disposition=cancelled, hangup_by=caller)",
 		"internal caller=1002 callee=**1000: ended(disposition=no_answer, hangup_by=system)",
 	}},
+
+	// Tenth batch (testdata/sip/README-batch10.txt). Not as the EXPECT line: callee= (as above); the
+	// callcenter's two offers may pop in either order; "connect two parties" (an API originate of each
+	// party to park, then uuid_bridge) is two outbound calls, as sip-park-then-uuid-bridge-api; an API
+	// uuid_transfer of the agent's own leg into the queue (a CRM's mistake: the switch drops the
+	// customer) is told as the customer's transfer, and the agent leg's queue call as an internal call.
+	"sip-att_xfer-cancel-key": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-att_xfer-target-busy": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-att_xfer-target-no-answer-from-queue": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) ringing(1002) ring_ended(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-blind-transfer-phone-to-callcenter": {want: []string{
+		"inbound caller=1010 callee=1000: ringing(1000) answered(1000) transferred(blind, from 1000, to 2120) queued ringing(1001) ringing(1000) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-hold-api-uuid_hold-toggle-agent-leg": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-originate-uuid_bridge-second-party-busy": {want: []string{
+		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
+		"outbound caller=1000 callee=1010: ended(disposition=busy, hangup_by=caller)",
+	}},
+	"sip-originate-uuid_bridge-two-legs": {want: []string{
+		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
+		"outbound caller=1000 callee=1010: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-outbound-then-att_xfer-target-busy": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-phone-hold-then-att_xfer": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) held resumed ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-uuid_transfer-agent-leg-to-queue": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2120) queued ended(disposition=answered, hangup_by=system)",
+		"internal caller=1000 callee=1001: ringing(1001) ringing(1000) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-uuid_transfer-customer-leg-to-queue": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2120) queued ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
