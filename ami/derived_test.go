@@ -92,8 +92,8 @@ var derivedStories = map[string][]string{
 	// Third review: transfers out of the PBX, ring groups and queues with busy
 	// members, early media, dialplan forwarding and follow-me, recordings.
 	"atxfer-target-hangs-up-in-consult":                {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed ended(disposition=answered, hangup_by=caller)"},
-	"atxfer-to-external-external-hangs-up-in-consult":  {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed ended(disposition=answered, hangup_by=caller)"},
-	"atxfer-to-external-external-hangs-up":             {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 5559876) ended(disposition=answered, hangup_by=callee)"},
+	"atxfer-to-external-external-hangs-up-in-consult":  {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(5559876) answered(5559876) resumed ended(disposition=answered, hangup_by=caller)"},
+	"atxfer-to-external-external-hangs-up":             {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(5559876) answered(5559876) transferred(attended, from 100, to 5559876) ended(disposition=answered, hangup_by=callee)"},
 	"blind-refer-to-external-customer-hangs-up":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
 	"blind-refer-to-external-external-hangs-up":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=callee)"},
 	"blind-refer-to-ivr":                               {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 8500) ended(disposition=answered, hangup_by=caller)"},

@@ -287,6 +287,12 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		peer := channel(msg, "Transferee")
 		ev.Peer = &peer
 		ev.Exten, ev.Context = msg.Field("Extension"), msg.Field("Context")
+		if r := msg.Field("Result"); r != "" && r != "Success" {
+			// Fail, Invalid, Not Permitted (stasis_bridges.c): nothing
+			// moved. The feature reports Invalid when its transferee hung
+			// up while the transferer keyed the number.
+			return ev, false
+		}
 	case "AttendedTransfer":
 		ev.Kind, ev.Attended = bridge.ChanTransfer, true
 		ev.Channel = channel(msg, "OrigTransferer")

@@ -235,6 +235,20 @@ var sipStories = map[string][]string{
 	"sip-parked-call-retrieved-then-attended-transfer":           {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) held ringing(102) answered(102) transferred(attended, from 101, to 102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-phone-hold-then-attended-transfer-feature":              {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-queue-call-attended-transfer-to-queue":                  {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held ringing(103) ring_ended(103) ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+
+	// Eleventh batch (testdata/sip/README-batch11.txt). Not as the EXPECT line: an AMI Redirect the
+	// bridge did not send is the system's hangup of the customer (the line: api).
+	"sip-agent-hangs-up-during-blind-transfer-digits":                    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ended(disposition=answered, hangup_by=agent)"},
+	"sip-ami-mixmonitor-then-attended-transfer-feature":                  {"inbound caller=5551234 callee=200: ringing(100) answered(100) recording_started held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller) recording_ready"},
+	"sip-ami-redirect-agent-leg":                                         {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)", "internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
+	"sip-attended-transfer-feature-customer-hangs-up-while-target-rings": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-to-outside":                           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(5559876) answered(5559876) transferred(attended, from 100, to 5559876) ended(disposition=answered, hangup_by=callee)"},
+	"sip-blind-transfer-feature-to-outside-busy":                         {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 5559876) ringing(5559876) ring_ended(5559876) ended(disposition=answered, hangup_by=system)"},
+	"sip-blind-transfer-phone-to-outside":                                {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
+	"sip-call-waiting-second-call-blind-transferred":                     {"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed ended(disposition=answered, hangup_by=agent)", "inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-customer-hangs-up-during-blind-transfer-digits":                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ended(disposition=answered, hangup_by=caller)"},
+	"sip-directed-pickup-of-consultation-ring":                           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) answered(102) transferred(attended, from 100, to 102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-outbound-then-attended-transfer-feature-to-agent-busy":          {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ringing(101) ring_ended(101) resumed ended(disposition=answered, hangup_by=agent)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no
@@ -248,6 +262,7 @@ var ringCauseIsTheCalls = map[string]string{
 		"app_dial gives the customer's channel the target's cause 17",
 	"sip-blind-transfer-feature-to-busy-pbx-hangs-up":  "the same, after a feature-code blind transfer",
 	"sip-internal-call-callee-transfers-blind-to-busy": "the same, on an internal call",
+	"sip-blind-transfer-feature-to-outside-busy":       "the same, the outside number refusing (Cause 17, TechCause 486)",
 }
 
 func TestSIPStories(t *testing.T) {

@@ -11,11 +11,18 @@ import (
 
 // emit appends an event for c with a fresh id and the next sequence.
 func (t *Tracker) emit(c *conversation, typ string, at time.Time, fill func(*Event)) {
-	if c.ResumeAt != nil && typ != EventCallResumed && typ != EventCallRingEnded {
+	switch {
+	case c.ResumeAt == nil || typ == EventCallResumed || typ == EventCallRingEnded:
+		// A consultation's ring ending is told before the resume: Asterisk
+		// puts the transferer back before it hangs the unanswered
+		// consultation up, but the failed attempt is why.
+	case typ == EventCallEnded:
+		// The key's hold ended with the call (its agent or customer hung
+		// up while the PBX collected the digits): nobody resumed.
+		c.ResumeAt = nil
+	default:
 		// Anything else the call does first tells its resume (a transfer
-		// has unheld it silently). A consultation's ring ending is told
-		// first: Asterisk puts the transferer back before it hangs the
-		// unanswered consultation up, but the failed attempt is why.
+		// has unheld it silently).
 		t.resume(c, *c.ResumeAt)
 	}
 	if at.Before(c.lastAt) && typ == EventCallResumed {

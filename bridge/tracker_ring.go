@@ -51,17 +51,31 @@ func (t *Tracker) dial(ev ChannelEvent) {
 // (the transferee's channel dials out). The CRM gets call.ringing with
 // party "external" and the number: the call left the agents, and whether
 // the outside party answered matters to whoever follows it.
+//
+// An agent consulting an outside number about an established call (an
+// attended transfer to a mobile) rings it the same way: the consultation
+// belongs to the call it may be handed to.
 func (t *Tracker) externalDialled(from, to *leg, ev ChannelEvent) bool {
 	c := from.conv
-	tr := c.LastTransfer
-	if tr == nil || c.Call.AnsweredAt == nil || c.Call.Agent != nil || from.Role == roleAgent ||
-		to.Role != roleOther || to.Service || to.Local || to.Answered || to.External != "" {
+	if c.Call.AnsweredAt == nil || to.Role != roleOther || to.Service || to.Local || to.Answered || to.External != "" {
 		return false
 	}
-	if tr.To == "" || t.cfg.AgentPattern.MatchString(tr.To) {
+	var number string
+	switch tr := c.LastTransfer; {
+	case tr != nil && c.Call.Agent == nil && from.Role != roleAgent:
+		number = tr.To
+	case c.Call.Agent != nil && from.Role != roleCaller && !from.Customer && !from.Far:
+		for _, n := range []string{ev.Peer.Exten, ev.Channel.Exten, ev.Peer.CallerNum} {
+			if n != "" && n != "s" {
+				number = n
+				break
+			}
+		}
+	}
+	if number == "" || t.cfg.AgentPattern.MatchString(number) {
 		return false
 	}
-	to.External = tr.To
+	to.External = number
 	t.emit(c, EventCallRinging, ev.At, func(e *Event) { e.Party, e.Number = PartyExternal, to.External })
 	return true
 }

@@ -107,10 +107,10 @@ var derivedStories = map[string][]string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2110) ringing(1001) ringing(1002) ring_ended(1001) answered(1002) ended(disposition=answered, hangup_by=caller)",
 	},
 	"att-xfer-to-gateway": {
-		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(attended, from 1000, to +4930123456) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(+4930123456) answered(+4930123456) transferred(attended, from 1000, to +4930123456) ended(disposition=answered, hangup_by=caller)",
 	},
 	"att-xfer-to-gateway-external-hangs-up": {
-		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(attended, from 1000, to +4930123456) ended(disposition=answered, hangup_by=callee)",
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(+4930123456) answered(+4930123456) transferred(attended, from 1000, to +4930123456) ended(disposition=answered, hangup_by=callee)",
 	},
 	"blind-transfer-to-gateway-customer-hangs-up": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to +4930123456) ringing(+4930123456) answered(+4930123456) ended(disposition=answered, hangup_by=caller)",
