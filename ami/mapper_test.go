@@ -204,3 +204,25 @@ func (s *snapshotSink) ChannelEvents([]bridge.ChannelEvent) {}
 func (s *snapshotSink) Snapshot(live []bridge.Channel, _ time.Time) {
 	s.snaps = append(s.snaps, live)
 }
+
+// A BlindTransfer whose Result is not Success moved nothing (stasis_bridges.c
+// reports Fail, Invalid and Not Permitted too): the model must not hear it.
+func TestMapperDropsFailedBlindTransfers(t *testing.T) {
+	for _, result := range []string{"Fail", "Invalid", "Not Permitted", "Success"} {
+		m := &Mapper{}
+		frame := "Event: BlindTransfer\r\nPrivilege: call,all\r\nTimestamp: 1796320054.195870\r\nResult: " + result +
+			"\r\nTransfererChannel: PJSIP/100-00000001\r\nTransfererUniqueid: 1796320040.1\r\nTransfereeChannel: PJSIP/trunk-00000000\r\n" +
+			"TransfereeUniqueid: 1796320040.0\r\nIsExternal: No\r\nContext: from-internal\r\nExtension: 101\r\n\r\n"
+		msg, err := goami2.Parse(frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, ok := m.translate("BlindTransfer", msg, time.Unix(1796320054, 0))
+		if want := result == "Success"; ok != want {
+			t.Errorf("Result %s: translated = %v, want %v", result, ok, want)
+		}
+		if ok && (ev.Kind != bridge.ChanTransfer || ev.Exten != "101") {
+			t.Errorf("Result %s: %+v", result, ev)
+		}
+	}
+}
