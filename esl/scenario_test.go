@@ -548,6 +548,56 @@ var sipFlows = map[string]sipFlow{
 	"sip-uuid_transfer-customer-leg-to-queue": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2120) queued ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
 	}},
+
+	// Eleventh batch (testdata/sip/README-batch11.txt). Not as the EXPECT line: callee= (as above);
+	// the callcenter's two offers may pop in either order; a consultation target that answers after
+	// the customer hung up (the switch holds the customer's channel until the consultation ends) is
+	// told as answered (the line leaves it out); an agent's phone calling a queue is the agent's
+	// outbound call (the line plays it as a customer: inbound, hangup_by=caller).
+	"sip-api-uuid_record-then-blind-transfer": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) recording_started transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) recording_ready ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-att_xfer-agent-hangs-up-while-target-rings": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-att_xfer-agent-hangs-up-while-target-rings-from-2100": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-att_xfer-customer-hangs-up-while-target-rings": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-att_xfer-customer-hangs-up-while-target-rings-from-2100": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-blind-transfer-phone-to-ring-group-transferrer-answers": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2110) ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-call-waiting-held-caller-hangs-up": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1002 callee=1000: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-callcenter-blind-transfer-phone-to-busy-agent": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) transferred(blind, from 1000, to 1002) ringing(1002) ring_ended(1002) ended(disposition=answered, hangup_by=system)",
+	}},
+	"sip-callcenter-caller-hangs-up-as-agent-answers": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-phone-hold-then-blind-transfer-refer": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) held transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-two-callers-longest-idle": {want: []string{
+		"inbound caller=1010 callee=2121: queued ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"outbound caller=1003 callee=2121: queued ringing(1001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-caller-hangs-up-as-agent-answers": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-caller-hangs-up-as-agent-answers-cancel-wins": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)",
+	}},
+	"sip-internal-call-callee-att_xfer": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ringing(1002) answered(1002) transferred(attended, from 1001, to 1002) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
