@@ -249,6 +249,18 @@ var sipStories = map[string][]string{
 	"sip-customer-hangs-up-during-blind-transfer-digits":                 {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ended(disposition=answered, hangup_by=caller)"},
 	"sip-directed-pickup-of-consultation-ring":                           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) answered(102) transferred(attended, from 100, to 102) ended(disposition=answered, hangup_by=caller)"},
 	"sip-outbound-then-attended-transfer-feature-to-agent-busy":          {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ringing(101) ring_ended(101) resumed ended(disposition=answered, hangup_by=agent)"},
+
+	// Twelfth batch (testdata/sip/README-batch12.txt). Not as the EXPECT line: an agent an AMI
+	// Originate rang into Wait() before an AMI Bridge joined it to the customer is its own call
+	// (the line leaves that ring out, as the CRM's own).
+	"sip-ami-bridge-action":                                        {"outbound caller=100 callee=: ringing(100) answered(100) ended(disposition=no_answer, hangup_by=system)", "inbound caller=5551234 callee=205: answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-attended-transfer-feature-to-outside-no-answer":           {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(5559876) ring_ended(5559876) resumed ended(disposition=answered, hangup_by=agent)"},
+	"sip-blind-transfer-then-target-attended-transfers-to-outside": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 101) ringing(101) answered(101) held ringing(5559876) answered(5559876) transferred(attended, from 101, to 5559876) ended(disposition=answered, hangup_by=caller)"},
+	"sip-internal-call-blind-transfer-feature-to-outside":          {"internal caller=100 callee=101: ringing(101) answered(101) held transferred(blind, from 101, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
+	"sip-outbound-then-attended-transfer-feature-to-outside":       {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ringing(5559876) answered(5559876) transferred(attended, from 100, to 5559876) ended(disposition=answered, hangup_by=callee)"},
+	"sip-park-feature-on-outbound-call":                            {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held(parked 701) answered(101) ended(disposition=answered, hangup_by=callee)"},
+	"sip-queue-call-blind-transfer-feature-to-outside":             {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held transferred(blind, from 100, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
+	"sip-ring-group-customer-hangs-up-as-agent-answers":            {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no

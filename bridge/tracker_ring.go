@@ -62,7 +62,9 @@ func (t *Tracker) externalDialled(from, to *leg, ev ChannelEvent) bool {
 	}
 	var number string
 	switch tr := c.LastTransfer; {
-	case tr != nil && c.Call.Agent == nil && from.Role != roleAgent:
+	case tr != nil && tr.Mode == "blind" && from.Role != roleAgent:
+		// The transferee dials (an internal call's caller keeps being
+		// the call's agent).
 		number = tr.To
 	case c.Call.Agent != nil && from.Role != roleCaller && !from.Customer && !from.Far:
 		for _, n := range []string{ev.Peer.Exten, ev.Channel.Exten, ev.Peer.CallerNum} {
