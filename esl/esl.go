@@ -83,7 +83,7 @@ var Subscription = []string{
 	"CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE", "CHANNEL_HOLD", "CHANNEL_UNHOLD", "CHANNEL_CALLSTATE",
 	"CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "RECORD_START", "RECORD_STOP", "BACKGROUND_JOB", "HEARTBEAT",
 	"CUSTOM", "sofia::transferor", "sofia::transferee", "sofia::replaced", "callcenter::info", "valet_parking::info",
-	"conference::maintenance",
+	"conference::maintenance", "fifo::info",
 }
 
 var (

@@ -31,7 +31,7 @@ var wantedHeaders = setOf(
 	"Bridge-A-Unique-ID", "Bridge-B-Unique-ID", "Bridge-To-UUID", "Record-File-Path",
 	"CC-Action", "CC-Agent", "CC-Agent-State", "CC-Agent-Status", "CC-Agent-UUID", "CC-Cancel-Reason",
 	"CC-Cause", "CC-Hangup-Cause", "CC-Member-Session-UUID", "CC-Queue",
-	"Valet-Extension", "Valet-Lot-Name", "Conference-Unique-ID",
+	"Valet-Extension", "Valet-Lot-Name", "Conference-Unique-ID", "FIFO-Action", "FIFO-Name",
 	"att_xfer_original_call_id", "att_xfer_destination_peer_uuid", "att_xfer_destination_call_id",
 	"variable_uuid", "variable_call_uuid", "variable_originator", "variable_originating_leg_uuid",
 	"variable_bridge_uuid", "variable_bridge_channel", "variable_loopback_leg",

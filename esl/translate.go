@@ -48,6 +48,7 @@ import (
 //	callcenter::info         ChanQueueJoin/Leave/Abandon, ChanAgentConnect,
 //	                         ChanAgentRingNoAnswer, ChanAgentState
 //	valet_parking::info      ChanPark (hold), ChanUnpark (bridge, Peer = the retriever)
+//	fifo::info               ChanQueueJoin (push), ChanQueueAbandon (abort)
 //	conference::maintenance  ChanBridgeEnter/Leave with Conference for add-member and
 //	                         del-member: a room's members share no bridge of their own
 //
@@ -242,6 +243,8 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
 			x.callcenter()
 		case "valet_parking::info":
 			x.valet()
+		case "fifo::info":
+			x.fifo()
 		case "conference::maintenance":
 			x.conference()
 		}
