@@ -498,7 +498,9 @@ func (t *Tracker) callGoesOn(l *leg, bridge string) {
 // FIFO, an intercept, an API uuid_bridge), which that agent so takes.
 func (t *Tracker) selfServed(l *leg) bool {
 	c := l.conv
-	if len(c.Legs) != 1 || c.Call.AnsweredAt != nil || !t.isAgentDevice(l) {
+	if len(c.Legs) != 1 || c.Call.AnsweredAt != nil || c.Queued || !t.isAgentDevice(l) {
+		// (A phone waiting in a queue, even an agent's, is a caller being
+		// served: a FIFO's consumer takes it.)
 		return false
 	}
 	if l.Role == roleCaller {

@@ -633,6 +633,31 @@ var sipFlows = map[string]sipFlow{
 	"sip-uuid_kill-agent-leg-during-att_xfer-consult-from-2120": {want: []string{
 		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
 	}},
+
+	// Thirteenth batch (testdata/sip/README-batch13.txt). Not as the EXPECT line: callee= (as above);
+	// the lot's call is held(parked 6001) and its retrieval answered(1000) (the line: held resumed
+	// answered(1000)); an agent's phone calling a FIFO is its own outbound call (the line plays it as
+	// a customer), and the consumer's API originate is its own call; a conference is written as the
+	// number dialled, and an agent's call into it is hung up by its caller.
+	"sip-callcenter-agent-holds-then-resumes-then-att_xfer": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) held resumed ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-conference-customer-leaves-first": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2180) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1000 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1001 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-fifo-caller-taken-then-blind-transferred": {want: []string{
+		"inbound caller=1010 callee=5900: queued answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-fifo-consumer-out-wait-takes-two-callers": {want: []string{
+		"inbound caller=1010 callee=5900: queued answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"outbound caller=1003 callee=5900: queued answered(1000) ended(disposition=answered, hangup_by=agent)",
+		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-valet-park-retrieved-by-parker-then-transferred": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
