@@ -266,7 +266,10 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		if m.requested.take(ev.Channel.ID) {
 			ev.HangupSource = bridge.HangupByEndpoint
 		}
-	case "ParkedCall":
+	case "ParkedCall", "ParkedCallSwap":
+		// ParkedCallSwap: the channel parked on the call's behalf (the
+		// Local channel of an attended transfer to the lot) was swapped
+		// for the party it stood for (res_parking's parking_channel_swap).
 		ev.Kind = bridge.ChanPark
 		ev.Channel = channel(msg, "Parkee")
 		ev.Exten, ev.Context = msg.Field("ParkingSpace"), msg.Field("Parkinglot")
@@ -302,7 +305,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		// connected line), when the PBX does not name a target channel.
 		// A number Asterisk does not know is "<unknown>" on the wire
 		// (manager.c ast_manager_build_channel_state_string): no number.
-		for _, f := range []string{"TransferTargetCallerIDNum", "SecondTransfererConnectedLineNum", "SecondTransfererExten"} {
+		for _, f := range []string{"TransferTargetCallerIDNum", "SecondTransfererConnectedLineNum", "SecondTransfererExten", "TransferTargetExten"} {
 			if v := msg.Field(f); v != "" && v != "<unknown>" {
 				ev.Exten = v
 				break

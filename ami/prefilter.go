@@ -10,7 +10,7 @@ var mappedEvents = map[string]bool{
 	"Newchannel": true, "NewCallerid": true, "NewConnectedLine": true, "Newstate": true, "Newexten": true, "VarSet": true,
 	"DialBegin": true, "DialEnd": true, "LocalBridge": true, "BridgeEnter": true, "BridgeLeave": true,
 	"Hold": true, "MusicOnHoldStart": true, "Unhold": true, "MusicOnHoldStop": true, "HangupRequest": true, "Hangup": true,
-	"ParkedCall": true, "UnParkedCall": true, "Pickup": true, "Rename": true, "BlindTransfer": true, "AttendedTransfer": true,
+	"ParkedCall": true, "ParkedCallSwap": true, "UnParkedCall": true, "Pickup": true, "Rename": true, "BlindTransfer": true, "AttendedTransfer": true,
 	"QueueCallerJoin": true, "QueueCallerLeave": true, "QueueCallerAbandon": true, "AgentCalled": true, "AgentConnect": true,
 	"MixMonitorStart": true, "MixMonitorStop": true, "OriginateResponse": true,
 	"QueueMemberStatus": true, "QueueMemberAdded": true, "QueueMemberRemoved": true, "QueueMemberPause": true,

@@ -261,6 +261,21 @@ var sipStories = map[string][]string{
 	"sip-park-feature-on-outbound-call":                            {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held(parked 701) answered(101) ended(disposition=answered, hangup_by=callee)"},
 	"sip-queue-call-blind-transfer-feature-to-outside":             {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held transferred(blind, from 100, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
 	"sip-ring-group-customer-hangs-up-as-agent-answers":            {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
+
+	// Thirteenth batch (testdata/sip/README-batch13.txt). Not as the EXPECT line: an AMI Originate of
+	// an agent's phone into a queue is that agent's outbound call with no callee (the line: internal,
+	// callee 300, hangup_by=caller); a REFER from the customer's own phone is told as the agent's
+	// transfer, and its end as the system's (the line: from customer, hangup_by=agent).
+	"sip-ami-originate-to-queue-agent-first":                      {"outbound caller=100 callee=: ringing(100) answered(100) queued ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-attended-transfer-feature-to-parking-lot":                {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-blind-transfer-feature-to-parking-lot":                   {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-internal-call-callee-holds-then-blind-transfers-feature": {"internal caller=100 callee=101: ringing(101) answered(101) held resumed held transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-outbound-customer-refer-without-transfer-context":        {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)"},
+	"sip-outbound-customer-transfers-agent":                       {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) transferred(blind, from 100, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=system)"},
+	"sip-park-timeout-comeback-parker-busy":                       {"inbound caller=5551234 callee=200: ringing(100) answered(100) held(parked 701) ringing(100) ring_ended(100) ended(disposition=answered, hangup_by=system)", "internal caller=102 callee=100: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-member-removed-while-ringing":                      {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ringing(102) ring_ended(101) ring_ended(102) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-queue-static-member-remove-refused-while-ringing":        {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-ring-group-both-busy-on-other-calls":                     {"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)", "inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no

@@ -124,6 +124,12 @@ func (t *Tracker) park(ev ChannelEvent) {
 	if l == nil || l.conv.Ended {
 		return
 	}
+	if l.Local {
+		// A local channel parked on the call's behalf (an attended transfer
+		// to the lot): the party it stands for is swapped in when the pair
+		// optimizes away, and that park (ParkedCallSwap) is the call's.
+		return
+	}
 	if t.bridgedWithAgent(l) {
 		// Parked while still in its agent's bridge: a blind transfer to
 		// the lot whose report Asterisk may publish just after the park
