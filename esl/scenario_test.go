@@ -658,6 +658,29 @@ var sipFlows = map[string]sipFlow{
 	"sip-valet-park-retrieved-by-parker-then-transferred": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
 	}},
+
+	// Fourteenth batch (testdata/sip/README-batch14.txt). Not as the EXPECT line: callee= (as above);
+	// the callcenter's two offers may pop in either order; a click-to-call whose agent gives up on the
+	// ringing customer is no_answer (the line: cancelled, and calls it a judgement call).
+	"sip-att_xfer-complete-then-target-holds-resumes": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) held resumed ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-blind-transfer-refer-to-callcenter-then-att_xfer": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2120) queued ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ringing(1002) answered(1002) transferred(attended, from 1001, to 1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-callcenter-agent-holds-customer-hangs-up-then-next-call": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) held ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) answered(1000) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-click-to-call-customer-no-answer-agent-hangs-up": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) ring_ended(customer) ended(disposition=no_answer, hangup_by=agent)",
+	}},
+	"sip-internal-call-caller-holds-then-callee-hangs-up": {want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) held ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-ring-group-member-rejects-then-customer-cancels": {want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
