@@ -276,6 +276,14 @@ var sipStories = map[string][]string{
 	"sip-queue-member-removed-while-ringing":                      {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ringing(102) ring_ended(101) ring_ended(102) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-queue-static-member-remove-refused-while-ringing":        {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-ring-group-both-busy-on-other-calls":                     {"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)", "inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=cancelled, hangup_by=caller)"},
+
+	// Fourteenth batch (testdata/sip/README-batch14.txt): every story as its EXPECT line.
+	"sip-attended-transfer-feature-complete-then-target-holds":                    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) held resumed ended(disposition=answered, hangup_by=caller)"},
+	"sip-blind-transfer-feature-chain-to-queue-then-outside":                      {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 300) queued ringing(100) ringing(101) ring_ended(100) answered(101) held transferred(blind, from 101, to 5559876) ringing(5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
+	"sip-click-to-call-customer-no-answer-agent-hangs-up":                         {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) ring_ended(customer) ended(disposition=no_answer, hangup_by=agent)"},
+	"sip-directed-pickup-of-transferred-call-ringing":                             {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 101) ringing(101) ring_ended(101) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-outbound-then-agent-holds-then-customer-hangs-up-then-agent-calls-again": {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) held ended(disposition=answered, hangup_by=callee)", "outbound caller=100 callee=5551234: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)"},
+	"sip-queue-call-agent-holds-customer-hangs-up-then-next-queue-call":           {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held ended(disposition=answered, hangup_by=caller)", "inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
 }
 
 // crashed are the captures whose PBX was killed mid-call (no Hangup, no
