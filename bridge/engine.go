@@ -537,14 +537,7 @@ func (e *Engine) settleExpired() <-chan time.Time {
 	return e.settleTimer.C
 }
 
-func (e *Engine) settleDue() bool {
-	select {
-	case <-e.settleExpired():
-		return true
-	default:
-		return false
-	}
-}
+func (e *Engine) settleDue() bool { return fired(e.settleExpired()) }
 
 // settle tells the resumes still waiting, after the timer fired.
 func (e *Engine) settle(ctx context.Context) error {

@@ -104,9 +104,13 @@ func (e *Engine) holdExpired() <-chan time.Time {
 }
 
 // holdDue reports whether held state has waited its longest.
-func (e *Engine) holdDue() bool {
+func (e *Engine) holdDue() bool { return fired(e.holdExpired()) }
+
+// fired reports whether a timer's channel (nil: no timer) has fired,
+// without waiting.
+func fired(c <-chan time.Time) bool {
 	select {
-	case <-e.holdExpired():
+	case <-c:
 		return true
 	default:
 		return false
