@@ -311,10 +311,37 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		// A consultation: another agent answers while the one who has the
 		// call is still on it (holding the customer). The CRM hears of the
 		// answer; the call stays that agent's until a transfer completes.
+		if t.customersGone(c) {
+			// Unless the customer already hung up (FreeSWITCH completes a
+			// caller's hangup only when the agent's att_xfer ends): the
+			// answer puts nobody through to the customer. For the call the
+			// ring ended unanswered, as on Asterisk, where such a call
+			// ends at once.
+			l.Answered, l.Ringing = false, true
+			t.stopRinging(l, at, "")
+			return
+		}
 		t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
 		return
 	}
 	t.establish(c, at, t.agent(l))
+}
+
+// customersGone reports whether every party of c that is no agent (its
+// caller, the customer an agent called) has asked to hang up or left, and
+// c had one.
+func (t *Tracker) customersGone(c *conversation) bool {
+	had := false
+	for _, x := range c.Legs {
+		if x.Role != roleCaller && !x.Customer {
+			continue
+		}
+		had = true
+		if len(x.Channels) > 0 && !x.Asked {
+			return false
+		}
+	}
+	return had
 }
 
 // agentOnCall reports whether agent still has a live, answered leg in c,

@@ -564,10 +564,10 @@ var sipFlows = map[string]sipFlow{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=agent)",
 	}},
 	"sip-att_xfer-customer-hangs-up-while-target-rings": {want: []string{
-		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-att_xfer-customer-hangs-up-while-target-rings-from-2100": {want: []string{
-		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-blind-transfer-phone-to-ring-group-transferrer-answers": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 2110) ringing(1000) ringing(1001) answered(1000) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
