@@ -285,7 +285,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 	case "Rename":
 		ev.Kind, ev.Name = bridge.ChanRename, msg.Field("Newname")
 	case "BlindTransfer":
-		ev.Kind = bridge.ChanTransfer
+		ev.Kind, ev.Named = bridge.ChanTransfer, true
 		ev.Channel = channel(msg, "Transferer")
 		peer := channel(msg, "Transferee")
 		ev.Peer = &peer
@@ -297,7 +297,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 			return ev, false
 		}
 	case "AttendedTransfer":
-		ev.Kind, ev.Attended = bridge.ChanTransfer, true
+		ev.Kind, ev.Attended, ev.Named = bridge.ChanTransfer, true, true
 		ev.Channel = channel(msg, "OrigTransferer")
 		peer := channel(msg, "Transferee")
 		ev.Peer = &peer

@@ -37,6 +37,10 @@ type ChannelEvent struct {
 	Priority   int    // dialplan priority (Dialplan)
 	File       string // recording file (Record*)
 	Attended   bool   // Transfer: attended (true) or blind
+	// Named (Transfer): the PBX itself names Channel as the party that
+	// transferred (Asterisk's Transferer, sofia's transferor), rather than
+	// the adapter inferring it from the leg a transfer left behind.
+	Named bool
 	// FeatureHold (Hold): the PBX's own transfer key holds the call, not a
 	// device (Asterisk: a Hold without MusicClass, bridge_basic.c).
 	FeatureHold bool

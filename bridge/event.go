@@ -153,7 +153,10 @@ const PartyExternal = "external"
 type Transfer struct {
 	Mode string `json:"mode"` // blind or attended
 	From *Agent `json:"from,omitempty"`
-	To   string `json:"to"`
+	// By is "customer" when the customer's own phone transferred the call
+	// (a REFER from the far end): From is then empty.
+	By string `json:"by,omitempty"`
+	To string `json:"to"`
 }
 
 // Recording is a call recording's file on the PBX.

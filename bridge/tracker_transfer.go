@@ -274,7 +274,13 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 	if c == nil || c.Ended {
 		return
 	}
-	if from == nil && c.Call.Agent != nil {
+	by := ""
+	if l := t.legs[ev.Channel.ID]; ev.Named && from == nil && l != nil && l.conv == c && (l.Customer || l.Far || l.Role == roleCaller) {
+		// The customer's phone transferred the agent away (a REFER from
+		// the far end): no agent handed the call on.
+		by = PartyCustomer
+	}
+	if from == nil && by == "" && c.Call.Agent != nil {
 		// The PBX named the transferred party, not the transferer: the
 		// agent who had the call moved it.
 		a := *c.Call.Agent
@@ -297,7 +303,7 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 			}
 		}
 	}
-	t.transferred(c, &Transfer{Mode: mode, From: from, To: ev.Exten}, transferee, ev.At)
+	t.transferred(c, &Transfer{Mode: mode, From: from, By: by, To: ev.Exten}, transferee, ev.At)
 }
 
 func shareBridge(a, b *leg) bool {

@@ -315,7 +315,7 @@ func (x *txn) transferor() {
 		tst.sofiaXfer = exten // the transferee's new transfer_source will say it again
 	}
 	x.emit(bridge.ChanTransfer, st, func(ev *bridge.ChannelEvent) {
-		ev.Peer, ev.Exten, ev.Context, ev.Attended = peer(tst), exten, st.ch.Context, attended
+		ev.Peer, ev.Exten, ev.Context, ev.Attended, ev.Named = peer(tst), exten, st.ch.Context, attended, true
 	})
 }
 

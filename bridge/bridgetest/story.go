@@ -79,6 +79,8 @@ func item(e bridge.Event) string {
 		from := ""
 		if t.From != nil {
 			from = t.From.Extension
+		} else if t.By != "" {
+			from = t.By
 		}
 		return fmt.Sprintf("transferred(%s, from %s, to %s)", t.Mode, from, t.To)
 	case bridge.EventCallEnded:
