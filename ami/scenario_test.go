@@ -270,7 +270,7 @@ var sipStories = map[string][]string{
 	// an agent's phone into a queue is that agent's outbound call with no callee (the line: internal,
 	// callee 300, hangup_by=caller); a REFER from the customer's own phone is told as the agent's
 	// transfer, and its end as the system's (the line: from customer, hangup_by=agent).
-	"sip-ami-originate-to-queue-agent-first":                      {"outbound caller=100 callee=: ringing(100) answered(100) queued ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-ami-originate-to-queue-agent-first":                      {"outbound caller=100 callee=300: ringing(100) answered(100) queued ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
 	"sip-attended-transfer-feature-to-parking-lot":                {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-blind-transfer-feature-to-parking-lot":                   {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-internal-call-callee-holds-then-blind-transfers-feature": {"internal caller=100 callee=101: ringing(101) answered(101) held resumed held transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},

@@ -47,6 +47,12 @@ func (t *Tracker) queueJoin(ev ChannelEvent) {
 		// there, not the customer's call.
 		return
 	}
+	if x := ev.Channel.Exten; c.Call.Callee.Number == "" && x != "" && x != "s" {
+		// The PBX dialled an agent's phone on its own (an originate by
+		// another client) and put it through to a queue: the queue's
+		// extension is the number the call went to.
+		c.Call.Callee.Number = x
+	}
 	c.Queued = true
 	at := ev.At.UTC()
 	c.QueuedAt = &at
