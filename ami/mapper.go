@@ -36,6 +36,10 @@ type Mapper struct {
 	resyncID string
 	queuesID string // the QueueStatus of the resync: its members are agent states
 	snapshot []bridge.Channel
+	// snapshotAt is the clock CoreShowChannel's Durations count back from:
+	// one for the whole list (its items carry no Timestamp), so channels
+	// of equal Duration keep the PBX's creation order.
+	snapshotAt time.Time
 	seq      int
 	// requested holds the channels whose HangupRequest was seen, until
 	// their Hangup (driven by the one consumer goroutine).
@@ -141,8 +145,14 @@ func (m *Mapper) Message(msg *goami2.Message) {
 			// events are dropped (translate), so adopting them here would
 			// leave a call that never ends.
 			ch := channel(msg, "")
+			if m.snapshot == nil {
+				m.snapshotAt = now
+			}
+			if msg.Field("Application") == "Queue" {
+				ch.Queue, _, _ = strings.Cut(msg.Field("ApplicationData"), ",")
+			}
 			if d, ok := parseDuration(msg.Field("Duration")); ok {
-				ch.CreatedAt = now.Add(-d)
+				ch.CreatedAt = m.snapshotAt.Add(-d)
 			}
 			ev := bridge.ChannelEvent{Channel: ch}
 			ev.Detach()

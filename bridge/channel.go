@@ -161,6 +161,10 @@ type Channel struct {
 	Domain      string
 	// CreatedAt is when the channel appeared, when the PBX says (resync).
 	CreatedAt time.Time
+	// Queue is the queue a caller's channel waits in, where a resync's
+	// list says so (the application it runs): the events that told it
+	// came before the link.
+	Queue string
 }
 
 // Sink receives what a PBX adapter learns, in order. The bridge's Engine

@@ -162,6 +162,7 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	// gives it, wins (a stable sort keeps the adapter's order for ties).
 	slices.SortStableFunc(live, func(a, b Channel) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	var answered []*leg
+	var ringing []Channel
 	for _, ch := range live {
 		if t.legs[ch.ID] != nil {
 			continue
@@ -171,23 +172,87 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		}
 		t.adopted++
 		l := t.channel(ch, at)
+		if l.Role == roleCaller && ch.Queue != "" && !l.conv.Queued {
+			// A caller waiting in a queue: the CRM hears of the wait, then
+			// of the agents it rings.
+			t.queueJoin(ChannelEvent{Kind: ChanQueueJoin, At: at, Channel: ch, Queue: ch.Queue, Resynced: true})
+		}
+		if l.Role != roleCaller && !l.Local && ch.State == "Ringing" {
+			// A device ringing now pops now: its caller dialled it before
+			// the link.
+			ringing = append(ringing, ch)
+			continue
+		}
 		if l.Role == roleOther && t.isAgentDevice(l) {
 			l.Role, l.Agent, l.Dialled = roleAgent, l.Ext, true
-			l.conv.Rang[l.Agent] = true // never pop an adopted call
+			l.conv.Rang[l.Agent] = true // an answered call pops no more
 		}
 		if ch.State == "Up" && l.Role == roleAgent {
 			l.Answered = true
-			if l.conv.Call.AnsweredAt == nil && !slices.Contains(answered, l) {
+			if !slices.Contains(answered, l) {
 				answered = append(answered, l)
 			}
+		}
+	}
+	for _, ch := range ringing {
+		l := t.legs[ch.ID]
+		if l == nil || l.conv.Ended {
+			continue
+		}
+		caller := callerOf(l.conv)
+		if caller == nil || caller == l {
+			continue
+		}
+		from, ok := alive[caller.Channels[0]]
+		switch {
+		case !ok:
+		case l.conv.Queued:
+			// The queue rings its members (and connects the one who answers).
+			t.agentCalled(ChannelEvent{Kind: ChanAgentCalled, At: at, Channel: from, Peer: &ch, Queue: l.conv.Call.Queue, Resynced: true})
+		default:
+			t.dial(ChannelEvent{Kind: ChanDial, At: at, Channel: from, Peer: &ch, Resynced: true})
 		}
 	}
 	// An adopted call an agent is talking on: the CRM heard nothing of it
 	// (the bridge started, or the link came back, after the answer), so it
 	// is told of the answer now, once the call's legs are all known.
+	told := map[string]bool{} // conversation id + agent: a Local and its phone answer once
 	for _, l := range answered {
-		if c := l.conv; c.Call.AnsweredAt == nil && !c.Ended && len(l.Channels) > 0 {
+		c := l.conv
+		if c.Ended || len(l.Channels) == 0 || told[c.ID+" "+l.Agent] {
+			continue
+		}
+		told[c.ID+" "+l.Agent] = true
+		switch {
+		case c.Call.AnsweredAt == nil:
 			t.establish(c, at, t.agent(l))
+		case c.Call.Agent == nil || !t.agentOnCall(c, c.Call.Agent.Extension):
+			// The agent who had the call left it while the link was down,
+			// and this one is on it now: the PBX handed it on unseen (a
+			// transfer), so the call is this agent's.
+			from := c.Call.Agent
+			if from != nil {
+				c.HadAgent = from
+			}
+			unhold(c)
+			t.establish(c, at, t.agent(l))
+			// The PBX's later account of that transfer (FreeSWITCH's
+			// transfer_history at the hangup) is told already.
+			c.LastTransfer = &Transfer{Mode: "blind", From: from, To: l.Agent}
+		case c.Call.Agent.Extension != l.Agent:
+			// Another agent up in the call its agent is still on: a
+			// consultation under way, as the CRM hears of one live.
+			t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
 		}
 	}
+}
+
+// callerOf is c's caller leg still up, if any.
+func callerOf(c *conversation) *leg {
+	for _, x := range c.Legs {
+		if x.Role == roleCaller && len(x.Channels) > 0 {
+			return x
+		}
+	}
+	return nil
 }

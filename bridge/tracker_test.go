@@ -971,3 +971,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// An agent's phone still ringing when the link comes up rings now: the
+// screen pops once (a later dial of the same ring pops no more), and its
+// answer establishes the call.
+func TestSnapshotPopsADeviceRingingNow(t *testing.T) {
+	tr := newTestTracker()
+	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Ring"}
+	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Ringing"}
+	tr.Snapshot(adaptAll(x1, x2), t0)
+	evs, _ := tr.Drain()
+	if got := typesOf(evs); got != "call.ringing" || evs[0].Agent == nil || evs[0].Agent.Extension != "202" || evs[0].Call.Direction != DirectionInbound {
+		t.Fatalf("events = %s %+v", got, evs)
+	}
+	evs = run(tr,
+		ChannelEvent{Kind: ChanDial, Channel: x1, Peer: &x2},
+		ChannelEvent{Kind: ChanAnswer, Channel: x2},
+		ChannelEvent{Kind: ChanDialEnd, Channel: x1, Peer: &x2, DialStatus: "ANSWER"},
+	)
+	if got := typesOf(evs); got != "call.answered" || evs[0].Agent == nil || evs[0].Agent.Extension != "202" {
+		t.Fatalf("events = %s", got)
+	}
+}

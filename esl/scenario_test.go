@@ -681,6 +681,43 @@ var sipFlows = map[string]sipFlow{
 	"sip-ring-group-member-rejects-then-customer-cancels": {want: []string{
 		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=cancelled, hangup_by=caller)",
 	}},
+	// Fifteenth batch (testdata/sip/README-batch15.txt): the connection
+	// opens while calls are up (show channels / show calls), and two
+	// lost-link pairs. Not as the EXPECT lines: what no list shows (a hold
+	// before the link, the callcenter's agent legs, which show calls ties
+	// to no customer).
+	"sip-sidecar-connects-while-agent-rings": {want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-sidecar-connects-outbound-ringing": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-sidecar-connects-two-calls": {want: []string{
+		"internal caller=1002 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-while-held": {want: []string{
+		"inbound caller=1010 callee=2100: answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-while-parked": {want: []string{
+		"inbound caller=1010 callee=6001: answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-while-queued-no-agent": {want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-during-att_xfer-consult": {want: []string{
+		"inbound caller=1010 callee=2100: answered(1000) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-sidecar-connects-while-callcenter-rings": {want: []string{
+		"inbound caller=1010 callee=2120: queued answered(1001) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=1000: ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-link-lost-transfer": {captures: []string{"sip-link-lost-transfer-pre", "sip-link-lost-transfer-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-call-ended": {captures: []string{"sip-link-lost-call-ended-pre", "sip-link-lost-call-ended-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=system)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client

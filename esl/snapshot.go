@@ -84,6 +84,9 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		if ch.ID == "" {
 			continue
 		}
+		if r["application"] == "callcenter" {
+			ch.Queue = r["application_data"]
+		}
 		ch.Endpoint = snapshotEndpoint(r)
 		named(&ch)
 		if c := contactUser(ch.Name); ch.Endpoint != "" && c != ch.Endpoint {
