@@ -40,7 +40,7 @@ type Mapper struct {
 	// one for the whole list (its items carry no Timestamp), so channels
 	// of equal Duration keep the PBX's creation order.
 	snapshotAt time.Time
-	seq      int
+	seq        int
 	// requested holds the channels whose HangupRequest was seen, until
 	// their Hangup (driven by the one consumer goroutine).
 	requested idSet
