@@ -121,7 +121,37 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		}
 		live = append(live, ch)
 	}
+	linkQueueOffers(live)
 	return live, nil
+}
+
+// linkQueueOffers ties the legs mod_callcenter is ringing to the caller
+// they are offered: neither list links them (an agent leg's call uuid is
+// its own, show calls pairs nothing before a bridge), but an offer
+// presents the member's caller id. Only a single waiting caller with that
+// number is taken; otherwise the leg stays on its own until its events
+// (cc_member_session_uuid) tell.
+func linkQueueOffers(live []bridge.Channel) {
+	for i := range live {
+		ch := &live[i]
+		if ch.Direction != "outbound" || ch.LinkedID != ch.ID || ch.State != "Ringing" || ch.CallerNum == "" {
+			continue
+		}
+		match := ""
+		for _, c := range live {
+			if c.Queue == "" || c.CallerNum != ch.CallerNum {
+				continue
+			}
+			if match != "" {
+				match = ""
+				break
+			}
+			match = c.ID
+		}
+		if match != "" {
+			ch.LinkedID = match
+		}
+	}
 }
 
 // snapshotEndpoint names the directory user of a device's leg in a show

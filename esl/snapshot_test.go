@@ -64,3 +64,44 @@ func TestSnapshotChannels(t *testing.T) {
 		t.Fatal("an -ERR reply parsed")
 	}
 }
+
+// TestSnapshotLinksQueueOffers: the legs mod_callcenter rings carry their
+// own uuid as call uuid; the caller id they present ties them to the one
+// caller waiting with that number, never to one of two.
+func TestSnapshotLinksQueueOffers(t *testing.T) {
+	row := func(uuid, dir, cid, state, app, data string) string {
+		return `{"uuid":"` + uuid + `","direction":"` + dir + `","name":"sofia/internal/` + uuid + `@127.0.0.1","cid_num":"` + cid +
+			`","callstate":"` + state + `","application":"` + app + `","application_data":"` + data + `","call_uuid":"` + uuid + `"}`
+	}
+	body := func(rows ...string) string {
+		s := `{"row_count":` + string(rune('0'+len(rows))) + `,"rows":[`
+		for i, r := range rows {
+			if i > 0 {
+				s += ","
+			}
+			s += r
+		}
+		return s + "]}"
+	}
+	one, err := SnapshotChannels(body(
+		row("cust", "inbound", "1010", "ACTIVE", "callcenter", "support@default"),
+		row("agent", "outbound", "1010", "RINGING", "", ""),
+	), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one[0].Queue != "support@default" || one[1].LinkedID != "cust" {
+		t.Fatalf("one caller waiting: %+v", one)
+	}
+	two, err := SnapshotChannels(body(
+		row("cust1", "inbound", "1010", "ACTIVE", "callcenter", "support@default"),
+		row("cust2", "inbound", "1010", "ACTIVE", "callcenter", "sales@default"),
+		row("agent", "outbound", "1010", "RINGING", "", ""),
+	), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if two[2].LinkedID != "agent" {
+		t.Fatalf("two callers with the number: the offer is linked to %q", two[2].LinkedID)
+	}
+}
