@@ -165,6 +165,9 @@ type Channel struct {
 	// list says so (the application it runs): the events that told it
 	// came before the link.
 	Queue string
+	// Held: a resync's list shows the channel on hold (FreeSWITCH's
+	// callstate HELD; Asterisk's lists do not say).
+	Held bool
 }
 
 // Sink receives what a PBX adapter learns, in order. The bridge's Engine

@@ -216,6 +216,15 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	// An adopted call an agent is talking on: the CRM heard nothing of it
 	// (the bridge started, or the link came back, after the answer), so it
 	// is told of the answer now, once the call's legs are all known.
+	defer func() {
+		// A call on hold when the link came up: held now, so its resume
+		// is told when it comes.
+		for _, ch := range live {
+			if l := t.legs[ch.ID]; ch.Held && l != nil && !l.Held && !l.conv.Ended {
+				t.hold(ChannelEvent{Kind: ChanHold, At: at, Channel: ch, Resynced: true})
+			}
+		}
+	}()
 	told := map[string]bool{} // conversation id + agent: a Local and its phone answer once
 	for _, l := range answered {
 		c := l.conv

@@ -993,3 +993,20 @@ func TestSnapshotPopsADeviceRingingNow(t *testing.T) {
 		t.Fatalf("events = %s", got)
 	}
 }
+
+// A call the list shows on hold is held from the link on: its resume is
+// told when it comes.
+func TestSnapshotHeldCallResumes(t *testing.T) {
+	tr := newTestTracker()
+	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
+	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Up", Held: true}
+	tr.Snapshot(adaptAll(x1, x2), t0)
+	evs, _ := tr.Drain()
+	if got := typesOf(evs); got != "call.answered,call.held" {
+		t.Fatalf("events = %s", got)
+	}
+	evs = run(tr, ChannelEvent{Kind: ChanUnhold, Channel: x2})
+	if got := typesOf(evs); got != "call.resumed" {
+		t.Fatalf("events = %s", got)
+	}
+}

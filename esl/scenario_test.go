@@ -683,8 +683,8 @@ var sipFlows = map[string]sipFlow{
 	}},
 	// Fifteenth batch (testdata/sip/README-batch15.txt): the connection
 	// opens while calls are up (show channels / show calls), and two
-	// lost-link pairs. Not as the EXPECT lines: what no list shows (a hold
-	// or a park before the link), and callee is the number dialled.
+	// lost-link pairs. Not as the EXPECT lines: what no list shows (a park
+	// before the link), and callee is the number dialled.
 	"sip-sidecar-connects-while-agent-rings": {want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=agent)",
 	}},
@@ -696,7 +696,7 @@ var sipFlows = map[string]sipFlow{
 		"inbound caller=1010 callee=2100: answered(1000) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-sidecar-connects-while-held": {want: []string{
-		"inbound caller=1010 callee=2100: answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-sidecar-connects-while-parked": {want: []string{
 		"inbound caller=1010 callee=6001: answered(1001) ended(disposition=answered, hangup_by=caller)",

@@ -84,6 +84,7 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		if ch.ID == "" {
 			continue
 		}
+		ch.Held = r["callstate"] == "HELD"
 		if r["application"] == "callcenter" {
 			ch.Queue = r["application_data"]
 		}

@@ -276,6 +276,7 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		}
 		st.opened = true
 		st.answered = st.answered || ch.State == "Up"
+		st.held = ch.Held
 	}
 	for id, st := range t.chans {
 		if !alive[id] {
