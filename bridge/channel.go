@@ -168,6 +168,13 @@ type Channel struct {
 	// Held: a resync's list shows the channel on hold (FreeSWITCH's
 	// callstate HELD; Asterisk's lists do not say).
 	Held bool
+	// ParkSlot and ParkLot: the parking slot (and lot) a resync's list
+	// shows the channel waiting in (the application it runs).
+	ParkSlot, ParkLot string
+	// DialledBy is the channel that dialled this one, where a resync's
+	// list pairs them (FreeSWITCH's show calls: a bridged outbound b-leg
+	// and the a-leg that originated it).
+	DialledBy string
 }
 
 // Sink receives what a PBX adapter learns, in order. The bridge's Engine

@@ -14,7 +14,7 @@ func (ev *ChannelEvent) Detach() {
 		p := *ev.Peer
 		ev.Peer = &p
 	}
-	var room [56]*string // every field of the event, its channel and peer: no allocation
+	var room [64]*string // every field of the event, its channel and peer: no allocation
 	fields := ev.Channel.stringFields(ev.stringFields(room[:0]))
 	if ev.Peer != nil {
 		fields = ev.Peer.stringFields(fields)
@@ -45,7 +45,7 @@ func (ev *ChannelEvent) stringFields(fields []*string) []*string {
 
 func (c *Channel) stringFields(fields []*string) []*string {
 	return append(fields, &c.ID, &c.Name, &c.LinkedID, &c.CallerNum, &c.CallerName, &c.ConnectedNum, &c.ConnectedName,
-		&c.Context, &c.Exten, &c.State, &c.Direction, &c.Endpoint, &c.Partner, &c.Home, &c.AccountCode, &c.Domain, &c.Service, &c.Queue)
+		&c.Context, &c.Exten, &c.State, &c.Direction, &c.Endpoint, &c.Partner, &c.Home, &c.AccountCode, &c.Domain, &c.Service, &c.Queue, &c.ParkSlot, &c.ParkLot, &c.DialledBy)
 }
 
 // detachVars rebuilds Vars (the few variables the model reads) over a

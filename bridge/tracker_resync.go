@@ -172,6 +172,10 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		}
 		t.adopted++
 		l := t.channel(ch, at)
+		if l.Role == roleCaller && ch.ParkSlot != "" && l.conv.Parked == nil {
+			// A caller waiting in a parking slot: held there.
+			t.park(ChannelEvent{Kind: ChanPark, At: at, Channel: ch, Exten: ch.ParkSlot, Context: ch.ParkLot, Resynced: true})
+		}
 		if l.Role == roleCaller && ch.Queue != "" && !l.conv.Queued {
 			// A caller waiting in a queue: the CRM hears of the wait, then
 			// of the agents it rings.

@@ -56,12 +56,13 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		byName[r["name"]] = r
 	}
 	// A bridged b-leg belongs to its a-leg's call.
-	bLinked := map[string]string{}
+	bLinked, aLeg := map[string]string{}, map[string]string{}
 	if callsJSON != "" {
 		if calls, err := parseRows(callsJSON); err == nil {
 			for _, c := range calls {
 				if b := c["b_uuid"]; b != "" {
 					bLinked[b] = firstNonEmpty(c["call_uuid"], c["uuid"])
+					aLeg[b] = c["uuid"]
 				}
 			}
 		}
@@ -85,6 +86,13 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 			continue
 		}
 		ch.Held = r["callstate"] == "HELD"
+		if r["application"] == "valet_park" {
+			// valet_park <lot> <slot>: a slot of its own, not the lot's
+			// "ask" or "auto" choices, which wait for the caller's digits.
+			if f := strings.Fields(r["application_data"]); len(f) == 2 && f[1] != "ask" && f[1] != "auto" {
+				ch.ParkLot, ch.ParkSlot = f[0], f[1]
+			}
+		}
 		if r["application"] == "callcenter" {
 			ch.Queue = r["application_data"]
 		}
@@ -104,6 +112,9 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		}
 		if ch.ConnectedName == placeholderName {
 			ch.ConnectedNum, ch.ConnectedName = r["dest"], ""
+		}
+		if a := aLeg[ch.ID]; a != "" && a != ch.ID && ch.Direction == "outbound" {
+			ch.DialledBy = a // the a-leg originated it (bridge, att_xfer, originate)
 		}
 		if v := bLinked[ch.ID]; v != "" && (ch.LinkedID == "" || ch.LinkedID == ch.ID) {
 			ch.LinkedID = v

@@ -105,3 +105,21 @@ func TestSnapshotLinksQueueOffers(t *testing.T) {
 		t.Fatalf("two callers with the number: the offer is linked to %q", two[2].LinkedID)
 	}
 }
+
+// TestSnapshotDialledBy: show calls pairs a bridged outbound b-leg with
+// the a-leg that originated it (how an att_xfer's completion is known
+// after a reconnect); an inbound b-leg was dialled by nobody there.
+func TestSnapshotDialledBy(t *testing.T) {
+	chans := `{"row_count":3,"rows":[` +
+		`{"uuid":"cust","direction":"inbound","name":"sofia/internal/1010@h","callstate":"ACTIVE","call_uuid":"cust"},` +
+		`{"uuid":"agent","direction":"outbound","name":"sofia/internal/1000-0x1@h","callstate":"ACTIVE","call_uuid":"cust"},` +
+		`{"uuid":"other","direction":"inbound","name":"sofia/internal/1002@h","callstate":"ACTIVE","call_uuid":"other"}]}`
+	calls := `{"row_count":2,"rows":[{"uuid":"cust","call_uuid":"cust","b_uuid":"agent"},{"uuid":"agent","call_uuid":"cust","b_uuid":"other"}]}`
+	live, err := SnapshotChannels(chans, calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live[0].DialledBy != "" || live[1].DialledBy != "cust" || live[2].DialledBy != "" {
+		t.Fatalf("dialled by: %q %q %q", live[0].DialledBy, live[1].DialledBy, live[2].DialledBy)
+	}
+}

@@ -277,6 +277,17 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		st.opened = true
 		st.answered = st.answered || ch.State == "Up"
 		st.held = ch.Held
+		if a := ch.DialledBy; a != "" && st.dialler == "" {
+			// Bridged to the leg that dialled it (what an att_xfer's
+			// completion is recognised by).
+			st.dialler = a
+			if st.partner == "" {
+				st.partner, st.lastPartner, st.bridged = a, a, true
+			}
+			if ast := t.stateOf(a, nil, ""); ast.partner == "" {
+				ast.partner, ast.lastPartner, ast.bridged = ch.ID, ch.ID, true
+			}
+		}
 	}
 	for id, st := range t.chans {
 		if !alive[id] {
