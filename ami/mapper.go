@@ -99,6 +99,7 @@ func (m *Mapper) Resync() {
 	m.seq++
 	id := fmt.Sprintf("ctib-resync-%d", m.seq)
 	queues := fmt.Sprintf("ctib-queues-%d", m.seq)
+	parked := fmt.Sprintf("ctib-parked-%d", m.seq)
 	m.resyncID, m.queuesID, m.snapshot = id, queues, nil
 	m.mu.Unlock()
 	if m.sender == nil {
@@ -118,6 +119,14 @@ func (m *Mapper) Resync() {
 		q.AddField("ActionID", queues)
 		if _, _, err := m.sender.SendList(ctx, q); err != nil {
 			m.log.Warn("ami resync: QueueStatus failed; agent states follow their next change", "err", err)
+		}
+		// The parked calls: no channel list says a call waits in a lot.
+		// Each answer is a ParkedCall event, read as the live one (after
+		// the channels were adopted).
+		p := goami2.NewAction("ParkedCalls")
+		p.AddField("ActionID", parked)
+		if _, _, err := m.sender.SendList(ctx, p); err != nil {
+			m.log.Warn("ami resync: ParkedCalls failed; parked calls are told when retrieved", "err", err)
 		}
 	}()
 }

@@ -159,14 +159,15 @@ func (l *listRecorder) sent() []string {
 }
 
 // Resync on request (after the engine dropped events) asks for both lists
-// again under fresh ids, and the channel list it gets back is the snapshot.
+// again (and the parked calls) under fresh ids, and the channel list it
+// gets back is the snapshot.
 func TestMapperResyncOnRequest(t *testing.T) {
 	rec := &listRecorder{}
 	sink := &snapshotSink{}
 	m := NewMapper(context.Background(), sink, rec, nil)
 	m.Connected(ConnInfo{Session: 1})
 	m.Resync()
-	want := "CoreShowChannels ctib-resync-1,QueueStatus ctib-queues-1,CoreShowChannels ctib-resync-2,QueueStatus ctib-queues-2"
+	want := "CoreShowChannels ctib-resync-1,QueueStatus ctib-queues-1,ParkedCalls ctib-parked-1,CoreShowChannels ctib-resync-2,QueueStatus ctib-queues-2,ParkedCalls ctib-parked-2"
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		got := rec.sent()
 		slices.Sort(got)

@@ -290,17 +290,18 @@ var sipStories = map[string][]string{
 	"sip-queue-call-agent-holds-customer-hangs-up-then-next-queue-call":           {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held ended(disposition=answered, hangup_by=caller)", "inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	// Fifteenth batch (testdata/sip/README-batch15.txt): the connection
 	// opens while calls are up (a fresh login's CoreShowChannels and
-	// QueueStatus), and two lost-link pairs (sipPairs). Every story as its
-	// EXPECT line but for what no list shows: a hold before the link (held
-	// to hear of at its Unhold), a call parked before it (its UnParkedCall
-	// is the first sign), the customer's hold during a consultation.
+	// QueueStatus, ParkedCalls: the parked capture was retaken with it), and
+	// two lost-link pairs (sipPairs). Every story as its EXPECT line but for
+	// what no list shows: a hold before the link (baresip's Unhold before
+	// any REFER makes a lone Unhold no proof of one), the customer's hold
+	// during a consultation.
 	"sip-sidecar-connects-during-consultation": {"inbound caller=5551234 callee=200: answered(100) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-outbound-ringing":    {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)"},
 	"sip-sidecar-connects-two-calls": {"internal caller=102 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)",
 		"inbound caller=5551234 callee=200: answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-agent-rings": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
 	"sip-sidecar-connects-while-held":        {"inbound caller=5551234 callee=200: answered(100) ended(disposition=answered, hangup_by=caller)"},
-	"sip-sidecar-connects-while-parked":      {"inbound caller=5551234 callee=200: answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-sidecar-connects-while-parked":      {"inbound caller=5551234 callee=200: held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-queue-rings": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-talking":     {"inbound caller=5551234 callee=200: answered(100) ended(disposition=answered, hangup_by=caller)"},
 	// The transfer made while the link was down shows as the new agent's

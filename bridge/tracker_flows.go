@@ -174,6 +174,9 @@ func (t *Tracker) bridgedWithAgent(l *leg) bool {
 // parked: the call waits in the lot's slot.
 func (t *Tracker) parked(l *leg, ev ChannelEvent) {
 	c := l.conv
+	if p := c.Parked; p != nil && p.Slot == ev.Exten && p.Lot == ev.Context {
+		return // the same park told again (a resync's list of parked calls)
+	}
 	unhold(c)
 	// The call left its agent for the lot: the next ring of an agent (the
 	// lot's comeback to the parker, res_parking comebacktoorigin) is a new

@@ -227,6 +227,17 @@ func (s *Server) answer(c *Conn, a *goami2.Message) {
 			b.Write(renderLike(t.queueStatus[len(t.queueStatus)-1], id, count(0, "ListItems")))
 		}
 		c.write(b.Bytes())
+	case "parkedcalls":
+		// The simulator keeps no parking lot: an empty list, in
+		// res_parking's framing (parking_manager.c).
+		var b bytes.Buffer
+		b.Write(Response(a, "Success", "EventList", "start", "Message", "Parked calls will follow"))
+		fmt.Fprintf(&b, "Event: ParkedCallsComplete\r\n")
+		if id != "" {
+			fmt.Fprintf(&b, "ActionID: %s\r\n", id)
+		}
+		b.WriteString("EventList: Complete\r\nListItems: 0\r\nTotal: 0\r\n\r\n")
+		c.write(b.Bytes())
 	case "originate":
 		reply(t.originate)
 	case "redirect":
