@@ -23,6 +23,8 @@ type recordingSink struct {
 	stories bridge.StoryChecker
 	live    bridgetest.LiveView
 	broken  []error
+	// saved is each conversation's last record, as the store keeps it.
+	saved map[string]bridge.ConversationRecord
 }
 
 func (s *recordingSink) LinkUp(int)     {}
@@ -44,6 +46,12 @@ func (s *recordingSink) Snapshot(live []bridge.Channel, at time.Time) {
 func (s *recordingSink) drain() {
 	out, convs := s.t.Drain()
 	s.live.Apply(convs)
+	if s.saved == nil {
+		s.saved = map[string]bridge.ConversationRecord{}
+	}
+	for _, r := range convs {
+		s.saved[r.Call.ID] = r
+	}
 	if err := s.live.Diff(s.t.Live()); err != nil {
 		s.broken = append(s.broken, err)
 	}

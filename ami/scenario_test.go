@@ -2,6 +2,7 @@ package ami
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -356,36 +357,61 @@ func inPair(name string) bool {
 	return false
 }
 
+// TestSIPPairStories plays each pair as a link lost and back in one
+// process, and as a process killed with the first connection and started
+// again from what the store kept: the CRM hears the same stories.
 func TestSIPPairStories(t *testing.T) {
 	for name, caps := range sipPairs {
-		t.Run(name, func(t *testing.T) {
-			sink := &recordingSink{t: sipTracker()}
-			for i, c := range caps {
-				if i > 0 {
-					// The client notes the link's loss when the read fails:
-					// after the last frame the dropped connection carried.
-					last := frames(t, caps[i-1])
-					msg, err := goami2.Parse(last[len(last)-1])
-					if err != nil {
-						t.Fatal(err)
+		for _, crash := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/crash=%v", name, crash), func(t *testing.T) { playPair(t, name, caps, crash) })
+		}
+	}
+}
+
+func playPair(t *testing.T, name string, caps []string, crash bool) {
+	sink := &recordingSink{t: sipTracker()}
+	var events []bridge.Event
+	for i, c := range caps {
+		if i > 0 {
+			switch {
+			case crash:
+				// A new process restores the open conversations and goes
+				// on from there.
+				var open []bridge.ConversationRecord
+				for _, r := range sink.saved {
+					if r.Open {
+						open = append(open, r)
 					}
-					sink.t.LinkLost(eventTime(msg))
 				}
-				playSIP(t, sink, c)
+				next := &recordingSink{t: sipTracker(), stories: sink.stories, live: sink.live, broken: sink.broken}
+				next.t.Restore(open)
+				events = append(events, sink.events...)
+				sink = next
+			default:
+				// The client notes the link's loss when the read fails:
+				// after the last frame the dropped connection carried.
+				last := frames(t, caps[i-1])
+				msg, err := goami2.Parse(last[len(last)-1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				sink.t.LinkLost(eventTime(msg))
 			}
-			sink.checkInvariants(t, true)
-			got := bridgetest.Stories(sink.events)
-			for _, s := range got {
-				t.Logf("GOT  %s", s)
-			}
-			want, ok := sipStories[name]
-			if !ok {
-				t.Fatalf("pair %s has no story in sipStories", name)
-			}
-			if strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("want\n%s", strings.Join(want, "\n"))
-			}
-		})
+		}
+		playSIP(t, sink, c)
+	}
+	sink.checkInvariants(t, true)
+	events = append(events, sink.events...)
+	got := bridgetest.Stories(events)
+	for _, s := range got {
+		t.Logf("GOT  %s", s)
+	}
+	want, ok := sipStories[name]
+	if !ok {
+		t.Fatalf("pair %s has no story in sipStories", name)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("want\n%s", strings.Join(want, "\n"))
 	}
 }
 

@@ -784,6 +784,12 @@ func sipSession(t testing.TB, tr *Translator, tk *bridge.Tracker, ck *modelCheck
 }
 
 func playFlow(t testing.TB, name string, flow sipFlow, order func([]*Event) []*Event) []string {
+	return playFlowRestarting(t, name, flow, order, false)
+}
+
+// playFlowRestarting is playFlow; with restart, a new process (translator
+// and tracker) takes over between captures from what the store kept.
+func playFlowRestarting(t testing.TB, name string, flow sipFlow, order func([]*Event) []*Event, restart bool) []string {
 	t.Helper()
 	captures := flow.captures
 	if captures == nil {
@@ -791,7 +797,17 @@ func playFlow(t testing.TB, name string, flow sipFlow, order func([]*Event) []*E
 	}
 	tr, tk := NewTranslator(""), sipTracker()
 	ck := &modelCheck{}
-	for _, c := range captures {
+	for i, c := range captures {
+		if i > 0 && restart {
+			var open []bridge.ConversationRecord
+			for _, r := range ck.saved {
+				if r.Open {
+					open = append(open, r)
+				}
+			}
+			tr, tk = NewTranslator(""), sipTracker()
+			tk.Restore(open)
+		}
 		sipSession(t, tr, tk, ck, c, order)
 	}
 	for _, err := range ck.broken {
@@ -810,6 +826,8 @@ type modelCheck struct {
 	events  []bridge.Event
 	live    bridgetest.LiveView
 	broken  []error
+	// saved is each conversation's last record, as the store keeps it.
+	saved map[string]bridge.ConversationRecord
 }
 
 func (c *modelCheck) after(tk *bridge.Tracker) {
@@ -818,6 +836,12 @@ func (c *modelCheck) after(tk *bridge.Tracker) {
 	}
 	evs, convs := tk.Drain()
 	c.live.Apply(convs)
+	if c.saved == nil {
+		c.saved = map[string]bridge.ConversationRecord{}
+	}
+	for _, r := range convs {
+		c.saved[r.Call.ID] = r
+	}
 	if err := c.live.Diff(tk.Live()); err != nil {
 		c.broken = append(c.broken, err)
 	}
@@ -908,6 +932,24 @@ func TestSIPStoriesReordered(t *testing.T) {
 				if got := playFlow(t, name, flow, swapped); !slices.Equal(ringsSorted(got), ringsSorted(want)) {
 					t.Fatalf("seed %d, channels swapped: got\n  %s\nwant\n  %s", seed, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 				}
+			}
+		})
+	}
+}
+
+// TestSIPStoriesAcrossRestart plays the captures of one switch across a
+// lost link (or its restart) again as if ctibridge itself was killed with
+// the first connection and started again from its store: the CRM hears the
+// same stories.
+func TestSIPStoriesAcrossRestart(t *testing.T) {
+	for name, flow := range sipFlows {
+		if len(flow.captures) < 2 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			want := playFlow(t, name, flow, bySeq)
+			if got := playFlowRestarting(t, name, flow, bySeq, true); !slices.Equal(got, want) {
+				t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 			}
 		})
 	}
