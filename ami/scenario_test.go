@@ -298,8 +298,8 @@ var sipStories = map[string][]string{
 	// during a consultation.
 	"sip-sidecar-connects-during-consultation": {"inbound caller=5551234 callee=200: answered(100) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-outbound-ringing":    {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)"},
-	"sip-sidecar-connects-two-calls": {"internal caller=102 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)",
-		"inbound caller=5551234 callee=200: answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-sidecar-connects-two-calls": {"inbound caller=5551234 callee=200: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=102 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-agent-rings": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
 	"sip-sidecar-connects-while-held":        {"inbound caller=5551234 callee=200: answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-parked":      {"inbound caller=5551234 callee=200: held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},

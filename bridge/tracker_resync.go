@@ -198,37 +198,9 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			}
 		}
 	}
-	for _, ch := range ringing {
-		l := t.legs[ch.ID]
-		if l == nil || l.conv.Ended {
-			continue
-		}
-		caller := callerOf(l.conv)
-		if caller == nil || caller == l {
-			continue
-		}
-		from, ok := alive[caller.Channels[0]]
-		switch {
-		case !ok:
-		case l.conv.Queued:
-			// The queue rings its members (and connects the one who answers).
-			t.agentCalled(ChannelEvent{Kind: ChanAgentCalled, At: at, Channel: from, Peer: &ch, Queue: l.conv.Call.Queue, Resynced: true})
-		default:
-			t.dial(ChannelEvent{Kind: ChanDial, At: at, Channel: from, Peer: &ch, Resynced: true})
-		}
-	}
 	// An adopted call an agent is talking on: the CRM heard nothing of it
 	// (the bridge started, or the link came back, after the answer), so it
 	// is told of the answer now, once the call's legs are all known.
-	defer func() {
-		// A call on hold when the link came up: held now, so its resume
-		// is told when it comes.
-		for _, ch := range live {
-			if l := t.legs[ch.ID]; ch.Held && l != nil && !l.Held && !l.conv.Ended {
-				t.hold(ChannelEvent{Kind: ChanHold, At: at, Channel: ch, Resynced: true})
-			}
-		}
-	}()
 	told := map[string]bool{} // conversation id + agent: a Local and its phone answer once
 	for _, l := range answered {
 		c := l.conv
@@ -256,6 +228,36 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			// Another agent up in the call its agent is still on: a
 			// consultation under way, as the CRM hears of one live.
 			t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
+		}
+	}
+	// A call on hold when the link came up: held now, so its resume is
+	// told when it comes.
+	for _, ch := range live {
+		if l := t.legs[ch.ID]; ch.Held && l != nil && !l.Held && !l.conv.Ended {
+			t.hold(ChannelEvent{Kind: ChanHold, At: at, Channel: ch, Resynced: true})
+		}
+	}
+	// Devices ringing, last: a consultation rings after its call's answer.
+	for _, ch := range ringing {
+		l := t.legs[ch.ID]
+		if l == nil || l.conv.Ended {
+			continue
+		}
+		caller := callerOf(l.conv)
+		if caller == nil || caller == l {
+			continue
+		}
+		from, ok := alive[caller.Channels[0]]
+		if d, known := alive[ch.DialledBy]; known && ch.DialledBy != "" {
+			from, ok = d, true // the list names who dialled it (a consultation's agent)
+		}
+		switch {
+		case !ok:
+		case l.conv.Queued:
+			// The queue rings its members (and connects the one who answers).
+			t.agentCalled(ChannelEvent{Kind: ChanAgentCalled, At: at, Channel: from, Peer: &ch, Queue: l.conv.Call.Queue, Resynced: true})
+		default:
+			t.dial(ChannelEvent{Kind: ChanDial, At: at, Channel: from, Peer: &ch, Resynced: true})
 		}
 	}
 }

@@ -692,8 +692,8 @@ var sipFlows = map[string]sipFlow{
 		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)",
 	}},
 	"sip-sidecar-connects-two-calls": {want: []string{
-		"internal caller=1002 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
 		"inbound caller=1010 callee=2100: answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1002 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-sidecar-connects-while-held": {want: []string{
 		"inbound caller=1010 callee=2100: answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
