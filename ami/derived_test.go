@@ -118,7 +118,7 @@ var derivedStories = map[string][]string{
 	// finds the call still up (adopted: no second pop) or gone (ended once,
 	// hangup_by=system: nobody knows who hung up).
 	"link-lost-atxfer-consult-all-gone":            {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=system)"},
-	"link-lost-atxfer-consult-completed-meanwhile": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"link-lost-atxfer-consult-completed-meanwhile": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"link-lost-atxfer-consult-then-abort":          {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) resumed ended(disposition=answered, hangup_by=caller)"},
 	"agentpool-agent-takes-two-customers": {
 		"inbound caller=5551234 callee=303: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",

@@ -140,10 +140,8 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			next = x
 		}
 		if next != nil {
-			c.HadAgent = c.Call.Agent
-			c.Call.Agent = t.agent(next)
-			unhold(c)
-			t.dirty[c.ID] = c
+			// The CRM hears of that transfer now.
+			t.transferred(c, &Transfer{Mode: "attended", From: c.Call.Agent, To: next.Agent}, nil, at)
 		}
 	}
 	// A known agent leg the PBX lists as up answered while the link was
@@ -189,7 +187,9 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		}
 		if l.Role == roleOther && t.isAgentDevice(l) {
 			l.Role, l.Agent, l.Dialled = roleAgent, l.Ext, true
-			l.conv.Rang[l.Agent] = true // an answered call pops no more
+			if ch.State == "Up" {
+				l.conv.Rang[l.Agent] = true // an answered call pops no more
+			}
 		}
 		if ch.State == "Up" && l.Role == roleAgent {
 			l.Answered = true
