@@ -520,6 +520,11 @@ func (t *Tracker) handle(ev ChannelEvent) {
 		t.recordStart(ev)
 	case ChanRecordStop:
 		if l := t.legs[ev.Channel.ID]; l != nil {
+			if !l.Recording && ev.File != "" && ev.File != l.RecFile && !l.conv.Ended {
+				// A recording begun before the link (its start was never
+				// seen): the CRM hears of it, and of its file, now.
+				t.recordStart(ChannelEvent{Kind: ChanRecordStart, At: ev.At, Channel: ev.Channel, File: ev.File})
+			}
 			if ev.Reason == RecordStopHangup && l.Recording {
 				// Stopped by the call's own end: ready after call.ended,
 				// like a recording that stops with its channel.

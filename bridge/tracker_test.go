@@ -1010,3 +1010,20 @@ func TestSnapshotHeldCallResumes(t *testing.T) {
 		t.Fatalf("events = %s", got)
 	}
 }
+
+// A recording whose start came before the link stops with its file: the
+// CRM hears of both, once.
+func TestRecordingStopWithoutStart(t *testing.T) {
+	tr := newTestTracker()
+	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
+	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Up"}
+	tr.Snapshot(adaptAll(x1, x2), t0)
+	tr.Drain()
+	evs := run(tr,
+		ChannelEvent{Kind: ChanRecordStop, Channel: x1, File: "/rec/a.wav"},
+		ChannelEvent{Kind: ChanRecordStop, Channel: x1, File: "/rec/a.wav"},
+	)
+	if got := typesOf(evs); got != "recording.started,recording.ready" || evs[1].Recording == nil || evs[1].Recording.Path != "/rec/a.wav" {
+		t.Fatalf("events = %s", got)
+	}
+}

@@ -716,6 +716,31 @@ var sipFlows = map[string]sipFlow{
 	"sip-link-lost-call-ended": {captures: []string{"sip-link-lost-call-ended-pre", "sip-link-lost-call-ended-post"}, want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=system)",
 	}},
+	// Sixteenth batch (testdata/sip/README-batch16.txt): links lost while
+	// a phone or the callcenter rang, in an att_xfer consultation, during
+	// a ring the caller cancelled; connections opened during a recording,
+	// a consultation's ring, a ring group's ring.
+	"sip-link-lost-while-ringing": {captures: []string{"sip-link-lost-while-ringing-pre", "sip-link-lost-while-ringing-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-while-callcenter-rings": {captures: []string{"sip-link-lost-while-callcenter-rings-pre", "sip-link-lost-while-callcenter-rings-post"}, want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) ring_ended(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-during-att_xfer-consult": {captures: []string{"sip-link-lost-during-att_xfer-consult-pre", "sip-link-lost-during-att_xfer-consult-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-ringing-then-cancelled": {captures: []string{"sip-link-lost-ringing-then-cancelled-pre", "sip-link-lost-ringing-then-cancelled-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-sidecar-connects-while-recording": {want: []string{
+		"inbound caller=1010 callee=2100: answered(1000) recording_started ended(disposition=answered, hangup_by=caller) recording_ready",
+	}},
+	"sip-sidecar-connects-during-att_xfer-ringing": {want: []string{
+		"inbound caller=1010 callee=2100: answered(1000) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-ring-group-ringing": {want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1001) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client

@@ -79,7 +79,7 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 			ConnectedName: r["callee_name"],
 			Context:       r["context"],
 			Exten:         r["dest"],
-			State:         callState("", r["callstate"]),
+			State:         snapshotState(r),
 			Direction:     r["direction"],
 		}
 		if ch.ID == "" {
@@ -134,7 +134,39 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		live = append(live, ch)
 	}
 	linkQueueOffers(live)
+	linkDialled(live, rows)
 	return live, nil
+}
+
+// linkDialled names the dialler of a directory user's leg show calls
+// pairs with nobody (still ringing): the one row whose bridge or att_xfer
+// application dials that user (user/1001@domain), as a consultation's agent
+// does.
+func linkDialled(live []bridge.Channel, rows []map[string]string) {
+	apps := map[string]string{}
+	for _, r := range rows {
+		if a := r["application"]; a == "bridge" || a == "att_xfer" {
+			apps[r["uuid"]] = r["application_data"]
+		}
+	}
+	for i := range live {
+		ch := &live[i]
+		if ch.DialledBy != "" || ch.Endpoint == "" || ch.Direction != "outbound" {
+			continue
+		}
+		by := ""
+		for id, data := range apps {
+			if id == ch.ID || !strings.Contains(data, "user/"+ch.Endpoint+"@") {
+				continue
+			}
+			if by != "" {
+				by = ""
+				break
+			}
+			by = id
+		}
+		ch.DialledBy = by
+	}
 }
 
 // linkQueueOffers ties the legs mod_callcenter is ringing to the caller
@@ -203,4 +235,18 @@ func firstNonEmpty(vs ...string) string {
 		}
 	}
 	return ""
+}
+
+// snapshotState is a row's channel state. RING_WAIT is the dialler's
+// callstate while what it originated rings: an inbound caller still
+// waiting (Asterisk's "Ring"), or an outbound leg already up that runs an
+// originate of its own (an agent's att_xfer consultation).
+func snapshotState(r map[string]string) string {
+	if r["callstate"] == "RING_WAIT" {
+		if r["direction"] == "outbound" {
+			return "Up"
+		}
+		return "Ring"
+	}
+	return callState("", r["callstate"])
 }

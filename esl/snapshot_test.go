@@ -123,3 +123,24 @@ func TestSnapshotDialledBy(t *testing.T) {
 		t.Fatalf("dialled by: %q %q %q", live[0].DialledBy, live[1].DialledBy, live[2].DialledBy)
 	}
 }
+
+// TestSnapshotRingWaitAndDialler: RING_WAIT is an inbound caller still
+// waiting, or an outbound leg up that runs an originate of its own; a
+// ringing user's leg no show calls row pairs is dialled by the one row
+// whose bridge or att_xfer dials that user.
+func TestSnapshotRingWaitAndDialler(t *testing.T) {
+	chans := `{"row_count":3,"rows":[` +
+		`{"uuid":"cust","direction":"inbound","name":"sofia/internal/1010@h","callstate":"RING_WAIT","application":"bridge","application_data":"user/1000@h","call_uuid":"cust"},` +
+		`{"uuid":"agent","direction":"outbound","name":"sofia/internal/1000-0x1@h","presence_id":"1000@h","callstate":"RING_WAIT","application":"att_xfer","application_data":"user/1001@h","call_uuid":"cust"},` +
+		`{"uuid":"target","direction":"outbound","name":"sofia/internal/1001-0x2@h","presence_id":"1001@h","callstate":"RINGING","call_uuid":"target"}]}`
+	live, err := SnapshotChannels(chans, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live[0].State != "Ring" || live[1].State != "Up" || live[2].State != "Ringing" {
+		t.Fatalf("states %q %q %q", live[0].State, live[1].State, live[2].State)
+	}
+	if live[1].DialledBy != "cust" || live[2].DialledBy != "agent" {
+		t.Fatalf("dialled by %q %q", live[1].DialledBy, live[2].DialledBy)
+	}
+}
