@@ -84,10 +84,28 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	for _, ch := range live {
 		alive[ch.ID] = ch
 	}
+	touched := t.releaseGone(alive, at, endAt, periodic && reason == ResyncReconciled)
+	t.handedOnUnseen(touched, at)
+	t.answeredUnseen(live, at)
+	answered, ringing := t.adopt(live, at)
+	t.tellAdopted(answered, at)
+	// A call on hold when the link came up: held now, so its resume is
+	// told when it comes.
+	for _, ch := range live {
+		if l := t.legs[ch.ID]; ch.Held && l != nil && !l.Held && !l.conv.Ended {
+			t.hold(ChannelEvent{Kind: ChanHold, At: at, Channel: ch, Resynced: true})
+		}
+	}
+	t.ringListed(ringing, alive, at)
+}
+
+// releaseGone ends the tracked channels the list no longer has, in the
+// order they were seen (map order would tell a call's ring ends in a
+// different order each run), and returns the calls they belonged to.
+// While the link stayed up (fresh), a channel seen after the PBX made its
+// list is left for the next one.
+func (t *Tracker) releaseGone(alive map[string]Channel, at, endAt time.Time, fresh bool) (touched []*conversation) {
 	ended := map[*conversation]bool{}
-	touched := map[*conversation]bool{}
-	// The channels gone, in the order they were seen (map order would tell
-	// a call's ring ends in a different order each run).
 	var ids []string
 	for id, l := range t.legs {
 		if _, ok := alive[id]; !ok && !l.conv.Ended {
@@ -109,7 +127,7 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			continue
 		}
 		// Seen after the PBX made its list: the next one will tell.
-		if periodic && reason == ResyncReconciled && !l.Born.IsZero() && l.Born.After(at.Add(-reconcileMargin)) {
+		if fresh && !l.Born.IsZero() && l.Born.After(at.Add(-reconcileMargin)) {
 			continue
 		}
 		c := l.conv
@@ -118,13 +136,19 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			ended[c] = true
 			t.released++
 		}
-		touched[c] = true
+		if !slices.Contains(touched, c) {
+			touched = append(touched, c) // in order: their events too
+		}
 	}
-	// The agent who had a call that goes on left it unseen, and another
-	// agent who answered in it is still there (an attended transfer made
-	// while the link was down): the call is that agent's now, and the
-	// transferer's hold of the customer went with it.
-	for c := range touched {
+	return touched
+}
+
+// handedOnUnseen: the agent who had a call that goes on left it unseen,
+// and another agent who answered in it is still there (an attended
+// transfer made while the link was down): the CRM hears of that transfer
+// now, and the transferer's hold of the customer went with it.
+func (t *Tracker) handedOnUnseen(touched []*conversation, at time.Time) {
+	for _, c := range touched {
 		if c.Ended || c.Call.Agent == nil {
 			continue
 		}
@@ -140,12 +164,14 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			next = x
 		}
 		if next != nil {
-			// The CRM hears of that transfer now.
 			t.transferred(c, &Transfer{Mode: "attended", From: c.Call.Agent, To: next.Agent}, nil, at)
 		}
 	}
-	// A known agent leg the PBX lists as up answered while the link was
-	// down: the CRM has not heard of that answer yet.
+}
+
+// answeredUnseen: a known agent leg the PBX lists as up answered while
+// the link was down: the CRM has not heard of that answer yet.
+func (t *Tracker) answeredUnseen(live []Channel, at time.Time) {
 	for _, ch := range live {
 		if l := t.legs[ch.ID]; l != nil && ch.State == "Up" && l.Role == roleAgent && !l.Answered && !l.conv.Ended {
 			l.Ringing, l.Answered = false, true
@@ -155,12 +181,15 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			t.establish(l.conv, at, t.agent(l))
 		}
 	}
-	// Adopt in creation order so the oldest channel of a call is its caller:
-	// the adapter lists them in the PBX's order; CreatedAt, where the PBX
-	// gives it, wins (a stable sort keeps the adapter's order for ties).
+}
+
+// adopt takes on the listed channels the model does not know, in creation
+// order so the oldest channel of a call is its caller (the adapter lists
+// them in the PBX's order; CreatedAt, where the PBX gives it, wins: a
+// stable sort keeps the adapter's order for ties). It returns the agents'
+// legs up and the devices ringing, to be told once every leg is known.
+func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing []Channel) {
 	slices.SortStableFunc(live, func(a, b Channel) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	var answered []*leg
-	var ringing []Channel
 	for _, ch := range live {
 		if t.legs[ch.ID] != nil {
 			continue
@@ -198,9 +227,13 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			}
 		}
 	}
-	// An adopted call an agent is talking on: the CRM heard nothing of it
-	// (the bridge started, or the link came back, after the answer), so it
-	// is told of the answer now, once the call's legs are all known.
+	return answered, ringing
+}
+
+// tellAdopted tells the answers of adopted agents' legs. The CRM heard
+// nothing of those calls (the bridge started, or the link came back,
+// after the answer).
+func (t *Tracker) tellAdopted(answered []*leg, at time.Time) {
 	told := map[string]bool{} // conversation id + agent: a Local and its phone answer once
 	for _, l := range answered {
 		c := l.conv
@@ -230,14 +263,12 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
 		}
 	}
-	// A call on hold when the link came up: held now, so its resume is
-	// told when it comes.
-	for _, ch := range live {
-		if l := t.legs[ch.ID]; ch.Held && l != nil && !l.Held && !l.conv.Ended {
-			t.hold(ChannelEvent{Kind: ChanHold, At: at, Channel: ch, Resynced: true})
-		}
-	}
-	// Devices ringing, last: a consultation rings after its call's answer.
+}
+
+// ringListed pops the devices ringing when the list was taken, last: a
+// consultation rings after its call's answer. Their callers dialled them
+// before the link.
+func (t *Tracker) ringListed(ringing []Channel, alive map[string]Channel, at time.Time) {
 	for _, ch := range ringing {
 		l := t.legs[ch.ID]
 		if l == nil || l.conv.Ended {
