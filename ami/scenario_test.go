@@ -318,9 +318,24 @@ var sipStories = map[string][]string{
 	"sip-sidecar-connects-during-consultation-ringing": {"inbound caller=5551234 callee=200: answered(100) ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-queue-waiting-no-agent":      {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-recording":             {"inbound caller=5551234 callee=204: answered(100) ended(disposition=answered, hangup_by=caller)"},
-	// The transfer made while the link was down shows as the new agent's
-	// answer; the call that ended meanwhile ends at the link's loss.
-	"sip-link-lost-transfer":   {"inbound caller=5551234 callee=200: ringing(100) answered(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// Seventeenth batch (README-batch17.txt): connections opened during an
+	// outbound call, an IVR, a voicemail, a forward's and a blind
+	// transfer's ring; links lost during a hold, a park, a blind transfer.
+	// As the EXPECT lines but for what no capture shows: the DID a blind
+	// transfer's caller first dialled (callee is where it is now), the end
+	// of a hold no connection saw.
+	"sip-sidecar-connects-blind-transfer-ringing": {"inbound caller=5551234 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-sidecar-connects-forward-ringing":        {"inbound caller=5551234 callee=207: ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-sidecar-connects-in-ivr":                 {"inbound caller=5551234 callee=205: ended(disposition=no_answer, hangup_by=caller)"},
+	"sip-sidecar-connects-in-voicemail":           {"inbound caller=5551234 callee=206: ended(disposition=no_answer, hangup_by=caller)"},
+	"sip-sidecar-connects-outbound-talking":       {"outbound caller=100 callee=5551234: answered(customer) ended(disposition=answered, hangup_by=callee)"},
+	"sip-link-lost-held-then-resumed":             {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ended(disposition=answered, hangup_by=caller)"},
+	"sip-link-lost-parked-then-retrieved":         {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-link-lost-blind-transfer-ringing":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// The transfer made while the link was down is told at the reconnect
+	// (blind: nothing says how it was made), then the new agent's answer;
+	// the call that ended meanwhile ends at the link's loss.
+	"sip-link-lost-transfer":   {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-link-lost-call-ended": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)"},
 }
 
@@ -350,6 +365,10 @@ var sipPairs = map[string][]string{
 	"sip-link-lost-while-queue-rings":      {"sip-link-lost-while-queue-rings-pre", "sip-link-lost-while-queue-rings-post"},
 	"sip-link-lost-during-consultation":    {"sip-link-lost-during-consultation-pre", "sip-link-lost-during-consultation-post"},
 	"sip-link-lost-ringing-then-cancelled": {"sip-link-lost-ringing-then-cancelled-pre", "sip-link-lost-ringing-then-cancelled-post"},
+	// Seventeenth batch.
+	"sip-link-lost-held-then-resumed":      {"sip-link-lost-held-then-resumed-pre", "sip-link-lost-held-then-resumed-post"},
+	"sip-link-lost-parked-then-retrieved":  {"sip-link-lost-parked-then-retrieved-pre", "sip-link-lost-parked-then-retrieved-post"},
+	"sip-link-lost-blind-transfer-ringing": {"sip-link-lost-blind-transfer-ringing-pre", "sip-link-lost-blind-transfer-ringing-post"},
 }
 
 // interleavable tells whether a capture's calls can share a link with

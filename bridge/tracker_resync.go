@@ -220,11 +220,17 @@ func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing 
 				l.conv.Rang[l.Agent] = true // an answered call pops no more
 			}
 		}
-		if ch.State == "Up" && l.Role == roleAgent {
+		switch {
+		case ch.State == "Up" && l.Role == roleAgent:
 			l.Answered = true
 			if !slices.Contains(answered, l) {
 				answered = append(answered, l)
 			}
+		case ch.State == "Up" && l.Role == roleOther && !l.Local && !l.Service && l.conv.OrigAgent != "" && !slices.Contains(answered, l):
+			// The far party of a call an agent placed, up: it answered
+			// before the link (told in tellAdopted, as its answer is live).
+			l.Dialled, l.ByChannel = true, true
+			answered = append(answered, l)
 		}
 	}
 	return answered, ringing
@@ -237,6 +243,10 @@ func (t *Tracker) tellAdopted(answered []*leg, at time.Time) {
 	told := map[string]bool{} // conversation id + agent: a Local and its phone answer once
 	for _, l := range answered {
 		c := l.conv
+		if l.Role == roleOther {
+			t.answered(l, at) // the customer an agent called
+			continue
+		}
 		if c.Ended || len(l.Channels) == 0 || told[c.ID+" "+l.Agent] {
 			continue
 		}
@@ -246,17 +256,12 @@ func (t *Tracker) tellAdopted(answered []*leg, at time.Time) {
 			t.establish(c, at, t.agent(l))
 		case c.Call.Agent == nil || !t.agentOnCall(c, c.Call.Agent.Extension):
 			// The agent who had the call left it while the link was down,
-			// and this one is on it now: the PBX handed it on unseen (a
-			// transfer), so the call is this agent's.
-			from := c.Call.Agent
-			if from != nil {
-				c.HadAgent = from
-			}
-			unhold(c)
+			// and this one is on it now: the call is this agent's.
+			tr := t.handedOnBlind(c, l, l.Agent, at)
 			t.establish(c, at, t.agent(l))
 			// The PBX's later account of that transfer (FreeSWITCH's
 			// transfer_history at the hangup) is told already.
-			c.LastTransfer = &Transfer{Mode: "blind", From: from, To: l.Agent}
+			c.LastTransfer = tr
 		case c.Call.Agent.Extension != l.Agent:
 			// Another agent up in the call its agent is still on: a
 			// consultation under way, as the CRM hears of one live.
@@ -282,6 +287,13 @@ func (t *Tracker) ringListed(ringing []Channel, alive map[string]Channel, at tim
 		if d, known := alive[ch.DialledBy]; known && ch.DialledBy != "" {
 			from, ok = d, true // the list names who dialled it (a consultation's agent)
 		}
+		if c := l.conv; c.Call.Agent != nil && c.Call.AnsweredAt != nil && !t.agentOnCall(c, c.Call.Agent.Extension) {
+			to := l.Ext
+			if to == "" {
+				to = ch.Exten
+			}
+			t.handedOnBlind(c, l, to, at) // and rings the device it went to
+		}
 		switch {
 		case !ok:
 		case l.conv.Queued:
@@ -291,6 +303,19 @@ func (t *Tracker) ringListed(ringing []Channel, alive map[string]Channel, at tim
 			t.dial(ChannelEvent{Kind: ChanDial, At: at, Channel: from, Peer: &ch, Resynced: true})
 		}
 	}
+}
+
+// handedOnBlind tells the transfer the PBX made while the link was down:
+// the agent who had c left it unseen, and l, new to the call, answers or
+// rings in that agent's place. Nothing says how it was made; a hand-over
+// to a device the model never saw ring is told as blind.
+func (t *Tracker) handedOnBlind(c *conversation, l *leg, to string, at time.Time) *Transfer {
+	tr := &Transfer{Mode: "blind", From: c.Call.Agent, To: to}
+	if c.Call.Agent == nil {
+		return tr
+	}
+	t.transferred(c, tr, l, at)
+	return tr
 }
 
 // callerOf is c's caller leg still up, if any.

@@ -711,7 +711,7 @@ var sipFlows = map[string]sipFlow{
 		"inbound caller=1010 callee=2120: queued ringing(1000) ringing(1001) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-link-lost-transfer": {captures: []string{"sip-link-lost-transfer-pre", "sip-link-lost-transfer-post"}, want: []string{
-		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-link-lost-call-ended": {captures: []string{"sip-link-lost-call-ended-pre", "sip-link-lost-call-ended-post"}, want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=system)",
