@@ -61,6 +61,12 @@ type ChannelEvent struct {
 	HangupSource string
 }
 
+// Channel.Hold values.
+const (
+	HoldOn  = "held"
+	HoldOff = "active"
+)
+
 // Reasons of a ChanQueueAbandon, where the PBX says: the caller hung up
 // while waiting, or the queue gave up (a timeout, no agent). Without one,
 // the tracker asks whether the caller's hangup was requested.
@@ -165,9 +171,10 @@ type Channel struct {
 	// list says so (the application it runs): the events that told it
 	// came before the link.
 	Queue string
-	// Held: a resync's list shows the channel on hold (FreeSWITCH's
-	// callstate HELD; Asterisk's lists do not say).
-	Held bool
+	// Hold is what a resync's list says of the channel's hold: HoldOn or
+	// HoldOff (FreeSWITCH's callstate), empty where the list cannot tell
+	// (Asterisk's).
+	Hold string
 	// ParkSlot and ParkLot: the parking slot (and lot) a resync's list
 	// shows the channel waiting in (the application it runs).
 	ParkSlot, ParkLot string

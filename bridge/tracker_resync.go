@@ -90,10 +90,16 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	answered, ringing := t.adopt(live, at)
 	t.tellAdopted(answered, at)
 	// A call on hold when the link came up: held now, so its resume is
-	// told when it comes.
+	// told when it comes; one whose hold ended while the link was down
+	// (where the list says) is resumed.
 	for _, ch := range live {
-		if l := t.legs[ch.ID]; ch.Held && l != nil && !l.Held && !l.conv.Ended {
+		l := t.legs[ch.ID]
+		switch {
+		case l == nil || l.conv.Ended:
+		case ch.Hold == HoldOn && !l.Held:
 			t.hold(ChannelEvent{Kind: ChanHold, At: at, Channel: ch, Resynced: true})
+		case ch.Hold == HoldOff && l.Held:
+			t.hold(ChannelEvent{Kind: ChanUnhold, At: at, Channel: ch, Resynced: true})
 		}
 	}
 	t.ringListed(ringing, alive, at)
@@ -287,12 +293,13 @@ func (t *Tracker) ringListed(ringing []Channel, alive map[string]Channel, at tim
 		if d, known := alive[ch.DialledBy]; known && ch.DialledBy != "" {
 			from, ok = d, true // the list names who dialled it (a consultation's agent)
 		}
+		var handed *Transfer
 		if c := l.conv; c.Call.Agent != nil && c.Call.AnsweredAt != nil && !t.agentOnCall(c, c.Call.Agent.Extension) {
 			to := l.Ext
 			if to == "" {
 				to = ch.Exten
 			}
-			t.handedOnBlind(c, l, to, at) // and rings the device it went to
+			handed = t.handedOnBlind(c, l, to, at) // and rings the device it went to
 		}
 		switch {
 		case !ok:
@@ -301,6 +308,9 @@ func (t *Tracker) ringListed(ringing []Channel, alive map[string]Channel, at tim
 			t.agentCalled(ChannelEvent{Kind: ChanAgentCalled, At: at, Channel: from, Peer: &ch, Queue: l.conv.Call.Queue, Resynced: true})
 		default:
 			t.dial(ChannelEvent{Kind: ChanDial, At: at, Channel: from, Peer: &ch, Resynced: true})
+		}
+		if handed != nil {
+			l.conv.LastTransfer = handed // the PBX's later account of it is told already
 		}
 	}
 }

@@ -741,6 +741,38 @@ var sipFlows = map[string]sipFlow{
 	"sip-sidecar-connects-ring-group-ringing": {want: []string{
 		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1001) answered(1000) ended(disposition=answered, hangup_by=caller)",
 	}},
+	// Seventeenth batch (testdata/sip/README-batch17.txt): connections
+	// opened during an outbound call, an IVR, a voicemail, a conference, a
+	// blind transfer's ring; links lost during a hold, a park, a blind
+	// transfer. Not as the EXPECT lines: what came before the connection
+	// (the blind transfer's first agent), callee is the number dialled, and
+	// a conference adopted mid-call is its members' own calls (nothing in
+	// the lists ties them).
+	"sip-sidecar-connects-outbound-talking": {want: []string{
+		"outbound caller=1000 callee=1010: answered(customer) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-sidecar-connects-in-ivr": {want: []string{
+		"inbound caller=1010 callee=2160: ended(disposition=no_answer, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-in-voicemail": {want: []string{
+		"inbound caller=1010 callee=2190: ended(disposition=no_answer, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-in-conference": {want: []string{
+		"inbound caller=1010 callee=2180: ended(disposition=no_answer, hangup_by=caller)",
+		"outbound caller=1000 callee=2180: ended(disposition=no_answer, hangup_by=agent)",
+	}},
+	"sip-sidecar-connects-blind-transfer-ringing": {want: []string{
+		"inbound caller=1010 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-held-then-resumed": {captures: []string{"sip-link-lost-held-then-resumed-pre", "sip-link-lost-held-then-resumed-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-parked-then-retrieved": {captures: []string{"sip-link-lost-parked-then-retrieved-pre", "sip-link-lost-parked-then-retrieved-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-blind-transfer-ringing": {captures: []string{"sip-link-lost-blind-transfer-ringing-pre", "sip-link-lost-blind-transfer-ringing-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client

@@ -85,7 +85,12 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		if ch.ID == "" {
 			continue
 		}
-		ch.Held = r["callstate"] == "HELD"
+		switch r["callstate"] {
+		case "HELD":
+			ch.Hold = bridge.HoldOn
+		case "ACTIVE", "UNHELD":
+			ch.Hold = bridge.HoldOff
+		}
 		if r["application"] == "valet_park" {
 			// valet_park <lot> <slot>: a slot of its own, not the lot's
 			// "ask" or "auto" choices, which wait for the caller's digits.

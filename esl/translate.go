@@ -276,7 +276,9 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		}
 		st.opened = true
 		st.answered = st.answered || ch.State == "Up"
-		st.held = ch.Held
+		if ch.Hold != "" {
+			st.held = ch.Hold == bridge.HoldOn
+		}
 		if a := ch.DialledBy; a != "" && st.dialler == "" {
 			// Bridged to the leg that dialled it (what an att_xfer's
 			// completion is recognised by).
