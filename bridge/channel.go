@@ -178,6 +178,9 @@ type Channel struct {
 	// ParkSlot and ParkLot: the parking slot (and lot) a resync's list
 	// shows the channel waiting in (the application it runs).
 	ParkSlot, ParkLot string
+	// Conference is the conference room a resync's list shows the channel
+	// in (its members share no bridge the list names).
+	Conference string
 	// DialledBy is the channel that dialled this one, where a resync's
 	// list pairs them (FreeSWITCH's show calls: a bridged outbound b-leg
 	// and the a-leg that originated it).

@@ -89,6 +89,12 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	t.answeredUnseen(live, at)
 	answered, ringing := t.adopt(live, at)
 	t.tellAdopted(answered, at)
+	// Members of a conference room met there before the link, as live.
+	for _, ch := range live {
+		if l := t.legs[ch.ID]; ch.Conference != "" && l != nil && !l.conv.Ended && len(l.Bridges) == 0 {
+			t.bridgeEnter(ChannelEvent{Kind: ChanBridgeEnter, At: at, Channel: ch, Bridge: "conference-room/" + ch.Conference, Conference: true, Resynced: true})
+		}
+	}
 	// A call on hold when the link came up: held now, so its resume is
 	// told when it comes; one whose hold ended while the link was down
 	// (where the list says) is resumed.

@@ -745,9 +745,8 @@ var sipFlows = map[string]sipFlow{
 	// opened during an outbound call, an IVR, a voicemail, a conference, a
 	// blind transfer's ring; links lost during a hold, a park, a blind
 	// transfer. Not as the EXPECT lines: what came before the connection
-	// (the blind transfer's first agent), callee is the number dialled, and
-	// a conference adopted mid-call is its members' own calls (nothing in
-	// the lists ties them).
+	// (the blind transfer's first agent), callee is the number dialled, a
+	// conference's members told as live ones meeting in the room.
 	"sip-sidecar-connects-outbound-talking": {want: []string{
 		"outbound caller=1000 callee=1010: answered(customer) ended(disposition=answered, hangup_by=callee)",
 	}},
@@ -758,8 +757,8 @@ var sipFlows = map[string]sipFlow{
 		"inbound caller=1010 callee=2190: ended(disposition=no_answer, hangup_by=caller)",
 	}},
 	"sip-sidecar-connects-in-conference": {want: []string{
-		"inbound caller=1010 callee=2180: ended(disposition=no_answer, hangup_by=caller)",
-		"outbound caller=1000 callee=2180: ended(disposition=no_answer, hangup_by=agent)",
+		"inbound caller=1010 callee=2180: answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=1000 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-sidecar-connects-blind-transfer-ringing": {want: []string{
 		"inbound caller=1010 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",

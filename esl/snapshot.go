@@ -98,6 +98,9 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 				ch.ParkLot, ch.ParkSlot = f[0], f[1]
 			}
 		}
+		if r["application"] == "conference" {
+			ch.Conference = r["application_data"]
+		}
 		if r["application"] == "callcenter" {
 			ch.Queue = r["application_data"]
 		}

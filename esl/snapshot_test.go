@@ -144,3 +144,14 @@ func TestSnapshotRingWaitAndDialler(t *testing.T) {
 		t.Fatalf("dialled by %q %q", live[1].DialledBy, live[2].DialledBy)
 	}
 }
+
+// TestSnapshotConference: a conference member's row names its room.
+func TestSnapshotConference(t *testing.T) {
+	live, err := SnapshotChannels(`{"row_count":1,"rows":[{"uuid":"a","direction":"inbound","name":"sofia/internal/1010@h","callstate":"ACTIVE","application":"conference","application_data":"support-room@default","call_uuid":"a"}]}`, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live[0].Conference != "support-room@default" || live[0].Queue != "" || live[0].ParkSlot != "" {
+		t.Fatalf("%+v", live[0])
+	}
+}
