@@ -318,6 +318,14 @@ var sipStories = map[string][]string{
 	"sip-sidecar-connects-during-consultation-ringing": {"inbound caller=5551234 callee=200: answered(100) ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-queue-waiting-no-agent":      {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-recording":             {"inbound caller=5551234 callee=204: answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// Eighteenth batch (README-batch18.txt): the PBX stopped or killed
+	// while a caller was queued, during a consultation, a park, a hold:
+	// every story as its EXPECT line but the order of the queue's two
+	// ring ends.
+	"sip-pbx-restart-while-queued":      {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-pbx-crash-during-consultation": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=system)"},
+	"sip-pbx-restart-while-parked":      {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) ended(disposition=answered, hangup_by=system)"},
+	"sip-pbx-crash-while-held":          {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ended(disposition=answered, hangup_by=system)"},
 	// Seventeenth batch (README-batch17.txt): connections opened during an
 	// outbound call, an IVR, a voicemail, a forward's and a blind
 	// transfer's ring; links lost during a hold, a park, a blind transfer.
@@ -365,6 +373,11 @@ var sipPairs = map[string][]string{
 	"sip-link-lost-while-queue-rings":      {"sip-link-lost-while-queue-rings-pre", "sip-link-lost-while-queue-rings-post"},
 	"sip-link-lost-during-consultation":    {"sip-link-lost-during-consultation-pre", "sip-link-lost-during-consultation-post"},
 	"sip-link-lost-ringing-then-cancelled": {"sip-link-lost-ringing-then-cancelled-pre", "sip-link-lost-ringing-then-cancelled-post"},
+	// Eighteenth batch: the PBX stopped (core stop now) or killed.
+	"sip-pbx-restart-while-queued":      {"sip-pbx-restart-while-queued-pre", "sip-pbx-restart-while-queued-post"},
+	"sip-pbx-crash-during-consultation": {"sip-pbx-crash-during-consultation-pre", "sip-pbx-crash-during-consultation-post"},
+	"sip-pbx-restart-while-parked":      {"sip-pbx-restart-while-parked-pre", "sip-pbx-restart-while-parked-post"},
+	"sip-pbx-crash-while-held":          {"sip-pbx-crash-while-held-pre", "sip-pbx-crash-while-held-post"},
 	// Seventeenth batch.
 	"sip-link-lost-held-then-resumed":      {"sip-link-lost-held-then-resumed-pre", "sip-link-lost-held-then-resumed-post"},
 	"sip-link-lost-parked-then-retrieved":  {"sip-link-lost-parked-then-retrieved-pre", "sip-link-lost-parked-then-retrieved-post"},

@@ -772,6 +772,20 @@ var sipFlows = map[string]sipFlow{
 	"sip-link-lost-blind-transfer-ringing": {captures: []string{"sip-link-lost-blind-transfer-ringing-pre", "sip-link-lost-blind-transfer-ringing-post"}, want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
 	}},
+	// Eighteenth batch (testdata/sip/README-batch18.txt): the switch shut
+	// down or killed during a consultation, a park, a hold, a ring group.
+	"sip-fs-shutdown-during-att_xfer-consult": {captures: []string{"sip-fs-shutdown-during-att_xfer-consult-pre", "sip-fs-shutdown-during-att_xfer-consult-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=system)",
+	}},
+	"sip-fs-kill-while-parked": {captures: []string{"sip-fs-kill-while-parked-pre", "sip-fs-kill-while-parked-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) ended(disposition=answered, hangup_by=system)",
+	}},
+	"sip-fs-shutdown-while-held": {captures: []string{"sip-fs-shutdown-while-held-pre", "sip-fs-shutdown-while-held-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held ended(disposition=answered, hangup_by=system)",
+	}},
+	"sip-fs-kill-while-ring-group-rings": {captures: []string{"sip-fs-kill-while-ring-group-rings-pre", "sip-fs-kill-while-ring-group-rings-post"}, want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1001) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
