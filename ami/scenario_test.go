@@ -318,6 +318,16 @@ var sipStories = map[string][]string{
 	"sip-sidecar-connects-during-consultation-ringing": {"inbound caller=5551234 callee=200: answered(100) ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-queue-waiting-no-agent":      {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-recording":             {"inbound caller=5551234 callee=204: answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// Nineteenth batch (README-batch19.txt): links lost while a ring was
+	// picked up, a ring group answered, an internal call talked;
+	// connections opened during call waiting and a queue call: every story
+	// as its EXPECT line.
+	"sip-link-lost-ringing-picked-up":   {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"sip-link-lost-ring-group-answered": {"inbound caller=5551234 callee=202: ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-link-lost-internal-call":       {"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
+	"sip-sidecar-connects-call-waiting": {"inbound caller=5551234 callee=200: answered(100) held resumed ended(disposition=answered, hangup_by=caller)",
+		"internal caller=102 callee=100: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"sip-sidecar-connects-queue-talking": {"inbound caller=5551234 callee=300: answered(101) transferred(blind, from 101, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
 	// Eighteenth batch (README-batch18.txt): the PBX stopped or killed
 	// while a caller was queued, during a consultation, a park, a hold:
 	// every story as its EXPECT line but the order of the queue's two
@@ -373,6 +383,10 @@ var sipPairs = map[string][]string{
 	"sip-link-lost-while-queue-rings":      {"sip-link-lost-while-queue-rings-pre", "sip-link-lost-while-queue-rings-post"},
 	"sip-link-lost-during-consultation":    {"sip-link-lost-during-consultation-pre", "sip-link-lost-during-consultation-post"},
 	"sip-link-lost-ringing-then-cancelled": {"sip-link-lost-ringing-then-cancelled-pre", "sip-link-lost-ringing-then-cancelled-post"},
+	// Nineteenth batch.
+	"sip-link-lost-ringing-picked-up":   {"sip-link-lost-ringing-picked-up-pre", "sip-link-lost-ringing-picked-up-post"},
+	"sip-link-lost-ring-group-answered": {"sip-link-lost-ring-group-answered-pre", "sip-link-lost-ring-group-answered-post"},
+	"sip-link-lost-internal-call":       {"sip-link-lost-internal-call-pre", "sip-link-lost-internal-call-post"},
 	// Eighteenth batch: the PBX stopped (core stop now) or killed.
 	"sip-pbx-restart-while-queued":      {"sip-pbx-restart-while-queued-pre", "sip-pbx-restart-while-queued-post"},
 	"sip-pbx-crash-during-consultation": {"sip-pbx-crash-during-consultation-pre", "sip-pbx-crash-during-consultation-post"},

@@ -181,6 +181,9 @@ type Channel struct {
 	// Conference is the conference room a resync's list shows the channel
 	// in (its members share no bridge the list names).
 	Conference string
+	// BridgedWith is the channel a resync's list pairs this one with in a
+	// bridge (FreeSWITCH's show calls), when known.
+	BridgedWith string
 	// DialledBy is the channel that dialled this one, where a resync's
 	// list pairs them (FreeSWITCH's show calls: a bridged outbound b-leg
 	// and the a-leg that originated it).

@@ -45,7 +45,7 @@ func (ev *ChannelEvent) stringFields(fields []*string) []*string {
 
 func (c *Channel) stringFields(fields []*string) []*string {
 	return append(fields, &c.ID, &c.Name, &c.LinkedID, &c.CallerNum, &c.CallerName, &c.ConnectedNum, &c.ConnectedName,
-		&c.Context, &c.Exten, &c.State, &c.Direction, &c.Endpoint, &c.Partner, &c.Home, &c.AccountCode, &c.Domain, &c.Service, &c.Queue, &c.ParkSlot, &c.ParkLot, &c.DialledBy, &c.Hold, &c.Conference)
+		&c.Context, &c.Exten, &c.State, &c.Direction, &c.Endpoint, &c.Partner, &c.Home, &c.AccountCode, &c.Domain, &c.Service, &c.Queue, &c.ParkSlot, &c.ParkLot, &c.DialledBy, &c.Hold, &c.Conference, &c.BridgedWith)
 }
 
 // detachVars rebuilds Vars (the few variables the model reads) over a

@@ -87,7 +87,31 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 	touched := t.releaseGone(alive, at, endAt, periodic && reason == ResyncReconciled)
 	t.handedOnUnseen(touched, at)
 	t.answeredUnseen(live, at)
-	answered, ringing := t.adopt(live, at)
+	known := map[string]bool{}
+	for _, ch := range live {
+		known[ch.ID] = t.legs[ch.ID] != nil
+	}
+	answered, ringing, waiting := t.adopt(live, at)
+	for _, ch := range live {
+		// A channel new to the model, bridged with a known call's party
+		// and on no call of its own before: it took that call while the
+		// link was down (an intercept, a pickup), as a pickup live.
+		l := t.legs[ch.ID]
+		if known[ch.ID] || l == nil || l.Role != roleCaller || !known[ch.BridgedWith] || ch.BridgedWith == "" {
+			continue
+		}
+		if x := t.legs[ch.BridgedWith]; x != nil && x.conv != l.conv && !x.conv.Ended && x.conv.Call.AnsweredAt == nil {
+			t.pickup(ChannelEvent{Kind: ChanPickup, At: at, Channel: ch, Peer: &Channel{ID: ch.BridgedWith}, Resynced: true})
+		}
+	}
+	for _, ch := range waiting {
+		// A caller in a queue (its application) no agent is up with yet:
+		// the CRM hears of the wait, then of the agents it rings.
+		if l := t.legs[ch.ID]; l != nil && !l.conv.Queued && !l.conv.Ended &&
+			!slices.ContainsFunc(answered, func(x *leg) bool { return x.conv == l.conv }) {
+			t.queueJoin(ChannelEvent{Kind: ChanQueueJoin, At: at, Channel: ch, Queue: ch.Queue, Resynced: true})
+		}
+	}
 	t.tellAdopted(answered, at)
 	// Members of a conference room met there before the link, as live.
 	for _, ch := range live {
@@ -199,8 +223,9 @@ func (t *Tracker) answeredUnseen(live []Channel, at time.Time) {
 // order so the oldest channel of a call is its caller (the adapter lists
 // them in the PBX's order; CreatedAt, where the PBX gives it, wins: a
 // stable sort keeps the adapter's order for ties). It returns the agents'
-// legs up and the devices ringing, to be told once every leg is known.
-func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing []Channel) {
+// legs up, the devices ringing and the callers in a queue, to be told once
+// every leg is known.
+func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing, waiting []Channel) {
 	slices.SortStableFunc(live, func(a, b Channel) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	for _, ch := range live {
 		if t.legs[ch.ID] != nil {
@@ -215,10 +240,8 @@ func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing 
 			// A caller waiting in a parking slot: held there.
 			t.park(ChannelEvent{Kind: ChanPark, At: at, Channel: ch, Exten: ch.ParkSlot, Context: ch.ParkLot, Resynced: true})
 		}
-		if l.Role == roleCaller && ch.Queue != "" && !l.conv.Queued {
-			// A caller waiting in a queue: the CRM hears of the wait, then
-			// of the agents it rings.
-			t.queueJoin(ChannelEvent{Kind: ChanQueueJoin, At: at, Channel: ch, Queue: ch.Queue, Resynced: true})
+		if l.Role == roleCaller && ch.Queue != "" {
+			waiting = append(waiting, ch)
 		}
 		if l.Role != roleCaller && !l.Local && ch.State == "Ringing" {
 			// A device ringing now pops now: its caller dialled it before
@@ -245,7 +268,7 @@ func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing 
 			answered = append(answered, l)
 		}
 	}
-	return answered, ringing
+	return answered, ringing, waiting
 }
 
 // tellAdopted tells the answers of adopted agents' legs. The CRM heard

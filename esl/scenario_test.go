@@ -786,6 +786,27 @@ var sipFlows = map[string]sipFlow{
 	"sip-fs-kill-while-ring-group-rings": {captures: []string{"sip-fs-kill-while-ring-group-rings-pre", "sip-fs-kill-while-ring-group-rings-post"}, want: []string{
 		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1001) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
 	}},
+	// Nineteenth batch (testdata/sip/README-batch19.txt): links lost while a
+	// ring was intercepted, a ring group answered, an internal call
+	// talked; connections opened during a callcenter call and a fifo wait.
+	// As the EXPECT lines but for a blind transfer by REFER just after the
+	// connect (no transfer_source was seen before it to tell it from the
+	// routing the call had had).
+	"sip-link-lost-ringing-intercepted": {captures: []string{"sip-link-lost-ringing-intercepted-pre", "sip-link-lost-ringing-intercepted-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-ring-group-answered": {captures: []string{"sip-link-lost-ring-group-answered-pre", "sip-link-lost-ring-group-answered-post"}, want: []string{
+		"inbound caller=1010 callee=2110: ringing(1000) ringing(1001) ring_ended(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-internal-call": {captures: []string{"sip-link-lost-internal-call-pre", "sip-link-lost-internal-call-post"}, want: []string{
+		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=callee)",
+	}},
+	"sip-sidecar-connects-callcenter-talking": {want: []string{
+		"inbound caller=1010 callee=2120: answered(1001) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-sidecar-connects-fifo-waiting": {want: []string{
+		"inbound caller=1010 callee=5900: queued answered(1000) ended(disposition=answered, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client

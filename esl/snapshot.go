@@ -56,13 +56,14 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		byName[r["name"]] = r
 	}
 	// A bridged b-leg belongs to its a-leg's call.
-	bLinked, aLeg := map[string]string{}, map[string]string{}
+	bLinked, aLeg, paired := map[string]string{}, map[string]string{}, map[string]string{}
 	if callsJSON != "" {
 		if calls, err := parseRows(callsJSON); err == nil {
 			for _, c := range calls {
 				if b := c["b_uuid"]; b != "" {
 					bLinked[b] = firstNonEmpty(c["call_uuid"], c["uuid"])
 					aLeg[b] = c["uuid"]
+					paired[b], paired[c["uuid"]] = c["uuid"], b
 				}
 			}
 		}
@@ -101,8 +102,11 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		if r["application"] == "conference" {
 			ch.Conference = r["application_data"]
 		}
-		if r["application"] == "callcenter" {
+		switch f := strings.Fields(r["application_data"]); {
+		case r["application"] == "callcenter":
 			ch.Queue = r["application_data"]
+		case r["application"] == "fifo" && len(f) >= 2 && f[1] == "in":
+			ch.Queue = f[0] // a caller pushed into a mod_fifo queue ("in"); a consumer runs "out"
 		}
 		ch.Endpoint = snapshotEndpoint(r)
 		named(&ch)
@@ -120,6 +124,9 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		}
 		if ch.ConnectedName == placeholderName {
 			ch.ConnectedNum, ch.ConnectedName = r["dest"], ""
+		}
+		if p := paired[ch.ID]; p != ch.ID {
+			ch.BridgedWith = p
 		}
 		if a := aLeg[ch.ID]; a != "" && a != ch.ID && ch.Direction == "outbound" {
 			ch.DialledBy = a // the a-leg originated it (bridge, att_xfer, originate)

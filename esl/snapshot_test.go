@@ -155,3 +155,22 @@ func TestSnapshotConference(t *testing.T) {
 		t.Fatalf("%+v", live[0])
 	}
 }
+
+// TestSnapshotFifoAndPairs: a caller pushed into a fifo waits in its
+// queue (a consumer's "out" does not); show calls pairs name each other.
+func TestSnapshotFifoAndPairs(t *testing.T) {
+	chans := `{"row_count":2,"rows":[` +
+		`{"uuid":"cust","direction":"inbound","name":"sofia/internal/1010@h","callstate":"ACTIVE","application":"fifo","application_data":"5900@127.0.0.1 in","call_uuid":"cust"},` +
+		`{"uuid":"cons","direction":"inbound","name":"sofia/internal/1000@h","callstate":"ACTIVE","application":"fifo","application_data":"5900@127.0.0.1 out wait","call_uuid":"cons"}]}`
+	calls := `{"row_count":1,"rows":[{"uuid":"cons","call_uuid":"cons","b_uuid":"cust"}]}`
+	live, err := SnapshotChannels(chans, calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live[0].Queue != "5900@127.0.0.1" || live[1].Queue != "" {
+		t.Fatalf("queues %q %q", live[0].Queue, live[1].Queue)
+	}
+	if live[0].BridgedWith != "cons" || live[1].BridgedWith != "cust" {
+		t.Fatalf("pairs %q %q", live[0].BridgedWith, live[1].BridgedWith)
+	}
+}
