@@ -182,8 +182,10 @@ type Channel struct {
 	// in (its members share no bridge the list names).
 	Conference string
 	// BridgedWith is the channel a resync's list pairs this one with in a
-	// bridge (FreeSWITCH's show calls), when known.
+	// bridge (FreeSWITCH's show calls), when known, and BridgedAt when that
+	// bridge began.
 	BridgedWith string
+	BridgedAt   time.Time
 	// DialledBy is the channel that dialled this one, where a resync's
 	// list pairs them (FreeSWITCH's show calls: a bridged outbound b-leg
 	// and the a-leg that originated it).

@@ -788,10 +788,8 @@ var sipFlows = map[string]sipFlow{
 	}},
 	// Nineteenth batch (testdata/sip/README-batch19.txt): links lost while a
 	// ring was intercepted, a ring group answered, an internal call
-	// talked; connections opened during a callcenter call and a fifo wait.
-	// As the EXPECT lines but for a blind transfer by REFER just after the
-	// connect (no transfer_source was seen before it to tell it from the
-	// routing the call had had).
+	// talked; connections opened during a callcenter call and a fifo wait:
+	// every story as its EXPECT line (what came before the connect untold).
 	"sip-link-lost-ringing-intercepted": {captures: []string{"sip-link-lost-ringing-intercepted-pre", "sip-link-lost-ringing-intercepted-post"}, want: []string{
 		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) answered(1001) ended(disposition=answered, hangup_by=caller)",
 	}},
@@ -802,7 +800,7 @@ var sipFlows = map[string]sipFlow{
 		"internal caller=1000 callee=1001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=callee)",
 	}},
 	"sip-sidecar-connects-callcenter-talking": {want: []string{
-		"inbound caller=1010 callee=2120: answered(1001) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=1010 callee=2120: answered(1001) transferred(blind, from 1001, to 1002) ringing(1002) answered(1002) ended(disposition=answered, hangup_by=caller)",
 	}},
 	"sip-sidecar-connects-fifo-waiting": {want: []string{
 		"inbound caller=1010 callee=5900: queued answered(1000) ended(disposition=answered, hangup_by=caller)",

@@ -57,6 +57,7 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 	}
 	// A bridged b-leg belongs to its a-leg's call.
 	bLinked, aLeg, paired := map[string]string{}, map[string]string{}, map[string]string{}
+	pairedAt := map[string]time.Time{}
 	if callsJSON != "" {
 		if calls, err := parseRows(callsJSON); err == nil {
 			for _, c := range calls {
@@ -64,6 +65,9 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 					bLinked[b] = firstNonEmpty(c["call_uuid"], c["uuid"])
 					aLeg[b] = c["uuid"]
 					paired[b], paired[c["uuid"]] = c["uuid"], b
+					if s, err := strconv.ParseInt(c["call_created_epoch"], 10, 64); err == nil && s > 0 {
+						pairedAt[b], pairedAt[c["uuid"]] = time.Unix(s, 0), time.Unix(s, 0)
+					}
 				}
 			}
 		}
@@ -126,7 +130,7 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 			ch.ConnectedNum, ch.ConnectedName = r["dest"], ""
 		}
 		if p := paired[ch.ID]; p != ch.ID {
-			ch.BridgedWith = p
+			ch.BridgedWith, ch.BridgedAt = p, pairedAt[ch.ID]
 		}
 		if a := aLeg[ch.ID]; a != "" && a != ch.ID && ch.Direction == "outbound" {
 			ch.DialledBy = a // the a-leg originated it (bridge, att_xfer, originate)

@@ -131,6 +131,9 @@ type chanState struct {
 	ccAgent     string
 	ccQueue     string
 	adopted     bool // learnt from a snapshot: its dial and pairing are history
+	// bridgedAt: when its bridge began, as the snapshot said; a transfer
+	// source written after it moved the leg out of that bridge.
+	bridgedAt time.Time
 }
 
 // NewTranslator returns a Translator that copies directionVar (may be "")
@@ -276,6 +279,9 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		}
 		st.opened = true
 		st.answered = st.answered || ch.State == "Up"
+		if !ch.BridgedAt.IsZero() {
+			st.bridgedAt = ch.BridgedAt
+		}
 		if ch.Hold != "" {
 			st.held = ch.Hold == bridge.HoldOn
 		}

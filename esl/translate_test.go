@@ -487,3 +487,19 @@ func TestTranslateResync(t *testing.T) {
 		t.Fatalf("%d channels left", tr.Live())
 	}
 }
+
+// TestSourceAfter: a transfer source is news only when written after a
+// bridge began, in whole seconds.
+func TestSourceAfter(t *testing.T) {
+	at := time.Unix(1796329325, 500)
+	for src, want := range map[string]bool{
+		"1796329326:abc:bl_xfer:1002/default/XML": true,
+		"1796329325:abc:bl_xfer:1002/default/XML": false,
+		"1796329300:abc:bl_xfer:2100/default/XML": false,
+		"garbage": false,
+	} {
+		if got := sourceAfter(src, at); got != want {
+			t.Errorf("sourceAfter(%q) = %v", src, got)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package esl
 
 import (
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
@@ -149,7 +151,10 @@ func (x *txn) follow() {
 	if src == "" || src == st.xferSrc {
 		return
 	}
-	known := st.xferKnown
+	// The first source seen of a leg adopted in a bridge is news when it
+	// was written after that bridge began (a REFER since the connect);
+	// older ones are the call's routing or transfers before the link.
+	known := st.xferKnown || st.adopted && !st.bridgedAt.IsZero() && sourceAfter(src, st.bridgedAt)
 	st.xferSrc, st.xferKnown = src, true
 	exten, context, ok := blindTarget(src)
 	if !known || !ok || partner == "" || strings.HasPrefix(exten, "att_xfer:") {
@@ -175,6 +180,14 @@ func transferSource(e *Event) string {
 		return v
 	}
 	return e.Get("variable_transfer_source")
+}
+
+// sourceAfter reports whether a transfer_source ("<epoch>:<uuid>:...")
+// was written after t (whole seconds: the same second is not after).
+func sourceAfter(src string, t time.Time) bool {
+	epoch, _, _ := strings.Cut(src, ":")
+	s, err := strconv.ParseInt(epoch, 10, 64)
+	return err == nil && s > t.Unix()
 }
 
 // blindTarget parses a bl_xfer transfer_source. The extension may itself
