@@ -85,8 +85,8 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		alive[ch.ID] = ch
 	}
 	touched := t.releaseGone(alive, at, endAt, periodic && reason == ResyncReconciled)
-	t.handedOnUnseen(touched, at)
 	t.answeredUnseen(live, at)
+	t.handedOnUnseen(touched, at)
 	known := map[string]bool{}
 	for _, ch := range live {
 		known[ch.ID] = t.legs[ch.ID] != nil
@@ -211,10 +211,16 @@ func (t *Tracker) answeredUnseen(live []Channel, at time.Time) {
 	for _, ch := range live {
 		if l := t.legs[ch.ID]; l != nil && ch.State == "Up" && l.Role == roleAgent && !l.Answered && !l.conv.Ended {
 			l.Ringing, l.Answered = false, true
-			if l.Agent == l.conv.OrigAgent {
-				continue
+			c := l.conv
+			switch {
+			case l.Agent == c.OrigAgent:
+			case c.Call.AnsweredAt != nil && c.Call.Agent != nil && c.Call.Agent.Extension != l.Agent:
+				// A consultation's target answered: told as live, and the
+				// hand-over that may have followed is handedOnUnseen's.
+				t.emit(c, EventCallAnswered, at, func(e *Event) { e.Agent = t.agent(l) })
+			default:
+				t.establish(c, at, t.agent(l))
 			}
-			t.establish(l.conv, at, t.agent(l))
 		}
 	}
 }
@@ -242,6 +248,12 @@ func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing,
 		}
 		if l.Role == roleCaller && ch.Queue != "" {
 			waiting = append(waiting, ch)
+		}
+		if l.Role == roleCaller && ch.Direction == "outbound" && ch.State == "Ringing" && len(l.conv.Legs) == 1 {
+			// A leg the PBX dialled on its own (an originate), ringing: an
+			// agent's phone rings for a click-to-call, as live.
+			ringing = append(ringing, ch)
+			continue
 		}
 		if l.Role != roleCaller && !l.Local && ch.State == "Ringing" {
 			// A device ringing now pops now: its caller dialled it before
@@ -315,7 +327,11 @@ func (t *Tracker) ringListed(ringing []Channel, alive map[string]Channel, at tim
 			continue
 		}
 		caller := callerOf(l.conv)
-		if caller == nil || caller == l {
+		if caller == l {
+			t.dial(ChannelEvent{Kind: ChanDial, At: at, Peer: &ch, Resynced: true}) // the PBX dialling on its own
+			continue
+		}
+		if caller == nil {
 			continue
 		}
 		from, ok := alive[caller.Channels[0]]

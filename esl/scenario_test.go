@@ -805,6 +805,23 @@ var sipFlows = map[string]sipFlow{
 	"sip-sidecar-connects-fifo-waiting": {want: []string{
 		"inbound caller=1010 callee=5900: queued answered(1000) ended(disposition=answered, hangup_by=caller)",
 	}},
+	// Twentieth batch (testdata/sip/README-batch20.txt): a click-to-call's
+	// agent ringing at the connect, a consultation ringing then completed
+	// while the link was down, a callcenter caller abandoning (seen, and
+	// unseen: the call that ended meanwhile ends at the link's loss, by the
+	// system, as every call whose end no connection saw).
+	"sip-link-lost-att_xfer-ringing-completed": {captures: []string{"sip-link-lost-att_xfer-ringing-completed-pre", "sip-link-lost-att_xfer-ringing-completed-post"}, want: []string{
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	}},
+	"sip-link-lost-callcenter-abandoned": {captures: []string{"sip-link-lost-callcenter-abandoned-pre", "sip-link-lost-callcenter-abandoned-post"}, want: []string{
+		"inbound caller=1010 callee=2120: queued ringing(1001) ringing(1000) ring_ended(1001) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
+	}},
+	"sip-sidecar-connects-originate-ringing": {want: []string{
+		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)",
+	}},
+	"sip-sidecar-connects-callcenter-caller-abandons": {want: []string{
+		"inbound caller=1010 callee=2120: queued abandoned ended(disposition=cancelled, hangup_by=caller)",
+	}},
 }
 
 // sipSession plays one captured connection through tr into tk as the client
