@@ -157,6 +157,12 @@ func (m *Mapper) Message(msg *goami2.Message) {
 			if m.snapshot == nil {
 				m.snapshotAt = now
 			}
+			switch msg.Field("Application") {
+			case "AppDial", "AppDial2", "AppQueue":
+				// Dialled by the PBX (Dial, an originate, a queue): its
+				// side of the call is outbound, as FreeSWITCH says.
+				ch.Direction = "outbound"
+			}
 			if msg.Field("Application") == "Queue" {
 				ch.Queue, _, _ = strings.Cut(msg.Field("ApplicationData"), ",")
 			}

@@ -318,6 +318,15 @@ var sipStories = map[string][]string{
 	"sip-sidecar-connects-during-consultation-ringing": {"inbound caller=5551234 callee=200: answered(100) ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-queue-waiting-no-agent":      {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"sip-sidecar-connects-while-recording":             {"inbound caller=5551234 callee=204: answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// Twentieth batch (README-batch20.txt): a click-to-call's agent
+	// ringing at the connect, a consultation ringing then completed and a
+	// queue call abandoned while the link was down (the call whose end no
+	// connection saw ends at the link's loss, by the system), a caller
+	// abandoning a paused queue.
+	"sip-sidecar-connects-originate-ringing":       {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)"},
+	"sip-link-lost-consultation-ringing-completed": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	"sip-link-lost-queue-abandoned":                {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=no_answer, hangup_by=system)"},
+	"sip-sidecar-connects-queue-caller-abandons":   {"inbound caller=5551234 callee=300: queued abandoned ended(disposition=cancelled, hangup_by=caller)"},
 	// Nineteenth batch (README-batch19.txt): links lost while a ring was
 	// picked up, a ring group answered, an internal call talked;
 	// connections opened during call waiting and a queue call: every story
@@ -383,6 +392,9 @@ var sipPairs = map[string][]string{
 	"sip-link-lost-while-queue-rings":      {"sip-link-lost-while-queue-rings-pre", "sip-link-lost-while-queue-rings-post"},
 	"sip-link-lost-during-consultation":    {"sip-link-lost-during-consultation-pre", "sip-link-lost-during-consultation-post"},
 	"sip-link-lost-ringing-then-cancelled": {"sip-link-lost-ringing-then-cancelled-pre", "sip-link-lost-ringing-then-cancelled-post"},
+	// Twentieth batch.
+	"sip-link-lost-consultation-ringing-completed": {"sip-link-lost-consultation-ringing-completed-pre", "sip-link-lost-consultation-ringing-completed-post"},
+	"sip-link-lost-queue-abandoned":                {"sip-link-lost-queue-abandoned-pre", "sip-link-lost-queue-abandoned-post"},
 	// Nineteenth batch.
 	"sip-link-lost-ringing-picked-up":   {"sip-link-lost-ringing-picked-up-pre", "sip-link-lost-ringing-picked-up-post"},
 	"sip-link-lost-ring-group-answered": {"sip-link-lost-ring-group-answered-pre", "sip-link-lost-ring-group-answered-post"},
