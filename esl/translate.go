@@ -285,16 +285,21 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		if ch.Hold != "" {
 			st.held = ch.Hold == bridge.HoldOn
 		}
-		if a := ch.DialledBy; a != "" && st.dialler == "" {
-			// Bridged to the leg that dialled it (what an att_xfer's
-			// completion is recognised by).
-			st.dialler = a
-			if st.partner == "" {
-				st.partner, st.lastPartner, st.bridged = a, a, true
-			}
-			if ast := t.stateOf(a, nil, ""); ast.partner == "" {
-				ast.partner, ast.lastPartner, ast.bridged = ch.ID, ch.ID, true
-			}
+	}
+	// Once every listed leg has its state (a b-leg may be listed before
+	// its a-leg): a leg bridged to the one that dialled it, which is what
+	// an att_xfer's completion is recognised by.
+	for _, ch := range live {
+		st, ast := t.chans[ch.ID], t.chans[ch.DialledBy]
+		if ast == nil || st.dialler != "" {
+			continue
+		}
+		st.dialler = ch.DialledBy
+		if st.partner == "" {
+			st.partner, st.lastPartner, st.bridged = ch.DialledBy, ch.DialledBy, true
+		}
+		if ast.partner == "" {
+			ast.partner, ast.lastPartner, ast.bridged = ch.ID, ch.ID, true
 		}
 	}
 	for id, st := range t.chans {

@@ -503,3 +503,17 @@ func TestSourceAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestResyncPairsInAnyOrder: a leg listed before the leg that dialled it
+// is paired with it all the same.
+func TestResyncPairsInAnyOrder(t *testing.T) {
+	a := bridge.Channel{ID: "a", Name: "sofia/internal/1000-0x1@h", State: "Up"}
+	b := bridge.Channel{ID: "b", Name: "sofia/internal/1001-0x2@h", State: "Up", DialledBy: "a"}
+	for _, live := range [][]bridge.Channel{{a, b}, {b, a}} {
+		tr := NewTranslator("")
+		tr.Resync(live)
+		if sa, sb := tr.chans["a"], tr.chans["b"]; sb.dialler != "a" || sb.lastPartner != "a" || sa.lastPartner != "b" {
+			t.Fatalf("listed %s first: b dialled by %q, partners %q %q", live[0].ID, sb.dialler, sb.lastPartner, sa.lastPartner)
+		}
+	}
+}
