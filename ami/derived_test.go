@@ -221,17 +221,7 @@ func TestDerivedStories(t *testing.T) {
 					t.Errorf("the call ended with agent %q, want %q", got, want)
 				}
 			}
-			got := bridgetest.Stories(sink.events)
-			for _, s := range got {
-				t.Logf("GOT  %s", s)
-			}
-			want, ok := derivedStories[name]
-			if !ok {
-				t.Fatalf("flow %s has no story in derivedStories", name)
-			}
-			if strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("want\n%s", strings.Join(want, "\n"))
-			}
+			sameStories(t, sink.events, derivedStories, name)
 		})
 	}
 }

@@ -162,8 +162,7 @@ func (m *Mapper) Message(msg *goami2.Message) {
 				// Dialled by the PBX (Dial, an originate, a queue): its
 				// side of the call is outbound, as FreeSWITCH says.
 				ch.Direction = "outbound"
-			}
-			if msg.Field("Application") == "Queue" {
+			case "Queue":
 				ch.Queue, _, _ = strings.Cut(msg.Field("ApplicationData"), ",")
 			}
 			if d, ok := parseDuration(msg.Field("Duration")); ok {

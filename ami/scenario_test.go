@@ -492,13 +492,19 @@ func checkStory(t *testing.T, name string, events []bridge.Event) {
 		}
 		t.Error(bad)
 	}
+	sameStories(t, events, sipStories, name)
+}
+
+// sameStories compares the stories events tell with stories[name].
+func sameStories(t *testing.T, events []bridge.Event, stories map[string][]string, name string) {
+	t.Helper()
 	got := bridgetest.Stories(events)
 	for _, s := range got {
 		t.Logf("GOT  %s", s)
 	}
-	want, ok := sipStories[name]
+	want, ok := stories[name]
 	if !ok {
-		t.Fatalf("%s has no story in sipStories", name)
+		t.Fatalf("%s has no wanted story", name)
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("want\n%s", strings.Join(want, "\n"))

@@ -96,22 +96,7 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		case "ACTIVE", "UNHELD":
 			ch.Hold = bridge.HoldOff
 		}
-		if r["application"] == "valet_park" {
-			// valet_park <lot> <slot>: a slot of its own, not the lot's
-			// "ask" or "auto" choices, which wait for the caller's digits.
-			if f := strings.Fields(r["application_data"]); len(f) == 2 && f[1] != "ask" && f[1] != "auto" {
-				ch.ParkLot, ch.ParkSlot = f[0], f[1]
-			}
-		}
-		if r["application"] == "conference" {
-			ch.Conference = r["application_data"]
-		}
-		switch f := strings.Fields(r["application_data"]); {
-		case r["application"] == "callcenter":
-			ch.Queue = r["application_data"]
-		case r["application"] == "fifo" && len(f) >= 2 && f[1] == "in":
-			ch.Queue = f[0] // a caller pushed into a mod_fifo queue ("in"); a consumer runs "out"
-		}
+		waitingIn(&ch, r["application"], r["application_data"])
 		ch.Endpoint = snapshotEndpoint(r)
 		named(&ch)
 		if c := contactUser(ch.Name); ch.Endpoint != "" && c != ch.Endpoint {
@@ -155,6 +140,24 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 	linkQueueOffers(live)
 	linkDialled(live, rows)
 	return live, nil
+}
+
+// waitingIn reads where a row's application keeps its channel: a queue
+// (callcenter, a fifo's caller), a parking slot, a conference room.
+func waitingIn(ch *bridge.Channel, app, data string) {
+	f := strings.Fields(data)
+	switch {
+	case app == "callcenter":
+		ch.Queue = data
+	case app == "fifo" && len(f) >= 2 && f[1] == "in":
+		ch.Queue = f[0] // a caller pushed into the fifo; a consumer runs "out"
+	case app == "valet_park" && len(f) == 2 && f[1] != "ask" && f[1] != "auto":
+		// valet_park <lot> <slot>: a slot of its own, not the lot's "ask"
+		// or "auto" choices, which wait for the caller's digits.
+		ch.ParkLot, ch.ParkSlot = f[0], f[1]
+	case app == "conference":
+		ch.Conference = data
+	}
 }
 
 // linkDialled names the dialler of a directory user's leg show calls
