@@ -204,8 +204,8 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r.waitFor("resync request", func() bool {
 		if r.ast != nil {
 			for _, a := range r.ast.Actions() {
-				if a.Field("Action") == "QueueStatus" {
-					return true // sent after CoreShowChannels completed
+				if a.Field("Action") == "ParkedCalls" {
+					return true // the resync's last list, sent after the others completed
 				}
 			}
 			return false
