@@ -93,6 +93,11 @@ type Result struct {
 	RSSAnonMB      float64  `json:"rss_anon_mb,omitempty"`
 	RSSFileMB      float64  `json:"rss_file_mb,omitempty"`
 	BytesPerLive   float64  `json:"anon_bytes_per_live_call,omitempty"`
+	// Live runs: the Go heap's live bytes after the run (go_memstats),
+	// and what each live call added to them, to tell the model's own
+	// bytes from the collector's headroom and SQLite's caches.
+	HeapAllocMB       float64 `json:"heap_alloc_mb,omitempty"`
+	HeapBytesPerLive  float64 `json:"heap_bytes_per_live_call,omitempty"`
 	StorePer1000MB float64  `json:"store_mb_per_1000_calls"`
 	StoreMB        float64  `json:"store_mb"`
 	LiveCalls      float64  `json:"live_calls,omitempty"`
@@ -383,9 +388,11 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 		r.Concurrency = int(l.rate*l.sched.dur.Seconds() + 0.5)
 	}
 	anon0, _ := serveproc.MemSplit(c.Pid)
+	heap0 := -1.0
 	tx0 := -1.0
 	if m, err := c.metrics(); err == nil {
 		tx0 = m["ctibridge_store_transactions_total"]
+		heap0 = m["go_memstats_heap_alloc_bytes"]
 	}
 	cpu0 := c.cpu()
 	t0 := time.Now()
@@ -442,6 +449,10 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 	if l.name == "live" {
 		if m, err := c.metrics(); err == nil {
 			r.LiveCalls = m["ctibridge_live_calls"]
+			r.HeapAllocMB = m["go_memstats_heap_alloc_bytes"] / (1 << 20)
+			if heap0 >= 0 && r.LiveCalls > 0 {
+				r.HeapBytesPerLive = (m["go_memstats_heap_alloc_bytes"] - heap0) / r.LiveCalls
+			}
 		}
 	}
 	cpu := c.cpu() - cpu0

@@ -24,7 +24,7 @@ type Client struct {
 	sink bridge.Sink
 	log  *slog.Logger
 	tr   *Translator
-	want headerSet // the headers parsed: wantedHeaders and the direction variable
+	want *headerSet // the headers parsed: wantedHeaders and the direction variable
 	sess atomic.Pointer[session]
 	n    int // sessions that reached LinkUp
 

@@ -66,7 +66,14 @@ func (f *Frame) ContentType() string { return f.Get("Content-Type") }
 // dropped); a blank line ends the envelope. A body over max bytes is refused
 // with ErrFrameTooLarge before anything is allocated for it. io.EOF is
 // returned only on a clean end between frames.
-func ReadFrame(r *bufio.Reader, max int) (*Frame, error) {
+func ReadFrame(r *bufio.Reader, max int) (*Frame, error) { return readFrame(r, max, nil) }
+
+// readFrame is ReadFrame; with scratch, an event's body is read into
+// *scratch (grown as needed) instead of a fresh slice. The session's reader
+// parses an event into strings of its own before the next frame, so the
+// 1-4 KB body of every event need not be allocated (it was the client's
+// largest allocation, and so most of its collector's work).
+func readFrame(r *bufio.Reader, max int, scratch *[]byte) (*Frame, error) {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
@@ -113,7 +120,14 @@ func ReadFrame(r *bufio.Reader, max int) (*Frame, error) {
 		f.Headers = append(f.Headers, Header{Name: name, Value: value})
 	}
 	if length > 0 {
-		f.Body = make([]byte, length)
+		if ct := f.ContentType(); scratch != nil && (ct == typeEventPlain || ct == typeEventJSON) {
+			if cap(*scratch) < length {
+				*scratch = make([]byte, length)
+			}
+			f.Body = (*scratch)[:length]
+		} else {
+			f.Body = make([]byte, length)
+		}
 		if _, err := io.ReadFull(r, f.Body); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -153,4 +154,63 @@ func TestParseJSON(t *testing.T) {
 			t.Errorf("ParseJSON(%q) err = %v", bad, err)
 		}
 	}
+}
+
+// TestReusedEventBodies reads a whole capture as the session does, every
+// event into one reused buffer, and checks that each parsed event still
+// holds its own values once the later frames have overwritten the buffer,
+// and that a reply's body is never the reused one.
+func TestReusedEventBodies(t *testing.T) {
+	for _, name := range []string{"basic-call-plain", "basic-call-json", "blind-transfer"} {
+		raw := readCapture(t, name, ".esl")
+		fresh := bufio.NewReader(bytes.NewReader(raw))
+		reused := bufio.NewReader(bytes.NewReader(raw))
+		var scratch []byte
+		var kept, want []map[string]string
+		var replies [][]byte
+		for {
+			f, err := ReadFrame(fresh, 0)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := readFrame(reused, 0, &scratch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch f.ContentType() {
+			case typeEventPlain, typeEventJSON:
+				we, err1 := parseEvent(f)
+				ge, err2 := parseEvent(g)
+				if (err1 == nil) != (err2 == nil) {
+					t.Fatalf("%s: parse errors differ: %v, %v", name, err1, err2)
+				}
+				if err1 == nil {
+					want, kept = append(want, maps.Clone(we.Headers)), append(kept, ge.Headers)
+				}
+			default:
+				if len(g.Body) > 0 && len(scratch) > 0 && &g.Body[0] == &scratch[:1][0] {
+					t.Fatalf("%s: a %s body is the reused buffer", name, f.ContentType())
+				}
+				replies = append(replies, g.Body)
+			}
+		}
+		if len(kept) < 10 {
+			t.Fatalf("%s: only %d events", name, len(kept))
+		}
+		for i := range kept {
+			if !reflect.DeepEqual(kept[i], want[i]) {
+				t.Fatalf("%s: event %d changed after later frames were read:\n got %v\nwant %v", name, i, kept[i], want[i])
+			}
+		}
+	}
+}
+
+func parseEvent(f *Frame) (*Event, error) {
+	if f.ContentType() == typeEventJSON {
+		return parseJSONWanted(f.Body, wantedHeaders)
+	}
+	return parsePlainWanted(f.Body, wantedHeaders)
 }

@@ -78,8 +78,9 @@ func (s *session) Err() error {
 
 func (s *session) read() {
 	defer close(s.done)
+	var body []byte // events' bodies, reused: parse copies what it keeps
 	for {
-		f, err := ReadFrame(s.br, s.maxFrame)
+		f, err := readFrame(s.br, s.maxFrame, &body)
 		if err != nil {
 			s.fail(err)
 			return
