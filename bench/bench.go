@@ -90,23 +90,23 @@ type Result struct {
 	// At the end, RSS split into anonymous memory (heap, stacks, SQLite's
 	// caches) and file-backed pages (the binary's, shared with the page
 	// cache); live runs add the anonymous bytes each live call added.
-	RSSAnonMB      float64  `json:"rss_anon_mb,omitempty"`
-	RSSFileMB      float64  `json:"rss_file_mb,omitempty"`
-	BytesPerLive   float64  `json:"anon_bytes_per_live_call,omitempty"`
+	RSSAnonMB    float64 `json:"rss_anon_mb,omitempty"`
+	RSSFileMB    float64 `json:"rss_file_mb,omitempty"`
+	BytesPerLive float64 `json:"anon_bytes_per_live_call,omitempty"`
 	// Live runs: the Go heap's live bytes after the run (go_memstats),
 	// and what each live call added to them, to tell the model's own
 	// bytes from the collector's headroom and SQLite's caches.
-	HeapAllocMB       float64 `json:"heap_alloc_mb,omitempty"`
-	HeapBytesPerLive  float64 `json:"heap_bytes_per_live_call,omitempty"`
-	StorePer1000MB float64  `json:"store_mb_per_1000_calls"`
-	StoreMB        float64  `json:"store_mb"`
-	LiveCalls      float64  `json:"live_calls,omitempty"`
-	Attempts       int64    `json:"attempts_recorded"`
-	Delivered      int64    `json:"deliveries_delivered"`
-	Pending        int64    `json:"deliveries_pending"`
-	Series         []Sample `json:"series,omitempty"`
-	Notes          []string `json:"notes,omitempty"`
-	Elapsed        float64  `json:"elapsed_s"`
+	HeapAllocMB      float64  `json:"heap_alloc_mb,omitempty"`
+	HeapBytesPerLive float64  `json:"heap_bytes_per_live_call,omitempty"`
+	StorePer1000MB   float64  `json:"store_mb_per_1000_calls"`
+	StoreMB          float64  `json:"store_mb"`
+	LiveCalls        float64  `json:"live_calls,omitempty"`
+	Attempts         int64    `json:"attempts_recorded"`
+	Delivered        int64    `json:"deliveries_delivered"`
+	Pending          int64    `json:"deliveries_pending"`
+	Series           []Sample `json:"series,omitempty"`
+	Notes            []string `json:"notes,omitempty"`
+	Elapsed          float64  `json:"elapsed_s"`
 }
 
 // Sample is the child's state at one moment of a run.
