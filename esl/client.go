@@ -328,7 +328,8 @@ func (c *Client) process(items []qitem, ro *reorder, flush bool) {
 	c.late.Store(ro.late)
 	out := make([]bridge.ChannelEvent, 0, len(ready)+len(ready)/2)
 	for _, ev := range ready {
-		out = append(out, c.tr.Translate(ev)...)
+		out = c.tr.TranslateAppend(out, ev)
+		recycle(ev)
 	}
 	// No Detach (see bridge.ChannelEvent): every header value the parsers
 	// keep is a string of its own, never a slice of the frame.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // wantedHeaders are the headers the Translator and the Client read (the
@@ -88,13 +89,29 @@ func (s *headerSet) lookup(name []byte) (string, bool) {
 	return n, ok
 }
 
+// events recycles parsed events' maps: the client returns an event once
+// it is translated (recycle), and a map of its size was the largest
+// allocation of every event after its body.
+var events = sync.Pool{New: func() any { return &Event{Headers: make(map[string]string, 32)} }}
+
+func newEvent() *Event { return events.Get().(*Event) }
+
+// recycle returns e for a later parse. Only the client's own events come
+// back, once translated: the translator keeps no *Event, and every value
+// it keeps is a string of its own.
+func recycle(e *Event) {
+	clear(e.Headers)
+	e.Body = ""
+	events.Put(e)
+}
+
 // parsePlainWanted is ParsePlain keeping only the headers in want. Each
 // kept value is its own small string: the translator and the tracker keep
 // some of them for a channel's life, and they must not pin the frame (or
 // an event's worth of values) with them. Skipped lines are only scanned for
 // their name.
 func parsePlainWanted(b []byte, want *headerSet) (*Event, error) {
-	e := &Event{Headers: make(map[string]string, 24)}
+	e := newEvent()
 	var scratch [256]byte
 	rest := b
 	for len(rest) > 0 {
@@ -168,7 +185,7 @@ func parseJSONWanted(b []byte, want *headerSet) (*Event, error) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedEvent, err)
 	}
-	e := &Event{Headers: make(map[string]string, 32)}
+	e := newEvent()
 	for k, v := range raw {
 		name, ok := want.names[k]
 		if !ok && k != "_body" {

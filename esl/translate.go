@@ -153,12 +153,16 @@ func NewTranslator(directionVar string) *Translator {
 
 // Translate maps one event. Most events give none or one ChannelEvent; a
 // channel's first event, CREATE, BRIDGE and HANGUP_COMPLETE may give more.
-func (t *Translator) Translate(e *Event) []bridge.ChannelEvent {
+func (t *Translator) Translate(e *Event) []bridge.ChannelEvent { return t.TranslateAppend(nil, e) }
+
+// TranslateAppend is Translate appending to out: the client translates a
+// batch into the one slice it hands the engine, with no copy per event.
+func (t *Translator) TranslateAppend(out []bridge.ChannelEvent, e *Event) []bridge.ChannelEvent {
 	at := e.Time()
 	if at.IsZero() {
 		at = time.Now()
 	}
-	x := &txn{t: t, e: e, at: at}
+	x := &txn{t: t, e: e, at: at, out: out}
 	x.follow()
 	switch name := e.Get("Event-Name"); name {
 	case "CHANNEL_OUTGOING":
