@@ -47,14 +47,21 @@ func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
 		if colon < 0 {
 			continue
 		}
-		key, val := line[:colon], bytes.TrimSpace(line[colon+1:])
-		switch {
-		case event == nil && bytes.EqualFold(key, []byte("Event")):
-			event = val
-		case variable == nil && bytes.EqualFold(key, []byte("Variable")):
-			variable = val
-		case bytes.EqualFold(key, []byte("ActionID")):
-			actionID = true
+		// The length first: most of a frame's keys are none of the three,
+		// and EqualFold compares them byte by byte before their lengths.
+		key := line[:colon]
+		switch len(key) {
+		case len("Event"):
+			if event == nil && bytes.EqualFold(key, []byte("Event")) {
+				event = bytes.TrimSpace(line[colon+1:])
+			}
+		case len("Variable"): // and len("ActionID")
+			switch {
+			case variable == nil && bytes.EqualFold(key, []byte("Variable")):
+				variable = bytes.TrimSpace(line[colon+1:])
+			case bytes.EqualFold(key, []byte("ActionID")):
+				actionID = true
+			}
 		}
 	}
 	return event, variable, actionID
