@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -41,9 +42,17 @@ func FuzzReadFrame(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const limit = 1 << 16
 		br := bufio.NewReaderSize(bytes.NewReader(in), readerSize)
+		// The session's reader, events' bodies in one reused buffer, reads
+		// the same frames.
+		reused := bufio.NewReaderSize(bytes.NewReader(in), readerSize)
+		var scratch []byte
 		read := 0
 		for {
 			fr, err := ReadFrame(br, limit)
+			gr, gerr := readFrame(reused, limit, &scratch)
+			if (err == nil) != (gerr == nil) || (err == nil && !reflect.DeepEqual(fr, gr)) {
+				t.Fatalf("frame %d: ReadFrame %v, %v; with a reused body %v, %v", read, fr, err, gr, gerr)
+			}
 			if err != nil {
 				if err == io.EOF && read > len(in) {
 					t.Fatalf("read %d frames from %d bytes", read, len(in))
@@ -67,6 +76,21 @@ func FuzzParsePlain(f *testing.F) {
 		}
 		if e.Get("Event-Name") == "" || len(e.Body) > len(in) {
 			t.Fatalf("event %v body %d bytes from %d", e.Headers, len(e.Body), len(in))
+		}
+		// The client's parser keeps exactly the wanted headers of it.
+		w, err := parsePlainWanted(in, wantedHeaders)
+		if err != nil {
+			t.Fatalf("ParsePlain took it, parsePlainWanted: %v", err)
+		}
+		for k, v := range e.Headers {
+			if _, ok := wantedHeaders.names[k]; ok && w.Headers[k] != v {
+				t.Fatalf("%s: %q, kept %q", k, v, w.Headers[k])
+			}
+		}
+		for k := range w.Headers {
+			if _, ok := wantedHeaders.names[k]; !ok {
+				t.Fatalf("kept %s, not wanted", k)
+			}
 		}
 		// Whatever parses must translate without panicking.
 		tr := NewTranslator("x")
