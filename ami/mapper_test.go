@@ -151,12 +151,16 @@ func TestDumpCaptures(t *testing.T) {
 type listRecorder struct {
 	mu      sync.Mutex
 	actions []string
+	sentOne chan struct{} // a token after each action (buffered: never blocks the sender)
 }
 
 func (l *listRecorder) SendList(_ context.Context, a *goami2.Message) (*goami2.Message, []*goami2.Message, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.actions = append(l.actions, a.Field("Action")+" "+a.Field("ActionID"))
+	if l.sentOne != nil {
+		l.sentOne <- struct{}{}
+	}
 	return nil, nil, nil
 }
 
@@ -170,23 +174,20 @@ func (l *listRecorder) sent() []string {
 // again (and the parked calls) under fresh ids, and the channel list it
 // gets back is the snapshot.
 func TestMapperResyncOnRequest(t *testing.T) {
-	rec := &listRecorder{}
+	rec := &listRecorder{sentOne: make(chan struct{}, 64)}
 	sink := &snapshotSink{}
 	m := NewMapper(context.Background(), sink, rec, nil)
 	m.Connected(ConnInfo{Session: 1})
 	m.Resync()
-	want := "CoreShowChannels ctib-resync-1,QueueStatus ctib-queues-1,ParkedCalls ctib-parked-1,CoreShowChannels ctib-resync-2,QueueStatus ctib-queues-2,ParkedCalls ctib-parked-2"
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		got := rec.sent()
-		slices.Sort(got)
-		w := strings.Split(want, ",")
-		slices.Sort(w)
-		if slices.Equal(got, w) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sent %v, want %s", rec.sent(), want)
-		}
+	want := strings.Split("CoreShowChannels ctib-resync-1,QueueStatus ctib-queues-1,ParkedCalls ctib-parked-1,CoreShowChannels ctib-resync-2,QueueStatus ctib-queues-2,ParkedCalls ctib-parked-2", ",")
+	slices.Sort(want)
+	// The lists go out from the mapper's own goroutines: wait for as many
+	// actions as wanted (go test's -timeout bounds a hang), then compare.
+	for range want {
+		<-rec.sentOne
+	}
+	if got := rec.sent(); !slices.Equal(sorted(got), want) {
+		t.Fatalf("sent %v, want %v", got, want)
 	}
 	// Only the latest resync's answer counts.
 	for _, raw := range []string{
@@ -234,4 +235,10 @@ func TestMapperDropsFailedBlindTransfers(t *testing.T) {
 			t.Errorf("Result %s: %+v", result, ev)
 		}
 	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
