@@ -88,8 +88,8 @@ func (c *sseClient) next() sseEvent {
 			c.t.Fatalf("id/event lines %q %q do not match the data %+v", e.id, e.typ, e.ev)
 		}
 		return e
-	case <-time.After(5 * time.Second):
-		c.t.Fatal("no event within 5s")
+	case <-time.After(time.Minute): // a bound on a failure only
+		c.t.Fatal("no event within a minute")
 	}
 	return sseEvent{}
 }
@@ -110,7 +110,7 @@ func TestEventStreamResumes(t *testing.T) {
 	}
 	select { // heartbeats keep idle proxies from cutting the stream
 	case <-a.pings:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute): // a bound on a failure only
 		t.Fatal("no heartbeat")
 	}
 	if err := r.ast.Play("inbound-call-basic", amitest.PlayOptions{}); err != nil {
