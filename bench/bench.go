@@ -461,6 +461,12 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 		if m, err := c.metrics(); err == nil {
 			r.LiveCalls = m["ctibridge_live_calls"]
 			r.HeapAllocMB = m["go_memstats_heap_alloc_bytes"] / (1 << 20)
+			// Where the anonymous memory is: the Go runtime's own (heap in
+			// use, heap kept idle, stacks, the rest of what it mapped) and,
+			// by difference, the C side's (SQLite's caches).
+			r.Notes = append(r.Notes, fmt.Sprintf("Go runtime: heap in use %.1f MB, idle not returned %.1f MB, stacks %.1f MB, mapped in all %.1f MB",
+				m["go_memstats_heap_inuse_bytes"]/(1<<20), (m["go_memstats_heap_idle_bytes"]-m["go_memstats_heap_released_bytes"])/(1<<20),
+				m["go_memstats_stack_inuse_bytes"]/(1<<20), m["go_memstats_sys_bytes"]/(1<<20)))
 			if heap0 >= 0 && r.LiveCalls > 0 {
 				r.HeapBytesPerLive = (m["go_memstats_heap_alloc_bytes"] - heap0) / r.LiveCalls
 			}
