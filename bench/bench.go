@@ -98,6 +98,7 @@ type Result struct {
 	// bytes from the collector's headroom and SQLite's caches.
 	HeapAllocMB      float64  `json:"heap_alloc_mb,omitempty"`
 	HeapBytesPerLive float64  `json:"heap_bytes_per_live_call,omitempty"`
+	GoMemory         string   `json:"go_runtime_memory,omitempty"` // the Go runtime\'s part of the anonymous memory
 	StorePer1000MB   float64  `json:"store_mb_per_1000_calls"`
 	StoreMB          float64  `json:"store_mb"`
 	LiveCalls        float64  `json:"live_calls,omitempty"`
@@ -464,9 +465,9 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 			// Where the anonymous memory is: the Go runtime's own (heap in
 			// use, heap kept idle, stacks, the rest of what it mapped) and,
 			// by difference, the C side's (SQLite's caches).
-			r.Notes = append(r.Notes, fmt.Sprintf("Go runtime: heap in use %.1f MB, idle not returned %.1f MB, stacks %.1f MB, mapped in all %.1f MB",
+			r.GoMemory = fmt.Sprintf("heap in use %.1f MB, idle not returned %.1f MB, stacks %.1f MB, mapped in all %.1f MB",
 				m["go_memstats_heap_inuse_bytes"]/(1<<20), (m["go_memstats_heap_idle_bytes"]-m["go_memstats_heap_released_bytes"])/(1<<20),
-				m["go_memstats_stack_inuse_bytes"]/(1<<20), m["go_memstats_sys_bytes"]/(1<<20)))
+				m["go_memstats_stack_inuse_bytes"]/(1<<20), m["go_memstats_sys_bytes"]/(1<<20))
 			if heap0 >= 0 && r.LiveCalls > 0 {
 				r.HeapBytesPerLive = (m["go_memstats_heap_alloc_bytes"] - heap0) / r.LiveCalls
 			}

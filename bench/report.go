@@ -128,8 +128,8 @@ func targets(rep *Report) []Target {
 				r.WebhooksPerSec >= 10000 && all && (post == 0 || r.WebhooksPerSec >= 0.5*post) && g < 8)
 		case "live":
 			add(fmt.Sprintf("%s %s RSS <= 40 MB with %d live calls", r.PBX, r.Sync, r.Calls),
-				fmt.Sprintf("%.0f live, RSS %.1f MB = %.1f MB anonymous + %.1f MB of mapped binary; %.1f KB anonymous a live call, %.1f KB of it live Go heap (heap %.1f MB)",
-					r.LiveCalls, r.RSSMB, r.RSSAnonMB, r.RSSFileMB, r.BytesPerLive/1024, r.HeapBytesPerLive/1024, r.HeapAllocMB), r.RSSMB <= 40 && r.LiveCalls >= float64(r.Calls))
+				fmt.Sprintf("%.0f live, RSS %.1f MB = %.1f MB anonymous + %.1f MB of mapped binary; %.1f KB anonymous a live call, %.1f KB of it live Go heap (heap %.1f MB; Go runtime: %s)",
+					r.LiveCalls, r.RSSMB, r.RSSAnonMB, r.RSSFileMB, r.BytesPerLive/1024, r.HeapBytesPerLive/1024, r.HeapAllocMB, r.GoMemory), r.RSSMB <= 40 && r.LiveCalls >= float64(r.Calls))
 		}
 	}
 	return out
