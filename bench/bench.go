@@ -93,12 +93,13 @@ type Result struct {
 	RSSAnonMB    float64 `json:"rss_anon_mb,omitempty"`
 	RSSFileMB    float64 `json:"rss_file_mb,omitempty"`
 	BytesPerLive float64 `json:"anon_bytes_per_live_call,omitempty"`
-	// Live runs: the Go heap's live bytes after the run (go_memstats),
-	// and what each live call added to them, to tell the model's own
-	// bytes from the collector's headroom and SQLite's caches.
+	// Live runs: the Go heap's allocated bytes after the run
+	// (go_memstats_heap_alloc: live objects and those not yet collected),
+	// and what each live call added to them, to tell the model's bytes
+	// from the collector's headroom and SQLite's caches.
 	HeapAllocMB      float64  `json:"heap_alloc_mb,omitempty"`
 	HeapBytesPerLive float64  `json:"heap_bytes_per_live_call,omitempty"`
-	GoMemory         string   `json:"go_runtime_memory,omitempty"` // the Go runtime\'s part of the anonymous memory
+	GoMemory         string   `json:"go_runtime_memory,omitempty"` // the Go runtime's part of the anonymous memory
 	StorePer1000MB   float64  `json:"store_mb_per_1000_calls"`
 	StoreMB          float64  `json:"store_mb"`
 	LiveCalls        float64  `json:"live_calls,omitempty"`

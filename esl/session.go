@@ -78,7 +78,9 @@ func (s *session) Err() error {
 
 func (s *session) read() {
 	defer close(s.done)
-	var body []byte // events' bodies, reused: parse copies what it keeps
+	// Events' bodies, reused: parse copies what it keeps. It keeps the
+	// largest body seen, at most maxFrame, for the session's life.
+	var body []byte
 	for {
 		f, err := readFrame(s.br, s.maxFrame, &body)
 		if err != nil {
