@@ -246,6 +246,19 @@ func (sc *streamCounts) acquire(caller string, maxTotal, maxPer int) (release fu
 func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 	gone := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, conn); close(gone) }() // EOF: the client left
+	// fasthttp hands the connection's buffered reader to its pool as soon
+	// as this returns (its Close of a hijacked connection does nothing): the
+	// reader above must be done by then, or it reads a released reader
+	// (a nil dereference that killed the process in a test) or another
+	// connection's bytes. Closing the socket ends its Read.
+	raw := conn
+	if u, ok := conn.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn()
+	}
+	defer func() {
+		_ = raw.Close()
+		<-gone
+	}()
 	w := bufio.NewWriter(conn)
 	wt := s.StreamWriteTimeout
 	if wt <= 0 {
