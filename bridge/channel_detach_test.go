@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
@@ -67,5 +69,33 @@ func TestDetachCoversEveryStringField(t *testing.T) {
 	var ev ChannelEvent
 	if got, want := len(ev.stringFields(nil)), count(reflect.TypeFor[ChannelEvent]()); got != want {
 		t.Errorf("ChannelEvent has %d string fields, Detach copies %d", want, got)
+	}
+}
+
+// A value the model keeps must not pin the event's other values: kept
+// alone, an event's channel id costs its own bytes, not the event's.
+func TestDetachedValueKeepsOnlyItself(t *testing.T) {
+	const events, big = 2000, 4096
+	heap := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	kept := make([]string, 0, events)
+	before := heap()
+	for i := range events {
+		frame := fmt.Sprintf("%d.%d|%s", 1700000000, i, strings.Repeat("c", big))
+		id, cause, _ := strings.Cut(frame, "|")
+		ev := ChannelEvent{CauseText: cause, Channel: Channel{ID: id}}
+		ev.Detach()
+		kept = append(kept, ev.Channel.ID)
+	}
+	grown := heap() - before
+	runtime.KeepAlive(kept)
+	// 2,000 ids of 12 bytes take about 32 KB with the slice; pinned causes
+	// would take 8 MB.
+	if limit := int64(events * big / 8); grown > limit {
+		t.Fatalf("keeping %d ids grew the heap by %d bytes (limit %d): each id pins its event's other values", events, grown, limit)
 	}
 }
