@@ -234,6 +234,12 @@ func (c *Client) consume(done chan struct{}) {
 			switch it.kind {
 			case itemMessage:
 				c.h.Message(it.msg)
+			case itemFrame:
+				if m, err := parseOwned(it.frame); err != nil {
+					c.unparsable(len(it.frame), err)
+				} else {
+					c.h.Message(m)
+				}
 			case itemConnected:
 				c.h.Connected(it.info)
 			case itemDisconnected:

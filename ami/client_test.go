@@ -442,6 +442,33 @@ func TestClient_SlowHandlerLosesNothing(t *testing.T) {
 	}
 }
 
+// An event frame the parser refuses is parsed, and refused, by the
+// consumer now: it is counted and skipped, and the events around it reach
+// the handler in order.
+func TestClient_UnparsableEventSkippedInOrder(t *testing.T) {
+	s := newServer(t, amitest.ServerOptions{})
+	h := newRecorder()
+	c := start(t, ami.Config{Address: s.Addr(), Username: "bridge", Secret: "bridgepass", PingInterval: -1}, h)
+	h.waitFor(t, "login events", func(r *recorder) bool { return len(r.calls()) == 3 })
+	stream := "Event: Newchannel\r\nUniqueid: 1.1\r\n\r\n" +
+		"Event: Newstate\r\nthis line is no header\r\n\r\n" +
+		"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+	if err := s.SendRaw([]byte(stream)); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(t, "the two good events", func(r *recorder) bool { return len(r.calls()) == 5 })
+	var got []string
+	for _, cl := range h.calls()[3:] {
+		got = append(got, cl.msg.Field("Event"))
+	}
+	if !slices.Equal(got, []string{"Newchannel", "Hangup"}) {
+		t.Fatalf("handler got %v", got)
+	}
+	if n := c.Skipped(); n != 1 {
+		t.Fatalf("Skipped() = %d, want 1", n)
+	}
+}
+
 // A line over the limit resets the connection with a clear error; what came
 // before it was delivered, and the client reconnects.
 func TestClient_OversizeRefused(t *testing.T) {

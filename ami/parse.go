@@ -21,19 +21,23 @@ import (
 // A "Response: Follows" frame (Command on Asterisk 13 and older) becomes
 // Response, Privilege and ActionID headers plus one Output header per output
 // line, the shape Asterisk 14 and later use.
-func Parse(frame []byte) (*goami2.Message, error) {
-	if bytes.HasPrefix(frame, []byte("Response: Follows\r\n")) || bytes.HasPrefix(frame, []byte("Response: Follows\n")) {
-		return parseFollows(trimTerminator(frame))
+func Parse(frame []byte) (*goami2.Message, error) { return parseOwned(string(frame)) }
+
+// parseOwned is Parse of a frame already copied into a string of its own:
+// goami2 keeps parts of it, so it is not copied again.
+func parseOwned(frame string) (*goami2.Message, error) {
+	if strings.HasPrefix(frame, "Response: Follows\r\n") || strings.HasPrefix(frame, "Response: Follows\n") {
+		return parseFollows(trimTerminator([]byte(frame)))
 	}
 	// goami2 stops at the first empty line and wants CRLF; it took the whole
 	// frame if it returned one header per line.
-	if bytes.HasSuffix(frame, []byte("\r\n\r\n")) {
-		m, err := parseGoami2(string(frame))
-		if err == nil && m.Len() > 0 && m.Len() == bytes.Count(frame, []byte("\n"))-1 {
+	if strings.HasSuffix(frame, "\r\n\r\n") {
+		m, err := parseGoami2(frame)
+		if err == nil && m.Len() > 0 && m.Len() == strings.Count(frame, "\n")-1 {
 			return m, nil
 		}
 	}
-	return parseTolerant(trimTerminator(frame))
+	return parseTolerant(trimTerminator([]byte(frame)))
 }
 
 // trimTerminator drops the empty line(s) that end a frame, leaving its

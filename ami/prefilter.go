@@ -78,10 +78,28 @@ func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
 // Variable) and drops it unparsed when the Handler does not read that
 // event, unless it carries an ActionID (an answer to one of our actions,
 // for its waiter).
-func unwanted(w EventWanter, frame []byte) bool {
+func unwanted(w EventWanter, frame []byte) bool { return route(w, frame) == routeDrop }
+
+// frameRoute is what the reader does with a frame.
+type frameRoute uint8
+
+const (
+	routeParse frameRoute = iota // parse now: an answer a waiter may want (an ActionID), or no Event
+	routeQueue                   // an event no waiter wants: queue its bytes, the consumer parses them
+	routeDrop                    // an event the Handler never reads
+)
+
+// route picks a frame's route from a peek at it (w may be nil: every
+// event is read). The reader parses only what a waiter may want, since
+// only the reader may hand it over; an event goes to the consumer as
+// bytes, so a burst the model is slow to take waits in little memory.
+func route(w EventWanter, frame []byte) frameRoute {
 	event, variable, actionID := peekEvent(frame)
-	if event == nil || actionID {
-		return false
+	switch {
+	case event == nil || actionID:
+		return routeParse
+	case w != nil && !w.WantsEvent(string(event), string(variable)):
+		return routeDrop
 	}
-	return !w.WantsEvent(string(event), string(variable))
+	return routeQueue
 }

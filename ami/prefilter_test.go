@@ -143,3 +143,31 @@ func FuzzPeekEvent(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRoute: a frame the reader queues unparsed is an event no waiter can
+// want (the parser finds an Event and no ActionID), and a frame it drops is
+// one the Handler would not read (FuzzPeekEvent).
+func FuzzRoute(f *testing.F) {
+	seedCaptures(f, false)
+	f.Add([]byte("Event: Newchannel\r\nActionID: 3\r\n\r\n"), uint16(0))
+	f.Add([]byte("Response: Success\r\nActionID: 3\r\n\r\n"), uint16(0))
+	f.Add([]byte("EVENT :x\r\nActionID : 3\r\n\r\n"), uint16(0))
+	m := NewMapper(context.Background(), &chanSink{}, nil, nil, "CALL_DIRECTION")
+	f.Fuzz(func(t *testing.T, data []byte, _ uint16) {
+		for _, w := range []EventWanter{m, nil} {
+			if route(w, data) != routeQueue {
+				continue
+			}
+			msg, err := Parse(data)
+			if err != nil {
+				continue // the consumer counts and skips it, as the reader did
+			}
+			if header(msg, "ActionID") != "" {
+				t.Fatalf("queued unparsed a frame with an ActionID (a waiter's): %q", data)
+			}
+			if header(msg, "Event") == "" {
+				t.Fatalf("queued unparsed a frame with no Event: %q", data)
+			}
+		}
+	})
+}

@@ -157,7 +157,7 @@ func (e *LoginError) Is(target error) bool { return target == ErrLoginRefused }
 
 // read is the session's reader goroutine. It never waits on the Handler.
 func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
-	wanter, _ := c.h.(EventWanter)
+	wanter, _ := c.h.(EventWanter) // nil: every event is read
 	for {
 		frame, err := rd.ReadFrame()
 		if err != nil {
@@ -165,16 +165,17 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 			break
 		}
 		c.frames.Add(1)
-		if wanter != nil && unwanted(wanter, frame) {
+		switch route(wanter, frame) {
+		case routeDrop:
 			c.unread.Add(1) // see prefilter.go
+			continue
+		case routeQueue:
+			c.q.push(item{kind: itemFrame, frame: string(frame)})
 			continue
 		}
 		m, err := Parse(frame)
 		if err != nil {
-			// Never log the frame itself: it is the peer's text, not ours to
-			// spill, and may be huge.
-			c.skipped.Add(1)
-			log.Warn("ami: unparsable frame skipped", "bytes", len(frame), "err", err)
+			c.unparsable(len(frame), err)
 			continue
 		}
 		s.dispatch(m)
@@ -187,6 +188,13 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 		log.Warn("ami: disconnected", "err", err)
 	}
 	c.q.push(item{kind: itemDisconnected, err: err})
+}
+
+// unparsable counts and logs a frame Parse refused. The frame itself is
+// never logged: it is the peer's text, not ours to spill, and may be huge.
+func (c *Client) unparsable(size int, err error) {
+	c.skipped.Add(1)
+	c.log.Warn("ami: unparsable frame skipped", "bytes", size, "err", err)
 }
 
 func (c *Client) readError(err error, log *slog.Logger) error {
