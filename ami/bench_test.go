@@ -1,7 +1,12 @@
 package ami
 
 import (
+	"context"
+	"time"
+
 	"bytes"
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/staskobzar/goami2"
 	"io"
 	"testing"
 )
@@ -45,4 +50,49 @@ func BenchmarkReadParse(b *testing.B) {
 	}
 	b.Run("frame", func(b *testing.B) { run(b, false) })
 	b.Run("frame+parse", func(b *testing.B) { run(b, true) })
+}
+
+// countSink counts what the Mapper hands the engine.
+type countSink struct{ n int }
+
+func (s *countSink) LinkUp(int)                              {}
+func (s *countSink) LinkDown(error)                          {}
+func (s *countSink) ChannelEvents(evs []bridge.ChannelEvent) { s.n += len(evs) }
+func (s *countSink) Snapshot([]bridge.Channel, time.Time)    {}
+
+// BenchmarkMapper is the Mapper's part of the consumer: every captured
+// event it reads, parsed beforehand, mapped to ChannelEvents.
+func BenchmarkMapper(b *testing.B) {
+	m := NewMapper(context.Background(), nil, nil, nil, "CALL_DIRECTION")
+	var msgs []*goami2.Message
+	for _, raw := range captures(b) {
+		if bytes.HasPrefix(raw, []byte(bannerPrefix)) {
+			raw = raw[bytes.IndexByte(raw, '\n')+1:]
+		}
+		r := NewReader(bytes.NewReader(raw), 0, 0)
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				break
+			}
+			if route(m, f) == routeDrop {
+				continue
+			}
+			if msg, err := Parse(f); err == nil {
+				msgs = append(msgs, msg)
+			}
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		sink := &countSink{}
+		m := NewMapper(context.Background(), sink, nil, nil, "CALL_DIRECTION")
+		for _, msg := range msgs {
+			m.Message(msg)
+		}
+		if sink.n == 0 {
+			b.Fatal("no channel events")
+		}
+	}
+	b.ReportMetric(float64(len(msgs))*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

@@ -141,7 +141,7 @@ func (m *Mapper) Disconnected(err error) {
 
 // Message implements Handler.
 func (m *Mapper) Message(msg *goami2.Message) {
-	name := msg.Field("Event")
+	name := header(msg, "Event")
 	if name == "" {
 		return // action responses are for the waiting caller
 	}
@@ -149,7 +149,7 @@ func (m *Mapper) Message(msg *goami2.Message) {
 	switch name {
 	case "CoreShowChannel":
 		m.mu.Lock()
-		if msg.Field("ActionID") == m.resyncID && m.resyncID != "" && !confMedia(msg.Field("Channel")) {
+		if header(msg, "ActionID") == m.resyncID && m.resyncID != "" && !confMedia(header(msg, "Channel")) {
 			// A conference's media channels are no call's party: their
 			// events are dropped (translate), so adopting them here would
 			// leave a call that never ends.
@@ -157,15 +157,15 @@ func (m *Mapper) Message(msg *goami2.Message) {
 			if m.snapshot == nil {
 				m.snapshotAt = now
 			}
-			switch msg.Field("Application") {
+			switch header(msg, "Application") {
 			case "AppDial", "AppDial2", "AppQueue":
 				// Dialled by the PBX (Dial, an originate, a queue): its
 				// side of the call is outbound, as FreeSWITCH says.
 				ch.Direction = "outbound"
 			case "Queue":
-				ch.Queue, _, _ = strings.Cut(msg.Field("ApplicationData"), ",")
+				ch.Queue, _, _ = strings.Cut(header(msg, "ApplicationData"), ",")
 			}
-			if d, ok := parseDuration(msg.Field("Duration")); ok {
+			if d, ok := parseDuration(header(msg, "Duration")); ok {
 				ch.CreatedAt = m.snapshotAt.Add(-d)
 			}
 			ev := bridge.ChannelEvent{Channel: ch}
@@ -177,7 +177,7 @@ func (m *Mapper) Message(msg *goami2.Message) {
 	case "QueueMember":
 		// Only QueueStatus answers carry it; ours is the resync's.
 		m.mu.Lock()
-		ours := msg.Field("ActionID") == m.queuesID && m.queuesID != ""
+		ours := header(msg, "ActionID") == m.queuesID && m.queuesID != ""
 		m.mu.Unlock()
 		if ours {
 			ev := queueMember(msg, now)
@@ -187,7 +187,7 @@ func (m *Mapper) Message(msg *goami2.Message) {
 		return
 	case "CoreShowChannelsComplete":
 		m.mu.Lock()
-		if msg.Field("ActionID") != m.resyncID || m.resyncID == "" {
+		if header(msg, "ActionID") != m.resyncID || m.resyncID == "" {
 			m.mu.Unlock()
 			return
 		}
@@ -222,26 +222,26 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Kind = bridge.ChanUpdate
 	case "Newstate":
 		ev.Kind = bridge.ChanUpdate
-		if msg.Field("ChannelStateDesc") == "Up" {
+		if header(msg, "ChannelStateDesc") == "Up" {
 			ev.Kind = bridge.ChanAnswer
 		}
 	case "Newexten":
 		ev.Kind = bridge.ChanDialplan
-		ev.Context, ev.Exten = msg.Field("Context"), msg.Field("Exten")
-		ev.Priority, _ = strconv.Atoi(msg.Field("Priority"))
+		ev.Context, ev.Exten = header(msg, "Context"), header(msg, "Exten")
+		ev.Priority, _ = strconv.Atoi(header(msg, "Priority"))
 	case "VarSet":
-		ev.Name = msg.Field("Variable")
+		ev.Name = header(msg, "Variable")
 		if !m.vars[ev.Name] {
 			return ev, false
 		}
-		ev.Kind, ev.Value = bridge.ChanVar, msg.Field("Value")
+		ev.Kind, ev.Value = bridge.ChanVar, header(msg, "Value")
 		if ev.Name == "MIXMONITOR_FILENAME" {
 			ev.Name = bridge.VarRecordingFile
 		}
 	case "DialBegin", "DialEnd":
 		ev.Kind = bridge.ChanDial
 		if name == "DialEnd" {
-			ev.Kind, ev.DialStatus = bridge.ChanDialEnd, msg.Field("DialStatus")
+			ev.Kind, ev.DialStatus = bridge.ChanDialEnd, header(msg, "DialStatus")
 		}
 		peer := channel(msg, "Dest")
 		ev.Peer = &peer
@@ -251,7 +251,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		peer := channel(msg, "LocalTwo")
 		ev.Peer = &peer
 	case "BridgeEnter", "BridgeLeave":
-		if msg.Field("BridgeTechnology") == "holding_bridge" {
+		if header(msg, "BridgeTechnology") == "holding_bridge" {
 			// A holding bridge (a parking lot's, app_agent_pool's, BridgeWait's)
 			// holds channels that hear music or an announcer, never each
 			// other: one per lot or pool, shared by unrelated calls, it
@@ -262,16 +262,16 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		if name == "BridgeLeave" {
 			ev.Kind = bridge.ChanBridgeLeave
 		}
-		ev.Bridge = msg.Field("BridgeUniqueid")
+		ev.Bridge = header(msg, "BridgeUniqueid")
 		// app_confbridge creates its rooms with itself as the creator
 		// (ast_bridge_base_new(..., app, conference_name, ...)).
-		ev.Conference = msg.Field("BridgeCreator") == "ConfBridge"
+		ev.Conference = header(msg, "BridgeCreator") == "ConfBridge"
 	case "Hold", "MusicOnHoldStart":
 		ev.Kind = bridge.ChanHold
 		// A device's hold names the music it asks for (chan_pjsip passes
 		// the endpoint's moh_suggest); the transfer keys' hold names none
 		// (bridge_basic.c: ast_bridge_channel_write_hold(..., NULL)).
-		ev.FeatureHold = name == "Hold" && msg.Field("MusicClass") == ""
+		ev.FeatureHold = name == "Hold" && header(msg, "MusicClass") == ""
 		ev.Music = name == "MusicOnHoldStart"
 	case "Unhold", "MusicOnHoldStop":
 		ev.Kind = bridge.ChanUnhold
@@ -284,8 +284,8 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		m.requested.add(strings.Clone(ev.Channel.ID)) // kept until its Hangup: not the frame
 	case "Hangup":
 		ev.Kind = bridge.ChanHangup
-		ev.Cause, _ = strconv.Atoi(msg.Field("Cause"))
-		ev.CauseText = msg.Field("Cause-txt")
+		ev.Cause, _ = strconv.Atoi(header(msg, "Cause"))
+		ev.CauseText = header(msg, "Cause-txt")
 		ev.HangupSource = bridge.HangupByPBX
 		if m.requested.take(ev.Channel.ID) {
 			ev.HangupSource = bridge.HangupByEndpoint
@@ -296,7 +296,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		// for the party it stood for (res_parking's parking_channel_swap).
 		ev.Kind = bridge.ChanPark
 		ev.Channel = channel(msg, "Parkee")
-		ev.Exten, ev.Context = msg.Field("ParkingSpace"), msg.Field("Parkinglot")
+		ev.Exten, ev.Context = header(msg, "ParkingSpace"), header(msg, "Parkinglot")
 	case "UnParkedCall":
 		ev.Kind = bridge.ChanUnpark
 		ev.Channel = channel(msg, "Parkee")
@@ -307,14 +307,14 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		peer := channel(msg, "Target")
 		ev.Peer = &peer
 	case "Rename":
-		ev.Kind, ev.Name = bridge.ChanRename, msg.Field("Newname")
+		ev.Kind, ev.Name = bridge.ChanRename, header(msg, "Newname")
 	case "BlindTransfer":
 		ev.Kind, ev.Named = bridge.ChanTransfer, true
 		ev.Channel = channel(msg, "Transferer")
 		peer := channel(msg, "Transferee")
 		ev.Peer = &peer
-		ev.Exten, ev.Context = msg.Field("Extension"), msg.Field("Context")
-		if r := msg.Field("Result"); r != "" && r != "Success" {
+		ev.Exten, ev.Context = header(msg, "Extension"), header(msg, "Context")
+		if r := header(msg, "Result"); r != "" && r != "Success" {
 			// Fail, Invalid, Not Permitted (stasis_bridges.c): nothing
 			// moved. The feature reports Invalid when its transferee hung
 			// up while the transferer keyed the number.
@@ -330,20 +330,20 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		// A number Asterisk does not know is "<unknown>" on the wire
 		// (manager.c ast_manager_build_channel_state_string): no number.
 		for _, f := range []string{"TransferTargetCallerIDNum", "SecondTransfererConnectedLineNum", "SecondTransfererExten", "TransferTargetExten"} {
-			if v := msg.Field(f); v != "" && v != "<unknown>" {
+			if v := header(msg, f); v != "" && v != "<unknown>" {
 				ev.Exten = v
 				break
 			}
 		}
-		if msg.Field("Result") != "" && msg.Field("Result") != "Success" {
+		if header(msg, "Result") != "" && header(msg, "Result") != "Success" {
 			return ev, false
 		}
 	case "QueueCallerJoin":
-		ev.Kind, ev.Queue = bridge.ChanQueueJoin, msg.Field("Queue")
+		ev.Kind, ev.Queue = bridge.ChanQueueJoin, header(msg, "Queue")
 	case "QueueCallerLeave":
-		ev.Kind, ev.Queue = bridge.ChanQueueLeave, msg.Field("Queue")
+		ev.Kind, ev.Queue = bridge.ChanQueueLeave, header(msg, "Queue")
 	case "QueueCallerAbandon":
-		ev.Kind, ev.Queue = bridge.ChanQueueAbandon, msg.Field("Queue")
+		ev.Kind, ev.Queue = bridge.ChanQueueAbandon, header(msg, "Queue")
 	case "AgentCalled", "AgentConnect":
 		ev.Kind = bridge.ChanAgentCalled
 		if name == "AgentConnect" {
@@ -351,26 +351,26 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		}
 		peer := channel(msg, "Dest")
 		ev.Peer = &peer
-		ev.Queue, ev.Member, ev.Interface = msg.Field("Queue"), msg.Field("MemberName"), msg.Field("Interface")
+		ev.Queue, ev.Member, ev.Interface = header(msg, "Queue"), header(msg, "MemberName"), header(msg, "Interface")
 		ev.Agent = memberAgent(ev.Interface)
 	case "MixMonitorStart":
 		ev.Kind = bridge.ChanRecordStart
 	case "MixMonitorStop":
 		ev.Kind = bridge.ChanRecordStop
 	case "OriginateResponse":
-		if strings.EqualFold(msg.Field("Response"), "Success") {
+		if strings.EqualFold(header(msg, "Response"), "Success") {
 			return ev, false
 		}
-		ev.Kind, ev.ActionID = bridge.ChanOriginateFailed, msg.Field("ActionID")
-		ev.Cause, ev.CauseText = originateCause(msg.Field("Reason"))
+		ev.Kind, ev.ActionID = bridge.ChanOriginateFailed, header(msg, "ActionID")
+		ev.Cause, ev.CauseText = originateCause(header(msg, "Reason"))
 	case "QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause":
 		ev.Kind = bridge.ChanAgentState
-		ev.Queue, ev.Member = msg.Field("Queue"), msg.Field("MemberName")
-		ev.Interface = msg.Field("Interface")
+		ev.Queue, ev.Member = header(msg, "Queue"), header(msg, "MemberName")
+		ev.Interface = header(msg, "Interface")
 		ev.Agent = memberAgent(ev.Interface)
-		ev.Paused = msg.Field("Paused") == "1"
-		ev.Reason = msg.Field("PausedReason")
-		ev.Status = memberState(name, msg.Field("Status"), ev.Paused)
+		ev.Paused = header(msg, "Paused") == "1"
+		ev.Reason = header(msg, "PausedReason")
+		ev.Status = memberState(name, header(msg, "Status"), ev.Paused)
 	default:
 		return ev, false
 	}
@@ -387,17 +387,17 @@ func confMedia(name string) bool {
 // channel reads the channel fields with a prefix ("", "Dest", "LocalOne").
 func channel(msg *goami2.Message, prefix string) bridge.Channel {
 	ch := bridge.Channel{
-		ID:            msg.Field(prefix + "Uniqueid"),
-		Name:          msg.Field(prefix + "Channel"),
-		LinkedID:      msg.Field(prefix + "Linkedid"),
-		CallerNum:     msg.Field(prefix + "CallerIDNum"),
-		CallerName:    msg.Field(prefix + "CallerIDName"),
-		ConnectedNum:  msg.Field(prefix + "ConnectedLineNum"),
-		ConnectedName: msg.Field(prefix + "ConnectedLineName"),
-		Context:       msg.Field(prefix + "Context"),
-		Exten:         msg.Field(prefix + "Exten"),
-		State:         msg.Field(prefix + "ChannelStateDesc"),
-		AccountCode:   msg.Field(prefix + "AccountCode"), // a tenant rule's source
+		ID:            header(msg, prefix+"Uniqueid"),
+		Name:          header(msg, prefix+"Channel"),
+		LinkedID:      header(msg, prefix+"Linkedid"),
+		CallerNum:     header(msg, prefix+"CallerIDNum"),
+		CallerName:    header(msg, prefix+"CallerIDName"),
+		ConnectedNum:  header(msg, prefix+"ConnectedLineNum"),
+		ConnectedName: header(msg, prefix+"ConnectedLineName"),
+		Context:       header(msg, prefix+"Context"),
+		Exten:         header(msg, prefix+"Exten"),
+		State:         header(msg, prefix+"ChannelStateDesc"),
+		AccountCode:   header(msg, prefix+"AccountCode"), // a tenant rule's source
 	}
 	if ch.ID == "<unknown>" {
 		ch.ID = ""
@@ -408,7 +408,7 @@ func channel(msg *goami2.Message, prefix string) bridge.Channel {
 
 // eventTime reads the Timestamp header (timestampevents=yes), else now.
 func eventTime(msg *goami2.Message) time.Time {
-	if ts := msg.Field("Timestamp"); ts != "" {
+	if ts := header(msg, "Timestamp"); ts != "" {
 		if f, err := strconv.ParseFloat(ts, 64); err == nil && f > 0 {
 			sec := int64(f)
 			return time.Unix(sec, int64((f-float64(sec))*1e9))
@@ -453,10 +453,10 @@ func originateCause(reason string) (int, string) {
 // queueMember reads one member of a QueueStatus answer, which names its
 // fields unlike the QueueMember* events (Name, Location).
 func queueMember(msg *goami2.Message, at time.Time) bridge.ChannelEvent {
-	ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: at, Queue: msg.Field("Queue"),
-		Member: msg.Field("Name"), Interface: msg.Field("Location"), Paused: msg.Field("Paused") == "1",
-		Reason: msg.Field("PausedReason"), Agent: memberAgent(msg.Field("Location"))}
-	ev.Status = memberState("QueueMember", msg.Field("Status"), ev.Paused)
+	ev := bridge.ChannelEvent{Kind: bridge.ChanAgentState, At: at, Queue: header(msg, "Queue"),
+		Member: header(msg, "Name"), Interface: header(msg, "Location"), Paused: header(msg, "Paused") == "1",
+		Reason: header(msg, "PausedReason"), Agent: memberAgent(header(msg, "Location"))}
+	ev.Status = memberState("QueueMember", header(msg, "Status"), ev.Paused)
 	return ev
 }
 
