@@ -236,7 +236,7 @@ func (c *Client) consume(done chan struct{}) {
 				c.h.Message(it.msg)
 			case itemFrame:
 				if m, err := parseOwned(it.frame); err != nil {
-					c.unparsable(len(it.frame), err)
+					c.unparsable(c.log, len(it.frame), err)
 				} else {
 					c.h.Message(m)
 				}

@@ -32,9 +32,10 @@ type EventWanter interface {
 }
 
 // peekEvent reads a frame's Event and Variable values and whether it has
-// an ActionID, without parsing it. Names match exactly (any case) and
-// values are trimmed, so a frame it calls unwanted is one the parser
-// would hand the Handler under an unwanted name too (FuzzPeekEvent).
+// an ActionID, without parsing it. Names match in any case, and names and
+// values are trimmed as the tolerant parser trims them, so a frame it calls
+// unwanted is one the parser would hand the Handler under an unwanted name
+// too (FuzzPeekEvent).
 func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
 	for len(frame) > 0 {
 		line := frame
@@ -49,7 +50,7 @@ func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
 		}
 		// The length first: most of a frame's keys are none of the three,
 		// and EqualFold compares them byte by byte before their lengths.
-		key := line[:colon]
+		key := bytes.TrimSpace(line[:colon]) // as the tolerant parser reads a name
 		switch len(key) {
 		case len("Event"):
 			if event == nil && bytes.EqualFold(key, []byte("Event")) {

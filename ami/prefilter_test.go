@@ -152,6 +152,8 @@ func FuzzRoute(f *testing.F) {
 	f.Add([]byte("Event: Newchannel\r\nActionID: 3\r\n\r\n"), uint16(0))
 	f.Add([]byte("Response: Success\r\nActionID: 3\r\n\r\n"), uint16(0))
 	f.Add([]byte("EVENT :x\r\nActionID : 3\r\n\r\n"), uint16(0))
+	f.Add([]byte("Event: Newchannel\r\nActionID : 3\r\n\r\n"), uint16(0)) // a padded name, as the tolerant parser reads it
+	f.Add([]byte("Event: CoreShowChannel\r\n ActionID\t: 3\r\n\r\n"), uint16(0))
 	m := NewMapper(context.Background(), &chanSink{}, nil, nil, "CALL_DIRECTION")
 	f.Fuzz(func(t *testing.T, data []byte, _ uint16) {
 		for _, w := range []EventWanter{m, nil} {

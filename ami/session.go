@@ -175,7 +175,7 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 		}
 		m, err := Parse(frame)
 		if err != nil {
-			c.unparsable(len(frame), err)
+			c.unparsable(log, len(frame), err)
 			continue
 		}
 		s.dispatch(m)
@@ -192,9 +192,9 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 
 // unparsable counts and logs a frame Parse refused. The frame itself is
 // never logged: it is the peer's text, not ours to spill, and may be huge.
-func (c *Client) unparsable(size int, err error) {
+func (c *Client) unparsable(log *slog.Logger, size int, err error) {
 	c.skipped.Add(1)
-	c.log.Warn("ami: unparsable frame skipped", "bytes", size, "err", err)
+	log.Warn("ami: unparsable frame skipped", "bytes", size, "err", err)
 }
 
 func (c *Client) readError(err error, log *slog.Logger) error {
