@@ -81,9 +81,9 @@ type Translator struct {
 	Vars []string
 
 	chans     map[string]*chanState
-	gone      *lru[bridge.Channel] // channels that hung up, as last seen
-	unbridged *lru[uint64]         // "a|b" -> Event-Sequence of the UNBRIDGE
-	sipCalls  map[string]string    // SIP Call-ID -> channel, for calls the switch makes to itself
+	gone      *lru[bridge.PackedChannel] // channels that hung up, as last seen (packed: thousands are kept)
+	unbridged *lru[uint64]               // "a|b" -> Event-Sequence of the UNBRIDGE
+	sipCalls  map[string]string          // SIP Call-ID -> channel, for calls the switch makes to itself
 	// intercepts maps the uuid an intercept aimed at to the channel that
 	// ran it (the picker), while both live.
 	intercepts map[string]string
@@ -142,7 +142,7 @@ func NewTranslator(directionVar string) *Translator {
 	return &Translator{
 		DirectionVar: directionVar,
 		chans:        map[string]*chanState{},
-		gone:         newLRU[bridge.Channel](1 << 14),
+		gone:         newLRU[bridge.PackedChannel](1 << 14),
 		unbridged:    newLRU[uint64](1 << 14),
 		sipCalls:     map[string]string{},
 		intercepts:   map[string]string{},
@@ -331,7 +331,11 @@ func (t *Translator) Resync(live []bridge.Channel) {
 // forget drops a channel that hung up (or vanished) with what refers to it.
 func (t *Translator) forget(id string, st *chanState) {
 	delete(t.chans, id)
-	t.gone.add(id, st.ch)
+	p, key := bridge.Pack(st.ch), id
+	if p.ID() == id {
+		key = p.ID() // shares the packed string: no key of its own to keep
+	}
+	t.gone.add(key, p)
 	if t.sipCalls[st.sipCallID] == id {
 		delete(t.sipCalls, st.sipCallID)
 	}
@@ -517,7 +521,7 @@ func (t *Translator) stateOf(id string, e *Event, prefix string) *chanState {
 		return st
 	}
 	if ch, ok := t.gone.get(id); ok {
-		return &chanState{ch: ch}
+		return &chanState{ch: ch.Unpack()}
 	}
 	st := &chanState{ch: bridge.Channel{ID: id, LinkedID: id}}
 	if e != nil && prefix != "" && e.Get(prefix+"Unique-ID") == id {
