@@ -68,19 +68,6 @@ func peekEvent(frame []byte) (event, variable []byte, actionID bool) {
 	return event, variable, actionID
 }
 
-// unwanted reports whether the reader may drop frame unparsed.
-//
-// A call sends Asterisk's AMI user more events the model never reads than
-// events it reads (1,687 of the captures' 2,740 frames): every VarSet of the dialplan,
-// DeviceStateChange, Cdr, the bridges' create/destroy. Parsing them (every
-// header, case-insensitive lookups) and waking the Handler's goroutine for
-// them is work for nothing, and manager.conf's read classes cannot tell
-// them from the events needed. So the reader peeks at a frame's Event (and
-// Variable) and drops it unparsed when the Handler does not read that
-// event, unless it carries an ActionID (an answer to one of our actions,
-// for its waiter).
-func unwanted(w EventWanter, frame []byte) bool { return route(w, frame) == routeDrop }
-
 // frameRoute is what the reader does with a frame.
 type frameRoute uint8
 
@@ -91,9 +78,20 @@ const (
 )
 
 // route picks a frame's route from a peek at it (w may be nil: every
-// event is read). The reader parses only what a waiter may want, since
-// only the reader may hand it over; an event goes to the consumer as
-// bytes, so a burst the model is slow to take waits in little memory.
+// event is read).
+//
+// Dropped: a call sends Asterisk's AMI user more events the model never
+// reads than events it reads (1,687 of the captures' 2,740 frames): every
+// VarSet of the dialplan, DeviceStateChange, Cdr, the bridges'
+// create/destroy. Parsing them (every header, case-insensitive lookups)
+// and waking the Handler's goroutine for them is work for nothing, and
+// manager.conf's read classes cannot tell them from the events needed. A
+// frame with an ActionID is never dropped: an answer to one of our
+// actions, for its waiter.
+//
+// Parsed at once: only what a waiter may want, since only the reader hands
+// answers over. Every other event goes to the consumer as bytes, so a
+// burst the model is slow to take waits in little memory.
 func route(w EventWanter, frame []byte) frameRoute {
 	event, variable, actionID := peekEvent(frame)
 	switch {

@@ -103,7 +103,7 @@ func TestUnwantedFramesChangeNothing(t *testing.T) {
 			}
 			mAll.Message(m)
 			total++
-			if unwanted(mKept, []byte(fr)) {
+			if route(mKept, []byte(fr)) == routeDrop {
 				dropped++
 				continue
 			}
@@ -128,7 +128,7 @@ func FuzzPeekEvent(f *testing.F) {
 	f.Add([]byte("event:  Cdr \r\nactionid: 7\r\n\r\n"), uint16(0))
 	m := NewMapper(context.Background(), &chanSink{}, nil, nil, "CALL_DIRECTION")
 	f.Fuzz(func(t *testing.T, data []byte, _ uint16) {
-		if !unwanted(m, data) {
+		if route(m, data) != routeDrop {
 			return
 		}
 		msg, err := Parse(data)
