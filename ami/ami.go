@@ -38,6 +38,16 @@ type Handler interface {
 	Disconnected(err error)
 }
 
+// A BatchHandler takes the messages of a burst together. For each batch
+// the Client takes off its queue it calls Add per message (more: how many
+// items it still holds behind that one), then Flush at the batch's end and
+// before any other call, so what the messages produce travels as one.
+type BatchHandler interface {
+	Handler
+	Add(m *goami2.Message, more int)
+	Flush()
+}
+
 // ConnInfo describes a logged-in session.
 type ConnInfo struct {
 	// Banner is the greeting line, e.g. "Asterisk Call Manager/11.0.0". It

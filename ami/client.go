@@ -228,17 +228,28 @@ func (c *Client) setErr(err error) {
 // consume is the only goroutine that calls the Handler.
 func (c *Client) consume(done chan struct{}) {
 	defer close(done)
+	bh, batching := c.h.(BatchHandler)
+	message := func(m *goami2.Message, more int) {
+		if batching {
+			bh.Add(m, more)
+		} else {
+			c.h.Message(m)
+		}
+	}
 	for {
 		batch := c.q.take()
-		for _, it := range batch {
+		for i, it := range batch {
+			if batching && it.kind != itemMessage && it.kind != itemFrame {
+				bh.Flush()
+			}
 			switch it.kind {
 			case itemMessage:
-				c.h.Message(it.msg)
+				message(it.msg, len(batch)-1-i)
 			case itemFrame:
 				if m, err := parseOwned(it.frame); err != nil {
 					c.unparsable(c.log, len(it.frame), err)
 				} else {
-					c.h.Message(m)
+					message(m, len(batch)-1-i)
 				}
 			case itemConnected:
 				c.h.Connected(it.info)
@@ -254,6 +265,9 @@ func (c *Client) consume(done chan struct{}) {
 				return
 			}
 			c.q.pending.Add(-1)
+		}
+		if batching {
+			bh.Flush()
 		}
 		c.q.done(batch)
 	}

@@ -707,7 +707,7 @@ func (r *recorder) add(c call) {
 	r.mu.Lock()
 	gate := r.gate
 	r.mu.Unlock()
-	if gate != nil && c.kind == kindMessage {
+	if gate != nil && (c.kind == kindMessage || c.kind == kindAdd) {
 		<-gate
 	}
 	r.mu.Lock()

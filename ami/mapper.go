@@ -44,7 +44,14 @@ type Mapper struct {
 	// requested holds the channels whose HangupRequest was seen, until
 	// their Hangup (driven by the one consumer goroutine).
 	requested idSet
+	// pending holds the events of the batch being added, handed to the
+	// sink together at Flush: one slice a burst, not one an event.
+	pending []bridge.ChannelEvent
 }
+
+// maxPending bounds the events handed to the sink in one slice, so a
+// long batch reaches the engine as it is mapped.
+const maxPending = 32
 
 // idSet is a set of channel ids, bounded: a HangupRequest whose Hangup
 // never comes must not grow it forever.
@@ -82,12 +89,16 @@ func NewMapper(ctx context.Context, sink bridge.Sink, sender ListSender, log *sl
 
 // AttemptFailed implements AttemptHandler: the link is still down, and
 // this is why.
-func (m *Mapper) AttemptFailed(err error) { m.sink.LinkDown(err) }
+func (m *Mapper) AttemptFailed(err error) {
+	m.Flush()
+	m.sink.LinkDown(err)
+}
 
 // Connected implements Handler: the link is up, ask for the full state. The
 // list items come back through Message in wire order, so the snapshot is
 // applied exactly where it was taken in the stream.
 func (m *Mapper) Connected(info ConnInfo) {
+	m.Flush()
 	m.sink.LinkUp(info.Session)
 	m.Resync()
 }
@@ -133,14 +144,41 @@ func (m *Mapper) Resync() {
 
 // Disconnected implements Handler.
 func (m *Mapper) Disconnected(err error) {
+	m.Flush()
 	m.mu.Lock()
 	m.resyncID, m.queuesID = "", ""
 	m.mu.Unlock()
 	m.sink.LinkDown(err)
 }
 
-// Message implements Handler.
+// Message implements Handler: msg's event, if any, reaches the sink now.
 func (m *Mapper) Message(msg *goami2.Message) {
+	m.Add(msg, 0)
+	m.Flush()
+}
+
+// Flush implements BatchHandler: the events of the messages added since
+// the last Flush go to the sink.
+func (m *Mapper) Flush() {
+	if len(m.pending) > 0 {
+		m.sink.ChannelEvents(m.pending)
+	}
+	m.pending = nil // the sink keeps it
+}
+
+// emit queues ev for the next Flush; more is how many messages the
+// client still holds behind this one, to size the slice once.
+func (m *Mapper) emit(ev bridge.ChannelEvent, more int) {
+	if len(m.pending) == cap(m.pending) {
+		m.Flush()
+		m.pending = make([]bridge.ChannelEvent, 0, min(more+1, maxPending))
+	}
+	m.pending = append(m.pending, ev)
+}
+
+// Add implements BatchHandler: msg is mapped, and its event waits for
+// the batch's Flush.
+func (m *Mapper) Add(msg *goami2.Message, more int) {
 	name := header(msg, "Event")
 	if name == "" {
 		return // action responses are for the waiting caller
@@ -182,7 +220,7 @@ func (m *Mapper) Message(msg *goami2.Message) {
 		if ours {
 			ev := queueMember(msg, now)
 			ev.Detach()
-			m.sink.ChannelEvents([]bridge.ChannelEvent{ev})
+			m.emit(ev, more)
 		}
 		return
 	case "CoreShowChannelsComplete":
@@ -200,12 +238,13 @@ func (m *Mapper) Message(msg *goami2.Message) {
 		// Creation order: Asterisk ids are "epoch.sequence" (CreatedAt from
 		// Duration has whole seconds only).
 		slices.SortStableFunc(snap, func(a, b bridge.Channel) int { return compareIDs(a.ID, b.ID) })
+		m.Flush() // the events before the list's end come before it
 		m.sink.Snapshot(snap, now)
 		return
 	}
 	if ev, ok := m.translate(name, msg, now); ok {
 		ev.Detach() // else what the model keeps pins the whole frame
-		m.sink.ChannelEvents([]bridge.ChannelEvent{ev})
+		m.emit(ev, more)
 	}
 }
 

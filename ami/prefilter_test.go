@@ -15,7 +15,7 @@ import (
 	"github.com/ctibridge/ctibridge/bridge"
 )
 
-// Every event name the Mapper switches on (in Message and translate) is
+// Every event name the Mapper switches on (in Add and translate) is
 // in mappedEvents, and nothing else is: the reader drops the rest unparsed.
 func TestMappedEventsListsEveryCase(t *testing.T) {
 	fset := token.NewFileSet()
@@ -26,7 +26,7 @@ func TestMappedEventsListsEveryCase(t *testing.T) {
 	cased := map[string]bool{}
 	for _, d := range f.Decls {
 		fn, ok := d.(*ast.FuncDecl)
-		if !ok || (fn.Name.Name != "Message" && fn.Name.Name != "translate") {
+		if !ok || (fn.Name.Name != "Add" && fn.Name.Name != "translate") {
 			continue
 		}
 		ast.Inspect(fn.Body, func(n ast.Node) bool {
