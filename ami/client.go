@@ -237,7 +237,8 @@ func (c *Client) consume(done chan struct{}) {
 		}
 	}
 	for {
-		batch := c.q.take()
+		c0 := c.q.take()
+		batch := c0.items[:c0.n]
 		for i, it := range batch {
 			if batching && it.kind != itemMessage && it.kind != itemFrame {
 				bh.Flush()
@@ -261,7 +262,7 @@ func (c *Client) consume(done chan struct{}) {
 				}
 			case itemStop:
 				c.q.pending.Add(-1)
-				c.q.done(batch)
+				c.q.done(c0)
 				return
 			}
 			c.q.pending.Add(-1)
@@ -269,7 +270,7 @@ func (c *Client) consume(done chan struct{}) {
 		if batching {
 			bh.Flush()
 		}
-		c.q.done(batch)
+		c.q.done(c0)
 	}
 }
 

@@ -166,7 +166,8 @@ func (m *Mapper) Flush() {
 	m.pending = nil // the sink keeps it
 }
 
-// emit queues ev for the next Flush; more is how many messages the
+// emit queues ev for the next Flush, detached from its frame (else what
+// the model keeps pins the whole frame); more is how many messages the
 // client still holds behind this one, to size the slice once.
 func (m *Mapper) emit(ev bridge.ChannelEvent, more int) {
 	if len(m.pending) == cap(m.pending) {
@@ -174,6 +175,8 @@ func (m *Mapper) emit(ev bridge.ChannelEvent, more int) {
 		m.pending = make([]bridge.ChannelEvent, 0, min(more+1, maxPending))
 	}
 	m.pending = append(m.pending, ev)
+	// In its slot: Detach on the local would move ev to the heap.
+	m.pending[len(m.pending)-1].Detach()
 }
 
 // Add implements BatchHandler: msg is mapped, and its event waits for
@@ -218,9 +221,7 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 		ours := header(msg, "ActionID") == m.queuesID && m.queuesID != ""
 		m.mu.Unlock()
 		if ours {
-			ev := queueMember(msg, now)
-			ev.Detach()
-			m.emit(ev, more)
+			m.emit(queueMember(msg, now), more)
 		}
 		return
 	case "CoreShowChannelsComplete":
@@ -243,7 +244,6 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 		return
 	}
 	if ev, ok := m.translate(name, msg, now); ok {
-		ev.Detach() // else what the model keeps pins the whole frame
 		m.emit(ev, more)
 	}
 }

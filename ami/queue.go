@@ -31,19 +31,25 @@ type item struct {
 
 // queue is the unbounded FIFO between the reader goroutine and the
 // consumer. It never blocks the producer: memory, not the socket, absorbs a
-// slow handler. The consumer swaps out everything queued in one lock, so the
-// cost per frame is one append under an uncontended mutex.
+// slow handler. It is a list of fixed chunks, so a backlog grows without
+// copying what is already queued (a slice appended to would copy it at
+// every growth); the consumer takes the oldest chunk in one lock.
 type queue struct {
-	mu      sync.Mutex
-	items   []item
-	spare   []item
-	wake    chan struct{}
-	pending atomic.Int64 // pushed and not yet handled
+	mu         sync.Mutex
+	head, tail *chunk
+	spare      *chunk
+	wake       chan struct{}
+	pending    atomic.Int64 // pushed and not yet handled
 }
 
-// keepCap bounds the capacity a drained slice keeps for reuse, so a burst of
-// a million frames does not pin its memory for ever.
-const keepCap = 4096
+// chunkSize items make a chunk: a batch the consumer takes at most.
+const chunkSize = 256
+
+type chunk struct {
+	items [chunkSize]item
+	n     int
+	next  *chunk
+}
 
 func newQueue() *queue {
 	return &queue{wake: make(chan struct{}, 1)}
@@ -51,7 +57,21 @@ func newQueue() *queue {
 
 func (q *queue) push(it item) {
 	q.mu.Lock()
-	q.items = append(q.items, it)
+	if q.tail == nil || q.tail.n == chunkSize {
+		c := q.spare
+		q.spare = nil
+		if c == nil {
+			c = new(chunk)
+		}
+		if q.tail == nil {
+			q.head = c
+		} else {
+			q.tail.next = c
+		}
+		q.tail = c
+	}
+	q.tail.items[q.tail.n] = it
+	q.tail.n++
 	q.mu.Unlock()
 	q.pending.Add(1)
 	select {
@@ -60,32 +80,32 @@ func (q *queue) push(it item) {
 	}
 }
 
-// take blocks until something is queued and returns all of it. The caller
-// hands the slice back with done.
-func (q *queue) take() []item {
+// take blocks until something is queued and returns the oldest chunk,
+// which leaves the queue: the producer starts another. The caller hands it
+// back with done.
+func (q *queue) take() *chunk {
 	for {
 		q.mu.Lock()
-		if len(q.items) > 0 {
-			batch := q.items
-			q.items = q.spare
-			q.spare = nil
+		if c := q.head; c != nil {
+			q.head = c.next
+			if q.head == nil {
+				q.tail = nil
+			}
 			q.mu.Unlock()
-			return batch
+			return c
 		}
 		q.mu.Unlock()
 		<-q.wake
 	}
 }
 
-// done recycles a batch returned by take once it has been handled.
-func (q *queue) done(batch []item) {
-	clear(batch)
-	if cap(batch) > keepCap {
-		return
-	}
+// done recycles a chunk returned by take once it has been handled.
+func (q *queue) done(c *chunk) {
+	clear(c.items[:c.n]) // its frames and messages are garbage now
+	c.n, c.next = 0, nil
 	q.mu.Lock()
 	if q.spare == nil {
-		q.spare = batch[:0]
+		q.spare = c
 	}
 	q.mu.Unlock()
 }
