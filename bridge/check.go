@@ -56,7 +56,7 @@ func (t *Tracker) CheckInvariants() error {
 		}
 	}
 	for name, id := range t.byName {
-		if l := t.legs[id]; l == nil || l.Names[id] != name {
+		if l := t.legs[id]; l == nil || l.Names.get(id) != name {
 			bad("name index: %s -> %s is stale", name, id)
 		}
 	}

@@ -96,7 +96,7 @@ func (t *Tracker) CallChannels(conversationID string) (CallChannels, bool) {
 		return l.Role == roleAgent && l.Answered
 	}
 	pick := func(dst **Channel, l *leg, id string, dialplanHalf bool) {
-		ch := Channel{ID: id, Name: l.Names[id]}
+		ch := Channel{ID: id, Name: l.Names.get(id)}
 		if *dst == nil || isDialplanHalf(ch.Name) == dialplanHalf {
 			*dst = &ch
 		}
@@ -109,7 +109,7 @@ func (t *Tracker) CallChannels(conversationID string) (CallChannels, bool) {
 			out.Agents = append(out.Agents, l.Agent)
 		}
 		for _, id := range l.Channels {
-			out.All = append(out.All, Channel{ID: id, Name: l.Names[id]})
+			out.All = append(out.All, Channel{ID: id, Name: l.Names.get(id)})
 			switch {
 			case customer(l):
 				pick(&out.Customer, l, id, true)

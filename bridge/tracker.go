@@ -110,13 +110,13 @@ const (
 // leg is one logical endpoint of a call. Both halves of a local channel pair
 // map to the same leg, so plumbing never counts as a separate party.
 type leg struct {
-	Channels []string          `json:"channels"` // live channel ids
-	Names    map[string]string `json:"names"`    // channel id -> name
-	Role     legRole           `json:"role"`
-	Ext      string            `json:"ext,omitempty"`
-	Context  string            `json:"context,omitempty"`
-	Agent    string            `json:"agent,omitempty"`
-	Dialled  bool              `json:"dialled,omitempty"`
+	Channels []string     `json:"channels"` // live channel ids
+	Names    channelNames `json:"names"`    // channel id -> name
+	Role     legRole      `json:"role"`
+	Ext      string       `json:"ext,omitempty"`
+	Context  string       `json:"context,omitempty"`
+	Agent    string       `json:"agent,omitempty"`
+	Dialled  bool         `json:"dialled,omitempty"`
 	// ByChannel: a channel dialled this leg (Dial, Queue), so its answer
 	// counts when the dialler takes it (DialEnd ANSWER, AgentConnect, the
 	// bridge), not at its own state change; a leg the PBX originates by
@@ -353,7 +353,7 @@ func (t *Tracker) restore(c *conversation) {
 		l.conv = c
 		for _, ch := range l.Channels {
 			t.legs[ch] = l
-			if n := l.Names[ch]; n != "" {
+			if n := l.Names.get(ch); n != "" {
 				t.byName[n] = ch
 			}
 		}

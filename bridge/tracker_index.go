@@ -24,7 +24,7 @@ func (t *Tracker) dropChannel(l *leg, id string) {
 	if t.legs[id] == l {
 		delete(t.legs, id)
 	}
-	if n := l.Names[id]; n != "" && t.byName[n] == id {
+	if n := l.Names.get(id); n != "" && t.byName[n] == id {
 		delete(t.byName, n)
 	}
 }
@@ -38,10 +38,10 @@ func (t *Tracker) findByName(name string) *leg {
 
 // setName records a channel's (new) name.
 func (t *Tracker) setName(l *leg, id, name string) {
-	if old := l.Names[id]; old != "" && old != name && t.byName[old] == id {
+	if old := l.Names.get(id); old != "" && old != name && t.byName[old] == id {
 		delete(t.byName, old)
 	}
-	l.Names[id] = name
+	l.Names.set(id, name)
 	t.byName[name] = id
 }
 
@@ -61,7 +61,7 @@ func (t *Tracker) channel(ch Channel, at time.Time) *leg {
 	if created {
 		l = t.newLeg(ch, at)
 	}
-	if ch.Name != "" && l.Names[ch.ID] != ch.Name {
+	if ch.Name != "" && l.Names.get(ch.ID) != ch.Name {
 		t.setName(l, ch.ID, ch.Name)
 	}
 	t.refresh(l, ch)
@@ -84,7 +84,7 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 		t.legs[ch.ID] = p
 		return p
 	}
-	l := &leg{Names: map[string]string{}, Channels: []string{ch.ID}, Ext: ch.Endpoint, Context: ch.Home, Local: ch.Local, Role: roleOther, Born: at}
+	l := &leg{Channels: []string{ch.ID}, Ext: ch.Endpoint, Context: ch.Home, Local: ch.Local, Role: roleOther, Born: at}
 	if l.Context == "" {
 		l.Context = ch.Context
 	}
@@ -203,7 +203,7 @@ func (t *Tracker) pair(a, b Channel, at time.Time) {
 	for _, id := range lb.Channels {
 		t.legs[id] = la
 		la.Channels = append(la.Channels, id)
-		la.Names[id] = lb.Names[id]
+		la.Names.set(id, lb.Names.get(id))
 	}
 	t.dirty[la.conv.ID] = la.conv
 	lb.conv.Legs = slices.DeleteFunc(lb.conv.Legs, func(x *leg) bool { return x == lb })
@@ -283,7 +283,7 @@ func (t *Tracker) moveLeg(l *leg, to *conversation) {
 // anyName returns one of the leg's channel names.
 func (l *leg) anyName() string {
 	for _, n := range l.Names {
-		return n
+		return n.Name
 	}
 	return ""
 }
