@@ -239,9 +239,15 @@ func (c *Client) consume(done chan struct{}) {
 	for {
 		c0 := c.q.take()
 		batch := c0.items[:c0.n]
+		// unflushed counts the messages added since the last Flush: they
+		// leave QueueLen only once their events are handed on.
+		unflushed := 0
 		for i, it := range batch {
-			if batching && it.kind != itemMessage && it.kind != itemFrame {
+			isMessage := it.kind == itemMessage || it.kind == itemFrame
+			if batching && !isMessage {
 				bh.Flush()
+				c.q.pending.Add(-int64(unflushed))
+				unflushed = 0
 			}
 			switch it.kind {
 			case itemMessage:
@@ -265,10 +271,15 @@ func (c *Client) consume(done chan struct{}) {
 				c.q.done(c0)
 				return
 			}
-			c.q.pending.Add(-1)
+			if batching && isMessage {
+				unflushed++
+			} else {
+				c.q.pending.Add(-1)
+			}
 		}
 		if batching {
 			bh.Flush()
+			c.q.pending.Add(-int64(unflushed))
 		}
 		c.q.done(c0)
 	}

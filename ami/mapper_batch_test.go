@@ -91,7 +91,11 @@ func TestMapperFlushesBeforeOtherCalls(t *testing.T) {
 	m.Add(end, 4)
 	newchannel("1.2")
 	m.Disconnected(nil)
-	want := []string{"events", "snapshot", "events", "down"}
+	newchannel("1.3")
+	m.Connected(ConnInfo{Session: 2})
+	newchannel("1.4")
+	m.AttemptFailed(nil)
+	want := []string{"events", "snapshot", "events", "down", "events", "up", "events", "down"}
 	if !reflect.DeepEqual(s.log, want) {
 		t.Fatalf("sink saw %v, want %v", s.log, want)
 	}

@@ -37,13 +37,17 @@ type item struct {
 type queue struct {
 	mu         sync.Mutex
 	head, tail *chunk
-	spare      *chunk
-	wake       chan struct{}
-	pending    atomic.Int64 // pushed and not yet handled
+	// free holds recycled chunks: while the consumer handles one, the
+	// reader fills another, so two or three cycle with no allocation.
+	free    []*chunk
+	wake    chan struct{}
+	pending atomic.Int64 // pushed and not yet handled
 }
 
-// chunkSize items make a chunk: a batch the consumer takes at most.
-const chunkSize = 256
+const (
+	chunkSize  = 128 // items a chunk holds: the most the consumer takes at once
+	keepChunks = 4   // recycled chunks kept; a burst's others go to the collector
+)
 
 type chunk struct {
 	items [chunkSize]item
@@ -58,9 +62,10 @@ func newQueue() *queue {
 func (q *queue) push(it item) {
 	q.mu.Lock()
 	if q.tail == nil || q.tail.n == chunkSize {
-		c := q.spare
-		q.spare = nil
-		if c == nil {
+		var c *chunk
+		if n := len(q.free); n > 0 {
+			c, q.free = q.free[n-1], q.free[:n-1]
+		} else {
 			c = new(chunk)
 		}
 		if q.tail == nil {
@@ -104,8 +109,8 @@ func (q *queue) done(c *chunk) {
 	clear(c.items[:c.n]) // its frames and messages are garbage now
 	c.n, c.next = 0, nil
 	q.mu.Lock()
-	if q.spare == nil {
-		q.spare = c
+	if len(q.free) < keepChunks {
+		q.free = append(q.free, c)
 	}
 	q.mu.Unlock()
 }

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"regexp"
 	"testing"
 )
 
@@ -58,5 +59,24 @@ func TestChannelNamesSet(t *testing.T) {
 	ns.set("a", "uno")
 	if ns.get("a") != "uno" || ns.get("b") != "two" || ns.get("c") != "" || len(ns) != 2 {
 		t.Fatalf("names %v", ns)
+	}
+}
+
+// A trunk is recognised by any of a leg's channel names, whichever was
+// added first (a restored leg reads them in id order).
+func TestLegNameMatchesAny(t *testing.T) {
+	trunk := regexp.MustCompile(`^PJSIP/trunk-`)
+	for _, names := range [][2]string{{"Local/100@in-0001;2", "PJSIP/trunk-00000002"}, {"PJSIP/trunk-00000002", "Local/100@in-0001;2"}} {
+		var l leg
+		l.Names.set("1.10", names[0])
+		l.Names.set("1.9", names[1])
+		if !l.nameMatches(trunk) {
+			t.Fatalf("%v: no name matched", names)
+		}
+	}
+	var l leg
+	l.Names.set("1.1", "PJSIP/100-00000001")
+	if l.nameMatches(trunk) {
+		t.Fatal("a phone's channel matched the trunk pattern")
 	}
 }

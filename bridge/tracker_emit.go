@@ -69,7 +69,7 @@ func (t *Tracker) direction(c *conversation) {
 		calleeUnknown := c.Call.Callee.Number == "" || c.Call.Callee.Number == "s"
 		switch {
 		case caller != nil && (slices.Contains(t.cfg.InboundContexts, caller.Context) ||
-			(t.cfg.TrunkPattern != nil && t.cfg.TrunkPattern.MatchString(caller.anyName()))):
+			(t.cfg.TrunkPattern != nil && caller.nameMatches(t.cfg.TrunkPattern))):
 			c.Call.Direction = DirectionInbound
 		case callerInternal && calleeUnknown:
 			// An agent's call whose destination is not known yet.

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"regexp"
 	"slices"
 	"time"
 )
@@ -280,12 +281,15 @@ func (t *Tracker) moveLeg(l *leg, to *conversation) {
 	}
 }
 
-// anyName returns one of the leg's channel names.
-func (l *leg) anyName() string {
+// nameMatches reports whether any of the leg's channel names matches re
+// (a local pair's two halves are one leg).
+func (l *leg) nameMatches(re *regexp.Regexp) bool {
 	for _, n := range l.Names {
-		return n.Name
+		if re.MatchString(n.Name) {
+			return true
+		}
 	}
-	return ""
+	return false
 }
 
 func (t *Tracker) isGone(id string) bool {
