@@ -161,14 +161,14 @@ type leg struct {
 
 // conversation is one customer interaction, across transfers.
 type conversation struct {
-	ID       string          `json:"id"`
-	Seq      int64           `json:"seq"`
-	Call     Call            `json:"call"`
-	Legs     []*leg          `json:"legs"`
-	Linked   []string        `json:"linked"`
-	Rang     map[string]bool `json:"rang"` // agents popped for the current ring round
-	DialFail string          `json:"dial_fail,omitempty"`
-	CallerUp bool            `json:"caller_up,omitempty"`
+	ID       string   `json:"id"`
+	Seq      int64    `json:"seq"`
+	Call     Call     `json:"call"`
+	Legs     []*leg   `json:"legs"`
+	Linked   []string `json:"linked"`
+	Rang     agentSet `json:"rang"` // agents popped for the current ring round
+	DialFail string   `json:"dial_fail,omitempty"`
+	CallerUp bool     `json:"caller_up,omitempty"`
 	// Discarded: folded into another conversation before it issued an
 	// event; its stored row, if any, goes.
 	Discarded bool `json:"discarded,omitempty"`

@@ -71,10 +71,10 @@ func (t *Tracker) customerDialled(from, to *leg, ev ChannelEvent) {
 			}
 		}
 	}
-	if c.Rang[customerPop] {
+	if c.Rang.has(customerPop) {
 		return
 	}
-	c.Rang[customerPop] = true
+	c.Rang.add(customerPop)
 	agent := t.origAgent(c)
 	t.emit(c, EventCallRinging, ev.At, func(e *Event) { e.Agent, e.Party = agent, PartyCustomer })
 }
@@ -93,7 +93,7 @@ const customerPop = "\x00customer"
 // pop stays open while another of the far party's legs still rings. A
 // nil l closes it whatever rings (the call ends).
 func (t *Tracker) customerRingEnded(c *conversation, l *leg, at time.Time) {
-	if !c.Rang[customerPop] || c.Call.AnsweredAt != nil {
+	if !c.Rang.has(customerPop) || c.Call.AnsweredAt != nil {
 		return
 	}
 	if l != nil && slices.ContainsFunc(c.Legs, func(x *leg) bool {
@@ -101,7 +101,7 @@ func (t *Tracker) customerRingEnded(c *conversation, l *leg, at time.Time) {
 	}) {
 		return
 	}
-	delete(c.Rang, customerPop)
+	c.Rang.remove(customerPop)
 	agent := t.origAgent(c)
 	t.emit(c, EventCallRingEnded, at, func(e *Event) { e.Agent, e.Party = agent, PartyCustomer })
 }
@@ -181,11 +181,9 @@ func (t *Tracker) parked(l *leg, ev ChannelEvent) {
 	// The call left its agent for the lot: the next ring of an agent (the
 	// lot's comeback to the parker, res_parking comebacktoorigin) is a new
 	// pop. Pops of devices still ringing stay.
-	for k := range c.Rang {
-		if !slices.ContainsFunc(c.Legs, func(x *leg) bool { return x.Ringing && x.Agent == k }) {
-			delete(c.Rang, k)
-		}
-	}
+	c.Rang = slices.DeleteFunc(c.Rang, func(k string) bool {
+		return !slices.ContainsFunc(c.Legs, func(x *leg) bool { return x.Ringing && x.Agent == k })
+	})
 	c.Parked = &Park{Slot: ev.Exten, Lot: ev.Context}
 	c.Call.State = "parked"
 	t.emit(c, EventCallHeld, ev.At, func(e *Event) { e.Park = c.Parked })

@@ -142,7 +142,7 @@ func (t *Tracker) link(c *conversation, id string) {
 }
 
 func (t *Tracker) newConversation(id string, at time.Time) *conversation {
-	c := &conversation{ID: id, Rang: map[string]bool{}}
+	c := &conversation{ID: id}
 	c.Call.ID = id
 	c.Call.StartedAt = at.UTC()
 	c.Call.State = "ringing"

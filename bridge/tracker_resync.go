@@ -264,7 +264,7 @@ func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing,
 		if l.Role == roleOther && t.isAgentDevice(l) {
 			l.Role, l.Agent, l.Dialled = roleAgent, l.Ext, true
 			if ch.State == "Up" {
-				l.conv.Rang[l.Agent] = true // an answered call pops no more
+				l.conv.Rang.add(l.Agent) // an answered call pops no more
 			}
 		}
 		switch {

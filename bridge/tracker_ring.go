@@ -137,10 +137,10 @@ func (t *Tracker) ring(l *leg, at time.Time, queue string) {
 	l.conv.LastTransfer = nil
 	l.Ringing = true
 	c := l.conv
-	if c.Rang[l.Agent] || t.agentLegAnswered(c, l.Agent) {
+	if c.Rang.has(l.Agent) || t.agentLegAnswered(c, l.Agent) {
 		return
 	}
-	c.Rang[l.Agent] = true
+	c.Rang.add(l.Agent)
 	if queue != "" {
 		c.Call.Queue = queue
 	}
@@ -183,10 +183,10 @@ func (t *Tracker) stopRinging(l *leg, at time.Time, reason string) {
 	}
 	l.Ringing = false
 	c := l.conv
-	if l.Answered || t.agentStillRinging(c, l) || !c.Rang[l.Agent] {
+	if l.Answered || t.agentStillRinging(c, l) || !c.Rang.has(l.Agent) {
 		return
 	}
-	delete(c.Rang, l.Agent)
+	c.Rang.remove(l.Agent)
 	if reason != "" {
 		c.DialFail = reason
 	}

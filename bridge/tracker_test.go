@@ -643,11 +643,11 @@ func TestRestoreDiscardsStaleFoldedCopy(t *testing.T) {
 		return ConversationRecord{Call: Call{ID: c.ID}, Open: true, LastSeq: c.Seq, State: b}
 	}
 	kept := &conversation{ID: "conv_real", Seq: 2, Call: Call{ID: "conv_real", StartedAt: t0},
-		Legs: []*leg{{Channels: []string{"c.1", "c.2"}, Names: channelNames{}}}, Linked: []string{"c.1"}, Rang: map[string]bool{}}
+		Legs: []*leg{{Channels: []string{"c.1", "c.2"}, Names: channelNames{}}}, Linked: []string{"c.1"}, Rang: agentSet{}}
 	stale := &conversation{ID: "conv_stale", Call: Call{ID: "conv_stale", StartedAt: t0},
-		Legs: []*leg{{Channels: []string{"c.2"}, Names: channelNames{}}}, Linked: []string{"c.2"}, Rang: map[string]bool{}}
+		Legs: []*leg{{Channels: []string{"c.2"}, Names: channelNames{}}}, Linked: []string{"c.2"}, Rang: agentSet{}}
 	alone := &conversation{ID: "conv_alone", Call: Call{ID: "conv_alone", StartedAt: t0},
-		Legs: []*leg{{Channels: []string{"d.1"}, Names: channelNames{}}}, Linked: []string{"d.1"}, Rang: map[string]bool{}}
+		Legs: []*leg{{Channels: []string{"d.1"}, Names: channelNames{}}}, Linked: []string{"d.1"}, Rang: agentSet{}}
 	for _, order := range [][]*conversation{{kept, stale, alone}, {stale, kept, alone}} {
 		tr := newTestTracker()
 		var recs []ConversationRecord

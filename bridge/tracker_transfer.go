@@ -165,7 +165,7 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 // lands on the consultation's target, who already answered.
 func (t *Tracker) transferred(c *conversation, tr *Transfer, transferee *leg, at time.Time) {
 	popped := c.Rang
-	c.Rang = map[string]bool{}
+	c.Rang = nil
 	var target *leg
 	if tr.Mode == "attended" {
 		if tr.To != "" && tr.To == c.Call.Caller.Number {
@@ -214,11 +214,11 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, transferee *leg, at
 	// answer or ring end closes that pop. One ringing without a pop in
 	// this call yet rings now.
 	for _, x := range c.Legs {
-		if x.Role != roleAgent || !x.Ringing || x.Answered || x.Agent == "" || c.Rang[x.Agent] {
+		if x.Role != roleAgent || !x.Ringing || x.Answered || x.Agent == "" || c.Rang.has(x.Agent) {
 			continue
 		}
-		if popped[x.Agent] {
-			c.Rang[x.Agent] = true
+		if popped.has(x.Agent) {
+			c.Rang.add(x.Agent)
 			continue
 		}
 		t.ring(x, at, "")
