@@ -1,6 +1,7 @@
 package ami
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/staskobzar/goami2"
 )
 
 // orderSink logs what reaches it, in order: each ChannelEvents slice as it
@@ -99,4 +101,40 @@ func TestMapperFlushesBeforeOtherCalls(t *testing.T) {
 	if !reflect.DeepEqual(s.log, want) {
 		t.Fatalf("sink saw %v, want %v", s.log, want)
 	}
+}
+
+// FuzzMapperBatch: whatever the frames and wherever the client's batches
+// end, the sink gets what the same frames give one by one, in order, in
+// slices of at most maxPending.
+func FuzzMapperBatch(f *testing.F) {
+	seedCaptures(f, true)
+	f.Fuzz(func(t *testing.T, data []byte, cuts uint16) {
+		var msgs []*goami2.Message
+		for _, fr := range bytes.SplitAfter(data, []byte("\r\n\r\n")) {
+			if m, err := Parse(fr); err == nil {
+				msgs = append(msgs, m)
+			}
+		}
+		one, many := &chanSink{}, &orderSink{}
+		mOne := NewMapper(context.Background(), one, nil, nil, "CALL_DIRECTION")
+		mMany := NewMapper(context.Background(), many, nil, nil, "CALL_DIRECTION")
+		for i, m := range msgs {
+			mOne.Message(m)
+			mMany.Add(m, int(cuts>>(i%16))&0xff) // any hint: it only sizes slices
+			if cuts&(1<<(i%16)) != 0 {
+				mMany.Flush()
+			}
+		}
+		mMany.Flush()
+		got := &chanSink{}
+		for _, s := range many.slices {
+			if len(s) == 0 || len(s) > maxPending {
+				t.Fatalf("a slice of %d events", len(s))
+			}
+			got.ChannelEvents(s)
+		}
+		if !reflect.DeepEqual(got.evs, one.evs) {
+			t.Fatalf("batched: %d events; one by one: %d (or others)", len(got.evs), len(one.evs))
+		}
+	})
 }
