@@ -72,8 +72,8 @@ func TestClient_BatchHandlerFlushes(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	// The session ends behind the frames, in the same chunk as the last
-	// of them: Disconnected must come after a Flush.
+	// The session ends behind the frames: Disconnected must come after a
+	// Flush (within one chunk: TestConsumeFlushesAndCountsAMixedChunk).
 	s.Close()
 	for c.QueueLen() < n+1 {
 		if ctx.Err() != nil {

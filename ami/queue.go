@@ -77,8 +77,8 @@ func (q *queue) push(it item) {
 	}
 	q.tail.items[q.tail.n] = it
 	q.tail.n++
+	q.pending.Add(1) // before the consumer can take it: QueueLen never reads low
 	q.mu.Unlock()
-	q.pending.Add(1)
 	select {
 	case q.wake <- struct{}{}:
 	default:
