@@ -64,8 +64,9 @@ func TestQueueOrderAcrossChunks(t *testing.T) {
 // allocates none once keepChunks are recycled.
 func TestQueueRecyclesChunksUnderLag(t *testing.T) {
 	q := newQueue()
+	held := make([]*chunk, 0, keepChunks) // the test's own, allocated once
 	cycle := func() {
-		var held []*chunk
+		held = held[:0]
 		for range keepChunks - 1 {
 			q.push(item{kind: itemFrame, frame: "a"})
 			held = append(held, q.take())
