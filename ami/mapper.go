@@ -21,7 +21,7 @@ type ListSender interface {
 }
 
 // Mapper translates AMI frames into bridge.ChannelEvents for a Sink and runs
-// the resync after each login. It implements Handler and is driven by the
+// the resync after each login. It implements BatchHandler and is driven by the
 // Client's single consumer goroutine, so frames arrive in wire order.
 type Mapper struct {
 	sink   bridge.Sink
