@@ -45,10 +45,13 @@ type Options struct {
 	// call's frames are spread over Concurrency/rate seconds. 0 uses CallLen.
 	Concurrency int
 	CallLen     time.Duration
-	MaxCalls    int     // calls blasted by the max scenario
-	Backlog     int     // pending deliveries pre-loaded by the backlog scenario
-	Live        int     // calls held open by the live scenario
-	LiveRate    float64 // calls/s at which they are opened
+	MaxCalls    int // calls blasted by the max scenario
+	// HungPairs is how many interleaved pairs of runs (healthy alone,
+	// then with a hung endpoint) the hung scenario compares.
+	HungPairs int
+	Backlog   int     // pending deliveries pre-loaded by the backlog scenario
+	Live      int     // calls held open by the live scenario
+	LiveRate  float64 // calls/s at which they are opened
 	// BaselineRows is how many webhook rows the store and POST baselines
 	// write (default 20,000).
 	BaselineRows int
@@ -60,7 +63,7 @@ func DefaultOptions() Options {
 	return Options{
 		PBX: []string{"asterisk", "freeswitch"}, Sync: []string{"FULL", "NORMAL"}, Scenarios: Scenarios,
 		Rates: []float64{50, 100, 200, 400}, Rate: 200, Duration: 10 * time.Second, CallLen: 2 * time.Second,
-		MaxCalls: 3000, Backlog: 1_000_000, Live: 10_000, LiveRate: 250, BaselineRows: 20000, Log: io.Discard,
+		MaxCalls: 3000, HungPairs: 3, Backlog: 1_000_000, Live: 10_000, LiveRate: 250, BaselineRows: 20000, Log: io.Discard,
 	}
 }
 
@@ -107,8 +110,24 @@ type Result struct {
 	Delivered        int64    `json:"deliveries_delivered"`
 	Pending          int64    `json:"deliveries_pending"`
 	Series           []Sample `json:"series,omitempty"`
-	Notes            []string `json:"notes,omitempty"`
-	Elapsed          float64  `json:"elapsed_s"`
+	// Paired is the hung scenario's comparison over interleaved pairs.
+	Paired  *Paired  `json:"paired,omitempty"`
+	Notes   []string `json:"notes,omitempty"`
+	Elapsed float64  `json:"elapsed_s"`
+
+	// lat keeps the run's raw latencies, for pooling over pairs.
+	lat map[string][]time.Duration
+}
+
+// Paired compares the healthy endpoint's p99 (all webhooks) without and
+// with a hung endpoint over interleaved pairs of runs, each pair's order
+// alternating: one run's p99 is a few dozen samples' tail and moved by
+// ±30 % between identical runs, more than the 10 % the target allows.
+type Paired struct {
+	Pairs   int          `json:"pairs"`
+	BaseP99 float64      `json:"base_p99_ms"` // pooled over the pairs' healthy runs
+	HungP99 float64      `json:"hung_p99_ms"` // pooled over the pairs' hung runs
+	PairP99 [][2]float64 `json:"pair_p99_ms"` // each pair's own: healthy, hung
 }
 
 // Sample is the child's state at one moment of a run.
@@ -245,7 +264,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 					}
 					h.add(r)
 				}
-				r, err := h.steady(ctx, pbx, sync, "hung", o.Rate, true)
+				r, err := h.hungPairs(ctx, pbx, sync)
 				if err != nil {
 					return nil, err
 				}
@@ -490,7 +509,7 @@ func (h *harness) run(ctx context.Context, sim *simulator, l load) (*Result, err
 	if !lastDelivery.IsZero() {
 		r.WebhooksPerSec = rate(r.Webhooks, lastDelivery.Sub(t0))
 	}
-	r.Latency = map[string]Percentiles{}
+	r.Latency, r.lat = map[string]Percentiles{}, lat
 	for k, v := range lat {
 		r.Latency[k] = percentiles(v)
 	}
@@ -606,6 +625,42 @@ func (h *harness) steady(ctx context.Context, pbx, sync, name string, rate float
 	r, err := h.run(ctx, sim, load{name: name, pbx: pbx, sync: sync, rate: rate, calls: calls, hung: hung,
 		sched: steady(rate, h.callLen(rate))})
 	return r, err
+}
+
+// hungPairs runs HungPairs interleaved pairs at Rate: the healthy endpoint
+// alone and with a hung one beside it, the order alternating by pair. It
+// returns the first hung run with the pooled comparison in Paired.
+func (h *harness) hungPairs(ctx context.Context, pbx, sync string) (*Result, error) {
+	p := &Paired{Pairs: max(1, h.o.HungPairs)}
+	var first *Result
+	var base, hung []time.Duration
+	for i := range p.Pairs {
+		var pair [2]*Result
+		for _, withHung := range []bool{i%2 == 1, i%2 == 0} {
+			name := "steady"
+			if withHung {
+				name = "hung"
+			}
+			r, err := h.steady(ctx, pbx, sync, name, h.o.Rate, withHung)
+			if err != nil {
+				return nil, err
+			}
+			if withHung {
+				pair[1] = r
+				hung = append(hung, r.lat["all"]...)
+			} else {
+				pair[0] = r
+				base = append(base, r.lat["all"]...)
+			}
+		}
+		if first == nil {
+			first = pair[1]
+		}
+		p.PairP99 = append(p.PairP99, [2]float64{pair[0].Latency["all"].P99, pair[1].Latency["all"].P99})
+	}
+	p.BaseP99, p.HungP99 = percentiles(base).P99, percentiles(hung).P99
+	first.Paired = p
+	return first, nil
 }
 
 // burst plays Rate calls/s, then 10× that for a tenth of the run, then

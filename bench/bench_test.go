@@ -30,7 +30,7 @@ func TestTinyRun(t *testing.T) {
 	}
 	o := Options{Bin: bin, PBX: []string{"asterisk", "freeswitch"}, Sync: []string{"NORMAL"},
 		Scenarios: []string{"baseline", "max", "steady", "hung", "backlog", "live"}, Rates: []float64{20},
-		Rate: 20, Duration: time.Second, CallLen: 200 * time.Millisecond, MaxCalls: 20, Backlog: 300, Live: 10, BaselineRows: 300}
+		Rate: 20, Duration: time.Second, CallLen: 200 * time.Millisecond, MaxCalls: 20, HungPairs: 2, Backlog: 300, Live: 10, BaselineRows: 300}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +61,9 @@ func TestTinyRun(t *testing.T) {
 		if pop.N == 0 || pop.P50 <= 0 || pop.P50 > pop.P99 || pop.P99 > pop.Max || pop.Max > 10_000 {
 			t.Errorf("%s: screen pop latency %+v", name, pop)
 		}
+		if p := r.Paired; r.Scenario == "hung" && (p == nil || p.Pairs != o.HungPairs || len(p.PairP99) != o.HungPairs || p.BaseP99 <= 0 || p.HungP99 <= 0) {
+			t.Errorf("hung %s: paired comparison %+v, want %d pairs with both p99s", r.PBX, p, o.HungPairs)
+		}
 		if r.Scenario == "live" && r.LiveCalls != float64(o.Live) {
 			t.Errorf("live %s: %.0f live calls, want %d", r.PBX, r.LiveCalls, o.Live)
 		}
@@ -79,6 +82,11 @@ func TestTinyRun(t *testing.T) {
 		}
 	}
 
+	for _, tg := range rep.Targets {
+		if strings.Contains(tg.Goal, "endpoint hung") && !strings.Contains(tg.Got, "pooled over 2 interleaved pairs") {
+			t.Errorf("hung target reads %q, want the pooled pairs", tg.Got)
+		}
+	}
 	var buf bytes.Buffer
 	rep.WriteTable(&buf)
 	if !strings.Contains(buf.String(), "raw baselines") || !strings.Contains(buf.String(), "targets") {

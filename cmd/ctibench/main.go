@@ -40,6 +40,7 @@ func run(args []string) int {
 	conc := fs.Int("concurrency", 0, "calls in progress at once in steady runs (default: rate × --call-len)")
 	callLen := fs.Duration("call-len", def.CallLen, "time from a call's first to last PBX event, when --concurrency is 0")
 	maxCalls := fs.Int("max-calls", def.MaxCalls, "calls blasted by the max-throughput scenario")
+	hungPairs := fs.Int("hung-pairs", def.HungPairs, "interleaved pairs of runs (healthy alone, with a hung endpoint) the hung scenario compares")
 	backlog := fs.Int("backlog", def.Backlog, "pending deliveries pre-loaded by the backlog scenario")
 	live := fs.Int("live", def.Live, "calls held open by the live scenario")
 	liveRate := fs.Float64("live-rate", def.LiveRate, "calls/s at which the live scenario opens them")
@@ -50,9 +51,13 @@ func run(args []string) int {
 		return 2
 	}
 	o := bench.Options{Bin: *bin, PBX: list(*pbx), Sync: upper(list(*syncs)), Scenarios: list(*scen), Rate: *rate,
-		Duration: *dur, Concurrency: *conc, CallLen: *callLen, MaxCalls: *maxCalls, Backlog: *backlog, Live: *live, LiveRate: *liveRate, Log: os.Stderr}
+		Duration: *dur, Concurrency: *conc, CallLen: *callLen, MaxCalls: *maxCalls, HungPairs: *hungPairs, Backlog: *backlog, Live: *live, LiveRate: *liveRate, Log: os.Stderr}
 	if *quiet {
 		o.Log = nil
+	}
+	if *hungPairs < 1 {
+		fmt.Fprintf(os.Stderr, "ctibench: --hung-pairs: %d: want at least 1 pair\n", *hungPairs)
+		return 2
 	}
 	for _, s := range list(*rates) {
 		v, err := strconv.ParseFloat(s, 64)
