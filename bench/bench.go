@@ -257,16 +257,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				h.add(r)
 			}
 			if want("hung") {
-				if !want("steady") || !slices.Contains(o.Rates, o.Rate) {
-					r, err := h.steady(ctx, pbx, sync, "steady", o.Rate, false)
-					if err != nil {
-						return nil, err
-					}
-					h.add(r)
-				}
-				r, err := h.hungPairs(ctx, pbx, sync)
+				r, healthy, err := h.hungPairs(ctx, pbx, sync)
 				if err != nil {
 					return nil, err
+				}
+				if !want("steady") || !slices.Contains(o.Rates, o.Rate) {
+					h.add(healthy) // the table's row at this rate
 				}
 				h.add(r)
 			}
@@ -629,10 +625,10 @@ func (h *harness) steady(ctx context.Context, pbx, sync, name string, rate float
 
 // hungPairs runs HungPairs interleaved pairs at Rate: the healthy endpoint
 // alone and with a hung one beside it, the order alternating by pair. It
-// returns the first hung run with the pooled comparison in Paired.
-func (h *harness) hungPairs(ctx context.Context, pbx, sync string) (*Result, error) {
+// returns the first pair's runs, the hung one with the pooled comparison
+// in Paired.
+func (h *harness) hungPairs(ctx context.Context, pbx, sync string) (hungRun, healthyRun *Result, err error) {
 	p := &Paired{Pairs: max(1, h.o.HungPairs)}
-	var first *Result
 	var base, hung []time.Duration
 	for i := range p.Pairs {
 		var pair [2]*Result
@@ -643,7 +639,7 @@ func (h *harness) hungPairs(ctx context.Context, pbx, sync string) (*Result, err
 			}
 			r, err := h.steady(ctx, pbx, sync, name, h.o.Rate, withHung)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if withHung {
 				pair[1] = r
@@ -653,14 +649,14 @@ func (h *harness) hungPairs(ctx context.Context, pbx, sync string) (*Result, err
 				base = append(base, r.lat["all"]...)
 			}
 		}
-		if first == nil {
-			first = pair[1]
+		if hungRun == nil {
+			hungRun, healthyRun = pair[1], pair[0]
 		}
 		p.PairP99 = append(p.PairP99, [2]float64{pair[0].Latency["all"].P99, pair[1].Latency["all"].P99})
 	}
 	p.BaseP99, p.HungP99 = percentiles(base).P99, percentiles(hung).P99
-	first.Paired = p
-	return first, nil
+	hungRun.Paired = p
+	return hungRun, healthyRun, nil
 }
 
 // burst plays Rate calls/s, then 10× that for a tenth of the run, then
