@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,5 +196,39 @@ func TestTargetCPUPerEvent(t *testing.T) {
 		if found != 1 {
 			t.Fatalf("%d CPU per PBX event targets, want 1: %+v", found, targets(rep))
 		}
+	}
+}
+
+// TestTargetIngestRawSeries: the ingest target also says how fast the raw
+// baselines of the same work go one after another: a PBX event's parse,
+// its share of the commits and of the POSTs.
+func TestTargetIngestRawSeries(t *testing.T) {
+	rep := &Report{Baselines: []Baseline{
+		{Name: "read+parse asterisk", Value: 1_000_000},                // 1 µs an event
+		{Name: "sqlite commit batch 256", Sync: "FULL", Value: 10_000}, // 100 µs a CRM event
+		{Name: "net/http POST", Value: 20_000},                         // 50 µs a webhook
+	}}
+	// 1,000 PBX events made 50 CRM events and 40 webhooks: 1 + 5 + 2 µs an event.
+	rep.Results = []*Result{{Scenario: "max", PBX: "asterisk", Sync: "FULL", Frames: 1000, Committed: 50, Webhooks: 40, IngestPerSec: 300_000}}
+	if got := rawSeries(rep, rep.Results[0]); math.Abs(got-125_000) > 1e-6 {
+		t.Errorf("rawSeries = %v, want 125000 (8 µs an event)", got)
+	}
+	want := "0.30 x raw (300000 of 1000000 events/s); the same work's raw baselines one after another: 125000 events/s = 0.12 x raw"
+	found := false
+	for _, g := range targets(rep) {
+		if strings.Contains(g.Goal, "ingest >= 0.5") {
+			found = true
+			if g.Got != want || g.Met {
+				t.Errorf("got %q met=%v, want %q unmet", g.Got, g.Met, want)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no ingest target")
+	}
+	// Without the store's baseline the bound is not guessed.
+	rep.Baselines = rep.Baselines[:1]
+	if got := rawSeries(rep, rep.Results[0]); got != 0 {
+		t.Errorf("rawSeries without baselines = %v, want 0", got)
 	}
 }

@@ -71,6 +71,22 @@ func ratios(rep *Report) []Ratio {
 	return out
 }
 
+// rawSeries is the rate at which the raw baselines of a max run's work
+// would go one after another, per PBX event: its read and parse, its share
+// of the CRM events committed (at the batch-256 commit's rate) and its share
+// of the webhooks posted. It is what that work costs without ctibridge's
+// pipeline, on one core; 0 when a baseline is missing.
+func rawSeries(rep *Report, r *Result) float64 {
+	parse := rep.baseline("read+parse "+r.PBX, "")
+	commit := rep.baseline("sqlite commit batch 256", r.Sync)
+	post := rep.baseline("net/http POST", "")
+	if parse <= 0 || commit <= 0 || post <= 0 || r.Frames <= 0 {
+		return 0
+	}
+	frames := float64(r.Frames)
+	return 1 / (1/parse + float64(r.Committed)/frames/commit + float64(r.Webhooks)/frames/post)
+}
+
 // targets are issue 16's: what a sidecar on the PBX's own host may cost.
 func targets(rep *Report) []Target {
 	var out []Target
@@ -91,8 +107,11 @@ func targets(rep *Report) []Target {
 		switch r.Scenario {
 		case "max":
 			if raw > 0 {
-				add(fmt.Sprintf("%s %s ingest >= 0.5 x raw read+parse", r.PBX, r.Sync),
-					fmt.Sprintf("%.2f x raw (%.0f of %.0f events/s)", r.IngestPerSec/raw, r.IngestPerSec, raw), r.IngestPerSec >= 0.5*raw)
+				got := fmt.Sprintf("%.2f x raw (%.0f of %.0f events/s)", r.IngestPerSec/raw, r.IngestPerSec, raw)
+				if series := rawSeries(rep, r); series > 0 {
+					got += fmt.Sprintf("; the same work's raw baselines one after another: %.0f events/s = %.2f x raw", series, series/raw)
+				}
+				add(fmt.Sprintf("%s %s ingest >= 0.5 x raw read+parse", r.PBX, r.Sync), got, r.IngestPerSec >= 0.5*raw)
 			}
 		case "steady":
 			add(fmt.Sprintf("%s %s CPU <= 1 ms a call at %.0f calls/s", r.PBX, r.Sync, r.Rate),
