@@ -46,8 +46,8 @@ type Options struct {
 	Concurrency int
 	CallLen     time.Duration
 	MaxCalls    int // calls blasted by the max scenario
-	// HungPairs is how many interleaved pairs of runs (healthy alone,
-	// then with a hung endpoint) the hung scenario compares.
+	// HungPairs is how many interleaved pairs of runs (healthy alone, and
+	// with a hung endpoint) the hung scenario compares; below 1 means 1.
 	HungPairs int
 	Backlog   int     // pending deliveries pre-loaded by the backlog scenario
 	Live      int     // calls held open by the live scenario
@@ -63,7 +63,7 @@ func DefaultOptions() Options {
 	return Options{
 		PBX: []string{"asterisk", "freeswitch"}, Sync: []string{"FULL", "NORMAL"}, Scenarios: Scenarios,
 		Rates: []float64{50, 100, 200, 400}, Rate: 200, Duration: 10 * time.Second, CallLen: 2 * time.Second,
-		MaxCalls: 3000, HungPairs: 3, Backlog: 1_000_000, Live: 10_000, LiveRate: 250, BaselineRows: 20000, Log: io.Discard,
+		MaxCalls: 3000, HungPairs: 4, Backlog: 1_000_000, Live: 10_000, LiveRate: 250, BaselineRows: 20000, Log: io.Discard,
 	}
 }
 
@@ -120,9 +120,11 @@ type Result struct {
 }
 
 // Paired compares the healthy endpoint's p99 (all webhooks) without and
-// with a hung endpoint over interleaved pairs of runs, each pair's order
-// alternating: one run's p99 is a few dozen samples' tail and moved by
-// ±30 % between identical runs, more than the 10 % the target allows.
+// with a hung endpoint over interleaved pairs of runs (pairOrder): one
+// run's p99 is a few dozen samples' tail and moved by ±30 % between
+// identical runs, more than the 10 % the target allows. When the steady
+// sweep covers the hung rate, the table's steady row there is the sweep's
+// own run, not the first pair's.
 type Paired struct {
 	Pairs   int          `json:"pairs"`
 	BaseP99 float64      `json:"base_p99_ms"` // pooled over the pairs' healthy runs
@@ -323,6 +325,7 @@ type harness struct {
 }
 
 func (h *harness) add(r *Result) {
+	r.lat = nil // pooled already, if at all: the report keeps percentiles
 	h.rep.Results = append(h.rep.Results, r)
 	fmt.Fprintln(h.o.Log, "  "+r.line())
 }
@@ -624,39 +627,51 @@ func (h *harness) steady(ctx context.Context, pbx, sync, name string, rate float
 }
 
 // hungPairs runs HungPairs interleaved pairs at Rate: the healthy endpoint
-// alone and with a hung one beside it, the order alternating by pair. It
-// returns the first pair's runs, the hung one with the pooled comparison
-// in Paired.
+// alone and with a hung one beside it, in pairOrder. It returns the first
+// pair's runs, the hung one carrying the pooled comparison (paired).
 func (h *harness) hungPairs(ctx context.Context, pbx, sync string) (hungRun, healthyRun *Result, err error) {
-	p := &Paired{Pairs: max(1, h.o.HungPairs)}
+	pairs := make([][2]*Result, max(1, h.o.HungPairs))
+	for i := range pairs {
+		for _, withHung := range pairOrder(i) {
+			name, slot := "steady", 0
+			if withHung {
+				name, slot = "hung", 1
+			}
+			r, runErr := h.steady(ctx, pbx, sync, name, h.o.Rate, withHung)
+			if runErr != nil {
+				return nil, nil, runErr
+			}
+			pairs[i][slot] = r
+		}
+	}
+	hungRun, healthyRun = pairs[0][1], pairs[0][0]
+	hungRun.Paired = paired(pairs)
+	return hungRun, healthyRun, nil
+}
+
+// pairOrder is pair i's order (true: the run with the hung endpoint), ABBA
+// so that an even number of pairs puts each condition first equally often
+// (a machine warming up or slowing down favours neither).
+func pairOrder(i int) []bool {
+	if i%4 == 1 || i%4 == 2 {
+		return []bool{true, false}
+	}
+	return []bool{false, true}
+}
+
+// paired pools each condition's latencies of all webhooks over the pairs
+// ([0] healthy alone, [1] with the hung endpoint) and keeps each pair's own
+// p99s.
+func paired(pairs [][2]*Result) *Paired {
+	p := &Paired{Pairs: len(pairs)}
 	var base, hung []time.Duration
-	for i := range p.Pairs {
-		var pair [2]*Result
-		for _, withHung := range []bool{i%2 == 1, i%2 == 0} {
-			name := "steady"
-			if withHung {
-				name = "hung"
-			}
-			r, err := h.steady(ctx, pbx, sync, name, h.o.Rate, withHung)
-			if err != nil {
-				return nil, nil, err
-			}
-			if withHung {
-				pair[1] = r
-				hung = append(hung, r.lat["all"]...)
-			} else {
-				pair[0] = r
-				base = append(base, r.lat["all"]...)
-			}
-		}
-		if hungRun == nil {
-			hungRun, healthyRun = pair[1], pair[0]
-		}
-		p.PairP99 = append(p.PairP99, [2]float64{pair[0].Latency["all"].P99, pair[1].Latency["all"].P99})
+	for _, pr := range pairs {
+		base = append(base, pr[0].lat["all"]...)
+		hung = append(hung, pr[1].lat["all"]...)
+		p.PairP99 = append(p.PairP99, [2]float64{pr[0].Latency["all"].P99, pr[1].Latency["all"].P99})
 	}
 	p.BaseP99, p.HungP99 = percentiles(base).P99, percentiles(hung).P99
-	hungRun.Paired = p
-	return hungRun, healthyRun, nil
+	return p
 }
 
 // burst plays Rate calls/s, then 10× that for a tenth of the run, then

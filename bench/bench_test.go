@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,10 +84,22 @@ func TestTinyRun(t *testing.T) {
 		}
 	}
 
+	hungTargets := 0
 	for _, tg := range rep.Targets {
-		if strings.Contains(tg.Goal, "endpoint hung") && !strings.Contains(tg.Got, "pooled over 2 interleaved pairs") {
-			t.Errorf("hung target reads %q, want the pooled pairs", tg.Got)
+		if strings.Contains(tg.Goal, "endpoint hung") {
+			hungTargets++
+			if !strings.Contains(tg.Got, "pooled over 2 interleaved pairs") {
+				t.Errorf("hung target reads %q, want the pooled pairs", tg.Got)
+			}
 		}
+	}
+	for _, pbx := range o.PBX {
+		if n := len(slices.DeleteFunc(slices.Clone(rep.Results), func(r *Result) bool { return r.Scenario != "steady" || r.PBX != pbx })); n != len(o.Rates) {
+			t.Errorf("%s: %d steady rows, want %d (the sweep's; the hung pairs add none at a rate it covers)", pbx, n, len(o.Rates))
+		}
+	}
+	if hungTargets != len(o.PBX) {
+		t.Errorf("%d hung targets, want one a PBX", hungTargets)
 	}
 	var buf bytes.Buffer
 	rep.WriteTable(&buf)
@@ -200,20 +213,23 @@ func TestTargetCPUPerEvent(t *testing.T) {
 }
 
 // TestTargetIngestRawSeries: the ingest target also says how fast the raw
-// baselines of the same work go one after another: a PBX event's parse,
-// its share of the commits and of the POSTs.
+// baselines of the same work go stage after stage: a PBX event's parse and
+// its share of the commits, then also its share of the POSTs; each
+// baseline is the one of the run's own sync.
 func TestTargetIngestRawSeries(t *testing.T) {
 	rep := &Report{Baselines: []Baseline{
-		{Name: "read+parse asterisk", Value: 1_000_000},                // 1 µs an event
-		{Name: "sqlite commit batch 256", Sync: "FULL", Value: 10_000}, // 100 µs a CRM event
-		{Name: "net/http POST", Value: 20_000},                         // 50 µs a webhook
+		{Name: "read+parse asterisk", Value: 1_000_000},                 // 1 µs an event
+		{Name: "sqlite commit batch 256", Sync: "NORMAL", Value: 1_000}, // never read for a FULL run
+		{Name: "sqlite commit batch 256", Sync: "FULL", Value: 10_000},  // 100 µs a CRM event
+		{Name: "net/http POST", Value: 20_000},                          // 50 µs a webhook
 	}}
-	// 1,000 PBX events made 50 CRM events and 40 webhooks: 1 + 5 + 2 µs an event.
+	// 1,000 PBX events made 50 CRM events and 40 webhooks: 1 + 5 (+ 2) µs an event.
 	rep.Results = []*Result{{Scenario: "max", PBX: "asterisk", Sync: "FULL", Frames: 1000, Committed: 50, Webhooks: 40, IngestPerSec: 300_000}}
-	if got := rawSeries(rep, rep.Results[0]); math.Abs(got-125_000) > 1e-6 {
-		t.Errorf("rawSeries = %v, want 125000 (8 µs an event)", got)
+	pc, all := rawSeries(rep, rep.Results[0])
+	if math.Abs(pc-1e6/6) > 1e-6 || math.Abs(all-125_000) > 1e-6 {
+		t.Errorf("rawSeries = %v, %v, want %v (6 µs an event), 125000 (8 µs)", pc, all, 1e6/6)
 	}
-	want := "0.30 x raw (300000 of 1000000 events/s); the same work's raw baselines one after another: 125000 events/s = 0.12 x raw"
+	want := "0.30 x raw (300000 of 1000000 events/s); raw baselines of its work, stage after stage: parse + commits 0.17 x raw, + webhooks' POSTs 0.12 x raw"
 	found := false
 	for _, g := range targets(rep) {
 		if strings.Contains(g.Goal, "ingest >= 0.5") {
@@ -228,7 +244,39 @@ func TestTargetIngestRawSeries(t *testing.T) {
 	}
 	// Without the store's baseline the bound is not guessed.
 	rep.Baselines = rep.Baselines[:1]
-	if got := rawSeries(rep, rep.Results[0]); got != 0 {
-		t.Errorf("rawSeries without baselines = %v, want 0", got)
+	if pc, all := rawSeries(rep, rep.Results[0]); pc != 0 || all != 0 {
+		t.Errorf("rawSeries without baselines = %v, %v, want 0", pc, all)
+	}
+}
+
+// TestPairedPoolsEveryPair: the hung comparison pools each condition's
+// samples over all pairs, keeps each pair's own p99s, and orders the pairs
+// ABBA.
+func TestPairedPoolsEveryPair(t *testing.T) {
+	run := func(from, n int) *Result {
+		var lat []time.Duration
+		for i := range n {
+			lat = append(lat, time.Duration(from+i)*time.Millisecond)
+		}
+		return &Result{lat: map[string][]time.Duration{"all": lat}, Latency: map[string]Percentiles{"all": percentiles(lat)}}
+	}
+	// Pair 0 alone would say 100 -> 100 ms; pooled with pair 1 the hung
+	// runs' tail is pair 1's.
+	p := paired([][2]*Result{{run(1, 100), run(1, 100)}, {run(1, 100), run(1001, 100)}})
+	if p.Pairs != 2 || len(p.PairP99) != 2 || p.PairP99[0] != [2]float64{99, 99} || p.PairP99[1] != [2]float64{99, 1099} {
+		t.Errorf("pairs %+v", p)
+	}
+	if p.BaseP99 != 99 || p.HungP99 != 1098 {
+		t.Errorf("pooled p99 %v -> %v, want 99 -> 1098", p.BaseP99, p.HungP99)
+	}
+	var first []bool
+	for i := range 4 {
+		first = append(first, pairOrder(i)[0])
+		if o := pairOrder(i); len(o) != 2 || o[0] == o[1] {
+			t.Fatalf("pair %d order %v", i, o)
+		}
+	}
+	if !slices.Equal(first, []bool{false, true, true, false}) {
+		t.Errorf("hung first by pair: %v, want ABBA", first)
 	}
 }

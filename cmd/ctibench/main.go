@@ -40,7 +40,7 @@ func run(args []string) int {
 	conc := fs.Int("concurrency", 0, "calls in progress at once in steady runs (default: rate × --call-len)")
 	callLen := fs.Duration("call-len", def.CallLen, "time from a call's first to last PBX event, when --concurrency is 0")
 	maxCalls := fs.Int("max-calls", def.MaxCalls, "calls blasted by the max-throughput scenario")
-	hungPairs := fs.Int("hung-pairs", def.HungPairs, "interleaved pairs of runs (healthy alone, with a hung endpoint) the hung scenario compares")
+	hungPairs := fs.Int("hung-pairs", def.HungPairs, "interleaved pairs of runs (healthy alone, with a hung endpoint) the hung scenario compares: 2 × N runs of --duration for each PBX and sync")
 	backlog := fs.Int("backlog", def.Backlog, "pending deliveries pre-loaded by the backlog scenario")
 	live := fs.Int("live", def.Live, "calls held open by the live scenario")
 	liveRate := fs.Float64("live-rate", def.LiveRate, "calls/s at which the live scenario opens them")
