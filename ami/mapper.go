@@ -204,10 +204,10 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 				// side of the call is outbound, as FreeSWITCH says.
 				ch.Direction = "outbound"
 			case "Queue":
-				ch.Queue, _, _ = strings.Cut(header(msg, "ApplicationData"), ",")
+				ch.Listing().Queue, _, _ = strings.Cut(header(msg, "ApplicationData"), ",")
 			}
 			if d, ok := parseDuration(header(msg, "Duration")); ok {
-				ch.CreatedAt = m.snapshotAt.Add(-d)
+				ch.Listing().CreatedAt = m.snapshotAt.Add(-d)
 			}
 			ev := bridge.ChannelEvent{Channel: ch}
 			ev.Detach()

@@ -61,7 +61,7 @@ type ChannelEvent struct {
 	HangupSource string
 }
 
-// Channel.Hold values.
+// Listed.Hold values.
 const (
 	HoldOn  = "held"
 	HoldOff = "active"
@@ -165,31 +165,59 @@ type Channel struct {
 	// domain_name: what the tenant rules read besides Context and Vars.
 	AccountCode string
 	Domain      string
-	// CreatedAt is when the channel appeared, when the PBX says (resync).
+	// Listed is what a resync's channel list said of a channel that was up
+	// before the link (the events that told it came before it); nil for a
+	// channel known from live events. Behind a pointer because nearly no
+	// channel has it and a Channel is copied into every ChannelEvent.
+	Listed *Listed
+}
+
+// Listed is what a PBX's channel list says of a channel beyond what its
+// events carry. Adapters fill it while they build a snapshot and never
+// change it once a channel is handed on (copies of the channel share it).
+type Listed struct {
+	// CreatedAt is when the channel appeared, when the PBX says.
 	CreatedAt time.Time
-	// Queue is the queue a caller's channel waits in, where a resync's
-	// list says so (the application it runs): the events that told it
-	// came before the link.
+	// Queue is the queue a caller's channel waits in (the application it
+	// runs).
 	Queue string
-	// Hold is what a resync's list says of the channel's hold: HoldOn or
-	// HoldOff (FreeSWITCH's callstate), empty where the list cannot tell
+	// Hold is what the list says of the channel's hold: HoldOn or HoldOff
+	// (FreeSWITCH's callstate), empty where the list cannot tell
 	// (Asterisk's).
 	Hold string
-	// ParkSlot and ParkLot: the parking slot (and lot) a resync's list
-	// shows the channel waiting in (the application it runs).
+	// ParkSlot and ParkLot: the parking slot (and lot) the channel waits
+	// in (the application it runs).
 	ParkSlot, ParkLot string
-	// Conference is the conference room a resync's list shows the channel
-	// in (its members share no bridge the list names).
+	// Conference is the conference room the channel is in (its members
+	// share no bridge the list names).
 	Conference string
-	// BridgedWith is the channel a resync's list pairs this one with in a
-	// bridge (FreeSWITCH's show calls), when known, and BridgedAt when that
+	// BridgedWith is the channel the list pairs this one with in a bridge
+	// (FreeSWITCH's show calls), when known, and BridgedAt when that
 	// bridge began.
 	BridgedWith string
 	BridgedAt   time.Time
-	// DialledBy is the channel that dialled this one, where a resync's
-	// list pairs them (FreeSWITCH's show calls: a bridged outbound b-leg
-	// and the a-leg that originated it).
+	// DialledBy is the channel that dialled this one, where the list pairs
+	// them (FreeSWITCH's show calls: a bridged outbound b-leg and the
+	// a-leg that originated it).
 	DialledBy string
+}
+
+// List returns what a channel list said of c: the zero Listed for a
+// channel known from live events.
+func (c *Channel) List() Listed {
+	if c.Listed == nil {
+		return Listed{}
+	}
+	return *c.Listed
+}
+
+// Listing returns c's Listed for an adapter building a snapshot to fill,
+// making it first.
+func (c *Channel) Listing() *Listed {
+	if c.Listed == nil {
+		c.Listed = &Listed{}
+	}
+	return c.Listed
 }
 
 // Sink receives what a PBX adapter learns, in order. The bridge's Engine

@@ -25,8 +25,10 @@ func (ev *ChannelEvent) Detach() {
 		*p = own(*p)
 	}
 	ev.Channel.detachVars()
+	ev.Channel.detachListed()
 	if ev.Peer != nil {
 		ev.Peer.detachVars()
+		ev.Peer.detachListed()
 	}
 }
 
@@ -45,7 +47,20 @@ func (ev *ChannelEvent) stringFields(fields []*string) []*string {
 
 func (c *Channel) stringFields(fields []*string) []*string {
 	return append(fields, &c.ID, &c.Name, &c.LinkedID, &c.CallerNum, &c.CallerName, &c.ConnectedNum, &c.ConnectedName,
-		&c.Context, &c.Exten, &c.State, &c.Direction, &c.Endpoint, &c.Partner, &c.Home, &c.AccountCode, &c.Domain, &c.Service, &c.Queue, &c.ParkSlot, &c.ParkLot, &c.DialledBy, &c.Hold, &c.Conference, &c.BridgedWith)
+		&c.Context, &c.Exten, &c.State, &c.Direction, &c.Endpoint, &c.Partner, &c.Home, &c.AccountCode, &c.Domain, &c.Service)
+}
+
+// detachListed gives the channel a Listed of its own with copied strings:
+// copies of a channel share one.
+func (c *Channel) detachListed() {
+	if c.Listed == nil {
+		return
+	}
+	l := *c.Listed
+	for _, p := range []*string{&l.Queue, &l.Hold, &l.ParkSlot, &l.ParkLot, &l.Conference, &l.BridgedWith, &l.DialledBy} {
+		*p = own(*p)
+	}
+	c.Listed = &l
 }
 
 // detachVars rebuilds Vars (the few variables the model reads) with

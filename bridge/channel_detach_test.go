@@ -70,6 +70,30 @@ func TestDetachCoversEveryStringField(t *testing.T) {
 	if got, want := len(ev.stringFields(nil)), count(reflect.TypeFor[ChannelEvent]()); got != want {
 		t.Errorf("ChannelEvent has %d string fields, Detach copies %d", want, got)
 	}
+	// Every string of a Listed is copied off the frame, into a Listed of
+	// the event's own.
+	frame := strings.Repeat("f", 32)
+	listed := &Listed{}
+	v := reflect.ValueOf(listed).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).Kind() == reflect.String {
+			v.Field(i).SetString(frame[i : i+1])
+		}
+	}
+	ch := Channel{Listed: listed}
+	ch.detachListed()
+	if ch.Listed == listed || !reflect.DeepEqual(*ch.Listed, *listed) {
+		t.Fatalf("detached Listed %+v (same: %v), want a copy of %+v", *ch.Listed, ch.Listed == listed, *listed)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(frame)))
+	w := reflect.ValueOf(ch.Listed).Elem()
+	for i := range w.NumField() {
+		if f := w.Field(i); f.Kind() == reflect.String {
+			if p := uintptr(unsafe.Pointer(unsafe.StringData(f.String()))); p >= lo && p < lo+uintptr(len(frame)) {
+				t.Errorf("Listed.%s still points into the frame", w.Type().Field(i).Name)
+			}
+		}
+	}
 }
 
 // A value the model keeps must not pin the event's other values: kept

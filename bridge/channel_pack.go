@@ -1,25 +1,22 @@
 package bridge
 
-import (
-	"encoding/binary"
-	"time"
-)
+import "encoding/binary"
 
 // PackedChannel is a Channel kept in little memory. An adapter that
 // remembers thousands of channels that hung up (for the late events that
-// name them) keeps them packed: a Channel is 448 bytes of fields, most of
+// name them) keeps them packed: a Channel is 296 bytes of fields, most of
 // them empty strings, and each value an allocation of its own; packed, its
 // strings are one string (each value after its length) and the rest fits
 // a map's slot (values over 128 bytes are allocated apart).
 type PackedChannel struct {
-	strs                 string
-	vars                 map[string]string
-	createdAt, bridgedAt time.Time
-	local                bool
+	strs   string
+	vars   map[string]string
+	listed *Listed
+	local  bool
 }
 
-// Pack packs ch. Its Vars map is kept, not copied: adapters never change a
-// map once a channel carries it.
+// Pack packs ch. Its Vars map and Listed are kept, not copied: adapters
+// never change either once a channel carries it.
 func Pack(ch Channel) PackedChannel {
 	var room [32]*string
 	fields := ch.stringFields(room[:0])
@@ -32,12 +29,12 @@ func Pack(ch Channel) PackedChannel {
 		buf = binary.AppendUvarint(buf, uint64(len(*p)))
 		buf = append(buf, *p...)
 	}
-	return PackedChannel{strs: string(buf), vars: ch.Vars, createdAt: ch.CreatedAt, bridgedAt: ch.BridgedAt, local: ch.Local}
+	return PackedChannel{strs: string(buf), vars: ch.Vars, listed: ch.Listed, local: ch.Local}
 }
 
 // Unpack returns the channel Pack packed. Its values share one string.
 func (p PackedChannel) Unpack() Channel {
-	ch := Channel{Vars: p.vars, CreatedAt: p.createdAt, BridgedAt: p.bridgedAt, Local: p.local}
+	ch := Channel{Vars: p.vars, Listed: p.listed, Local: p.local}
 	var room [32]*string
 	rest := p.strs
 	for _, f := range ch.stringFields(room[:0]) {

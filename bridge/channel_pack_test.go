@@ -14,7 +14,13 @@ import (
 func filledChannel(t *testing.T, size int) Channel {
 	t.Helper()
 	var ch Channel
-	v := reflect.ValueOf(&ch).Elem()
+	fill(t, reflect.ValueOf(&ch).Elem(), size)
+	return ch
+}
+
+// fill sets every field of the struct v as filledChannel says.
+func fill(t *testing.T, v reflect.Value, size int) {
+	t.Helper()
 	for i := range v.NumField() {
 		f := v.Field(i)
 		switch f.Kind() {
@@ -29,11 +35,16 @@ func filledChannel(t *testing.T, size int) Channel {
 				t.Fatalf("Channel.%s: a %s, which this test cannot fill", v.Type().Field(i).Name, f.Type())
 			}
 			f.Set(reflect.ValueOf(time.Date(2026, 12, 4, 4, 0, i, 0, time.UTC)))
+		case reflect.Pointer:
+			if f.Type() != reflect.TypeFor[*Listed]() {
+				t.Fatalf("Channel.%s: a %s, which this test cannot fill", v.Type().Field(i).Name, f.Type())
+			}
+			f.Set(reflect.New(f.Type().Elem()))
+			fill(t, f.Elem(), size)
 		default:
-			t.Fatalf("Channel.%s: a %s, which this test cannot fill", v.Type().Field(i).Name, f.Kind())
+			t.Fatalf("%s.%s: a %s, which this test cannot fill", v.Type().Name(), v.Type().Field(i).Name, f.Kind())
 		}
 	}
-	return ch
 }
 
 // Pack and Unpack keep every field: a field added to Channel and not to
@@ -65,7 +76,7 @@ func FuzzPack(f *testing.F) {
 	f.Add("1700000000.1", "PJSIP/100-1", "", "5551234", int64(1700000000), true)
 	f.Fuzz(func(t *testing.T, id, name, linked, num string, created int64, local bool) {
 		ch := Channel{ID: id, Name: name, LinkedID: linked, CallerNum: num, Exten: num + id, Local: local,
-			CreatedAt: time.Unix(created, 0).UTC(), BridgedWith: name + linked}
+			Listed: &Listed{CreatedAt: time.Unix(created, 0).UTC(), BridgedWith: name + linked}}
 		if got := Pack(ch).Unpack(); !reflect.DeepEqual(got, ch) {
 			t.Fatalf("unpacked %+v, want %+v", got, ch)
 		}

@@ -76,8 +76,8 @@ func (t *Tracker) channel(ch Channel, at time.Time) *leg {
 }
 
 func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
-	if !ch.CreatedAt.IsZero() {
-		at = ch.CreatedAt
+	if ch.Listed != nil && !ch.Listed.CreatedAt.IsZero() {
+		at = ch.Listed.CreatedAt
 	}
 	// The other half of a local pair already known: same leg.
 	if p := t.findByName(ch.Partner); p != nil && !p.conv.Ended {

@@ -96,12 +96,12 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		// A channel new to the model, bridged with a known call's party
 		// and on no call of its own before: it took that call while the
 		// link was down (an intercept, a pickup), as a pickup live.
-		l := t.legs[ch.ID]
-		if known[ch.ID] || l == nil || l.Role != roleCaller || !known[ch.BridgedWith] || ch.BridgedWith == "" {
+		l, with := t.legs[ch.ID], ch.List().BridgedWith
+		if known[ch.ID] || l == nil || l.Role != roleCaller || !known[with] || with == "" {
 			continue
 		}
-		if x := t.legs[ch.BridgedWith]; x != nil && x.conv != l.conv && !x.conv.Ended && x.conv.Call.AnsweredAt == nil {
-			t.pickup(ChannelEvent{Kind: ChanPickup, At: at, Channel: ch, Peer: &Channel{ID: ch.BridgedWith}, Resynced: true})
+		if x := t.legs[with]; x != nil && x.conv != l.conv && !x.conv.Ended && x.conv.Call.AnsweredAt == nil {
+			t.pickup(ChannelEvent{Kind: ChanPickup, At: at, Channel: ch, Peer: &Channel{ID: with}, Resynced: true})
 		}
 	}
 	for _, ch := range waiting {
@@ -109,26 +109,26 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 		// the CRM hears of the wait, then of the agents it rings.
 		if l := t.legs[ch.ID]; l != nil && !l.conv.Queued && !l.conv.Ended &&
 			!slices.ContainsFunc(answered, func(x *leg) bool { return x.conv == l.conv }) {
-			t.queueJoin(ChannelEvent{Kind: ChanQueueJoin, At: at, Channel: ch, Queue: ch.Queue, Resynced: true})
+			t.queueJoin(ChannelEvent{Kind: ChanQueueJoin, At: at, Channel: ch, Queue: ch.List().Queue, Resynced: true})
 		}
 	}
 	t.tellAdopted(answered, at)
 	// Members of a conference room met there before the link, as live.
 	for _, ch := range live {
-		if l := t.legs[ch.ID]; ch.Conference != "" && l != nil && !l.conv.Ended && len(l.Bridges) == 0 {
-			t.bridgeEnter(ChannelEvent{Kind: ChanBridgeEnter, At: at, Channel: ch, Bridge: "conference-room/" + ch.Conference, Conference: true, Resynced: true})
+		if l, room := t.legs[ch.ID], ch.List().Conference; room != "" && l != nil && !l.conv.Ended && len(l.Bridges) == 0 {
+			t.bridgeEnter(ChannelEvent{Kind: ChanBridgeEnter, At: at, Channel: ch, Bridge: "conference-room/" + room, Conference: true, Resynced: true})
 		}
 	}
 	// A call on hold when the link came up: held now, so its resume is
 	// told when it comes; one whose hold ended while the link was down
 	// (where the list says) is resumed.
 	for _, ch := range live {
-		l := t.legs[ch.ID]
+		l, hold := t.legs[ch.ID], ch.List().Hold
 		switch {
 		case l == nil || l.conv.Ended:
-		case ch.Hold == HoldOn && !l.Held:
+		case hold == HoldOn && !l.Held:
 			t.hold(ChannelEvent{Kind: ChanHold, At: at, Channel: ch, Resynced: true})
-		case ch.Hold == HoldOff && l.Held:
+		case hold == HoldOff && l.Held:
 			t.hold(ChannelEvent{Kind: ChanUnhold, At: at, Channel: ch, Resynced: true})
 		}
 	}
@@ -232,7 +232,7 @@ func (t *Tracker) answeredUnseen(live []Channel, at time.Time) {
 // legs up, the devices ringing and the callers in a queue, to be told once
 // every leg is known.
 func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing, waiting []Channel) {
-	slices.SortStableFunc(live, func(a, b Channel) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	slices.SortStableFunc(live, func(a, b Channel) int { return a.List().CreatedAt.Compare(b.List().CreatedAt) })
 	for _, ch := range live {
 		if t.legs[ch.ID] != nil {
 			continue
@@ -241,12 +241,12 @@ func (t *Tracker) adopt(live []Channel, at time.Time) (answered []*leg, ringing,
 			continue // listed, then hung up before the list reached us
 		}
 		t.adopted++
-		l := t.channel(ch, at)
-		if l.Role == roleCaller && ch.ParkSlot != "" && l.conv.Parked == nil {
+		l, listed := t.channel(ch, at), ch.List()
+		if l.Role == roleCaller && listed.ParkSlot != "" && l.conv.Parked == nil {
 			// A caller waiting in a parking slot: held there.
-			t.park(ChannelEvent{Kind: ChanPark, At: at, Channel: ch, Exten: ch.ParkSlot, Context: ch.ParkLot, Resynced: true})
+			t.park(ChannelEvent{Kind: ChanPark, At: at, Channel: ch, Exten: listed.ParkSlot, Context: listed.ParkLot, Resynced: true})
 		}
-		if l.Role == roleCaller && ch.Queue != "" {
+		if l.Role == roleCaller && listed.Queue != "" {
 			waiting = append(waiting, ch)
 		}
 		if l.Role == roleCaller && ch.Direction == "outbound" && ch.State == "Ringing" && len(l.conv.Legs) == 1 {
@@ -335,8 +335,10 @@ func (t *Tracker) ringListed(ringing []Channel, alive map[string]Channel, at tim
 			continue
 		}
 		from, ok := alive[caller.Channels[0]]
-		if d, known := alive[ch.DialledBy]; known && ch.DialledBy != "" {
-			from, ok = d, true // the list names who dialled it (a consultation's agent)
+		if by := ch.List().DialledBy; by != "" {
+			if d, known := alive[by]; known {
+				from, ok = d, true // the list names who dialled it (a consultation's agent)
+			}
 		}
 		var handed *Transfer
 		if c := l.conv; c.Call.Agent != nil && c.Call.AnsweredAt != nil && !t.agentOnCall(c, c.Call.Agent.Extension) {

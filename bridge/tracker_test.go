@@ -999,7 +999,7 @@ func TestSnapshotPopsADeviceRingingNow(t *testing.T) {
 func TestSnapshotHeldCallResumes(t *testing.T) {
 	tr := newTestTracker()
 	x1 := Channel{ID: "u.1", Name: "PJSIP/trunk-00000009", LinkedID: "u.1", CallerNum: "+12025550143", Context: "from-trunk", Exten: "5000", State: "Up"}
-	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Up", Hold: HoldOn}
+	x2 := Channel{ID: "u.2", Name: "PJSIP/202-0000000a", LinkedID: "u.1", State: "Up", Listed: &Listed{Hold: HoldOn}}
 	tr.Snapshot(adaptAll(x1, x2), t0)
 	evs, _ := tr.Drain()
 	if got := typesOf(evs); got != "call.answered,call.held" {

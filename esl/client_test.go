@@ -392,7 +392,7 @@ func TestReconnectMidCall(t *testing.T) {
 	var names []string
 	for _, ch := range live {
 		names = append(names, ch.Name)
-		if ch.State != "Up" || ch.LinkedID == "" || ch.CreatedAt.IsZero() {
+		if ch.State != "Up" || ch.LinkedID == "" || ch.List().CreatedAt.IsZero() {
 			t.Errorf("snapshot channel %+v", ch)
 		}
 	}

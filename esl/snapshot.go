@@ -92,9 +92,9 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 		}
 		switch r["callstate"] {
 		case "HELD":
-			ch.Hold = bridge.HoldOn
+			ch.Listing().Hold = bridge.HoldOn
 		case "ACTIVE", "UNHELD":
-			ch.Hold = bridge.HoldOff
+			ch.Listing().Hold = bridge.HoldOff
 		}
 		waitingIn(&ch, r["application"], r["application_data"])
 		ch.Endpoint = snapshotEndpoint(r)
@@ -115,10 +115,10 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 			ch.ConnectedNum, ch.ConnectedName = r["dest"], ""
 		}
 		if p := paired[ch.ID]; p != ch.ID {
-			ch.BridgedWith, ch.BridgedAt = p, pairedAt[ch.ID]
+			ch.Listing().BridgedWith, ch.Listing().BridgedAt = p, pairedAt[ch.ID]
 		}
 		if a := aLeg[ch.ID]; a != "" && a != ch.ID && ch.Direction == "outbound" {
-			ch.DialledBy = a // the a-leg originated it (bridge, att_xfer, originate)
+			ch.Listing().DialledBy = a // the a-leg originated it (bridge, att_xfer, originate)
 		}
 		if v := bLinked[ch.ID]; v != "" && (ch.LinkedID == "" || ch.LinkedID == ch.ID) {
 			ch.LinkedID = v
@@ -133,7 +133,7 @@ func SnapshotChannels(channelsJSON, callsJSON string) ([]bridge.Channel, error) 
 			ch.LinkedID = ch.ID
 		}
 		if s, err := strconv.ParseInt(r["created_epoch"], 10, 64); err == nil && s > 0 {
-			ch.CreatedAt = time.Unix(s, 0)
+			ch.Listing().CreatedAt = time.Unix(s, 0)
 		}
 		live = append(live, ch)
 	}
@@ -148,15 +148,15 @@ func waitingIn(ch *bridge.Channel, app, data string) {
 	f := strings.Fields(data)
 	switch {
 	case app == "callcenter":
-		ch.Queue = data
+		ch.Listing().Queue = data
 	case app == "fifo" && len(f) >= 2 && f[1] == "in":
-		ch.Queue = f[0] // a caller pushed into the fifo; a consumer runs "out"
+		ch.Listing().Queue = f[0] // a caller pushed into the fifo; a consumer runs "out"
 	case app == "valet_park" && len(f) == 2 && f[1] != "ask" && f[1] != "auto":
 		// valet_park <lot> <slot>: a slot of its own, not the lot's "ask"
 		// or "auto" choices, which wait for the caller's digits.
-		ch.ParkLot, ch.ParkSlot = f[0], f[1]
+		ch.Listing().ParkLot, ch.Listing().ParkSlot = f[0], f[1]
 	case app == "conference":
-		ch.Conference = data
+		ch.Listing().Conference = data
 	}
 }
 
@@ -173,7 +173,7 @@ func linkDialled(live []bridge.Channel, rows []map[string]string) {
 	}
 	for i := range live {
 		ch := &live[i]
-		if ch.DialledBy != "" || ch.Endpoint == "" || ch.Direction != "outbound" {
+		if ch.List().DialledBy != "" || ch.Endpoint == "" || ch.Direction != "outbound" {
 			continue
 		}
 		by := ""
@@ -187,7 +187,9 @@ func linkDialled(live []bridge.Channel, rows []map[string]string) {
 			}
 			by = id
 		}
-		ch.DialledBy = by
+		if by != "" {
+			ch.Listing().DialledBy = by
+		}
 	}
 }
 
@@ -205,7 +207,7 @@ func linkQueueOffers(live []bridge.Channel) {
 		}
 		match := ""
 		for _, c := range live {
-			if c.Queue == "" || c.CallerNum != ch.CallerNum {
+			if c.List().Queue == "" || c.CallerNum != ch.CallerNum {
 				continue
 			}
 			if match != "" {

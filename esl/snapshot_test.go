@@ -38,7 +38,7 @@ func TestSnapshotChannels(t *testing.T) {
 	for i, w := range want {
 		ch := live[i]
 		if ch.Name != w.name || ch.LinkedID != w.linked || ch.CallerNum != w.caller || ch.State != w.state ||
-			ch.Exten != w.exten || ch.Context != "default" || ch.CreatedAt != time.Unix(1795339244, 0) {
+			ch.Exten != w.exten || ch.Context != "default" || ch.List().CreatedAt != time.Unix(1795339244, 0) {
 			t.Errorf("#%d: %+v", i, ch)
 		}
 	}
@@ -90,7 +90,7 @@ func TestSnapshotLinksQueueOffers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if one[0].Queue != "support@default" || one[1].LinkedID != "cust" {
+	if one[0].List().Queue != "support@default" || one[1].LinkedID != "cust" {
 		t.Fatalf("one caller waiting: %+v", one)
 	}
 	two, err := SnapshotChannels(body(
@@ -119,8 +119,8 @@ func TestSnapshotDialledBy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if live[0].DialledBy != "" || live[1].DialledBy != "cust" || live[2].DialledBy != "" {
-		t.Fatalf("dialled by: %q %q %q", live[0].DialledBy, live[1].DialledBy, live[2].DialledBy)
+	if live[0].List().DialledBy != "" || live[1].List().DialledBy != "cust" || live[2].List().DialledBy != "" {
+		t.Fatalf("dialled by: %q %q %q", live[0].List().DialledBy, live[1].List().DialledBy, live[2].List().DialledBy)
 	}
 }
 
@@ -140,8 +140,8 @@ func TestSnapshotRingWaitAndDialler(t *testing.T) {
 	if live[0].State != "Ring" || live[1].State != "Up" || live[2].State != "Ringing" {
 		t.Fatalf("states %q %q %q", live[0].State, live[1].State, live[2].State)
 	}
-	if live[1].DialledBy != "cust" || live[2].DialledBy != "agent" {
-		t.Fatalf("dialled by %q %q", live[1].DialledBy, live[2].DialledBy)
+	if live[1].List().DialledBy != "cust" || live[2].List().DialledBy != "agent" {
+		t.Fatalf("dialled by %q %q", live[1].List().DialledBy, live[2].List().DialledBy)
 	}
 }
 
@@ -151,7 +151,7 @@ func TestSnapshotConference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if live[0].Conference != "support-room@default" || live[0].Queue != "" || live[0].ParkSlot != "" {
+	if live[0].List().Conference != "support-room@default" || live[0].List().Queue != "" || live[0].List().ParkSlot != "" {
 		t.Fatalf("%+v", live[0])
 	}
 }
@@ -167,10 +167,10 @@ func TestSnapshotFifoAndPairs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if live[0].Queue != "5900@127.0.0.1" || live[1].Queue != "" {
-		t.Fatalf("queues %q %q", live[0].Queue, live[1].Queue)
+	if live[0].List().Queue != "5900@127.0.0.1" || live[1].List().Queue != "" {
+		t.Fatalf("queues %q %q", live[0].List().Queue, live[1].List().Queue)
 	}
-	if live[0].BridgedWith != "cons" || live[1].BridgedWith != "cust" {
-		t.Fatalf("pairs %q %q", live[0].BridgedWith, live[1].BridgedWith)
+	if live[0].List().BridgedWith != "cons" || live[1].List().BridgedWith != "cust" {
+		t.Fatalf("pairs %q %q", live[0].List().BridgedWith, live[1].List().BridgedWith)
 	}
 }

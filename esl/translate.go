@@ -125,15 +125,34 @@ type chanState struct {
 	xferSrc     string // the last transfer_source seen
 	xferKnown   bool   // xferSrc is the value at opening, or later (not an unseen past)
 	xferSaid    bool   // an attended transfer of this leg was said, until its completing bridge
-	sofiaXfer   string // target of a blind transfer announced by sofia::transferor
-	intercept   string // the uuid this channel intercepts
-	ccMember    string // callcenter: the member session this agent leg serves
-	ccAgent     string
-	ccQueue     string
-	adopted     bool // learnt from a snapshot: its dial and pairing are history
+	adopted     bool   // learnt from a snapshot: its dial and pairing are history
+	seldom      *chanSeldom
+}
+
+// chanSeldom is the state few channels have (a transfer, an intercept, a
+// snapshot's bridge), kept apart: a live call holds two to five chanStates.
+type chanSeldom struct {
+	sofiaXfer string // target of a blind transfer announced by sofia::transferor
+	intercept string // the uuid this channel intercepts
 	// bridgedAt: when its bridge began, as the snapshot said; a transfer
 	// source written after it moved the leg out of that bridge.
 	bridgedAt time.Time
+}
+
+// rare returns st's seldom state to write, making it first.
+func (st *chanState) rare() *chanSeldom {
+	if st.seldom == nil {
+		st.seldom = &chanSeldom{}
+	}
+	return st.seldom
+}
+
+// peek returns st's seldom state to read: the zero one when it has none.
+func (st *chanState) peek() chanSeldom {
+	if st.seldom == nil {
+		return chanSeldom{}
+	}
+	return *st.seldom
 }
 
 // NewTranslator returns a Translator that copies directionVar (may be "")
@@ -283,24 +302,26 @@ func (t *Translator) Resync(live []bridge.Channel) {
 		}
 		st.opened = true
 		st.answered = st.answered || ch.State == "Up"
-		if !ch.BridgedAt.IsZero() {
-			st.bridgedAt = ch.BridgedAt
+		listed := ch.List()
+		if !listed.BridgedAt.IsZero() {
+			st.rare().bridgedAt = listed.BridgedAt
 		}
-		if ch.Hold != "" {
-			st.held = ch.Hold == bridge.HoldOn
+		if listed.Hold != "" {
+			st.held = listed.Hold == bridge.HoldOn
 		}
 	}
 	// Once every listed leg has its state (a b-leg may be listed before
 	// its a-leg): a leg bridged to the one that dialled it, which is what
 	// an att_xfer's completion is recognised by.
 	for _, ch := range live {
-		st, ast := t.chans[ch.ID], t.chans[ch.DialledBy]
+		by := ch.List().DialledBy
+		st, ast := t.chans[ch.ID], t.chans[by]
 		if ast == nil || st.dialler != "" {
 			continue
 		}
-		st.dialler = ch.DialledBy
+		st.dialler = by
 		if st.partner == "" {
-			st.partner, st.lastPartner, st.bridged = ch.DialledBy, ch.DialledBy, true
+			st.partner, st.lastPartner, st.bridged = by, by, true
 		}
 		if ast.partner == "" {
 			ast.partner, ast.lastPartner, ast.bridged = ch.ID, ch.ID, true
@@ -339,8 +360,8 @@ func (t *Translator) forget(id string, st *chanState) {
 	if t.sipCalls[st.sipCallID] == id {
 		delete(t.sipCalls, st.sipCallID)
 	}
-	if st.intercept != "" && t.intercepts[st.intercept] == id {
-		delete(t.intercepts, st.intercept)
+	if c := st.peek().intercept; c != "" && t.intercepts[c] == id {
+		delete(t.intercepts, c)
 	}
 	delete(t.intercepts, id)
 	delete(t.picked, id)
@@ -466,9 +487,9 @@ func (x *txn) origin(st *chanState) {
 	if e.Get("variable_cc_side") == "agent" {
 		if m := e.Get("variable_cc_member_session_uuid"); m != "" {
 			st.origin = true
-			st.ccMember, st.ccAgent, st.ccQueue = m, e.Get("variable_cc_agent"), e.Get("variable_cc_queue")
+			agent, queue := e.Get("variable_cc_agent"), e.Get("variable_cc_queue")
 			x.emit(bridge.ChanAgentCalled, t.stateOf(m, nil, ""), func(ev *bridge.ChannelEvent) {
-				ev.Peer, ev.Queue, ev.Member, ev.Interface = peer(st), st.ccQueue, st.ccAgent, st.ch.Name
+				ev.Peer, ev.Queue, ev.Member, ev.Interface = peer(st), queue, agent, st.ch.Name
 			})
 			return
 		}

@@ -508,7 +508,7 @@ func TestSourceAfter(t *testing.T) {
 // is paired with it all the same.
 func TestResyncPairsInAnyOrder(t *testing.T) {
 	a := bridge.Channel{ID: "a", Name: "sofia/internal/1000-0x1@h", State: "Up"}
-	b := bridge.Channel{ID: "b", Name: "sofia/internal/1001-0x2@h", State: "Up", DialledBy: "a"}
+	b := bridge.Channel{ID: "b", Name: "sofia/internal/1001-0x2@h", State: "Up", Listed: &bridge.Listed{DialledBy: "a"}}
 	for _, live := range [][]bridge.Channel{{a, b}, {b, a}} {
 		tr := NewTranslator("")
 		tr.Resync(live)

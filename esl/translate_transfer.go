@@ -154,7 +154,8 @@ func (x *txn) follow() {
 	// The first source seen of a leg adopted in a bridge is news when it
 	// was written after that bridge began (a REFER since the connect);
 	// older ones are the call's routing or transfers before the link.
-	known := st.xferKnown || st.adopted && !st.bridgedAt.IsZero() && sourceAfter(src, st.bridgedAt)
+	at := st.peek().bridgedAt
+	known := st.xferKnown || st.adopted && !at.IsZero() && sourceAfter(src, at)
 	st.xferSrc, st.xferKnown = src, true
 	exten, context, ok := blindTarget(src)
 	if !known || !ok || partner == "" || strings.HasPrefix(exten, "att_xfer:") {
@@ -163,8 +164,8 @@ func (x *txn) follow() {
 		return
 	}
 	x.t.update(st, e)
-	if st.sofiaXfer != "" && st.sofiaXfer == exten {
-		st.sofiaXfer = "" // sofia::transferor already said it
+	if said := st.peek().sofiaXfer; said != "" && said == exten {
+		st.seldom.sofiaXfer = "" // sofia::transferor already said it
 		return
 	}
 	x.emit(bridge.ChanTransfer, x.t.stateOf(partner, nil, ""), func(ev *bridge.ChannelEvent) {
@@ -325,7 +326,7 @@ func (x *txn) transferor() {
 	if attended {
 		tst.xferSaid = true // the bridge that completes it says nothing more
 	} else {
-		tst.sofiaXfer = exten // the transferee's new transfer_source will say it again
+		tst.rare().sofiaXfer = exten // the transferee's new transfer_source will say it again
 	}
 	x.emit(bridge.ChanTransfer, st, func(ev *bridge.ChannelEvent) {
 		ev.Peer, ev.Exten, ev.Context, ev.Attended, ev.Named = peer(tst), exten, st.ch.Context, attended, true
@@ -347,10 +348,10 @@ func (x *txn) intercept() {
 	if len(args) == 0 || x.t.gone.has(args[0]) {
 		return
 	}
-	if st.intercept != "" && x.t.intercepts[st.intercept] == st.ch.ID {
-		delete(x.t.intercepts, st.intercept)
+	if c := st.peek().intercept; c != "" && x.t.intercepts[c] == st.ch.ID {
+		delete(x.t.intercepts, c)
 	}
-	st.intercept = args[0]
+	st.rare().intercept = args[0]
 	x.t.intercepts[args[0]] = st.ch.ID
 }
 
