@@ -212,7 +212,8 @@ func (c *Channel) List() Listed {
 }
 
 // Listing returns c's Listed for an adapter building a snapshot to fill,
-// making it first.
+// making it first. Only for a channel not yet handed on: copies of a
+// channel share its Listed, so filling it through one changes them all.
 func (c *Channel) Listing() *Listed {
 	if c.Listed == nil {
 		c.Listed = &Listed{}

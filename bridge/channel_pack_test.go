@@ -74,9 +74,12 @@ func TestPackedChannelIsSmall(t *testing.T) {
 
 func FuzzPack(f *testing.F) {
 	f.Add("1700000000.1", "PJSIP/100-1", "", "5551234", int64(1700000000), true)
+	f.Add("1700000000.2", "Local/100@agents-00000001;1", "1700000000.1", "", int64(0), true)
 	f.Fuzz(func(t *testing.T, id, name, linked, num string, created int64, local bool) {
-		ch := Channel{ID: id, Name: name, LinkedID: linked, CallerNum: num, Exten: num + id, Local: local,
-			Listed: &Listed{CreatedAt: time.Unix(created, 0).UTC(), BridgedWith: name + linked}}
+		ch := Channel{ID: id, Name: name, LinkedID: linked, CallerNum: num, Exten: num + id, Local: local}
+		if created != 0 { // a channel a list named; nil for one known from its events
+			ch.Listed = &Listed{CreatedAt: time.Unix(created, 0).UTC(), BridgedWith: name + linked}
+		}
 		if got := Pack(ch).Unpack(); !reflect.DeepEqual(got, ch) {
 			t.Fatalf("unpacked %+v, want %+v", got, ch)
 		}

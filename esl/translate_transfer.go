@@ -165,7 +165,7 @@ func (x *txn) follow() {
 	}
 	x.t.update(st, e)
 	if said := st.peek().sofiaXfer; said != "" && said == exten {
-		st.seldom.sofiaXfer = "" // sofia::transferor already said it
+		st.rare().sofiaXfer = "" // sofia::transferor already said it
 		return
 	}
 	x.emit(bridge.ChanTransfer, x.t.stateOf(partner, nil, ""), func(ev *bridge.ChannelEvent) {
