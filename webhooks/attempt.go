@@ -88,6 +88,7 @@ func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) 
 		}
 		delay := min(retryAfter, d.opts.MaxRetryAfter)
 		r.asked = delay > 0
+		r.pause = r.asked && (code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable)
 		if delay <= 0 {
 			delay = d.backoff(it.Attempts)
 		}

@@ -101,11 +101,13 @@ func TestConnectorEndpoint(t *testing.T) {
 
 // A connector whose link came back says so (Resume): a delivery waiting
 // out an hour's backoff goes at once, while one the endpoint asked to wait
-// for (Retry-After) still waits.
+// for (Retry-After) still waits. (A 500's Retry-After holds only its own
+// delivery; a 429's or 503's would hold the whole endpoint:
+// TestRetryAfterPausesEndpoint.)
 func TestResumeEndsBackoff(t *testing.T) {
 	conn := &scriptedConnector{busy: map[string]bool{}, script: map[string][]error{
 		"evt_a_1": {errors.New("nats: no servers available")},
-		"evt_b_1": {&bridge.ConnectorError{StatusCode: 429, RetryAfter: time.Hour, Err: errors.New("slow down")}},
+		"evt_b_1": {&bridge.ConnectorError{StatusCode: 500, RetryAfter: time.Hour, Err: errors.New("try later")}},
 	}}
 	store := newFakeStore()
 	h := start(t, store, webhooks.Options{BackoffBase: time.Hour, BackoffMax: time.Hour,

@@ -415,6 +415,59 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
+// A 429 or 503 with Retry-After speaks for the whole endpoint (a rate
+// limit, a maintenance window): no request starts before it ends, for any
+// conversation, not only the one that got the answer. Other answers with
+// Retry-After only delay their own delivery.
+func TestRetryAfterPausesEndpoint(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		pauses bool
+	}{{429, true}, {503, true}, {500, false}} {
+		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
+			start0 := time.Now().Truncate(time.Second)
+			clock := webhookstest.NewClock(start0)
+			rx := webhookstest.NewReceiver(t, testSecret)
+			rx.SetNow(clock.Now, 0)
+			rx.Script(webhookstest.Response{Status: tt.status, RetryAfter: "60"})
+			store := newFakeStore()
+			// One request at a time: without the pause, B's event would go the
+			// moment A's answer freed the slot.
+			h := start(t, store, webhooks.Options{Clock: clock, MaxInFlightPerEndpoint: 1}, endpoint("ep", rx.URL))
+			h.d.Notify(store.commit([]bridge.Record{event("A", 1), event("B", 1)}, "ep"))
+
+			first := h.waitAttempts(1)[0]
+			if first.EventID != "evt_A_1" || first.StatusCode != tt.status {
+				t.Fatalf("first attempt %+v", first)
+			}
+			if !tt.pauses {
+				as := h.waitAttempts(2)
+				if as[1].EventID != "evt_B_1" || !as[1].At.Equal(start0) {
+					t.Fatalf("B's event %+v: a %d must not hold the other conversations", as[1], tt.status)
+				}
+				return
+			}
+			if at, _ := clock.WaitForTimer(wait); !at.Equal(start0.Add(time.Minute)) {
+				t.Fatalf("next timer at %s, want the pause's end %s", at, start0.Add(time.Minute))
+			}
+			// A's retry is armed only after its slot was freed and B could
+			// have been started: B is in flight now, or its attempt was timed
+			// before the clock moves (checked below).
+			if st := h.d.Stats(); st.InFlight != 0 {
+				t.Fatalf("%d requests in flight during the endpoint's pause", st.InFlight)
+			}
+			clock.Advance(time.Minute)
+			rx.WaitFor(2, wait)
+			as := h.waitAttempts(3)
+			for _, a := range as[1:] {
+				if a.At.Before(start0.Add(time.Minute)) || a.Outcome != bridge.DeliveryDelivered {
+					t.Fatalf("attempt %+v during the endpoint's pause (until %s)", a, start0.Add(time.Minute))
+				}
+			}
+		})
+	}
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for v, want := range map[string]time.Duration{

@@ -56,6 +56,12 @@ type endpoint struct {
 	// attempt marks a delivery pending again once the endpoint is disabled.
 	recordMu sync.RWMutex
 	disabled atomic.Bool
+	// pausedUntil (unix nanoseconds): the endpoint answered 429 or 503 with
+	// Retry-After, which speaks for the whole endpoint (a rate limit, a
+	// maintenance window): no request starts before it, whichever
+	// conversation it is for. Set by the request's worker before its slot
+	// is freed, so that the scheduler cannot start another one first.
+	pausedUntil atomic.Int64
 	failing  atomic.Bool // the last attempt failed; for logging transitions
 
 	ctx    context.Context // ends the scheduler
@@ -141,6 +147,7 @@ type result struct {
 	outcome outcome
 	next    time.Time
 	asked   bool // next is what the endpoint asked for (Retry-After)
+	pause   bool // and it asked it of every request (429, 503): see pausedUntil
 	refused bool // dead because the policy refuses every address of the host
 }
 
@@ -274,7 +281,7 @@ func (e *endpoint) run() {
 		// Wait for a shared slot only when there is work the endpoint's own
 		// slot cannot take.
 		var sem chan struct{}
-		if len(e.ready) > 0 && e.reserved && e.inflight < e.d.opts.MaxInFlightPerEndpoint {
+		if len(e.ready) > 0 && e.reserved && e.inflight < e.d.opts.MaxInFlightPerEndpoint && !e.paused() {
 			sem = e.d.sem
 		}
 		select {
@@ -491,6 +498,9 @@ func (e *endpoint) promote(now time.Time) {
 // MaxInFlightPerEndpoint-1 shared slots, and even with all shared slots
 // held by hung endpoints every other endpoint still makes progress.
 func (e *endpoint) launch() {
+	if e.paused() {
+		return
+	}
 	for len(e.ready) > 0 && e.inflight < e.d.opts.MaxInFlightPerEndpoint && !e.disabled.Load() {
 		if !e.reserved {
 			e.startNext(false)
@@ -558,6 +568,9 @@ func (e *endpoint) work(j job) {
 // attempt makes one try of a delivery and hands its result to the scheduler.
 func (e *endpoint) attempt(cfg *endpointConfig, it *item) {
 	r, a := e.send(cfg, it)
+	if r.pause {
+		e.pause(r.next)
+	}
 	release := func() {
 		if it.token {
 			<-e.d.sem
@@ -660,11 +673,34 @@ func (e *endpoint) finish(it *item) {
 	e.activate(c)
 }
 
-// armTimer makes the timer fire at the next retry or store re-read.
+// pause holds every request until next, unless a pause already runs longer.
+func (e *endpoint) pause(next time.Time) {
+	for {
+		cur := e.pausedUntil.Load()
+		if next.UnixNano() <= cur {
+			return
+		}
+		if e.pausedUntil.CompareAndSwap(cur, next.UnixNano()) {
+			e.d.log.Warn("webhook endpoint asked to wait (Retry-After); no request to it until then", "endpoint", e.id, "until", next)
+			return
+		}
+	}
+}
+
+// paused reports whether the endpoint asked that no request start yet.
+func (e *endpoint) paused() bool {
+	return e.pausedUntil.Load() > e.d.clock.Now().UnixNano()
+}
+
+// armTimer makes the timer fire at the next retry or store re-read, or at
+// the end of a pause when deliveries wait for it.
 func (e *endpoint) armTimer(now time.Time) {
 	var at time.Time
 	if len(e.waiting) > 0 {
 		at = e.waiting[0].due
+	}
+	if p := time.Unix(0, e.pausedUntil.Load()); len(e.ready) > 0 && p.After(now) && (at.IsZero() || p.Before(at)) {
+		at = p
 	}
 	if e.backlog && e.loadAt.After(now) && (at.IsZero() || e.loadAt.Before(at)) {
 		at = e.loadAt
