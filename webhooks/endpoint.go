@@ -62,7 +62,7 @@ type endpoint struct {
 	// conversation it is for. Set by the request's worker before its slot
 	// is freed, so that the scheduler cannot start another one first.
 	pausedUntil atomic.Int64
-	failing  atomic.Bool // the last attempt failed; for logging transitions
+	failing     atomic.Bool // the last attempt failed; for logging transitions
 
 	ctx    context.Context // ends the scheduler
 	stop   context.CancelFunc
