@@ -59,6 +59,9 @@ func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) 
 	if it.FirstTriedAt.IsZero() {
 		it.FirstTriedAt = at
 	}
+	if it.since.IsZero() || it.since.After(at) {
+		it.since = at // unknown, or stamped by a clock ahead of this one
+	}
 	it.Attempts++
 	a := bridge.Attempt{EventID: it.ID, EndpointID: e.id, At: at, StatusCode: code, Latency: latency}
 	if err != nil {
@@ -81,7 +84,7 @@ func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) 
 		r.outcome, r.refused = outDead, true
 	default:
 		now := d.clock.Now()
-		deadline := it.FirstTriedAt.Add(d.opts.RetryWindow)
+		deadline := it.since.Add(d.opts.RetryWindow)
 		if !now.Before(deadline) {
 			r.outcome = outDead
 			break

@@ -39,8 +39,12 @@ type Options struct {
 	DialTimeout time.Duration // TCP connect
 	Timeout     time.Duration // whole attempt: connect, TLS, request, response headers, body
 
-	// RetryWindow is how long after its first attempt a delivery keeps
-	// being retried before it is dead.
+	// RetryWindow is how long after it became due (its commit, or its
+	// replay) a delivery keeps being retried before it is dead; it always
+	// gets one attempt. Counted from when it was due, not from its first
+	// attempt: a conversation's later events wait behind a failing one,
+	// and counted from their first attempts the k-th would die only after
+	// k windows.
 	RetryWindow time.Duration
 	// Retries wait a random time in [0, min(BackoffMax, BackoffBase·2^n))
 	// ("full jitter") after the n-th failed attempt, or what Retry-After

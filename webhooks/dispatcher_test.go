@@ -550,6 +550,43 @@ func TestDeadAfterRetryWindow(t *testing.T) {
 	}
 }
 
+// A conversation's later events wait behind a failing one; their retry
+// window counts from their commit all the same, so when the head dies at
+// the window's end they follow after one attempt each, instead of a whole
+// window each (the k-th event dead after k windows).
+func TestRetryWindowCountsFromCommit(t *testing.T) {
+	start0 := time.Now().Truncate(time.Second)
+	clock := webhookstest.NewClock(start0)
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(clock.Now, 0)
+	rx.Respond(func(webhookstest.Delivery) webhookstest.Response { return webhookstest.Response{Status: 500} })
+	store := newFakeStore()
+	for seq := int64(1); seq <= 3; seq++ {
+		store.put(bridge.Delivery{Record: event("a", seq), EndpointID: "ep", Status: bridge.DeliveryPending, NextAttemptAt: start0})
+	}
+	h := start(t, store, webhooks.Options{Clock: clock, RetryWindow: time.Hour, BackoffBase: time.Minute, BackoffMax: 10 * time.Minute},
+		endpoint("ep", rx.URL))
+	dead := func() bool { return store.status("ep", "evt_a_3") == bridge.DeliveryDead }
+	for !dead() {
+		waitUntil(t, "a retry or the last death", func() bool { return dead() || len(clock.Deadlines()) > 0 })
+		if ds := clock.Deadlines(); len(ds) > 0 {
+			clock.AdvanceTo(ds[0])
+		}
+	}
+	h.stop()
+	end := start0.Add(time.Hour)
+	for _, id := range []string{"evt_a_1", "evt_a_2", "evt_a_3"} {
+		as := store.attemptsOf(id)
+		last := as[len(as)-1]
+		if last.Outcome != bridge.DeliveryDead || last.At.After(end) {
+			t.Errorf("%s: last attempt %+v; want dead by the window's end %s", id, last, end)
+		}
+		if id != "evt_a_1" && len(as) != 1 {
+			t.Errorf("%s: %d attempts, want 1: it waited out its window behind evt_a_1", id, len(as))
+		}
+	}
+}
+
 // A backlog far larger than the in-memory cap drains from the store in
 // order, with memory held to the cap, while fresh events keep being
 // committed and pushed: none is lost and none is sent twice.

@@ -121,6 +121,7 @@ type item struct {
 	notified time.Time // when Notify handed it over, right after its commit; zero if read from the store
 	key      string    // conversation key
 	due      time.Time // zero means now
+	since    time.Time // when it became due: its retry window's start (see Options.RetryWindow)
 	asked    bool      // due is the endpoint's own Retry-After: kept even when it recovers
 	index    int       // in waitHeap
 	token    bool      // the request holds a shared slot
@@ -436,7 +437,10 @@ func convKey(dl *bridge.Delivery) string {
 }
 
 func (e *endpoint) insert(dl bridge.Delivery) *item {
-	it := &item{Delivery: dl, key: convKey(&dl), index: -1}
+	it := &item{Delivery: dl, key: convKey(&dl), index: -1, since: dl.FirstTriedAt}
+	if dl.FirstTriedAt.IsZero() {
+		it.since = dl.NextAttemptAt // committed or replayed then; never tried since
+	}
 	if dl.Attempts > 0 {
 		// A retry scheduled before a restart. Fresh deliveries go now,
 		// whatever clock stamped them.
