@@ -48,6 +48,12 @@ func TestRequestBodyTypes(t *testing.T) {
 		{"POST", "/v1/webhooks", "admin", `{"url":"https://crm.example.com/","events":"call.*"}`, "events", "an array of strings"},
 		{"POST", "/v1/webhooks", "admin", `{"url":"https://crm.example.com/","events":[1]}`, "events", "an array of strings"},
 		{"POST", "/v1/events/replay", "admin", `{"from":20261122}`, "from", "a string"},
+		// encoding/json would keep the last of two names that differ only in
+		// case: agent 101 dialled, with no word said.
+		{"POST", "/v1/calls", "control", `{"agent":"100","Agent":"101","to":"600"}`, "Agent", `given twice, also as "agent"`},
+		{"POST", "/v1/calls", "control", `{"agent":"100","to":"600","to":"601"}`, "to", "given twice"},
+		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","variables":{"crm_a":"x","crm_a":"y"}}`, "variables.crm_a", "given twice"},
+		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","variables":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`, "body", "nests deeper than 32 levels"},
 	} {
 		p := r.call(c.method, c.path, c.scope, c.body).problem(t, 400, c.field)
 		if !strings.Contains(p["detail"].(string), c.detail) {

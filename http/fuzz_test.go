@@ -118,6 +118,7 @@ func FuzzRequestBodies(f *testing.F) {
 		{5, `{"action":"start"}`},
 		{5, `[]`},
 		{0, `{"agent":"101","to":"600"} {}`},
+		{0, `{"agent":"100","Agent":"101","to":"600","variables":{"crm_a":"1","CRM_A":"2"}}`},
 	} {
 		f.Add(s.route, []byte(s.body))
 	}

@@ -69,6 +69,9 @@ func decodeJSON(raw []byte, ct string, v any, required bool) error {
 	if err := checkJSONType(ct); err != nil {
 		return err
 	}
+	if err := checkNames(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -78,6 +81,75 @@ func decodeJSON(raw []byte, ct string, v any, required bool) error {
 		return bridge.FieldError("body", "must hold a single JSON object")
 	}
 	return nil
+}
+
+// maxDepth bounds how deeply a request body nests objects and arrays. No
+// request needs more than three levels; encoding/json's own bound (10,000)
+// fails with a syntax error, which would call a valid body "not valid JSON".
+const maxDepth = 32
+
+// checkNames walks the body's tokens and refuses a name given twice in one
+// object, also when spelt in another case: encoding/json matches names
+// without regard to case and keeps the last, so {"agent":"100","Agent":"101"}
+// would dial 101 and say nothing. Syntax errors are left to the decoder,
+// which names them.
+func checkNames(body []byte) error {
+	type level struct {
+		path  string            // the object's field path, "" at the top
+		names map[string]string // lower-cased name → as given; nil for an array
+		key   string            // the field whose value comes next
+	}
+	var stack []level
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or a syntax error the decoder will name
+		}
+		top := len(stack) - 1
+		inObject := top >= 0 && stack[top].names != nil
+		if name, ok := tok.(string); ok && inObject && stack[top].key == "" {
+			field := joinPath(stack[top].path, name)
+			if first, dup := stack[top].names[strings.ToLower(name)]; dup && name != "" { // "" is the decoder's to refuse
+				if first == name {
+					return bridge.FieldError(field, "is given twice")
+				}
+				return bridge.FieldError(field, "is given twice, also as %q (names are matched without regard to case)", first)
+			}
+			stack[top].names[strings.ToLower(name)] = name
+			stack[top].key = name
+			continue
+		}
+		path := ""
+		if top >= 0 {
+			path = stack[top].path
+			if inObject {
+				path = joinPath(path, stack[top].key)
+				stack[top].key = ""
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if len(stack) == maxDepth {
+				return bridge.FieldError("body", "nests deeper than %d levels", maxDepth)
+			}
+			l := level{path: path}
+			if tok == json.Delim('{') {
+				l.names = map[string]string{}
+			}
+			stack = append(stack, l)
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:top]
+		}
+	}
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }
 
 func jsonError(err error, v any) error {
