@@ -271,8 +271,8 @@ func (c *Config) validate(add func(*Error)) {
 	if c.PBX.Name == "" || strings.ContainsAny(c.PBX.Name, "\r\n\x00") {
 		add(&Error{"pbx.name", "must be a non-empty single-line name"})
 	}
-	if _, port, err := net.SplitHostPort(c.PBX.Address); err != nil || port == "" {
-		add(&Error{"pbx.address", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:5038), got %q", c.PBX.Address)})
+	if why := hostPortProblem(c.PBX.Address, false); why != "" {
+		add(&Error{"pbx.address", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:5038): %s, got %q", why, c.PBX.Address)})
 	}
 	if c.PBX.Type == "asterisk" && c.PBX.Username == "" {
 		add(&Error{"pbx.username", "is required for Asterisk (the [user] of manager.conf)"})
@@ -313,14 +313,17 @@ func (c *Config) validate(add func(*Error)) {
 	if c.Store.RetentionDays < 0 {
 		add(&Error{"store.retention_days", "must be 0 (keep forever) or a number of days"})
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		add(&Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080), got %q", c.HTTP.Listen)})
+	if why := hostPortProblem(c.HTTP.Listen, true); why != "" {
+		add(&Error{"http.listen", fmt.Sprintf("must be host:port (e.g. 127.0.0.1:8080): %s, got %q", why, c.HTTP.Listen)})
 	}
 	c.HTTP.check(add)
 	c.checkRecordings(add)
 	c.checkCommands(add)
-	if c.Delivery.MaxInFlight < 1 || c.Delivery.MaxInFlightPerEndpoint < 1 {
-		add(&Error{"delivery.max_in_flight", "must be at least 1"})
+	if c.Delivery.MaxInFlight < 1 {
+		add(&Error{"delivery.max_in_flight", fmt.Sprintf("must be at least 1, got %d", c.Delivery.MaxInFlight)})
+	}
+	if c.Delivery.MaxInFlightPerEndpoint < 1 {
+		add(&Error{"delivery.max_in_flight_per_endpoint", fmt.Sprintf("must be at least 1, got %d", c.Delivery.MaxInFlightPerEndpoint)})
 	}
 	ids := map[string]bool{}
 	for i, w := range c.Webhooks {
@@ -451,6 +454,36 @@ func (h *HTTP) check(add func(*Error)) {
 		add(&Error{"http.max_streams_per_key", fmt.Sprintf("must be from 1 to http.max_streams (%d), got %d", h.MaxStreams, h.MaxStreamsPerKey)})
 	}
 	h.Panel.check(add)
+}
+
+// reDialName is a name Go's resolver looks up: DNS labels, with the
+// underscore container and service names use (a compose service pbx_1).
+var reDialName = regexp.MustCompile(`^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$`)
+
+// hostPortProblem says what is wrong with a host:port a socket opens, or
+// "": an IP address or a DNS name, and a port number from 1 to 65535 (a
+// listen address may leave the host empty, every interface, or use port 0,
+// any free port). Caught here, not at the first connect or listen.
+func hostPortProblem(v string, listen bool) string {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "no host:port in it"
+	}
+	low := 1
+	if listen {
+		low = 0
+	}
+	if n, err := strconv.Atoi(port); err != nil || strconv.Itoa(n) != port || n < low || n > 65535 {
+		return fmt.Sprintf("the port must be a number from %d to 65535", low)
+	}
+	switch h := strings.ToLower(host); {
+	case h == "" && listen:
+	case h == "":
+		return "the host is missing"
+	case net.ParseIP(h) == nil && !(reDialName.MatchString(h) && len(h) <= 253):
+		return fmt.Sprintf("the host %q is neither an IP address nor a DNS name", host)
+	}
+	return ""
 }
 
 // loopbackListen reports a listen address bound to loopback only.

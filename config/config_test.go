@@ -86,12 +86,38 @@ func TestBadConfigNamesKey(t *testing.T) {
 	for key, val := range map[string]string{"commands.agent_dial": "PJSIP/100", "commands.context": "from internal",
 		"commands.transfer_context": "a,b", "commands.queue_interface": "Local/{agent} x", "commands.record_dir": "rec",
 		"commands.ring_timeout": "0s", "http.request_timeout": "-1s",
-		"store.max_queued_events": "10", "commands.variable_prefix": "api_", "pbx.reorder_window": "-1ms"} {
+		"store.max_queued_events": "10", "commands.variable_prefix": "api_", "pbx.reorder_window": "-1ms",
+		"delivery.max_in_flight_per_endpoint": "0"} {
 		_, err := Load(write(t, minimal), nil, map[string]string{key: val})
 		var ce *Error
 		if !errors.As(err, &ce) || ce.Key != key {
 			t.Errorf("%s=%q: err = %v, want it named", key, val, err)
 		}
+	}
+	// Addresses that pass a host:port split yet could never be dialled or
+	// listened on: caught by check, not at start or at the first connect.
+	for _, c := range []struct{ key, val, why string }{
+		{"http.listen", "127.0.0.1:70000", "port must be a number from 0 to 65535"},
+		{"http.listen", "127.0.0.1:-1", "port must be a number"},
+		{"http.listen", "127.0.0.1:http", "port must be a number"},
+		{"http.listen", "not a host:80", `host "not a host" is neither`},
+		{"pbx.address", "pbx.example.com:0", "port must be a number from 1 to 65535"},
+		{"pbx.address", ":5038", "host is missing"},
+		{"pbx.address", "pbx/1:5038", "neither an IP address nor a DNS name"},
+	} {
+		_, err := Load(write(t, minimal), nil, map[string]string{c.key: c.val})
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != c.key || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("%s=%q: err = %v, want it named: %s", c.key, c.val, err, c.why)
+		}
+	}
+	for _, kv := range [][2]string{{"http.listen", ":8080"}, {"pbx.address", "[::1]:5038"}, {"pbx.address", "pbx_1.local:5038"}} {
+		if _, err := Load(write(t, minimal), nil, map[string]string{kv[0]: kv[1]}); err != nil {
+			t.Errorf("%s=%q refused: %v", kv[0], kv[1], err)
+		}
+	}
+	if _, err := Load(write(t, minimal), nil, map[string]string{"http.listen": "LocalHost:0", "pbx.address": "PBX.Example.com:5038"}); err != nil {
+		t.Errorf("a free port and a host in capitals refused: %v", err)
 	}
 	cfg, err := Load(write(t, minimal), nil, map[string]string{"commands.agent_dial": "PJSIP/{agent}", "commands.context": "from-internal",
 		"http.recordings_dir": "/var/spool/asterisk/monitor"})
