@@ -19,7 +19,10 @@ import (
 // history lists past and present calls, newest first, a page at a time.
 func (s *Server) history(c *fiber.Ctx) error {
 	var f bridge.HistoryFilter
-	var err error
+	err := onlyQuery(c, "from", "to", "limit", "number", "agent", "direction", "disposition", "cursor")
+	if err != nil {
+		return err
+	}
 	if f.From, err = queryTime(c, "from"); err != nil {
 		return err
 	}

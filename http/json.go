@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -224,6 +225,27 @@ func kindName(t reflect.Type) string {
 		return "an array"
 	}
 	return "a " + t.String()
+}
+
+// onlyQuery refuses a query parameter the route does not take, or one
+// given twice: a misspelt filter (?limt=5, ?agnt=100) would otherwise be
+// ignored and the answer silently unfiltered, and of two values one would
+// be dropped.
+func onlyQuery(c *fiber.Ctx, names ...string) error {
+	var err error
+	seen := map[string]bool{}
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		name := string(k)
+		switch {
+		case err != nil:
+		case !slices.Contains(names, name):
+			err = bridge.FieldError(name, "is not a query parameter of this route; it takes %s", strings.Join(names, ", "))
+		case seen[name]:
+			err = bridge.FieldError(name, "is given twice")
+		}
+		seen[name] = true
+	})
+	return err
 }
 
 // queryTime parses an RFC 3339 query parameter; zero when absent.

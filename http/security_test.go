@@ -286,6 +286,29 @@ func TestRecordingThatIsNotARegularFile(t *testing.T) {
 	}
 }
 
+// A misspelt or repeated query parameter is refused, naming it: ignored,
+// ?limt=5 or ?agnt=100 answered with everything, unfiltered.
+func TestQueryParametersAllowlisted(t *testing.T) {
+	r := newRig(t, rigOptions{preload: func(db *store.DB) {
+		storeCalls(t, db, bridge.Call{ID: "conv_1", Direction: bridge.DirectionInbound, StartedAt: t0})
+	}})
+	for _, q := range []struct{ path, scope, field, detail string }{
+		{"/v1/history?limt=5", "read", "limt", "it takes from, to, limit"},
+		{"/v1/history?limit=1&limit=2", "read", "limit", "given twice"},
+		{"/v1/events/stream?agnt=100", "read", "agnt", "it takes types, agent, last_event_id"},
+		{"/v1/webhooks/crm/deliveries?befor=2026-01-01T00:00:00Z", "admin", "befor", "it takes limit, before"},
+		{"/v1/webhooks/crm/dead?cursor=x", "admin", "cursor", "it takes limit"},
+	} {
+		p := r.call("GET", q.path, q.scope, nil).problem(t, 400, q.field)
+		if !strings.Contains(p["detail"].(string), q.detail) {
+			t.Errorf("%s: detail %q, want %q", q.path, p["detail"], q.detail)
+		}
+	}
+	if res := r.call("GET", "/v1/history?limit=5&direction=inbound", "read", nil); res.status != 200 || !strings.Contains(string(res.body), "conv_1") {
+		t.Fatalf("known parameters: %d %s", res.status, res.body)
+	}
+}
+
 // Times outside what the store's nanoseconds hold are refused naming the
 // parameter: from=9999-12-31 overflowed and returned every call.
 func TestTimesOutOfRange(t *testing.T) {

@@ -115,6 +115,9 @@ func mentionsAgent(payload []byte, ext string) bool {
 // is its event id: a client that reconnects with Last-Event-ID gets what
 // it missed from the store, then the live feed, with nothing twice.
 func (s *Server) stream(c *fiber.Ctx) error {
+	if err := onlyQuery(c, "types", "agent", "last_event_id"); err != nil {
+		return err
+	}
 	sub := &subscriber{cut: make(chan struct{})}
 	if t := c.Query("types"); t != "" {
 		for _, f := range strings.Split(t, ",") {

@@ -126,6 +126,9 @@ func (s *Server) webhookDeliveries(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := onlyQuery(c, "limit", "before"); err != nil {
+		return err
+	}
 	limit, err := queryLimit(c, 50, 500)
 	if err != nil {
 		return err
@@ -164,6 +167,9 @@ func (s *Server) webhookDead(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	ep, err := s.Endpoints.Endpoint(ctx, param(c, "id"))
 	if err != nil {
+		return err
+	}
+	if err := onlyQuery(c, "limit"); err != nil {
 		return err
 	}
 	limit, err := queryLimit(c, 100, 1000)
