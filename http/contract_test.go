@@ -153,7 +153,7 @@ func TestDeadLettersReplayed(t *testing.T) {
 	}
 	failing.Store(false) // the CRM is back
 	res := r.call("POST", "/v1/events/"+ids[0]+"/replay", "admin", map[string]any{"endpoints": []string{"down"}})
-	if res.status != 202 {
+	if res.status != 202 || !strings.Contains(string(res.body), `"endpoints":["down"]`) || !strings.Contains(string(res.body), `"already_pending":[]`) {
 		t.Fatalf("replay: %d %s", res.status, res.body)
 	}
 	if ds := rcv.WaitFor(1, 5*time.Second); len(ds) != 1 || ds[0].ID != ids[0] || ds[0].Err != nil {

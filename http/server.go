@@ -53,7 +53,7 @@ type Store interface {
 
 	Attempts(ctx context.Context, endpointID string, limit int, before time.Time) ([]bridge.Attempt, error)
 	DeadLetters(ctx context.Context, endpointID string, limit int) ([]bridge.Delivery, error)
-	Replay(ctx context.Context, eventID string, endpointIDs []string) ([]bridge.Delivery, error)
+	Replay(ctx context.Context, eventID string, endpointIDs []string) (replayed []bridge.Delivery, pending []string, err error)
 	ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (int64, error)
 }
 

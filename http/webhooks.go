@@ -217,17 +217,21 @@ func (s *Server) replayEvent(c *fiber.Ctx) error {
 	if err := s.replayTenant(ctx, ids, tenant); err != nil {
 		return err
 	}
-	ds, err := s.store.Replay(ctx, rec.ID, ids)
+	ds, pending, err := s.store.Replay(ctx, rec.ID, ids)
 	if err != nil {
 		return err
 	}
 	// An endpoint drops pushed deliveries older than what it has seen, so
 	// an old event is picked up by re-reading the endpoint's backlog.
 	d.Notify(ds)
-	for _, id := range ids {
-		d.Reload(id)
+	sent := make([]string, 0, len(ds))
+	for _, dl := range ds {
+		sent = append(sent, dl.EndpointID)
+		d.Reload(dl.EndpointID)
 	}
-	return accepted(c, fiber.Map{"event_id": rec.ID, "endpoints": ids})
+	// Where it is still pending (on its way, perhaps in flight) nothing
+	// changes, and the answer says so rather than "sent again".
+	return accepted(c, fiber.Map{"event_id": rec.ID, "endpoints": sent, "already_pending": nonNil(pending)})
 }
 
 // replayRange sends again every delivered or dead event of [from, to).
@@ -278,6 +282,14 @@ func (s *Server) replayRange(c *fiber.Ctx) error {
 		d.Reload(id)
 	}
 	return accepted(c, fiber.Map{"replayed": n, "endpoints": ids})
+}
+
+// nonNil makes an empty list [] in JSON, not null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // replayTargets checks named endpoints, or picks the enabled ones that

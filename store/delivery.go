@@ -282,19 +282,23 @@ func (db *DB) DisabledEndpoints(ctx context.Context) (map[string]string, error) 
 // Replay sets an event's deliveries to the given endpoints back to pending,
 // due now and with a fresh retry window, creating the ones that do not
 // exist, and returns them so the caller can notify the dispatcher. With no
-// endpoints it replays every delivery the event already has.
-func (db *DB) Replay(ctx context.Context, eventID string, endpointIDs []string) ([]bridge.Delivery, error) {
+// endpoints it replays every delivery the event already has. A delivery
+// still pending is left as it is, and its endpoint returned in pending: it
+// is on its way (maybe in flight now), and a second send could not be
+// promised without a second row.
+func (db *DB) Replay(ctx context.Context, eventID string, endpointIDs []string) (replayed []bridge.Delivery, pending []string, err error) {
 	if eventID == "" {
-		return nil, bridge.FieldError("event_id", "is empty")
+		return nil, nil, bridge.FieldError("event_id", "is empty")
 	}
 	for _, ep := range endpointIDs {
 		if ep == "" {
-			return nil, bridge.FieldError("endpoint_ids", "contains an empty endpoint id")
+			return nil, nil, bridge.FieldError("endpoint_ids", "contains an empty endpoint id")
 		}
 	}
 	var out []bridge.Delivery
+	var stillPending []string
 	now := time.Now()
-	err := db.write(ctx, 1+len(endpointIDs), func(w *wtx) error {
+	err = db.write(ctx, 1+len(endpointIDs), func(w *wtx) error {
 		rec, err := scanRecord(w.queryRow(`SELECT `+recordCols+` FROM events e WHERE e.id = ?`, eventID))
 		if errNoRows(err) {
 			return refuse(notFound("event_id", "no event with id %q", eventID))
@@ -311,11 +315,16 @@ func (db *DB) Replay(ctx context.Context, eventID string, endpointIDs []string) 
 			}
 		}
 		res := make([]bridge.Delivery, 0, len(eps))
+		var already []string
 		for _, ep := range eps {
 			var status string
 			err := w.queryRow(`SELECT status FROM deliveries WHERE endpoint_id = ? AND event_seq = ?`, ep, rec.Seq).Scan(&status)
 			if err != nil && !errNoRows(err) {
 				return err
+			}
+			if bridge.DeliveryStatus(status) == bridge.DeliveryPending {
+				already = append(already, ep)
+				continue
 			}
 			d := bridge.Delivery{Record: rec, EndpointID: ep, Status: bridge.DeliveryPending, NextAttemptAt: now.UTC()}
 			if err := w.queryRow(`INSERT INTO deliveries (endpoint_id, event_seq, status, next_attempt_at, updated_at)
@@ -327,10 +336,10 @@ func (db *DB) Replay(ctx context.Context, eventID string, endpointIDs []string) 
 			w.pending += pendingDelta(bridge.DeliveryStatus(status), bridge.DeliveryPending)
 			res = append(res, d)
 		}
-		w.onCommit = func() { out = res }
+		w.onCommit = func() { out, stillPending = res, already }
 		return nil
 	})
-	return out, err
+	return out, stillPending, err
 }
 
 func queryStrings(w *wtx, q string, args ...any) ([]string, error) {

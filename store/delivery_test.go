@@ -144,9 +144,9 @@ func TestReplay(t *testing.T) {
 	checkBacklog(t, db, 0)
 
 	before := time.Now()
-	ds, err := db.Replay(ctx, id, []string{"crm", "erp"})
-	if err != nil || len(ds) != 2 {
-		t.Fatalf("replay: %+v %v", ds, err)
+	ds, pending, err := db.Replay(ctx, id, []string{"crm", "erp"})
+	if err != nil || len(ds) != 2 || len(pending) != 0 {
+		t.Fatalf("replay: %+v %v %v", ds, pending, err)
 	}
 	if ds[0].EndpointID != "crm" || ds[0].Attempts != 2 || ds[0].Status != bridge.DeliveryPending || ds[0].Seq != b.Events[0].Seq ||
 		string(ds[0].Payload) != string(b.Events[0].Payload) || ds[0].NextAttemptAt.Before(before.Add(-time.Second)) {
@@ -160,17 +160,18 @@ func TestReplay(t *testing.T) {
 	if len(p) != 1 || !p[0].FirstTriedAt.IsZero() || p[0].Attempts != 2 {
 		t.Fatalf("after replay = %+v: a fresh retry window needs first_tried_at cleared", p)
 	}
-	// Replaying a pending delivery does not count it twice.
-	if _, err := db.Replay(ctx, id, nil); err != nil {
-		t.Fatal(err)
+	// Replaying a pending delivery does not count it twice, and leaves it
+	// as it is (it is on its way): the endpoints are said to be pending.
+	if ds, pending, err := db.Replay(ctx, id, nil); err != nil || len(ds) != 0 || strings.Join(pending, ",") != "crm,erp" {
+		t.Fatalf("replay of pending deliveries: %+v %v %v", ds, pending, err)
 	}
 	checkBacklog(t, db, 2)
 
-	_, err = db.Replay(ctx, "evt_nope", []string{"crm"})
+	_, _, err = db.Replay(ctx, "evt_nope", []string{"crm"})
 	wantCode(t, err, bridge.ENOTFOUND, "evt_nope")
 	lonely := &bridge.Batch{Events: []bridge.PendingEvent{newEvent("", 0, "agent.state", t0)}}
 	commit(t, db, lonely)
-	_, err = db.Replay(ctx, lonely.Events[0].ID, nil)
+	_, _, err = db.Replay(ctx, lonely.Events[0].ID, nil)
 	wantCode(t, err, bridge.EINVALID, "endpoint_ids")
 }
 

@@ -291,7 +291,7 @@ func TestConcurrentUseKeepsIntegrity(t *testing.T) {
 						t.Error(err)
 					}
 				case 1:
-					if _, err := db.Replay(ctx, b.Events[1].ID, []string{"erp"}); err != nil {
+					if _, _, err := db.Replay(ctx, b.Events[1].ID, []string{"erp"}); err != nil {
 						t.Error(err)
 					}
 				case 2:
