@@ -274,14 +274,20 @@ func (s *Server) replayRange(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.store.ReplayRange(ctx, from, to, ids)
+	n, per, err := s.store.ReplayRange(ctx, from, to, ids)
 	if err != nil {
 		return err
 	}
+	// Only the endpoints that got something: the others are not told to
+	// re-read, nor listed as if they had been sent anything.
+	sent := []string{}
 	for _, id := range ids {
-		d.Reload(id)
+		if per[id] > 0 {
+			sent = append(sent, id)
+			d.Reload(id)
+		}
 	}
-	return accepted(c, fiber.Map{"replayed": n, "endpoints": ids})
+	return accepted(c, fiber.Map{"replayed": n, "endpoints": sent, "per_endpoint": per})
 }
 
 // nonNil makes an empty list [] in JSON, not null.

@@ -368,23 +368,26 @@ const chunk = 500
 // with a fresh retry window, and returns how many. It works in chunks (each
 // its own transaction); the dispatcher must then reload its backlog from
 // the store. Deliveries that never existed are not created: the store does
-// not know an endpoint's event filter.
-func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (int64, error) {
+// not know an endpoint's event filter. perEndpoint holds each endpoint's
+// share of the total, only those with some.
+func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (total int64, perEndpoint map[string]int64, err error) {
 	if len(endpointIDs) == 0 {
-		return 0, bridge.FieldError("endpoint_ids", "name at least one endpoint")
+		return 0, nil, bridge.FieldError("endpoint_ids", "name at least one endpoint")
 	}
 	if from.IsZero() || to.IsZero() || !from.Before(to) {
-		return 0, bridge.FieldError("from", "must be set and before to")
+		return 0, nil, bridge.FieldError("from", "must be set and before to")
 	}
-	var total int64
+	perEndpoint = map[string]int64{}
 	cursorAt, cursorSeq := from.UnixNano(), int64(-1)
 	for {
 		var n int64
 		var seen int
 		var lastAt, lastSeq int64
+		byEP := map[string]int64{}
 		now := time.Now().UnixNano()
 		err := db.write(ctx, chunk*len(endpointIDs), func(w *wtx) error {
 			n, seen = 0, 0
+			clear(byEP)
 			rows, err := w.query(`SELECT seq, occurred_at FROM events WHERE occurred_at < ? AND (occurred_at, seq) > (?, ?)
 				ORDER BY occurred_at, seq LIMIT ?`, to.UnixNano(), cursorAt, cursorSeq, chunk)
 			if err != nil {
@@ -411,17 +414,23 @@ func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs [
 					}
 					k, _ := res.RowsAffected()
 					n += k
+					byEP[ep] += k
 				}
 			}
 			w.pending += n
 			return nil
 		})
 		if err != nil {
-			return total, err
+			return total, perEndpoint, err
 		}
 		total += n
+		for ep, k := range byEP {
+			if k > 0 {
+				perEndpoint[ep] += k
+			}
+		}
 		if seen < chunk {
-			return total, nil
+			return total, perEndpoint, nil
 		}
 		cursorAt, cursorSeq = lastAt, lastSeq
 	}

@@ -200,9 +200,9 @@ func TestReplayRange(t *testing.T) {
 	checkBacklog(t, db, 120)
 
 	// [100s, 1150s): 1050 events, 105 of them still pending for crm.
-	n, err := db.ReplayRange(ctx, t0.Add(100*time.Second), t0.Add(1150*time.Second), []string{"crm"})
-	if err != nil || n != 1050-105 {
-		t.Fatalf("replayed %d, %v", n, err)
+	n, per, err := db.ReplayRange(ctx, t0.Add(100*time.Second), t0.Add(1150*time.Second), []string{"crm"})
+	if err != nil || n != 1050-105 || per["crm"] != n || len(per) != 1 {
+		t.Fatalf("replayed %d (%v), %v", n, per, err)
 	}
 	checkBacklog(t, db, 1050+15)
 	if got := count(t, db, `SELECT count(*) FROM deliveries d JOIN events e ON e.seq = d.event_seq
@@ -213,13 +213,13 @@ func TestReplayRange(t *testing.T) {
 		t.Fatalf("%d replayed deliveries kept their old retry window", got)
 	}
 	// The disabled endpoint's deliveries come back when it is named.
-	if n, err := db.ReplayRange(ctx, t0, t0.Add(time.Hour), []string{"erp"}); err != nil || n != 1200 {
-		t.Fatalf("erp replayed %d, %v", n, err)
+	if n, per, err := db.ReplayRange(ctx, t0, t0.Add(time.Hour), []string{"erp", "nobody"}); err != nil || n != 1200 || len(per) != 1 || per["erp"] != 1200 {
+		t.Fatalf("erp replayed %d (%v), %v", n, per, err)
 	}
 	checkBacklog(t, db, 1065+1200)
-	_, err = db.ReplayRange(ctx, t0, t0.Add(time.Hour), nil)
+	_, _, err = db.ReplayRange(ctx, t0, t0.Add(time.Hour), nil)
 	wantCode(t, err, bridge.EINVALID, "endpoint_ids")
-	_, err = db.ReplayRange(ctx, t0, t0, []string{"crm"})
+	_, _, err = db.ReplayRange(ctx, t0, t0, []string{"crm"})
 	wantCode(t, err, bridge.EINVALID, "from")
 }
 
