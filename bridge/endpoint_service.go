@@ -66,6 +66,10 @@ type EndpointUpdate struct {
 	// signatures until PreviousSecret is set to "".
 	Secret         *string `json:"secret"`
 	PreviousSecret *string `json:"previous_secret"`
+	// Enabled true turns an endpoint a 410 Gone disabled back on: its later
+	// events are delivered again (those committed while it was disabled
+	// come back with a replay). Only true is taken.
+	Enabled *bool `json:"enabled"`
 }
 
 // Endpoints is the EndpointService.
@@ -260,6 +264,9 @@ func (s *Endpoints) Update(ctx context.Context, id string, upd EndpointUpdate) (
 	if upd.PreviousSecret != nil {
 		ep.PreviousSecret = *upd.PreviousSecret
 	}
+	if upd.Enabled != nil && !*upd.Enabled {
+		return Endpoint{}, false, FieldError("enabled", "can only be true, to turn on an endpoint a 410 Gone disabled; DELETE an endpoint you no longer want")
+	}
 	if err := ep.Validate(); err != nil {
 		return Endpoint{}, false, err
 	}
@@ -273,6 +280,12 @@ func (s *Endpoints) Update(ctx context.Context, id string, upd EndpointUpdate) (
 	}
 	if err := s.store.UpdateEndpoint(ctx, ep); err != nil {
 		return Endpoint{}, false, err
+	}
+	if upd.Enabled != nil && ep.Disabled {
+		if err := s.store.EnableEndpoint(ctx, id); err != nil {
+			return Endpoint{}, false, err
+		}
+		ep.Disabled, ep.DisabledReason = false, ""
 	}
 	return ep, generated, s.sync(ctx)
 }

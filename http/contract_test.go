@@ -215,3 +215,38 @@ func TestRefusedCommandsNotSentAfterReconnect(t *testing.T) {
 		t.Fatalf("after the reconnect the PBX received %q", got)
 	}
 }
+
+// An endpoint a 410 Gone disabled can be turned on again over the API,
+// and delivers from then on; "enabled": false is refused with the way out.
+func TestReenableEndpoint(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	secret := bridge.NewWebhookSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	rcv.Script(webhookstest.Response{Status: 410})
+	if res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "crm2", "url": rcv.URL, "secret": secret}); res.status != 201 {
+		t.Fatalf("create: %d %s", res.status, res.body)
+	}
+	if res := r.call("POST", "/v1/webhooks/crm2/test", "admin", nil); res.status != 202 {
+		t.Fatalf("test: %d %s", res.status, res.body)
+	}
+	r.waitFor("the 410 to disable it", func() bool {
+		return strings.Contains(string(r.call("GET", "/v1/webhooks/crm2", "admin", nil).body), `"disabled":true`)
+	})
+	if res := r.call("POST", "/v1/webhooks/crm2/test", "admin", nil); res.status != 409 {
+		t.Fatalf("test while disabled: %d %s", res.status, res.body)
+	}
+	p := r.call("PATCH", "/v1/webhooks/crm2", "admin", map[string]any{"enabled": false}).problem(t, 400, "enabled")
+	if !strings.Contains(p["detail"].(string), "DELETE") {
+		t.Errorf("detail %q", p["detail"])
+	}
+	res := r.call("PATCH", "/v1/webhooks/crm2", "admin", map[string]any{"enabled": true})
+	if res.status != 200 || strings.Contains(string(res.body), `"disabled":true`) {
+		t.Fatalf("re-enable: %d %s", res.status, res.body)
+	}
+	if res := r.call("POST", "/v1/webhooks/crm2/test", "admin", nil); res.status != 202 {
+		t.Fatalf("test after re-enabling: %d %s", res.status, res.body)
+	}
+	if ds := rcv.WaitFor(1, 30*time.Second); len(ds) != 1 || ds[0].Type != "webhook.test" {
+		t.Fatalf("delivered after re-enabling: %+v", ds)
+	}
+}
