@@ -66,9 +66,10 @@ type EndpointUpdate struct {
 	// signatures until PreviousSecret is set to "".
 	Secret         *string `json:"secret"`
 	PreviousSecret *string `json:"previous_secret"`
-	// Enabled true turns an endpoint a 410 Gone disabled back on: its later
-	// events are delivered again (those committed while it was disabled
-	// come back with a replay). Only true is taken.
+	// Enabled true turns an endpoint a 410 Gone disabled back on: events
+	// from then on are delivered (those committed while it was disabled
+	// have no delivery to it; a replay of each event naming it makes one).
+	// Only true is taken.
 	Enabled *bool `json:"enabled"`
 }
 
