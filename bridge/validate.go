@@ -39,7 +39,7 @@ func CheckExtension(field, v string) error {
 		return err
 	}
 	if !reExtension.MatchString(v) {
-		return FieldError(field, "must be an extension: 1 to 32 of 0-9 A-Z a-z * # + _ . -, not starting with _ or -")
+		return FieldError(field, "must be an extension: 1 to 32 of 0-9 A-Z a-z * # + _ . -, the first one of 0-9 A-Z a-z * # +")
 	}
 	return nil
 }
@@ -269,7 +269,7 @@ func ParseCallerID(field, v string) (CallerID, error) {
 		cid.Number = strings.TrimSpace(v)
 	}
 	if err := CheckExtension(field, cid.Number); err != nil {
-		return CallerID{}, FieldError(field, `must be a number or "Name" <number> with a number of 0-9 A-Z a-z * # + _ . -`)
+		return CallerID{}, FieldError(field, `must be a number or "Name" <number>, the number 1 to 32 of 0-9 A-Z a-z * # + _ . -, the first one of 0-9 A-Z a-z * # +`)
 	}
 	if err := CheckSafeText(field, cid.Name, 64); err != nil {
 		return CallerID{}, err

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
@@ -206,6 +208,11 @@ func (db *DB) CreateTenantAPIKey(ctx context.Context, name string, scopes []stri
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 100 {
 		return "", bridge.APIKey{}, bridge.FieldError("name", "must be 1 to 100 characters")
+	}
+	// Printed in `apikey list` and logs: a line break or an escape would
+	// forge a row or a log line.
+	if !utf8.ValidString(name) || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "", bridge.APIKey{}, bridge.FieldError("name", "must be printable text: no line breaks, tabs or other control characters")
 	}
 	if len(scopes) == 0 {
 		return "", bridge.APIKey{}, bridge.FieldError("scopes", "at least one scope is required (read, control, admin)")

@@ -64,6 +64,13 @@ func TestAPIKeys(t *testing.T) {
 	if plain2 == plain {
 		t.Fatal("two keys are equal")
 	}
+	// A name is printed in `apikey list` and logs: a line break or an
+	// escape would forge a row there.
+	for _, name := range []string{"a\nb", "crm\tx", "x\x1b[31m", "\xff"} {
+		if _, _, err := db.CreateAPIKey(ctx, name, []string{"read"}); bridge.ErrorCode(err) != bridge.EINVALID || !strings.Contains(err.Error(), "name") {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
 
 	// Only the SHA-256 is stored: no column holds the plaintext.
 	var hash []byte
