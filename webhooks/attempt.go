@@ -214,7 +214,11 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 	if a.Outcome == bridge.DeliveryDelivered {
 		d.delivered.Add(1)
 		if e.failing.Swap(false) {
-			logger().Info("webhook endpoint recovered")
+			if n, ok := e.flapLog(); ok {
+				logger().Info("webhook endpoint recovered", "flaps_unlogged", n)
+			} else {
+				logger().Debug("webhook endpoint recovered")
+			}
 		}
 		return
 	}
@@ -226,7 +230,11 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 	case refused:
 		log.Warn("webhook endpoint address refused by delivery policy; its deliveries are dead-lettered, not retried", "err", a.Error)
 	default:
-		log.Warn("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error)
+		if n, ok := e.flapLog(); ok {
+			log.Warn("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error, "flaps_unlogged", n)
+		} else {
+			log.Debug("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error)
+		}
 	}
 	switch a.Outcome {
 	case bridge.DeliveryPending:
@@ -243,6 +251,23 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 	if gone {
 		e.disable("endpoint answered 410 Gone")
 	}
+}
+
+// flapQuiet is how long after a logged failing/recovered transition the
+// next ones are logged at debug only: an endpoint that fails every other
+// request would otherwise write two lines a second at WARN and INFO.
+const flapQuiet = time.Minute
+
+// flapLog reports whether a failing/recovered transition is logged at its
+// level now, and how many were logged at debug only since the last one.
+func (e *endpoint) flapLog() (unlogged int64, ok bool) {
+	now := e.d.clock.Now().UnixNano()
+	last := e.flapAt.Load()
+	if last != 0 && now-last < int64(flapQuiet) || !e.flapAt.CompareAndSwap(last, now) {
+		e.flaps.Add(1)
+		return 0, false
+	}
+	return e.flaps.Swap(0), true
 }
 
 // disable marks the endpoint disabled, in the store and here. Attempts

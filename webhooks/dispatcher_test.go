@@ -1097,3 +1097,82 @@ func TestRecordsGathered(t *testing.T) {
 		t.Errorf("largest batch %d, %d attempts recorded", store.maxBatch, len(store.attempts))
 	}
 }
+
+// recordingHandler keeps the log records a test reads.
+type recordingHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	return nil
+}
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+// count returns how many records at level say msg, and the last one's
+// flaps_unlogged.
+func (h *recordingHandler) count(level slog.Level, msg string) (n int, flaps int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		if r.Level == level && r.Message == msg {
+			n++
+			r.Attrs(func(a slog.Attr) bool {
+				if a.Key == "flaps_unlogged" {
+					flaps = a.Value.Int64()
+				}
+				return true
+			})
+		}
+	}
+	return n, flaps
+}
+
+// An endpoint that fails every other request is logged failing once, not
+// at every turn: later turns within a minute go to debug, and the next
+// line at its level says how many there were.
+func TestFlappingEndpointLoggedOnce(t *testing.T) {
+	clock := webhookstest.NewClock(time.Now())
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(clock.Now, 0)
+	var n atomic.Int32
+	rx.Respond(func(webhookstest.Delivery) webhookstest.Response {
+		if n.Add(1)%2 == 1 {
+			return webhookstest.Response{Status: 500}
+		}
+		return webhookstest.Response{}
+	})
+	logs := &recordingHandler{}
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: clock, MaxInFlightPerEndpoint: 1, Logger: slog.New(logs),
+		BackoffBase: time.Hour, BackoffMax: time.Hour}, endpoint("ep", rx.URL))
+	var convs []string
+	for i := range 10 {
+		convs = append(convs, fmt.Sprint("c", i))
+	}
+	h.d.Notify(store.commit(records(convs, 1), "ep"))
+	h.waitAttempts(10) // 5 failures and 5 successes, one at a time: 9 turns
+	if warn, _ := logs.count(slog.LevelWarn, "webhook endpoint failing; retrying"); warn != 1 {
+		t.Errorf("%d failing lines at WARN, want 1", warn)
+	}
+	if info, _ := logs.count(slog.LevelInfo, "webhook endpoint recovered"); info != 0 {
+		t.Errorf("%d recovered lines at INFO within a minute of the failing one, want 0", info)
+	}
+	// Past the quiet minute, the retries' turns are logged again, with the
+	// count of those that were not.
+	clock.Advance(2 * time.Hour)
+	h.waitAttempts(15)
+	warn, _ := logs.count(slog.LevelWarn, "webhook endpoint failing; retrying")
+	info, flaps := logs.count(slog.LevelInfo, "webhook endpoint recovered")
+	if warn+info < 2 || warn+info > 3 {
+		t.Fatalf("%d WARN and %d INFO turns after the quiet minute", warn, info)
+	}
+	if _, wflaps := logs.count(slog.LevelWarn, "webhook endpoint failing; retrying"); max(flaps, wflaps) == 0 {
+		t.Errorf("no line says how many turns went unlogged")
+	}
+}

@@ -63,6 +63,10 @@ type endpoint struct {
 	// is freed, so that the scheduler cannot start another one first.
 	pausedUntil atomic.Int64
 	failing     atomic.Bool // the last attempt failed; for logging transitions
+	// flapAt (unix nanoseconds) is when a failing/recovered transition was
+	// last logged at its level; flaps counts those logged at debug since.
+	flapAt atomic.Int64
+	flaps  atomic.Int64
 
 	ctx    context.Context // ends the scheduler
 	stop   context.CancelFunc
