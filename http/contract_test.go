@@ -52,6 +52,7 @@ func TestRequestBodyTypes(t *testing.T) {
 		// case: agent 101 dialled, with no word said.
 		{"POST", "/v1/calls", "control", `{"agent":"100","Agent":"101","to":"600"}`, "Agent", `given twice, also as "agent"`},
 		{"POST", "/v1/calls", "control", `{"agent":"100","to":"600","to":"601"}`, "to", "given twice"},
+		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","variables":{"crm_a":"1"},"variableſ":{"crm_a":"2"}}`, "variableſ", `also as "variables"`},
 		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","variables":{"crm_a":"x","crm_a":"y"}}`, "variables.crm_a", "given twice"},
 		{"POST", "/v1/calls", "control", `{"agent":"101","to":"600","variables":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`, "body", "nests deeper than 32 levels"},
 	} {

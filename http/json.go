@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ctibridge/ctibridge/bridge"
 	"github.com/gofiber/fiber/v2"
@@ -112,13 +114,13 @@ func checkNames(body []byte) error {
 		inObject := top >= 0 && stack[top].names != nil
 		if name, ok := tok.(string); ok && inObject && stack[top].key == "" {
 			field := joinPath(stack[top].path, name)
-			if first, dup := stack[top].names[strings.ToLower(name)]; dup && name != "" { // "" is the decoder's to refuse
+			if first, dup := stack[top].names[foldName(name)]; dup && name != "" { // "" is the decoder's to refuse
 				if first == name {
 					return bridge.FieldError(field, "is given twice")
 				}
 				return bridge.FieldError(field, "is given twice, also as %q (names are matched without regard to case)", first)
 			}
-			stack[top].names[strings.ToLower(name)] = name
+			stack[top].names[foldName(name)] = name
 			stack[top].key = name
 			continue
 		}
@@ -144,6 +146,20 @@ func checkNames(body []byte) error {
 			stack = stack[:top]
 		}
 	}
+}
+
+// foldName folds a name as encoding/json does to match it to a field
+// (bytes.EqualFold): "variableſ" (long s) names "variables" too.
+func foldName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if r < utf8.RuneSelf {
+			b.WriteByte(byte(unicode.ToUpper(r)))
+			continue
+		}
+		b.WriteRune(unicode.ToUpper(unicode.ToLower(r)))
+	}
+	return b.String()
 }
 
 func joinPath(path, name string) string {

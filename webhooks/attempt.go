@@ -213,27 +213,24 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 	logger := func() *slog.Logger { return d.log.With("endpoint", e.id, "host", host(cfg.URL)) }
 	if a.Outcome == bridge.DeliveryDelivered {
 		d.delivered.Add(1)
-		if e.failing.Swap(false) {
-			if n, ok := e.flapLog(); ok {
-				logger().Info("webhook endpoint recovered", "flaps_unlogged", n)
-			} else {
-				logger().Debug("webhook endpoint recovered")
-			}
+		if n, ok := e.logTurn(false, e.failing.Swap(false)); ok {
+			logger().Info("webhook endpoint recovered", "turns_unlogged", n)
 		}
 		return
 	}
 	d.failed.Add(1)
 	log := logger()
 	log.Debug("webhook attempt failed", "event", it.ID, "attempt", it.Attempts, "status", a.StatusCode, "err", a.Error, "outcome", a.Outcome)
+	turned := !e.failing.Swap(true)
 	switch {
-	case e.failing.Swap(true) || gone:
+	case gone:
 	case refused:
-		log.Warn("webhook endpoint address refused by delivery policy; its deliveries are dead-lettered, not retried", "err", a.Error)
+		if turned {
+			log.Warn("webhook endpoint address refused by delivery policy; its deliveries are dead-lettered, not retried", "err", a.Error)
+		}
 	default:
-		if n, ok := e.flapLog(); ok {
-			log.Warn("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error, "flaps_unlogged", n)
-		} else {
-			log.Debug("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error)
+		if n, ok := e.logTurn(true, turned); ok {
+			log.Warn("webhook endpoint failing; retrying", "status", a.StatusCode, "err", a.Error, "turns_unlogged", n)
 		}
 	}
 	switch a.Outcome {
@@ -253,21 +250,31 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 	}
 }
 
-// flapQuiet is how long after a logged failing/recovered transition the
-// next ones are logged at debug only: an endpoint that fails every other
-// request would otherwise write two lines a second at WARN and INFO.
+// flapQuiet is how long after the log was told an endpoint is failing (or
+// recovered) it is not told again: an endpoint that fails every other
+// request wrote two lines a second at WARN and INFO.
 const flapQuiet = time.Minute
 
-// flapLog reports whether a failing/recovered transition is logged at its
-// level now, and how many were logged at debug only since the last one.
-func (e *endpoint) flapLog() (unlogged int64, ok bool) {
-	now := e.d.clock.Now().UnixNano()
-	last := e.flapAt.Load()
-	if last != 0 && now-last < int64(flapQuiet) || !e.flapAt.CompareAndSwap(last, now) {
-		e.flaps.Add(1)
+// logTurn reports whether the endpoint's state (failing or not, after an
+// attempt) is to be logged at its level now: it differs from what the log
+// was last told, and that was a quiet minute ago or never. Turns it does
+// not log are counted (turned: this attempt changed the state), and the
+// count goes with the next line. Called on every attempt, so a short
+// outage's recovery, kept back in the quiet minute, is logged at the first
+// attempt after it rather than never.
+func (e *endpoint) logTurn(failing, turned bool) (unlogged int64, ok bool) {
+	e.flapMu.Lock()
+	defer e.flapMu.Unlock()
+	now := e.d.clock.Now()
+	if failing == e.loggedFailing || !e.flapAt.IsZero() && now.Sub(e.flapAt) < flapQuiet {
+		if turned {
+			e.flaps++
+		}
 		return 0, false
 	}
-	return e.flaps.Swap(0), true
+	unlogged = e.flaps
+	e.loggedFailing, e.flapAt, e.flaps = failing, now, 0
+	return unlogged, true
 }
 
 // disable marks the endpoint disabled, in the store and here. Attempts

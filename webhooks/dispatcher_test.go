@@ -468,6 +468,46 @@ func TestRetryAfterPausesEndpoint(t *testing.T) {
 	}
 }
 
+// The pause holds also when the scheduler waits for a shared request
+// slot: the 429'd request gives its slot back to that very wait, after
+// setting the pause, and the waiting delivery must not take it.
+func TestRetryAfterPauseHoldsSharedSlotWait(t *testing.T) {
+	start0 := time.Now().Truncate(time.Second)
+	clock := webhookstest.NewClock(start0)
+	rx := webhookstest.NewReceiver(t, testSecret)
+	rx.SetNow(clock.Now, 0)
+	rx.Respond(func(d webhookstest.Delivery) webhookstest.Response {
+		switch d.ConversationID {
+		case "A":
+			return webhookstest.Response{Hang: true} // holds the endpoint's own slot
+		case "B":
+			return webhookstest.Response{Status: 429, RetryAfter: "60"} // the one shared slot
+		}
+		return webhookstest.Response{}
+	})
+	store := newFakeStore()
+	h := start(t, store, webhooks.Options{Clock: clock, MaxInFlight: 1, MaxInFlightPerEndpoint: 3, Timeout: time.Hour},
+		endpoint("ep", rx.URL))
+	defer rx.Release()
+	// C waits for B's shared slot.
+	h.d.Notify(store.commit([]bridge.Record{event("A", 1), event("B", 1), event("C", 1)}, "ep"))
+	if a := h.waitAttempts(1)[0]; a.EventID != "evt_B_1" || a.StatusCode != 429 {
+		t.Fatalf("first attempt %+v", a)
+	}
+	if at, _ := clock.WaitForTimer(wait); !at.Equal(start0.Add(time.Minute)) {
+		t.Fatalf("next timer at %s, want the pause's end %s", at, start0.Add(time.Minute))
+	}
+	if st := h.d.Stats(); st.InFlight != 1 {
+		t.Fatalf("%d requests in flight during the pause, want A's alone", st.InFlight)
+	}
+	clock.Advance(time.Minute)
+	for _, a := range h.waitAttempts(3)[1:] {
+		if a.At.Before(start0.Add(time.Minute)) {
+			t.Fatalf("attempt %+v during the endpoint's pause", a)
+		}
+	}
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for v, want := range map[string]time.Duration{
@@ -1115,7 +1155,7 @@ func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *recordingHandler) WithGroup(string) slog.Handler      { return h }
 
 // count returns how many records at level say msg, and the last one's
-// flaps_unlogged.
+// turns_unlogged.
 func (h *recordingHandler) count(level slog.Level, msg string) (n int, flaps int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -1123,7 +1163,7 @@ func (h *recordingHandler) count(level slog.Level, msg string) (n int, flaps int
 		if r.Level == level && r.Message == msg {
 			n++
 			r.Attrs(func(a slog.Attr) bool {
-				if a.Key == "flaps_unlogged" {
+				if a.Key == "turns_unlogged" {
 					flaps = a.Value.Int64()
 				}
 				return true
@@ -1163,16 +1203,14 @@ func TestFlappingEndpointLoggedOnce(t *testing.T) {
 	if info, _ := logs.count(slog.LevelInfo, "webhook endpoint recovered"); info != 0 {
 		t.Errorf("%d recovered lines at INFO within a minute of the failing one, want 0", info)
 	}
-	// Past the quiet minute, the retries' turns are logged again, with the
-	// count of those that were not.
+	// Past the quiet minute, the first attempt that finds the endpoint well
+	// says it recovered, with the count of turns not logged: the log does
+	// not go on saying "failing".
 	clock.Advance(2 * time.Hour)
 	h.waitAttempts(15)
 	warn, _ := logs.count(slog.LevelWarn, "webhook endpoint failing; retrying")
-	info, flaps := logs.count(slog.LevelInfo, "webhook endpoint recovered")
-	if warn+info < 2 || warn+info > 3 {
-		t.Fatalf("%d WARN and %d INFO turns after the quiet minute", warn, info)
-	}
-	if _, wflaps := logs.count(slog.LevelWarn, "webhook endpoint failing; retrying"); max(flaps, wflaps) == 0 {
-		t.Errorf("no line says how many turns went unlogged")
+	info, turns := logs.count(slog.LevelInfo, "webhook endpoint recovered")
+	if warn != 1 || info != 1 || turns != 10 {
+		t.Fatalf("%d WARN and %d INFO lines (%d turns said unlogged); want 1, 1 and 10: the 9 turns of the first minute and the retry that failed again", warn, info, turns)
 	}
 }

@@ -63,10 +63,13 @@ type endpoint struct {
 	// is freed, so that the scheduler cannot start another one first.
 	pausedUntil atomic.Int64
 	failing     atomic.Bool // the last attempt failed; for logging transitions
-	// flapAt (unix nanoseconds) is when a failing/recovered transition was
-	// last logged at its level; flaps counts those logged at debug since.
-	flapAt atomic.Int64
-	flaps  atomic.Int64
+	// flapMu guards what the log was last told of the endpoint (see
+	// logTurn): loggedFailing, when (flapAt), and the turns not logged
+	// since (flaps).
+	flapMu        sync.Mutex
+	loggedFailing bool
+	flapAt        time.Time
+	flaps         int64
 
 	ctx    context.Context // ends the scheduler
 	stop   context.CancelFunc
@@ -298,6 +301,12 @@ func (e *endpoint) run() {
 		case <-timerC:
 			e.timer, e.timerAt = nil, time.Time{}
 		case sem <- struct{}{}:
+			if e.paused() {
+				// A request of this endpoint got its 429 and gave its slot
+				// back to this very wait: the pause came first.
+				<-e.d.sem
+				continue
+			}
 			e.startNext(true)
 		}
 	}
