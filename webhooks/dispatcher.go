@@ -156,6 +156,7 @@ type Stats struct {
 	Disabled       int64 // endpoints disabled after answering 410 Gone
 	InFlight       int64 // requests under way now
 	Queued         int64 // deliveries held in memory now, in flight included
+	Paused         int64 // endpoints waiting out a 429's or 503's Retry-After now
 }
 
 // Dispatcher pushes deliveries to endpoints. Each endpoint has its own
@@ -341,7 +342,21 @@ func (d *Dispatcher) Stats() Stats {
 		Disabled:       d.disabled.Load(),
 		InFlight:       d.inflight.Load(),
 		Queued:         d.queued.Load(),
+		Paused:         d.paused(),
 	}
+}
+
+// paused counts the endpoints in a Retry-After pause now.
+func (d *Dispatcher) paused() int64 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var n int64
+	for _, e := range d.endpoints {
+		if e.paused() {
+			n++
+		}
+	}
+	return n
 }
 
 // Backlogs returns, by endpoint, the pending deliveries held in memory (in

@@ -453,11 +453,14 @@ func TestRetryAfterPausesEndpoint(t *testing.T) {
 			// A's retry is armed only after its slot was freed and B could
 			// have been started: B is in flight now, or its attempt was timed
 			// before the clock moves (checked below).
-			if st := h.d.Stats(); st.InFlight != 0 {
-				t.Fatalf("%d requests in flight during the endpoint's pause", st.InFlight)
+			if st := h.d.Stats(); st.InFlight != 0 || st.Paused != 1 {
+				t.Fatalf("stats during the endpoint's pause: %+v, want nothing in flight and 1 endpoint paused", st)
 			}
 			clock.Advance(time.Minute)
 			rx.WaitFor(2, wait)
+			if st := h.d.Stats(); st.Paused != 0 {
+				t.Errorf("%d endpoints paused after the pause", st.Paused)
+			}
 			as := h.waitAttempts(3)
 			for _, a := range as[1:] {
 				if a.At.Before(start0.Add(time.Minute)) || a.Outcome != bridge.DeliveryDelivered {

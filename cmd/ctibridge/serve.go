@@ -297,6 +297,7 @@ func dispatcherMetrics(d *webhooks.Dispatcher) []apihttp.Metric {
 		{Name: "ctibridge_endpoints_disabled_total", Help: "Endpoints disabled after 410 Gone.", Type: "counter", Value: float64(s.Disabled)},
 		{Name: "ctibridge_deliveries_in_flight", Help: "Webhook requests under way.", Type: "gauge", Value: float64(s.InFlight)},
 		{Name: "ctibridge_deliveries_queued", Help: "Deliveries held in memory.", Type: "gauge", Value: float64(s.Queued)},
+		{Name: "ctibridge_endpoints_paused", Help: "Endpoints waiting out the Retry-After of a 429 or 503: no request to them until it ends.", Type: "gauge", Value: float64(s.Paused)},
 	}
 }
 
