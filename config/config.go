@@ -469,12 +469,11 @@ func hostPortProblem(v string, listen bool) string {
 	if err != nil {
 		return "no host:port in it"
 	}
-	low := 1
-	if listen {
-		low = 0
-	}
-	if n, err := strconv.Atoi(port); err != nil || strconv.Itoa(n) != port || n < low || n > 65535 {
-		return fmt.Sprintf("the port must be a number from %d to 65535", low)
+	if !validPort(port) && !(listen && port == "0") {
+		if listen {
+			return "the port must be a number from 0 to 65535"
+		}
+		return "the port must be a number from 1 to 65535"
 	}
 	switch h := strings.ToLower(host); {
 	case h == "" && listen:

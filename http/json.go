@@ -99,7 +99,7 @@ const maxDepth = 32
 func checkNames(body []byte) error {
 	type level struct {
 		path  string            // the object's field path, "" at the top
-		names map[string]string // lower-cased name → as given; nil for an array
+		names map[string]string // folded name (foldName) → as given; nil for an array
 		key   string            // the field whose value comes next
 	}
 	var stack []level
@@ -113,14 +113,14 @@ func checkNames(body []byte) error {
 		top := len(stack) - 1
 		inObject := top >= 0 && stack[top].names != nil
 		if name, ok := tok.(string); ok && inObject && stack[top].key == "" {
-			field := joinPath(stack[top].path, name)
-			if first, dup := stack[top].names[foldName(name)]; dup && name != "" { // "" is the decoder's to refuse
+			field, folded := joinPath(stack[top].path, name), foldName(name)
+			if first, dup := stack[top].names[folded]; dup && name != "" { // "" is the decoder's to refuse
 				if first == name {
 					return bridge.FieldError(field, "is given twice")
 				}
 				return bridge.FieldError(field, "is given twice, also as %q (names are matched without regard to case)", first)
 			}
-			stack[top].names[foldName(name)] = name
+			stack[top].names[folded] = name
 			stack[top].key = name
 			continue
 		}
