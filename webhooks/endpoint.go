@@ -301,13 +301,7 @@ func (e *endpoint) run() {
 		case <-timerC:
 			e.timer, e.timerAt = nil, time.Time{}
 		case sem <- struct{}{}:
-			if e.paused() {
-				// A request of this endpoint got its 429 and gave its slot
-				// back to this very wait: the pause came first.
-				<-e.d.sem
-				continue
-			}
-			e.startNext(true)
+			e.startShared()
 		}
 	}
 }
@@ -515,21 +509,37 @@ func (e *endpoint) promote(now time.Time) {
 // MaxInFlightPerEndpoint-1 shared slots, and even with all shared slots
 // held by hung endpoints every other endpoint still makes progress.
 func (e *endpoint) launch() {
-	if e.paused() {
-		return
-	}
 	for len(e.ready) > 0 && e.inflight < e.d.opts.MaxInFlightPerEndpoint && !e.disabled.Load() {
+		// Checked at every start: a request launched a moment ago may
+		// already have been answered 429 and paused the endpoint.
+		if e.paused() {
+			return
+		}
 		if !e.reserved {
 			e.startNext(false)
 			continue
 		}
 		select {
 		case e.d.sem <- struct{}{}:
-			e.startNext(true)
+			if !e.startShared() {
+				return
+			}
 		default:
 			return
 		}
 	}
+}
+
+// startShared starts the next ready delivery on the shared slot just
+// taken, or gives the slot back when the endpoint is paused: it may be the
+// very slot a request of this endpoint freed after its 429 paused it.
+func (e *endpoint) startShared() bool {
+	if e.paused() {
+		<-e.d.sem
+		return false
+	}
+	e.startNext(true)
+	return true
 }
 
 func (e *endpoint) startNext(token bool) {
