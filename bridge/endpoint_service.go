@@ -78,7 +78,10 @@ type Endpoints struct {
 	store  EndpointStore
 	fixed  []Endpoint
 	policy AddressPolicy
-	now    func() time.Time
+	// tenants are the config's rules: an operator may only name a tenant
+	// they can give a call or agent.
+	tenants Tenants
+	now     func() time.Time
 
 	mu    sync.Mutex // serialises changes and pushes
 	sinks []EndpointSink
@@ -87,9 +90,10 @@ type Endpoints struct {
 // NewEndpoints returns the EndpointService over store. fixed are the
 // config file's and the connectors' endpoints (Source "config"): the API
 // neither changes nor deletes them. policy is the delivery address policy
-// a new URL must pass.
-func NewEndpoints(store EndpointStore, fixed []Endpoint, policy AddressPolicy) *Endpoints {
-	return &Endpoints{store: store, fixed: fixed, policy: policy, now: time.Now}
+// a new URL must pass; tenants the config's tenant rules, which name the
+// tenants an endpoint may be made for.
+func NewEndpoints(store EndpointStore, fixed []Endpoint, policy AddressPolicy, tenants Tenants) *Endpoints {
+	return &Endpoints{store: store, fixed: fixed, policy: policy, tenants: tenants, now: time.Now}
 }
 
 // Load reads the list as it starts: a 410 disables an endpoint for good,
@@ -189,6 +193,11 @@ func (s *Endpoints) Create(ctx context.Context, req EndpointRequest) (Endpoint, 
 		Source: "api", CreatedAt: s.now().UTC(), Tenant: req.Tenant}
 	if err := CheckTenant("tenant", req.Tenant); err != nil {
 		return Endpoint{}, err
+	}
+	if TenantOf(ctx) == "" {
+		if err := s.tenants.CheckKnownTenant("tenant", req.Tenant); err != nil {
+			return Endpoint{}, err
+		}
 	}
 	if tn := TenantOf(ctx); tn != "" {
 		if req.Tenant != "" && req.Tenant != tn {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -61,6 +62,52 @@ type Tenants struct {
 	// Agents maps an extension to its tenant; an agent not listed takes
 	// the tenant of the calls its phone is in.
 	Agents map[string]string
+}
+
+// Names are the tenants the rules, the default and the agents can give:
+// sorted, each once. open is true when a rule takes the name from the
+// channel itself (a variable, or an account code or domain with no map),
+// so any valid name may turn up.
+func (ts Tenants) Names() (names []string, open bool) {
+	seen := map[string]bool{}
+	add := func(t string) {
+		if t != "" && !seen[t] {
+			seen[t] = true
+			names = append(names, t)
+		}
+	}
+	add(ts.Default)
+	for _, t := range ts.Agents {
+		add(t)
+	}
+	for _, r := range ts.Rules {
+		if r.Map == nil && r.Source != TenantByContextPrefix {
+			open = true
+		}
+		for _, t := range r.Map {
+			add(t)
+		}
+	}
+	slices.Sort(names)
+	return names, open
+}
+
+// CheckKnownTenant checks a tenant field against what the rules can give:
+// a key or an endpoint of a tenant no call or agent can ever have would
+// see nothing, and say nothing of the typo that made it. "" (the
+// operator) passes.
+func (ts Tenants) CheckKnownTenant(field, t string) error {
+	if err := CheckTenant(field, t); err != nil || t == "" {
+		return err
+	}
+	names, open := ts.Names()
+	if open || slices.Contains(names, t) {
+		return nil
+	}
+	if len(names) == 0 {
+		return FieldError(field, "%q: no call or agent can be a tenant's, as the config's tenants: section has no rules, default or agents; leave it out (the operator's), or see README \"Tenants\"", t)
+	}
+	return FieldError(field, "%q is not a tenant the config's tenants: section can give a call or agent (it names %s)", t, strings.Join(names, ", "))
 }
 
 // Variables are the channel variables the rules read (the PBX adapter

@@ -357,6 +357,7 @@ func (c *Config) validate(add func(*Error)) {
 	}
 	c.Sinks.validate(add, ids, 3*c.Delivery.Timeout)
 	c.Tenants.validate(add)
+	c.Tenants.validateNamed(add, c.Webhooks)
 	c.Connectors.validateTemplates(ids, add)
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
 		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})

@@ -109,6 +109,32 @@ func (t *Tenants) validate(add func(*Error)) {
 	}
 }
 
+// validateNamed checks that the webhooks and connectors name tenants the
+// rules can give: one no call or agent can ever have receives nothing,
+// which hides the typo that made it.
+func (t *Tenants) validateNamed(add func(*Error), webhooks []Webhook) {
+	known := t.Bridge()
+	for i, w := range webhooks {
+		if bridge.ValidTenant(w.Tenant) { // an invalid name is reported already
+			if err := known.CheckKnownTenant("tenant", w.Tenant); err != nil {
+				add(&Error{fmt.Sprintf("webhooks[%d].tenant", i), bridge.ErrorMessage(err)})
+			}
+		}
+	}
+	ids := make([]string, 0, len(t.Connectors))
+	for id := range t.Connectors {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if tn := t.Connectors[id]; bridge.ValidTenant(tn) {
+			if err := known.CheckKnownTenant("tenant", tn); err != nil {
+				add(&Error{"tenants.connectors." + id, bridge.ErrorMessage(err)})
+			}
+		}
+	}
+}
+
 // Bridge returns the rules as the call model takes them.
 func (t Tenants) Bridge() bridge.Tenants {
 	out := bridge.Tenants{Default: t.Default, Agents: t.Agents}

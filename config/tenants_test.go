@@ -41,7 +41,7 @@ func TestTenantsConfig(t *testing.T) {
 	if v := ts.Variables(); len(v) != 1 || v[0] != "CTI_TENANT" {
 		t.Errorf("variables = %v", v)
 	}
-	cfg, err = Load(write(t, strings.Replace(minimal, "    events:", "    tenant: acme\n    events:", 1)), nil, nil)
+	cfg, err = Load(write(t, strings.Replace(minimal, "    events:", "    tenant: acme\n    events:", 1)+"tenants:\n  agents: {\"100\": acme}\n"), nil, nil)
 	if err != nil || cfg.Webhooks[0].Tenant != "acme" {
 		t.Fatalf("webhook tenant: %v %+v", err, cfg.Webhooks)
 	}
@@ -59,6 +59,9 @@ func TestTenantsConfigErrors(t *testing.T) {
 		{"tenants:\n  rules:\n    - context_prefix: {\"a-\": \"A\"}", "tenants.rules[0].map.a-"},
 		{"tenants:\n  rules:\n    - accountcode: {\"1\": a}\n      domain: {\"x\": b}", "tenants.rules[0]"},
 		{"tenants:\n  rules:\n    - source: domain\n      variable: X", "tenants.rules[0].variable"},
+		// Names no call or agent can have: a typo would receive nothing.
+		{"tenants:\n  connectors: {crm-x: acme}", "tenants.connectors.crm-x"},
+		{"tenants:\n  agents: {\"100\": acme}\n  connectors: {crm-x: acmee}", "tenants.connectors.crm-x"},
 	} {
 		_, err := Load(write(t, minimal+tc.yaml+"\n"), nil, nil)
 		var es Errors
@@ -69,5 +72,26 @@ func TestTenantsConfigErrors(t *testing.T) {
 	_, err := Load(write(t, strings.Replace(minimal, "    events:", "    tenant: \"no way\"\n    events:", 1)), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "webhooks[0].tenant") {
 		t.Errorf("bad webhook tenant: %v", err)
+	}
+	// A webhook's tenant must be one a call or agent can have: none with
+	// no tenants configured, one of the names with only mapped rules, any
+	// with a rule that reads the name from the channel.
+	webhook := strings.Replace(minimal, "    events:", "    tenant: acmee\n    events:", 1)
+	for _, tc := range []struct{ tenants, want string }{
+		{"", "no call or agent can be a tenant's"},
+		{"tenants:\n  default: house\n  rules:\n    - context_prefix: {\"acme-\": acme, \"globex-\": globex}\n", "it names acme, globex, house"},
+		{"tenants:\n  rules:\n    - source: accountcode\n", ""},
+		{"tenants:\n  rules:\n    - accountcode: {\"7\": acme}\n    - source: variable\n      variable: T\n", ""},
+	} {
+		_, err := Load(write(t, webhook+tc.tenants), nil, nil)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v, want it taken (a rule reads names from the channel)", tc.tenants, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "webhooks[0].tenant: \"acmee\"") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want webhooks[0].tenant refused: %s", tc.tenants, err, tc.want)
+		}
 	}
 }

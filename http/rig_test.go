@@ -102,7 +102,7 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	})
 	r.srv = apihttp.NewServer(r.engine, db, log)
 	r.srv.PBXName, r.srv.Dispatcher = "pbx1", disp
-	endpoints := bridge.NewEndpoints(db, cfgEPs, disp.AddressPolicy())
+	endpoints := bridge.NewEndpoints(db, cfgEPs, disp.AddressPolicy(), o.tenants)
 	r.srv.Endpoints = endpoints
 	r.srv.Deliveries = deliveries
 	r.srv.Heartbeat = 20 * time.Millisecond

@@ -346,6 +346,14 @@ func TestTenantEndpointsStreamReplay(t *testing.T) {
 	}
 	r.call("POST", "/v1/webhooks", "acme-admin", map[string]any{"id": "ep-x", "url": rcvA.URL, "tenant": "globex"}).problem(t, 403, "tenant")
 	r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "ep-y", "url": rcvA.URL, "tenant": "Acme!"}).problem(t, 400, "tenant")
+	// A tenant no rule or agent can give would receive nothing: refused.
+	// Here any name may come from an accountcode, so only a rig with
+	// mapped rules (or none) can show it.
+	closed := newRig(t, rigOptions{tenants: bridge.Tenants{Agents: map[string]string{"100": "acme"}}})
+	closed.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "ep-z", "url": rcvA.URL, "tenant": "acmee"}).problem(t, 400, "tenant")
+	if res := closed.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "ep-z", "url": rcvA.URL, "tenant": "acme"}); res.status != 201 {
+		t.Fatalf("a tenant an agent has: %d %s", res.status, res.body)
+	}
 
 	// Admin routes of a tenant key: its endpoints only (not the
 	// operator's crm, not globex's).

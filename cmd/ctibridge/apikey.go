@@ -120,6 +120,10 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				list = append(list, s)
 			}
 		}
+		if err := cfg.Tenants.Bridge().CheckKnownTenant("--tenant", *tenant); err != nil {
+			fmt.Fprintln(stderr, "ctibridge apikey create:", err)
+			return 2
+		}
 		plain, k, err := db.CreateTenantAPIKey(ctx, *name, list, *agent, *tenant)
 		if err != nil {
 			fmt.Fprintln(stderr, "ctibridge apikey create:", err)

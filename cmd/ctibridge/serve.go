@@ -77,7 +77,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if err != nil {
 		return err
 	}
-	endpoints = bridge.NewEndpoints(db, fixedEPs, dispatcher.AddressPolicy())
+	endpoints = bridge.NewEndpoints(db, fixedEPs, dispatcher.AddressPolicy(), cfg.Tenants.Bridge())
 	initial, err := endpoints.Load(ctx, func(id, reason string) {
 		log.Warn("webhook endpoint from the config was disabled; enabling it again", "endpoint", id, "reason", reason)
 	})

@@ -28,13 +28,24 @@ func TestTenantsEndToEnd(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte("pbx:\n  address: 127.0.0.1:1\n  username: bridge\n  secret: x\nstore:\n  path: "+dbPath+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	var stderr bytes.Buffer
 	apikey := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := runAPIKey(context.Background(), append(args, "--config", cfgPath), &out, &errb)
+		var out bytes.Buffer
+		stderr.Reset()
+		code := runAPIKey(context.Background(), append(args, "--config", cfgPath), &out, &stderr)
 		return code, strings.TrimSpace(out.String())
 	}
 	if code, _ := apikey("create", "--name", "x", "--scopes", "read", "--tenant", "Not A Tenant"); code != 2 {
 		t.Fatalf("a bad tenant name: exit %d, want 2", code)
+	}
+	// With no tenants: section no call is ever a tenant's: a tenant key
+	// would see nothing, so it is refused, saying why.
+	if code, _ := apikey("create", "--name", "x", "--scopes", "read", "--tenant", "acme"); code != 2 || !strings.Contains(stderr.String(), "--tenant: \"acme\": no call or agent can be a tenant's") {
+		t.Fatalf("a tenant with no tenants configured: exit %d, %q", code, stderr.String())
+	}
+	if err := os.WriteFile(cfgPath, []byte("pbx:\n  address: 127.0.0.1:1\n  username: bridge\n  secret: x\nstore:\n  path: "+dbPath+
+		"\ntenants:\n  rules:\n    - source: variable\n      variable: CTI_TENANT\n"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	code, key := apikey("create", "--name", "acme crm", "--scopes", "read,admin", "--tenant", "acme")
 	if code != 0 || !strings.HasPrefix(key, "ctb_") {
