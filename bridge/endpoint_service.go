@@ -68,7 +68,8 @@ type EndpointUpdate struct {
 	PreviousSecret *string `json:"previous_secret"`
 	// Enabled true turns an endpoint a 410 Gone disabled back on: events
 	// from then on are delivered (those committed while it was disabled
-	// have no delivery to it; a replay of each event naming it makes one).
+	// have no delivery to it; a range replay naming it with missed, or a
+	// replay of each event naming it, makes one).
 	// Only true is taken.
 	Enabled *bool `json:"enabled"`
 }

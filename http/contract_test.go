@@ -251,3 +251,42 @@ func TestReenableEndpoint(t *testing.T) {
 		t.Fatalf("delivered after re-enabling: %+v", ds)
 	}
 }
+
+// Events committed while an endpoint was disabled have no delivery to it:
+// a range replay reaches them only with missed, which needs the endpoint
+// named and takes what its filter takes.
+func TestReplayRangeMissedWhileDisabled(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	secret := bridge.NewWebhookSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	rcv.Script(webhookstest.Response{Status: 410})
+	if res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "crm2", "url": rcv.URL, "secret": secret, "events": []string{"call.answered"}}); res.status != 201 {
+		t.Fatalf("create: %d %s", res.status, res.body)
+	}
+	r.call("POST", "/v1/webhooks/crm2/test", "admin", nil)
+	r.waitFor("the 410 to disable it", func() bool {
+		return strings.Contains(string(r.call("GET", "/v1/webhooks/crm2", "admin", nil).body), `"disabled":true`)
+	})
+	// The engine learns of the 410 just after the store: a change of the
+	// list pushes it again, read after the store's (under the same lock).
+	r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "push", "url": rcv.URL, "secret": secret})
+	r.call("DELETE", "/v1/webhooks/push", "admin", nil)
+	from := time.Now().UTC().Format(time.RFC3339Nano) // after the test event
+	conv, _ := r.liveCall("inbound-call-basic") // ringing and answered, while crm2 is off
+	if res := r.call("PATCH", "/v1/webhooks/crm2", "admin", map[string]any{"enabled": true}); res.status != 200 {
+		t.Fatalf("re-enable: %d %s", res.status, res.body)
+	}
+	res := r.call("POST", "/v1/events/replay", "admin", map[string]any{"from": from, "endpoint": "crm2"})
+	if res.status != 202 || res.json(t)["replayed"] != float64(0) {
+		t.Fatalf("replay without missed: %d %s; want nothing (crm2 had no delivery of the call)", res.status, res.body)
+	}
+	r.call("POST", "/v1/events/replay", "admin", map[string]any{"from": from, "missed": true}).problem(t, 400, "missed")
+	res = r.call("POST", "/v1/events/replay", "admin", map[string]any{"from": from, "endpoint": "crm2", "missed": true})
+	if res.status != 202 || res.json(t)["replayed"] != float64(1) {
+		t.Fatalf("replay with missed: %d %s; want the call's one call.answered", res.status, res.body)
+	}
+	ds := rcv.WaitFor(1, 30*time.Second)
+	if len(ds) != 1 || ds[0].Type != bridge.EventCallAnswered || ds[0].ConversationID != conv {
+		t.Fatalf("crm2 received %+v, want the call.answered of %s", ds, conv)
+	}
+}

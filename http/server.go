@@ -54,7 +54,7 @@ type Store interface {
 	Attempts(ctx context.Context, endpointID string, limit int, before time.Time) ([]bridge.Attempt, error)
 	DeadLetters(ctx context.Context, endpointID string, limit int) ([]bridge.Delivery, error)
 	Replay(ctx context.Context, eventID string, endpointIDs []string) (replayed []bridge.Delivery, pending []string, err error)
-	ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (total int64, perEndpoint map[string]int64, err error)
+	ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string, missed func(endpointID string, rec bridge.Record) bool) (total int64, perEndpoint map[string]int64, err error)
 }
 
 // Engine is what the server reads of the call model's engine

@@ -234,15 +234,22 @@ func (s *Server) replayEvent(c *fiber.Ctx) error {
 	return accepted(c, fiber.Map{"event_id": rec.ID, "endpoints": sent, "already_pending": nonNil(pending)})
 }
 
-// replayRange sends again every delivered or dead event of [from, to).
+// replayRange sends again every delivered or dead event of [from, to);
+// with missed, also those the named endpoint never had a delivery for.
 func (s *Server) replayRange(c *fiber.Ctx) error {
 	var req struct {
 		From     string `json:"from"`
 		To       string `json:"to"`
 		Endpoint string `json:"endpoint"`
+		// Missed backfills: events committed while the endpoint was
+		// disabled, or before it was made, that its filter and tenant take.
+		Missed bool `json:"missed"`
 	}
 	if err := decode(c, &req, true); err != nil {
 		return err
+	}
+	if req.Missed && req.Endpoint == "" {
+		return bridge.FieldError("missed", "needs an endpoint: name the one to send the events it never had")
 	}
 	from, err := parseTime("from", req.From)
 	if err != nil {
@@ -274,7 +281,15 @@ func (s *Server) replayRange(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	n, per, err := s.store.ReplayRange(ctx, from, to, ids)
+	var missed func(string, bridge.Record) bool
+	if req.Missed {
+		ep, err := s.Endpoints.Endpoint(ctx, req.Endpoint)
+		if err != nil {
+			return err
+		}
+		missed = func(_ string, rec bridge.Record) bool { return ep.WantsEvent(rec.Type, bridge.RecordTenant(rec)) }
+	}
+	n, per, err := s.store.ReplayRange(ctx, from, to, ids, missed)
 	if err != nil {
 		return err
 	}

@@ -367,10 +367,11 @@ const chunk = 500
 // endpoints of events that occurred in [from, to) back to pending, due now
 // with a fresh retry window, and returns how many. It works in chunks (each
 // its own transaction); the dispatcher must then reload its backlog from
-// the store. Deliveries that never existed are not created: the store does
-// not know an endpoint's event filter. perEndpoint holds each endpoint's
-// share of the total, only those with some.
-func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string) (total int64, perEndpoint map[string]int64, err error) {
+// the store. A delivery that never existed is created only where missed
+// (nil: never) says the endpoint takes the event: the store does not know
+// an endpoint's filter or tenant. perEndpoint holds each endpoint's share
+// of the total, only those with some.
+func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs []string, missed func(endpointID string, rec bridge.Record) bool) (total int64, perEndpoint map[string]int64, err error) {
 	if len(endpointIDs) == 0 {
 		return 0, nil, bridge.FieldError("endpoint_ids", "name at least one endpoint")
 	}
@@ -388,27 +389,50 @@ func (db *DB) ReplayRange(ctx context.Context, from, to time.Time, endpointIDs [
 		err := db.write(ctx, chunk*len(endpointIDs), func(w *wtx) error {
 			n, seen = 0, 0
 			clear(byEP)
-			rows, err := w.query(`SELECT seq, occurred_at FROM events WHERE occurred_at < ? AND (occurred_at, seq) > (?, ?)
-				ORDER BY occurred_at, seq LIMIT ?`, to.UnixNano(), cursorAt, cursorSeq, chunk)
+			cols := `e.seq, e.occurred_at`
+			if missed != nil {
+				cols = recordCols
+			}
+			rows, err := w.query(`SELECT `+cols+` FROM events e WHERE e.occurred_at < ? AND (e.occurred_at, e.seq) > (?, ?)
+				ORDER BY e.occurred_at, e.seq LIMIT ?`, to.UnixNano(), cursorAt, cursorSeq, chunk)
 			if err != nil {
 				return err
 			}
-			var seqs []int64
+			var recs []bridge.Record
 			for rows.Next() {
-				if err := rows.Scan(&lastSeq, &lastAt); err != nil {
+				var rec bridge.Record
+				var at int64
+				if missed != nil {
+					err = rows.Scan(&rec.Seq, &rec.ID, &rec.Type, &rec.ConversationID, &rec.Sequence, &at, &rec.Payload)
+				} else {
+					err = rows.Scan(&rec.Seq, &at)
+				}
+				if err != nil {
 					rows.Close()
 					return err
 				}
-				seqs = append(seqs, lastSeq)
+				rec.OccurredAt = fromNanos(at)
+				lastSeq, lastAt = rec.Seq, at
+				recs = append(recs, rec)
 			}
 			if err := rows.Close(); err != nil {
 				return err
 			}
-			seen = len(seqs)
-			for _, seq := range seqs {
+			seen = len(recs)
+			for _, rec := range recs {
+				seq := rec.Seq
 				for _, ep := range endpointIDs {
-					res, err := w.exec(`UPDATE deliveries SET status = 'pending', next_attempt_at = ?, first_tried_at = 0, updated_at = ?
-						WHERE endpoint_id = ? AND event_seq = ? AND status <> 'pending'`, now, now, ep, seq)
+					q := `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, first_tried_at = 0, updated_at = ?
+						WHERE endpoint_id = ? AND event_seq = ? AND status <> 'pending'`
+					args := []any{now, now, ep, seq}
+					if missed != nil && missed(ep, rec) {
+						q = `INSERT INTO deliveries (endpoint_id, event_seq, status, next_attempt_at, updated_at)
+							VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (endpoint_id, event_seq) DO UPDATE SET status = 'pending',
+							next_attempt_at = excluded.next_attempt_at, first_tried_at = 0, updated_at = excluded.updated_at
+							WHERE deliveries.status <> 'pending'`
+						args = []any{ep, seq, now, now}
+					}
+					res, err := w.exec(q, args...)
 					if err != nil {
 						return err
 					}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,7 +201,7 @@ func TestReplayRange(t *testing.T) {
 	checkBacklog(t, db, 120)
 
 	// [100s, 1150s): 1050 events, 105 of them still pending for crm.
-	n, per, err := db.ReplayRange(ctx, t0.Add(100*time.Second), t0.Add(1150*time.Second), []string{"crm"})
+	n, per, err := db.ReplayRange(ctx, t0.Add(100*time.Second), t0.Add(1150*time.Second), []string{"crm"}, nil)
 	if err != nil || n != 1050-105 || per["crm"] != n || len(per) != 1 {
 		t.Fatalf("replayed %d (%v), %v", n, per, err)
 	}
@@ -213,14 +214,68 @@ func TestReplayRange(t *testing.T) {
 		t.Fatalf("%d replayed deliveries kept their old retry window", got)
 	}
 	// The disabled endpoint's deliveries come back when it is named.
-	if n, per, err := db.ReplayRange(ctx, t0, t0.Add(time.Hour), []string{"erp", "nobody"}); err != nil || n != 1200 || len(per) != 1 || per["erp"] != 1200 {
+	if n, per, err := db.ReplayRange(ctx, t0, t0.Add(time.Hour), []string{"erp", "nobody"}, nil); err != nil || n != 1200 || len(per) != 1 || per["erp"] != 1200 {
 		t.Fatalf("erp replayed %d (%v), %v", n, per, err)
 	}
 	checkBacklog(t, db, 1065+1200)
-	_, _, err = db.ReplayRange(ctx, t0, t0.Add(time.Hour), nil)
+	_, _, err = db.ReplayRange(ctx, t0, t0.Add(time.Hour), nil, nil)
 	wantCode(t, err, bridge.EINVALID, "endpoint_ids")
-	_, _, err = db.ReplayRange(ctx, t0, t0, []string{"crm"})
+	_, _, err = db.ReplayRange(ctx, t0, t0, []string{"crm"}, nil)
 	wantCode(t, err, bridge.EINVALID, "from")
+}
+
+// A range replay with missed creates the deliveries an endpoint never had
+// where the predicate takes the event, replays those it had as before, and
+// leaves a pending one alone; without missed it creates none.
+func TestReplayRangeMissed(t *testing.T) {
+	db, _ := openTest(t)
+	b := &bridge.Batch{}
+	for i := range 1100 { // more than one chunk
+		typ := "call.ringing"
+		if i%2 == 1 {
+			typ = "agent.state"
+		}
+		var eps []string
+		if i%5 == 0 { // a fifth went to crm (delivered below); the rest were missed
+			eps = []string{"crm"}
+		}
+		b.Events = append(b.Events, newEvent(fmt.Sprint(i%7), int64(i), typ, t0.Add(time.Duration(i)*time.Second), eps...))
+	}
+	commit(t, db, b)
+	for i, e := range b.Events {
+		if i%5 == 0 && i%10 != 0 { // every tenth stays pending
+			if err := db.RecordAttempt(ctx, bridge.Attempt{EventID: e.ID, EndpointID: "crm", At: t0, Outcome: bridge.DeliveryDelivered}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkBacklog(t, db, 110)
+	if n, _, err := db.ReplayRange(ctx, t0, t0.Add(time.Hour), []string{"crm"}, nil); err != nil || n != 110 {
+		t.Fatalf("without missed: replayed %d, %v; want only the 110 delivered", n, err)
+	}
+	checkBacklog(t, db, 220)
+	var asked []string
+	calls := func(ep string, rec bridge.Record) bool {
+		asked = append(asked, ep)
+		return rec.Type == "call.ringing"
+	}
+	// 550 call.ringing events, 110 of them with a (pending) delivery: 440
+	// are created; no agent.state is (the 110 with a delivery are pending).
+	n, per, err := db.ReplayRange(ctx, t0, t0.Add(time.Hour), []string{"crm"}, calls)
+	if err != nil || n != 440 || per["crm"] != 440 {
+		t.Fatalf("missed: replayed %d (%v), %v; want 440", n, per, err)
+	}
+	checkBacklog(t, db, 660)
+	if got := count(t, db, `SELECT count(*) FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.endpoint_id = 'crm' AND e.type = 'agent.state'`); got != 110 {
+		t.Fatalf("%d agent.state deliveries, want the 110 committed: none created against the predicate", got)
+	}
+	if len(asked) != 1100 || slices.ContainsFunc(asked, func(ep string) bool { return ep != "crm" }) {
+		t.Fatalf("predicate asked %d times (%v...), want once an event for crm", len(asked), asked[:min(3, len(asked))])
+	}
+	// Again: everything it takes is pending now; nothing more is made.
+	if n, _, err := db.ReplayRange(ctx, t0, t0.Add(time.Hour), []string{"crm"}, calls); err != nil || n != 0 {
+		t.Fatalf("second missed replay: %d, %v", n, err)
+	}
 }
 
 func TestPendingDeliveriesPagesInSeqOrder(t *testing.T) {
