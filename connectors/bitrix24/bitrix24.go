@@ -387,8 +387,11 @@ func (d *delivery) ended() error {
 	if code != "200" && call.HangupCause != nil {
 		params["FAILED_REASON"] = fmt.Sprintf("%s (Q.850 %d)", call.HangupCause.Text, call.HangupCause.Code)
 	}
-	retried := d.st.FinishSent
-	if !retried {
+	// FinishSent: a finish may have reached the portal (saved before it is
+	// sent, so a crash counts as maybe). Only then may a "not found" answer
+	// mean the call is finished already.
+	maybeSent := d.st.FinishSent
+	if !maybeSent {
 		d.st.FinishSent = true
 		if err := d.save(); err != nil {
 			return err
@@ -396,12 +399,22 @@ func (d *delivery) ended() error {
 	}
 	if _, err := d.c.call(d.ctx, "telephony.externalcall.finish", params); err != nil {
 		var ae *apiError
-		// A finish whose answer was lost: Bitrix24 no longer knows the call
-		// as open, which is what we wanted.
-		if !(retried && errors.As(err, &ae) && ae.status == http.StatusBadRequest) {
+		switch {
+		case maybeSent && errors.As(err, &ae) && ae.notFound():
+			// A finish whose answer was lost: Bitrix24 no longer knows the
+			// call as open, which is what we wanted.
+			d.c.log.Info("finish retried after a lost answer: the call is already finished", "conversation", d.conv, "err", err)
+		case errors.As(err, &ae) && ae.refused():
+			// The portal answered and did nothing: a later "not found" is
+			// a real error, not this finish's echo.
+			d.st.FinishSent = false
+			if serr := d.save(); serr != nil {
+				return serr
+			}
+			return err
+		default:
 			return err
 		}
-		d.c.log.Info("finish retried after a lost answer: the call is already finished", "conversation", d.conv, "err", err)
 	}
 	d.st.Finished, d.st.Shown = true, nil
 	if err := d.save(); err != nil {
@@ -592,13 +605,17 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// duration is the talk time of an answered call, 0 otherwise: Bitrix24
-// reads a DURATION above 0 as a conversation.
+// duration is the talk time of an answered call, at least 1 (talk_s
+// counts whole seconds, and Bitrix24 reads a DURATION above 0 as a
+// conversation), 0 otherwise.
 func duration(call *bridge.Call) int64 {
-	if call.Disposition == bridge.DispositionAnswered && call.TalkS != nil {
-		return *call.TalkS
+	if call.Disposition != bridge.DispositionAnswered {
+		return 0
 	}
-	return 0
+	if call.TalkS == nil {
+		return 1
+	}
+	return max(*call.TalkS, 1)
 }
 
 // StatusCode is finish's STATUS_CODE for a call: 200 answered; otherwise
@@ -641,7 +658,26 @@ type apiError struct {
 	desc   string
 }
 
+// notFound: the portal does not know the call as open (the answer to a
+// finish of a call finished already). Another 400, such as a USER_ID it
+// refuses, is a real error.
+func (e *apiError) notFound() bool {
+	desc := strings.ToLower(e.desc)
+	return e.status == http.StatusBadRequest && (strings.Contains(e.code, "NOT_FOUND") ||
+		strings.Contains(desc, "call") && (strings.Contains(desc, "not found") || strings.Contains(desc, "finished")))
+}
+
+// refused: the portal answered with an error, so it did not do what was
+// asked (a rate limit, a refused parameter or token). A 5xx other than
+// the rate limit, or a 200 without a result, may come after the work.
+func (e *apiError) refused() bool {
+	return e.status/100 == 4 || e.status == http.StatusServiceUnavailable && e.code == "QUERY_LIMIT_EXCEEDED"
+}
+
 func (e *apiError) Error() string {
+	if e.status == http.StatusOK {
+		return fmt.Sprintf("bitrix24: %s: HTTP 200 without a result: %s", e.method, e.desc)
+	}
 	msg := fmt.Sprintf("bitrix24: %s: HTTP %d", e.method, e.status)
 	if e.code != "" {
 		msg += " " + e.code
@@ -696,9 +732,6 @@ func (c *Connector) call(ctx context.Context, method string, params map[string]a
 	ae := &apiError{method: method, status: resp.StatusCode, code: c.scrub(env.Error), desc: c.scrub(env.Desc)}
 	if jsonErr != nil || (env.Error == "" && env.Desc == "") {
 		ae.desc = connectors.Snippet(raw, c.token)
-	}
-	if resp.StatusCode == http.StatusOK {
-		ae.status = 0 // a 200 without a result: odd, retry
 	}
 	ce := &bridge.ConnectorError{StatusCode: resp.StatusCode, Err: ae}
 	switch {

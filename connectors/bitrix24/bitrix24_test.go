@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -126,6 +127,10 @@ func TestFlows(t *testing.T) {
 			ev("c5", 2, bridge.EventCallRingEnded, bridge.DirectionOutbound, "100", customer),
 			ev("c5", 3, bridge.EventCallEnded, bridge.DirectionOutbound, "", ended(bridge.DispositionBusy, 0, 17, "100")),
 		}, "register(USER_ID=7,TYPE=1,SHOW=1) finish(USER_ID=7,STATUS_CODE=486,DURATION=0)"},
+		{"answered, under a second of talk: still a conversation", []bridge.Record{
+			ev("c6", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil),
+			ev("c6", 2, bridge.EventCallEnded, bridge.DirectionInbound, "", ended(bridge.DispositionAnswered, 0, 16, "100")),
+		}, "register(USER_ID=7,TYPE=2,SHOW=1) finish(USER_ID=7,STATUS_CODE=200,DURATION=1)"},
 		{"internal call ignored", []bridge.Record{
 			ev("c4", 1, bridge.EventCallRinging, bridge.DirectionInternal, "100", nil),
 		}, ""},
@@ -393,5 +398,87 @@ func TestAttachRetriedWithEnd(t *testing.T) {
 	deliverAll(t, c, end, end)
 	if got := shorts(fake.Calls()); got != "register() finish() attachRecord()" {
 		t.Fatalf("calls %s", got)
+	}
+}
+
+// scripted puts canned answers in front of the fake for one method: each
+// request of it takes the next answer, then they go through.
+func scripted(t *testing.T, fake *bitrix24test.Server, method string, answers ...[2]string) string {
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		var a *[2]string
+		if strings.HasSuffix(r.URL.Path, "/"+method+".json") && len(answers) > 0 {
+			a, answers = &answers[0], answers[1:]
+		}
+		mu.Unlock()
+		if a != nil {
+			var status int
+			fmt.Sscan(a[0], &status)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprint(w, a[1])
+			return
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, fake.URL+r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:], r.Body)
+		req.Header = r.Header
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/rest/1/" + fake.Token + "/"
+}
+
+// A finish the portal refused (rate limit) did not reach it: a 400 to its
+// retry is a real error, not the echo of a finish done already, and the
+// call is not taken as finished. Only a finish that may have been done
+// (its answer lost) takes a "call not found" as done, and only that 400.
+func TestFinishRefusedThenBadRequest(t *testing.T) {
+	fake := bitrix24test.New(t)
+	qle := [2]string{"503", `{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many requests"}`}
+	badUser := [2]string{"400", `{"error":"ERROR_ARGUMENT","error_description":"USER_ID is not correct"}`}
+	notFound := [2]string{"400", `{"error":"ERROR_NOT_FOUND","error_description":"Call is not found or finished"}`}
+	lost := [2]string{"504", `<html>Gateway Timeout</html>`}
+	for _, tc := range []struct {
+		name    string
+		answers [][2]string
+		done    bool // the third attempt's outcome: nil error
+	}{
+		{"rate limit, then a refused USER_ID", [][2]string{qle, badUser}, false},
+		{"rate limit, then call not found", [][2]string{qle, notFound}, false},
+		{"answer lost, then a refused USER_ID", [][2]string{lost, badUser}, false},
+		{"answer lost, then call not found", [][2]string{lost, notFound}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := &memState{}
+			url := scripted(t, fake, "telephony.externalcall.finish", tc.answers...)
+			c := newConnector(t, fake, state, &logBuf{}, func(o *bitrix24.Options) { o.WebhookURL = url })
+			conv := strings.ReplaceAll(tc.name, " ", "-")
+			deliverAll(t, c, ev(conv, 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
+			end := ev(conv, 2, bridge.EventCallEnded, bridge.DirectionInbound, "", ended(bridge.DispositionAnswered, 5, 16, "100"))
+			if err := c.Deliver(ctx, end); err == nil {
+				t.Fatal("first finish: no error")
+			}
+			err := c.Deliver(ctx, end)
+			var ce *bridge.ConnectorError
+			if tc.done {
+				if err != nil {
+					t.Fatalf("second finish: %v, want done (the first may have finished the call)", err)
+				}
+				return
+			}
+			if !errors.As(err, &ce) || !ce.Permanent || ce.StatusCode != 400 {
+				t.Fatalf("second finish: %v, want the portal's 400 as a permanent error", err)
+			}
+			if b, _ := state.ConnectorState(ctx, "bitrix24", conv); bytes.Contains(b, []byte(`"finished":true`)) {
+				t.Fatalf("state %s: finished, though the portal never finished it", b)
+			}
+		})
 	}
 }
