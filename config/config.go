@@ -352,9 +352,7 @@ func (c *Config) validate(add func(*Error)) {
 		}
 		ids[c.Webhooks[i].ID] = true
 	}
-	if err := c.Connectors.validate(ids); err != nil {
-		add(err)
-	}
+	c.Connectors.validate(ids, add)
 	c.Sinks.validate(add, ids, 3*c.Delivery.Timeout)
 	c.Tenants.validate(add)
 	c.Tenants.validateNamed(add, c.Webhooks)

@@ -47,45 +47,42 @@ func defaultHubSpot() HubSpot {
 
 var reHubSpotID = regexp.MustCompile(`^[0-9]{1,20}$`)
 
-func (c *Connectors) validateHubSpot(webhookIDs map[string]bool) *Error {
+func (c *Connectors) validateHubSpot(webhookIDs map[string]bool, add func(*Error)) {
 	h := c.HubSpot
 	if !h.Enabled() {
-		return nil
+		return
 	}
 	const key = "connectors.hubspot"
 	// The reason never repeats the token.
 	if len(h.Token) < 8 || len(h.Token) > 512 || strings.IndexFunc(h.Token, func(r rune) bool { return r <= ' ' || r > '~' }) >= 0 {
-		return &Error{key + ".token", "must be the private app's access token (Settings → Integrations → Private apps → Auth), printable, without spaces"}
+		add(&Error{key + ".token", "must be the private app's access token (Settings → Integrations → Private apps → Auth), printable, without spaces"})
 	}
-	u, err := url.Parse(h.APIURL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return &Error{key + ".api_url", "must be an http(s) URL with no credentials, query or fragment, such as https://api.hubapi.com"}
+	if u, err := url.Parse(h.APIURL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		add(&Error{key + ".api_url", "must be an http(s) URL with no credentials, query or fragment, such as https://api.hubapi.com"})
 	}
 	if len(h.Owners) == 0 && h.DefaultOwner == "" {
-		return &Error{key + ".owners", "map each agent extension to its HubSpot owner id, e.g. owners: {\"101\": \"12345678\"} (or set default_owner)"}
+		add(&Error{key + ".owners", "map each agent extension to its HubSpot owner id, e.g. owners: {\"101\": \"12345678\"} (or set default_owner)"})
 	}
-	for ext, id := range h.Owners {
+	for _, ext := range sortedKeys(h.Owners) {
 		if !reExtension.MatchString(ext) {
-			return &Error{key + ".owners", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)}
-		}
-		if !reHubSpotID.MatchString(id) {
-			return &Error{key + ".owners." + ext, fmt.Sprintf("must be a HubSpot owner id (digits; Settings → Users & Teams, or GET /crm/v3/owners), got %q", id)}
+			add(&Error{key + ".owners", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)})
+		} else if id := h.Owners[ext]; !reHubSpotID.MatchString(id) {
+			add(&Error{key + ".owners." + ext, fmt.Sprintf("must be a HubSpot owner id (digits; Settings → Users & Teams, or GET /crm/v3/owners), got %q", id)})
 		}
 	}
 	if h.DefaultOwner != "" && !reHubSpotID.MatchString(h.DefaultOwner) {
-		return &Error{key + ".default_owner", fmt.Sprintf("must be a HubSpot owner id (digits), or empty for none, got %q", h.DefaultOwner)}
+		add(&Error{key + ".default_owner", fmt.Sprintf("must be a HubSpot owner id (digits), or empty for none, got %q", h.DefaultOwner)})
 	}
 	if h.Burst < 1 || h.Burst > 190 {
-		return &Error{key + ".burst", fmt.Sprintf("must be 1..190 (HubSpot allows 100 requests per 10 s, 190 on Professional/Enterprise), got %d", h.Burst)}
+		add(&Error{key + ".burst", fmt.Sprintf("must be 1..190 (HubSpot allows 100 requests per 10 s, 190 on Professional/Enterprise), got %d", h.Burst)})
 	}
 	if !(h.Rate > 0 && h.Rate <= 19) {
-		return &Error{key + ".rate", fmt.Sprintf("must be above 0 and at most 19 requests per second (100 or 190 per 10 s), got %v", h.Rate)}
+		add(&Error{key + ".rate", fmt.Sprintf("must be above 0 and at most 19 requests per second (100 or 190 per 10 s), got %v", h.Rate)})
 	}
 	if h.SearchLag < 100*time.Millisecond || h.SearchLag > 5*time.Minute {
-		return &Error{key + ".search_lag", fmt.Sprintf("must be 100ms..5m (HubSpot's search shows a new call within seconds), got %s", h.SearchLag)}
+		add(&Error{key + ".search_lag", fmt.Sprintf("must be 100ms..5m (HubSpot's search shows a new call within seconds), got %s", h.SearchLag)})
 	}
 	if webhookIDs[HubSpotEndpointID] {
-		return &Error{"webhooks", fmt.Sprintf("the id %q is the HubSpot connector's: use another", HubSpotEndpointID)}
+		add(&Error{"webhooks", fmt.Sprintf("the id %q is the HubSpot connector's: use another", HubSpotEndpointID)})
 	}
-	return nil
 }

@@ -54,59 +54,54 @@ func defaultConnectors() Connectors {
 
 var reExtension = regexp.MustCompile(`^[A-Za-z0-9_*#+-]{1,32}$`)
 
-// validate checks the connectors. webhookIDs are the configured webhook
-// endpoint ids, which a connector's endpoint id must not take.
-func (c *Connectors) validate(webhookIDs map[string]bool) *Error {
-	if err := c.validateBitrix24(webhookIDs); err != nil {
-		return err
-	}
-	if err := c.validateHubSpot(webhookIDs); err != nil {
-		return err
-	}
-	return c.validateZammad(webhookIDs)
+// validate checks the connectors, reporting every problem. webhookIDs are
+// the configured webhook endpoint ids, which a connector's endpoint id must
+// not take.
+func (c *Connectors) validate(webhookIDs map[string]bool, add func(*Error)) {
+	c.validateBitrix24(webhookIDs, add)
+	c.validateHubSpot(webhookIDs, add)
+	c.validateZammad(webhookIDs, add)
 }
 
-func (c *Connectors) validateBitrix24(webhookIDs map[string]bool) *Error {
+func (c *Connectors) validateBitrix24(webhookIDs map[string]bool, add func(*Error)) {
 	b := c.Bitrix24
 	if !b.Enabled() {
-		return nil
+		return
 	}
 	const key = "connectors.bitrix24"
 	if err := checkBitrix24URL(b.WebhookURL); err != "" {
 		// The reason never repeats the URL: it holds the token.
-		return &Error{key + ".webhook_url", err}
+		add(&Error{key + ".webhook_url", err})
 	}
 	if len(b.Users) == 0 {
-		return &Error{key + ".users", "map each agent extension to its Bitrix24 user id, e.g. users: {\"101\": 1}"}
+		add(&Error{key + ".users", "map each agent extension to its Bitrix24 user id, e.g. users: {\"101\": 1}"})
 	}
-	for ext, id := range b.Users {
+	for _, ext := range sortedKeys(b.Users) {
 		if !reExtension.MatchString(ext) {
-			return &Error{key + ".users", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)}
-		}
-		if id <= 0 {
-			return &Error{key + ".users." + ext, fmt.Sprintf("must be a Bitrix24 user id (a positive number), got %d", id)}
+			add(&Error{key + ".users", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)})
+		} else if id := b.Users[ext]; id <= 0 {
+			add(&Error{key + ".users." + ext, fmt.Sprintf("must be a Bitrix24 user id (a positive number), got %d", id)})
 		}
 	}
 	if b.DefaultUser < 0 {
-		return &Error{key + ".default_user", "must be a Bitrix24 user id, or 0 for none"}
+		add(&Error{key + ".default_user", "must be a Bitrix24 user id, or 0 for none"})
 	}
 	if b.Burst < 1 || b.Burst > 10000 {
-		return &Error{key + ".burst", fmt.Sprintf("must be 1..10000 (Bitrix24: 50, Enterprise 250), got %d", b.Burst)}
+		add(&Error{key + ".burst", fmt.Sprintf("must be 1..10000 (Bitrix24: 50, Enterprise 250), got %d", b.Burst)})
 	}
 	if !(b.Rate > 0 && b.Rate <= 1000) {
-		return &Error{key + ".rate", fmt.Sprintf("must be above 0 requests per second (Bitrix24: 2, Enterprise 5), got %v", b.Rate)}
+		add(&Error{key + ".rate", fmt.Sprintf("must be above 0 requests per second (Bitrix24: 2, Enterprise 5), got %v", b.Rate)})
 	}
 	// The reason never repeats the token.
 	if t := b.ApplicationToken; t != "" && !regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`).MatchString(t) {
-		return &Error{key + ".application_token", fmt.Sprintf("must be the application's token as Bitrix24 shows it (16 to 128 letters and digits), got %d characters", len(t))}
+		add(&Error{key + ".application_token", fmt.Sprintf("must be the application's token as Bitrix24 shows it (16 to 128 letters and digits), got %d characters", len(t))})
 	}
 	if len(b.LineNumber) > 64 {
-		return &Error{key + ".line_number", "must be at most 64 characters"}
+		add(&Error{key + ".line_number", "must be at most 64 characters"})
 	}
 	if webhookIDs[Bitrix24EndpointID] {
-		return &Error{"webhooks", fmt.Sprintf("the id %q is the Bitrix24 connector's: use another", Bitrix24EndpointID)}
+		add(&Error{"webhooks", fmt.Sprintf("the id %q is the Bitrix24 connector's: use another", Bitrix24EndpointID)})
 	}
-	return nil
 }
 
 // Bitrix24EndpointID is the connector's delivery endpoint id (the attempt
@@ -160,43 +155,37 @@ const ZammadEndpointID = "crm-zammad"
 
 var reZammadToken = regexp.MustCompile(`^[A-Za-z0-9_-]{8,}$`)
 
-func (c *Connectors) validateZammad(webhookIDs map[string]bool) *Error {
+func (c *Connectors) validateZammad(webhookIDs map[string]bool, add func(*Error)) {
 	z := c.Zammad
 	if !z.Enabled() {
-		return nil
+		return
 	}
 	const key = "connectors.zammad"
 	// The reasons never repeat the URL: it holds the token.
-	u, err := url.Parse(z.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return &Error{key + ".url", "must be the CTI endpoint such as https://<zammad>/api/v1/cti/<token>"}
+	if u, err := url.Parse(z.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		add(&Error{key + ".url", "must be the CTI endpoint such as https://<zammad>/api/v1/cti/<token>"})
+	} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		add(&Error{key + ".url", "must have no credentials, query or fragment"})
+	} else if i := strings.LastIndex(u.Path, "/api/v1/cti/"); i < 0 || !reZammadToken.MatchString(strings.TrimSuffix(u.Path[i+len("/api/v1/cti/"):], "/")) {
+		add(&Error{key + ".url", "path must end in /api/v1/cti/<token> (Zammad: Integrations → CTI (generic) → Endpoint)"})
 	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return &Error{key + ".url", "must have no credentials, query or fragment"}
-	}
-	i := strings.LastIndex(u.Path, "/api/v1/cti/")
-	if i < 0 || !reZammadToken.MatchString(strings.TrimSuffix(u.Path[i+len("/api/v1/cti/"):], "/")) {
-		return &Error{key + ".url", "path must end in /api/v1/cti/<token> (Zammad: Integrations → CTI (generic) → Endpoint)"}
-	}
-	for ext, name := range z.Users {
+	for _, ext := range sortedKeys(z.Users) {
 		if !reExtension.MatchString(ext) {
-			return &Error{key + ".users", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)}
-		}
-		if strings.TrimSpace(name) == "" || len(name) > 200 {
-			return &Error{key + ".users." + ext, "must be the agent's name in Zammad (1..200 characters)"}
+			add(&Error{key + ".users", fmt.Sprintf("%q is not an extension (letters, digits, * # + - _)", ext)})
+		} else if name := z.Users[ext]; strings.TrimSpace(name) == "" || len(name) > 200 {
+			add(&Error{key + ".users." + ext, "must be the agent's name in Zammad (1..200 characters)"})
 		}
 	}
 	if !z.Inbound && !z.Outbound {
-		return &Error{key, "inbound and outbound are both false: nothing would be sent (remove url to turn the connector off)"}
+		add(&Error{key, "inbound and outbound are both false: nothing would be sent (remove url to turn the connector off)"})
 	}
 	if z.Burst < 1 || z.Burst > 10000 {
-		return &Error{key + ".burst", fmt.Sprintf("must be 1..10000, got %d", z.Burst)}
+		add(&Error{key + ".burst", fmt.Sprintf("must be 1..10000, got %d", z.Burst)})
 	}
 	if !(z.Rate > 0 && z.Rate <= 1000) {
-		return &Error{key + ".rate", fmt.Sprintf("must be above 0 requests per second, got %v", z.Rate)}
+		add(&Error{key + ".rate", fmt.Sprintf("must be above 0 requests per second, got %v", z.Rate)})
 	}
 	if webhookIDs[ZammadEndpointID] {
-		return &Error{"webhooks", fmt.Sprintf("the id %q is the Zammad connector's: use another", ZammadEndpointID)}
+		add(&Error{"webhooks", fmt.Sprintf("the id %q is the Zammad connector's: use another", ZammadEndpointID)})
 	}
-	return nil
 }

@@ -48,3 +48,38 @@ func TestBitrix24ConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// check lists every connector problem at once, each connector's and each
+// map entry's, in the same order every time.
+func TestConnectorsConfigEveryProblem(t *testing.T) {
+	body := minimal + `connectors:
+  bitrix24:
+    webhook_url: https://acme.bitrix24.com/rest/x/` + b24Token + `/
+    users: {"100": 0, "101": -3}
+    burst: 0
+  zammad:
+    url: https://zammad.example/api/v1/cti/
+  hubspot:
+    token: "has a space"
+    owners: {"100": "abc"}
+    burst: 500
+`
+	var first string
+	for i := range 3 {
+		_, err := Load(write(t, body), nil, nil)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, key := range []string{"connectors.bitrix24.webhook_url", "connectors.bitrix24.users.100", "connectors.bitrix24.users.101",
+			"connectors.bitrix24.burst", "connectors.zammad.url", "connectors.hubspot.token", "connectors.hubspot.owners.100", "connectors.hubspot.burst"} {
+			if !strings.Contains(err.Error(), key+": ") {
+				t.Errorf("%s not reported in %v", key, err)
+			}
+		}
+		if i == 0 {
+			first = err.Error()
+		} else if err.Error() != first {
+			t.Fatalf("the problems came in another order:\n%s\n%s", first, err)
+		}
+	}
+}

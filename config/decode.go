@@ -264,7 +264,9 @@ func decodeDuration(raw any) (time.Duration, error) {
 	return d, nil
 }
 
-func sortedKeys(m map[string]any) []string {
+// sortedKeys gives a map's keys in order, so what is said of a map comes
+// out the same way every time.
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

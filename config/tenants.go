@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"regexp"
-	"slices"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
@@ -93,12 +92,7 @@ func (t *Tenants) validate(add func(*Error)) {
 		if r.Source != bridge.TenantByVariable && r.Variable != "" {
 			add(&Error{key + ".variable", "is only for source: variable"})
 		}
-		keys := make([]string, 0, len(r.Map))
-		for k := range r.Map {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range sortedKeys(r.Map) {
 			if k == "" {
 				add(&Error{key + ".map", "has an empty value to match"})
 			}
@@ -121,12 +115,7 @@ func (t *Tenants) validateNamed(add func(*Error), webhooks []Webhook) {
 			}
 		}
 	}
-	ids := make([]string, 0, len(t.Connectors))
-	for id := range t.Connectors {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	for _, id := range sortedKeys(t.Connectors) {
 		if tn := t.Connectors[id]; bridge.ValidTenant(tn) {
 			if err := known.CheckKnownTenant("tenant", tn); err != nil {
 				add(&Error{"tenants.connectors." + id, bridge.ErrorMessage(err)})
