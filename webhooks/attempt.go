@@ -75,7 +75,7 @@ func (e *endpoint) send(cfg *endpointConfig, it *item) (result, bridge.Attempt) 
 	case permanent:
 		// A connector says no retry can help (e.g. an agent without a CRM
 		// user): dead-lettered at once, replayable once that is fixed.
-		r.outcome = outDead
+		r.outcome, r.permanent = outDead, true
 	case code == http.StatusGone && conn == nil:
 		r.outcome = outDisabled
 	case errors.As(err, &refused):
@@ -115,7 +115,7 @@ func (e *endpoint) record(cfg *endpointConfig, it *item, a bridge.Attempt, rp *r
 		e.notRecorded(it, a, err)
 	}
 	e.recordMu.RUnlock()
-	e.recorded(cfg, it, a, rp.refused)
+	e.recorded(cfg, it, a, *rp)
 }
 
 // settle fixes the outcome an attempt records. recordMu must be read-held.
@@ -141,12 +141,12 @@ func (e *endpoint) notRecorded(it *item, a bridge.Attempt, err error) {
 }
 
 // recorded counts and logs an attempt once the store has it.
-func (e *endpoint) recorded(cfg *endpointConfig, it *item, a bridge.Attempt, refused bool) {
+func (e *endpoint) recorded(cfg *endpointConfig, it *item, a bridge.Attempt, r result) {
 	d := e.d
 	// A connector's 410 is the CRM's answer to one request, not "this
 	// endpoint is gone".
 	gone := a.StatusCode == http.StatusGone && d.opts.Connectors[e.id] == nil
-	e.account(cfg, it, a, gone, refused)
+	e.account(cfg, it, a, gone, r)
 	if d.opts.OnAttempt != nil {
 		d.opts.OnAttempt(a)
 	}
@@ -206,7 +206,7 @@ func (o outcome) status() bridge.DeliveryStatus {
 // account updates counters and logs. Single failures are debug-level; the
 // operator hears when an endpoint starts failing, recovers, loses an event
 // or is disabled.
-func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone, refused bool) {
+func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone bool, r result) {
 	d := e.d
 	// Built only when there is something to log: a delivered attempt, the
 	// common case, would pay a URL parse and a handler copy for nothing.
@@ -221,10 +221,21 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 	d.failed.Add(1)
 	log := logger()
 	log.Debug("webhook attempt failed", "event", it.ID, "attempt", it.Attempts, "status", a.StatusCode, "err", a.Error, "outcome", a.Outcome)
+	if r.permanent {
+		// This event's own refusal (an agent with no CRM user, a refused
+		// parameter or credential): the endpoint is not failing, and
+		// nothing is retried.
+		if a.Outcome == bridge.DeliveryDead {
+			d.dead.Add(1)
+			log.Warn("webhook delivery dead: refused for good, not retried; fix what err says, then replay", "event", it.ID, "type", it.Type,
+				"status", a.StatusCode, "err", a.Error)
+		}
+		return
+	}
 	turned := !e.failing.Swap(true)
 	switch {
 	case gone:
-	case refused:
+	case r.refused:
 		if turned {
 			log.Warn("webhook endpoint address refused by delivery policy; its deliveries are dead-lettered, not retried", "err", a.Error)
 		}
@@ -238,7 +249,7 @@ func (e *endpoint) account(cfg *endpointConfig, it *item, a bridge.Attempt, gone
 		d.retried.Add(1)
 	case bridge.DeliveryDead:
 		d.dead.Add(1)
-		if refused {
+		if r.refused {
 			log.Debug("webhook delivery dead: address refused", "event", it.ID, "type", it.Type, "err", a.Error)
 			break
 		}

@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -56,8 +57,9 @@ func TestConnectorEndpoint(t *testing.T) {
 		"evt_c_1": {&bridge.ConnectorError{StatusCode: http.StatusGone, Err: errors.New("gone")}},
 	}}
 	store := newFakeStore()
+	logs := &recordingHandler{}
 	h := start(t, store, webhooks.Options{BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond,
-		Connectors: map[string]bridge.Connector{"crm": conn}},
+		Connectors: map[string]bridge.Connector{"crm": conn}, Logger: slog.New(logs)},
 		bridge.Endpoint{ID: "crm", URL: "connector:scripted"})
 
 	h.d.Notify(store.commit(records([]string{"a", "b", "c"}, 3), "crm"))
@@ -96,6 +98,14 @@ func TestConnectorEndpoint(t *testing.T) {
 	}
 	if st := h.d.Stats(); st.Disabled != 0 || st.Dead != 1 || st.Delivered != 8 {
 		t.Errorf("stats %+v", st)
+	}
+	// The permanent refusal is said as such: not a closed retry window,
+	// and never "retrying".
+	if n, _ := logs.count(slog.LevelWarn, "webhook delivery dead: refused for good, not retried; fix what err says, then replay"); n != 1 {
+		t.Errorf("%d refused-for-good lines, want 1", n)
+	}
+	if n, _ := logs.count(slog.LevelWarn, "webhook delivery dead: retry window exhausted"); n != 0 {
+		t.Errorf("a permanent refusal logged as a closed retry window (%d)", n)
 	}
 }
 

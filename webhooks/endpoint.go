@@ -157,6 +157,9 @@ type result struct {
 	asked   bool // next is what the endpoint asked for (Retry-After)
 	pause   bool // and it asked it of every request (429, 503): see pausedUntil
 	refused bool // dead because the policy refuses every address of the host
+	// permanent: dead because the connector said no retry can help (a
+	// refused parameter or credential), not because the window closed.
+	permanent bool
 }
 
 func newEndpoint(d *Dispatcher, ep bridge.Endpoint) *endpoint {

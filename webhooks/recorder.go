@@ -113,7 +113,7 @@ func (e *endpoint) recordBatch(qs []queued) {
 	e.recordMu.RUnlock()
 	cancel()
 	for i := range qs {
-		e.recorded(qs[i].cfg, qs[i].it, qs[i].a, qs[i].r.refused)
+		e.recorded(qs[i].cfg, qs[i].it, qs[i].a, qs[i].r)
 	}
 	e.doneMu.Lock()
 	for i := range qs {
