@@ -711,7 +711,7 @@ func (e *endpoint) pause(next time.Time) {
 			return
 		}
 		if e.pausedUntil.CompareAndSwap(cur, next.UnixNano()) {
-			e.d.log.Warn("webhook endpoint asked to wait (Retry-After); no request to it until then", "endpoint", e.id, "until", next)
+			e.d.log.Warn("webhook endpoint asked to wait (a 429 or 503: its Retry-After, or the CRM's rate-limit headers); no request to it until then", "endpoint", e.id, "until", next)
 			return
 		}
 	}

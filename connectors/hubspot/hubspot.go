@@ -665,6 +665,7 @@ func (c *Connector) do(ctx context.Context, op, method, path string, body, out a
 		Message       string `json:"message"`
 		CorrelationID string `json:"correlationId"`
 		Category      string `json:"category"`
+		PolicyName    string `json:"policyName"` // of a 429: TEN_SECONDLY_ROLLING, SECONDLY or DAILY
 	}
 	ae := &apiError{op: op, status: resp.StatusCode}
 	if json.Unmarshal(raw, &env) == nil && env.Message != "" {
@@ -685,6 +686,12 @@ func (c *Connector) do(ctx context.Context, op, method, path string, body, out a
 	case resp.StatusCode == http.StatusTooManyRequests:
 		c.lim.Drain() // HubSpot's window is full: ours waits for the refill
 		ce.RetryAfter = RateLimitWait(resp.Header)
+		if env.PolicyName == "DAILY" || resp.Header.Get("X-HubSpot-RateLimit-Daily-Remaining") == "0" {
+			// Spent until midnight in the account's time zone, which we do
+			// not know: retrying every second would only add refusals.
+			ce.RetryAfter = max(ce.RetryAfter, dailyLimitWait)
+			ae.hint = "HubSpot's daily API limit is spent; it resets at midnight in the account's time zone, so this endpoint waits and tries again hourly (HubSpot sells a higher limit)"
+		}
 	case resp.StatusCode/100 == 3:
 		ae.hint = "redirect not followed: check connectors.hubspot.api_url"
 	case resp.StatusCode >= 500:
@@ -694,6 +701,9 @@ func (c *Connector) do(ctx context.Context, op, method, path string, body, out a
 	}
 	return ce
 }
+
+// dailyLimitWait is how long a 429 of the daily limit holds the endpoint.
+const dailyLimitWait = time.Hour
 
 // RateLimitWait is how long to wait after a 429: Retry-After when HubSpot
 // sends it; else, when its X-HubSpot-RateLimit headers say the window is

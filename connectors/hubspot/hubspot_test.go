@@ -313,7 +313,17 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("429: %v %v", err, wait)
 	}
 
+	// The daily limit: no use asking again in a second.
 	fake.SetBudget(100)
+	fake.SetDailyBudget(1)
+	deliver(t, c, ev("conv_4", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
+	err = c.Deliver(ctx, ev("conv_5", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
+	code, wait, perm = bridge.ConnectorOutcome(err)
+	if code != 429 || perm || wait < time.Hour || !strings.Contains(err.Error(), "daily API limit") {
+		t.Fatalf("daily 429: %v %v, want a wait of an hour that says why", err, wait)
+	}
+	fake.SetDailyBudget(0)
+
 	fake.SetOutage(true)
 	err = c.Deliver(ctx, ev("conv_3", 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 	if code, _, perm := bridge.ConnectorOutcome(err); code != 503 || perm {

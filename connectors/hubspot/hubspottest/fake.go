@@ -131,6 +131,8 @@ type Server struct {
 	mu        sync.Mutex
 	now       func() time.Time
 	budget    int           // requests per window
+	daily     int           // requests a day (0: no daily limit)
+	dailyHits int
 	window    time.Duration // HubSpot's: 10 s rolling
 	hits      []time.Time
 	outage    bool
@@ -164,6 +166,11 @@ func (s *Server) SetClock(now func() time.Time) { s.mu.Lock(); s.now = now; s.mu
 
 // SetBudget sets how many requests the rolling 10 s window allows.
 func (s *Server) SetBudget(n int) { s.mu.Lock(); s.budget = n; s.mu.Unlock() }
+
+// SetDailyBudget sets the requests a day (0: none) and starts the day:
+// once spent, 429 with policyName DAILY and X-HubSpot-RateLimit-Daily
+// headers, as HubSpot answers until midnight in the account's time zone.
+func (s *Server) SetDailyBudget(n int) { s.mu.Lock(); s.daily, s.dailyHits = n, 0; s.mu.Unlock() }
 
 // SetOutage makes every request fail with a 503 (HubSpot down).
 func (s *Server) SetOutage(down bool) { s.mu.Lock(); s.outage = down; s.mu.Unlock() }
@@ -322,12 +329,21 @@ func (s *Server) handle(r *http.Request, req *Request) (int, any, map[string]str
 	s.hits = slices.DeleteFunc(s.hits, func(t time.Time) bool { return now.Sub(t) >= s.window })
 	hdr := map[string]string{"X-HubSpot-RateLimit-Interval-Milliseconds": strconv.FormatInt(s.window.Milliseconds(), 10),
 		"X-HubSpot-RateLimit-Max": strconv.Itoa(s.budget)}
+	if s.daily > 0 {
+		hdr["X-HubSpot-RateLimit-Daily"] = strconv.Itoa(s.daily)
+		hdr["X-HubSpot-RateLimit-Daily-Remaining"] = strconv.Itoa(max(0, s.daily-s.dailyHits))
+		if s.dailyHits >= s.daily {
+			return http.StatusTooManyRequests, map[string]any{"status": "error", "message": "You have reached your daily limit.",
+				"errorType": "RATE_LIMIT", "correlationId": s.corr(), "policyName": "DAILY"}, hdr
+		}
+	}
 	if len(s.hits) >= s.budget {
 		hdr["X-HubSpot-RateLimit-Remaining"] = "0"
 		return http.StatusTooManyRequests, map[string]any{"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
 			"errorType": "RATE_LIMIT", "correlationId": s.corr(), "policyName": "TEN_SECONDLY_ROLLING"}, hdr
 	}
 	s.hits = append(s.hits, now)
+	s.dailyHits++
 	if s.failing[req.Op] {
 		st, body, _ := s.fail(apiErr{http.StatusInternalServerError, "INTERNAL_ERROR", "internal error"})
 		return st, body, hdr
