@@ -130,8 +130,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	now       func() time.Time
-	budget    int           // requests per window
-	daily     int           // requests a day (0: no daily limit)
+	budget    int // requests per window
+	daily     int // requests a day (0: no daily limit)
 	dailyHits int
 	window    time.Duration // HubSpot's: 10 s rolling
 	hits      []time.Time
