@@ -350,16 +350,25 @@ func (c *Client) sendOn(ctx context.Context, s *session, action *goami2.Message,
 	}
 	select {
 	case <-w.done:
-		return w.resp, w.items, nil
+		return w.listed()
 	case <-s.done:
 	case <-ctx.Done():
 	}
 	select { // an answer that raced the failure still counts
 	case <-w.done:
-		return w.resp, w.items, nil
+		return w.listed()
 	default:
 	}
 	if err := ctx.Err(); err == context.DeadlineExceeded {
+		s.mu.Lock()
+		began, n, over := w.resp != nil, len(w.items), w.overflow
+		s.mu.Unlock()
+		if over {
+			return nil, nil, bridge.Errorf(bridge.ETIMEOUT, "PBX's answer to %s listed over %d items and did not end in time", name, maxListItems)
+		}
+		if began {
+			return nil, nil, bridge.Errorf(bridge.ETIMEOUT, "PBX answered %s but did not end its list in time (%d items came)", name, n)
+		}
 		return nil, nil, bridge.Errorf(bridge.ETIMEOUT, "PBX did not answer %s in time", name)
 	} else if err != nil {
 		return nil, nil, err

@@ -40,7 +40,10 @@ type Mapper struct {
 	// one for the whole list (its items carry no Timestamp), so channels
 	// of equal Duration keep the PBX's creation order.
 	snapshotAt time.Time
-	seq        int
+	// listed counts the resync's CoreShowChannel items, each one, to hold
+	// against the ListItems Asterisk says it sent.
+	listed int
+	seq    int
 	// requested holds the channels whose HangupRequest was seen, until
 	// their Hangup (driven by the one consumer goroutine).
 	requested idSet
@@ -111,7 +114,7 @@ func (m *Mapper) Resync() {
 	id := fmt.Sprintf("ctib-resync-%d", m.seq)
 	queues := fmt.Sprintf("ctib-queues-%d", m.seq)
 	parked := fmt.Sprintf("ctib-parked-%d", m.seq)
-	m.resyncID, m.queuesID, m.snapshot = id, queues, nil
+	m.resyncID, m.queuesID, m.snapshot, m.listed = id, queues, nil, 0
 	m.mu.Unlock()
 	if m.sender == nil {
 		return
@@ -121,14 +124,18 @@ func (m *Mapper) Resync() {
 		defer cancel()
 		a := goami2.NewAction("CoreShowChannels")
 		a.AddField("ActionID", id)
-		if _, _, err := m.sender.SendList(ctx, a); err != nil {
-			m.log.Warn("ami resync: CoreShowChannels failed; calls are adopted as their events arrive", "err", err)
+		if err := listErr(m.sender.SendList(ctx, a)); err != nil {
+			// No list: nothing is released, and what arrives of this one
+			// later is not kept (a list that never completes would grow
+			// without end).
+			m.dropList(id)
+			m.log.Warn("ami resync: CoreShowChannels failed; calls that ended while the link was down stay open until it answers (pbx.reconcile_interval asks again)", "err", err)
 		}
 		// The queue members' states too: agent.state for whatever changed
 		// while the link was down, and GET /v1/agents right after a start.
 		q := goami2.NewAction("QueueStatus")
 		q.AddField("ActionID", queues)
-		if _, _, err := m.sender.SendList(ctx, q); err != nil {
+		if err := listErr(m.sender.SendList(ctx, q)); err != nil {
 			m.log.Warn("ami resync: QueueStatus failed; agent states follow their next change", "err", err)
 		}
 		// The parked calls: no channel list says a call waits in a lot.
@@ -136,10 +143,28 @@ func (m *Mapper) Resync() {
 		// the channels were adopted).
 		p := goami2.NewAction("ParkedCalls")
 		p.AddField("ActionID", parked)
-		if _, _, err := m.sender.SendList(ctx, p); err != nil {
+		if err := listErr(m.sender.SendList(ctx, p)); err != nil {
 			m.log.Warn("ami resync: ParkedCalls failed; parked calls are told when retrieved", "err", err)
 		}
 	}()
+}
+
+// listErr is a list action's failure: no answer, or a refusal, which
+// Asterisk gives when the manager user lacks the action's class.
+func listErr(resp *goami2.Message, _ []*goami2.Message, err error) error {
+	if err == nil && resp != nil && !strings.EqualFold(header(resp, "Response"), "Success") {
+		err = fmt.Errorf("refused: %q (a permission refusal means the manager user's write= lacks the action's class: CoreShowChannels needs reporting, ParkedCalls call; README \"PBX setup\")", header(resp, "Message"))
+	}
+	return err
+}
+
+// dropList forgets the resync's channel list id, if it is still ours.
+func (m *Mapper) dropList(id string) {
+	m.mu.Lock()
+	if m.resyncID == id {
+		m.resyncID, m.snapshot = "", nil
+	}
+	m.mu.Unlock()
 }
 
 // Disconnected implements Handler.
@@ -190,7 +215,16 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 	switch name {
 	case "CoreShowChannel":
 		m.mu.Lock()
-		if header(msg, "ActionID") == m.resyncID && m.resyncID != "" && !confMedia(header(msg, "Channel")) {
+		ours := header(msg, "ActionID") == m.resyncID && m.resyncID != ""
+		if ours {
+			if m.listed++; m.listed > maxListItems {
+				m.resyncID, m.snapshot = "", nil
+				m.mu.Unlock()
+				m.log.Warn("ami resync: CoreShowChannels listed over the limit; the list is dropped and no call is released", "limit", maxListItems)
+				return
+			}
+		}
+		if ours && !confMedia(header(msg, "Channel")) {
 			// A conference's media channels are no call's party: their
 			// events are dropped (translate), so adopting them here would
 			// leave a call that never ends.
@@ -230,9 +264,16 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 			m.mu.Unlock()
 			return
 		}
-		snap := m.snapshot
+		snap, listed := m.snapshot, m.listed
 		m.resyncID, m.snapshot = "", nil
 		m.mu.Unlock()
+		if n, err := strconv.Atoi(header(msg, "ListItems")); err == nil && n != listed {
+			// Asterisk counts what it sent: an item lost (unreadable,
+			// dropped) would release a live call as ended.
+			m.log.Warn("ami resync: CoreShowChannels said it listed more or fewer channels than arrived readable; the list is not trusted and no call is released",
+				"list_items", n, "arrived", listed)
+			return
+		}
 		if snap == nil {
 			snap = []bridge.Channel{}
 		}

@@ -3,6 +3,8 @@ package ami
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -241,4 +243,107 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// scriptedLists answers each list action with the next scripted response
+// (nil: none) and tells done after each.
+type scriptedLists struct {
+	answers []string
+	done    chan string
+}
+
+func (s *scriptedLists) SendList(_ context.Context, a *goami2.Message) (*goami2.Message, []*goami2.Message, error) {
+	defer func() { s.done <- a.Field("Action") }()
+	if a.Field("Action") != "CoreShowChannels" || len(s.answers) == 0 {
+		return nil, nil, nil
+	}
+	raw := s.answers[0]
+	s.answers = s.answers[1:]
+	if raw == "" {
+		return nil, nil, nil
+	}
+	msg, err := goami2.Parse(raw)
+	return msg, nil, err
+}
+
+// A channel list the PBX refused, cut short, or never ended releases no
+// call: the model would end live calls with resynced: true. A refusal is
+// said, with the way out.
+func TestMapperResyncListNotTrusted(t *testing.T) {
+	feed := func(m *Mapper, frames ...string) {
+		t.Helper()
+		for _, raw := range frames {
+			msg, err := goami2.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Message(msg)
+		}
+	}
+	item := func(n int) string {
+		return fmt.Sprintf("Event: CoreShowChannel\r\nActionID: ctib-resync-1\r\nChannel: PJSIP/100-%d\r\nUniqueid: 2.%d\r\n\r\n", n, n)
+	}
+	complete := func(n int) string {
+		return fmt.Sprintf("Event: CoreShowChannelsComplete\r\nActionID: ctib-resync-1\r\nEventList: Complete\r\nListItems: %d\r\n\r\n", n)
+	}
+	start := func(answer string) (*Mapper, *snapshotSink, *syncWriter) {
+		logs := &syncWriter{w: &strings.Builder{}}
+		sender := &scriptedLists{answers: []string{answer}, done: make(chan string, 8)}
+		sink := &snapshotSink{}
+		m := NewMapper(context.Background(), sink, sender, slog.New(slog.NewTextHandler(logs, nil)))
+		m.Connected(ConnInfo{Session: 1})
+		// CoreShowChannels, QueueStatus, ParkedCalls: the first one's
+		// outcome is logged before the second goes.
+		for range 3 {
+			<-sender.done
+		}
+		return m, sink, logs
+	}
+
+	m, sink, logs := start("Response: Error\r\nActionID: ctib-resync-1\r\nMessage: Permission denied\r\n\r\n")
+	feed(m, item(1), complete(1)) // what comes after a refusal is not ours
+	if len(sink.snaps) != 0 {
+		t.Fatalf("refused list taken: %+v", sink.snaps)
+	}
+	if !strings.Contains(logs.String(), "Permission denied") || !strings.Contains(logs.String(), "needs reporting") {
+		t.Fatalf("the refusal was not said with the way out: %s", logs)
+	}
+
+	m, sink, logs = start("")
+	feed(m, item(1), complete(2)) // Asterisk sent two; one arrived
+	if len(sink.snaps) != 0 || !strings.Contains(logs.String(), "not trusted") {
+		t.Fatalf("a list short of its ListItems taken: %+v; log %s", sink.snaps, logs)
+	}
+
+	m, sink, _ = start("")
+	feed(m, item(1), item(2), complete(2))
+	if len(sink.snaps) != 1 || len(sink.snaps[0]) != 2 {
+		t.Fatalf("a whole list: %+v", sink.snaps)
+	}
+
+	defer func(n int) { maxListItems = n }(maxListItems)
+	maxListItems = 3
+	m, sink, logs = start("")
+	feed(m, item(1), item(2), item(3), item(4), complete(4))
+	if len(sink.snaps) != 0 || !strings.Contains(logs.String(), "over the limit") {
+		t.Fatalf("a list over the limit taken: %+v; log %s", sink.snaps, logs)
+	}
+}
+
+// syncWriter serialises writes: the mapper logs from its own goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }

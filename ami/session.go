@@ -275,10 +275,24 @@ type session struct {
 }
 
 type waiter struct {
-	list  bool
-	resp  *goami2.Message
-	items []*goami2.Message
-	done  chan struct{}
+	list     bool
+	resp     *goami2.Message
+	items    []*goami2.Message
+	overflow bool // more than maxListItems came: the list is cut
+	done     chan struct{}
+}
+
+// maxListItems bounds what a list action collects, far above any real
+// PBX's lists.
+var maxListItems = 100_000 // a var: tests lower it
+
+// listed is a finished waiter's answer: a list cut at maxListItems is an
+// error, not a short list.
+func (w *waiter) listed() (*goami2.Message, []*goami2.Message, error) {
+	if w.overflow {
+		return nil, nil, bridge.Errorf(bridge.EUNAVAILABLE, "PBX's list answered to %s had over %d items: not taken", header(w.resp, "ActionID"), maxListItems)
+	}
+	return w.resp, w.items, nil
 }
 
 func (s *session) setCause(err error) {
@@ -348,7 +362,11 @@ func (s *session) dispatch(m *goami2.Message) {
 		if !w.list || w.resp == nil {
 			return
 		}
-		w.items = append(w.items, clone(m))
+		if len(w.items) < maxListItems {
+			w.items = append(w.items, clone(m))
+		} else {
+			w.overflow = true // a list that never ends must not take all memory
+		}
 		// Asterisk 13+ marks the end with EventList: Complete; older ones
 		// only name the event ...Complete.
 		if strings.EqualFold(header(m, "EventList"), "Complete") || strings.HasSuffix(ev, "Complete") {

@@ -13,7 +13,7 @@ import (
 // showRows is the reply of "show channels as json" and "show calls as
 // json": {"row_count":N,"rows":[{...}]}, or {"row_count": 0} with no rows.
 type showRows struct {
-	RowCount int              `json:"row_count"`
+	RowCount *int             `json:"row_count"`
 	Rows     []map[string]any `json:"rows"`
 }
 
@@ -26,8 +26,17 @@ func parseRows(body string) ([]map[string]string, error) {
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		return nil, fmt.Errorf("esl: show reply: %w", err)
 	}
+	// FreeSWITCH counts the rows it lists ({"row_count": 0} when none): a
+	// list that says otherwise, or has a null row, would release live
+	// calls as ended.
+	if r.RowCount == nil || *r.RowCount != len(r.Rows) {
+		return nil, fmt.Errorf("esl: show reply: row_count %s but %d rows: not trusted", rowCount(r.RowCount), len(r.Rows))
+	}
 	rows := make([]map[string]string, 0, len(r.Rows))
-	for _, raw := range r.Rows {
+	for i, raw := range r.Rows {
+		if raw == nil {
+			return nil, fmt.Errorf("esl: show reply: row %d is null: not trusted", i)
+		}
 		row := make(map[string]string, len(raw))
 		for k, v := range raw {
 			switch v := v.(type) {
@@ -41,6 +50,13 @@ func parseRows(body string) ([]map[string]string, error) {
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+func rowCount(n *int) string {
+	if n == nil {
+		return "missing"
+	}
+	return strconv.Itoa(*n)
 }
 
 // SnapshotChannels builds the live channel list from the bodies of "show

@@ -174,3 +174,18 @@ func TestSnapshotFifoAndPairs(t *testing.T) {
 		t.Fatalf("pairs %q %q", live[0].List().BridgedWith, live[1].List().BridgedWith)
 	}
 }
+
+// A list whose row_count does not match its rows, or with a null row, is
+// not taken: applied, it would end live calls. None at all is
+// {"row_count": 0}, as FreeSWITCH writes it.
+func TestSnapshotRowCountChecked(t *testing.T) {
+	for _, body := range []string{`{"row_count":2}`, `{}`, `{"row_count":1,"rows":null}`, `{"row_count":1,"rows":[null]}`,
+		`{"row_count":0,"rows":[{"uuid":"a","name":"sofia/internal/100@x"}]}`} {
+		if chans, err := SnapshotChannels(body, ""); err == nil {
+			t.Errorf("%s: taken as %d channels", body, len(chans))
+		}
+	}
+	if chans, err := SnapshotChannels(`{"row_count": 0}`, ""); err != nil || len(chans) != 0 {
+		t.Errorf("no channels: %v %v", chans, err)
+	}
+}
