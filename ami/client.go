@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,11 +150,16 @@ func (c *Client) Run(ctx context.Context) error {
 
 	backoff := c.cfg.BackoffMin
 	for ctx.Err() == nil {
+		start := time.Now()
 		loggedIn, _ := c.connect(ctx)
 		if ctx.Err() != nil {
 			break
 		}
-		if loggedIn {
+		// Only a session that lasted starts the backoff over: one dropped
+		// right after its login (a PBX closing on us, a frame it sends
+		// that we refuse) would otherwise reconnect, and resync, twice a
+		// second for ever.
+		if loggedIn && time.Since(start) >= c.cfg.BackoffMax {
 			backoff = c.cfg.BackoffMin
 		}
 		// Sleep between backoff/2 and backoff: spread, never zero.
@@ -165,9 +171,7 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
-		if !loggedIn {
-			backoff = min(2*backoff, c.cfg.BackoffMax)
-		}
+		backoff = min(2*backoff, c.cfg.BackoffMax)
 	}
 	c.q.push(item{kind: itemStop})
 	<-consumed
@@ -335,6 +339,10 @@ func (c *Client) sendOn(ctx context.Context, s *session, action *goami2.Message,
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ActionTimeout)
 	defer cancel()
 
+	if strings.EqualFold(name, "Command") {
+		s.commands.Add(1)
+		defer s.commands.Add(-1)
+	}
 	w := &waiter{list: list, done: make(chan struct{})}
 	s.mu.Lock()
 	if s.waiters[id] != nil {

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -881,4 +882,55 @@ func BenchmarkClientIngest(b *testing.B) {
 	}
 	<-h.done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// A PBX that drops every session right after its login is not hammered:
+// only a session that lasted starts the backoff over.
+func TestClient_ShortSessionsBackOff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.Write([]byte("Asterisk Call Manager/11.0.0\r\n"))
+				rd := ami.NewReader(conn, 0, 0)
+				frame, err := rd.ReadFrame()
+				if err != nil {
+					return
+				}
+				m, err := ami.Parse(frame)
+				if err != nil {
+					return
+				}
+				conn.Write([]byte("Response: Success\r\nActionID: " + m.Field("ActionID") + "\r\nMessage: Authentication accepted\r\n\r\n"))
+			}()
+		}
+	}()
+	var logs syncBuffer
+	const min = 10 * time.Millisecond
+	h := newRecorder()
+	start(t, ami.Config{Address: ln.Addr().String(), Username: "bridge", Secret: "x", BackoffMin: min, BackoffMax: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, h)
+	h.waitFor(t, "five sessions", func(r *recorder) bool { return r.count(kindDisconnected) >= 5 })
+	var waits []time.Duration
+	for _, m := range regexp.MustCompile(`msg="ami: reconnecting" .*in=(\S+)`).FindAllStringSubmatch(logs.String(), -1) {
+		d, err := time.ParseDuration(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, d)
+	}
+	// Waits are drawn from [b/2, b], b doubling: the fourth is at least 4
+	// times the first's bound. Reset after each login, it stayed under it.
+	if len(waits) < 4 || waits[3] < 2*min {
+		t.Fatalf("waits %v: the backoff starts over after sessions that lasted no time\n%s", waits, logs.String())
+	}
 }

@@ -23,7 +23,8 @@ const (
 // of header lines ended by an empty line. It accepts CRLF and bare LF line
 // ends. A "Response: Follows" frame (the Command action of Asterisk 13 and
 // older) runs to "--END COMMAND--" because its raw output may hold empty
-// lines.
+// lines, but only while Follows says a Command waits for its answer: a
+// stray one would otherwise swallow every event after it.
 //
 // A line longer than the line limit or a frame larger than the frame limit is
 // an error: memory stays bounded by the frame limit whatever the peer sends.
@@ -33,6 +34,9 @@ type Reader struct {
 	r, w     int // buf[r:w] is unread
 	maxLine  int
 	maxFrame int
+	// Follows reports whether a "Response: Follows" frame may come now (a
+	// Command is waiting). Nil: always.
+	Follows func() bool
 }
 
 // NewReader returns a Reader with the given limits (0 means the default).
@@ -119,7 +123,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			r.r = nl + 1
 			return r.buf[start:r.r], nil
 		case pos == 0:
-			follows = string(line) == "Response: Follows"
+			follows = string(line) == "Response: Follows" && (r.Follows == nil || r.Follows())
 		}
 		ended = bytes.HasSuffix(line, []byte(endCommand))
 		pos = nl + 1 - start

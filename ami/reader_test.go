@@ -190,6 +190,20 @@ func TestReader_ResponseFollows(t *testing.T) {
 	}
 }
 
+// A "Response: Follows" while no Command waits (ctibridge sends none) is
+// a frame like any other: read as Command output it would swallow every
+// event after it up to the frame limit.
+func TestReader_StrayFollows(t *testing.T) {
+	in := "Response: Follows\r\nPrivilege: Command\r\n\r\n" +
+		"Event: Newchannel\r\nUniqueid: 1.1\r\n\r\nEvent: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+	r := NewReader(strings.NewReader(in), 0, 0)
+	r.Follows = func() bool { return false }
+	got := readAll(t, r)
+	if len(got) != 3 || string(got[1]) != "Event: Newchannel\r\nUniqueid: 1.1\r\n\r\n" {
+		t.Fatalf("frames %q", got)
+	}
+}
+
 // Parse agrees with goami2 on every captured frame.
 func TestParse_Captures(t *testing.T) {
 	n := 0

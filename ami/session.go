@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
@@ -58,6 +59,7 @@ func (c *Client) connect(ctx context.Context) (loggedIn bool, err error) {
 	}
 
 	s := &session{id: id, conn: conn, waiters: make(map[string]*waiter), done: make(chan struct{})}
+	rd.Follows = func() bool { return s.commands.Load() > 0 }
 	c.mu.Lock()
 	c.sess = s
 	c.lastErr = nil
@@ -269,6 +271,9 @@ type session struct {
 	mu      sync.Mutex
 	waiters map[string]*waiter
 	err     error // why the session ended; first cause wins
+	// commands counts the Command actions waiting: only their answers
+	// may be framed as "Response: Follows".
+	commands atomic.Int32
 
 	done      chan struct{}
 	closeOnce sync.Once
