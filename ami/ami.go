@@ -65,6 +65,9 @@ var (
 	ErrNotAMI        = errors.New("ami: peer is not an Asterisk manager")
 	ErrLineTooLong   = errors.New("ami: line too long")
 	ErrFrameTooLarge = errors.New("ami: frame too large")
-	ErrPingTimeout   = errors.New("ami: no answer to Ping")
-	ErrLoginRefused  = errors.New("ami: login refused")
+	// ErrFrameSkipped wraps ErrLineTooLong or ErrFrameTooLarge when the
+	// reader discarded the rest of that frame: the stream goes on.
+	ErrFrameSkipped = errors.New("ami: oversize frame skipped")
+	ErrPingTimeout  = errors.New("ami: no answer to Ping")
+	ErrLoginRefused = errors.New("ami: login refused")
 )

@@ -270,6 +270,10 @@ func (c *Client) consume(done chan struct{}) {
 				if f, ok := c.h.(AttemptHandler); ok {
 					f.AttemptFailed(it.err)
 				}
+			case itemResync:
+				if r, ok := c.h.(bridge.Resyncer); ok {
+					r.Resync()
+				}
 			case itemStop:
 				c.q.pending.Add(-1)
 				c.q.done(c0)

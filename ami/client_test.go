@@ -470,24 +470,32 @@ func TestClient_UnparsableEventSkippedInOrder(t *testing.T) {
 	}
 }
 
-// A line over the limit resets the connection with a clear error; what came
-// before it was delivered, and the client reconnects.
-func TestClient_OversizeRefused(t *testing.T) {
+// A line or frame over the limit is skipped with a clear count: what came
+// before and after it is delivered on the same connection. Only a frame
+// far past the limit (no Asterisk's) resets the connection.
+func TestClient_OversizeSkipped(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		raw  string
-		want error
+		name  string
+		raw   string
+		reset error // nil: skipped
 	}{
-		{"line", "Event: Big\r\nData: " + strings.Repeat("x", 4096) + "\r\n\r\n", ami.ErrLineTooLong},
-		{"frame", "Event: Big\r\n" + strings.Repeat("Data: xxxxxxxxxxxxxxxxxxxxxxxx\r\n", 4096) + "\r\n", ami.ErrFrameTooLarge},
+		{"line", "Event: Big\r\nData: " + strings.Repeat("x", 4096) + "\r\n\r\n", nil},
+		{"frame", "Event: Big\r\n" + strings.Repeat("Data: xxxxxxxxxxxxxxxxxxxxxxxx\r\n", 4096) + "\r\n", nil},
+		{"endless frame", "Event: Big\r\n" + strings.Repeat("Data: xxxxxxxxxxxxxxxxxxxxxxxx\r\n", 40000) + "\r\n", ami.ErrFrameTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t, amitest.ServerOptions{})
 			h := newRecorder()
-			start(t, ami.Config{Address: s.Addr(), Username: "bridge", Secret: "bridgepass", MaxLine: 1024, MaxFrame: 64 << 10, BackoffMin: time.Millisecond}, h)
+			c := start(t, ami.Config{Address: s.Addr(), Username: "bridge", Secret: "bridgepass", MaxLine: 1024, MaxFrame: 64 << 10, BackoffMin: time.Millisecond}, h)
 			h.waitFor(t, "Connected", func(r *recorder) bool { return r.count(kindConnected) == 1 })
 			s.SendRaw([]byte("Event: Before\r\n\r\n" + tc.raw + "Event: After\r\n\r\n"))
-			h.waitFor(t, "reconnect", func(r *recorder) bool { return r.count(kindConnected) == 2 })
+			if tc.reset != nil {
+				h.waitFor(t, "reconnect", func(r *recorder) bool { return r.count(kindConnected) == 2 })
+			} else {
+				h.waitFor(t, "After", func(r *recorder) bool {
+					return slices.ContainsFunc(r.calls(), func(cl call) bool { return cl.msg != nil && cl.msg.Field("Event") == "After" })
+				})
+			}
 			var seen []string
 			var err error
 			for _, cl := range h.calls() {
@@ -499,11 +507,23 @@ func TestClient_OversizeRefused(t *testing.T) {
 					seen = append(seen, cl.msg.Field("Event"))
 				}
 			}
-			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), s.Addr()) {
-				t.Fatalf("Disconnected(%v)", err)
+			if tc.reset != nil {
+				if !errors.Is(err, tc.reset) || !strings.Contains(err.Error(), s.Addr()) {
+					t.Fatalf("Disconnected(%v)", err)
+				}
+				if !slices.Equal(seen, []string{"FullyBooted", "SuccessfulAuth", "Before"}) {
+					t.Fatalf("delivered %q", seen)
+				}
+				return
 			}
-			if !slices.Equal(seen, []string{"FullyBooted", "SuccessfulAuth", "Before"}) {
+			if err != nil || h.count(kindConnected) != 1 {
+				t.Fatalf("the connection was reset: %v", err)
+			}
+			if !slices.Equal(seen, []string{"FullyBooted", "SuccessfulAuth", "Before", "After"}) {
 				t.Fatalf("delivered %q", seen)
+			}
+			if n := c.Skipped(); n != 1 {
+				t.Fatalf("Skipped() = %d, want 1", n)
 			}
 		})
 	}
@@ -932,5 +952,44 @@ func TestClient_ShortSessionsBackOff(t *testing.T) {
 	// times the first's bound. Reset after each login, it stayed under it.
 	if len(waits) < 4 || waits[3] < 2*min {
 		t.Fatalf("waits %v: the backoff starts over after sessions that lasted no time\n%s", waits, logs.String())
+	}
+}
+
+type quietSink struct{}
+
+func (quietSink) LinkUp(int)                           {}
+func (quietSink) LinkDown(error)                       {}
+func (quietSink) ChannelEvents([]bridge.ChannelEvent)  {}
+func (quietSink) Snapshot([]bridge.Channel, time.Time) {}
+
+// A skipped frame the model would have read (a Hangup, a wanted variable)
+// may have changed a call: the PBX's channels are asked for again. One it
+// never reads (a variable nobody asked for) asks nothing.
+func TestLink_SkippedFrameResyncs(t *testing.T) {
+	s := newServer(t, amitest.ServerOptions{})
+	var logs syncBuffer
+	link := ami.New(ami.Config{Address: s.Addr(), Username: "bridge", Secret: "bridgepass", MaxLine: 1024, MaxFrame: 64 << 10,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}, quietSink{})
+	done := make(chan error, 1)
+	go func() { done <- link.Run(context.Background()) }()
+	t.Cleanup(func() { link.Close(); <-done })
+	ctx := testContext(t)
+	lists := func() int { return strings.Count(string(s.Received()), "Action: CoreShowChannels\r\n") }
+	if err := s.Wait(ctx, func() bool { return lists() == 1 }); err != nil { // the resync at connect
+		t.Fatal(err)
+	}
+	big := strings.Repeat("j", 4096)
+	s.SendRaw([]byte("Event: VarSet\r\nChannel: PJSIP/100-1\r\nVariable: CRM_LOOKUP_JSON\r\nValue: " + big + "\r\n\r\n" +
+		"Event: Hangup\r\nChannel: PJSIP/100-1\r\nUniqueid: 1.1\r\nCause-txt: " + big + "\r\n\r\n"))
+	if err := s.Wait(ctx, func() bool { return lists() == 2 }); err != nil {
+		t.Fatalf("no resync after a skipped Hangup: %v\n%s", err, logs.String())
+	}
+	got := logs.String()
+	if !strings.Contains(got, `msg="ami: oversize frame skipped" address=`+s.Addr()+` session=1 event=VarSet variable=CRM_LOOKUP_JSON`) || !strings.Contains(got, "resync=false") ||
+		!strings.Contains(got, `event=Hangup variable=""`) || !strings.Contains(got, "resync=true") {
+		t.Fatalf("log:\n%s", got)
+	}
+	if link.Skipped() != 2 || link.Connected() == false {
+		t.Fatalf("skipped %d, connected %v", link.Skipped(), link.Connected())
 	}
 }

@@ -15,6 +15,7 @@ const (
 	itemConnected
 	itemDisconnected
 	itemFailed // a connection attempt that never logged in
+	itemResync // a frame was lost: the Handler asks for the PBX's state again
 	itemStop
 )
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // Default limits. Real frames are under 4 KiB; the limits only stop a broken
@@ -28,6 +29,8 @@ const (
 //
 // A line longer than the line limit or a frame larger than the frame limit is
 // an error: memory stays bounded by the frame limit whatever the peer sends.
+// The rest of that frame is read and thrown away (ErrFrameSkipped), so one
+// huge variable in an event does not cost the connection.
 type Reader struct {
 	rd       io.Reader
 	buf      []byte
@@ -91,10 +94,10 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		i := bytes.IndexByte(r.buf[start+pos:r.w], '\n')
 		if i < 0 {
 			if r.w-(start+pos) > r.maxLine {
-				return nil, fmt.Errorf("%w: more than %d bytes without a line break", ErrLineTooLong, r.maxLine)
+				return nil, r.skip(start, start+pos, fmt.Errorf("%w: more than %d bytes without a line break", ErrLineTooLong, r.maxLine))
 			}
 			if r.w-start > r.maxFrame {
-				return nil, fmt.Errorf("%w: more than %d bytes without an empty line", ErrFrameTooLarge, r.maxFrame)
+				return nil, r.skip(start, start+pos, fmt.Errorf("%w: more than %d bytes without an empty line", ErrFrameTooLarge, r.maxFrame))
 			}
 			if err := r.fill(start); err != nil {
 				if err == io.EOF && r.w > r.r {
@@ -110,10 +113,10 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			line = line[:n-1]
 		}
 		if len(line) > r.maxLine {
-			return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrLineTooLong, len(line), r.maxLine)
+			return nil, r.skip(start, nl, fmt.Errorf("%w: %d bytes, limit %d", ErrLineTooLong, len(line), r.maxLine))
 		}
 		if nl+1-start > r.maxFrame {
-			return nil, fmt.Errorf("%w: more than %d bytes", ErrFrameTooLarge, r.maxFrame)
+			return nil, r.skip(start, nl, fmt.Errorf("%w: more than %d bytes", ErrFrameTooLarge, r.maxFrame))
 		}
 		switch {
 		case len(line) == 0 && pos == 0:
@@ -161,6 +164,69 @@ func (r *Reader) fill(keep int) error {
 	}
 	return io.ErrNoProgress
 }
+
+// skip throws away the oversize frame that starts at start, scanning on
+// from from for its empty line without keeping what it reads, and returns
+// why as a SkippedFrameError naming the frame's event. A read error
+// before the empty line is returned instead: the stream ended.
+func (r *Reader) skip(start, from int, why error) error {
+	ev, variable, _ := peekEvent(r.buf[start:from])
+	err := &SkippedFrameError{Event: string(ev), Variable: string(variable), Err: why}
+	// An empty line is "\n\n" or "\n\r\n": p1 and p2 are the two bytes
+	// before the one scanned.
+	var p1, p2 byte
+	if from > start {
+		p1 = r.buf[from-1]
+	}
+	if from-1 > start {
+		p2 = r.buf[from-2]
+	}
+	// A frame this far over the limit is no Asterisk's: the session ends.
+	budget := skipFrames * r.maxFrame
+	for {
+		for i := from; i < r.w; i++ {
+			b := r.buf[i]
+			if b == '\n' && (p1 == '\n' || p1 == '\r' && p2 == '\n') {
+				r.r = i + 1
+				return err
+			}
+			p2, p1 = p1, b
+		}
+		if budget -= r.w - from; budget <= 0 {
+			return why
+		}
+		r.r, r.w, from = 0, 0, 0
+		if rerr := r.fill(0); rerr != nil {
+			if rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return rerr
+		}
+	}
+}
+
+// skipFrames is how many frame limits of an oversize frame are read past
+// before it is taken as no frame at all.
+const skipFrames = 16
+
+// SkippedFrameError is an oversize frame the Reader threw away: Err is
+// ErrLineTooLong or ErrFrameTooLarge; Event and Variable are what its lines
+// before the oversize one said ("" if none).
+type SkippedFrameError struct {
+	Event, Variable string
+	Err             error
+}
+
+func (e *SkippedFrameError) Error() string {
+	what := "a frame"
+	if e.Event != "" {
+		what = strconv.Quote(e.Event) + " event"
+	}
+	return fmt.Sprintf("%s: %s: %v", ErrFrameSkipped, what, e.Err)
+}
+
+// Unwrap lets errors.Is find both ErrFrameSkipped and the limit's error.
+func (e *SkippedFrameError) Unwrap() []error { return []error{ErrFrameSkipped, e.Err} }
 
 // Buffered returns how many bytes were read but not yet returned.
 func (r *Reader) Buffered() int { return r.w - r.r }

@@ -162,6 +162,19 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 	wanter, _ := c.h.(EventWanter) // nil: every event is read
 	for {
 		frame, err := rd.ReadFrame()
+		var sk *SkippedFrameError
+		if errors.As(err, &sk) {
+			// The stream goes on past it. An event the model reads (or a
+			// frame we cannot name) may have changed a call: the PBX's
+			// state is asked again, in wire order.
+			c.skipped.Add(1)
+			resync := sk.Event == "" || wanter == nil || wanter.WantsEvent(sk.Event, sk.Variable)
+			log.Warn("ami: oversize frame skipped", "event", sk.Event, "variable", sk.Variable, "err", sk.Err, "resync", resync)
+			if resync {
+				c.q.push(item{kind: itemResync})
+			}
+			continue
+		}
 		if err != nil {
 			s.fail(c.readError(err, log))
 			break

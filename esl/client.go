@@ -193,7 +193,12 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return fail(fmt.Errorf("waiting for auth/request: %w", err))
 	}
-	if ct := f.ContentType(); ct != typeAuthRequest {
+	switch ct := f.ContentType(); ct {
+	case typeAuthRequest:
+	case typeRude:
+		// mod_event_socket's answer to an address its ACL refuses.
+		return fail(fmt.Errorf("connection rejected by the switch's ACL (apply-inbound-acl in event_socket.conf.xml must allow this host): %s", truncate(string(f.Body), 80)))
+	default:
 		return fail(fmt.Errorf("expected auth/request, got %q %s", ct, truncate(string(f.Body), 60)))
 	}
 	exchange := func(line string) (string, error) {

@@ -21,9 +21,14 @@ const (
 )
 
 // DefaultMaxFrame is the largest body ReadFrame accepts unless told
-// otherwise. The biggest event in the captures is under 7 KiB; a
-// "show channels as json" on a busy switch is the realistic large one.
+// otherwise. The biggest event in the captures is under 7 KiB. An API
+// reply may be replyFrames times as large: "show channels as json" takes
+// about 1 KB a channel, so a switch with 5,000 channels answers in 5 MB,
+// and a limit that refuses the resync's list keeps the link down.
 const DefaultMaxFrame = 4 << 20
+
+// replyFrames is how many times the frame limit an api/response may be.
+const replyFrames = 16
 
 const (
 	maxHeaderLines = 64
@@ -109,8 +114,8 @@ func readFrame(r *bufio.Reader, max int, scratch *[]byte) (*Frame, error) {
 			if err != nil || n < 0 {
 				return nil, fmt.Errorf("%w: Content-Length %q", ErrMalformedFrame, truncate(value, 20))
 			}
-			if n > int64(max) {
-				return nil, fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, max)
+			if n > int64(max)*replyFrames {
+				return nil, fmt.Errorf("%w: %d > %d bytes", ErrFrameTooLarge, n, max*replyFrames)
 			}
 			length = int(n)
 		}
@@ -118,6 +123,9 @@ func readFrame(r *bufio.Reader, max int, scratch *[]byte) (*Frame, error) {
 			return nil, fmt.Errorf("%w: over %d header lines", ErrMalformedFrame, maxHeaderLines)
 		}
 		f.Headers = append(f.Headers, Header{Name: name, Value: value})
+	}
+	if length > max && f.ContentType() != typeAPIResponse {
+		return nil, fmt.Errorf("%w: %s of %d > %d bytes", ErrFrameTooLarge, f.ContentType(), length, max)
 	}
 	if length > 0 {
 		if ct := f.ContentType(); scratch != nil && (ct == typeEventPlain || ct == typeEventJSON) {

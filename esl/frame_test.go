@@ -89,6 +89,13 @@ func TestReadFrame(t *testing.T) {
 		{name: "leading blank lines", in: "\n\nContent-Type: auth/request\n\n", wantCT: typeAuthRequest},
 		{name: "oversize refused", in: "Content-Length: 1099511627776\nContent-Type: text/event-plain\n\n", wantErr: ErrFrameTooLarge},
 		{name: "limit", in: "Content-Length: 11\nContent-Type: text/event-plain\n\n", max: 10, wantErr: ErrFrameTooLarge},
+		// An API reply (a big switch's channel list) may be 16 times the
+		// limit; an event may not, whichever header comes first.
+		{name: "api reply over the event limit", in: "Content-Type: api/response\nContent-Length: 11\n\n" + strings.Repeat("r", 11), max: 10,
+			wantCT: typeAPIResponse, wantBody: strings.Repeat("r", 11)},
+		{name: "api reply limit", in: "Content-Type: api/response\nContent-Length: 161\n\n", max: 10, wantErr: ErrFrameTooLarge},
+		{name: "event with its length first", in: "Content-Type: text/event-plain\nContent-Length: 11\n\n", max: 10, wantErr: ErrFrameTooLarge},
+		{name: "no type", in: "Content-Length: 11\n\n", max: 10, wantErr: ErrFrameTooLarge},
 		{name: "negative length", in: "Content-Length: -1\n\n", wantErr: ErrMalformedFrame},
 		{name: "bad length", in: "Content-Length: x\n\n", wantErr: ErrMalformedFrame},
 		{name: "no colon", in: "garbage\n\n", wantErr: ErrMalformedFrame},

@@ -23,6 +23,13 @@ func TestReadinessReasons(t *testing.T) {
 		{"ami: " + addr + " closed the connection: EOF", "pbx: link lost: the connection was closed"},
 		{"ami: read from " + addr + ": read tcp 127.0.0.1:40000->" + addr + ": read: connection reset by peer", "pbx: link lost: the connection was closed"},
 		{"ami: read login response from " + addr + ": EOF", "pbx: link lost: the connection was closed"},
+		{"esl " + addr + ": connection rejected by the switch's ACL (apply-inbound-acl in event_socket.conf.xml must allow this host): Access Denied, go away.",
+			"pbx: not connected: the PBX's ACL rejected this address"},
+		{"ami: login to " + addr + ": ami: peer is not an Asterisk manager: greeting \"SSH-2.0-OpenSSH_9.2\"", "pbx: not connected: the peer is not an Asterisk manager (check pbx.address and pbx.type)"},
+		{"esl " + addr + ": expected auth/request, got \"\" ", "pbx: not connected: the peer is not a FreeSWITCH event socket (check pbx.address and pbx.type)"},
+		{"ami: " + addr + " sent ami: line too long: more than 65536 bytes without a line break", "pbx: link lost: the PBX sent more than the size limit"},
+		{"esl " + addr + ": esl: frame body over the size limit: 4788919 > 4194304 bytes", "pbx: link lost: the PBX sent more than the size limit"},
+		{"esl " + addr + ": esl: malformed frame: header line \"garbage\"", "pbx: link lost: the PBX sent a malformed frame"},
 		{"something new at " + addr + " for " + user, "pbx: not connected (details in the log)"},
 	} {
 		got := pbxReason(c.err)
