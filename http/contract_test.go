@@ -272,7 +272,7 @@ func TestReplayRangeMissedWhileDisabled(t *testing.T) {
 	r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "push", "url": rcv.URL, "secret": secret})
 	r.call("DELETE", "/v1/webhooks/push", "admin", nil)
 	from := time.Now().UTC().Format(time.RFC3339Nano) // after the test event
-	conv, _ := r.liveCall("inbound-call-basic") // ringing and answered, while crm2 is off
+	conv, _ := r.liveCall("inbound-call-basic")       // ringing and answered, while crm2 is off
 	if res := r.call("PATCH", "/v1/webhooks/crm2", "admin", map[string]any{"enabled": true}); res.status != 200 {
 		t.Fatalf("re-enable: %d %s", res.status, res.body)
 	}
