@@ -45,6 +45,7 @@ type Store interface {
 
 	AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error)
+	APIKeyExists(ctx context.Context, id string) (bool, error)
 	// APIKeyEverCreated reports whether any API key was ever created,
 	// revoked or not.
 	APIKeyEverCreated(ctx context.Context) (bool, error)

@@ -43,6 +43,7 @@ type subscriber struct {
 	agent   string       // extension; empty: all
 	scope   *agentFilter // an agent key's stream: only that agent's calls and state
 	tenant  string       // a tenant key's stream: only that tenant's events
+	keyID   string       // the key it was opened with ("": none): checked at each heartbeat
 }
 
 func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
@@ -139,6 +140,9 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	}
 	// A tenant key's stream: filtered server-side too.
 	sub.tenant = bridge.TenantOf(c.UserContext())
+	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.KeyID != "" {
+		sub.keyID = p.KeyID
+	}
 	after := int64(-1) // live only
 	last := c.Get("Last-Event-ID")
 	if last == "" {
@@ -246,6 +250,18 @@ func (sc *streamCounts) acquire(caller string, maxTotal, maxPer int) (release fu
 // serveStream writes the response on the hijacked connection: fasthttp's
 // write timeout covers a whole response, which a stream never finishes, so
 // each write gets its own deadline here instead.
+// keyLive reports whether a stream's key may go on: no key (anonymous on
+// loopback), or a key not revoked. A store that cannot say keeps it.
+func (s *Server) keyLive(id string) bool {
+	if id == "" {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ok, err := s.store.APIKeyExists(ctx, id)
+	return ok || err != nil
+}
+
 func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 	gone := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, conn); close(gone) }() // EOF: the client left
@@ -336,6 +352,13 @@ func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 				}
 			}
 		case <-tick.C:
+			if !s.keyLive(sub.keyID) {
+				// Revoked (perhaps by the CLI, another process): a stream is
+				// one request, so it ends here; the reconnect is refused.
+				w.WriteString(": the API key was revoked\n\n")
+				_ = flush()
+				return
+			}
 			w.WriteString(": ping\n\n")
 		case <-sub.cut:
 			// Fell behind: what is queued goes out, then the client

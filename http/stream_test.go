@@ -164,3 +164,30 @@ func TestEventStreamAgentFilter(t *testing.T) {
 		t.Fatalf("agent 101's first event: %s %+v", e.typ, e.ev.Agent)
 	}
 }
+
+// A stream is one request: revoking its key (the CLI deletes the row, from
+// another process) ends it at the next heartbeat, and the reconnect is
+// refused.
+func TestEventStreamEndsWhenKeyRevoked(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	a := r.openStream("", "")
+	<-a.pings // the heartbeat runs (20 ms in the rig)
+	<-a.pings // and the key was checked at least once while there
+	if err := r.db.DeleteAPIKey(context.Background(), r.keyIDs["read"]); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	go func() {
+		for range a.events { // until the server ends the stream
+		}
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(time.Minute): // a bound on a failure only
+		t.Fatal("the revoked key's stream goes on")
+	}
+	if res := r.call("GET", "/v1/calls", "read", nil); res.status != 401 {
+		t.Fatalf("revoked key: %d", res.status)
+	}
+}

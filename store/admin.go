@@ -327,6 +327,14 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
 // database, revoked since or not. The HTTP API's default lets requests
 // without a key read only until then: revoking the last key must not
 // reopen it.
+// APIKeyExists reports whether the key with this id is still there (not
+// revoked): a stream opened with it ends when it is gone.
+func (db *DB) APIKeyExists(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?)`, id).Scan(&ok)
+	return ok, db.wrap(err)
+}
+
 func (db *DB) APIKeyEverCreated(ctx context.Context) (bool, error) {
 	var existed bool
 	err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM meta WHERE name = 'api_key_created_at')`).Scan(&existed)

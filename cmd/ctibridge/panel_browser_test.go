@@ -147,11 +147,13 @@ func TestPanelInBrowser(t *testing.T) {
 	_, port, _ := net.SplitHostPort(h.run.HTTPAddr)
 	panel100 := "http://127.0.0.1:" + port // agent 100 signs in here,
 	panel101 := "http://localhost:" + port // agent 101 on another host name (its own cookie)
+	keyIDs := map[string]string{}
 	key := func(ext string) string {
-		plain, _, err := h.run.DB.CreateAgentAPIKey(context.Background(), "agent "+ext, []string{"read", "control"}, ext)
+		plain, k, err := h.run.DB.CreateAgentAPIKey(context.Background(), "agent "+ext, []string{"read", "control"}, ext)
 		if err != nil {
 			t.Fatal(err)
 		}
+		keyIDs[ext] = k.ID
 		return plain
 	}
 	key100, key101 := key("100"), key("101")
@@ -306,6 +308,17 @@ fetch("%[1]s/v1/calls/x/hangup", { method: "POST", mode: "no-cors", credentials:
 	}
 	if n := actions(sim, "Originate"); n != 1 {
 		t.Fatalf("%d originates for one confirmation", n)
+	}
+
+	// Agent 101's key is revoked (the CLI, another process): the open panel
+	// is signed out (its stream ends at the next heartbeat, the reconnect
+	// is refused) and says so, rather than "Reconnecting…" for ever.
+	if err := h.run.DB.DeleteAPIKey(context.Background(), keyIDs["101"]); err != nil {
+		t.Fatal(err)
+	}
+	browse(t, a101, "agent 101 is signed out", chromedp.WaitVisible(chromedp.CSS("#key")))
+	if msg := read(t, a101, "notice", chromedp.Evaluate[string](`document.getElementById("notice").textContent`)); !strings.Contains(msg, "revoked") {
+		t.Fatalf("the signed-out panel says %q", msg)
 	}
 }
 

@@ -171,7 +171,12 @@
       $("link").textContent = "Connected";
       post({ source: "ctibridge", type: "ready", agent: me.agent }); // the host learns who is signed in, and that events flow
     };
-    es.onerror = () => { $("link").textContent = "Reconnecting…"; };
+    es.onerror = () => {
+      $("link").textContent = "Reconnecting…";
+      // EventSource gives up for good on any answer but 200 (a revoked key's
+      // 401, a 503): ask why, then sign in again or try once more later.
+      if (es.readyState === EventSource.CLOSED) setTimeout(recover, 2000);
+    };
     const types = ["call.ringing", "call.ring_ended", "call.answered", "call.held", "call.resumed", "call.transferred",
       "call.ended", "call.failed", "call.abandoned", "call.queued", "recording.started", "recording.ready"];
     for (const t of types) {
@@ -184,6 +189,24 @@
         $("agent-state").textContent = (s.state || "") + (s.queue ? " in " + s.queue : "") + (s.reason ? " (" + s.reason + ")" : "");
       }
     });
+  }
+
+  async function recover() {
+    if (!me) return; // signed out meanwhile
+    try {
+      await api("GET", "/panel/me");
+    } catch (e) {
+      if (e.status === 401) {
+        if (es) es.close();
+        me = null; current = null; render();
+        showSignIn();
+        notice("Signed out: the key was revoked or has expired. Sign in again.");
+        return;
+      }
+      setTimeout(recover, 5000); // unreachable, or another refusal: later
+      return;
+    }
+    connect();
   }
 
   async function loadRecent() {
