@@ -26,7 +26,27 @@ type AddressPolicy struct {
 	// to reach a metadata address.
 	Deny  []netip.Prefix
 	Allow []netip.Prefix
+	// TenantsLikeOperator gives endpoints tenants make over the API this
+	// same policy (delivery.tenant_endpoints_private); see For.
+	TenantsLikeOperator bool
+	tenant              bool // For made it for a tenant's endpoint: errors say so
 }
+
+// For is the policy ep's URL must pass: p itself, but for an endpoint a
+// tenant made over the API, which gets public addresses only unless
+// TenantsLikeOperator. A hosting provider's customer must not reach (or,
+// through the attempt log, read) the provider's own network; an operator
+// who wants such an endpoint puts it in the config file.
+func (p AddressPolicy) For(ep Endpoint) AddressPolicy {
+	if !ep.TenantMade() || p.TenantsLikeOperator {
+		return p
+	}
+	return AddressPolicy{Deny: p.Deny, tenant: true}
+}
+
+// TenantMade reports whether an endpoint gets ForTenantEndpoint's policy:
+// made over the API, for a tenant.
+func (e Endpoint) TenantMade() bool { return e.Source == "api" && e.Tenant != "" }
 
 // DefaultAddressPolicy allows loopback and private addresses, since CRMs
 // often run on-premises next to the PBX, and refuses link-local ones.
@@ -163,7 +183,13 @@ func embedded(a netip.Addr) []embeddedAddr {
 
 // check applies the rules to one address, embedded forms already handled.
 func (p AddressPolicy) check(addr netip.Addr) error {
-	refuse := func(what, setting string) error { return &AddressError{Addr: addr, What: what, Setting: setting} }
+	refuse := func(what, setting string) error {
+		if p.tenant && setting != "" {
+			// Only the operator may open these to a tenant's endpoints.
+			setting = "delivery.tenant_endpoints_private (a tenant's endpoint made over the API must be at a public address)"
+		}
+		return &AddressError{Addr: addr, What: what, Setting: setting}
+	}
 	if !addr.IsValid() {
 		return refuse("not a valid address", "")
 	}

@@ -220,7 +220,7 @@ func (s *Endpoints) Create(ctx context.Context, req EndpointRequest) (Endpoint, 
 	if err := ep.Validate(); err != nil {
 		return Endpoint{}, err
 	}
-	if err := CheckWebhookAddress("url", ep.URL, s.policy); err != nil {
+	if err := CheckWebhookAddress("url", ep.URL, s.policy.For(ep)); err != nil {
 		return Endpoint{}, err
 	}
 	if err := CheckPublishedWebhookSecret("secret", ep.Secret); err != nil {
@@ -281,7 +281,7 @@ func (s *Endpoints) Update(ctx context.Context, id string, upd EndpointUpdate) (
 	if err := ep.Validate(); err != nil {
 		return Endpoint{}, false, err
 	}
-	if err := CheckWebhookAddress("url", ep.URL, s.policy); err != nil {
+	if err := CheckWebhookAddress("url", ep.URL, s.policy.For(ep)); err != nil {
 		return Endpoint{}, false, err
 	}
 	if upd.Secret != nil {

@@ -139,6 +139,9 @@ type Delivery struct {
 	AllowLoopback          bool          `koanf:"allow_loopback"`
 	AllowPrivate           bool          `koanf:"allow_private"`
 	AllowLinkLocal         bool          `koanf:"allow_link_local"`
+	// TenantEndpointsPrivate lets endpoints a tenant makes over the API
+	// use the addresses above too (default: public addresses only).
+	TenantEndpointsPrivate bool `koanf:"tenant_endpoints_private"`
 }
 
 // Calls tells the call model how to read the dialplan.

@@ -63,6 +63,9 @@ type rigOptions struct {
 	retryWindow time.Duration
 	// tenants are the call model's tenant rules (tenant_test.go).
 	tenants bridge.Tenants
+	// publicTenantEndpoints keeps the default delivery policy for
+	// endpoints tenants make: public addresses only.
+	publicTenantEndpoints bool
 }
 
 // scriptedAMI answers Success to actions the simulator has no capture for.
@@ -87,8 +90,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	cfgEPs := []bridge.Endpoint{{ID: "crm", URL: r.rcv.URL, Secret: r.secret, Events: []string{"call.*", "recording.*", "agent.*"}, Source: "config"}}
 
 	deliveries := apihttp.NewDeliveryMetrics()
+	// Tenants' endpoints reach the loopback receivers here unless the test
+	// is about the default (public addresses only).
+	policy := webhooks.DefaultPolicy()
+	policy.TenantsLikeOperator = !o.publicTenantEndpoints
 	disp := webhooks.New(db, webhooks.Options{Logger: log, BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		RetryWindow: o.retryWindow, Observer: deliveries})
+		RetryWindow: o.retryWindow, Observer: deliveries, Policy: &policy})
 	deliveries.Backlog = disp.Backlogs
 	tc := bridge.TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{2,6}$`), Tenants: o.tenants}
 	if o.pbx != "freeswitch" {

@@ -346,6 +346,30 @@ func TestTenantEndpointsStreamReplay(t *testing.T) {
 	}
 	r.call("POST", "/v1/webhooks", "acme-admin", map[string]any{"id": "ep-x", "url": rcvA.URL, "tenant": "globex"}).problem(t, 403, "tenant")
 	r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "ep-y", "url": rcvA.URL, "tenant": "Acme!"}).problem(t, 400, "tenant")
+	// By default a tenant's endpoint made over the API must be at a public
+	// address: the provider's own network is not the tenant's to reach (or
+	// to read answers from in the attempt log). The operator's are not
+	// limited; its config can open the tenants' too.
+	strict := newRig(t, rigOptions{tenants: bridge.Tenants{Rules: []bridge.TenantRule{{Source: bridge.TenantByAccountCode}}}, publicTenantEndpoints: true})
+	key, _, err := strict.db.CreateTenantAPIKey(context.Background(), "acme admin", []string{"admin"}, "", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict.keys["acme-admin"] = key
+	for _, url := range []string{rcvA.URL, "http://10.1.2.3/hook", "http://[::1]:9/x"} {
+		p := strict.call("POST", "/v1/webhooks", "acme-admin", map[string]any{"id": "ep-in", "url": url}).problem(t, 400, "url")
+		if !strings.Contains(p["detail"].(string), "delivery.tenant_endpoints_private") {
+			t.Fatalf("%s: %s", url, p["detail"])
+		}
+	}
+	strict.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "ep-in", "url": rcvA.URL, "tenant": "acme"}).problem(t, 400, "url")
+	if res := strict.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "ep-op", "url": rcvA.URL}); res.status != 201 {
+		t.Fatalf("the operator's own endpoint on loopback: %d %s", res.status, res.body)
+	}
+	if res := strict.call("POST", "/v1/webhooks", "acme-admin", map[string]any{"id": "ep-pub", "url": "https://crm.acme.example/hook"}); res.status != 201 {
+		t.Fatalf("a tenant's public endpoint: %d %s", res.status, res.body)
+	}
+
 	// A tenant no rule or agent can give would receive nothing: refused.
 	// Here any name may come from an accountcode, so only a rig with
 	// mapped rules (or none) can show it.

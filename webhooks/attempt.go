@@ -350,7 +350,11 @@ func (e *endpoint) post(cfg *endpointConfig, it *item, at time.Time) (code int, 
 		keySignature:   vals[2:3:3],
 	}
 
-	resp, err := d.client.Do(req)
+	client := d.client
+	if cfg.TenantMade() {
+		client = d.tenantClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

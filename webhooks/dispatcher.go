@@ -168,6 +168,9 @@ type Dispatcher struct {
 	clock  Clock
 	log    *slog.Logger
 	client *http.Client
+	// tenantClient delivers to endpoints a tenant made over the API:
+	// public addresses only.
+	tenantClient *http.Client
 	// userAgent is the User-Agent header's value, shared by every request.
 	userAgent []string
 	// sem holds the shared request slots (MaxInFlight).
@@ -213,14 +216,26 @@ func New(store bridge.DeliveryStore, opts Options) *Dispatcher {
 		userAgent: []string{opts.UserAgent},
 	}
 	d.batch, _ = store.(attemptBatcher)
+	d.client = newClient(opts, *opts.Policy)
+	// A tenant's own endpoints get public addresses only
+	// (bridge.AddressPolicy.For), through a transport of
+	// their own: the policy is enforced where the address is dialled.
+	d.tenantClient = d.client
+	if opts.Transport == nil && !opts.Policy.TenantsLikeOperator {
+		d.tenantClient = newClient(opts, opts.Policy.For(bridge.Endpoint{Source: "api", Tenant: "any"}))
+	}
+	return d
+}
+
+func newClient(opts Options, policy Policy) *http.Client {
 	rt := opts.Transport
 	if rt == nil {
 		dialer := &policyDialer{
-			policy: *opts.Policy,
+			policy: policy,
 			dialer: &net.Dialer{
 				Timeout:   opts.DialTimeout,
 				KeepAlive: 30 * time.Second,
-				Control:   control(*opts.Policy),
+				Control:   control(policy),
 			},
 			lookup: net.DefaultResolver.LookupNetIP,
 		}
@@ -235,13 +250,12 @@ func New(store bridge.DeliveryStore, opts Options) *Dispatcher {
 			ExpectContinueTimeout: time.Second,
 		}
 	}
-	d.client = &http.Client{
+	return &http.Client{
 		Transport: rt,
 		// A redirect is a failed attempt: following it would send a signed
 		// event somewhere the operator did not configure.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return d
 }
 
 // Client is the HTTP client deliveries use: the address policy enforced at
@@ -419,6 +433,7 @@ wait:
 	}
 	d.abortAll()
 	d.client.CloseIdleConnections()
+	d.tenantClient.CloseIdleConnections()
 	final, cancel := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
 	defer cancel()
 	d.recordPending(final)

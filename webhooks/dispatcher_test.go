@@ -798,6 +798,27 @@ func TestAddressPolicy(t *testing.T) {
 	if n := len(rx.Requests()); n != 2 {
 		t.Errorf("receiver got %d requests, want only the allowed ones", n)
 	}
+
+	// An endpoint a tenant made over the API gets public addresses only,
+	// whatever the operator's policy allows its own; a name is checked
+	// where it is dialled (the API refused the literal address already).
+	store = newFakeStore()
+	tenants := endpoint("tenant", "http://localhost"+port+"/webhook")
+	tenants.Source, tenants.Tenant = "api", "acme"
+	h = start(t, store, webhooks.Options{Clock: clock}, tenants, endpoint("operator", rx.URL))
+	h.d.Notify(store.commit([]bridge.Record{event("a", 1)}, "tenant", "operator"))
+	for _, a := range h.waitAttempts(2) {
+		if a.EndpointID == "tenant" && (a.Outcome != bridge.DeliveryDead || !strings.Contains(a.Error, "delivery.tenant_endpoints_private")) {
+			t.Errorf("tenant's attempt %+v, want dead: loopback is not for tenants", a)
+		}
+		if a.EndpointID == "operator" && a.Outcome != bridge.DeliveryDelivered {
+			t.Errorf("operator's attempt %+v", a)
+		}
+	}
+	h.stop()
+	if n := len(rx.Requests()); n != 3 {
+		t.Errorf("receiver got %d requests, want the operator's one more", n)
+	}
 }
 
 // During a rotation an endpoint holds two secrets and every request carries

@@ -44,6 +44,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 
 	policy := webhooks.DefaultPolicy()
 	policy.AllowLoopback, policy.AllowPrivate, policy.AllowLinkLocal = cfg.Delivery.AllowLoopback, cfg.Delivery.AllowPrivate, cfg.Delivery.AllowLinkLocal
+	policy.TenantsLikeOperator = cfg.Delivery.TenantEndpointsPrivate
 	conns := map[string]bridge.Connector{} // filled below, before any delivery
 	deliveries := apihttp.NewDeliveryMetrics()
 	dispatcher := webhooks.New(db, webhooks.Options{
