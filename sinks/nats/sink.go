@@ -116,6 +116,7 @@ type Sink struct {
 	dupes     atomic.Int64 // PubAcks that said duplicate
 	failed    atomic.Int64
 	reconns   atomic.Int64
+	connFails atomic.Int64
 }
 
 type waiter struct{ cancel context.CancelCauseFunc }
@@ -210,6 +211,11 @@ func (s *Sink) natsOptions() ([]nats.Option, error) {
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			s.down(err)
 		}),
+		// The client gives up on a server that refuses the same
+		// credentials twice, for good: but an operator fixes them on the
+		// server (a rotated password) and ctibridge must then come back.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { s.attemptFailed(err) }),
 		nats.ClosedHandler(func(*nats.Conn) { s.down(nats.ErrConnectionClosed) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { s.asyncErr(err) }),
 	}
@@ -275,6 +281,21 @@ func (s *Sink) down(err error) {
 }
 
 func (s *Sink) setErr(msg string) { s.lastErr.Store(&msg) }
+
+// attemptFailed is a connection attempt that failed. An error other than
+// the last one logged is logged (an authorization refusal names what to
+// fix); the same one again only updates the state.
+func (s *Sink) attemptFailed(err error) {
+	if err == nil {
+		return
+	}
+	s.connFails.Add(1)
+	msg := "connecting: " + err.Error()
+	if p := s.lastErr.Load(); p == nil || *p != msg {
+		s.log.Warn("NATS connection attempt failed; retrying", "err", err)
+	}
+	s.setErr(msg)
+}
 
 var rePubDenied = regexp.MustCompile(`(?i)publish to "([^"]+)"`)
 
@@ -489,10 +510,13 @@ type Stats struct {
 	Duplicates int64 // PubAcks saying the stream already held the event
 	Failed     int64 // publishes that failed (retried or dead-lettered)
 	Reconnects int64
+	// ConnectFailures counts connection attempts that failed (the server
+	// down, or refusing the credentials).
+	ConnectFailures int64
 }
 
 // Stats returns a snapshot of the counters.
 func (s *Sink) Stats() Stats {
 	return Stats{Connected: s.nc.IsConnected(), Published: s.published.Load(), Duplicates: s.dupes.Load(),
-		Failed: s.failed.Load(), Reconnects: s.reconns.Load()}
+		Failed: s.failed.Load(), Reconnects: s.reconns.Load(), ConnectFailures: s.connFails.Load()}
 }

@@ -298,6 +298,40 @@ func TestDisconnectedIsRetried(t *testing.T) {
 	}
 }
 
+// A server that refuses the sink's credentials is tried again for ever,
+// the refusal said in the state: once the operator fixes the server's side
+// (a rotated password), the sink connects. nats.go by default gives up
+// for good after the same auth error twice.
+func TestAuthRefusedThenFixed(t *testing.T) {
+	srv := natstest.Start(t, natstest.Options{Users: map[string]string{"cti": "right"}})
+	sink := newSink(t, srv.URL(), func(o *natssink.Options) {
+		o.User, o.Password = "cti", "rotated"
+		o.ReconnectMax = 100 * time.Millisecond
+	})
+	waitFor(t, "the refusal in the state", func() bool {
+		_, why := sink.State()
+		return strings.Contains(strings.ToLower(why), "authorization")
+	})
+	srv.SetUsers(map[string]string{"cti": "rotated"})
+	srv.Restart()
+	waitFor(t, "connected once the server takes the password", func() bool { up, _ := sink.State(); return up })
+
+	// Connected, then refused (the server's password changed under it),
+	// then taken again.
+	srv.SetUsers(map[string]string{"cti": "other"})
+	srv.Restart()
+	waitFor(t, "the refusal after the server changed", func() bool {
+		_, why := sink.State()
+		return strings.Contains(strings.ToLower(why), "authorization")
+	})
+	// nats.go's default gives up after the same auth error twice: three.
+	n := sink.Stats().ConnectFailures
+	waitFor(t, "refused three more times", func() bool { return sink.Stats().ConnectFailures >= n+3 })
+	srv.SetUsers(map[string]string{"cti": "rotated"})
+	srv.Restart()
+	waitFor(t, "connected again", func() bool { up, _ := sink.State(); return up })
+}
+
 // create_stream makes the stream with the template's wildcard subjects and
 // the duplicate window asked; a publish into another stream than the one
 // named is refused.

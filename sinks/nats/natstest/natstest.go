@@ -85,6 +85,10 @@ func (s *Server) Restart() {
 	s.start(s.port)
 }
 
+// SetUsers changes who may log in from the next Restart on (a password
+// rotated on the server).
+func (s *Server) SetUsers(users map[string]string) { s.opts.Users = users }
+
 // JetStream connects a client for the test's own checks.
 func (s *Server) JetStream(opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	s.t.Helper()
