@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -154,6 +155,10 @@ func (s *Sinks) validate(add func(*Error), webhookIDs map[string]bool, connector
 	if len(n.StreamSubjects) > 0 && !n.CreateStream {
 		add(&Error{key + ".stream_subjects", "is used only with create_stream: true"})
 	}
+	if want := subjectFilter(n.Subject); len(n.StreamSubjects) > 0 && checkSubjectTemplate(n.Subject) == "" &&
+		!slices.ContainsFunc(n.StreamSubjects, func(f string) bool { return subjectCovers(f, want) }) {
+		add(&Error{key + ".stream_subjects", fmt.Sprintf("%q capture none of the subjects events go to (%s): the stream would take nothing", n.StreamSubjects, want)})
+	}
 	for k, d := range map[string]time.Duration{key + ".max_age": n.MaxAge, key + ".duplicate_window": n.DuplicateWindow,
 		key + ".publish_timeout": n.PublishTimeout, key + ".reconnect_backoff_max": n.ReconnectBackoffMax} {
 		if d <= 0 {
@@ -196,6 +201,36 @@ func checkSubjectTemplate(t string) string {
 		}
 	}
 	return ""
+}
+
+// subjectFilter and subjectCovers mirror natssink.Subject.Filter and
+// natssink.Covers (config imports no adapter): the template with its
+// placeholder levels as *, and whether a stream filter captures it.
+func subjectFilter(tmpl string) string {
+	levels := strings.Split(tmpl, ".")
+	for i, l := range levels {
+		if strings.Contains(l, "<") {
+			levels[i] = "*"
+		}
+	}
+	return strings.Join(levels, ".")
+}
+
+func subjectCovers(filter, pattern string) bool {
+	f, p := strings.Split(filter, "."), strings.Split(pattern, ".")
+	for i, tok := range p {
+		switch {
+		case i >= len(f):
+			return false
+		case f[i] == ">":
+			return true
+		case tok == ">":
+			return false
+		case f[i] != "*" && f[i] != tok:
+			return false
+		}
+	}
+	return len(f) == len(p)
 }
 
 func checkSubjectFilter(f string) string {

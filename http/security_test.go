@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -415,5 +416,33 @@ func TestReadyzSaysWhatNotWhere(t *testing.T) {
 	if b := string(res.body); !strings.Contains(b, `"pbx_error":"pbx: link lost: the connection was closed"`) ||
 		strings.Contains(b, port) || strings.Contains(b, "bridge") || strings.Contains(b, "127.0.0.1") {
 		t.Fatalf("readyz: %s", b)
+	}
+}
+
+// A sink that is down shows in /readyz, in fixed words, and does not make
+// ctibridge unready: its events wait in the outbox.
+func TestReadyzShowsSinks(t *testing.T) {
+	up := true
+	var mu sync.Mutex
+	r := newRig(t, rigOptions{setup: func(s *apihttp.Server) {
+		s.Sinks = func() (bool, []string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if up {
+				return true, nil
+			}
+			return false, []string{"nats: not connected"}
+		}
+	}})
+	r.waitFor("ready", func() bool { return r.raw("GET", "/readyz", "", "").status == 200 })
+	if b := string(r.raw("GET", "/readyz", "", "").body); !strings.Contains(b, `"sinks_connected":true`) || strings.Contains(b, "sinks_error") {
+		t.Fatalf("readyz: %s", b)
+	}
+	mu.Lock()
+	up = false
+	mu.Unlock()
+	res := r.raw("GET", "/readyz", "", "")
+	if b := string(res.body); res.status != 200 || !strings.Contains(b, `"sinks_connected":false`) || !strings.Contains(b, `"sinks_error":["nats: not connected"]`) {
+		t.Fatalf("readyz with the sink down: %d %s", res.status, b)
 	}
 }

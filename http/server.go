@@ -94,6 +94,10 @@ type Server struct {
 	log    *slog.Logger
 	// Metrics adds samples from other parts (the dispatcher, the PBX link).
 	Metrics func() []Metric
+	// Sinks, when set, says whether the sinks (NATS) are connected, with a
+	// fixed reason for each that is not: /readyz shows it, and stays ready
+	// (their events wait in the outbox, as a webhook endpoint's do).
+	Sinks func() (ok bool, reasons []string)
 	// Deliveries are the webhook dispatcher's counters and histograms
 	// (its Observer); nil: not served.
 	Deliveries *DeliveryMetrics
@@ -315,6 +319,13 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		storeErr = s.engine.StoreErr()
 	}
 	body := fiber.Map{"pbx_connected": up, "store_writable": storeErr == nil && s.engine.StoreOK()}
+	if s.Sinks != nil {
+		ok, reasons := s.Sinks()
+		body["sinks_connected"] = ok
+		if !ok {
+			body["sinks_error"] = reasons
+		}
+	}
 	var details []string
 	if !up && linkErr != "" {
 		body["pbx_error"] = pbxReason(linkErr)

@@ -144,7 +144,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	}
 	srv.Calls, srv.Agents, srv.Endpoints = calls, agents, endpoints
 	// A sink that is down does not make ctibridge unready (the outbox keeps
-	// its events, as for a webhook endpoint): its state is in /metrics.
+	// its events, as for a webhook endpoint): /readyz says so, /metrics too.
+	srv.Sinks = func() (bool, []string) { return sinkState(conns) }
 	srv.Metrics = func() []apihttp.Metric {
 		return append(append(dispatcherMetrics(dispatcher), storeMetrics(db)...), sinkMetrics(conns)...)
 	}

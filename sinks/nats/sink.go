@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -433,7 +434,7 @@ func (s *Sink) classify(ctx context.Context, subject string, err error) error {
 		case apiErr.ErrorCode == errCodeStreamNotMatch || apiErr.Code == 400 && strings.Contains(strings.ToLower(apiErr.Description), "expected stream"):
 			return bridge.PermanentError(fmt.Errorf("nats: subject %q is captured by another stream than %s: %v", subject, s.opts.Stream, err))
 		}
-		return fmt.Errorf("nats: %v", err)
+		return err // its text starts "nats: " already
 	case errors.Is(err, nats.ErrMaxPayload):
 		return bridge.PermanentError(fmt.Errorf("nats: the event is larger than the server's max_payload"))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
@@ -460,7 +461,7 @@ func (s *Sink) ensureStream(ctx context.Context) error {
 	defer cancel()
 	cfg := jetstream.StreamConfig{
 		Name:        o.Stream,
-		Description: "ctibridge events (sinks.nats)",
+		Description: streamDescription,
 		Subjects:    o.StreamSubjects,
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
@@ -473,7 +474,26 @@ func (s *Sink) ensureStream(ctx context.Context) error {
 	if o.MaxBytes <= 0 {
 		cfg.MaxBytes = -1
 	}
-	st, err := s.js.CreateOrUpdateStream(cctx, cfg)
+	// A stream ctibridge made (its description says so) follows the
+	// config; one someone else made is left as it is (a fleet's operators
+	// set its limits and subjects), and must only capture our subjects.
+	st, err := s.js.Stream(cctx, o.Stream)
+	switch {
+	case err == nil && st.CachedInfo().Config.Description != streamDescription:
+		info := st.CachedInfo()
+		want := o.Subject.Filter()
+		if !slices.ContainsFunc(info.Config.Subjects, func(f string) bool { return Covers(f, want) }) {
+			return bridge.PermanentError(fmt.Errorf("nats: stream %s exists with subjects %v, which do not capture %s; ctibridge does not change a stream it did not make: add the subject to it, or name another stream, then replay",
+				o.Stream, info.Config.Subjects, want))
+		}
+		s.log.Info("NATS stream found, made by someone else: its settings are left as they are", "stream", o.Stream, "subjects", info.Config.Subjects,
+			"max_age", info.Config.MaxAge, "duplicate_window", info.Config.Duplicates)
+		s.ensured = true
+		return nil
+	case err != nil && !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("nats: looking up stream %s: %v", o.Stream, err)
+	}
+	st, err = s.js.CreateOrUpdateStream(cctx, cfg)
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.Code == 400 {
@@ -487,6 +507,10 @@ func (s *Sink) ensureStream(ctx context.Context) error {
 	s.ensured = true
 	return nil
 }
+
+// streamDescription marks a stream ctibridge made: only such a stream is
+// changed to follow the config.
+const streamDescription = "ctibridge events (sinks.nats)"
 
 // State is the connection's state for readiness: connected, or why not.
 func (s *Sink) State() (connected bool, reason string) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -389,5 +390,68 @@ func TestCreateStreamRecreatesDeletedStream(t *testing.T) {
 	}
 	if n := streamCount(js, natssink.DefaultStreamName); n != 1 {
 		t.Errorf("%d messages in the new stream, want 1", n)
+	}
+}
+
+// A stream someone else made (a fleet's operators) is left as they set it,
+// with create_stream on: it must only capture our subjects. One that does
+// not is a permanent error saying so; ours (its description) follows the
+// config.
+func TestCreateStreamLeavesOthersStream(t *testing.T) {
+	srv := natstest.Start(t, natstest.Options{})
+	_, js := srv.JetStream()
+	cfg := jetstream.StreamConfig{Name: "FLEET", Subjects: []string{"fleet.>"}, MaxAge: 30 * 24 * time.Hour, MaxMsgs: 100000,
+		MaxMsgsPerSubject: 5000, Discard: jetstream.DiscardNew, Duplicates: 10 * time.Minute}
+	if _, err := js.CreateStream(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	sink := newSink(t, srv.URL(), func(o *natssink.Options) {
+		o.Stream = "FLEET"
+		o.Subject = natssink.MustParseSubject("fleet.<tenant>.<pbx>.<type>")
+	})
+	if err := sink.Deliver(t.Context(), event("c1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), "FLEET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := st.CachedInfo().Config
+	if !slices.Equal(got.Subjects, cfg.Subjects) || got.MaxAge != cfg.MaxAge || got.MaxMsgs != cfg.MaxMsgs ||
+		got.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || got.Discard != cfg.Discard || got.Duplicates != cfg.Duplicates {
+		t.Fatalf("the fleet's stream was changed: %+v", got)
+	}
+	if n := streamCount(js, "FLEET"); n != 1 {
+		t.Fatalf("%d messages in the stream, want 1", n)
+	}
+
+	other := newSink(t, srv.URL(), func(o *natssink.Options) {
+		o.Stream = "FLEET"
+		o.Subject = natssink.MustParseSubject("cti.<tenant>.<pbx>.<type>")
+	})
+	err = other.Deliver(t.Context(), event("c2", 1))
+	if _, _, permanent := bridge.ConnectorOutcome(err); !permanent || !strings.Contains(err.Error(), "do not capture cti.*.*.*") {
+		t.Fatalf("a stream that does not capture the subject: %v (permanent %v)", err, permanent)
+	}
+}
+
+func TestCovers(t *testing.T) {
+	for _, tc := range []struct {
+		filter, pattern string
+		want            bool
+	}{
+		{"fleet.>", "fleet.*.*.*", true},
+		{"fleet.*.*.*", "fleet.*.*.*", true},
+		{"fleet.*.pbx1.*", "fleet.*.*.*", false},
+		{"fleet.*.*", "fleet.*.*.*", false},
+		{"fleet.*.*.*.*", "fleet.*.*.*", false},
+		{">", "a.b", true},
+		{"a.*", "a.>", false},
+		{"a.>", "a.>", true},
+		{"b.>", "a.*", false},
+	} {
+		if got := natssink.Covers(tc.filter, tc.pattern); got != tc.want {
+			t.Errorf("Covers(%q, %q) = %v", tc.filter, tc.pattern, got)
+		}
 	}
 }

@@ -86,6 +86,25 @@ func (s Subject) Filter() string {
 	return strings.Join(levels, ".")
 }
 
+// Covers reports whether a stream subject filter captures every subject
+// pattern matches (pattern may hold * and a last >, as a Filter does).
+func Covers(filter, pattern string) bool {
+	f, p := strings.Split(filter, "."), strings.Split(pattern, ".")
+	for i, tok := range p {
+		switch {
+		case i >= len(f):
+			return false
+		case f[i] == ">":
+			return true
+		case tok == ">":
+			return false
+		case f[i] != "*" && f[i] != tok:
+			return false
+		}
+	}
+	return len(f) == len(p)
+}
+
 // Token maps a value to one subject level: letters, digits, - and _ stay,
 // anything else (., *, >, spaces, non-ASCII) becomes _. Distinct values may
 // map to one token (a.b and a_b); the payload carries the exact ones.
