@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"path"
 	"slices"
@@ -31,6 +32,9 @@ const (
 	// chat or a terminal's scrollback, never as a lasting credential.
 	loginTicketTTL = 10 * time.Minute
 	maxLoginTicket = 1000
+	// maxLoginTicketsPerKey keeps one key from taking the whole pool: an
+	// agent asking over and over would lock every other agent out.
+	maxLoginTicketsPerKey = 20
 	// panelCookieTTL is how long a sign-in lasts in the browser; revoking
 	// the key ends it at once anyway.
 	panelCookieTTL = 12 * time.Hour
@@ -251,6 +255,16 @@ func (s *Server) mintTicket(key string) (string, time.Time, error) {
 		if now.After(t.expires) {
 			delete(st.tickets, h)
 		}
+	}
+	mine := 0
+	for _, t := range st.tickets {
+		if t.key == key {
+			mine++
+		}
+	}
+	if mine >= maxLoginTicketsPerKey {
+		return "", time.Time{}, &httpError{status: fiber.StatusTooManyRequests, code: "too_many_links",
+			detail: fmt.Sprintf("this key has %d unused login links: use one, or wait until they expire (10 minutes)", mine)}
 	}
 	if len(st.tickets) >= maxLoginTicket {
 		return "", time.Time{}, &httpError{status: fiber.StatusTooManyRequests, code: "too_many_links",

@@ -124,6 +124,28 @@ func TestPanelLoginLinkIsSingleUse(t *testing.T) {
 	r.raw("POST", "/panel/session", "", `{"ticket":"`+ticket+`"}`, r.panelHdr("")...).problem(t, 401, "ticket")
 }
 
+// One key cannot take the whole pool of unused login links: another
+// agent still gets one.
+func TestPanelLoginLinksCappedPerKey(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	greedy, other := r.agentKey("100"), r.agentKey("101")
+	n := 0
+	for ; n < 1000; n++ {
+		if res := r.raw("POST", "/panel/links", greedy, ""); res.status != 201 {
+			if res.status != 429 || !strings.Contains(string(res.body), "this key has") {
+				t.Fatalf("link %d: %d %s", n, res.status, res.body)
+			}
+			break
+		}
+	}
+	if n == 1000 {
+		t.Fatal("one key took 1000 unused links")
+	}
+	if res := r.raw("POST", "/panel/links", other, ""); res.status != 201 {
+		t.Fatalf("another agent after %d links of the first: %d %s", n, res.status, res.body)
+	}
+}
+
 // The page: its CSP lets only the configured hosts frame it and runs only
 // its own script.
 func TestPanelPageHeaders(t *testing.T) {

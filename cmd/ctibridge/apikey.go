@@ -124,6 +124,12 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintln(stderr, "ctibridge apikey create:", err)
 			return 2
 		}
+		// An agent the config gives a tenant: its key is that tenant's,
+		// or it would see that agent's calls of every tenant (or none).
+		if owner, ok := cfg.Tenants.Agents[*agent]; ok && *agent != "" && owner != *tenant {
+			fmt.Fprintf(stderr, "ctibridge apikey create: --tenant: agent %s is tenant %s's (tenants.agents): use --tenant %s\n", *agent, owner, owner)
+			return 2
+		}
 		plain, k, err := db.CreateTenantAPIKey(ctx, *name, list, *agent, *tenant)
 		if err != nil {
 			fmt.Fprintln(stderr, "ctibridge apikey create:", err)

@@ -44,8 +44,14 @@ func TestTenantsEndToEnd(t *testing.T) {
 		t.Fatalf("a tenant with no tenants configured: exit %d, %q", code, stderr.String())
 	}
 	if err := os.WriteFile(cfgPath, []byte("pbx:\n  address: 127.0.0.1:1\n  username: bridge\n  secret: x\nstore:\n  path: "+dbPath+
-		"\ntenants:\n  rules:\n    - source: variable\n      variable: CTI_TENANT\n"), 0o600); err != nil {
+		"\ntenants:\n  agents: {\"100\": acme}\n  rules:\n    - source: variable\n      variable: CTI_TENANT\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// An agent the config gives a tenant gets a key of that tenant only.
+	for _, args := range [][]string{{"--tenant", "globex"}, {}} {
+		if code, _ := apikey(append([]string{"create", "--agent", "100"}, args...)...); code != 2 || !strings.Contains(stderr.String(), "agent 100 is tenant acme's (tenants.agents): use --tenant acme") {
+			t.Fatalf("agent 100 with %v: exit %d, %q", args, code, stderr.String())
+		}
 	}
 	code, key := apikey("create", "--name", "acme crm", "--scopes", "read,admin", "--tenant", "acme")
 	if code != 0 || !strings.HasPrefix(key, "ctb_") {

@@ -301,6 +301,13 @@
         await api("POST", "/panel/session", { key: $("key").value });
         $("key").value = "";
         await start();
+        if (!me) {
+          // The key was good, yet the next request had no cookie: a
+          // browser keeps a third-party frame's cookie only over HTTPS.
+          notice(window.top !== window.self && location.protocol !== "https:"
+            ? "Signed in, but this browser does not keep the sign-in inside another site's frame over plain HTTP: serve the panel over HTTPS."
+            : "Signed in, but this browser did not keep the sign-in cookie: allow cookies for this site.");
+        }
       });
     });
     $("btn-signout").addEventListener("click", () => act(async () => {
