@@ -74,13 +74,13 @@ func (s *Server) cookieAuth(c *fiber.Ctx, scope, plain string) error {
 		return &bridge.Error{Code: bridge.EFORBIDDEN, Field: "Origin",
 			Message: "a " + c.Method() + " with the panel's sign-in cookie must come from the panel's own page (Origin " + quoteHeader(selfOrigin(c)) + "), got " + quoteHeader(c.Get(fiber.HeaderOrigin))}
 	}
-	key, err := s.store.AuthenticateAPIKey(c.UserContext(), plain)
+	key, err := s.store.PanelSessionKey(c.UserContext(), plain)
 	if err != nil {
 		return err
 	}
 	if key.Agent == "" {
-		// Only agent keys are ever put in the cookie (POST /panel/session).
-		return bridge.Errorf(bridge.EUNAUTHORIZED, "the panel's sign-in cookie does not hold an agent key: sign in again")
+		// Only agent keys ever open a session (POST /panel/session).
+		return bridge.Errorf(bridge.EUNAUTHORIZED, "the panel's sign-in is not an agent's: sign in again")
 	}
 	return s.admit(c, key, scope)
 }

@@ -24,8 +24,9 @@ import (
 var panelFS embed.FS
 
 const (
-	// panelCookie holds the agent's API key: HttpOnly, so no script (not
-	// even an injected one) reads it.
+	// panelCookie holds a panel session's token, never the agent's API
+	// key: HttpOnly, so no script (not even an injected one) reads it;
+	// the session ends at sign-out, after 12 hours, or with its key.
 	panelCookie      = "ctb_panel"
 	panelSessionPath = "/panel/session"
 	// A login link is good once, for loginTicketTTL: it may end up in a
@@ -61,7 +62,7 @@ type panelState struct {
 }
 
 type loginTicket struct {
-	key     string
+	keyID   string // a ticket opens a session of this key; it never holds the key
 	expires time.Time
 }
 
@@ -125,7 +126,8 @@ func (s *Server) panelAsset(c *fiber.Ctx) error {
 }
 
 // panelSignIn takes an agent key, pasted into the sign-in form, or a
-// one-time ticket from a login link, and puts the key in the cookie. Only
+// one-time ticket from a login link, and opens a panel session whose
+// token the cookie holds (the key itself never leaves the form). Only
 // a JSON body is read: a cross-site HTML form cannot send one, and
 // checkOrigin has already refused any Origin but this server's own.
 func (s *Server) panelSignIn(c *fiber.Ctx) error {
@@ -141,19 +143,25 @@ func (s *Server) panelSignIn(c *fiber.Ctx) error {
 		return bridge.FieldError("body", "must be a JSON object {\"key\": \"ctb_…\"} or {\"ticket\": \"…\"}")
 	}
 	plain := strings.TrimSpace(body.Key)
+	var key bridge.APIKey
+	var err error
 	switch {
 	case plain != "" && body.Ticket != "":
 		return bridge.FieldError("ticket", "give a key or a ticket, not both")
 	case body.Ticket != "":
-		var ok bool
-		if plain, ok = s.redeemTicket(body.Ticket); !ok {
+		id, ok := s.redeemTicket(body.Ticket)
+		if ok {
+			key, err = s.store.APIKeyByID(c.UserContext(), id)
+		}
+		if !ok || bridge.ErrorCode(err) == bridge.ENOTFOUND {
 			return &bridge.Error{Code: bridge.EUNAUTHORIZED, Field: "ticket",
 				Message: "this login link was used already or has expired (links are good once, for 10 minutes): ask for a new one, or paste your agent key"}
 		}
 	case plain == "":
 		return bridge.FieldError("key", "paste your agent key (ctibridge apikey create --agent EXT prints one)")
+	default:
+		key, err = s.store.AuthenticateAPIKey(c.UserContext(), plain)
 	}
-	key, err := s.store.AuthenticateAPIKey(c.UserContext(), plain)
 	if err != nil {
 		return err
 	}
@@ -164,7 +172,12 @@ func (s *Server) panelSignIn(c *fiber.Ctx) error {
 	if !key.HasScope(scopeRead) {
 		return bridge.Errorf(bridge.EFORBIDDEN, "this API key (%s) lacks the read scope", key.Name)
 	}
-	c.Cookie(s.panelCookie(c, plain, time.Now().Add(panelCookieTTL)))
+	expires := time.Now().Add(panelCookieTTL)
+	token, err := s.store.CreatePanelSession(c.UserContext(), key.ID, expires)
+	if err != nil {
+		return err
+	}
+	c.Cookie(s.panelCookie(c, token, expires))
 	s.panelHeaders(c)
 	return c.JSON(fiber.Map{"agent": key.Agent, "name": key.Name, "scopes": key.Scopes})
 }
@@ -185,6 +198,11 @@ func (s *Server) panelCookie(c *fiber.Ctx, value string, expires time.Time) *fib
 }
 
 func (s *Server) panelSignOut(c *fiber.Ctx) error {
+	if token := c.Cookies(panelCookie); token != "" {
+		if err := s.store.DeletePanelSession(c.UserContext(), strings.Clone(token)); err != nil {
+			return err
+		}
+	}
 	c.Cookie(s.panelCookie(c, "", time.Unix(1, 0)))
 	s.panelHeaders(c)
 	return c.SendStatus(fiber.StatusNoContent)
@@ -224,13 +242,7 @@ func (s *Server) panelLink(c *fiber.Ctx) error {
 	if p.Agent == "" || k.ID == "" {
 		return bridge.Errorf(bridge.EFORBIDDEN, "login links are made for agent keys only (ctibridge apikey create --agent EXT)")
 	}
-	h := c.Get(fiber.HeaderAuthorization)
-	plain := c.Cookies(panelCookie)
-	if _, tok, ok := strings.Cut(h, " "); ok {
-		plain = strings.TrimSpace(tok)
-	}
-	// Cloned: fiber's header strings are reused once the handler returns.
-	ticket, expires, err := s.mintTicket(strings.Clone(plain))
+	ticket, expires, err := s.mintTicket(k.ID)
 	if err != nil {
 		return err
 	}
@@ -238,7 +250,7 @@ func (s *Server) panelLink(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"url": u.String(), "expires_at": expires.UTC().Format(time.RFC3339)})
 }
 
-func (s *Server) mintTicket(key string) (string, time.Time, error) {
+func (s *Server) mintTicket(keyID string) (string, time.Time, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", time.Time{}, err
@@ -258,7 +270,7 @@ func (s *Server) mintTicket(key string) (string, time.Time, error) {
 	}
 	mine := 0
 	for _, t := range st.tickets {
-		if t.key == key {
+		if t.keyID == keyID {
 			mine++
 		}
 	}
@@ -271,11 +283,11 @@ func (s *Server) mintTicket(key string) (string, time.Time, error) {
 			detail: "too many unused login links: wait until some expire (10 minutes)"}
 	}
 	exp := now.Add(loginTicketTTL)
-	st.tickets[sha256.Sum256([]byte(ticket))] = loginTicket{key: key, expires: exp}
+	st.tickets[sha256.Sum256([]byte(ticket))] = loginTicket{keyID: keyID, expires: exp}
 	return ticket, exp, nil
 }
 
-// redeemTicket returns the key of a ticket and forgets the ticket.
+// redeemTicket returns the key id of a ticket and forgets the ticket.
 func (s *Server) redeemTicket(ticket string) (string, bool) {
 	h := sha256.Sum256([]byte(ticket))
 	st := &s.panel
@@ -286,5 +298,5 @@ func (s *Server) redeemTicket(ticket string) (string, bool) {
 	if !ok || time.Now().After(t.expires) {
 		return "", false
 	}
-	return t.key, true
+	return t.keyID, true
 }

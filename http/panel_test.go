@@ -118,10 +118,40 @@ func TestPanelLoginLinkIsSingleUse(t *testing.T) {
 		t.Fatalf("url %q: want the ticket in the fragment, never the key", url)
 	}
 	first := r.raw("POST", "/panel/session", "", `{"ticket":"`+ticket+`"}`, r.panelHdr("")...)
-	if first.status != 200 || !strings.Contains(first.header.Get("Set-Cookie"), "ctb_panel="+key) {
-		t.Fatalf("first use: %d %s", first.status, first.body)
+	sc := first.header.Get("Set-Cookie")
+	if first.status != 200 || !strings.HasPrefix(sc, "ctb_panel=cps_") || strings.Contains(sc, key) {
+		t.Fatalf("first use: %d %s, cookie %q: want a session, never the key", first.status, first.body, sc)
 	}
 	r.raw("POST", "/panel/session", "", `{"ticket":"`+ticket+`"}`, r.panelHdr("")...).problem(t, 401, "ticket")
+}
+
+// The cookie holds a session, not the key: it is no API key, it ends at
+// sign-out (the old value refused after), and with its key.
+func TestPanelSessionIsNotTheKey(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	key := r.agentKey("100")
+	cookie := r.signIn(key)
+	if strings.Contains(cookie, key) || !strings.HasPrefix(cookie, "cps_") {
+		t.Fatalf("cookie %q", cookie)
+	}
+	if res := r.raw("GET", "/panel/me", "", "", r.panelHdr(cookie)...); res.status != 200 {
+		t.Fatalf("signed in: %d %s", res.status, res.body)
+	}
+	r.raw("GET", "/v1/calls", cookie, "").problem(t, 401, "") // not a Bearer key
+	if res := r.raw("DELETE", "/panel/session", "", "", r.panelHdr(cookie)...); res.status != 204 {
+		t.Fatalf("sign out: %d %s", res.status, res.body)
+	}
+	r.raw("GET", "/panel/me", "", "", r.panelHdr(cookie)...).problem(t, 401, "")
+
+	again := r.signIn(key)
+	k, err := r.db.AuthenticateAPIKey(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.DeleteAPIKey(t.Context(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.raw("GET", "/panel/me", "", "", r.panelHdr(again)...).problem(t, 401, "")
 }
 
 // One key cannot take the whole pool of unused login links: another

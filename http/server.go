@@ -46,6 +46,10 @@ type Store interface {
 	AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error)
 	APIKeyExists(ctx context.Context, id string) (bool, error)
+	APIKeyByID(ctx context.Context, id string) (bridge.APIKey, error)
+	CreatePanelSession(ctx context.Context, keyID string, expires time.Time) (string, error)
+	PanelSessionKey(ctx context.Context, token string) (bridge.APIKey, error)
+	DeletePanelSession(ctx context.Context, token string) error
 	// APIKeyEverCreated reports whether any API key was ever created,
 	// revoked or not.
 	APIKeyEverCreated(ctx context.Context) (bool, error)

@@ -323,10 +323,6 @@ func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
 	return out, db.wrap(rows.Err())
 }
 
-// APIKeyEverCreated reports whether an API key was ever created in this
-// database, revoked since or not. The HTTP API's default lets requests
-// without a key read only until then: revoking the last key must not
-// reopen it.
 // APIKeyExists reports whether the key with this id is still there (not
 // revoked): a stream opened with it ends when it is gone.
 func (db *DB) APIKeyExists(ctx context.Context, id string) (bool, error) {
@@ -335,6 +331,10 @@ func (db *DB) APIKeyExists(ctx context.Context, id string) (bool, error) {
 	return ok, db.wrap(err)
 }
 
+// APIKeyEverCreated reports whether an API key was ever created in this
+// database, revoked since or not. The HTTP API's default lets requests
+// without a key read only until then: revoking the last key must not
+// reopen it.
 func (db *DB) APIKeyEverCreated(ctx context.Context) (bool, error) {
 	var existed bool
 	err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM meta WHERE name = 'api_key_created_at')`).Scan(&existed)

@@ -1,0 +1,99 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"strings"
+	"time"
+
+	"github.com/ctibridge/ctibridge/bridge"
+)
+
+// panelSessionPrefix marks a panel session token, so one is never taken
+// for an API key (or the other way round).
+const panelSessionPrefix = "cps_"
+
+// CreatePanelSession signs the agent panel in for the key keyID until
+// expires, and returns the token its cookie holds. Expired sessions are
+// dropped on the way.
+func (db *DB) CreatePanelSession(ctx context.Context, keyID string, expires time.Time) (string, error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	token := panelSessionPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	now := time.Now()
+	err := db.write(ctx, 2, func(w *wtx) error {
+		if _, err := w.exec(`DELETE FROM panel_sessions WHERE expires_at <= ?`, now.UnixNano()); err != nil {
+			return err
+		}
+		res, err := w.exec(`INSERT INTO panel_sessions (hash, key_id, expires_at) SELECT ?, id, ? FROM api_keys WHERE id = ?`,
+			hashKey(token), expires.UnixNano(), keyID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return refuse(bridge.Errorf(bridge.EUNAUTHORIZED, "the API key was revoked"))
+		}
+		return nil
+	})
+	return token, err
+}
+
+// PanelSessionKey returns the key a live panel session signs in with, or
+// EUNAUTHORIZED (unknown, expired, or its key revoked).
+func (db *DB) PanelSessionKey(ctx context.Context, token string) (bridge.APIKey, error) {
+	unauthorized := bridge.Errorf(bridge.EUNAUTHORIZED, "the panel's sign-in has expired or was revoked: sign in again")
+	if !strings.HasPrefix(token, panelSessionPrefix) || len(token) > 256 {
+		return bridge.APIKey{}, unauthorized
+	}
+	want := hashKey(token)
+	var k bridge.APIKey
+	var hash []byte
+	var scopes string
+	var created, expires int64
+	var used sql.NullInt64
+	err := db.r.QueryRowContext(ctx, `SELECT s.hash, s.expires_at, k.id, k.name, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, ''), COALESCE(t.tenant, '')
+		FROM panel_sessions s JOIN api_keys k ON k.id = s.key_id LEFT JOIN api_key_agents a ON a.id = k.id LEFT JOIN api_key_tenants t ON t.id = k.id
+		WHERE s.hash = ?`, want).
+		Scan(&hash, &expires, &k.ID, &k.Name, &scopes, &created, &used, &k.Agent, &k.Tenant)
+	if errNoRows(err) {
+		return bridge.APIKey{}, unauthorized
+	} else if err != nil {
+		return bridge.APIKey{}, db.wrap(err)
+	}
+	if subtle.ConstantTimeCompare(hash, want) != 1 || time.Now().UnixNano() >= expires {
+		return bridge.APIKey{}, unauthorized
+	}
+	k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)
+	if used.Valid {
+		t := fromNanos(used.Int64)
+		k.LastUsedAt = &t
+	}
+	return k, nil
+}
+
+// DeletePanelSession signs a panel out (an unknown token is no error).
+func (db *DB) DeletePanelSession(ctx context.Context, token string) error {
+	return db.write(ctx, 1, func(w *wtx) error {
+		_, err := w.exec(`DELETE FROM panel_sessions WHERE hash = ?`, hashKey(token))
+		return err
+	})
+}
+
+// APIKeyByID returns a key by its id (never its secret), or ENOTFOUND.
+func (db *DB) APIKeyByID(ctx context.Context, id string) (bridge.APIKey, error) {
+	keys, err := db.ListAPIKeys(ctx)
+	if err != nil {
+		return bridge.APIKey{}, err
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			return k, nil
+		}
+	}
+	return bridge.APIKey{}, bridge.Errorf(bridge.ENOTFOUND, "no API key with id %s", id)
+}
