@@ -390,3 +390,45 @@ window.addEventListener("message", (e) => {
 		t.Fatalf("a page at an unlisted origin heard: %q", log)
 	}
 }
+
+// A call the dialplan records before it rings the agent (MixMonitor, then
+// Dial): the agent's stream starts at the ring, so the card learns of the
+// recording from the call's own events and offers to stop it.
+func TestPanelKnowsEarlierRecording(t *testing.T) {
+	browser := chromium(t)
+	sim := newAsterisk(t)
+	secret := bridge.NewWebhookSecret()
+	rcv := webhookstest.NewReceiver(t, secret)
+	cfg := asteriskConfig(t, sim.Addr(), rcv.URL, secret)
+	h := startBridge(t, cfg, rcv)
+	h.waitLink(true)
+	_, port, _ := net.SplitHostPort(h.run.HTTPAddr)
+	key, _, err := h.run.DB.CreateAgentAPIKey(context.Background(), "agent 100", []string{"read", "control"}, "100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab100 := tab(t, browser)
+	browse(t, tab100, "agent 100 signs in",
+		chromedp.Navigate("http://127.0.0.1:"+port+"/panel/"),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), key),
+		chromedp.Click(chromedp.CSS(`#signin-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS("#btn-signout")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("link").textContent === "Connected"`))
+	frames := amitest.EventsOf(amitest.Frames("mixmonitor"))
+	for next := 0; !h.sawType(bridge.EventCallAnswered); next++ {
+		if next == len(frames) {
+			t.Fatal("the capture ended before call.answered")
+		}
+		if err := sim.PlayFrames(frames[next:next+1], amitest.PlayOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_ = waitFor(context.Background(), 200*time.Millisecond, func() bool { return h.sawType(bridge.EventCallAnswered) })
+	}
+	if !h.sawType(bridge.EventRecordingStarted) {
+		t.Fatal("the capture's recording.started was not committed")
+	}
+	browse(t, tab100, "the card offers to stop the recording",
+		chromedp.WaitVisible(chromedp.CSS("#card.talking")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("btn-record").textContent === "Stop recording"`))
+}

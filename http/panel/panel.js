@@ -121,6 +121,21 @@
     for (const o of me.host_origins || []) window.parent.postMessage(msg, o);
   }
 
+  // The stream sends an agent only what came after its phone was in the
+  // call: a recording the dialplan started before is in the call's own
+  // events. Until they say, the card offers what the stream shows.
+  async function learnRecording(id) {
+    let data;
+    try { data = await api("GET", "/v1/calls/" + encodeURIComponent(id)); } catch (e) { return; }
+    if (!current || current.call.id !== id || !data || !data.events) return;
+    let on = false;
+    for (const e of data.events) {
+      if (e.type === "recording.started") on = true;
+      if (e.type === "recording.ready") on = false;
+    }
+    if (on && !current.recording && current.state !== "ended") { current.recording = true; render(); }
+  }
+
   function onCallEvent(type, ev) {
     const c = ev.call;
     if (!c) return;
@@ -129,6 +144,7 @@
     if (!current || current.call.id !== c.id) {
       if (!(type === "call.ringing" || type === "call.answered") || (current && current.state !== "ended" && !mine)) return;
       current = { call: c, state: "ringing", since: at, transfer: null, recording: false };
+      learnRecording(c.id);
     }
     current.call = c;
     switch (type) {
