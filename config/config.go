@@ -358,7 +358,14 @@ func (c *Config) validate(add func(*Error)) {
 	c.Connectors.validate(ids, add)
 	c.Sinks.validate(add, ids, 3*c.Delivery.Timeout)
 	c.Tenants.validate(add)
-	c.Tenants.validateNamed(add, c.Webhooks)
+	c.Tenants.validateNamed(add, c.Webhooks, c.endpointIDs())
+	if c.PBX.Type == "asterisk" {
+		for i, r := range c.Tenants.Rules {
+			if r.Source == bridge.TenantByDomain {
+				add(&Error{fmt.Sprintf("tenants.rules[%d]", i), "domain is FreeSWITCH's domain_name: an Asterisk channel has none, so the rule never matches (use context_prefix, accountcode or variable)"})
+			}
+		}
+	}
 	c.Connectors.validateTemplates(ids, add)
 	if _, err := regexp.Compile(c.Calls.AgentPattern); err != nil || c.Calls.AgentPattern == "" {
 		add(&Error{"calls.agent_pattern", fmt.Sprintf("must be a regular expression, got %q", c.Calls.AgentPattern)})
@@ -554,4 +561,29 @@ func validHost(h string) bool {
 func validPort(p string) bool {
 	n, err := strconv.Atoi(p)
 	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
+}
+
+// endpointIDs are the ids of every endpoint the config makes: its webhooks,
+// the connectors and the sink that are on.
+func (c *Config) endpointIDs() map[string]bool {
+	ids := map[string]bool{}
+	for _, w := range c.Webhooks {
+		ids[w.ID] = true
+	}
+	if c.Connectors.Bitrix24.Enabled() {
+		ids[Bitrix24EndpointID] = true
+	}
+	if c.Connectors.Zammad.Enabled() {
+		ids[ZammadEndpointID] = true
+	}
+	if c.Connectors.HubSpot.Enabled() {
+		ids[HubSpotEndpointID] = true
+	}
+	for _, tc := range c.Connectors.Templates {
+		ids[TemplateEndpointID(tc.Name)] = true
+	}
+	if c.Sinks.NATS.Enabled() {
+		ids[NATSEndpointID] = true
+	}
+	return ids
 }

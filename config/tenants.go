@@ -106,7 +106,7 @@ func (t *Tenants) validate(add func(*Error)) {
 // validateNamed checks that the webhooks and connectors name tenants the
 // rules can give: one no call or agent can ever have receives nothing,
 // which hides the typo that made it.
-func (t *Tenants) validateNamed(add func(*Error), webhooks []Webhook) {
+func (t *Tenants) validateNamed(add func(*Error), webhooks []Webhook, endpointIDs map[string]bool) {
 	known := t.Bridge()
 	for i, w := range webhooks {
 		if bridge.ValidTenant(w.Tenant) { // an invalid name is reported already
@@ -116,6 +116,10 @@ func (t *Tenants) validateNamed(add func(*Error), webhooks []Webhook) {
 		}
 	}
 	for _, id := range sortedKeys(t.Connectors) {
+		if !endpointIDs[id] {
+			add(&Error{"tenants.connectors." + id, "no connector, sink or webhook of this config has this id (crm-bitrix24, crm-zammad, crm-hubspot, crm-tpl-<name>, sink-nats, or a webhook's id)"})
+			continue
+		}
 		if tn := t.Connectors[id]; bridge.ValidTenant(tn) {
 			if err := known.CheckKnownTenant("tenant", tn); err != nil {
 				add(&Error{"tenants.connectors." + id, bridge.ErrorMessage(err)})

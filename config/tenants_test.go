@@ -11,10 +11,10 @@ import (
 // tenants: from the file, rules in order, shorthands normalised; a
 // webhook's tenant; dotted domains kept whole inside a rule's map.
 func TestTenantsConfig(t *testing.T) {
-	cfg, err := Load(write(t, minimal+`tenants:
+	cfg, err := Load(write(t, strings.Replace(minimal, "type: asterisk", "type: freeswitch", 1)+`tenants:
   default: house
   agents: {"100": acme}
-  connectors: {crm-bitrix24: acme}
+  connectors: {cfg-1: acme}
   rules:
     - source: accountcode
     - context_prefix: {"acme-": acme, "globex-": globex}
@@ -26,7 +26,7 @@ func TestTenantsConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := cfg.Tenants.Bridge()
-	if ts.Default != "house" || ts.Agents["100"] != "acme" || len(ts.Rules) != 4 || cfg.Tenants.Connectors["crm-bitrix24"] != "acme" {
+	if ts.Default != "house" || ts.Agents["100"] != "acme" || len(ts.Rules) != 4 || cfg.Tenants.Connectors["cfg-1"] != "acme" {
 		t.Fatalf("tenants = %+v", ts)
 	}
 	if r := ts.Rules[1]; r.Source != bridge.TenantByContextPrefix || r.Map["globex-"] != "globex" {
@@ -61,7 +61,9 @@ func TestTenantsConfigErrors(t *testing.T) {
 		{"tenants:\n  rules:\n    - source: domain\n      variable: X", "tenants.rules[0].variable"},
 		// Names no call or agent can have: a typo would receive nothing.
 		{"tenants:\n  connectors: {crm-x: acme}", "tenants.connectors.crm-x"},
-		{"tenants:\n  agents: {\"100\": acme}\n  connectors: {crm-x: acmee}", "tenants.connectors.crm-x"},
+		{"tenants:\n  agents: {\"100\": acme}\n  connectors: {cfg-1: acmee}", "tenants.connectors.cfg-1"},
+		{"tenants:\n  agents: {\"100\": acme}\n  connectors: {crm-bitrix24: acme}", "tenants.connectors.crm-bitrix24"}, // not configured
+		{"tenants:\n  rules:\n    - domain: {\"acme.example\": acme}", "tenants.rules[0]"}, // the minimal config's PBX is an Asterisk
 	} {
 		_, err := Load(write(t, minimal+tc.yaml+"\n"), nil, nil)
 		var es Errors
