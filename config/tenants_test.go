@@ -63,7 +63,7 @@ func TestTenantsConfigErrors(t *testing.T) {
 		{"tenants:\n  connectors: {crm-x: acme}", "tenants.connectors.crm-x"},
 		{"tenants:\n  agents: {\"100\": acme}\n  connectors: {cfg-1: acmee}", "tenants.connectors.cfg-1"},
 		{"tenants:\n  agents: {\"100\": acme}\n  connectors: {crm-bitrix24: acme}", "tenants.connectors.crm-bitrix24"}, // not configured
-		{"tenants:\n  rules:\n    - domain: {\"acme.example\": acme}", "tenants.rules[0]"}, // the minimal config's PBX is an Asterisk
+		{"tenants:\n  rules:\n    - domain: {\"acme.example\": acme}", "tenants.rules[0]"},                             // the minimal config's PBX is an Asterisk
 	} {
 		_, err := Load(write(t, minimal+tc.yaml+"\n"), nil, nil)
 		var es Errors
