@@ -207,7 +207,7 @@ func (r *Reader) skip(start, from int, why error) error {
 
 // skipFrames is how many frame limits of an oversize frame are read past
 // before it is taken as no frame at all.
-const skipFrames = 16
+const skipFrames = 4
 
 // SkippedFrameError is an oversize frame the Reader threw away: Err is
 // ErrLineTooLong or ErrFrameTooLarge; Event and Variable are what its lines
