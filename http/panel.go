@@ -247,6 +247,9 @@ func (s *Server) panelLink(c *fiber.Ctx) error {
 		return err
 	}
 	u := url.URL{Scheme: c.Protocol(), Host: string(c.Request().Header.Host()), Path: "/panel/", Fragment: "ticket=" + ticket}
+	if base, err := url.Parse(s.PublicURL); s.PublicURL != "" && err == nil {
+		u.Scheme, u.Host, u.Path = base.Scheme, base.Host, strings.TrimSuffix(base.Path, "/")+"/panel/"
+	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"url": u.String(), "expires_at": expires.UTC().Format(time.RFC3339)})
 }
 

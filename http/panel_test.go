@@ -154,6 +154,16 @@ func TestPanelSessionIsNotTheKey(t *testing.T) {
 	r.raw("GET", "/panel/me", "", "", r.panelHdr(again)...).problem(t, 401, "")
 }
 
+// With http.public_url set, a login link is made under it, whatever Host
+// the request named.
+func TestPanelLoginLinkUnderPublicURL(t *testing.T) {
+	r := newRig(t, rigOptions{setup: func(s *apihttp.Server) { s.PublicURL = "https://cti.example.com/bridge" }})
+	res := r.raw("POST", "/panel/links", r.agentKey("100"), "", "Host", "attacker.example")
+	if u, _ := res.json(t)["url"].(string); res.status != 201 || !strings.HasPrefix(u, "https://cti.example.com/bridge/panel/#ticket=") {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+}
+
 // One key cannot take the whole pool of unused login links: another
 // agent still gets one.
 func TestPanelLoginLinksCappedPerKey(t *testing.T) {

@@ -97,7 +97,10 @@ type Server struct {
 	store  Store
 	log    *slog.Logger
 	// Metrics adds samples from other parts (the dispatcher, the PBX link).
-	Metrics func() []Metric
+	// PublicURL is http.public_url: login links are made under it when set
+	// (not under the request's Host, which the caller chooses).
+	PublicURL string
+	Metrics   func() []Metric
 	// Sinks, when set, says whether the sinks (NATS) are connected, with a
 	// fixed reason for each that is not: /readyz shows it, and stays ready
 	// (their events wait in the outbox, as a webhook endpoint's do).

@@ -143,6 +143,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 		return fmt.Errorf("store: %w", err)
 	}
 	srv.Calls, srv.Agents, srv.Endpoints = calls, agents, endpoints
+	srv.PublicURL = cfg.HTTP.PublicURL
 	// A sink that is down does not make ctibridge unready (the outbox keeps
 	// its events, as for a webhook endpoint): /readyz says so, /metrics too.
 	srv.Sinks = func() (bool, []string) { return sinkState(conns) }
