@@ -103,8 +103,10 @@ type Client struct {
 
 	nextID  atomic.Uint64
 	skipped atomic.Int64
-	frames  atomic.Int64
-	unread  atomic.Int64 // events the Handler does not read, dropped unparsed
+	// skipResyncAt is when a skipped frame last asked for a resync (unix ns).
+	skipResyncAt atomic.Int64
+	frames       atomic.Int64
+	unread       atomic.Int64 // events the Handler does not read, dropped unparsed
 
 	mu      sync.Mutex
 	sess    *session // logged-in session, nil while down

@@ -992,4 +992,16 @@ func TestLink_SkippedFrameResyncs(t *testing.T) {
 	if link.Skipped() != 2 || link.Connected() == false {
 		t.Fatalf("skipped %d, connected %v", link.Skipped(), link.Connected())
 	}
+	// An action's answer over the limit (a list item) asks nothing: its
+	// list is refused as short, and asking it again would loop. Another
+	// wanted event right after waits for the next gap.
+	s.SendRaw([]byte("Event: CoreShowChannel\r\nActionID: ctib-resync-9\r\nChannel: PJSIP/100-1\r\nApplicationData: " + big + "\r\n\r\n" +
+		"Event: Hangup\r\nChannel: PJSIP/100-2\r\nUniqueid: 1.2\r\nCause-txt: " + big + "\r\n\r\nEvent: Marker\r\n\r\n"))
+	if err := s.Wait(ctx, func() bool { return link.Skipped() == 4 }); err != nil {
+		t.Fatal(err)
+	}
+	got = logs.String()
+	if n := strings.Count(got, "resync=true"); n != 1 || !strings.Contains(got, "event=CoreShowChannel") {
+		t.Fatalf("%d resyncs asked, want the first Hangup's only:\n%s", n, got)
+	}
 }

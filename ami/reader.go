@@ -93,11 +93,13 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		start := r.r
 		i := bytes.IndexByte(r.buf[start+pos:r.w], '\n')
 		if i < 0 {
-			if r.w-(start+pos) > r.maxLine {
-				return nil, r.skip(start, start+pos, fmt.Errorf("%w: more than %d bytes without a line break", ErrLineTooLong, r.maxLine))
+			// +1: the line's CR may be here, its LF not yet (a complete
+			// line is measured without its CR).
+			if r.w-(start+pos) > r.maxLine+1 {
+				return nil, r.skip(start, start+pos, start+pos, fmt.Errorf("%w: more than %d bytes without a line break", ErrLineTooLong, r.maxLine))
 			}
 			if r.w-start > r.maxFrame {
-				return nil, r.skip(start, start+pos, fmt.Errorf("%w: more than %d bytes without an empty line", ErrFrameTooLarge, r.maxFrame))
+				return nil, r.skip(start, start+pos, start+pos, fmt.Errorf("%w: more than %d bytes without an empty line", ErrFrameTooLarge, r.maxFrame))
 			}
 			if err := r.fill(start); err != nil {
 				if err == io.EOF && r.w > r.r {
@@ -113,10 +115,10 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			line = line[:n-1]
 		}
 		if len(line) > r.maxLine {
-			return nil, r.skip(start, nl, fmt.Errorf("%w: %d bytes, limit %d", ErrLineTooLong, len(line), r.maxLine))
+			return nil, r.skip(start, start+pos, nl, fmt.Errorf("%w: %d bytes, limit %d", ErrLineTooLong, len(line), r.maxLine))
 		}
 		if nl+1-start > r.maxFrame {
-			return nil, r.skip(start, nl, fmt.Errorf("%w: more than %d bytes", ErrFrameTooLarge, r.maxFrame))
+			return nil, r.skip(start, start+pos, nl, fmt.Errorf("%w: more than %d bytes", ErrFrameTooLarge, r.maxFrame))
 		}
 		switch {
 		case len(line) == 0 && pos == 0:
@@ -165,13 +167,15 @@ func (r *Reader) fill(keep int) error {
 	return io.ErrNoProgress
 }
 
-// skip throws away the oversize frame that starts at start, scanning on
-// from from for its empty line without keeping what it reads, and returns
+// skip throws away the oversize frame that starts at start (its oversize
+// line at lineStart), scanning on from from for its empty line without keeping what it reads, and returns
 // why as a SkippedFrameError naming the frame's event. A read error
 // before the empty line is returned instead: the stream ended.
-func (r *Reader) skip(start, from int, why error) error {
-	ev, variable, _ := peekEvent(r.buf[start:from])
-	err := &SkippedFrameError{Event: string(ev), Variable: string(variable), Err: why}
+func (r *Reader) skip(start, lineStart, from int, why error) error {
+	// Only the lines before the oversize one are named from: however the
+	// stream was cut, the same frame is named the same way.
+	ev, variable, actionID := peekEvent(r.buf[start:lineStart])
+	err := &SkippedFrameError{Event: string(ev), Variable: string(variable), ActionID: actionID, Err: why}
 	// An empty line is "\n\n" or "\n\r\n": p1 and p2 are the two bytes
 	// before the one scanned.
 	var p1, p2 byte
@@ -214,6 +218,7 @@ const skipFrames = 4
 // before the oversize one said ("" if none).
 type SkippedFrameError struct {
 	Event, Variable string
+	ActionID        bool // it answered an action (a list item, a response)
 	Err             error
 }
 

@@ -190,6 +190,44 @@ func TestReader_ResponseFollows(t *testing.T) {
 	}
 }
 
+// However TCP cuts the stream, a frame reads the same: a line of exactly
+// the limit passes even when its CR and LF come apart, and a skipped frame
+// is named from the same lines.
+func TestReader_SameWhateverTheCuts(t *testing.T) {
+	at := "Event: A\r\nData: " + strings.Repeat("y", 1024-6) + "\r\n\r\n"
+	over := "Event: VarSet\r\nVariable: BIG\r\nValue: " + strings.Repeat("z", 3000) + "\r\n\r\nEvent: Next\r\n\r\n"
+	for _, in := range []string{at, over} {
+		var want []string
+		for i, rd := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in))} {
+			r := NewReader(rd, 1024, 0)
+			var got []string
+			for {
+				f, err := r.ReadFrame()
+				var sk *SkippedFrameError
+				if errors.As(err, &sk) {
+					got = append(got, "skipped "+sk.Event+" "+sk.Variable)
+					continue
+				}
+				if err != nil {
+					break
+				}
+				got = append(got, string(f))
+			}
+			if i == 0 {
+				want = got
+			} else if !slices.Equal(got, want) {
+				t.Fatalf("one byte at a time %q, whole %q", got, want)
+			}
+		}
+		if in == at && (len(want) != 1 || want[0] != at) {
+			t.Fatalf("a line at the limit: %q", want)
+		}
+		if in == over && (len(want) != 2 || want[0] != "skipped VarSet BIG") {
+			t.Fatalf("an oversize VarSet: %q", want)
+		}
+	}
+}
+
 // A "Response: Follows" while no Command waits (ctibridge sends none) is
 // a frame like any other: read as Command output it would swallow every
 // event after it up to the frame limit.

@@ -168,7 +168,17 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 			// frame we cannot name) may have changed a call: the PBX's
 			// state is asked again, in wire order.
 			c.skipped.Add(1)
-			resync := sk.Event == "" || wanter == nil || wanter.WantsEvent(sk.Event, sk.Variable)
+			// Not for an action's answer: a list item over the limit makes
+			// its list short, which its own check refuses; a resync would
+			// ask the same list again, in a loop. And at most one a
+			// skipResyncGap: a chatty channel must not resync every event.
+			resync := !sk.ActionID && (sk.Event == "" || wanter == nil || wanter.WantsEvent(sk.Event, sk.Variable))
+			if resync {
+				now := time.Now().UnixNano()
+				if last := c.skipResyncAt.Load(); last != 0 && now-last < int64(skipResyncGap) || !c.skipResyncAt.CompareAndSwap(last, now) {
+					resync = false
+				}
+			}
 			log.Warn("ami: oversize frame skipped", "event", sk.Event, "variable", sk.Variable, "err", sk.Err, "resync", resync)
 			if resync {
 				c.q.push(item{kind: itemResync})
@@ -204,6 +214,10 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 	}
 	c.q.push(item{kind: itemDisconnected, err: err})
 }
+
+// skipResyncGap is the least time between two resyncs a skipped frame
+// asks for; pbx.reconcile_interval finds what falls between.
+const skipResyncGap = 10 * time.Second
 
 // unparsable counts and logs a frame Parse refused. The frame itself is
 // never logged: it is the peer's text, not ours to spill, and may be huge.

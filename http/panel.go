@@ -150,12 +150,13 @@ func (s *Server) panelSignIn(c *fiber.Ctx) error {
 		return bridge.FieldError("ticket", "give a key or a ticket, not both")
 	case body.Ticket != "":
 		id, ok := s.redeemTicket(body.Ticket)
-		if ok {
-			key, err = s.store.APIKeyByID(c.UserContext(), id)
-		}
-		if !ok || bridge.ErrorCode(err) == bridge.ENOTFOUND {
+		if !ok {
 			return &bridge.Error{Code: bridge.EUNAUTHORIZED, Field: "ticket",
 				Message: "this login link was used already or has expired (links are good once, for 10 minutes): ask for a new one, or paste your agent key"}
+		}
+		if key, err = s.store.APIKeyByID(c.UserContext(), id); bridge.ErrorCode(err) == bridge.ENOTFOUND {
+			return &bridge.Error{Code: bridge.EUNAUTHORIZED, Field: "ticket",
+				Message: "the agent key this login link was made for has been revoked: ask for a new key"}
 		}
 	case plain == "":
 		return bridge.FieldError("key", "paste your agent key (ctibridge apikey create --agent EXT prints one)")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/ami/amitest"
 	apihttp "github.com/ctibridge/ctibridge/http"
@@ -138,10 +139,16 @@ func TestPanelSessionIsNotTheKey(t *testing.T) {
 		t.Fatalf("signed in: %d %s", res.status, res.body)
 	}
 	r.raw("GET", "/v1/calls", cookie, "").problem(t, 401, "") // not a Bearer key
+	stream := r.panelStream(cookie)
 	if res := r.raw("DELETE", "/panel/session", "", "", r.panelHdr(cookie)...); res.status != 204 {
 		t.Fatalf("sign out: %d %s", res.status, res.body)
 	}
 	r.raw("GET", "/panel/me", "", "", r.panelHdr(cookie)...).problem(t, 401, "")
+	select { // the session's stream ends at the next heartbeat (20 ms here)
+	case <-stream.ended:
+	case <-time.After(time.Minute): // a bound on a failure only
+		t.Fatal("the signed-out session's stream goes on")
+	}
 
 	again := r.signIn(key)
 	k, err := r.db.AuthenticateAPIKey(t.Context(), key)
@@ -214,8 +221,9 @@ func TestPanelPageHeaders(t *testing.T) {
 // sse reads an event stream opened with the panel's cookie; types returns
 // the event types (and the agents they name) seen so far.
 type sse struct {
-	mu  sync.Mutex
-	got []string
+	mu    sync.Mutex
+	got   []string
+	ended chan struct{} // closed when the server ends the stream
 }
 
 func (r *rig) panelStream(cookie string) *sse {
@@ -229,10 +237,11 @@ func (r *rig) panelStream(cookie string) *sse {
 		cancel()
 		r.t.Fatalf("stream: %v %v", err, res)
 	}
-	s := &sse{}
+	s := &sse{ended: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer close(s.ended)
 		sc := bufio.NewScanner(res.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {

@@ -44,6 +44,7 @@ type subscriber struct {
 	scope   *agentFilter // an agent key's stream: only that agent's calls and state
 	tenant  string       // a tenant key's stream: only that tenant's events
 	keyID   string       // the key it was opened with ("": none): checked at each heartbeat
+	session string       // the panel session it was opened with, if any: checked instead
 }
 
 func newHub() *hub { return &hub{subs: map[*subscriber]struct{}{}} }
@@ -142,6 +143,9 @@ func (s *Server) stream(c *fiber.Ctx) error {
 	sub.tenant = bridge.TenantOf(c.UserContext())
 	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.KeyID != "" {
 		sub.keyID = p.KeyID
+		if c.Get(fiber.HeaderAuthorization) == "" {
+			sub.session = strings.Clone(c.Cookies(panelCookie)) // fiber reuses its strings
+		}
 	}
 	after := int64(-1) // live only
 	last := c.Get("Last-Event-ID")
@@ -247,21 +251,28 @@ func (sc *streamCounts) acquire(caller string, maxTotal, maxPer int) (release fu
 	}, nil
 }
 
-// serveStream writes the response on the hijacked connection: fasthttp's
-// write timeout covers a whole response, which a stream never finishes, so
-// each write gets its own deadline here instead.
-// keyLive reports whether a stream's key may go on: no key (anonymous on
-// loopback), or a key not revoked. A store that cannot say keeps it.
-func (s *Server) keyLive(id string) bool {
-	if id == "" {
+// keyLive reports whether a stream may go on: no key (anonymous on
+// loopback), a key not revoked, or a panel session still open. A store
+// that cannot say keeps it.
+func (s *Server) keyLive(sub *subscriber) bool {
+	if sub.keyID == "" {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ok, err := s.store.APIKeyExists(ctx, id)
+	if sub.session != "" {
+		// The panel's: its session ends at sign-out, after 12 h, or with
+		// its key.
+		_, err := s.store.PanelSessionKey(ctx, sub.session)
+		return bridge.ErrorCode(err) != bridge.EUNAUTHORIZED
+	}
+	ok, err := s.store.APIKeyExists(ctx, sub.keyID)
 	return ok || err != nil
 }
 
+// serveStream writes the response on the hijacked connection: fasthttp's
+// write timeout covers a whole response, which a stream never finishes, so
+// each write gets its own deadline here instead.
 func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 	gone := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, conn); close(gone) }() // EOF: the client left
@@ -352,7 +363,7 @@ func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 				}
 			}
 		case <-tick.C:
-			if !s.keyLive(sub.keyID) {
+			if !s.keyLive(sub) {
 				// Revoked (perhaps by the CLI, another process): a stream is
 				// one request, so it ends here; the reconnect is refused.
 				w.WriteString(": the API key was revoked\n\n")

@@ -286,6 +286,13 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 		t := fromNanos(used.Int64)
 		k.LastUsedAt = &t
 	}
+	db.touchKey(k)
+	return k, nil
+}
+
+// touchKey records that k was used now, in the background and at most
+// once a minute.
+func (db *DB) touchKey(k bridge.APIKey) {
 	now := time.Now()
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > time.Minute {
 		db.writeLater(func(w *wtx) error {
@@ -293,7 +300,6 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 			return err
 		})
 	}
-	return k, nil
 }
 
 // ListAPIKeys returns the keys, oldest first (never their secrets).

@@ -73,6 +73,7 @@ func (db *DB) PanelSessionKey(ctx context.Context, token string) (bridge.APIKey,
 		t := fromNanos(used.Int64)
 		k.LastUsedAt = &t
 	}
+	db.touchKey(k) // the panel's use is its key's: apikey list shows it
 	return k, nil
 }
 

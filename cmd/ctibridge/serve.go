@@ -85,6 +85,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, started fun
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	for _, ep := range initial {
+		// Made before tenants' endpoints were held to public addresses:
+		// each delivery to it now fails at its dial.
+		if err := bridge.CheckWebhookAddress("url", ep.URL, policy.For(ep)); ep.TenantMade() && err != nil {
+			log.Warn("a tenant's webhook endpoint is at an address tenants may not reach: its events are dead-lettered (delivery.tenant_endpoints_private, or move it to a public address)",
+				"endpoint", ep.ID, "tenant", ep.Tenant, "err", bridge.ErrorMessage(err))
+		}
+	}
 
 	tracker := bridge.NewTracker(trackerConfig(cfg))
 	engine = bridge.NewEngine(tracker, db, dispatcher, bridge.EngineOptions{Endpoints: initial, Logger: log,

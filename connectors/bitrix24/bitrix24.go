@@ -404,9 +404,9 @@ func (d *delivery) ended() error {
 			// A finish whose answer was lost: Bitrix24 no longer knows the
 			// call as open, which is what we wanted.
 			d.c.log.Info("finish retried after a lost answer: the call is already finished", "conversation", d.conv, "err", err)
-		case errors.As(err, &ae) && ae.refused():
-			// The portal answered and did nothing: a later "not found" is
-			// a real error, not this finish's echo.
+		case errors.As(err, &ae) && ae.refused() && !maybeSent:
+			// The portal answered and did nothing, and no earlier finish
+			// may have reached it: a later "not found" is a real error.
 			d.st.FinishSent = false
 			if serr := d.save(); serr != nil {
 				return serr

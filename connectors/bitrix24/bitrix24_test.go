@@ -454,6 +454,9 @@ func TestFinishRefusedThenBadRequest(t *testing.T) {
 		{"rate limit, then call not found", [][2]string{qle, notFound}, false},
 		{"answer lost, then a refused USER_ID", [][2]string{lost, badUser}, false},
 		{"answer lost, then call not found", [][2]string{lost, notFound}, true},
+		// The lost one may have finished it; a refusal between says nothing
+		// of that one.
+		{"answer lost, rate limit, then call not found", [][2]string{lost, qle, notFound}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := &memState{}
@@ -462,19 +465,21 @@ func TestFinishRefusedThenBadRequest(t *testing.T) {
 			conv := strings.ReplaceAll(tc.name, " ", "-")
 			deliverAll(t, c, ev(conv, 1, bridge.EventCallRinging, bridge.DirectionInbound, "100", nil))
 			end := ev(conv, 2, bridge.EventCallEnded, bridge.DirectionInbound, "", ended(bridge.DispositionAnswered, 5, 16, "100"))
-			if err := c.Deliver(ctx, end); err == nil {
-				t.Fatal("first finish: no error")
+			for range len(tc.answers) - 1 {
+				if err := c.Deliver(ctx, end); err == nil {
+					t.Fatal("an early finish: no error")
+				}
 			}
 			err := c.Deliver(ctx, end)
 			var ce *bridge.ConnectorError
 			if tc.done {
 				if err != nil {
-					t.Fatalf("second finish: %v, want done (the first may have finished the call)", err)
+					t.Fatalf("last finish: %v, want done (the first may have finished the call)", err)
 				}
 				return
 			}
 			if !errors.As(err, &ce) || !ce.Permanent || ce.StatusCode != 400 {
-				t.Fatalf("second finish: %v, want the portal's 400 as a permanent error", err)
+				t.Fatalf("last finish: %v, want the portal's 400 as a permanent error", err)
 			}
 			if b, _ := state.ConnectorState(ctx, "bitrix24", conv); bytes.Contains(b, []byte(`"finished":true`)) {
 				t.Fatalf("state %s: finished, though the portal never finished it", b)
