@@ -217,22 +217,34 @@ func TestRefusedCommandsNotSentAfterReconnect(t *testing.T) {
 	}
 }
 
+// goneEndpoint makes an API endpoint whose receiver answers its first
+// request (a test event) 410 Gone, and waits until it is disabled.
+func (r *rig) goneEndpoint(id string, events []string) (*webhookstest.Receiver, string) {
+	r.t.Helper()
+	secret := bridge.NewWebhookSecret()
+	rcv := webhookstest.NewReceiver(r.t, secret)
+	rcv.Script(webhookstest.Response{Status: 410})
+	body := map[string]any{"id": id, "url": rcv.URL, "secret": secret}
+	if events != nil {
+		body["events"] = events
+	}
+	if res := r.call("POST", "/v1/webhooks", "admin", body); res.status != 201 {
+		r.t.Fatalf("create: %d %s", res.status, res.body)
+	}
+	if res := r.call("POST", "/v1/webhooks/"+id+"/test", "admin", nil); res.status != 202 {
+		r.t.Fatalf("test: %d %s", res.status, res.body)
+	}
+	r.waitFor("the 410 to disable it", func() bool {
+		return strings.Contains(string(r.call("GET", "/v1/webhooks/"+id, "admin", nil).body), `"disabled":true`)
+	})
+	return rcv, secret
+}
+
 // An endpoint a 410 Gone disabled can be turned on again over the API,
 // and delivers from then on; "enabled": false is refused with the way out.
 func TestReenableEndpoint(t *testing.T) {
 	r := newRig(t, rigOptions{})
-	secret := bridge.NewWebhookSecret()
-	rcv := webhookstest.NewReceiver(t, secret)
-	rcv.Script(webhookstest.Response{Status: 410})
-	if res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "crm2", "url": rcv.URL, "secret": secret}); res.status != 201 {
-		t.Fatalf("create: %d %s", res.status, res.body)
-	}
-	if res := r.call("POST", "/v1/webhooks/crm2/test", "admin", nil); res.status != 202 {
-		t.Fatalf("test: %d %s", res.status, res.body)
-	}
-	r.waitFor("the 410 to disable it", func() bool {
-		return strings.Contains(string(r.call("GET", "/v1/webhooks/crm2", "admin", nil).body), `"disabled":true`)
-	})
+	rcv, _ := r.goneEndpoint("crm2", nil)
 	if res := r.call("POST", "/v1/webhooks/crm2/test", "admin", nil); res.status != 409 {
 		t.Fatalf("test while disabled: %d %s", res.status, res.body)
 	}
@@ -257,16 +269,7 @@ func TestReenableEndpoint(t *testing.T) {
 // named and takes what its filter takes.
 func TestReplayRangeMissedWhileDisabled(t *testing.T) {
 	r := newRig(t, rigOptions{})
-	secret := bridge.NewWebhookSecret()
-	rcv := webhookstest.NewReceiver(t, secret)
-	rcv.Script(webhookstest.Response{Status: 410})
-	if res := r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "crm2", "url": rcv.URL, "secret": secret, "events": []string{"call.answered"}}); res.status != 201 {
-		t.Fatalf("create: %d %s", res.status, res.body)
-	}
-	r.call("POST", "/v1/webhooks/crm2/test", "admin", nil)
-	r.waitFor("the 410 to disable it", func() bool {
-		return strings.Contains(string(r.call("GET", "/v1/webhooks/crm2", "admin", nil).body), `"disabled":true`)
-	})
+	rcv, secret := r.goneEndpoint("crm2", []string{"call.answered"})
 	// The engine learns of the 410 just after the store: a change of the
 	// list pushes it again, read after the store's (under the same lock).
 	r.call("POST", "/v1/webhooks", "admin", map[string]any{"id": "push", "url": rcv.URL, "secret": secret})

@@ -265,14 +265,9 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 		return bridge.APIKey{}, unauthorized
 	}
 	want := hashKey(plain)
-	var k bridge.APIKey
 	var hash []byte
-	var scopes string
-	var created int64
-	var used sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT k.id, k.name, k.hash, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, ''), COALESCE(t.tenant, '')
-		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id LEFT JOIN api_key_tenants t ON t.id = k.id WHERE k.hash = ?`, want).
-		Scan(&k.ID, &k.Name, &hash, &scopes, &created, &used, &k.Agent, &k.Tenant)
+	var ks keyScan
+	err := db.r.QueryRowContext(ctx, `SELECT k.hash, `+keyCols+` FROM `+keyFrom+` WHERE k.hash = ?`, want).Scan(ks.into(&hash)...)
 	if errNoRows(err) {
 		return bridge.APIKey{}, unauthorized
 	} else if err != nil {
@@ -281,13 +276,38 @@ func (db *DB) AuthenticateAPIKey(ctx context.Context, plain string) (bridge.APIK
 	if subtle.ConstantTimeCompare(hash, want) != 1 {
 		return bridge.APIKey{}, unauthorized
 	}
-	k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)
-	if used.Valid {
-		t := fromNanos(used.Int64)
-		k.LastUsedAt = &t
-	}
+	k := ks.key()
 	db.touchKey(k)
 	return k, nil
+}
+
+// keyCols and keyFrom select an API key (never its secret) with its agent
+// and tenant; keyScan reads them.
+const (
+	keyCols = `k.id, k.name, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, ''), COALESCE(t.tenant, '')`
+	keyFrom = `api_keys k LEFT JOIN api_key_agents a ON a.id = k.id LEFT JOIN api_key_tenants t ON t.id = k.id`
+)
+
+type keyScan struct {
+	k       bridge.APIKey
+	scopes  string
+	created int64
+	used    sql.NullInt64
+}
+
+// into is Scan's destinations: first the columns selected before keyCols.
+func (ks *keyScan) into(before ...any) []any {
+	return append(before, &ks.k.ID, &ks.k.Name, &ks.scopes, &ks.created, &ks.used, &ks.k.Agent, &ks.k.Tenant)
+}
+
+func (ks *keyScan) key() bridge.APIKey {
+	k := ks.k
+	k.Scopes, k.CreatedAt = strings.Split(ks.scopes, ","), fromNanos(ks.created)
+	if ks.used.Valid {
+		t := fromNanos(ks.used.Int64)
+		k.LastUsedAt = &t
+	}
+	return k
 }
 
 // touchKey records that k was used now, in the background and at most
@@ -304,27 +324,18 @@ func (db *DB) touchKey(k bridge.APIKey) {
 
 // ListAPIKeys returns the keys, oldest first (never their secrets).
 func (db *DB) ListAPIKeys(ctx context.Context) ([]bridge.APIKey, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT k.id, k.name, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, ''), COALESCE(t.tenant, '')
-		FROM api_keys k LEFT JOIN api_key_agents a ON a.id = k.id LEFT JOIN api_key_tenants t ON t.id = k.id ORDER BY k.created_at, k.id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+keyCols+` FROM `+keyFrom+` ORDER BY k.created_at, k.id`)
 	if err != nil {
 		return nil, db.wrap(err)
 	}
 	defer rows.Close()
 	var out []bridge.APIKey
 	for rows.Next() {
-		var k bridge.APIKey
-		var scopes string
-		var created int64
-		var used sql.NullInt64
-		if err := rows.Scan(&k.ID, &k.Name, &scopes, &created, &used, &k.Agent, &k.Tenant); err != nil {
+		var ks keyScan
+		if err := rows.Scan(ks.into()...); err != nil {
 			return nil, db.wrap(err)
 		}
-		k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)
-		if used.Valid {
-			t := fromNanos(used.Int64)
-			k.LastUsedAt = &t
-		}
-		out = append(out, k)
+		out = append(out, ks.key())
 	}
 	return out, db.wrap(rows.Err())
 }

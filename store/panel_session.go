@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/base64"
 	"strings"
 	"time"
@@ -51,15 +50,11 @@ func (db *DB) PanelSessionKey(ctx context.Context, token string) (bridge.APIKey,
 		return bridge.APIKey{}, unauthorized
 	}
 	want := hashKey(token)
-	var k bridge.APIKey
 	var hash []byte
-	var scopes string
-	var created, expires int64
-	var used sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT s.hash, s.expires_at, k.id, k.name, k.scopes, k.created_at, k.last_used_at, COALESCE(a.agent, ''), COALESCE(t.tenant, '')
-		FROM panel_sessions s JOIN api_keys k ON k.id = s.key_id LEFT JOIN api_key_agents a ON a.id = k.id LEFT JOIN api_key_tenants t ON t.id = k.id
-		WHERE s.hash = ?`, want).
-		Scan(&hash, &expires, &k.ID, &k.Name, &scopes, &created, &used, &k.Agent, &k.Tenant)
+	var expires int64
+	var ks keyScan
+	err := db.r.QueryRowContext(ctx, `SELECT s.hash, s.expires_at, `+keyCols+` FROM panel_sessions s, `+keyFrom+`
+		WHERE s.hash = ? AND k.id = s.key_id`, want).Scan(ks.into(&hash, &expires)...)
 	if errNoRows(err) {
 		return bridge.APIKey{}, unauthorized
 	} else if err != nil {
@@ -68,11 +63,7 @@ func (db *DB) PanelSessionKey(ctx context.Context, token string) (bridge.APIKey,
 	if subtle.ConstantTimeCompare(hash, want) != 1 || time.Now().UnixNano() >= expires {
 		return bridge.APIKey{}, unauthorized
 	}
-	k.Scopes, k.CreatedAt = strings.Split(scopes, ","), fromNanos(created)
-	if used.Valid {
-		t := fromNanos(used.Int64)
-		k.LastUsedAt = &t
-	}
+	k := ks.key()
 	db.touchKey(k) // the panel's use is its key's: apikey list shows it
 	return k, nil
 }
