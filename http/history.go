@@ -220,9 +220,8 @@ func (s *Server) agentHadLeg(c *fiber.Ctx, rec bridge.ConversationRecord) bool {
 	if err != nil {
 		return false
 	}
-	f := newAgentFilter(p.Agent)
 	for _, r := range evs {
-		if f.admits(r) {
+		if mentionsAgent(r.Payload, p.Agent) {
 			return true
 		}
 	}

@@ -66,7 +66,7 @@ func (h *hub) publish(recs []bridge.Record) {
 	defer h.mu.Unlock()
 	for sub := range h.subs {
 		for _, r := range recs {
-			if !sub.wants(r) {
+			if !sub.early(r) {
 				continue
 			}
 			select {
@@ -79,24 +79,40 @@ func (h *hub) publish(recs []bridge.Record) {
 	}
 }
 
-func (sub *subscriber) wants(r bridge.Record) bool {
+// early is what the hub checks on the engine's goroutine: nothing that
+// reads the store. An agent key's stream gets every event of its tenant
+// here; its scope, then its types and agent filters, are applied in commit
+// order on the stream's goroutine (late).
+func (sub *subscriber) early(r bridge.Record) bool {
 	if r.Type == bridge.EventWebhookTest {
 		return false // addressed to one endpoint, not an event of the PBX
 	}
-	if len(sub.types) > 0 && !(bridge.Endpoint{Events: sub.types}).Wants(r.Type) {
-		return false
-	}
-	if sub.scope != nil && !sub.scope.admits(r) {
-		return false
-	}
 	if sub.tenant != "" && recordTenant(r) != sub.tenant {
+		return false
+	}
+	return sub.scope != nil || sub.filters(r)
+}
+
+// late is the rest, on the stream's goroutine, for an agent key's stream.
+func (sub *subscriber) late(r bridge.Record) (bool, error) {
+	if sub.scope == nil {
+		return true, nil
+	}
+	ok, err := sub.scope.admits(r) // every event, so a conversation is known from its start
+	return ok && sub.filters(r), err
+}
+
+// filters are the client's own: ?types= and ?agent=.
+func (sub *subscriber) filters(r bridge.Record) bool {
+	if len(sub.types) > 0 && !(bridge.Endpoint{Events: sub.types}).Wants(r.Type) {
 		return false
 	}
 	return sub.agent == "" || mentionsAgent(r.Payload, sub.agent)
 }
 
 // mentionsAgent reports whether an event is about an agent: the agent it
-// names (ringing, agent.state, ...) or the agent who has the call.
+// names (ringing, agent.state, ...), the agent who has the call, or the
+// one who transferred it.
 func mentionsAgent(payload []byte, ext string) bool {
 	var ev struct {
 		Agent *bridge.Agent `json:"agent"`
@@ -111,6 +127,26 @@ func mentionsAgent(payload []byte, ext string) bool {
 	return ev.Agent != nil && ev.Agent.Extension == ext ||
 		ev.Call != nil && ev.Call.Agent != nil && ev.Call.Agent.Extension == ext ||
 		ev.Transfer != nil && ev.Transfer.From != nil && ev.Transfer.From.Extension == ext
+}
+
+// namedBefore reports whether an event of conversation committed before
+// seq names agent: what an agent stream that opened after the call began
+// asks once of it.
+func (s *Server) namedBefore(agent string) func(string, int64) (bool, error) {
+	return func(conversationID string, seq int64) (bool, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		recs, err := s.store.ConversationEvents(ctx, conversationID)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range recs {
+			if r.Seq < seq && mentionsAgent(r.Payload, agent) {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 }
 
 // stream serves committed events as Server-Sent Events. Each event's id
@@ -137,7 +173,7 @@ func (s *Server) stream(c *fiber.Ctx) error {
 		sub.agent = a
 	}
 	if p, _ := bridge.PrincipalFrom(c.UserContext()); p.Agent != "" {
-		sub.scope = newAgentFilter(p.Agent) // filtered here, server-side: never sent
+		sub.scope = newAgentFilter(p.Agent, s.namedBefore(p.Agent)) // filtered here, server-side: never sent
 	}
 	// A tenant key's stream: filtered server-side too.
 	sub.tenant = bridge.TenantOf(c.UserContext())
@@ -304,11 +340,30 @@ func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 		return
 	}
 	lastSeq := after
-	send := func(r bridge.Record) {
-		w.WriteString("id: " + r.ID + "\nevent: " + r.Type + "\ndata: ")
-		w.Write(r.Payload) // one line: JSON as encoding/json writes it
-		w.WriteString("\n\n")
+	// send writes r if the stream takes it; each event is judged once, in
+	// commit order (the live feed repeats what the backlog read).
+	send := func(r bridge.Record) error {
+		if r.Seq <= lastSeq {
+			return nil
+		}
+		ok, err := sub.late(r)
+		if err != nil {
+			return err
+		}
 		lastSeq = r.Seq
+		if ok {
+			w.WriteString("id: " + r.ID + "\nevent: " + r.Type + "\ndata: ")
+			w.Write(r.Payload) // one line: JSON as encoding/json writes it
+			w.WriteString("\n\n")
+		}
+		return nil
+	}
+	// storeFailed ends the stream at the event the store could not judge:
+	// the client resumes from the last it got, and nothing is skipped.
+	storeFailed := func(err error) {
+		s.log.Warn("event stream: the store could not say whether an agent may see an event; the stream ends so the client resumes", "err", err)
+		w.WriteString(": the store is unavailable: reconnect with Last-Event-ID\n\n")
+		_ = flush()
 	}
 	if after >= 0 {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -330,10 +385,12 @@ func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 				return
 			}
 			for _, r := range recs {
-				if sub.wants(r) {
-					send(r)
+				if !sub.early(r) {
+					lastSeq = r.Seq
+				} else if err := send(r); err != nil {
+					storeFailed(err)
+					return
 				}
-				lastSeq = r.Seq
 			}
 			if flush() != nil || len(recs) < 500 {
 				break
@@ -349,18 +406,19 @@ func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 	for {
 		select {
 		case r := <-sub.ch:
-			if r.Seq > lastSeq {
-				send(r)
-			}
-			for more := true; more; { // everything already queued, one flush
+			err := send(r)
+			for more := err == nil; more; { // everything already queued, one flush
 				select {
 				case r := <-sub.ch:
-					if r.Seq > lastSeq {
-						send(r)
-					}
+					err = send(r)
+					more = err == nil
 				default:
 					more = false
 				}
+			}
+			if err != nil {
+				storeFailed(err)
+				return
 			}
 		case <-tick.C:
 			if !s.keyLive(sub) {
@@ -375,8 +433,8 @@ func (s *Server) serveStream(conn net.Conn, sub *subscriber, after int64) {
 			// Fell behind: what is queued goes out, then the client
 			// resumes from its last id.
 			for len(sub.ch) > 0 {
-				if r := <-sub.ch; r.Seq > lastSeq {
-					send(r)
+				if err := send(<-sub.ch); err != nil {
+					break
 				}
 			}
 			w.WriteString(": too slow: reconnect with Last-Event-ID\n\n")

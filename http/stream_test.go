@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	nethttp "net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -30,9 +31,15 @@ type sseClient struct {
 // openStream reads /v1/events/stream in the background.
 func (r *rig) openStream(query, lastID string) *sseClient {
 	r.t.Helper()
+	return r.openStreamAs(r.keys["read"], query, lastID)
+}
+
+// openStreamAs opens the stream with key (an agent's, a tenant's...).
+func (r *rig) openStreamAs(key, query, lastID string) *sseClient {
+	r.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := nethttp.NewRequestWithContext(ctx, "GET", r.base+"/v1/events/stream"+query, nil)
-	req.Header.Set("Authorization", "Bearer "+r.keys["read"])
+	req.Header.Set("Authorization", "Bearer "+key)
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
 	}
@@ -162,6 +169,43 @@ func TestEventStreamAgentFilter(t *testing.T) {
 	e := s101.next()
 	if e.typ != "call.ringing" || e.ev.Agent.Extension != "101" {
 		t.Fatalf("agent 101's first event: %s %+v", e.typ, e.ev.Agent)
+	}
+}
+
+// An agent key's stream resumed with Last-Event-ID tells the same story
+// as the stream that never broke: the conversation the agent had before
+// the break still counts as the agent's, so its later events (the call
+// blind-transferred to 101, its end) follow though they name only 101.
+func TestAgentStreamResumesWithItsConversations(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	key := r.agentKey("100")
+	whole := r.openStreamAs(key, "?types=call.*", "")
+	capture, err := os.ReadFile("../ami/testdata/sip/sip-blind-transfer-phone.ami")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ast.PlayFrames(amitest.SplitFrames(capture), amitest.PlayOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var story []sseEvent
+	for len(story) == 0 || story[len(story)-1].typ != "call.ended" {
+		story = append(story, whole.next())
+	}
+	var names101 bool
+	for _, e := range story[1:] {
+		names101 = names101 || e.ev.Agent != nil && e.ev.Agent.Extension == "101"
+	}
+	if !names101 {
+		t.Fatalf("the flow must hand the call to 101 for this test to mean anything: %v", story)
+	}
+	for cut := 0; cut < len(story)-1; cut++ {
+		resumed := r.openStreamAs(key, "?types=call.*", story[cut].id)
+		for _, want := range story[cut+1:] {
+			if got := resumed.next(); got.id != want.id {
+				t.Fatalf("resumed after %s (#%d): got %s %s, want %s %s", story[cut].typ, cut, got.typ, got.id, want.typ, want.id)
+			}
+		}
+		resumed.close()
 	}
 }
 
