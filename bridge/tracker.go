@@ -61,7 +61,7 @@ type Tracker struct {
 	lostAt       time.Time
 	resyncReason string
 	// gone remembers recently hung-up channels (goneOrder: oldest first).
-	gone      map[string]struct{}
+	gone      map[string]time.Time // when each hung up
 	goneOrder []string
 	released  int64
 	adopted   int64
@@ -248,7 +248,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	}
 	return &Tracker{cfg: cfg, convs: map[string]*conversation{}, legs: map[string]*leg{}, byName: map[string]string{}, bridged: map[string][]*leg{},
 		byLinked: map[string]*conversation{}, originates: map[string]*Originate{}, agentStates: map[string]string{},
-		names: map[string]string{}, gone: map[string]struct{}{}, dirty: map[string]*conversation{},
+		names: map[string]string{}, gone: map[string]time.Time{}, dirty: map[string]*conversation{},
 		resuming: map[string]*conversation{}}
 }
 
@@ -441,6 +441,7 @@ func (t *Tracker) parkedCall(ev ChannelEvent) *conversation {
 func (t *Tracker) handle(ev ChannelEvent) {
 	switch ev.Kind {
 	case ChanNew:
+		t.forgetGone(ev.Channel.ID, ev.At)
 		t.channel(ev.Channel, ev.At)
 	case ChanUpdate, ChanDialplan:
 		l := t.channel(ev.Channel, ev.At)

@@ -15,7 +15,7 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		// down): a snapshot taken just before this hangup may still list
 		// it, and must not adopt it.
 		if !ev.Resynced {
-			t.rememberGone(ev.Channel.ID)
+			t.rememberGone(ev.Channel.ID, ev.At)
 		}
 		return
 	}
@@ -35,11 +35,15 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 		c.SourcesUnknown = true
 	}
 	t.dropChannel(l, ev.Channel.ID)
-	t.rememberGone(ev.Channel.ID)
+	t.rememberGone(ev.Channel.ID, ev.At)
 	l.Channels = slices.DeleteFunc(l.Channels, func(id string) bool { return id == ev.Channel.ID })
 	if c.Ended {
 		return
 	}
+	// Its saved row must forget the channel too: the PBX may give the id
+	// to a new channel (forgetGone), which a restore would otherwise hand
+	// to both calls.
+	t.dirty[c.ID] = c
 	// The first release with a real cause tells why the call ended, and who
 	// ended it once it was talking.
 	talking := t.talking(l)

@@ -39,7 +39,7 @@ func (t *Tracker) LinkLost(at time.Time) {
 // many channels they adopted since the tracker started.
 func (t *Tracker) Reconciled() (released, adopted int64) { return t.released, t.adopted }
 
-func (t *Tracker) rememberGone(id string) {
+func (t *Tracker) rememberGone(id string, at time.Time) {
 	if _, ok := t.gone[id]; ok {
 		return
 	}
@@ -47,8 +47,21 @@ func (t *Tracker) rememberGone(id string) {
 		delete(t.gone, t.goneOrder[0])
 		t.goneOrder = t.goneOrder[1:]
 	}
-	t.gone[id] = struct{}{}
+	t.gone[id] = at
 	t.goneOrder = append(t.goneOrder, id)
+}
+
+// forgetGone lets id be a channel again when the PBX creates a channel
+// with a hung-up one's id (an Originate's ChannelId, an origination_uuid a
+// client chose again) after that hangup. A creation stamped before the
+// hangup is the old channel's own, come late (FreeSWITCH fires events
+// from several threads): it stays ignored.
+func (t *Tracker) forgetGone(id string, at time.Time) {
+	if goneAt, ok := t.gone[id]; !ok || at.Before(goneAt) {
+		return
+	}
+	delete(t.gone, id)
+	t.goneOrder = slices.DeleteFunc(t.goneOrder, func(g string) bool { return g == id })
 }
 
 // Snapshot reconciles with the PBX's full list of live channels, after a

@@ -445,6 +445,33 @@ func TestEventsAfterHangupDoNotResurrect(t *testing.T) {
 	}
 }
 
+// A channel created with a hung-up one's id is a new channel when the PBX
+// stamps its creation after that hangup (a client reusing its ids); a
+// creation stamped before it is the old channel's, come late, and opens
+// nothing.
+func TestNewChannelWithAGoneID(t *testing.T) {
+	tr := newTestTracker()
+	caller := trunk()
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: caller, At: t0},
+		ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16, At: t0.Add(10 * time.Second)},
+		ChannelEvent{Kind: ChanNew, Channel: caller, At: t0.Add(5 * time.Second)}, // late
+	)
+	if got := typesOf(evs); got != "call.ended" || len(tr.Live()) != 0 {
+		t.Fatalf("a late creation: events %s, live %+v", got, tr.Live())
+	}
+	old := evs[0].ConversationID
+	run(tr, ChannelEvent{Kind: ChanNew, Channel: caller, At: t0.Add(time.Minute)})
+	live := tr.Live()
+	if len(live) != 1 || live[0].ID == old {
+		t.Fatalf("a new channel with the old id: live %+v", live)
+	}
+	evs = run(tr, ChannelEvent{Kind: ChanHangup, Channel: caller, Cause: 16, At: t0.Add(2 * time.Minute)})
+	if got := typesOf(evs); got != "call.ended" || len(tr.Live()) != 0 {
+		t.Fatalf("the new channel's hangup: events %s, live %+v", got, tr.Live())
+	}
+}
+
 // fakeOutbox fails the first n commits.
 type fakeOutbox struct {
 	mu      sync.Mutex
