@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ctibridge/ctibridge/bridge"
 )
@@ -66,13 +67,15 @@ func FuzzTranslateSequence(f *testing.F) {
 }
 
 // checkStream returns what is wrong with a translation whatever its input,
-// or "": per channel at most one ChanNew, one ChanAnswer, one
+// or "": per channel (per life: a ChanNew stamped after its hangup is
+// a new channel with the old id) at most one ChanNew, one ChanAnswer, one
 // ChanHangupRequest (before its hangup) and one ChanHangup; nothing but
 // what closes something names a channel after its hangup; a dial ends at
 // most once; the kinds about two channels carry the second.
 func checkStream(evs []bridge.ChannelEvent) string {
 	opened, hung, answered, requested := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	dials := map[string]int{}
+	hungAt := map[string]time.Time{}
 	for i, ev := range evs {
 		id := ev.Channel.ID
 		switch ev.Kind {
@@ -87,8 +90,11 @@ func checkStream(evs []bridge.ChannelEvent) string {
 			if opened[id] {
 				return fmt.Sprintf("#%d: second ChanNew of %q", i, id)
 			}
-			if hung[id] {
+			if hung[id] && !ev.At.After(hungAt[id]) {
 				return fmt.Sprintf("#%d: ChanNew of %q after its hangup", i, id)
+			}
+			if hung[id] { // created again after its hangup: a channel of its own
+				hung[id], answered[id], requested[id] = false, false, false
 			}
 			opened[id] = true
 		case bridge.ChanAnswer:
@@ -105,7 +111,7 @@ func checkStream(evs []bridge.ChannelEvent) string {
 			if hung[id] {
 				return fmt.Sprintf("#%d: second hangup of %q", i, id)
 			}
-			hung[id] = true
+			hung[id], hungAt[id] = true, ev.At
 			continue
 		case bridge.ChanDial:
 			dials[ev.Peer.ID]++

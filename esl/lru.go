@@ -26,3 +26,7 @@ func (l *lru[V]) add(k string, v V) {
 func (l *lru[V]) has(k string) bool { _, ok := l.vals[k]; return ok }
 
 func (l *lru[V]) get(k string) (V, bool) { v, ok := l.vals[k]; return v, ok }
+
+// remove forgets k. Its slot in the ring stays until the ring comes round
+// to it: a k added again meanwhile may then be forgotten early.
+func (l *lru[V]) remove(k string) { delete(l.vals, k) }

@@ -1,6 +1,7 @@
 package esl
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -81,9 +82,9 @@ type Translator struct {
 	Vars []string
 
 	chans     map[string]*chanState
-	gone      *lru[bridge.PackedChannel] // channels that hung up, as last seen (packed: thousands are kept)
-	unbridged *lru[uint64]               // "a|b" -> Event-Sequence of the UNBRIDGE
-	sipCalls  map[string]string          // SIP Call-ID -> channel, for calls the switch makes to itself
+	gone      *lru[goneChan]    // channels that hung up, as last seen (packed: thousands are kept)
+	unbridged *lru[uint64]      // "a|b" -> Event-Sequence of the UNBRIDGE
+	sipCalls  map[string]string // SIP Call-ID -> channel, for calls the switch makes to itself
 	// intercepts maps the uuid an intercept aimed at to the channel that
 	// ran it (the picker), while both live.
 	intercepts map[string]string
@@ -161,7 +162,7 @@ func NewTranslator(directionVar string) *Translator {
 	return &Translator{
 		DirectionVar: directionVar,
 		chans:        map[string]*chanState{},
-		gone:         newLRU[bridge.PackedChannel](1 << 14),
+		gone:         newLRU[goneChan](1 << 14),
 		unbridged:    newLRU[uint64](1 << 14),
 		sipCalls:     map[string]string{},
 		intercepts:   map[string]string{},
@@ -187,8 +188,12 @@ func (t *Translator) TranslateAppend(out []bridge.ChannelEvent, e *Event) []brid
 	case "CHANNEL_OUTGOING":
 		// Fired before the leg's variables are set: its origin and
 		// directory user come with the CREATE right after.
+		x.reborn()
 		x.self() // known, not opened: the next event (or the hangup) opens it
 	case "CHANNEL_CREATE", "CHANNEL_ORIGINATE":
+		if name == "CHANNEL_CREATE" {
+			x.reborn()
+		}
 		if st := x.self(); st != nil && !x.open(st) && name == "CHANNEL_CREATE" {
 			x.emit(bridge.ChanUpdate, st, nil) // CREATE after the channel's first event
 		}
@@ -329,7 +334,7 @@ func (t *Translator) Resync(live []bridge.Channel) {
 	}
 	for id, st := range t.chans {
 		if !alive[id] {
-			t.forget(id, st)
+			t.forget(id, st, time.Time{}) // when is unknown: never taken for a new channel
 		}
 	}
 	for cid, id := range t.sipCalls {
@@ -349,14 +354,26 @@ func (t *Translator) Resync(live []bridge.Channel) {
 	}
 }
 
-// forget drops a channel that hung up (or vanished) with what refers to it.
-func (t *Translator) forget(id string, st *chanState) {
+// goneChan is a channel that hung up, as last seen, and the switch's time
+// of its hangup in microseconds (math.MaxInt64 when unknown).
+type goneChan struct {
+	ch bridge.PackedChannel
+	at int64
+}
+
+// forget drops a channel that hung up at at (zero: it vanished from a
+// channel list) with what refers to it.
+func (t *Translator) forget(id string, st *chanState, at time.Time) {
 	delete(t.chans, id)
 	p, key := bridge.Pack(st.ch), id
 	if p.ID() == id {
 		key = p.ID() // shares the packed string: no key of its own to keep
 	}
-	t.gone.add(key, p)
+	g := goneChan{ch: p, at: math.MaxInt64}
+	if !at.IsZero() {
+		g.at = at.UnixMicro()
+	}
+	t.gone.add(key, g)
 	if t.sipCalls[st.sipCallID] == id {
 		delete(t.sipCalls, st.sipCallID)
 	}
@@ -386,6 +403,17 @@ func (x *txn) emit(kind bridge.ChannelEventKind, st *chanState, fill func(*bridg
 	}
 	namedEvent(&ev)
 	x.out = append(x.out, ev)
+}
+
+// reborn lets the event's channel id be a channel again when the switch
+// creates one with a hung-up channel's id (an origination_uuid a client
+// used again) after that hangup. A creation fired before the hangup is the
+// old channel's own, come late from another thread: it stays ignored.
+func (x *txn) reborn() {
+	id, at := x.e.Get("Unique-ID"), x.e.Time()
+	if g, ok := x.t.gone.get(id); ok && !at.IsZero() && at.UnixMicro() > g.at {
+		x.t.gone.remove(id)
+	}
 }
 
 // self returns the state of the event's own channel, updated from the event,
@@ -541,8 +569,8 @@ func (t *Translator) stateOf(id string, e *Event, prefix string) *chanState {
 	if st := t.chans[id]; st != nil {
 		return st
 	}
-	if ch, ok := t.gone.get(id); ok {
-		return &chanState{ch: ch.Unpack()}
+	if g, ok := t.gone.get(id); ok {
+		return &chanState{ch: g.ch.Unpack()}
 	}
 	st := &chanState{ch: bridge.Channel{ID: id, LinkedID: id}}
 	if e != nil && prefix != "" && e.Get(prefix+"Unique-ID") == id {
@@ -813,7 +841,7 @@ func (x *txn) hangup() {
 	x.emit(bridge.ChanHangup, st, func(ev *bridge.ChannelEvent) {
 		ev.Cause, ev.CauseText, ev.HangupSource = code, cause, source
 	})
-	x.t.forget(id, st)
+	x.t.forget(id, st, x.at)
 }
 
 // record handles RECORD_START/STOP of a call recording (record_session,
