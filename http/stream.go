@@ -2,6 +2,7 @@ package http
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,6 +115,12 @@ func (sub *subscriber) filters(r bridge.Record) bool {
 // names (ringing, agent.state, ...), the agent who has the call, or the
 // one who transferred it.
 func mentionsAgent(payload []byte, ext string) bool {
+	if plainExtension(ext) && !bytes.Contains(payload, []byte(`"extension":"`+ext+`"`)) {
+		// encoding/json writes an extension's characters as they are:
+		// an event without these bytes names no such agent. Most events a
+		// stream sees are other agents', and this spares their decoding.
+		return false
+	}
 	var ev struct {
 		Agent *bridge.Agent `json:"agent"`
 		Call  *struct {
@@ -127,6 +134,18 @@ func mentionsAgent(payload []byte, ext string) bool {
 	return ev.Agent != nil && ev.Agent.Extension == ext ||
 		ev.Call != nil && ev.Call.Agent != nil && ev.Call.Agent.Extension == ext ||
 		ev.Transfer != nil && ev.Transfer.From != nil && ev.Transfer.From.Extension == ext
+}
+
+// plainExtension reports whether encoding/json writes ext unescaped (an
+// extension's allowed characters are).
+func plainExtension(ext string) bool {
+	for i := 0; i < len(ext); i++ {
+		c := ext[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // namedBefore reports whether an event of conversation committed before
