@@ -23,8 +23,11 @@ type agentFilter struct {
 	// earlier reports whether an event of the conversation committed
 	// before seq names the agent.
 	earlier func(conversationID string, seq int64) (bool, error)
-	mine    boundedSet // conversations the agent is in
-	others  boundedSet // conversations judged, the agent not (yet) in them
+	mine    boundedSet[string] // conversations the agent is in
+	// others are the conversations judged, the agent not (yet) in them:
+	// every call of the PBX, so kept as hashes (a stream holds ~50 KB of
+	// them). One forgotten is asked of the store again, no harm done.
+	others boundedSet[uint64]
 }
 
 // maxAgentConvs bounds the conversations one stream remembers; an agent
@@ -32,12 +35,12 @@ type agentFilter struct {
 // Those judged not the agent's are many more (every call of the PBX).
 const (
 	maxAgentConvs = 256
-	maxOtherConvs = 8192
+	maxOtherConvs = 2048
 )
 
 func newAgentFilter(agent string, earlier func(string, int64) (bool, error)) *agentFilter {
 	return &agentFilter{agent: agent, earlier: earlier,
-		mine: newBoundedSet(maxAgentConvs), others: newBoundedSet(maxOtherConvs)}
+		mine: newBoundedSet[string](maxAgentConvs), others: newBoundedSet[uint64](maxOtherConvs)}
 }
 
 // admits reports whether the agent may see r; err is the store's when it
@@ -50,14 +53,15 @@ func (f *agentFilter) admits(r bridge.Record) (bool, error) {
 	if f.mine.has(r.ConversationID) {
 		return true, nil
 	}
+	other := hashID(r.ConversationID)
 	if mentionsAgent(r.Payload, f.agent) {
 		f.mine.add(r.ConversationID)
-		f.others.remove(r.ConversationID)
+		f.others.remove(other)
 		return true, nil
 	}
-	if f.others.has(r.ConversationID) || r.Sequence <= 1 {
+	if f.others.has(other) || r.Sequence <= 1 {
 		// Seen since its start (or judged before): not the agent's yet.
-		f.others.add(r.ConversationID)
+		f.others.add(other)
 		return false, nil
 	}
 	// Begun before this stream saw it: did it name the agent then?
@@ -68,25 +72,34 @@ func (f *agentFilter) admits(r bridge.Record) (bool, error) {
 	if was {
 		f.mine.add(r.ConversationID)
 	} else {
-		f.others.add(r.ConversationID)
+		f.others.add(other)
 	}
 	return was, nil
 }
 
-// boundedSet is a set of strings that forgets its oldest beyond max.
-type boundedSet struct {
+// hashID is a conversation id's FNV-1a hash.
+func hashID(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint64(id[i])) * 1099511628211
+	}
+	return h
+}
+
+// boundedSet is a set that forgets its oldest beyond max.
+type boundedSet[K comparable] struct {
 	max   int
-	in    map[string]struct{}
-	order []string
+	in    map[K]struct{}
+	order []K
 }
 
-func newBoundedSet(max int) boundedSet {
-	return boundedSet{max: max, in: map[string]struct{}{}}
+func newBoundedSet[K comparable](max int) boundedSet[K] {
+	return boundedSet[K]{max: max, in: map[K]struct{}{}}
 }
 
-func (s *boundedSet) has(k string) bool { _, ok := s.in[k]; return ok }
+func (s *boundedSet[K]) has(k K) bool { _, ok := s.in[k]; return ok }
 
-func (s *boundedSet) add(k string) {
+func (s *boundedSet[K]) add(k K) {
 	if s.has(k) {
 		return
 	}
@@ -100,4 +113,4 @@ func (s *boundedSet) add(k string) {
 
 // remove forgets k; its place in order stays until it ages out (deleting
 // a key that is not there, or was added again, is harmless).
-func (s *boundedSet) remove(k string) { delete(s.in, k) }
+func (s *boundedSet[K]) remove(k K) { delete(s.in, k) }
