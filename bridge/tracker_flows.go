@@ -113,6 +113,11 @@ func (t *Tracker) customerFailed(l *leg, at time.Time, status string) {
 	if c.Call.AnsweredAt != nil || !c.Outbound || c.Failed || status == "CANCEL" {
 		return
 	}
+	if slices.ContainsFunc(c.Legs, func(x *leg) bool {
+		return x != l && x.Customer && !x.Answered && len(x.Channels) > 0
+	}) {
+		return // another route to the far party still rings (a second carrier)
+	}
 	c.Failed = true
 	t.emit(c, EventCallFailed, at, nil)
 }

@@ -25,8 +25,16 @@ func named(ch *bridge.Channel) {
 		rest = strings.TrimSuffix(strings.TrimSuffix(rest, "-a"), "-b")
 		ext, ch.Home, _ = strings.Cut(rest, "/")
 	case "sofia", "verto.rtc":
-		if _, r, ok := strings.Cut(rest, "/"); ok { // drop the profile
+		profile, r, ok := strings.Cut(rest, "/")
+		if ok { // drop the profile
 			rest = r
+		}
+		if strings.EqualFold(tech, "sofia") && profile == "gateway" {
+			// sofia/gateway/<gateway>/<number>: the number dialled through
+			// the gateway, not the gateway's name.
+			if _, r, ok := strings.Cut(rest, "/"); ok {
+				rest = r
+			}
 		}
 		ext, _, _ = strings.Cut(rest, "@")
 	default:

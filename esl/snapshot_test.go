@@ -54,7 +54,7 @@ func TestSnapshotChannels(t *testing.T) {
 	}
 	// The others are named by their channel names only (named), never by
 	// the presence: the gateway leg is not 1000's.
-	if live[0].Endpoint != "1000" || live[0].Exten != "1000" || live[0].CallerNum != "1010" || live[1].Endpoint != "1010" || live[2].Endpoint != "carrier/5551234" {
+	if live[0].Endpoint != "1000" || live[0].Exten != "1000" || live[0].CallerNum != "1010" || live[1].Endpoint != "1010" || live[2].Endpoint != "5551234" {
 		t.Errorf("endpoints: %+v", live)
 	}
 	if live, err := SnapshotChannels("{\"row_count\": 0}\n", ""); err != nil || len(live) != 0 {

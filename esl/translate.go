@@ -94,6 +94,11 @@ type Translator struct {
 	// ccAgents holds each mod_callcenter agent's last status (availability)
 	// and state (activity), which together say the agent's state.
 	ccAgents map[string]ccAgent
+	// failedDials holds, per dialler, the end (DialEnd, Hangup) of a leg
+	// through a gateway that failed, until the dialler shows what it does
+	// next: switch_ivr_originate tries the next entry of a '|' list
+	// (another carrier) before the bridge gives up.
+	failedDials map[string][]bridge.ChannelEvent
 }
 
 // switchDialler is the dialler of a leg the switch originated by itself.
@@ -168,6 +173,7 @@ func NewTranslator(directionVar string) *Translator {
 		intercepts:   map[string]string{},
 		picked:       map[string]bool{},
 		ccAgents:     map[string]ccAgent{},
+		failedDials:  map[string][]bridge.ChannelEvent{},
 	}
 }
 
@@ -177,12 +183,31 @@ func (t *Translator) Translate(e *Event) []bridge.ChannelEvent { return t.Transl
 
 // TranslateAppend is Translate appending to out: the client translates a
 // batch into the one slice it hands the engine, with no copy per event.
-func (t *Translator) TranslateAppend(out []bridge.ChannelEvent, e *Event) []bridge.ChannelEvent {
+func (t *Translator) TranslateAppend(out []bridge.ChannelEvent, e *Event) (res []bridge.ChannelEvent) {
 	at := e.Time()
 	if at.IsZero() {
 		at = time.Now()
 	}
 	x := &txn{t: t, e: e, at: at, out: out}
+	start := len(x.out)
+	if id := e.Get("Unique-ID"); len(t.failedDials[id]) > 0 {
+		// The dialler goes on (its bridge ended, it hangs up): the failed
+		// leg's end first.
+		x.out = append(x.out, t.failedDials[id]...)
+		delete(t.failedDials, id)
+	}
+	defer func() {
+		// A new dial by a dialler holding a failed leg: the next carrier
+		// of its '|' list rings the same party; the failed leg ends after.
+		for i := start; i < len(x.out); i++ {
+			if ev := x.out[i]; ev.Kind == bridge.ChanDial && len(t.failedDials[ev.Channel.ID]) > 0 {
+				held := t.failedDials[ev.Channel.ID]
+				delete(t.failedDials, ev.Channel.ID)
+				x.out = append(x.out, held...)
+			}
+		}
+		res = x.out
+	}()
 	x.follow()
 	switch name := e.Get("Event-Name"); name {
 	case "CHANNEL_OUTGOING":
@@ -345,6 +370,11 @@ func (t *Translator) Resync(live []bridge.Channel) {
 	for target, picker := range t.intercepts {
 		if !alive[target] || !alive[picker] {
 			delete(t.intercepts, target)
+		}
+	}
+	for id := range t.failedDials {
+		if !alive[id] {
+			delete(t.failedDials, id) // the snapshot ends what it held
 		}
 	}
 	for id := range t.picked {
@@ -814,6 +844,7 @@ func (x *txn) hangup() {
 		x.pickedOff(st)
 	}
 	source := hangupSource(e)
+	mark, hold := len(x.out), false
 	if source == bridge.HangupByEndpoint && st.opened && !st.hupReq {
 		st.hupReq = true
 		x.emit(bridge.ChanHangupRequest, st, nil)
@@ -829,7 +860,15 @@ func (x *txn) hangup() {
 			// the caller gone and hung it up unconnected (its 200 OK crossed
 			// the caller's CANCEL). Nobody was put through.
 			status = "CANCEL"
+		case !st.bridged && source != bridge.HangupByEndpoint && originateDropped(cause):
+			// It answered, but switch_ivr_originate hung it up unconnected:
+			// another peer won (LOSE_RACE: group_confirm_key not pressed
+			// while another callee confirmed, two phones answering at
+			// once), or its confirmation timed out (check_per_channel_
+			// timeouts: ALLOTTED_TIMEOUT). Its answer put nobody through.
+			status = dialStatus(cause)
 		}
+		hold = x.t.holdsFailedDial(st, status)
 		x.emit(bridge.ChanDialEnd, x.t.dialler(st), func(ev *bridge.ChannelEvent) {
 			ev.Peer, ev.DialStatus = peer(st), status
 		})
@@ -841,7 +880,32 @@ func (x *txn) hangup() {
 	x.emit(bridge.ChanHangup, st, func(ev *bridge.ChannelEvent) {
 		ev.Cause, ev.CauseText, ev.HangupSource = code, cause, source
 	})
+	if hold {
+		x.t.failedDials[st.dialler] = append(x.t.failedDials[st.dialler], x.out[mark:]...)
+		x.out = x.out[:mark]
+	}
 	x.t.forget(id, st, x.at)
+}
+
+// originateDropped reports whether cause is switch_ivr_originate's own
+// for a peer it gives up on: another peer won, or the leg's time ran out.
+func originateDropped(cause string) bool {
+	switch cause {
+	case "LOSE_RACE", "ALLOTTED_TIMEOUT", "NO_ANSWER", "PROGRESS_TIMEOUT":
+		return true
+	}
+	return false
+}
+
+// holdsFailedDial reports whether the end of st's failed dial waits for its
+// dialler's next step: a leg through a gateway (sofia/gateway/...) that
+// did not answer, dialled by a channel still up.
+func (t *Translator) holdsFailedDial(st *chanState, status string) bool {
+	if status == "ANSWER" || st.dialler == "" || st.dialler == switchDialler || !strings.HasPrefix(st.ch.Name, "sofia/gateway/") {
+		return false
+	}
+	d := t.chans[st.dialler]
+	return d != nil && d.opened && !t.gone.has(st.dialler)
 }
 
 // record handles RECORD_START/STOP of a call recording (record_session,
