@@ -216,6 +216,10 @@ type conversation struct {
 	// Failed: call.failed was sent (a click-to-call's far party never
 	// answered).
 	Failed bool `json:"failed,omitempty"`
+	// FailPending: the far party's leg failed; call.failed waits for the
+	// call's end, as the dialplan may try another route (a second trunk)
+	// that rings the same party.
+	FailPending bool `json:"fail_pending,omitempty"`
 	// PendingRecs are recordings whose channel ended: ready when the call
 	// ends.
 	PendingRecs []string `json:"pending_recs,omitempty"`

@@ -71,6 +71,10 @@ func (t *Tracker) customerDialled(from, to *leg, ev ChannelEvent) {
 			}
 		}
 	}
+	if c.FailPending {
+		c.FailPending = false // another route to the far party: not failed yet
+		t.dirty[c.ID] = c
+	}
 	if c.Rang.has(customerPop) {
 		return
 	}
@@ -107,8 +111,12 @@ func (t *Tracker) customerRingEnded(c *conversation, l *leg, at time.Time) {
 }
 
 // customerFailed: the far party of a call an agent placed did not answer
-// (busy, no answer, unreachable). For a click-to-call that is call.failed.
-func (t *Tracker) customerFailed(l *leg, at time.Time, status string) {
+// (busy, no answer, unreachable). For a click-to-call that is call.failed,
+// told when the call ends (failEnd): until then the dialplan may try the
+// party again by another route (Asterisk's next Dial to a second trunk,
+// FreeSWITCH's next gateway of a '|' list), and a CRM told "failed" must
+// not then hear "answered".
+func (t *Tracker) customerFailed(l *leg, status string) {
 	c := l.conv
 	if c.Call.AnsweredAt != nil || !c.Outbound || c.Failed || status == "CANCEL" {
 		return
@@ -118,8 +126,17 @@ func (t *Tracker) customerFailed(l *leg, at time.Time, status string) {
 	}) {
 		return // another route to the far party still rings (a second carrier)
 	}
-	c.Failed = true
-	t.emit(c, EventCallFailed, at, nil)
+	c.FailPending = true
+	t.dirty[c.ID] = c
+}
+
+// failEnd tells a click-to-call's pending failure as the call ends.
+func (t *Tracker) failEnd(c *conversation, at time.Time) {
+	if c.FailPending && !c.Failed && c.Call.AnsweredAt == nil {
+		c.Failed = true
+		t.emit(c, EventCallFailed, at, nil)
+	}
+	c.FailPending = false
 }
 
 // park: the call waits in a parking slot. The CRM sees call.held with

@@ -302,6 +302,7 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 		c.Call.HangupCause = &HangupCause{Code: 16, Text: causeText(16, "")}
 	}
 	t.customerRingEnded(c, nil, at)
+	t.failEnd(c, at)
 	for _, l := range c.Legs {
 		t.externalRingEnded(l, at)
 	}

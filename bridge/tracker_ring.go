@@ -216,7 +216,7 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 	}
 	if to.Customer {
 		t.customerRingEnded(to.conv, to, ev.At)
-		t.customerFailed(to, ev.At, status)
+		t.customerFailed(to, status)
 	}
 	t.externalRingEnded(to, ev.At)
 	t.stopRinging(to, ev.At, status)

@@ -932,6 +932,38 @@ func TestClickToCallCustomerBusyFails(t *testing.T) {
 	}
 }
 
+// A click-to-call whose first trunk refuses and whose dialplan then dials
+// the customer through a second trunk (Asterisk's next Dial): no
+// call.failed, which a CRM would take for the verdict, before the answer.
+func TestClickToCallSecondTrunkAnswers(t *testing.T) {
+	tr := newTestTracker()
+	tr.expectOriginate(&Originate{ConversationID: "conv_f", ActionID: "o-f", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
+	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
+	gw1 := Channel{ID: "c2c.2", Name: "PJSIP/trunk1-00000011", LinkedID: "c2c.1"}
+	gw2 := Channel{ID: "c2c.3", Name: "PJSIP/trunk2-00000012", LinkedID: "c2c.1"}
+	evs := run(tr,
+		ChannelEvent{Kind: ChanNew, Channel: agent},
+		ChannelEvent{Kind: ChanDial, Peer: &agent},
+		ChannelEvent{Kind: ChanAnswer, Channel: agent},
+		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &gw1},
+		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &gw1, DialStatus: "CONGESTION"},
+		ChannelEvent{Kind: ChanHangup, Channel: gw1, Cause: 34, HangupSource: HangupByEndpoint},
+		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &gw2},
+		ChannelEvent{Kind: ChanAnswer, Channel: gw2},
+		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &gw2, DialStatus: "ANSWER"},
+		ChannelEvent{Kind: ChanBridgeEnter, Channel: agent, Bridge: "b1"},
+		ChannelEvent{Kind: ChanBridgeEnter, Channel: gw2, Bridge: "b1"},
+		ChannelEvent{Kind: ChanHangup, Channel: gw2, Cause: 16, HangupSource: HangupByEndpoint},
+		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 16},
+	)
+	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.ring_ended,call.ringing,call.answered,call.ended" {
+		t.Fatalf("events = %s", got)
+	}
+	if end := evs[6].Call; end.Disposition != DispositionAnswered {
+		t.Fatalf("end = %s", end.Disposition)
+	}
+}
+
 func TestEveryChannelEventKindHasAName(t *testing.T) {
 	for k := ChanNew; k <= ChanPickup; k++ {
 		if s := k.String(); strings.HasPrefix(s, "ChannelEventKind(") {
