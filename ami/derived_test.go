@@ -152,6 +152,49 @@ var derivedStories = map[string][]string{
 	// A phone's REFER with Replaces while the consultation still waits in a
 	// queue: AttendedTransfer DestType App, the customer masquerades into
 	// the queue's caller channel and the queue goes on with it.
+	// Sixth review (advA): flows a call centre makes that no earlier file had.
+	"dial-g-agent-hangs-up-caller-goes-on-to-102":       {"inbound caller=5551234 callee=209: ringing(100) answered(100) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"dial-whisper-gosub-agent-talks":                    {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"dial-whisper-gosub-caller-hangs-up-during-whisper": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// 101 answers (the inner Dial's DialEnd ANSWER) before the outer Dial
+	// cancels 100's leg: answered(101) comes before ring_ended(100).
+	"ring-group-nested-local-n-101-answers":   {"inbound caller=5551234 callee=212: ringing(100) ringing(101) answered(101) ring_ended(100) ended(disposition=answered, hangup_by=caller)"},
+	"ring-group-nested-local-opt-101-answers": {"inbound caller=5551234 callee=212: ringing(100) ringing(101) answered(101) ring_ended(100) ended(disposition=answered, hangup_by=caller)"},
+	// A CRM retries a click-to-call with the ChannelId of its first, refused
+	// attempt: two calls.
+	"originate-retry-same-channelid": {
+		"outbound caller=100 callee=: ringing(100) ring_ended(100) ended(disposition=busy, hangup_by=agent)",
+		"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)",
+	},
+	"park-caller-hangs-up-while-parked":    {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) ended(disposition=answered, hangup_by=caller)"},
+	"queue-blind-transfer-to-second-queue": {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) transferred(blind, from 100, to 8301) queued ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// 100's phone was picked up, but the screening said no (DialEnd
+	// CONTINUE): the call was not answered there.
+	"dial-screening-gosub-continue-then-102": {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	// AMI Bridge of two channels in applications (a predictive dialer's
+	// "connect"): each is yanked (channel.c ast_channel_yank: a
+	// Surrogate/<name> channel and a masquerade). The agent's nailed-up
+	// line that only the PBX answered takes the customer's call
+	// (bridgeEnter's selfServed), so it is no call of its own; each
+	// customer bridged to it in turn is a call answered by 100.
+	"ami-bridge-connects-waiting-customer-to-nailed-agent": {"inbound caller=5551234 callee=213: answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"ami-bridge-nailed-agent-takes-two-customers": {
+		"inbound caller=5551234 callee=213: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=213: answered(100) ended(disposition=answered, hangup_by=caller)",
+	},
+	"queue-member-is-local-ring-group": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// The CRM takes a parked call to 101 with Originate Application=Bridge:
+	// as sip-park-retrieve (101 dialling 701) 101 answers the parked call;
+	// the originate of 101's phone is its own outbound call, as FreeSWITCH's
+	// uuid-bridge-parked-customer-to-agent-* (esl/derived_test.go).
+	"park-then-originate-bridge-app-connects-101": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from 100, to 700) held(parked 701) answered(101) ended(disposition=answered, hangup_by=caller)",
+		"outbound caller=101 callee=: ringing(101) answered(101) ended(disposition=no_answer, hangup_by=system)",
+	},
+	// Click-to-call placed with Channel=Local/100@from-internal: the same
+	// story as sip-click-to-call-originate's EXPECT.
+	"originate-via-local-channel-customer-hangs-up": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)"},
+	"originate-via-local-channel-agent-no-answer":   {"outbound caller=100 callee=: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
 	"refer-replaces-consult-waiting-in-queue-desttype-app": {
 		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 8300) ringing(101) ringing(102) ring_ended(102) answered(101) ended(disposition=answered, hangup_by=caller)",
 		"internal caller=100 callee=8300: queued ringing(101) ringing(102) ended(disposition=no_answer, hangup_by=system)",
@@ -161,6 +204,17 @@ var derivedStories = map[string][]string{
 // derivedAgents is the agent each flow's first conversation ends with (the
 // transfer's target, the one who answered): call.ended's call.agent.
 var derivedAgents = map[string]string{
+	"originate-via-local-channel-customer-hangs-up":        "100",
+	"park-then-originate-bridge-app-connects-101":          "101",
+	"queue-member-is-local-ring-group":                     "101",
+	"ami-bridge-connects-waiting-customer-to-nailed-agent": "100",
+	"dial-screening-gosub-continue-then-102":               "102",
+	"queue-blind-transfer-to-second-queue":                 "101",
+	"park-caller-hangs-up-while-parked":                    "100",
+	"dial-g-agent-hangs-up-caller-goes-on-to-102":          "102",
+	"dial-whisper-gosub-agent-talks":                       "100",
+	"ring-group-nested-local-n-101-answers":                "101",
+	"ring-group-nested-local-opt-101-answers":              "101",
 	"refer-replaces-consult-waiting-in-queue-desttype-app": "101",
 	"queue-member-paused-during-call":                      "100",
 	"queue-member-paused-during-call-unpaused":             "100",

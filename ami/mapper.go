@@ -224,7 +224,7 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 				return
 			}
 		}
-		if ours && !confMedia(header(msg, "Channel")) {
+		if ours && !noParty(header(msg, "Channel")) {
 			// A conference's media channels are no call's party: their
 			// events are dropped (translate), so adopting them here would
 			// leave a call that never ends.
@@ -292,7 +292,7 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 // Translate maps one AMI event; ok is false for events the model ignores.
 func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (bridge.ChannelEvent, bool) {
 	ev := bridge.ChannelEvent{At: at, Channel: channel(msg, "")}
-	if confMedia(ev.Channel.Name) {
+	if noParty(ev.Channel.Name) {
 		return ev, false
 	}
 	switch name {
@@ -455,6 +455,18 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		return ev, false
 	}
 	return ev, true
+}
+
+// noParty reports whether name is a channel that is never a party of a
+// call: a conference's media channels, or the Surrogate/<name> of a yank.
+// channel.c ast_channel_yank (AMI Bridge, Bridge(), ast_bridge_add_channel
+// of a channel in no bridge) allocates "Surrogate/<name>" and masquerades
+// the channel into it: the live channel keeps its name and uniqueid, and
+// the old object, renamed Surrogate/<name> with the surrogate's uniqueid,
+// only hangs up (a zombie). Taken for a leg, it joins the call by its
+// linked id and makes the call look like two parties for a moment.
+func noParty(name string) bool {
+	return confMedia(name) || strings.HasPrefix(name, "Surrogate/")
 }
 
 // confMedia reports whether name is one of app_confbridge's own media

@@ -154,6 +154,11 @@ type leg struct {
 	Served bool `json:"served,omitempty"`
 	// Local: a local/loopback pair (plumbing), as the adapter said.
 	Local bool `json:"local,omitempty"`
+	// MemberQueue: a queue rang this local pair as its member; whom it
+	// rings is known when its other half dials (the member's own phone,
+	// or other agents' phones: a ring group, no person of its own) or it
+	// answers. "-": rung with no queue name.
+	MemberQueue string `json:"member_queue,omitempty"`
 	// Born is when the leg's first channel was seen.
 	Born time.Time `json:"born,omitempty"`
 	conv *conversation
@@ -208,6 +213,10 @@ type conversation struct {
 	Cause          *HangupCause `json:"cause,omitempty"`
 	Ended          bool         `json:"ended,omitempty"`
 	Outbound       bool         `json:"outbound,omitempty"` // placed by click-to-call
+	// OrigLocal: the PBX originated the call to a local pair
+	// (Channel=Local/100@from-internal): the agent who places it is the
+	// device its other half rings first.
+	OrigLocal bool `json:"orig_local,omitempty"`
 	// OrigAgent is the agent who placed the call (an outbound or internal
 	// call from an agent's phone, or a click-to-call): the far party's
 	// answer establishes it.

@@ -22,6 +22,10 @@ func (t *Tracker) dial(ev ChannelEvent) {
 			return
 		}
 		t.originatedToAgent(l)
+		if c := l.conv; l.Local && l.Role == roleCaller && len(c.Legs) == 1 && !c.Outbound {
+			c.OrigLocal = true
+			t.dirty[c.ID] = c
+		}
 		if l.Role == roleAgent && !l.Ringing && !l.Answered {
 			t.ring(l, ev.At, "")
 		}
@@ -31,14 +35,18 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	if to == nil {
 		return
 	}
+	t.memberRings(from, to, ev.At)
 	to.ByChannel = true
+	t.originatedThroughLocal(from, to)
 	t.placedByAgent(from)
 	if to.Role == roleOther && t.isAgentDevice(to) {
 		to.Role = roleAgent
 		to.Agent = to.Ext
 	}
 	if to.Role == roleAgent && !to.Ringing && !to.Answered {
-		t.ring(to, ev.At, "")
+		if to.MemberQueue == "" { // a Local member rings once it shows whom
+			t.ring(to, ev.At, "")
+		}
 		return
 	}
 	if t.externalDialled(from, to, ev) {
@@ -120,9 +128,70 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 		t.dirty[from.conv.ID] = from.conv // shown live even when ring emits nothing
 	}
 	t.learnName(to.Agent, ev.Member)
+	if to.Local && strings.HasPrefix(ev.Interface, "Local/") && to.Role == roleAgent && !to.Ringing && !to.Answered {
+		// An Asterisk Local member (Local/100@agents/n, or a ring group
+		// Local/grp@ringgroups/n): its ring waits for what its other half
+		// does. (FreeSWITCH's loopback members ring at once: their order
+		// is the queue's.)
+		to.MemberQueue = ev.Queue
+		if to.MemberQueue == "" {
+			to.MemberQueue = "-"
+		}
+		return
+	}
 	if !to.Ringing && !to.Answered {
 		t.ring(to, ev.At, ev.Queue)
 	}
+}
+
+// originatedThroughLocal: an originate to a local pair (pbx_outgoing.c
+// with Channel=Local/100@from-internal, as FreePBX-style click-to-call
+// does) is the click-to-call of the agent whose device the pair's other
+// half rings first: the call is outbound, placed by that agent, and its
+// callee is whom the pair dials once the agent answered.
+func (t *Tracker) originatedThroughLocal(from, to *leg) {
+	c := from.conv
+	if !c.OrigLocal || !from.Local || from.Role != roleCaller {
+		return
+	}
+	c.OrigLocal = false
+	t.dirty[c.ID] = c
+	if c.Outbound || !t.isAgentDevice(to) || c.OrigAgent != to.Ext {
+		// Only the agent's own click-to-call (the pair is the agent's
+		// extension, with the agent's caller id: placedByAgent), not a
+		// test caller or an originate on some number's behalf (a loopback
+		// calling an agent).
+		return
+	}
+	c.Outbound = true
+	c.Call.Caller = Party{Number: to.Ext, Name: t.agentName(to.Ext)}
+	c.Call.Callee = Party{}
+	c.Call.Agent = &Agent{Extension: to.Ext, Name: t.agentName(to.Ext)}
+	// The pair stands in front of the agent's phone, as an originated
+	// device leg does (originatedToAgent): its own hangup request (the
+	// pair optimizing away) is plumbing, not the caller hanging up.
+	from.Role, from.Agent, from.Dialled = roleAgent, to.Ext, true
+}
+
+// memberRings settles a Local queue member whose ring waited (agentCalled):
+// its other half dials to (nil: it answered without dialling, as
+// AgentRequest). A member that dials other agents' devices is a ring group,
+// whose own number is no person: those devices ring for the call, not it.
+func (t *Tracker) memberRings(l, to *leg, at time.Time) {
+	q := l.MemberQueue
+	if q == "" {
+		return
+	}
+	l.MemberQueue = ""
+	if q == "-" {
+		q = ""
+	}
+	if to != nil && t.isAgentDevice(to) && to.Ext != l.Agent {
+		l.Role, l.Agent = roleOther, ""
+		t.dirty[l.conv.ID] = l.conv
+		return
+	}
+	t.ring(l, at, q)
 }
 
 func (t *Tracker) agent(l *leg) *Agent {
@@ -277,6 +346,7 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 	case l.Role != roleAgent || l.Answered:
 		return
 	}
+	t.memberRings(l, nil, at)
 	if t.agentDeviceAnswered(c, l) {
 		// The same agent's other device already answered (the phone behind
 		// a Local member, then the queue's AgentConnect for the Local):
