@@ -199,6 +199,31 @@ var derivedStories = map[string][]string{
 		"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 8300) ringing(101) ringing(102) ring_ended(102) answered(101) ended(disposition=answered, hangup_by=caller)",
 		"internal caller=100 callee=8300: queued ringing(101) ringing(102) ended(disposition=no_answer, hangup_by=system)",
 	},
+
+	// FreePBX / Issabel dialplan shapes (testdata/derived/README.txt "FreePBX /
+	// Issabel dialplan shapes": macro-dial-one, macro-dialout-trunk,
+	// Local/NNN@from-queue/n members, Follow Me, voicemail on no answer).
+	"freepbx-outbound-outbound-cid-customer-busy":                    {"outbound caller=100 callee=5551234: ringing(customer) ring_ended(customer) ended(disposition=busy, hangup_by=callee)"},
+	"freepbx-outbound-outbound-cid-answered":                         {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)"},
+	"freepbx-queue-local-from-queue-caller-hangs-up":                 {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"freepbx-queue-local-from-queue-agent-blind-transfers-to-102":    {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) held transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)"},
+	"freepbx-queue-local-from-queue-agent-attended-transfers-to-102": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) held ringing(102) answered(102) transferred(attended, from 100, to 102) ended(disposition=answered, hangup_by=caller)"},
+	"freepbx-ring-group-600-101-answers-auto-blkvm":                  {"inbound caller=5551234 callee=2125551000: ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	"freepbx-ring-group-600-nobody-answers-voicemail":                {"inbound caller=5551234 callee=2125551000: ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=no_answer, hangup_by=caller)"},
+	// 101's DND: macro-dial-one dials nobody (DIALSTATUS BUSY) and voicemail
+	// takes the message: nobody rang, no person answered (the rule's
+	// no_answer; a CRM could also call it busy).
+	"freepbx-internal-101-dnd-voicemail": {"internal caller=100 callee=101: ended(disposition=no_answer, hangup_by=caller)"},
+	// 100 refuses (486) and voicemail takes a message: busy (the refusal) or
+	// the rule's no_answer (only the PBX answered) is ambiguous; the customer,
+	// answered by the PBX, hung up for itself.
+	"freepbx-did-extension-100-rejects-busy-voicemail": {"inbound caller=5551234 callee=2125551000: ringing(100) ring_ended(100) ended(disposition=busy, hangup_by=caller)"},
+	// Agent 100's Follow Me (Local/FMPR-100 rings the desk phone, Local/FMGL-...
+	// the mobile through the trunk): the mobile is 100's, as
+	// followme-local-agent-no-answer-mobile-answers; its hangup is the
+	// callee's, as followme-local-mobile-hangs-up.
+	"freepbx-followme-ringallv2-mobile-answers":                    {"inbound caller=5551234 callee=2125551000: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"freepbx-queue-member-followme-mobile-answers-mobile-hangs-up": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
 }
 
 // derivedAgents is the agent each flow's first conversation ends with (the
@@ -251,6 +276,13 @@ var derivedAgents = map[string]string{
 	"link-lost-atxfer-consult-then-abort":                  "100",
 	"link-lost-queue-ringing-answered-meanwhile":           "100",
 	"link-lost-queue-ringing-still-ringing":                "100",
+
+	"freepbx-outbound-outbound-cid-answered":                         "100",
+	"freepbx-queue-local-from-queue-caller-hangs-up":                 "100",
+	"freepbx-queue-local-from-queue-agent-blind-transfers-to-102":    "102",
+	"freepbx-queue-local-from-queue-agent-attended-transfers-to-102": "102",
+	"freepbx-ring-group-600-101-answers-auto-blkvm":                  "101",
+	"freepbx-followme-ringallv2-mobile-answers":                      "100",
 }
 
 func TestDerivedStories(t *testing.T) {

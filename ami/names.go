@@ -24,6 +24,11 @@ func named(ch *bridge.Channel) {
 	if strings.EqualFold(tech, "local") {
 		ch.Local = true
 		ch.Endpoint, ch.Home, _ = strings.Cut(base, "@")
+		// FreePBX Follow Me (findmefollow-ringallv2): Local/FMPR-<ext> rings
+		// the extension's own devices for the prering; it stands for <ext>.
+		if ext, ok := strings.CutPrefix(ch.Endpoint, "FMPR-"); ok && ext != "" {
+			ch.Endpoint = ext
+		}
 		switch {
 		case strings.HasSuffix(ch.Name, ";1"):
 			ch.Partner = strings.TrimSuffix(ch.Name, ";1") + ";2"

@@ -169,10 +169,18 @@ func (t *Tracker) refresh(l *leg, ch Channel) {
 	}
 	before := c.Call.Caller
 	callee, up := c.Call.Callee.Number, c.CallerUp
-	if n := cleanNum(ch.CallerNum); n != "" {
+	// An agent's own phone placed the call: its caller is that agent. The
+	// caller id the dialplan sets on the phone's channel afterwards is the
+	// one presented to the far party (FreePBX macro-outbound-callerid:
+	// Set(CALLERID(all)=<the trunk's or the extension's outbound CID>)),
+	// not who called.
+	// (Only a phone that called as the agent: a local channel or a leg that
+	// had no caller id yet takes the one it is given.)
+	agentPlaced := c.OrigAgent != "" && !l.Local && placingAgent(l) == c.OrigAgent && c.Call.Caller.Number == c.OrigAgent
+	if n := cleanNum(ch.CallerNum); n != "" && !agentPlaced {
 		c.Call.Caller.Number = n
 	}
-	if n := cleanNum(ch.CallerName); n != "" {
+	if n := cleanNum(ch.CallerName); n != "" && !agentPlaced {
 		c.Call.Caller.Name = n
 	}
 	if c.Call.Callee.Number == "" && ch.Exten != "" && ch.Exten != "s" {

@@ -164,6 +164,13 @@ func (t *Tracker) hangupRequest(l *leg) {
 		return
 	}
 	switch {
+	case l.Role == roleCaller && c.Refused != "" && !c.Queued && !c.CallerUp && !t.anyRinging(c):
+		// The party rung refused (busy) and nothing rings any more: the
+		// refusal ended the call, whatever ends the caller's leg after it
+		// (FreePBX's macro-dialout-trunk s-BUSY runs Busy(), whose 486 ends
+		// the phone's INVITE: chan_pjsip_session_end queues a hangup
+		// request as if the phone had asked). A caller the PBX answered
+		// after the refusal (voicemail) hangs up for itself.
 	case l.Role == roleCaller:
 		if c.HupLeg == "" {
 			c.HupLeg = "caller"

@@ -43,6 +43,15 @@ func (t *Tracker) dial(ev ChannelEvent) {
 		to.Role = roleAgent
 		to.Agent = to.Ext
 	}
+	if to.Role == roleOther && to.Local && strings.HasPrefix(to.Ext, "FMGL-") {
+		// FreePBX Follow Me's group leg (Local/FMGL-<numbers>, the
+		// extension's other numbers, a mobile through the trunk) is dialled
+		// with Local/FMPR-<ext> in one Dial: it rings for that agent, and
+		// whoever answers on it answers as the agent.
+		if a := t.followMeAgent(from, to); a != "" {
+			to.Role, to.Agent = roleAgent, a
+		}
+	}
 	if to.Role == roleAgent && !to.Ringing && !to.Answered {
 		if to.MemberQueue == "" { // a Local member rings once it shows whom
 			t.ring(to, ev.At, "")
@@ -672,4 +681,15 @@ func (t *Tracker) roomAnswer(l *leg, a *Agent, at time.Time) {
 		return
 	}
 	t.establish(c, at, a)
+}
+
+// followMeAgent is the agent of the Follow Me that from dials to alongside
+// to: the agent of a local leg from dialled too (Local/FMPR-<ext>).
+func (t *Tracker) followMeAgent(from, to *leg) string {
+	for _, x := range from.conv.Legs {
+		if x != to && x.Local && x.Dialled && x.Role == roleAgent && x.Agent != "" && strings.EqualFold(x.Context, to.Context) {
+			return x.Agent
+		}
+	}
+	return ""
 }

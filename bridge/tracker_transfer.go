@@ -148,6 +148,13 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	if ev.Exten == "" || ev.Exten == prev {
 		return
 	}
+	if ev.Exten == "h" || l.Asked {
+		// A caller that hangs up runs its context's h extension (pbx.c
+		// ast_pbx_h_exten_run; FreePBX gives every context one: Macro
+		// (hangupcall)) before it is gone, while a Local member's pair
+		// (Local/NNN@from-queue/n) may still be up: its hangup, no transfer.
+		return
+	}
 	var from *Agent
 	for _, x := range c.Legs {
 		if x.Role == roleAgent && x.Answered && len(x.Channels) > 0 {
