@@ -201,6 +201,9 @@ func TestPublishesInOrderPerConversation(t *testing.T) {
 		m.Header.Get("Content-Type") != "application/json" {
 		t.Errorf("headers %v", m.Header)
 	}
+	// The stream may hold a message before the dispatcher has counted its
+	// acknowledgement: wait for the count, then nothing may be dead.
+	waitFor(t, "40 deliveries counted", func() bool { return p.d.Stats().Delivered == 40 })
 	if st := p.d.Stats(); st.Delivered != 40 || st.Dead != 0 {
 		t.Errorf("dispatcher stats %+v", st)
 	}
