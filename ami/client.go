@@ -105,6 +105,10 @@ type Client struct {
 	skipped atomic.Int64
 	// skipResyncAt is when a skipped frame last asked for a resync (unix ns).
 	skipResyncAt atomic.Int64
+	// skipLogAt is when a skipped frame was last logged (unix ns);
+	// skipUnlogged counts the skips since, told with the next one logged.
+	skipLogAt    atomic.Int64
+	skipUnlogged atomic.Int64
 	frames       atomic.Int64
 	unread       atomic.Int64 // events the Handler does not read, dropped unparsed
 

@@ -179,7 +179,16 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 					resync = false
 				}
 			}
-			log.Warn("ami: oversize frame skipped", "event", sk.Event, "variable", sk.Variable, "err", sk.Err, "resync", resync)
+			// One line a skipResyncGap at most (and each that resyncs): a
+			// channel with an oversize variable skips one frame an event.
+			now := time.Now().UnixNano()
+			if last := c.skipLogAt.Load(); resync || last == 0 || now-last >= int64(skipResyncGap) {
+				c.skipLogAt.Store(now)
+				log.Warn("ami: oversize frame skipped", "event", sk.Event, "variable", sk.Variable, "err", sk.Err, "resync", resync,
+					"skipped_unlogged", c.skipUnlogged.Swap(0))
+			} else {
+				c.skipUnlogged.Add(1)
+			}
 			if resync {
 				c.q.push(item{kind: itemResync})
 			}
