@@ -61,6 +61,10 @@ type NATSTLS struct {
 	KeyFile  string `koanf:"key_file"`
 }
 
+// minDuplicateWindow is the least duplicate_window: less than the time a
+// restart or a reconnect takes makes every resend a second copy.
+const minDuplicateWindow = time.Minute
+
 // Enabled reports whether the sink is configured.
 func (n NATS) Enabled() bool { return len(n.URLs) > 0 }
 
@@ -164,6 +168,9 @@ func (s *Sinks) validate(add func(*Error), webhookIDs map[string]bool, connector
 		if d <= 0 {
 			add(&Error{k, fmt.Sprintf("must be a positive duration such as 5s or 2h, got %s", d)})
 		}
+	}
+	if n.DuplicateWindow > 0 && n.DuplicateWindow < minDuplicateWindow {
+		add(&Error{key + ".duplicate_window", fmt.Sprintf("must be at least %s, got %s: a publish whose ack was lost is sent again after a restart or a reconnect, and a shorter window stores it twice", minDuplicateWindow, n.DuplicateWindow)})
 	}
 	if n.DuplicateWindow > n.MaxAge {
 		add(&Error{key + ".duplicate_window", fmt.Sprintf("must not exceed max_age (%s): JetStream refuses it", n.MaxAge)})

@@ -54,6 +54,7 @@ func TestNATSSinkConfigErrors(t *testing.T) {
 		{"urls: [nats://n]\n    stream_subjects: [a.>]", "sinks.nats.stream_subjects", "only with create_stream"},
 		{"urls: [nats://n]\n    create_stream: true\n    subject: mmx.<tenant>.<pbx>.<type>\n    stream_subjects: [\"mm.>\"]", "sinks.nats.stream_subjects", "capture none of the subjects events go to (mmx.*.*.*)"},
 		{"urls: [nats://n]\n    duplicate_window: 48h\n    max_age: 24h", "sinks.nats.duplicate_window", "must not exceed max_age"},
+		{"urls: [nats://n]\n    duplicate_window: 5s", "sinks.nats.duplicate_window", "must be at least 1m0s, got 5s"},
 		{"urls: [nats://n]\n    replicas: 7", "sinks.nats.replicas", "1..5"},
 		{"urls: [nats://n]\n    publish_timeout: 0s", "sinks.nats.publish_timeout", "positive duration"},
 		{"urls: [nats://n]\n    publish_timeout: 40s", "sinks.nats.publish_timeout", "shorter than 3 × delivery.timeout"},
