@@ -224,6 +224,50 @@ var derivedStories = map[string][]string{
 	// callee's, as followme-local-mobile-hangs-up.
 	"freepbx-followme-ringallv2-mobile-answers":                    {"inbound caller=5551234 callee=2125551000: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"freepbx-queue-member-followme-mobile-answers-mobile-hangs-up": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
+
+	// Seventh review: flows a CRM commands through ctibridge (commands.go) and
+	// vanilla-dialplan shapes (testdata/derived/README.txt "Seventh review").
+	// A click-to-call whose first trunk answers 404 and whose dialplan then
+	// reaches the customer through trunk2: no call.failed (told only at the
+	// call's end), answered.
+	"originate-customer-404-second-trunk-answers": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) ring_ended(customer) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)"},
+	// Both trunks refuse (404, 503): one call.failed, at the end; the number
+	// could not be reached (failed), the dialplan's Hangup() ended it.
+	"originate-customer-404-second-trunk-503": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) ring_ended(customer) ringing(customer) ring_ended(customer) failed ended(disposition=failed, hangup_by=system)"},
+	// The CRM hangs up a queue call while members ring: as
+	// sip-ami-hangup-while-ringing (no_answer; api for the engine, system for
+	// this reader); Asterisk's QueueCallerAbandon is not the caller giving up
+	// (as sip-queue-timeout-noanswer: no "abandoned").
+	"ami-hangup-queue-call-while-members-ring": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=no_answer, hangup_by=system)"},
+	// The CRM's blind transfer (Redirect) of a queue call to 102, who does not
+	// answer; the dialplan hangs up (as sip-blind-transfer-phone-target-no-answer).
+	"ami-redirect-queue-call-to-102-no-answer": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 102) ringing(102) ring_ended(102) ended(disposition=answered, hangup_by=system)"},
+	// The customer's phone transfers the agent (REFER from the trunk side), as
+	// sip-outbound-customer-transfers-agent on an inbound call.
+	"inbound-customer-refers-agent-to-203": {"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(blind, from customer, to 203) ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	// MixMonitor on the customer by the API, then the API's blind transfer:
+	// one recording, ready when the customer's channel (the audiohook's) ends.
+	"ami-mixmonitor-customer-then-ami-redirect-to-101": {"inbound caller=5551234 callee=200: ringing(100) answered(100) recording_started transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller) recording_ready"},
+	// Dial option o: PJSIP/100 carries the customer's caller id; still 100's call.
+	"dial-o-option-agent-channel-has-customer-callerid": {"inbound caller=5551234 callee=214: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// The CRM pauses 100 while it rings (QueuePause): app_queue does not stop
+	// a ring it started; the call is 100's as any other.
+	"queue-member-paused-while-ringing-then-answers": {"inbound caller=5551234 callee=300: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// The customer's side updates its identity mid-call (connected line on
+	// the agent's channel): the call stays the one 5551234 placed.
+	"inbound-customer-connected-line-update-mid-call": {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// Dial option f(): the trunk leg's connected line is the company number,
+	// not the agent: still 100's click-to-call, as sip-click-to-call-originate.
+	"originate-dial-f-option-company-number-customer-hangs-up": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)"},
+	// The CRM records a click-to-call's customer and blind-transfers it
+	// (Redirect of the customer's leg, app_dial's peer) to 101: as
+	// sip-click-to-call-then-blind-transfer-feature, one recording, ready
+	// once the customer's channel has ended.
+	// CancelAtxfer (manager.c action_cancel_atxfer: the atxferabort code,
+	// *1, queued as DTMF on the agent's channel) while 101 rings: as
+	// atxfer-target-timeout-rebridge.
+	"ami-cancelatxfer-while-target-rings":                    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) resumed ended(disposition=answered, hangup_by=caller)"},
+	"originate-mixmonitor-customer-then-ami-redirect-to-101": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) recording_started transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee) recording_ready"},
 }
 
 // derivedAgents is the agent each flow's first conversation ends with (the
@@ -283,6 +327,17 @@ var derivedAgents = map[string]string{
 	"freepbx-queue-local-from-queue-agent-attended-transfers-to-102": "102",
 	"freepbx-ring-group-600-101-answers-auto-blkvm":                  "101",
 	"freepbx-followme-ringallv2-mobile-answers":                      "100",
+
+	"originate-customer-404-second-trunk-answers":              "100",
+	"ami-redirect-queue-call-to-102-no-answer":                 "100",
+	"ami-mixmonitor-customer-then-ami-redirect-to-101":         "101",
+	"dial-o-option-agent-channel-has-customer-callerid":        "100",
+	"queue-member-paused-while-ringing-then-answers":           "100",
+	"inbound-customer-refers-agent-to-203":                     "101",
+	"inbound-customer-connected-line-update-mid-call":          "100",
+	"originate-dial-f-option-company-number-customer-hangs-up": "100",
+	"originate-mixmonitor-customer-then-ami-redirect-to-101":   "101",
+	"ami-cancelatxfer-while-target-rings":                      "100",
 }
 
 func TestDerivedStories(t *testing.T) {
@@ -361,8 +416,11 @@ func feedSessions(t *testing.T, sink *recordingSink, path string) {
 var derivedAgentStates = map[string][]string{
 	// Paused on the call (Status 2, InCall 1): paused with its reason; the
 	// call's end leaves it paused; unpaused while still on the call, busy.
-	"queue-member-paused-during-call":          {"100 available", "100 busy", "100 paused Lunch", "100 available"},
-	"queue-member-paused-during-call-unpaused": {"100 available", "100 busy", "100 paused Lunch", "100 busy", "100 available"},
+	"queue-member-paused-during-call": {"100 available", "100 busy", "100 paused Lunch", "100 available"},
+	// Paused while ringing (Status 6): paused from then on, through the call
+	// it answers, until unpaused.
+	"queue-member-paused-while-ringing-then-answers": {"100 available", "100 busy", "100 paused Lunch", "100 available"},
+	"queue-member-paused-during-call-unpaused":       {"100 available", "100 busy", "100 paused Lunch", "100 busy", "100 available"},
 }
 
 func TestDerivedAgentStates(t *testing.T) {

@@ -67,6 +67,11 @@ func (s *idSet) add(id string) {
 	(*s)[id] = struct{}{}
 }
 
+func (s idSet) has(id string) bool {
+	_, ok := s[id]
+	return ok
+}
+
 func (s idSet) take(id string) bool {
 	_, ok := s[id]
 	delete(s, id)
@@ -361,6 +366,9 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		// or network ended the call (BYE, CANCEL, a refusal). A hangup the
 		// PBX decides is a SoftHangupRequest or none at all.
 		ev.Kind = bridge.ChanHangupRequest
+		// Cause: the channel's hangup cause when the driver queued it
+		// (channel.c ast_queue_hangup), a refusal's mapped SIP response.
+		ev.Cause, _ = strconv.Atoi(header(msg, "Cause"))
 		m.requested.add(strings.Clone(ev.Channel.ID)) // kept until its Hangup: not the frame
 	case "Hangup":
 		ev.Kind = bridge.ChanHangup
@@ -424,6 +432,15 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Kind, ev.Queue = bridge.ChanQueueLeave, header(msg, "Queue")
 	case "QueueCallerAbandon":
 		ev.Kind, ev.Queue = bridge.ChanQueueAbandon, header(msg, "Queue")
+		// app_queue reports the same abandon whoever ended the wait. A
+		// caller that hung up has its HangupRequest first (its driver
+		// queued the hangup app_queue then read); without one the PBX
+		// ended it (the queue's timeout, a manager Hangup, a Redirect
+		// away), even on a link too young to have shown any request.
+		ev.Reason = bridge.AbandonTimeout
+		if m.requested.has(ev.Channel.ID) {
+			ev.Reason = bridge.AbandonCallerHungUp
+		}
 	case "AgentCalled", "AgentConnect":
 		ev.Kind = bridge.ChanAgentCalled
 		if name == "AgentConnect" {

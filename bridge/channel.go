@@ -68,7 +68,8 @@ const (
 )
 
 // Reasons of a ChanQueueAbandon, where the PBX says: the caller hung up
-// while waiting, or the queue gave up (a timeout, no agent). Without one,
+// while waiting, or the caller did not (the queue gave up: a timeout, no
+// agent; or the PBX was told to end the wait). Without one,
 // the tracker asks whether the caller's hangup was requested.
 const (
 	AbandonCallerHungUp = "caller_hangup"

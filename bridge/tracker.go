@@ -503,7 +503,7 @@ func (t *Tracker) handle(ev ChannelEvent) {
 	case ChanHangupRequest:
 		t.reportsRequests = true
 		if l := t.legs[ev.Channel.ID]; l != nil {
-			t.hangupRequest(l)
+			t.hangupRequest(l, ev.Cause)
 		}
 	case ChanHangup:
 		t.hangup(ev)

@@ -25,7 +25,7 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	}
 	switch {
 	case ev.HangupSource == HangupByEndpoint:
-		t.hangupRequest(l)
+		t.hangupRequest(l, ev.Cause)
 	case ev.HangupSource == "" && !ev.Resynced && !c.Ended && !(l.Local && (t.reportsRequests || l.Service)):
 		// A PBX that says who asked for its devices' hangups says nothing
 		// for its own local pairs (FreeSWITCH's loopback): that silence
@@ -141,7 +141,8 @@ func (t *Tracker) partyOf(l *leg) string {
 
 // hangupRequest notes that l's own device or network asked to end it:
 // the PBX's account of who hung up, whatever order the releases come in.
-func (t *Tracker) hangupRequest(l *leg) {
+// cause is the request's hangup cause, 0 when the PBX gave none.
+func (t *Tracker) hangupRequest(l *leg, cause int) {
 	c := l.conv
 	if c.Ended || c.APIHangup {
 		return // our own hangup command causes requests on the partners
@@ -187,9 +188,24 @@ func (t *Tracker) hangupRequest(l *leg) {
 			// ringing: cancelled, as when the agent's phone dialled it.
 			c.CallerCancelled = true
 		}
+	case l.Customer && networkCause(cause):
+		// The far party's carrier refused the number (404 -> 1, 503 -> 34,
+		// res_pjsip.c ast_sip_hangup_sip2cause): the network, not the
+		// person called, ended that attempt.
 	case l.Role == roleAgent && l.Ringing, l.Customer:
 		c.Refused = t.partyOf(l)
 	}
+}
+
+// networkCause reports whether a Q.850 cause says the network could not
+// reach the party (no number, no route, congestion, out of order), not
+// that the party refused.
+func networkCause(cause int) bool {
+	switch cause {
+	case 1, 2, 3, 27, 28, 34, 38, 41, 42:
+		return true
+	}
+	return false
 }
 
 // connects reports whether the local leg l still shares a bridge with

@@ -463,7 +463,7 @@ func (t *Tracker) dialled(ev ChannelEvent) (from, to *leg) {
 	if from == nil || to == nil || from == to {
 		return nil, nil
 	}
-	if t.strandedAgent(from, to) || from.Redirected && from.Role != roleCaller && len(from.Bridges) == 0 {
+	if (t.strandedAgent(from, to) || from.Redirected && from.Role != roleCaller && len(from.Bridges) == 0) && !sentOnByCustomer(from.conv) {
 		t.splitOff(from, to, ev.At)
 	}
 	if to.conv != from.conv {
@@ -472,6 +472,14 @@ func (t *Tracker) dialled(ev ChannelEvent) (from, to *leg) {
 	to.Dialled = true
 	from.conv.Dialled = true
 	return from, to
+}
+
+// sentOnByCustomer reports whether the customer's own phone transferred
+// the agent away (a REFER from the far end, told as the call's last
+// transfer): what the agent's leg dials then is where the customer put the
+// call, the same call, as when the agent's phone placed it.
+func sentOnByCustomer(c *conversation) bool {
+	return c.LastTransfer != nil && c.LastTransfer.By == PartyCustomer
 }
 
 // placedByAgent notes that an agent's own phone started the call (outbound

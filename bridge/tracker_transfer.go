@@ -142,7 +142,12 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	// code). The agent it left is the transferer.
 	// A channel in a bridge runs no dialplan, so a new extension at priority
 	// 1 while the agent is still there can only be a redirect.
-	if l.Role != roleCaller || c.Call.AnsweredAt == nil || ev.Priority != 1 {
+	// So does the far party an agent's call reached (app_dial's peer, no
+	// dialplan of its own in the call): a Redirect gives it a pbx at the
+	// new place (bridge_after.c ast_bridge_setup_after_goto), while still
+	// in the bridge (sip-ami-redirect-agent-leg's order).
+	sentOn := l.Customer && l.ByChannel && l.Answered && !l.Local
+	if l.Role != roleCaller && !sentOn || c.Call.AnsweredAt == nil || ev.Priority != 1 {
 		return
 	}
 	if ev.Exten == "" || ev.Exten == prev {
@@ -159,6 +164,15 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	for _, x := range c.Legs {
 		if x.Role == roleAgent && x.Answered && len(x.Channels) > 0 {
 			from = t.agent(x)
+		}
+	}
+	if from == nil && sentOn {
+		// The far party of the call an agent placed (a click-to-call): the
+		// agent whose phone placed it handed it on.
+		for _, x := range c.Legs {
+			if a := placingAgent(x); a != "" && len(x.Channels) > 0 {
+				from = &Agent{Extension: a, Name: t.agentName(a)}
+			}
 		}
 	}
 	if from == nil || (c.Call.Agent != nil && c.Call.Agent.Extension != from.Extension) {
