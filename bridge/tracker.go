@@ -159,6 +159,9 @@ type leg struct {
 	// or other agents' phones: a ring group, no person of its own) or it
 	// answers. "-": rung with no queue name.
 	MemberQueue string `json:"member_queue,omitempty"`
+	// DialledBy: the channel that dialled this local pair (a Follow Me's
+	// FMPR and FMGL legs share the one Dial).
+	DialledBy string `json:"dialled_by,omitempty"`
 	// Born is when the leg's first channel was seen.
 	Born time.Time `json:"born,omitempty"`
 	conv *conversation

@@ -165,7 +165,7 @@ func (t *Tracker) hangupRequest(l *leg, cause int) {
 		return
 	}
 	switch {
-	case l.Role == roleCaller && c.Refused != "" && !c.Queued && !c.CallerUp && !t.anyRinging(c):
+	case l.Role == roleCaller && c.Refused != "" && !c.Queued && !c.CallerUp && !t.anyRinging(c) && !t.dialling(c):
 		// The party rung refused (busy) and nothing rings any more: the
 		// refusal ended the call, whatever ends the caller's leg after it
 		// (FreePBX's macro-dialout-trunk s-BUSY runs Busy(), whose 486 ends
@@ -233,6 +233,14 @@ func (t *Tracker) deviceBehind(l *leg) bool {
 		}
 	}
 	return false
+}
+
+// dialling reports whether a leg the call dialled is still up unanswered:
+// a party rung that is no agent (a forward to a mobile through a trunk).
+func (t *Tracker) dialling(c *conversation) bool {
+	return slices.ContainsFunc(c.Legs, func(x *leg) bool {
+		return x.Role != roleCaller && x.ByChannel && !x.Answered && !x.Service && len(x.Channels) > 0
+	})
 }
 
 func (t *Tracker) anyRinging(c *conversation) bool {

@@ -37,6 +37,9 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	}
 	t.memberRings(from, to, ev.At)
 	to.ByChannel = true
+	if to.Local {
+		to.DialledBy = ev.Channel.ID
+	}
 	t.originatedThroughLocal(from, to)
 	t.placedByAgent(from)
 	if to.Role == roleOther && t.isAgentDevice(to) {
@@ -356,6 +359,13 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		return
 	}
 	t.memberRings(l, nil, at)
+	if l.Local && strings.HasPrefix(l.Ext, "FMGL-") && c.Call.AnsweredAt != nil {
+		// A Follow Me group leg answers once what it dialled answered: an
+		// extension of the list (a colleague's phone) already answered as
+		// its own agent. Only an outside number's answer is the agent's.
+		l.Ringing, l.Answered = false, true
+		return
+	}
 	if t.agentDeviceAnswered(c, l) {
 		// The same agent's other device already answered (the phone behind
 		// a Local member, then the queue's AgentConnect for the Local):
@@ -695,7 +705,8 @@ func (t *Tracker) roomAnswer(l *leg, a *Agent, at time.Time) {
 // to: the agent of a local leg from dialled too (Local/FMPR-<ext>).
 func (t *Tracker) followMeAgent(from, to *leg) string {
 	for _, x := range from.conv.Legs {
-		if x != to && x.Local && x.Dialled && x.Role == roleAgent && x.Agent != "" && strings.EqualFold(x.Context, to.Context) {
+		if x != to && x.Local && x.Dialled && x.Role == roleAgent && x.Agent != "" && strings.EqualFold(x.Context, to.Context) &&
+			slices.Contains(from.Channels, x.DialledBy) { // dialled with to, in the one Dial
 			return x.Agent
 		}
 	}

@@ -1,0 +1,44 @@
+package ami
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
+)
+
+// reviewD: counter-flows for today's rules (testdata/reviewD/README.txt).
+var reviewDStories = map[string][]string{
+	// Queue 400 rings two Local members whose extensions both have Follow
+	// Me: 100's mobile (FMGL dialled with FMPR-100) answers as 100, not as
+	// the first FMPR leg of the call (101's).
+	"freepbx-queue-two-followme-members-100s-mobile-answers": {"inbound caller=5551234 callee=2125551000: queued ringing(101) ringing(100) answered(100) ring_ended(101) ended(disposition=answered, hangup_by=callee)"},
+	// 100's Follow Me list holds colleague 101 (FMGL-101): 101's phone
+	// answers as 101; the FMGL leg's answer after it is no second answer.
+	"freepbx-followme-list-includes-colleague-101-answers": {"inbound caller=5551234 callee=2125551000: ringing(100) ringing(101) answered(101) ring_ended(100) ended(disposition=answered, hangup_by=caller)"},
+	// 100 refuses, the dialplan forwards to a mobile, the customer gives up
+	// while it rings: the customer hung up (as before 929b09c).
+	"busy-then-forward-to-mobile-caller-hangs-up": {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=busy, hangup_by=caller)"},
+}
+
+
+func TestReviewD(t *testing.T) {
+	entries, _ := os.ReadDir("testdata/reviewD")
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".ami")
+		if !ok {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			sink := &recordingSink{t: sipTracker()}
+			feedSessions(t, sink, "testdata/reviewD/"+name+".ami")
+			for _, s := range bridgetest.Stories(sink.events) {
+				t.Logf("GOT  %s", s)
+			}
+			if _, ok := reviewDStories[name]; ok {
+				sameStories(t, sink.events, reviewDStories, name)
+			}
+		})
+	}
+}
