@@ -17,11 +17,14 @@ var reviewDStories = map[string][]string{
 	// 100's Follow Me list holds colleague 101 (FMGL-101): 101's phone
 	// answers as 101; the FMGL leg's answer after it is no second answer.
 	"freepbx-followme-list-includes-colleague-101-answers": {"inbound caller=5551234 callee=2125551000: ringing(100) ringing(101) answered(101) ring_ended(100) ended(disposition=answered, hangup_by=caller)"},
+	// Guards (sound): the ;2's Dial published before the queue's
+	// AgentCalled; a Local member ringing a mobile through the trunk.
+	"queue-local-n-member-dials-before-agentcalled":   {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"queue-local-n-member-rings-mobile-through-trunk": {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	// 100 refuses, the dialplan forwards to a mobile, the customer gives up
 	// while it rings: the customer hung up (as before 929b09c).
 	"busy-then-forward-to-mobile-caller-hangs-up": {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=busy, hangup_by=caller)"},
 }
-
 
 func TestReviewD(t *testing.T) {
 	entries, _ := os.ReadDir("testdata/reviewD")
