@@ -3,6 +3,7 @@ package bridge
 import (
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -260,7 +261,10 @@ func (t *Tracker) isAgentDevice(l *leg) bool {
 	if l.Context != "" && slices.Contains(t.cfg.InboundContexts, l.Context) {
 		return false
 	}
-	return true
+	// A FreeSWITCH leg through a carrier's gateway (sofia/gateway/<gw>/<number>)
+	// is the far party, whatever number it dials (a short or local number, a
+	// branch office's extension): its Ext is that number, no agent's device.
+	return !slices.ContainsFunc(l.Names, func(n channelName) bool { return strings.HasPrefix(n.Name, "sofia/gateway/") })
 }
 
 // moveLeg moves a leg to another conversation; a conversation left with no

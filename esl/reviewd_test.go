@@ -1,0 +1,39 @@
+package esl
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ctibridge/ctibridge/bridge"
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
+)
+
+// reviewD: counter-flows for today's rules (testdata/reviewD), played
+// with the default agent pattern of config.go (^[0-9]{2,6}$).
+func TestReviewD(t *testing.T) {
+	flows := map[string]string{
+		// 1000 dials 9123456, a 6-digit local number, through gw1: the
+		// outside party is the customer, not an agent "123456".
+		"outbound-gateway-short-number-answered": "outbound caller=1000 callee=9123456: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)",
+	}
+	for name, want := range flows {
+		t.Run(name, func(t *testing.T) {
+			tr := NewTranslator("")
+			tk := bridge.NewTracker(bridge.TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{2,6}$`), InboundContexts: []string{"public"}})
+			var evs []bridge.Event
+			for _, seg := range derivedSegments(t, "../reviewD/"+name) {
+				for _, ce := range translateAll(tr, seg.events) {
+					tk.Handle(ce)
+					out, _ := tk.Drain()
+					evs = append(evs, out...)
+				}
+			}
+			got := strings.Join(bridgetest.Stories(evs), "\n")
+			t.Logf("GOT  %s", got)
+			if got != want {
+				t.Errorf("want %s", want)
+			}
+		})
+	}
+}
