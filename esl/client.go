@@ -298,7 +298,9 @@ func (c *Client) resync(ctx context.Context, s *session, ro *reorder) error {
 		c.log.Warn("freeswitch resync failed; live calls are adopted as their events arrive", "err", err)
 		return nil
 	}
-	c.tr.Resync(live)
+	if held := c.tr.Resync(live); len(held) > 0 {
+		c.sink.ChannelEvents(held)
+	}
 	c.sink.Snapshot(live, rch.at)
 	return nil
 }

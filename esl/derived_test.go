@@ -425,7 +425,9 @@ func playDerived(t testing.TB, name string, order func([]*Event) []*Event) (stor
 			tk.LinkLost(seg.at)
 		}
 		if seg.live != nil {
-			tr.Resync(seg.live)
+			for _, ce := range tr.Resync(seg.live) {
+				tk.Handle(ce)
+			}
 			tk.Snapshot(seg.live, seg.at)
 			ck.after(tk)
 		}

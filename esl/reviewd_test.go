@@ -37,3 +37,17 @@ func TestReviewD(t *testing.T) {
 		})
 	}
 }
+
+// A click-to-call whose only carrier refuses while the agent's leg stays
+// up: the same story whether or not the link drops while the carrier
+// leg's end is held (failedDials) for the agent's next event.
+func TestReviewDHeldFailedDialAcrossResync(t *testing.T) {
+	id := func(evs []*Event) []*Event { return evs }
+	want, broken := playDerived(t, "../reviewD/click-to-call-gateway-fails-agent-stays", id)
+	t.Logf("no link loss: %q %q", want, broken)
+	got, broken := playDerived(t, "../reviewD/click-to-call-gateway-fails-agent-stays-link-lost", id)
+	t.Logf("link lost:    %q %q", got, broken)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the link's loss changed the story")
+	}
+}

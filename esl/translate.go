@@ -2,6 +2,7 @@ package esl
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -310,7 +311,9 @@ func (t *Translator) TranslateAppend(out []bridge.ChannelEvent, e *Event) (res [
 
 // Resync aligns the state with a snapshot of the live channels: channels not
 // in it are gone; the ones in it are known (no ChanNew will follow for them).
-func (t *Translator) Resync(live []bridge.Channel) {
+// held are the events of failed dials it was holding (failedDials): the
+// caller passes them on before the snapshot.
+func (t *Translator) Resync(live []bridge.Channel) (held []bridge.ChannelEvent) {
 	alive := make(map[string]bool, len(live))
 	for _, ch := range live {
 		alive[ch.ID] = true
@@ -372,16 +375,24 @@ func (t *Translator) Resync(live []bridge.Channel) {
 			delete(t.intercepts, target)
 		}
 	}
+	// What was held for a dialler's next step goes out now: the snapshot
+	// the tracker takes next releases the failed legs, and a DialEnd told
+	// after that would be lost (a click-to-call's call.failed with it).
+	ids := make([]string, 0, len(t.failedDials))
 	for id := range t.failedDials {
-		if !alive[id] {
-			delete(t.failedDials, id) // the snapshot ends what it held
-		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		held = append(held, t.failedDials[id]...)
+		delete(t.failedDials, id)
 	}
 	for id := range t.picked {
 		if !alive[id] {
 			delete(t.picked, id)
 		}
 	}
+	return held
 }
 
 // goneChan is a channel that hung up, as last seen, and the switch's time
