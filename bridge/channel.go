@@ -153,6 +153,10 @@ type Channel struct {
 	// agents). The adapters read these from their PBX's channel names: the
 	// call model knows no PBX's naming.
 	Local bool
+	// Trunk marks a leg through a carrier (FreeSWITCH sofia/gateway/...):
+	// the far party, never an agent's device, whatever number it dials (a
+	// short local number, a branch office's extension).
+	Trunk bool
 	// Service names the PBX application a dialled channel runs itself
 	// (a FreeSWITCH loopback/app=voicemail): the PBX, not a person, so its
 	// answer answers nobody's call.

@@ -13,6 +13,7 @@ type PackedChannel struct {
 	vars   map[string]string
 	listed *Listed
 	local  bool
+	trunk  bool
 }
 
 // Pack packs ch. Its Vars map and Listed are kept, not copied: adapters
@@ -29,12 +30,12 @@ func Pack(ch Channel) PackedChannel {
 		buf = binary.AppendUvarint(buf, uint64(len(*p)))
 		buf = append(buf, *p...)
 	}
-	return PackedChannel{strs: string(buf), vars: ch.Vars, listed: ch.Listed, local: ch.Local}
+	return PackedChannel{strs: string(buf), vars: ch.Vars, listed: ch.Listed, local: ch.Local, trunk: ch.Trunk}
 }
 
 // Unpack returns the channel Pack packed. Its values share one string.
 func (p PackedChannel) Unpack() Channel {
-	ch := Channel{Vars: p.vars, Listed: p.listed, Local: p.local}
+	ch := Channel{Vars: p.vars, Listed: p.listed, Local: p.local, Trunk: p.trunk}
 	var room [32]*string
 	rest := p.strs
 	for _, f := range ch.stringFields(room[:0]) {

@@ -154,6 +154,7 @@ type leg struct {
 	Served bool `json:"served,omitempty"`
 	// Local: a local/loopback pair (plumbing), as the adapter said.
 	Local bool `json:"local,omitempty"`
+	Trunk bool `json:"trunk,omitempty"` // a carrier's leg: never an agent's device
 	// MemberQueue: a queue rang this local pair as its member; whom it
 	// rings is known when its other half dials (the member's own phone,
 	// or other agents' phones: a ring group, no person of its own) or it

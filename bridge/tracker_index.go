@@ -3,7 +3,6 @@ package bridge
 import (
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -86,7 +85,7 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 		t.legs[ch.ID] = p
 		return p
 	}
-	l := &leg{Channels: []string{ch.ID}, Ext: ch.Endpoint, Context: ch.Home, Local: ch.Local, Role: roleOther, Born: at}
+	l := &leg{Channels: []string{ch.ID}, Ext: ch.Endpoint, Context: ch.Home, Local: ch.Local, Trunk: ch.Trunk, Role: roleOther, Born: at}
 	if l.Context == "" {
 		l.Context = ch.Context
 	}
@@ -261,10 +260,9 @@ func (t *Tracker) isAgentDevice(l *leg) bool {
 	if l.Context != "" && slices.Contains(t.cfg.InboundContexts, l.Context) {
 		return false
 	}
-	// A FreeSWITCH leg through a carrier's gateway (sofia/gateway/<gw>/<number>)
-	// is the far party, whatever number it dials (a short or local number, a
-	// branch office's extension): its Ext is that number, no agent's device.
-	return !slices.ContainsFunc(l.Names, func(n channelName) bool { return strings.HasPrefix(n.Name, "sofia/gateway/") })
+	// A carrier's leg is the far party, whatever number it dials (a short
+	// or local number, a branch office's extension).
+	return !l.Trunk
 }
 
 // moveLeg moves a leg to another conversation; a conversation left with no

@@ -31,7 +31,8 @@ func named(ch *bridge.Channel) {
 		}
 		if strings.EqualFold(tech, "sofia") && profile == "gateway" {
 			// sofia/gateway/<gateway>/<number>: the number dialled through
-			// the gateway, not the gateway's name.
+			// the gateway, not the gateway's name; a carrier's leg.
+			ch.Trunk = true
 			if _, r, ok := strings.Cut(rest, "/"); ok {
 				rest = r
 			}

@@ -9,9 +9,9 @@ import (
 	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 )
 
-// reviewD: counter-flows for today's rules (testdata/reviewD), played
-// with the default agent pattern of config.go (^[0-9]{2,6}$).
-func TestReviewD(t *testing.T) {
+// Counter-flows (testdata/counter) for the rules the sixth review brought
+// in, played with the default agent pattern of config.go (^[0-9]{2,6}$).
+func TestCounterFlows(t *testing.T) {
 	flows := map[string]string{
 		// 1000 dials 9123456, a 6-digit local number, through gw1: the
 		// outside party is the customer, not an agent "123456".
@@ -22,7 +22,7 @@ func TestReviewD(t *testing.T) {
 			tr := NewTranslator("")
 			tk := bridge.NewTracker(bridge.TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{2,6}$`), InboundContexts: []string{"public"}})
 			var evs []bridge.Event
-			for _, seg := range derivedSegments(t, "../reviewD/"+name) {
+			for _, seg := range derivedSegments(t, "../counter/"+name) {
 				for _, ce := range translateAll(tr, seg.events) {
 					tk.Handle(ce)
 					out, _ := tk.Drain()
@@ -41,13 +41,14 @@ func TestReviewD(t *testing.T) {
 // A click-to-call whose only carrier refuses while the agent's leg stays
 // up: the same story whether or not the link drops while the carrier
 // leg's end is held (failedDials) for the agent's next event.
-func TestReviewDHeldFailedDialAcrossResync(t *testing.T) {
+func TestHeldFailedDialAcrossResync(t *testing.T) {
 	id := func(evs []*Event) []*Event { return evs }
-	want, broken := playDerived(t, "../reviewD/click-to-call-gateway-fails-agent-stays", id)
-	t.Logf("no link loss: %q %q", want, broken)
-	got, broken := playDerived(t, "../reviewD/click-to-call-gateway-fails-agent-stays-link-lost", id)
-	t.Logf("link lost:    %q %q", got, broken)
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the link's loss changed the story")
+	want, broken := playDerived(t, "../counter/click-to-call-gateway-fails-agent-stays", id)
+	if len(broken) > 0 || !strings.Contains(strings.Join(want, ""), "failed ended(disposition=failed") {
+		t.Fatalf("no link loss: %q, broken %q", want, broken)
+	}
+	got, broken := playDerived(t, "../counter/click-to-call-gateway-fails-agent-stays-link-lost", id)
+	if len(broken) > 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the link's loss changed the story: %q, broken %q; want %q", got, broken, want)
 	}
 }
