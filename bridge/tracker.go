@@ -163,6 +163,9 @@ type leg struct {
 	// DialledBy: the channel that dialled this local pair (a Follow Me's
 	// FMPR and FMGL legs share the one Dial).
 	DialledBy string `json:"dialled_by,omitempty"`
+	// DeviceFailed: this local pair's agent's device refused or did not
+	// answer (the dial status), and the pair dialled nobody since.
+	DeviceFailed string `json:"device_failed,omitempty"`
 	// Born is when the leg's first channel was seen.
 	Born time.Time `json:"born,omitempty"`
 	conv *conversation

@@ -36,6 +36,7 @@ func (t *Tracker) dial(ev ChannelEvent) {
 		return
 	}
 	t.memberRings(from, to, ev.At)
+	t.localRedials(from, to)
 	to.ByChannel = true
 	if to.Local {
 		to.DialledBy = ev.Channel.ID
@@ -295,6 +296,7 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 	if to.conv != nil && status != "" && to.Role != roleCaller {
 		to.conv.DialFail = status
 	}
+	t.localDeviceFailed(t.legs[ev.Channel.ID], to, status)
 	if to.Customer {
 		t.customerRingEnded(to.conv, to, ev.At)
 		t.customerFailed(to, status)
@@ -356,6 +358,9 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		t.establishBy(c, at, t.origAgent(c), PartyCustomer)
 		return
 	case l.Role != roleAgent || l.Answered:
+		return
+	}
+	if t.localAnswerIsPBX(l, at) {
 		return
 	}
 	t.memberRings(l, nil, at)
@@ -711,4 +716,53 @@ func (t *Tracker) followMeAgent(from, to *leg) string {
 		}
 	}
 	return ""
+}
+
+// localDeviceFailed: a local pair standing for an agent (loopback/1001,
+// Local/1001@ctx) dialled that agent's device, and the device refused or
+// never answered, with no other device of the agent still ringing. Until
+// the pair dials someone else (a follow-me's mobile: that answer is still
+// the agent's, localRedials), an answer of the pair is its dialplan's own
+// (FreeSWITCH's vanilla Local_Extension answers and plays voicemail), not
+// the agent's (localAnswerIsPBX).
+func (t *Tracker) localDeviceFailed(pair, dev *leg, status string) {
+	if pair == nil || pair == dev || !pair.Local || pair.Role != roleAgent || pair.Answered ||
+		pair.Agent == "" || pair.Agent != dev.Agent || pair.conv != dev.conv {
+		return
+	}
+	for _, x := range pair.conv.Legs {
+		if x != pair && x != dev && x.Agent == pair.Agent && x.Ringing {
+			return
+		}
+	}
+	if status == "" {
+		status = "NOANSWER"
+	}
+	pair.DeviceFailed = status
+	t.dirty[pair.conv.ID] = pair.conv
+}
+
+// localRedials: a pair whose agent's device failed dials a party (not
+// another local pair, whose far end is not known yet): it rings on for
+// the agent (a follow-me).
+func (t *Tracker) localRedials(pair, to *leg) {
+	if pair != nil && pair.DeviceFailed != "" && to != nil && !to.Local && !to.Service {
+		pair.DeviceFailed = ""
+		t.dirty[pair.conv.ID] = pair.conv
+	}
+}
+
+// localAnswerIsPBX settles the answer of a pair whose agent's device
+// failed and which dialled nobody since: the PBX answered (voicemail), the
+// agent's ring ended unanswered.
+func (t *Tracker) localAnswerIsPBX(l *leg, at time.Time) bool {
+	if l.DeviceFailed == "" || !l.Local || l.Role != roleAgent || l.Answered {
+		return false
+	}
+	status := l.DeviceFailed
+	l.DeviceFailed = ""
+	t.stopRinging(l, at, status)
+	l.Role, l.Service = roleOther, true
+	t.dirty[l.conv.ID] = l.conv
+	return true
 }

@@ -131,6 +131,7 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	c := l.conv
 	prev := l.LastExten
 	l.LastExten = ev.Exten
+	t.clickToCallRouted(l, ev.Exten)
 	if l.Role != roleCaller && l.ByChannel && !l.Local && l.Answered && len(l.Bridges) == 0 && ev.Priority == 1 && ev.Exten != "" {
 		// A channel a channel dialled (Dial, Queue; not an originate) runs
 		// no dialplan in the call; starting at an extension's first step
@@ -334,4 +335,18 @@ func shareBridge(a, b *leg) bool {
 		}
 	}
 	return false
+}
+
+// clickToCallRouted: the agent's leg of a click-to-call, answered, is sent
+// to the number it calls (FreeSWITCH: originate <agent> <to> XML <context>).
+// That number is the callee before anything is dialled, and stays it if
+// nothing ever is (no route for it).
+func (t *Tracker) clickToCallRouted(l *leg, exten string) {
+	c := l.conv
+	if !c.Outbound || l.Role != roleAgent || l.Agent != c.OrigAgent || c.Call.Callee.Number != "" ||
+		exten == "" || exten == "s" || exten == l.Agent || t.cfg.AgentPattern.MatchString(exten) {
+		return
+	}
+	c.Call.Callee.Number = exten
+	t.dirty[c.ID] = c
 }

@@ -260,6 +260,52 @@ var derivedStories = map[string][]string{
 		"outbound caller=1000 callee=: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
 		"outbound caller=1000 callee=1010: ringing(1000) answered(1000) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)",
 	},
+	// Seventh review (second engineer): what the CRM commands through ctibridge's own
+	// command forms (commands.go): click-to-call "originate ... <to> XML default", attended
+	// transfer over loopback with loopback_bowout=false, uuid_kill, uuid_hold; a trunk
+	// caller id.
+	"click-to-call-xml-no-route": {
+		// The agent took the call; the number has no route: nobody was dialled.
+		"outbound caller=1000 callee=+4930123499: ringing(1000) answered(1000) ended(disposition=failed, hangup_by=system)",
+	},
+	"click-to-call-xml-carrier-invalid-number": {
+		// ringing(customer) at the INVITE, as the model says for every dialled customer.
+		"outbound caller=1000 callee=+49301: ringing(1000) answered(1000) ringing(customer) ring_ended(customer) failed ended(disposition=failed, hangup_by=callee)",
+	},
+	"api-att-xfer-loopback-completed": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"api-att-xfer-loopback-target-busy-voicemail-cancelled": {
+		// 1001 refused; Local_Extension's voicemail answered the consultation: no
+		// person answered it (as att-xfer-target-busy-back-to-agent).
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"api-hangup-inbound-while-ringing": {
+		// uuid_kill from the CRM: with the command's expectHangup the tracker says api.
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=system)",
+	},
+	"outbound-trunk-effective-caller-id": {
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)",
+	},
+	"api-hold-then-phone-hold-phone-resumes": {
+		// The phone's resume takes the call off hold in the switch (CHANNEL_UNHOLD); the
+		// CRM's later uuid_hold off fails.
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) held resumed ended(disposition=answered, hangup_by=caller)",
+	},
+	"callcenter-agent-state-set-waiting-during-call-second-member": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+		// Offered to 1000 on a second line while 1000 talks (state set Waiting by the API),
+		// refused (486), offered again after busy-delay-time once 1000 is free.
+		"inbound caller=1011 callee=2121: queued ringing(1000) ring_ended(1000) ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"api-att-xfer-loopback-customer-hangs-up-in-consult": {
+		// As the capture sip-attended-transfer-att_xfer-customer-hangs-up-in-consult.
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"click-to-call-xml-company-caller-id-answered": {
+		// The agent leg's caller id is the company's number: still 1000's call (dialed_user).
+		"outbound caller=1000 callee=+4930123456: ringing(1000) answered(1000) ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)",
+	},
 	"busy-agent-continue-on-fail-voicemail-message": {
 		// busy, not no_answer: as batch 5's internal-call-callee-busy (the
 		// voicemail fallback after a 486 keeps busy; debatable).
@@ -286,45 +332,48 @@ var derivedGaps = map[string]struct {
 // derivedAgents is the agent each flow's first conversation ends with (the
 // transfer's target, the one who answered): call.ended's call.agent.
 var derivedAgents = map[string]string{
-	"callcenter-loopback-agent":                           "1000",
-	"intercept-ring-group":                                "1002",
-	"intercept-callcenter-member":                         "1002",
-	"fifo-agent-pulls-caller":                             "1000",
-	"fifo-agent-waiting-takes-caller":                     "1000",
-	"valet-timeout-comeback":                              "1000",
-	"att-xfer-transferer-hangs-up-target-answers":         "1001",
-	"phone-attended-transfer-refer-replaces":              "1001",
-	"phone-attended-transfer-refer-replaces-nohold":       "1001",
-	"uuid-transfer-to-ring-group":                         "1002",
-	"sofia-302-forward-local":                             "1001",
-	"failover-busy-then-answer":                           "1001",
-	"callcenter-tier-no-answer-then-next":                 "1001",
-	"callcenter-loopback-agent-loses-race":                "1001",
-	"ring-group-one-busy-other-answers":                   "1001",
-	"sequential-leg-timeout-then-answer":                  "1001",
-	"callee-early-media-answer":                           "1000",
-	"link-lost-callcenter-ringing-answered-meanwhile":     "1000",
-	"link-lost-callcenter-ringing-still-ringing":          "1000",
-	"att-xfer-target-busy-back-to-agent":                  "1000",
-	"att-xfer-target-noanswer-back-to-agent":              "1000",
-	"att-xfer-cancel-key-back-to-agent":                   "1000",
-	"uuid-bridge-parked-customer-to-agent-customer-first": "1000",
-	"uuid-bridge-parked-customer-to-agent-agent-first":    "1000",
-	"callcenter-agent-paused-during-call":                 "1000",
-	"callcenter-agent-paused-during-call-unpaused":        "1000",
-	"group-confirm-first-answerer-does-not-confirm":       "1001",
-	"user-two-devices-one-answers":                        "1000",
-	"hangup-after-bridge-false-next-agent":                "1001",
-	"intercept-bleg-supervisor-takes-over":                "1002",
-	"user-two-devices-desk-rejects-softphone-answers":     "1000",
-	"loopback-no-bowout-dialplan-agent":                   "1000",
-	"loopback-no-bowout-dialplan-agent-hangs-up":          "1000",
-	"group-confirm-timeout-then-failover":                 "1001",
-	"ring-group-both-answer-at-once":                      "1001",
-	"enterprise-originate-local-group-answers":            "1001",
-	"survey-after-bridge-agent-hangs-up":                  "1000",
-	"transfer-after-bridge-survey-agent-hangs-up":         "1000",
-	"loopback-bowout-dialplan-agent":                      "1000",
+	"callcenter-loopback-agent":                             "1000",
+	"intercept-ring-group":                                  "1002",
+	"intercept-callcenter-member":                           "1002",
+	"fifo-agent-pulls-caller":                               "1000",
+	"fifo-agent-waiting-takes-caller":                       "1000",
+	"valet-timeout-comeback":                                "1000",
+	"att-xfer-transferer-hangs-up-target-answers":           "1001",
+	"phone-attended-transfer-refer-replaces":                "1001",
+	"phone-attended-transfer-refer-replaces-nohold":         "1001",
+	"uuid-transfer-to-ring-group":                           "1002",
+	"sofia-302-forward-local":                               "1001",
+	"failover-busy-then-answer":                             "1001",
+	"callcenter-tier-no-answer-then-next":                   "1001",
+	"callcenter-loopback-agent-loses-race":                  "1001",
+	"ring-group-one-busy-other-answers":                     "1001",
+	"sequential-leg-timeout-then-answer":                    "1001",
+	"callee-early-media-answer":                             "1000",
+	"link-lost-callcenter-ringing-answered-meanwhile":       "1000",
+	"link-lost-callcenter-ringing-still-ringing":            "1000",
+	"att-xfer-target-busy-back-to-agent":                    "1000",
+	"att-xfer-target-noanswer-back-to-agent":                "1000",
+	"att-xfer-cancel-key-back-to-agent":                     "1000",
+	"uuid-bridge-parked-customer-to-agent-customer-first":   "1000",
+	"uuid-bridge-parked-customer-to-agent-agent-first":      "1000",
+	"callcenter-agent-paused-during-call":                   "1000",
+	"callcenter-agent-paused-during-call-unpaused":          "1000",
+	"group-confirm-first-answerer-does-not-confirm":         "1001",
+	"user-two-devices-one-answers":                          "1000",
+	"hangup-after-bridge-false-next-agent":                  "1001",
+	"intercept-bleg-supervisor-takes-over":                  "1002",
+	"user-two-devices-desk-rejects-softphone-answers":       "1000",
+	"loopback-no-bowout-dialplan-agent":                     "1000",
+	"loopback-no-bowout-dialplan-agent-hangs-up":            "1000",
+	"group-confirm-timeout-then-failover":                   "1001",
+	"ring-group-both-answer-at-once":                        "1001",
+	"enterprise-originate-local-group-answers":              "1001",
+	"survey-after-bridge-agent-hangs-up":                    "1000",
+	"transfer-after-bridge-survey-agent-hangs-up":           "1000",
+	"loopback-bowout-dialplan-agent":                        "1000",
+	"api-att-xfer-loopback-completed":                       "1001",
+	"api-att-xfer-loopback-target-busy-voicemail-cancelled": "1000",
+	"api-hold-then-phone-hold-phone-resumes":                "1000",
 }
 
 // derivedEvents reads a derived flow's events in file order.
@@ -507,6 +556,9 @@ var derivedAgentStates = map[string][]string{
 	// unpaused while still talking, the agent is busy until the call ends.
 	"callcenter-agent-paused-during-call":          {"1000 available", "1000 busy", "1000 paused On Break", "1000 logged_out"},
 	"callcenter-agent-paused-during-call-unpaused": {"1000 available", "1000 busy", "1000 paused On Break", "1000 busy", "1000 available"},
+	// State set to Waiting by the API during a queue call: mod_callcenter offers 1000
+	// calls again (agents_callback), so available while still talking is the switch's truth.
+	"callcenter-agent-state-set-waiting-during-call-second-member": {"1000 available", "1000 busy", "1000 available", "1000 busy", "1000 available", "1000 busy", "1000 available"},
 }
 
 func TestDerivedAgentStates(t *testing.T) {

@@ -158,6 +158,16 @@ func (x *txn) follow() {
 	known := st.xferKnown || st.adopted && !at.IsZero() && sourceAfter(src, at)
 	st.xferSrc, st.xferKnown = src, true
 	exten, context, ok := blindTarget(src)
+	if ok && partner == "" && st.dialler == switchDialler && !st.bridged && !st.adopted && strings.HasSuffix(src, "/XML") {
+		// A leg the switch originated, routed before any bridge: click-to-
+		// call's "originate <agent> <to> XML <context>"
+		// (mod_commands.c originate_function: switch_ivr_session_transfer
+		// once the agent answered). Where it goes is the number the agent
+		// calls, even when no party is ever dialled (no route).
+		x.emit(bridge.ChanDialplan, st, func(ev *bridge.ChannelEvent) {
+			ev.Exten, ev.Context, ev.Priority = exten, context, 1
+		})
+	}
 	if !known || !ok || partner == "" || strings.HasPrefix(exten, "att_xfer:") {
 		// An inline att_xfer is run by the transferring party: the leg it
 		// moves is a transferer starting a consultation, not a transferee.
