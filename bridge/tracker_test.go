@@ -340,21 +340,30 @@ func TestRestoreContinuesSequenceAfterRestart(t *testing.T) {
 	}
 }
 
+// clickToCall is a tracker awaiting agent 201's click-to-call to
+// +74954451120 (conversation conv) and the events of the agent's phone
+// ringing and answering, after which the dialplan dials the customer.
+func clickToCall(conv string) (tr *Tracker, agent Channel, answered []ChannelEvent) {
+	tr = newTestTracker()
+	tr.expectOriginate(&Originate{ConversationID: conv, ActionID: "o-" + conv, AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
+	agent = Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
+	return tr, agent, []ChannelEvent{
+		{Kind: ChanNew, Channel: agent},
+		{Kind: ChanDial, Peer: &agent},
+		{Kind: ChanAnswer, Channel: agent},
+	}
+}
+
 func TestClickToCallIsOutboundFromTheStart(t *testing.T) {
-	tr := newTestTracker()
-	tr.expectOriginate(&Originate{ConversationID: "conv_x", ActionID: "o-1", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
-	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
+	tr, agent, answered := clickToCall("conv_x")
 	cust := Channel{ID: "c2c.2", Name: "PJSIP/trunk-00000011", LinkedID: "c2c.1"}
-	evs := run(tr,
-		ChannelEvent{Kind: ChanNew, Channel: agent},
-		ChannelEvent{Kind: ChanDial, Peer: &agent},
-		ChannelEvent{Kind: ChanAnswer, Channel: agent},
+	evs := run(tr, append(answered,
 		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &cust},
 		ChannelEvent{Kind: ChanAnswer, Channel: cust},
 		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &cust, DialStatus: "ANSWER"},
 		ChannelEvent{Kind: ChanHangup, Channel: cust, Cause: 16},
 		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 16},
-	)
+	)...)
 	// The agent's phone rings and answers, then the customer's does.
 	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.answered,call.ended" {
 		t.Fatalf("events = %s", got)
@@ -907,20 +916,15 @@ func TestReconcileMarginAndLinkLoss(t *testing.T) {
 // A click-to-call the customer refuses: the agent's phone rang and
 // answered, the customer is busy: call.failed, then the end as busy.
 func TestClickToCallCustomerBusyFails(t *testing.T) {
-	tr := newTestTracker()
-	tr.expectOriginate(&Originate{ConversationID: "conv_b", ActionID: "o-b", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
-	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
+	tr, agent, answered := clickToCall("conv_b")
 	cust := Channel{ID: "c2c.2", Name: "PJSIP/trunk-00000011", LinkedID: "c2c.1"}
-	evs := run(tr,
-		ChannelEvent{Kind: ChanNew, Channel: agent},
-		ChannelEvent{Kind: ChanDial, Peer: &agent},
-		ChannelEvent{Kind: ChanAnswer, Channel: agent},
+	evs := run(tr, append(answered,
 		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &cust},
 		ChannelEvent{Kind: ChanHangupRequest, Channel: cust, Cause: 17},
 		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &cust, DialStatus: "BUSY"},
 		ChannelEvent{Kind: ChanHangup, Channel: cust, Cause: 17, HangupSource: HangupByEndpoint},
 		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 17, HangupSource: HangupByPBX},
-	)
+	)...)
 	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.ring_ended,call.failed,call.ended" {
 		t.Fatalf("events = %s", got)
 	}
@@ -936,15 +940,10 @@ func TestClickToCallCustomerBusyFails(t *testing.T) {
 // the customer through a second trunk (Asterisk's next Dial): no
 // call.failed, which a CRM would take for the verdict, before the answer.
 func TestClickToCallSecondTrunkAnswers(t *testing.T) {
-	tr := newTestTracker()
-	tr.expectOriginate(&Originate{ConversationID: "conv_f", ActionID: "o-f", AgentChannelID: "c2c.1", Agent: "201", To: "+74954451120", RequestedAt: t0})
-	agent := Channel{ID: "c2c.1", Name: "PJSIP/201-00000010", LinkedID: "c2c.1"}
+	tr, agent, answered := clickToCall("conv_f")
 	gw1 := Channel{ID: "c2c.2", Name: "PJSIP/trunk1-00000011", LinkedID: "c2c.1"}
 	gw2 := Channel{ID: "c2c.3", Name: "PJSIP/trunk2-00000012", LinkedID: "c2c.1"}
-	evs := run(tr,
-		ChannelEvent{Kind: ChanNew, Channel: agent},
-		ChannelEvent{Kind: ChanDial, Peer: &agent},
-		ChannelEvent{Kind: ChanAnswer, Channel: agent},
+	evs := run(tr, append(answered,
 		ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &gw1},
 		ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &gw1, DialStatus: "CONGESTION"},
 		ChannelEvent{Kind: ChanHangup, Channel: gw1, Cause: 34, HangupSource: HangupByEndpoint},
@@ -955,7 +954,7 @@ func TestClickToCallSecondTrunkAnswers(t *testing.T) {
 		ChannelEvent{Kind: ChanBridgeEnter, Channel: gw2, Bridge: "b1"},
 		ChannelEvent{Kind: ChanHangup, Channel: gw2, Cause: 16, HangupSource: HangupByEndpoint},
 		ChannelEvent{Kind: ChanHangup, Channel: agent, Cause: 16},
-	)
+	)...)
 	if got := typesOf(evs); got != "call.ringing,call.answered,call.ringing,call.ring_ended,call.ringing,call.answered,call.ended" {
 		t.Fatalf("events = %s", got)
 	}

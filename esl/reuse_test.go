@@ -16,18 +16,7 @@ import (
 // stay ignored once it hung up.
 func TestOriginateReusingUUID(t *testing.T) {
 	const name, agentLeg = "sip-click-to-call-originate", "6b191b69-636c-49fc-8bf4-c2dcbfdcdd32"
-	var first []*Event
-	for _, f := range sipFrames(t, name) {
-		if f.ContentType() != typeEventPlain {
-			continue
-		}
-		e, err := parsePlainWanted(f.Body, wantedHeaders)
-		if err != nil {
-			t.Fatal(err)
-		}
-		first = append(first, e)
-	}
-	first = bySeq(first)
+	first := bySeq(sipEvents(t, name))
 	// Two minutes later, later in the switch's numbering: the agent leg
 	// has the old uuid; every other leg a new one.
 	uuid := regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
@@ -84,17 +73,7 @@ func TestOriginateReusingUUID(t *testing.T) {
 // nothing.
 func TestLateCreateOfHungUpLeg(t *testing.T) {
 	const name = "sip-click-to-call-originate"
-	var evs []*Event
-	for _, f := range sipFrames(t, name) {
-		if f.ContentType() == typeEventPlain {
-			e, err := parsePlainWanted(f.Body, wantedHeaders)
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs = append(evs, e)
-		}
-	}
-	evs = bySeq(evs)
+	evs := bySeq(sipEvents(t, name))
 	var late []*Event
 	for _, e := range evs {
 		if e.Get("Event-Name") == "CHANNEL_CREATE" {
