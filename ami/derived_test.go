@@ -268,6 +268,43 @@ var derivedStories = map[string][]string{
 	// atxfer-target-timeout-rebridge.
 	"ami-cancelatxfer-while-target-rings":                    {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) ring_ended(101) resumed ended(disposition=answered, hangup_by=caller)"},
 	"originate-mixmonitor-customer-then-ami-redirect-to-101": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) recording_started transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee) recording_ready"},
+	// Eighth review (advH): queue exits, parking an outbound call, barge,
+	// Transfer(), Local pair hangup order (testdata/derived/README.txt
+	// "Eighth review").
+	// The queue's own timeout ends the members' ring; the customer leaves a
+	// voicemail: only the PBX answered (no_answer), the caller hung up; the
+	// timeout's QueueCallerAbandon is not an abandon (as sip-queue-timeout-noanswer).
+	"queue-timeout-members-ringing-then-voicemail": {"inbound caller=5551234 callee=304: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=no_answer, hangup_by=caller)"},
+	// leavewhenempty after the last member logged out: app_queue's
+	// QueueCallerAbandon again is not the caller's; the dialplan hangs up.
+	"queue-leavewhenempty-last-agent-logs-out": {"inbound caller=5551234 callee=305: queued ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	// The caller presses 1 to leave the queue for voicemail (EXITWITHKEY: no
+	// QueueCallerAbandon): not an abandon; voicemail is the PBX (no_answer).
+	// Ambiguous: a CRM might call the caller's choice "cancelled".
+	"queue-caller-exits-with-key-to-voicemail": {"inbound caller=5551234 callee=306: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) ended(disposition=no_answer, hangup_by=caller)"},
+	// 100 parks its own outbound call (REFER to 700) and takes it back from
+	// 701: as sip-park-retrieve-by-parker on sip-park-feature-on-outbound-call's
+	// call (the customer is the callee).
+	"outbound-blind-refer-to-park-agent-retrieves-own-call": {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) transferred(blind, from 100, to 700) held(parked 701) answered(100) ended(disposition=answered, hangup_by=callee)"},
+	// ChanSpy with B (barge) on a queue call: the spy's dial is its own
+	// internal call only the PBX answered (as chanspy-whisper-*); the agent
+	// ends the customer's call.
+	"chanspy-barge-on-queue-call-agent-hangs-up-first": {
+		"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=agent)",
+		"internal caller=102 callee=555100: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	// Dial g, the agent hangs up, the dialplan's Transfer() REFERs the
+	// customer to an outside survey and Hangup() ends the channel: the
+	// agent's HangupRequest is the PBX's account of who ended the call (as
+	// esl survey-after-bridge-agent-hangs-up); no AMI event names the
+	// REFER's target (Newexten Transfer only), so no transferred step.
+	"dial-g-agent-hangs-up-then-transfer-app-refers-customer-to-survey": {"inbound caller=5551234 callee=216: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	// The same park never retrieved: the lot's timeout sends the customer's
+	// leg (app_dial's peer) to park-dial, which rings the parker: the same
+	// call, as park-timeout-comeback-answered, not a new one.
+	"outbound-blind-refer-to-park-timeout-comeback-agent-answers": {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) transferred(blind, from 100, to 700) held(parked 701) ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
+	// queue-local-n-agent-hangs-up with ;1's Hangup before ;2's: the same story.
+	"queue-local-n-agent-hangs-up-semi1-hangup-before-semi2": {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
 }
 
 // derivedAgents is the agent each flow's first conversation ends with (the
@@ -338,6 +375,12 @@ var derivedAgents = map[string]string{
 	"originate-dial-f-option-company-number-customer-hangs-up": "100",
 	"originate-mixmonitor-customer-then-ami-redirect-to-101":   "101",
 	"ami-cancelatxfer-while-target-rings":                      "100",
+
+	"outbound-blind-refer-to-park-agent-retrieves-own-call":             "100",
+	"chanspy-barge-on-queue-call-agent-hangs-up-first":                  "100",
+	"dial-g-agent-hangs-up-then-transfer-app-refers-customer-to-survey": "100",
+	"queue-local-n-agent-hangs-up-semi1-hangup-before-semi2":            "100",
+	"outbound-blind-refer-to-park-timeout-comeback-agent-answers":       "100",
 }
 
 func TestDerivedStories(t *testing.T) {

@@ -132,11 +132,14 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	prev := l.LastExten
 	l.LastExten = ev.Exten
 	t.clickToCallRouted(l, ev.Exten)
-	if l.Role != roleCaller && l.ByChannel && !l.Local && l.Answered && len(l.Bridges) == 0 && ev.Priority == 1 && ev.Exten != "" {
+	if l.Role != roleCaller && l.ByChannel && !l.Local && l.Answered && len(l.Bridges) == 0 && ev.Priority == 1 && ev.Exten != "" && c.Parked == nil {
 		// A channel a channel dialled (Dial, Queue; not an originate) runs
 		// no dialplan in the call; starting at an extension's first step
 		// after its bridge, it was sent there (manager.c action_redirect,
-		// bridge_after.c's goto).
+		// bridge_after.c's goto). Not a parked call's comeback: the far
+		// party of an outbound call parked past the lot's timeout runs
+		// park-dial (res_parking parking_duration_callback's comeback goto,
+		// bridge_after.c) and rings the parker for the same call.
 		l.Redirected = true
 	}
 	// A talking caller that starts over at another extension was redirected: a blind transfer (AMI Redirect, a feature
