@@ -746,7 +746,7 @@ func (t *Tracker) localDeviceFailed(pair, dev *leg, status string) {
 // another local pair, whose far end is not known yet): it rings on for
 // the agent (a follow-me).
 func (t *Tracker) localRedials(pair, to *leg) {
-	if pair != nil && pair.DeviceFailed != "" && to != nil && !to.Local && !to.Service {
+	if pair != nil && pair.DeviceFailed != "" && to != nil && !to.Service {
 		pair.DeviceFailed = ""
 		t.dirty[pair.conv.ID] = pair.conv
 	}

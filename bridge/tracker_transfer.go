@@ -150,7 +150,11 @@ func (t *Tracker) dialplan(l *leg, ev ChannelEvent) {
 	// dialplan of its own in the call): a Redirect gives it a pbx at the
 	// new place (bridge_after.c ast_bridge_setup_after_goto), while still
 	// in the bridge (sip-ami-redirect-agent-leg's order).
-	sentOn := l.Customer && l.ByChannel && l.Answered && !l.Local
+	// Only while it is still in the bridge: one that left it runs the
+	// dialplan for its own end (a hangup handler, ast_hangup ->
+	// ast_pbx_hangup_handler_run) or because the agent hung up (Dial's
+	// F() option, app_dial.c OPT_CALLEE_GO_ON): no transfer.
+	sentOn := l.Customer && l.ByChannel && l.Answered && !l.Local && len(l.Bridges) > 0
 	if l.Role != roleCaller && !sentOn || c.Call.AnsweredAt == nil || ev.Priority != 1 {
 		return
 	}
@@ -347,9 +351,20 @@ func shareBridge(a, b *leg) bool {
 func (t *Tracker) clickToCallRouted(l *leg, exten string) {
 	c := l.conv
 	if !c.Outbound || l.Role != roleAgent || l.Agent != c.OrigAgent || c.Call.Callee.Number != "" ||
-		exten == "" || exten == "s" || exten == l.Agent || t.cfg.AgentPattern.MatchString(exten) {
+		exten == "" || specialExten(exten) || exten == l.Agent || t.cfg.AgentPattern.MatchString(exten) {
 		return
 	}
 	c.Call.Callee.Number = exten
 	t.dirty[c.ID] = c
+}
+
+// specialExten: the dialplan's own extensions, no number anyone calls
+// (pbx.c: s start, i invalid, t/T timeouts, h hangup, e exception, a/o
+// voicemail keys; fax detection, talk detection).
+func specialExten(exten string) bool {
+	switch exten {
+	case "s", "i", "t", "T", "h", "e", "a", "o", "fax", "talk":
+		return true
+	}
+	return false
 }

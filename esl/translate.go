@@ -378,8 +378,24 @@ func (t *Translator) Resync(live []bridge.Channel) (held []bridge.ChannelEvent) 
 	// What was held for a dialler's next step goes out now: the snapshot
 	// the tracker takes next releases the failed legs, and a DialEnd told
 	// after that would be lost (a click-to-call's call.failed with it).
+	// A dialler still up with a leg of its call still dialled (the next
+	// carrier of its '|' list rings) keeps them: that failure is not the
+	// call's, and its next event releases them after the ring, as without
+	// the loss.
+	dialling := map[string]bool{}
+	for _, ch := range live {
+		if by := ch.List().DialledBy; by != "" {
+			dialling[by] = true
+		}
+		if ch.Direction == "outbound" && ch.LinkedID != "" && ch.LinkedID != ch.ID {
+			dialling[ch.LinkedID] = true
+		}
+	}
 	ids := make([]string, 0, len(t.failedDials))
 	for id := range t.failedDials {
+		if alive[id] && dialling[id] {
+			continue
+		}
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
