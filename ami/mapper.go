@@ -450,6 +450,7 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		ev.Peer = &peer
 		ev.Queue, ev.Member, ev.Interface = header(msg, "Queue"), header(msg, "MemberName"), header(msg, "Interface")
 		ev.Agent = memberAgent(ev.Interface)
+		ev.RingsLater = strings.HasPrefix(ev.Interface, "Local/")
 	case "MixMonitorStart":
 		ev.Kind = bridge.ChanRecordStart
 	case "MixMonitorStop":

@@ -26,9 +26,12 @@ func named(ch *bridge.Channel) {
 		ch.Endpoint, ch.Home, _ = strings.Cut(base, "@")
 		// FreePBX Follow Me (findmefollow-ringallv2): Local/FMPR-<ext> rings
 		// the extension's own devices for the prering; it stands for <ext>.
+		// Its Local/FMGL-<numbers>, dialled in the same Dial, rings the
+		// extension's other numbers (a mobile) for it.
 		if ext, ok := strings.CutPrefix(ch.Endpoint, "FMPR-"); ok && ext != "" {
 			ch.Endpoint = ext
 		}
+		ch.FollowMe = strings.HasPrefix(ch.Endpoint, "FMGL-")
 		switch {
 		case strings.HasSuffix(ch.Name, ";1"):
 			ch.Partner = strings.TrimSuffix(ch.Name, ";1") + ";2"

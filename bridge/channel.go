@@ -46,12 +46,17 @@ type ChannelEvent struct {
 	FeatureHold bool
 	// Music (Hold, Unhold): the PBX's music starting or stopping on the
 	// channel, which another's hold caused.
-	Music    bool
-	Reason   string // free text (AgentState pause reason, QueueLeave reason)
-	Paused   bool   // AgentState
-	Status   string // AgentState: logged_in, logged_out, available, busy, unavailable
-	ActionID string // the originate/command this event answers, when known
-	Resynced bool   // produced by a resync, not seen live
+	Music bool
+	// RingsLater (AgentCalled): the member is a local pair whose other
+	// half then dials whom it rings (Asterisk Local/100@agents/n, or a
+	// ring group Local/grp@ringgroups/n): its ring waits for that dial,
+	// which shows whether it is the member's own phone.
+	RingsLater bool
+	Reason     string // free text (AgentState pause reason, QueueLeave reason)
+	Paused     bool   // AgentState
+	Status     string // AgentState: logged_in, logged_out, available, busy, unavailable
+	ActionID   string // the originate/command this event answers, when known
+	Resynced   bool   // produced by a resync, not seen live
 	// HangupSource says who ended the channel, where the PBX tells
 	// (ChanHangup): HangupByEndpoint when the device or network on this
 	// channel asked (a BYE, CANCEL or refusal: Asterisk HangupRequest,
@@ -157,6 +162,10 @@ type Channel struct {
 	// the far party, never an agent's device, whatever number it dials (a
 	// short local number, a branch office's extension).
 	Trunk bool
+	// FollowMe marks a local pair that rings the other numbers of the
+	// agent whose own pair is dialled in the same Dial (FreePBX Follow
+	// Me's Local/FMGL-<numbers>): an outside answer on it is that agent's.
+	FollowMe bool
 	// Service names the PBX application a dialled channel runs itself
 	// (a FreeSWITCH loopback/app=voicemail): the PBX, not a person, so its
 	// answer answers nobody's call.

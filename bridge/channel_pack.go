@@ -14,6 +14,7 @@ type PackedChannel struct {
 	listed *Listed
 	local  bool
 	trunk  bool
+	follow bool
 }
 
 // Pack packs ch. Its Vars map and Listed are kept, not copied: adapters
@@ -30,12 +31,12 @@ func Pack(ch Channel) PackedChannel {
 		buf = binary.AppendUvarint(buf, uint64(len(*p)))
 		buf = append(buf, *p...)
 	}
-	return PackedChannel{strs: string(buf), vars: ch.Vars, listed: ch.Listed, local: ch.Local, trunk: ch.Trunk}
+	return PackedChannel{strs: string(buf), vars: ch.Vars, listed: ch.Listed, local: ch.Local, trunk: ch.Trunk, follow: ch.FollowMe}
 }
 
 // Unpack returns the channel Pack packed. Its values share one string.
 func (p PackedChannel) Unpack() Channel {
-	ch := Channel{Vars: p.vars, Listed: p.listed, Local: p.local, Trunk: p.trunk}
+	ch := Channel{Vars: p.vars, Listed: p.listed, Local: p.local, Trunk: p.trunk, FollowMe: p.follow}
 	var room [32]*string
 	rest := p.strs
 	for _, f := range ch.stringFields(room[:0]) {

@@ -155,6 +155,9 @@ type leg struct {
 	// Local: a local/loopback pair (plumbing), as the adapter said.
 	Local bool `json:"local,omitempty"`
 	Trunk bool `json:"trunk,omitempty"` // a carrier's leg: never an agent's device
+	// FollowMe: a local pair ringing the other numbers of the agent whose
+	// pair was dialled with it (Channel.FollowMe).
+	FollowMe bool `json:"follow_me,omitempty"`
 	// MemberQueue: a queue rang this local pair as its member; whom it
 	// rings is known when its other half dials (the member's own phone,
 	// or other agents' phones: a ring group, no person of its own) or it

@@ -85,7 +85,7 @@ func (t *Tracker) newLeg(ch Channel, at time.Time) *leg {
 		t.legs[ch.ID] = p
 		return p
 	}
-	l := &leg{Channels: []string{ch.ID}, Ext: ch.Endpoint, Context: ch.Home, Local: ch.Local, Trunk: ch.Trunk, Role: roleOther, Born: at}
+	l := &leg{Channels: []string{ch.ID}, Ext: ch.Endpoint, Context: ch.Home, Local: ch.Local, Trunk: ch.Trunk, FollowMe: ch.FollowMe, Role: roleOther, Born: at}
 	if l.Context == "" {
 		l.Context = ch.Context
 	}
@@ -261,8 +261,9 @@ func (t *Tracker) isAgentDevice(l *leg) bool {
 		return false
 	}
 	// A carrier's leg is the far party, whatever number it dials (a short
-	// or local number, a branch office's extension).
-	return !l.Trunk
+	// or local number, a branch office's extension): the adapter knows some
+	// (FreeSWITCH gateways), the admin's calls.trunk_pattern the rest.
+	return !l.Trunk && (t.cfg.TrunkPattern == nil || !l.nameMatches(t.cfg.TrunkPattern))
 }
 
 // moveLeg moves a leg to another conversation; a conversation left with no

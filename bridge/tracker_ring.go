@@ -47,11 +47,11 @@ func (t *Tracker) dial(ev ChannelEvent) {
 		to.Role = roleAgent
 		to.Agent = to.Ext
 	}
-	if to.Role == roleOther && to.Local && strings.HasPrefix(to.Ext, "FMGL-") {
-		// FreePBX Follow Me's group leg (Local/FMGL-<numbers>, the
-		// extension's other numbers, a mobile through the trunk) is dialled
-		// with Local/FMPR-<ext> in one Dial: it rings for that agent, and
-		// whoever answers on it answers as the agent.
+	if to.Role == roleOther && to.Local && to.FollowMe {
+		// A Follow Me's group leg (the extension's other numbers, a mobile
+		// through the trunk) is dialled with the agent's own pair in one
+		// Dial: it rings for that agent, and whoever answers on it answers
+		// as the agent.
 		if a := t.followMeAgent(from, to); a != "" {
 			to.Role, to.Agent = roleAgent, a
 		}
@@ -141,11 +141,10 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 		t.dirty[from.conv.ID] = from.conv // shown live even when ring emits nothing
 	}
 	t.learnName(to.Agent, ev.Member)
-	if to.Local && strings.HasPrefix(ev.Interface, "Local/") && to.Role == roleAgent && !to.Ringing && !to.Answered {
-		// An Asterisk Local member (Local/100@agents/n, or a ring group
-		// Local/grp@ringgroups/n): its ring waits for what its other half
-		// does. (FreeSWITCH's loopback members ring at once: their order
-		// is the queue's.)
+	if to.Local && ev.RingsLater && to.Role == roleAgent && !to.Ringing && !to.Answered {
+		// A member behind a local pair whose ring waits for what its other
+		// half does (the adapter says: Asterisk's Local members;
+		// FreeSWITCH's loopback members ring at once, in the queue's order).
 		to.MemberQueue = ev.Queue
 		if to.MemberQueue == "" {
 			to.MemberQueue = "-"
@@ -364,7 +363,7 @@ func (t *Tracker) answered(l *leg, at time.Time) {
 		return
 	}
 	t.memberRings(l, nil, at)
-	if l.Local && strings.HasPrefix(l.Ext, "FMGL-") && c.Call.AnsweredAt != nil {
+	if l.Local && l.FollowMe && c.Call.AnsweredAt != nil {
 		// A Follow Me group leg answers once what it dialled answered: an
 		// extension of the list (a colleague's phone) already answered as
 		// its own agent. Only an outside number's answer is the agent's.
