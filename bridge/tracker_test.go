@@ -1085,3 +1085,31 @@ func TestRecordingStopWithoutStart(t *testing.T) {
 		t.Fatalf("events = %s", got)
 	}
 }
+
+// An agent's outbound call to a short number through a trunk the admin
+// named (calls.trunk_pattern): the trunk leg's endpoint matches the agent
+// pattern, yet it is the far party, not an agent's phone.
+func TestTrunkPatternLegIsNoAgent(t *testing.T) {
+	for _, pattern := range []string{"", "^PJSIP/sbc-"} {
+		cfg := TrackerConfig{PBX: "pbx1", AgentPattern: regexp.MustCompile(`^[0-9]{3}$`)}
+		if pattern != "" {
+			cfg.TrunkPattern = regexp.MustCompile(pattern)
+		}
+		tr := NewTracker(cfg)
+		agent := Channel{ID: "o.1", Name: "PJSIP/201-00000001", LinkedID: "o.1", CallerNum: "201", Context: "from-internal", Exten: "911", Endpoint: "201"}
+		sbc := Channel{ID: "o.2", Name: "PJSIP/sbc-00000002", LinkedID: "o.1", Endpoint: "911"}
+		evs := run(tr,
+			ChannelEvent{Kind: ChanNew, Channel: agent},
+			ChannelEvent{Kind: ChanDial, Channel: agent, Peer: &sbc},
+			ChannelEvent{Kind: ChanAnswer, Channel: sbc},
+			ChannelEvent{Kind: ChanDialEnd, Channel: agent, Peer: &sbc, DialStatus: "ANSWER"},
+		)
+		var rungAgent bool
+		for _, e := range evs {
+			rungAgent = rungAgent || e.Type == EventCallRinging && e.Party != PartyCustomer
+		}
+		if got := rungAgent; got != (pattern == "") {
+			t.Errorf("trunk_pattern %q: an agent 911 rang = %v (%s)", pattern, got, typesOf(evs))
+		}
+	}
+}
