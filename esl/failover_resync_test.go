@@ -18,7 +18,10 @@ func TestFailoverLinkLostSecondRings(t *testing.T) {
 	for _, b := range broken {
 		t.Logf("BROKEN %s", b)
 	}
-	if strings.Contains(strings.Join(stories, "\n"), "failed") {
-		t.Errorf("gw2 answered: no call.failed, no disposition=failed")
+	// gw2's answer itself is not seen across the adoption (an older limit:
+	// the story ends no_answer), but the call is one, it ends, and it did
+	// not fail.
+	if len(stories) != 1 || !strings.Contains(stories[0], "ended(") || strings.Contains(stories[0], "failed") {
+		t.Errorf("gw2 answered: one call, ended, no call.failed, no disposition=failed; got %q", stories)
 	}
 }
