@@ -181,7 +181,7 @@ func runCrash(t *testing.T, sync string, kills int) {
 	hits := rcv.snapshot()
 	final := analyse(events, hits, allChecks)
 	final.Problems = append(v.Problems, final.Problems...)
-	st := checkCalls(t, &final, sim, faults, convs, hits)
+	st := checkCalls(t, &final, sim, faults, convs, hits, nil)
 	if st.Held == 0 {
 		// Three workers keep about three calls live: none held at any
 		// kill means the check above proved nothing.

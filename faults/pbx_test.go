@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,7 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 
 	var v verdict
 	var marks []fault
+	var windows []faultWindow // each fault, from its start to the link back
 	var maxRecovery, maxDetect time.Duration
 	worst := map[string]time.Duration{}
 	runs := 0
@@ -125,6 +127,7 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 			time.Sleep(700 * time.Millisecond) // calls in every state when the fault strikes
 			before := sessions()
 			start := time.Now()
+			start0 := start
 			f.inject(t, p)
 			// mark notes the calls live now and holds the first and about
 			// half of the others still until the link is back, so the
@@ -191,6 +194,7 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 				maxRecovery = max(maxRecovery, d)
 				worst[f.name] = max(worst[f.name], d)
 			}
+			windows = append(windows, faultWindow{fmt.Sprintf("round %d, %s", round, f.name), start0, time.Now()})
 			if len(held) > 0 {
 				for _, id := range convs.adopted(db, held, 5*time.Second) {
 					v.problem("VANISHED: round %d, %s: call %s held live through the fault, not adopted within 5s", round, f.name, id)
@@ -206,6 +210,7 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 			}
 		}
 	}
+	unplanned := unplannedLosses(t, p, windows) // before the shutdown's own line
 	drained := waitFor(30*time.Second, func() bool {
 		m := p.metrics()
 		return m != nil && m["ctibridge_delivery_backlog"] == 0 && m["ctibridge_engine_queue_length"] == 0
@@ -225,7 +230,7 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 	final.Problems = append(v.Problems, final.Problems...)
 	var st callStats
 	if env.ami != nil {
-		if st = checkCalls(t, &final, env.ami, marks, convs, hits); st.Held == 0 {
+		if st = checkCalls(t, &final, env.ami, marks, convs, hits, unplanned); st.Held == 0 {
 			final.problem("no call was live at any fault: the call checks proved nothing")
 		}
 	}
@@ -248,6 +253,37 @@ func runLinkFaults(t *testing.T, env linkEnv, faults []linkFault, rounds int) {
 	}
 	record(scenario, runs, final, maxRecovery,
 		note+"recovery (fault, or its fix, to a new session and /readyz 200): "+strings.Join(notes, ", "))
+}
+
+// faultWindow is a fault's time, from its start to the link back.
+type faultWindow struct {
+	name     string
+	from, to time.Time
+}
+
+// unplannedLosses are the link losses the child logged outside every
+// fault's window.
+func unplannedLosses(t *testing.T, p *proc, windows []faultWindow) []time.Time {
+	var out []time.Time
+	var since time.Time
+	for {
+		at, ok := p.logLineAfter(since, linkDownLines...)
+		if !ok {
+			return out
+		}
+		since = at
+		if slices.ContainsFunc(windows, func(w faultWindow) bool { return !at.Before(w.from) && !at.After(w.to) }) {
+			continue
+		}
+		out = append(out, at)
+		after := "the start"
+		for _, w := range windows {
+			if w.to.Before(at) {
+				after = fmt.Sprintf("%s (link back %s before)", w.name, at.Sub(w.to).Round(time.Millisecond))
+			}
+		}
+		t.Logf("the link was lost with no fault at %s, after %s: a ping timed out on a busy machine?", at.Format("15:04:05.000"), after)
+	}
 }
 
 // TestPBXLinkAsterisk: the AMI link torn mid-frame, half-open, the PBX
