@@ -305,6 +305,35 @@ var derivedStories = map[string][]string{
 	"outbound-blind-refer-to-park-timeout-comeback-agent-answers": {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) transferred(blind, from 100, to 700) held(parked 701) ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
 	// queue-local-n-agent-hangs-up with ;1's Hangup before ;2's: the same story.
 	"queue-local-n-agent-hangs-up-semi1-hangup-before-semi2": {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+
+	// Ninth review (adv4a): dialplan applications and features (testdata/derived/README.txt
+	// "Ninth review").
+	// Dial's L() limit ends the call: nobody hung up, the PBX's timer did.
+	"dial-time-limit-L-pbx-ends-call": {"inbound caller=5551234 callee=217: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)"},
+	// An IVR (answered by the PBX), the caller presses 1 and reaches 100: the DID
+	// is still the callee, 100 answered.
+	"ivr-press-1-agent-answers": {"inbound caller=5551234 callee=208: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// The same, 100 does not answer and the dialplan hangs up: only the PBX answered.
+	"ivr-press-1-agent-no-answer": {"inbound caller=5551234 callee=208: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=system)"},
+	// Two withheld callers (number "anonymous") at once: two calls, never one.
+	"inbound-two-anonymous-callers-at-once": {
+		"inbound caller=anonymous callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=anonymous callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)",
+	},
+	// 101 unregistered (CHANUNAVAIL, nothing rang), voicemail takes a message.
+	"dial-unregistered-agent-then-voicemail": {"inbound caller=5551234 callee=218: ended(disposition=no_answer, hangup_by=caller)"},
+	// The carrier answers 503 and the dialplan's Congestion() refuses 100's
+	// phone: the number could not be reached; the PBX ended the call (no
+	// call.failed: that is a click-to-call's, as sip-outbound-trunk-customer-busy).
+	"outbound-trunk-503-congestion-app": {"outbound caller=100 callee=5551234: ringing(customer) ring_ended(customer) ended(disposition=failed, hangup_by=system)"},
+	// Page() to 101 and 102, whose phones auto-answer into the page's
+	// conference: an announcement 100 makes, not a call anybody answered
+	// (the paged legs are dialled with no caller, DialBegin without a
+	// channel): no pop, and nobody picked up.
+	"page-two-phones-auto-answer-paging-agent-hangs-up": {"internal caller=100 callee=7999: ended(disposition=no_answer, hangup_by=caller)"},
+	// The customer keys the blind-transfer code (Dial T) and sends 100 to 203
+	// (-> 101): as inbound-customer-refers-agent-to-203, with the feature's hold.
+	"inbound-customer-dtmf-blind-transfers-agent-to-203": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(blind, from customer, to 203) ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)"},
 }
 
 // derivedAgents is the agent each flow's first conversation ends with (the
@@ -381,6 +410,11 @@ var derivedAgents = map[string]string{
 	"dial-g-agent-hangs-up-then-transfer-app-refers-customer-to-survey": "100",
 	"queue-local-n-agent-hangs-up-semi1-hangup-before-semi2":            "100",
 	"outbound-blind-refer-to-park-timeout-comeback-agent-answers":       "100",
+
+	"dial-time-limit-L-pbx-ends-call":                    "100",
+	"ivr-press-1-agent-answers":                          "100",
+	"inbound-two-anonymous-callers-at-once":              "100",
+	"inbound-customer-dtmf-blind-transfers-agent-to-203": "101",
 }
 
 func TestDerivedStories(t *testing.T) {

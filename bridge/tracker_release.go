@@ -191,7 +191,13 @@ func (t *Tracker) hangupRequest(l *leg, cause int) {
 	case l.Customer && networkCause(cause):
 		// The far party's carrier refused the number (404 -> 1, 503 -> 34,
 		// res_pjsip.c ast_sip_hangup_sip2cause): the network, not the
-		// person called, ended that attempt.
+		// person called, ended that attempt. If nothing else is tried, it
+		// ended the call: the caller's leg the dialplan then refuses
+		// (Congestion(): chan_pjsip answers the phone's INVITE 503 and
+		// queues a hangup request as if the phone had asked) did not.
+		if c.Refused == "" {
+			c.Refused = "system"
+		}
 	case l.Role == roleAgent && l.Ringing, l.Customer:
 		c.Refused = t.partyOf(l)
 	}
