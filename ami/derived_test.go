@@ -303,6 +303,36 @@ var derivedStories = map[string][]string{
 	// leg (app_dial's peer) to park-dial, which rings the parker: the same
 	// call, as park-timeout-comeback-answered, not a new one.
 	"outbound-blind-refer-to-park-timeout-comeback-agent-answers": {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) transferred(blind, from 100, to 700) held(parked 701) ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
+	// Session adv4b: queues, transfers out of a queue call, link loss.
+	// joinempty=no with the only member paused: Queue() refuses the caller (no
+	// QueueCallerJoin), the dialplan goes on to voicemail: never queued, nobody answered.
+	"queue-joinempty-member-paused-straight-to-voicemail": {"inbound caller=5551234 callee=307: ended(disposition=no_answer, hangup_by=caller)"},
+	// The queue's own timeout, then the dialplan's Dial rings 101 again on a new leg.
+	"queue-timeout-then-dial-101-answers": {"inbound caller=5551234 callee=308: queued ringing(100) ringing(101) ring_ended(100) ring_ended(101) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// The queue agent's phone consults an outside number and sends REFER with
+	// Replaces: the customer goes to the outside party, who hangs up later; the
+	// consultation (an outbound call of 100's) ends when the PBX hangs 100's line up.
+	"queue-agent-refer-replaces-to-external-external-hangs-up": {
+		"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) held transferred(attended, from 100, to 5559876) ended(disposition=answered, hangup_by=callee)",
+		"outbound caller=100 callee=5559876: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=system)",
+	},
+	// Link lost while a queue call is answered; meanwhile 100 blind-transfers the
+	// customer to an outside number that answers: the resync shows the customer's
+	// channel dialling the number, bridged with the outgoing trunk channel (as
+	// sip-link-lost-transfer, with an outside target).
+	"link-lost-queue-call-agent-blind-refers-to-external-meanwhile": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 5559876) answered(5559876) ended(disposition=answered, hangup_by=caller)"},
+	// Link lost while 100 rings; 100 rejects and voicemail answers meanwhile: the
+	// resync lists the customer alone in VoiceMail. The ring must end, nobody
+	// answered (the reject itself is unseen: no_answer, not busy).
+	"link-lost-agent-rings-rejects-meanwhile-voicemail": {"inbound caller=5551234 callee=217: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=caller)"},
+	// Link lost while a queue call is answered; meanwhile 100 consults 101 on a
+	// second line and REFERs with Replaces: the resync lists the customer (still in
+	// Queue) bridged with 101's channel of a call never seen. The call moved to 101
+	// (an attended transfer: the customer did not run the dialplan to 101).
+	"link-lost-queue-call-agent-refer-replaces-to-101-meanwhile": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(attended, from 100, to 101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// The same with the consultation to an outside number: the outside party
+	// (the consultation's trunk channel) has the call and hangs up: the callee.
+	"link-lost-queue-call-agent-refer-replaces-to-external-meanwhile": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(attended, from 100, to 5559876) answered(5559876) ended(disposition=answered, hangup_by=callee)"},
 	// queue-local-n-agent-hangs-up with ;1's Hangup before ;2's: the same story.
 	"queue-local-n-agent-hangs-up-semi1-hangup-before-semi2": {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
 
@@ -411,10 +441,14 @@ var derivedAgents = map[string]string{
 	"queue-local-n-agent-hangs-up-semi1-hangup-before-semi2":            "100",
 	"outbound-blind-refer-to-park-timeout-comeback-agent-answers":       "100",
 
-	"dial-time-limit-L-pbx-ends-call":                    "100",
-	"ivr-press-1-agent-answers":                          "100",
-	"inbound-two-anonymous-callers-at-once":              "100",
-	"inbound-customer-dtmf-blind-transfers-agent-to-203": "101",
+	"dial-time-limit-L-pbx-ends-call":                               "100",
+	"ivr-press-1-agent-answers":                                     "100",
+	"inbound-two-anonymous-callers-at-once":                         "100",
+	"inbound-customer-dtmf-blind-transfers-agent-to-203":            "101",
+	"queue-timeout-then-dial-101-answers":                           "101",
+	"queue-agent-refer-replaces-to-external-external-hangs-up":      "100",
+	"link-lost-queue-call-agent-blind-refers-to-external-meanwhile": "100",
+	"link-lost-queue-call-agent-refer-replaces-to-101-meanwhile":    "101",
 }
 
 func TestDerivedStories(t *testing.T) {

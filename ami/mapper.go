@@ -36,6 +36,9 @@ type Mapper struct {
 	resyncID string
 	queuesID string // the QueueStatus of the resync: its members are agent states
 	snapshot []bridge.Channel
+	// inBridge holds the BridgeId of each listed channel in a bridge: two
+	// channels of one bridge are paired (Listed.BridgedWith) at the end.
+	inBridge map[string]string
 	// snapshotAt is the clock CoreShowChannel's Durations count back from:
 	// one for the whole list (its items carry no Timestamp), so channels
 	// of equal Duration keep the PBX's creation order.
@@ -119,7 +122,7 @@ func (m *Mapper) Resync() {
 	id := fmt.Sprintf("ctib-resync-%d", m.seq)
 	queues := fmt.Sprintf("ctib-queues-%d", m.seq)
 	parked := fmt.Sprintf("ctib-parked-%d", m.seq)
-	m.resyncID, m.queuesID, m.snapshot, m.listed = id, queues, nil, 0
+	m.resyncID, m.queuesID, m.snapshot, m.listed, m.inBridge = id, queues, nil, 0, nil
 	m.mu.Unlock()
 	if m.sender == nil {
 		return
@@ -167,7 +170,7 @@ func listErr(resp *goami2.Message, _ []*goami2.Message, err error) error {
 func (m *Mapper) dropList(id string) {
 	m.mu.Lock()
 	if m.resyncID == id {
-		m.resyncID, m.snapshot = "", nil
+		m.resyncID, m.snapshot, m.inBridge = "", nil, nil
 	}
 	m.mu.Unlock()
 }
@@ -223,7 +226,7 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 		ours := header(msg, "ActionID") == m.resyncID && m.resyncID != ""
 		if ours {
 			if m.listed++; m.listed > maxListItems {
-				m.resyncID, m.snapshot = "", nil
+				m.resyncID, m.snapshot, m.inBridge = "", nil, nil
 				m.mu.Unlock()
 				m.log.Warn("ami resync: CoreShowChannels listed over the limit; the list is dropped and no call is released", "limit", maxListItems)
 				return
@@ -248,6 +251,12 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 			if d, ok := parseDuration(header(msg, "Duration")); ok {
 				ch.Listing().CreatedAt = m.snapshotAt.Add(-d)
 			}
+			if b := header(msg, "BridgeId"); b != "" {
+				if m.inBridge == nil {
+					m.inBridge = map[string]string{}
+				}
+				m.inBridge[ch.ID] = b
+			}
 			ev := bridge.ChannelEvent{Channel: ch}
 			ev.Detach()
 			m.snapshot = append(m.snapshot, ev.Channel)
@@ -269,8 +278,8 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 			m.mu.Unlock()
 			return
 		}
-		snap, listed := m.snapshot, m.listed
-		m.resyncID, m.snapshot = "", nil
+		snap, listed, inBridge := m.snapshot, m.listed, m.inBridge
+		m.resyncID, m.snapshot, m.inBridge = "", nil, nil
 		m.mu.Unlock()
 		if n, err := strconv.Atoi(header(msg, "ListItems")); err == nil && n != listed {
 			// Asterisk counts what it sent: an item lost (unreadable,
@@ -282,6 +291,7 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 		if snap == nil {
 			snap = []bridge.Channel{}
 		}
+		pairBridged(snap, inBridge)
 		// Creation order: Asterisk ids are "epoch.sequence" (CreatedAt from
 		// Duration has whole seconds only).
 		slices.SortStableFunc(snap, func(a, b bridge.Channel) int { return compareIDs(a.ID, b.ID) })
@@ -525,6 +535,25 @@ func eventTime(msg *goami2.Message) time.Time {
 		}
 	}
 	return time.Now()
+}
+
+// pairBridged pairs the two channels a listed bridge holds (a two-party
+// call: CoreShowChannel's BridgeId): each one's BridgedWith is the other.
+// A bridge of one or of three and more (a conference, a three-way) pairs
+// nobody.
+func pairBridged(snap []bridge.Channel, inBridge map[string]string) {
+	members := map[string][]int{}
+	for i := range snap {
+		if b := inBridge[snap[i].ID]; b != "" {
+			members[b] = append(members[b], i)
+		}
+	}
+	for _, m := range members {
+		if len(m) == 2 {
+			snap[m[0]].Listing().BridgedWith = snap[m[1]].ID
+			snap[m[1]].Listing().BridgedWith = snap[m[0]].ID
+		}
+	}
 }
 
 // parseDuration reads CoreShowChannel's HH:MM:SS.

@@ -117,6 +117,7 @@ func (t *Tracker) snapshot(live []Channel, at time.Time, periodic bool) {
 			t.pickup(ChannelEvent{Kind: ChanPickup, At: at, Channel: ch, Peer: &Channel{ID: with}, Resynced: true})
 		}
 	}
+	t.joinedUnseen(live, known, alive, at)
 	for _, ch := range waiting {
 		// A caller in a queue (its application) no agent is up with yet:
 		// the CRM hears of the wait, then of the agents it rings.
@@ -215,6 +216,64 @@ func (t *Tracker) handedOnUnseen(touched []*conversation, at time.Time) {
 		if next != nil {
 			t.transferred(c, &Transfer{Mode: "attended", From: c.Call.Agent, To: next.Agent}, nil, at)
 		}
+	}
+}
+
+// joinedUnseen: a listed channel new to the model is bridged with the
+// caller of a known call that was answered and whose agent left it unseen:
+// the call was handed on while the link was down. A channel of another
+// call (on no call but its own: the consultation an agent placed and then
+// joined to the customer) took it by an attended transfer; a party the
+// call's own channels dialled and answered (the transferee dialling the
+// number it was sent to) by a blind one. Either way the CRM hears of the
+// hand-over and of the answer, as it would have live.
+func (t *Tracker) joinedUnseen(live []Channel, known map[string]bool, alive map[string]Channel, at time.Time) {
+	for _, ch := range live {
+		l, with := t.legs[ch.ID], ch.List().BridgedWith
+		if known[ch.ID] || l == nil || with == "" || !known[with] || ch.State != "Up" || l.Local || l.Service {
+			continue
+		}
+		x := t.legs[with]
+		if x == nil || x.Role != roleCaller || x.conv.Ended {
+			continue
+		}
+		c := x.conv
+		if c.Call.AnsweredAt == nil || c.Call.Agent == nil || c.OrigAgent != "" || t.agentOnCall(c, c.Call.Agent.Extension) {
+			continue
+		}
+		mode := "blind"
+		switch {
+		case l.conv != c && l.Role == roleCaller && len(l.conv.Legs) == 1:
+			mode = "attended"
+			t.moveLeg(l, c)
+		case l.conv != c || l.Role != roleOther || l.Answered:
+			continue
+		}
+		if l.Role == roleAgent {
+			if mode == "attended" {
+				l.Dialled, l.Answered = true, true
+				c.Rang.add(l.Agent) // an answered call pops no more
+				tr := &Transfer{Mode: mode, From: c.Call.Agent, To: l.Agent}
+				t.transferred(c, tr, l, at)
+				t.establish(c, at, t.agent(l))
+				c.LastTransfer = tr
+			}
+			continue // a blind transfer's agent answers in tellAdopted
+		}
+		// The number: a blind transfer's is where the transferee's dialplan
+		// went (its extension now); a consultation's is its own channel's.
+		number := ch.CallerNum
+		if x := alive[with].Exten; mode == "blind" && x != "" && x != "s" {
+			number = x
+		}
+		if number == "" || t.cfg.AgentPattern.MatchString(number) {
+			continue
+		}
+		tr := &Transfer{Mode: mode, From: c.Call.Agent, To: number}
+		t.transferred(c, tr, l, at)
+		c.LastTransfer = tr
+		l.Dialled, l.ByChannel, l.External = true, true, number
+		t.answered(l, at)
 	}
 }
 
