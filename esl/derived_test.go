@@ -311,6 +311,39 @@ var derivedStories = map[string][]string{
 		// voicemail fallback after a 486 keeps busy; debatable).
 		"inbound caller=1010 callee=2191: ringing(1000) ring_ended(1000) ended(disposition=busy, hangup_by=caller)",
 	},
+	// adv4c: dialplan applications: an IVR that transfers to an agent, an anonymous caller,
+	// outbound carrier failures without failover, bind_meta_app's *1 blind transfer, sched_hangup.
+	"ivr-then-transfer-agent-answers": {
+		// The IVR's dialplan transfer to 1000 routes the call; nobody transferred it.
+		"inbound caller=1010 callee=2142: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"ivr-then-transfer-agent-noanswer-voicemail": {
+		// Answered only by the PBX (IVR, voicemail): no_answer; the caller hung up while recording.
+		"inbound caller=1010 callee=2142: ringing(1000) ring_ended(1000) ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"inbound-anonymous-caller-answered": {
+		"inbound caller=anonymous callee=5551212: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"outbound-gateway-503-no-failover": {
+		// The carrier refused (503): as click-to-call-xml-carrier-invalid-number's 484.
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ring_ended(customer) ended(disposition=failed, hangup_by=callee)",
+	},
+	"outbound-gateway-no-response-timeout": {
+		// Nobody answered the INVITE at all: sofia-sip's own timer made the 408.
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ring_ended(customer) ended(disposition=failed, hangup_by=system)",
+	},
+	"bind-meta-app-dx-blind-transfer-answered": {
+		"inbound caller=1010 callee=1000: ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"click-to-call-gateway-no-response-timeout": {
+		"outbound caller=1000 callee=+4930123456: ringing(1000) answered(1000) ringing(customer) ring_ended(customer) failed ended(disposition=failed, hangup_by=system)",
+	},
+	"sched-hangup-max-duration-inbound": {
+		"inbound caller=1010 callee=2107: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=system)",
+	},
+	"sched-hangup-max-duration-outbound": {
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=system)",
+	},
 }
 
 // derivedGaps are derived flows whose wanted story the model does not tell
@@ -374,6 +407,10 @@ var derivedAgents = map[string]string{
 	"api-att-xfer-loopback-completed":                       "1001",
 	"api-att-xfer-loopback-target-busy-voicemail-cancelled": "1000",
 	"api-hold-then-phone-hold-phone-resumes":                "1000",
+	"ivr-then-transfer-agent-answers":                       "1000",
+	"inbound-anonymous-caller-answered":                     "1000",
+	"bind-meta-app-dx-blind-transfer-answered":              "1001",
+	"sched-hangup-max-duration-inbound":                     "1000",
 }
 
 // derivedEvents reads a derived flow's events in file order.

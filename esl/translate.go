@@ -790,12 +790,21 @@ func (x *txn) hold(st *chanState, on bool) {
 // SIP exchange that ended it (recv_bye, recv_cancel, recv_refuse: the
 // device or network; send_*: the switch). Other technologies, loopback
 // halves included, cannot tell.
+//
+// A refusal that is a timer's expiry is nobody's act: sofia.c
+// sofia_handle_sip_r_invite writes recv_refuse for every final answer over
+// 299, also for the 408 sofia-sip makes itself when the INVITE got no
+// answer at all (its transaction timer), and sofia_glue_sip_cause_to_freeswitch
+// maps 408 and 504 to RECOVERY_ON_TIMER_EXPIRE. Nobody on the far side
+// refused: the switch gave up, as it does on its own call_timeout.
 func hangupSource(e *Event) string {
 	if !strings.HasPrefix(e.Get("Channel-Name"), "sofia/") {
 		return ""
 	}
 	d := e.Get("variable_sip_hangup_disposition")
 	switch {
+	case d == "recv_refuse" && hangupCause(e) == "RECOVERY_ON_TIMER_EXPIRE":
+		return bridge.HangupByPBX
 	case strings.HasPrefix(d, "recv_"):
 		return bridge.HangupByEndpoint
 	case strings.HasPrefix(d, "send_"):
@@ -991,4 +1000,14 @@ func (x *txn) job() {
 	cause := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(line, "-ERR"), "-"))
 	x.out = append(x.out, bridge.ChannelEvent{Kind: bridge.ChanOriginateFailed, At: x.at,
 		ActionID: e.Get("Job-UUID"), CauseText: cause, Cause: Q850(cause)})
+}
+
+// hangupCause is the cause an event gives for its channel's hangup: the
+// Hangup-Cause header (CHANNEL_HANGUP on, and the callstate HANGUP), or
+// the hangup_cause variable where the event carries variables.
+func hangupCause(e *Event) string {
+	if c := e.Get("Hangup-Cause"); c != "" {
+		return c
+	}
+	return e.Get("variable_hangup_cause")
 }
