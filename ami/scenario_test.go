@@ -123,7 +123,7 @@ var sipStories = map[string][]string{
 	"sip-mixed-concurrent-calls": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 102) ringing(102) answered(102) ended(disposition=answered, hangup_by=caller)",
 		"inbound caller=5551234 callee=203: ringing(101) answered(101) ended(disposition=answered, hangup_by=agent)",
 		"internal caller=102 callee=100: ringing(100) ring_ended(100) ended(disposition=cancelled, hangup_by=caller)"},
-	"sip-originate-customer-to-queue":                     {"inbound caller=300 callee=300: queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=agent)"},
+	"sip-originate-customer-to-queue":                     {"outbound caller=300 callee=300: queued ringing(100) ringing(101) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=agent)"},
 	"sip-outbound-then-blind-transfer-phone":              {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) transferred(blind, from 100, to 101) ringing(101) answered(101) ended(disposition=answered, hangup_by=callee)"},
 	"sip-outbound-trunk-customer-busy":                    {"outbound caller=100 callee=5551234: ringing(customer) ring_ended(customer) ended(disposition=busy, hangup_by=callee)"},
 	"sip-outbound-trunk-customer-hangs-up":                {"outbound caller=100 callee=5551234: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=callee)"},

@@ -227,6 +227,11 @@ type conversation struct {
 	// (Channel=Local/100@from-internal): the agent who places it is the
 	// device its other half rings first.
 	OrigLocal bool `json:"orig_local,omitempty"`
+	// PBXDialled: the call's first leg is a party the PBX dialled by
+	// itself (an originate to an outside number, a conference's dial-out),
+	// not one who called in: the call is outbound and that party its
+	// callee.
+	PBXDialled bool `json:"pbx_dialled,omitempty"`
 	// OrigAgent is the agent who placed the call (an outbound or internal
 	// call from an agent's phone, or a click-to-call): the far party's
 	// answer establishes it.

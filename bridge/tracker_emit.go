@@ -53,7 +53,7 @@ func (t *Tracker) direction(c *conversation) {
 		t.numbers(c)
 		return
 	}
-	if c.Outbound {
+	if c.Outbound || c.PBXDialled {
 		c.Call.Direction = DirectionOutbound
 	} else {
 		var caller *leg

@@ -267,6 +267,9 @@ func (t *Tracker) hangupBy(c *conversation, party string) string {
 		if c.OrigAgent != "" && !internal {
 			return "agent" // the agent's own phone placed it
 		}
+		if c.PBXDialled && !internal {
+			return "callee" // the first leg is the party the PBX called
+		}
 		return "caller"
 	case "origin":
 		if internal {

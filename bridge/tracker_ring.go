@@ -25,6 +25,13 @@ func (t *Tracker) dial(ev ChannelEvent) {
 		if c := l.conv; l.Local && l.Role == roleCaller && len(c.Legs) == 1 && !c.Outbound {
 			c.OrigLocal = true
 			t.dirty[c.ID] = c
+		} else if l.Role == roleCaller && len(c.Legs) == 1 && !c.Outbound && c.Seq == 0 && !t.isAgentDevice(l) {
+			// Not an agent's device nor a local pair: the PBX called this
+			// party (FreeSWITCH originate/bgdial to a gateway, Asterisk
+			// Originate to a trunk). Its caller id is what the PBX
+			// presented, not who called.
+			c.PBXDialled = true
+			t.dirty[c.ID] = c
 		}
 		if l.Role == roleAgent && !l.Ringing && !l.Answered {
 			t.ring(l, ev.At, "")

@@ -344,6 +344,47 @@ var derivedStories = map[string][]string{
 	"sched-hangup-max-duration-outbound": {
 		"outbound caller=1000 callee=9+4930123456: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=system)",
 	},
+	// adv4d: mod_callcenter (max-no-answer, a refusal, exit key, uuid_transfer of the member),
+	// mod_conference (bgdial, kick), valet_park by REFER, a link loss while the member waits.
+	"callcenter-max-no-answer-on-break-next-agent": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) ring_ended(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"callcenter-first-agent-rejects-second-answers": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) ring_ended(1000) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"callcenter-exit-key-to-voicemail": {
+		// The caller left the queue with a key for voicemail: no abandon, only the PBX
+		// answered (as the AMI queue-caller-exits-with-key-to-voicemail).
+		"inbound caller=1010 callee=2122: queued ringing(1000) ringing(1001) ring_ended(1000) ring_ended(1001) ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"callcenter-agent-uuid-transfer-member-to-1001": {
+		"inbound caller=1010 callee=2121: queued ringing(1000) answered(1000) transferred(blind, from 1000, to 1001) ringing(1001) answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
+	"conference-agent-bgdial-customer": {
+		// The switch dialled the customer for the room (no originator): an outbound call
+		// to +4930123456 shown with the caller id the switch presented; 1000, in the
+		// room, is its agent; the customer (the callee) hung up.
+		"outbound caller=+4930999000 callee=+4930123456: answered(1000) ended(disposition=answered, hangup_by=callee)",
+		"internal caller=1000 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
+	},
+	"conference-agent-kicks-customer": {
+		// The kick ends the conference app; 2180 has nothing after it: the switch hangs up.
+		"inbound caller=1010 callee=2180: answered(1000) ended(disposition=answered, hangup_by=system)",
+		"internal caller=1000 callee=2180: answered(customer) ended(disposition=answered, hangup_by=caller)",
+	},
+	"valet-park-refer-retrieved-by-1001-who-hangs-up": {
+		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) transferred(blind, from 1000, to 6001) held(parked 6001) answered(1001) ended(disposition=answered, hangup_by=agent)",
+	},
+	"callback-originate-customer-first-then-agent": {
+		// A dialer/callback: the switch calls the customer first (no originator), then
+		// &bridge rings 1000: outbound, the customer is the callee.
+		"outbound caller=+4930999000 callee=+4930123456: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=callee)",
+	},
+	"link-lost-callcenter-waiting-agent-answers-meanwhile": {
+		// Offered and answered while the link was down: the resync's rows (call_uuid,
+		// show calls) give 1001's leg to the member's call.
+		"inbound caller=1010 callee=2121: queued answered(1001) ended(disposition=answered, hangup_by=caller)",
+	},
 }
 
 // derivedGaps are derived flows whose wanted story the model does not tell
@@ -411,6 +452,14 @@ var derivedAgents = map[string]string{
 	"inbound-anonymous-caller-answered":                     "1000",
 	"bind-meta-app-dx-blind-transfer-answered":              "1001",
 	"sched-hangup-max-duration-inbound":                     "1000",
+	"callcenter-max-no-answer-on-break-next-agent":          "1001",
+	"callcenter-first-agent-rejects-second-answers":         "1001",
+	"callcenter-agent-uuid-transfer-member-to-1001":         "1001",
+	"conference-agent-bgdial-customer":                      "1000",
+	"conference-agent-kicks-customer":                       "1000",
+	"valet-park-refer-retrieved-by-1001-who-hangs-up":       "1001",
+	"link-lost-callcenter-waiting-agent-answers-meanwhile":  "1001",
+	"callback-originate-customer-first-then-agent":          "1000",
 }
 
 // derivedEvents reads a derived flow's events in file order.
@@ -447,12 +496,14 @@ type segment struct {
 	live   []bridge.Channel
 	at     time.Time
 	events []*Event
+	chans  string // the show channels body, until show calls pairs its rows
 }
 
 // derivedSegments splits a derived flow where the link dropped (a
 // text/disconnect-notice before the end) and where a new session's first
 // "show channels as json" answer came (the resync: a snapshot in its
-// place in the stream). A flow without either is one segment.
+// place in the stream, with the "show calls as json" answer right after it
+// when the file has one). A flow without either is one segment.
 func derivedSegments(t testing.TB, name string) []segment {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "derived", name+".esl"))
@@ -483,7 +534,19 @@ func derivedSegments(t testing.TB, name string) []segment {
 		case "text/disconnect-notice":
 			segs = append(segs, segment{lost: true, at: last})
 		case typeAPIResponse:
-			if !strings.Contains(string(f.Body), "row_count") || cur.live != nil || len(cur.events) > 0 {
+			if !strings.Contains(string(f.Body), "row_count") || len(cur.events) > 0 {
+				continue
+			}
+			if cur.live != nil {
+				// The resync's second answer, "show calls as json" (client.go
+				// resync), pairs the bridged rows of the first.
+				if cur.chans != "" {
+					live, err := SnapshotChannels(cur.chans, string(f.Body))
+					if err != nil {
+						t.Fatal(err)
+					}
+					cur.live, cur.chans = live, ""
+				}
 				continue
 			}
 			live, err := SnapshotChannels(string(f.Body), "")
@@ -495,7 +558,7 @@ func derivedSegments(t testing.TB, name string) []segment {
 				// a little later, on the switch's clock.
 				cur.at = last
 			}
-			segs = append(segs, segment{live: live, at: last.Add(time.Second)})
+			segs = append(segs, segment{live: live, at: last.Add(time.Second), chans: string(f.Body)})
 		}
 	}
 }
@@ -596,6 +659,9 @@ var derivedAgentStates = map[string][]string{
 	// State set to Waiting by the API during a queue call: mod_callcenter offers 1000
 	// calls again (agents_callback), so available while still talking is the switch's truth.
 	"callcenter-agent-state-set-waiting-during-call-second-member": {"1000 available", "1000 busy", "1000 available", "1000 busy", "1000 available", "1000 busy", "1000 available"},
+	// max-no-answer reached: mod_callcenter sets 1000 On Break (agent-max-no-answer, then
+	// agent-status-change); the offer's end (state Waiting) leaves it paused.
+	"callcenter-max-no-answer-on-break-next-agent": {"1000 busy", "1000 paused On Break", "1001 busy", "1001 available"},
 }
 
 func TestDerivedAgentStates(t *testing.T) {

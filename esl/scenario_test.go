@@ -529,11 +529,12 @@ var sipFlows = map[string]sipFlow{
 	}},
 	"sip-originate-uuid_bridge-second-party-busy": {want: []string{
 		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
-		"outbound caller=1000 callee=1010: ended(disposition=busy, hangup_by=caller)",
+		// 1010's leg is the party the switch dialled (README EXPECT: hangup_by=callee).
+		"outbound caller=1000 callee=1010: ended(disposition=busy, hangup_by=callee)",
 	}},
 	"sip-originate-uuid_bridge-two-legs": {want: []string{
 		"outbound caller=1000 callee=: ringing(1000) answered(1000) ended(disposition=no_answer, hangup_by=system)",
-		"outbound caller=1000 callee=1010: answered(1000) ended(disposition=answered, hangup_by=caller)",
+		"outbound caller=1000 callee=1010: answered(1000) ended(disposition=answered, hangup_by=callee)",
 	}},
 	"sip-outbound-then-att_xfer-target-busy": {want: []string{
 		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) ringing(1001) ring_ended(1001) ended(disposition=answered, hangup_by=callee)",
