@@ -270,7 +270,9 @@ var derivedStories = map[string][]string{
 	},
 	"click-to-call-xml-carrier-invalid-number": {
 		// ringing(customer) at the INVITE, as the model says for every dialled customer.
-		"outbound caller=1000 callee=+49301: ringing(1000) answered(1000) ringing(customer) ring_ended(customer) failed ended(disposition=failed, hangup_by=callee)",
+		// The carrier's 484 (INVALID_NUMBER_FORMAT) is the network's refusal, not
+		// the customer's: system, as Asterisk's originate-customer-404-second-trunk-503.
+		"outbound caller=1000 callee=+49301: ringing(1000) answered(1000) ringing(customer) ring_ended(customer) failed ended(disposition=failed, hangup_by=system)",
 	},
 	"api-att-xfer-loopback-completed": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ringing(1001) answered(1001) transferred(attended, from 1000, to 1001) ended(disposition=answered, hangup_by=caller)",
@@ -325,8 +327,10 @@ var derivedStories = map[string][]string{
 		"inbound caller=anonymous callee=5551212: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
 	},
 	"outbound-gateway-503-no-failover": {
-		// The carrier refused (503): as click-to-call-xml-carrier-invalid-number's 484.
-		"outbound caller=1000 callee=9+4930123456: ringing(customer) ring_ended(customer) ended(disposition=failed, hangup_by=callee)",
+		// The carrier refused (503, NORMAL_TEMPORARY_FAILURE): the network, as
+		// click-to-call-xml-carrier-invalid-number's 484 and Asterisk's
+		// outbound-trunk-503-congestion-app.
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ring_ended(customer) ended(disposition=failed, hangup_by=system)",
 	},
 	"outbound-gateway-no-response-timeout": {
 		// Nobody answered the INVITE at all: sofia-sip's own timer made the 408.

@@ -834,7 +834,14 @@ func (x *txn) hangupRequest(st *chanState) {
 	}
 	st.hupReq = true
 	x.t.update(st, e)
-	x.emit(bridge.ChanHangupRequest, st, nil)
+	// With its cause, where the event has one: a carrier's refusal (404,
+	// 503) is the network's, not the called party's.
+	text := hangupCause(e)
+	code, err := strconv.Atoi(e.Get("variable_hangup_cause_q850"))
+	if err != nil {
+		code = Q850(text)
+	}
+	x.emit(bridge.ChanHangupRequest, st, func(ev *bridge.ChannelEvent) { ev.Cause, ev.CauseText = code, text })
 }
 
 // byeReceived reports whether a sofia leg's CHANNEL_HANGUP comes from the
@@ -880,10 +887,14 @@ func (x *txn) hangup() {
 		x.pickedOff(st)
 	}
 	source := hangupSource(e)
+	code, err := strconv.Atoi(e.Get("variable_hangup_cause_q850"))
+	if err != nil {
+		code = Q850(cause)
+	}
 	mark, hold := len(x.out), false
 	if source == bridge.HangupByEndpoint && st.opened && !st.hupReq {
 		st.hupReq = true
-		x.emit(bridge.ChanHangupRequest, st, nil)
+		x.emit(bridge.ChanHangupRequest, st, func(ev *bridge.ChannelEvent) { ev.Cause, ev.CauseText = code, cause })
 	}
 	if st.dialler != "" && !st.dialEnded {
 		st.dialEnded = true
@@ -908,10 +919,6 @@ func (x *txn) hangup() {
 		x.emit(bridge.ChanDialEnd, x.t.dialler(st), func(ev *bridge.ChannelEvent) {
 			ev.Peer, ev.DialStatus = peer(st), status
 		})
-	}
-	code, err := strconv.Atoi(e.Get("variable_hangup_cause_q850"))
-	if err != nil {
-		code = Q850(cause)
 	}
 	x.emit(bridge.ChanHangup, st, func(ev *bridge.ChannelEvent) {
 		ev.Cause, ev.CauseText, ev.HangupSource = code, cause, source
