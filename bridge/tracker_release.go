@@ -165,6 +165,13 @@ func (t *Tracker) hangupRequest(l *leg, cause int) {
 		return
 	}
 	switch {
+	case l.Role == roleCaller && c.PBXDialled && networkCause(cause):
+		// The party the PBX dialled by itself (an originate to a
+		// gateway) was never reached: its carrier refused the number
+		// (404, 503), the network's act, not the callee's.
+		if c.HupLeg == "" {
+			c.HupLeg = "system"
+		}
 	case l.Role == roleCaller && c.Refused != "" && !c.Queued && !c.CallerUp && !t.anyRinging(c) && !t.dialling(c):
 		// The party rung refused (busy) and nothing rings any more: the
 		// refusal ended the call, whatever ends the caller's leg after it
@@ -393,7 +400,7 @@ func (t *Tracker) disposition(c *conversation) Disposition {
 		return DispositionCancelled
 	case c.DialFail == "BUSY" || cause == 17:
 		return DispositionBusy
-	case c.DialFail == "CHANUNAVAIL" || c.DialFail == "CONGESTION" || cause == 1 || cause == 3 || cause == 34 || cause == 38:
+	case c.DialFail == "CHANUNAVAIL" || c.DialFail == "CONGESTION" || networkCause(cause):
 		if t.direction(c); c.Call.Direction == DirectionInbound {
 			// A customer's call that reached no agent (an unregistered
 			// phone) is a missed call, as one nobody answered.

@@ -253,10 +253,17 @@ func (t *Tracker) joinedUnseen(live []Channel, known map[string]bool, alive map[
 			if mode == "attended" {
 				l.Dialled, l.Answered = true, true
 				c.Rang.add(l.Agent) // an answered call pops no more
-				tr := &Transfer{Mode: mode, From: c.Call.Agent, To: l.Agent}
-				t.transferred(c, tr, l, at)
+				// An agent's phone that dialled in itself (the PBX's
+				// view: inbound) took the call (FreeSWITCH intercept,
+				// a pickup): the answer is its own, as live; nobody
+				// handed it over. A consultation the agent placed is a
+				// leg the PBX dialled (outbound).
+				if ch.Direction != "inbound" {
+					tr := &Transfer{Mode: mode, From: c.Call.Agent, To: l.Agent}
+					t.transferred(c, tr, l, at)
+					c.LastTransfer = tr
+				}
 				t.establish(c, at, t.agent(l))
-				c.LastTransfer = tr
 			}
 			continue // a blind transfer's agent answers in tellAdopted
 		}

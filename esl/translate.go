@@ -113,6 +113,7 @@ type chanState struct {
 	dialler   string          // the channel that dialled this one (ChanDial sent)
 	diallerCh *bridge.Channel // as it was when it dialled; most channels dial nobody
 	dialEnded bool
+	progress  bool   // the far end sent a provisional (CHANNEL_PROGRESS)
 	loopPeer  string // the other half of a loopback pair
 	loopLeg   string // "A" or "B"
 	paired    bool   // ChanLocalPair sent
@@ -226,6 +227,7 @@ func (t *Translator) TranslateAppend(out []bridge.ChannelEvent, e *Event) (res [
 	case "CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA":
 		if st := x.self(); st != nil {
 			x.open(st)
+			st.progress = true
 			if !st.answered {
 				st.ch.State = "Ringing"
 				x.emit(bridge.ChanUpdate, st, nil)
@@ -881,6 +883,11 @@ func (x *txn) hangup() {
 		x.open(st)
 	}
 	x.t.update(st, e)
+	// The far end had answered the INVITE with a provisional (180/183):
+	// sofia-sip's INVITE transaction timer no longer runs, so a 408 now is
+	// the far side giving up on a party who did not answer (a carrier's
+	// no-answer timer), not a destination never reached.
+	farRang := st.progress || nonZero(e.Get("Caller-Channel-Progress-Time")) || nonZero(e.Get("Caller-Channel-Progress-Media-Time"))
 	st.ch.State = "Down"
 	cause := e.Get("Hangup-Cause")
 	if cause == "PICKED_OFF" {
@@ -900,6 +907,8 @@ func (x *txn) hangup() {
 		st.dialEnded = true
 		status := "ANSWER"
 		switch {
+		case !st.answered && farRang && cause == "RECOVERY_ON_TIMER_EXPIRE":
+			status = "NOANSWER"
 		case !st.answered:
 			status = dialStatus(cause)
 		case !st.bridged && cause == "ORIGINATOR_CANCEL":
@@ -1008,6 +1017,10 @@ func (x *txn) job() {
 	x.out = append(x.out, bridge.ChannelEvent{Kind: bridge.ChanOriginateFailed, At: x.at,
 		ActionID: e.Get("Job-UUID"), CauseText: cause, Cause: Q850(cause)})
 }
+
+// nonZero reports whether a time header holds a time (FreeSWITCH writes 0
+// for a moment that never came).
+func nonZero(v string) bool { return v != "" && v != "0" }
 
 // hangupCause is the cause an event gives for its channel's hangup: the
 // Hangup-Cause header (CHANNEL_HANGUP on, and the callstate HANGUP), or
