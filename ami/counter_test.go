@@ -25,6 +25,42 @@ var counterStories = map[string][]string{
 	// 100 refuses, the dialplan forwards to a mobile, the customer gives up
 	// while it rings: the customer hung up (as before 929b09c).
 	"busy-then-forward-to-mobile-caller-hangs-up": {"inbound caller=5551234 callee=200: ringing(100) ring_ended(100) ended(disposition=busy, hangup_by=caller)"},
+	// Asterisk Originate variants against rule (1) (a first leg the PBX
+	// dialled by itself is the callee). A callback to the customer first
+	// (Originate Channel=PJSIP/5551234@trunk, or PJSIP/trunk/sip:...@host,
+	// Context=from-internal, Exten=100): outbound to the number the PBX
+	// dialled (the dial string's: the channel's caller id is the
+	// Originate's CallerID), not to the extension it is then put in.
+	"originate-trunk-customer-first-then-100-customer-hangs-up":  {"outbound caller=2125551000 callee=5551234: ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
+	"originate-trunk-uri-customer-first-then-100-agent-hangs-up": {"outbound caller=2125551000 callee=5551234: ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	// The same through a local pair (Channel=Local/5551234@callout/n): its
+	// other half dials the trunk first, no agent's device.
+	"originate-local-n-customer-first-then-100-customer-hangs-up": {"outbound caller=2125551000 callee=5551234: ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
+	// A predictive dialler: the answered customer is put in queue 300.
+	"originate-trunk-customer-first-into-queue-300-100-answers": {"outbound caller=2125551000 callee=5551234: queued ringing(100) ringing(101) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=callee)"},
+	// Rule (2) on the PBX's own first leg: the carrier's 404 (cause 1) is the
+	// network's refusal, not the callee hanging up; a 486 (17) is the callee's.
+	"originate-trunk-customer-first-carrier-404": {"outbound caller=2125551000 callee=5551234: ended(disposition=failed, hangup_by=system)"},
+	"originate-trunk-customer-first-busy-486":    {"outbound caller=2125551000 callee=5551234: ended(disposition=busy, hangup_by=callee)"},
+	// A click-to-call whose agent is on a mobile the PBX does not know
+	// (Channel=PJSIP/0612345678@trunk, Exten=5551234): the first leg dials
+	// the number it was sent to, so it places the call: outbound to
+	// 5551234, and that first leg hanging up is the caller's. No agent
+	// placed it, so (README's rule) no person of ours answered: no_answer.
+	"originate-click-to-call-agent-on-mobile-via-trunk-agent-hangs-up": {"outbound caller=2125551000 callee=5551234: ended(disposition=no_answer, hangup_by=caller)"},
+	// Rule (4): link loss. 100 blind-transfers (REFER) the queue call to 102
+	// and 101 picks it up: a blind hand-over, now 101's.
+	"link-lost-queue-call-blind-refer-to-102-picked-up-by-101-meanwhile": {"inbound caller=5551234 callee=300: queued ringing(100) ringing(101) ring_ended(101) answered(100) transferred(blind, from 100, to 101) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// 101 joins the customer's conference and 100 leaves while the link is
+	// down: the room (with its announcer) is no two-party bridge, nobody
+	// transferred anything (as confbridge-agent-leaves-between live). 101's
+	// own leg, first seen in the list, is not told answered (outside the
+	// rules attacked here).
+	"link-lost-confbridge-101-joins-100-leaves-meanwhile": {
+		"inbound caller=5551234 callee=220: answered(100) ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=8000: answered(customer) ended(disposition=answered, hangup_by=system)",
+		"internal caller=101 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
+	},
 }
 
 func TestCounterFlows(t *testing.T) {

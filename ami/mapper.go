@@ -232,6 +232,16 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 				return
 			}
 		}
+		if b := header(msg, "BridgeId"); ours && b != "" {
+			// Every member counts, a conference's announcer too
+			// (app_confbridge.c conf_announce_channel_push keeps CBAnn;2 in
+			// the room's bridge): a room left with two people and its
+			// announcer is no two-party call.
+			if m.inBridge == nil {
+				m.inBridge = map[string]string{}
+			}
+			m.inBridge[header(msg, "Uniqueid")] = b
+		}
 		if ours && !noParty(header(msg, "Channel")) {
 			// A conference's media channels are no call's party: their
 			// events are dropped (translate), so adopting them here would
@@ -250,12 +260,6 @@ func (m *Mapper) Add(msg *goami2.Message, more int) {
 			}
 			if d, ok := parseDuration(header(msg, "Duration")); ok {
 				ch.Listing().CreatedAt = m.snapshotAt.Add(-d)
-			}
-			if b := header(msg, "BridgeId"); b != "" {
-				if m.inBridge == nil {
-					m.inBridge = map[string]string{}
-				}
-				m.inBridge[ch.ID] = b
 			}
 			ev := bridge.ChannelEvent{Channel: ch}
 			ev.Detach()
@@ -340,6 +344,13 @@ func (m *Mapper) translate(name string, msg *goami2.Message, at time.Time) (brid
 		}
 		peer := channel(msg, "Dest")
 		ev.Peer = &peer
+		if name == "DialBegin" && header(msg, "Channel") == "" {
+			// The PBX dialling on its own (Originate: dial.c begin_dial_channel
+			// publishes no caller): the number it dialled is only in the dial
+			// string (PJSIP/5551234@trunk, PJSIP/trunk/sip:5551234@host); the
+			// channel's caller id is the Originate's CallerID.
+			ev.Exten = dialledNumber(header(msg, "DialString"))
+		}
 	case "LocalBridge":
 		ev.Kind = bridge.ChanLocalPair
 		ev.Channel = channel(msg, "LocalOne")
@@ -539,21 +550,45 @@ func eventTime(msg *goami2.Message) time.Time {
 
 // pairBridged pairs the two channels a listed bridge holds (a two-party
 // call: CoreShowChannel's BridgeId): each one's BridgedWith is the other.
-// A bridge of one or of three and more (a conference, a three-way) pairs
-// nobody.
+// A bridge of one or of three and more listed members (a conference with
+// its announcer, a three-way) pairs nobody.
 func pairBridged(snap []bridge.Channel, inBridge map[string]string) {
+	count := map[string]int{}
+	for _, b := range inBridge {
+		count[b]++ // every listed member, those that are no party too
+	}
 	members := map[string][]int{}
 	for i := range snap {
 		if b := inBridge[snap[i].ID]; b != "" {
 			members[b] = append(members[b], i)
 		}
 	}
-	for _, m := range members {
-		if len(m) == 2 {
+	for b, m := range members {
+		if len(m) == 2 && count[b] == 2 {
 			snap[m[0]].Listing().BridgedWith = snap[m[1]].ID
 			snap[m[1]].Listing().BridgedWith = snap[m[0]].ID
 		}
 	}
+}
+
+// dialledNumber is the number a dial string names: the user part of
+// number@endpoint or of a URI (endpoint/sip:number@host, endpoint/number).
+// A dial string that names no number (an endpoint alone: 100, trunk) gives
+// itself when it is digits, else "".
+func dialledNumber(ds string) string {
+	if i := strings.LastIndexByte(ds, '/'); i >= 0 {
+		ds = ds[i+1:]
+	}
+	for _, p := range []string{"sip:", "sips:", "tel:"} {
+		ds = strings.TrimPrefix(ds, p)
+	}
+	if i := strings.IndexAny(ds, "@;"); i >= 0 {
+		ds = ds[:i]
+	}
+	if n := strings.TrimPrefix(ds, "+"); n == "" || strings.Trim(n, "0123456789*#") != "" {
+		return ""
+	}
+	return ds
 }
 
 // parseDuration reads CoreShowChannel's HH:MM:SS.

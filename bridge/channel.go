@@ -33,10 +33,13 @@ type ChannelEvent struct {
 	Interface  string // queue member interface, e.g. "Local/100@agents" or "PJSIP/100"
 	Agent      string // the agent's extension a queue member event names (read by the adapter from Interface or Member)
 	Context    string // dialplan context (Dialplan, Transfer target)
-	Exten      string // dialplan extension (Dialplan, Transfer target)
-	Priority   int    // dialplan priority (Dialplan)
-	File       string // recording file (Record*)
-	Attended   bool   // Transfer: attended (true) or blind
+	// Exten: the dialplan extension (Dialplan, Transfer target); for a
+	// Dial with no dialling channel (the PBX's own, an originate), the
+	// number it dialled where the adapter can read it.
+	Exten    string
+	Priority int    // dialplan priority (Dialplan)
+	File     string // recording file (Record*)
+	Attended bool   // Transfer: attended (true) or blind
 	// Named (Transfer): the PBX itself names Channel as the party that
 	// transferred (Asterisk's Transferer, sofia's transferor), rather than
 	// the adapter inferring it from the leg a transfer left behind.

@@ -31,6 +31,11 @@ func (t *Tracker) dial(ev ChannelEvent) {
 			// Originate to a trunk). Its caller id is what the PBX
 			// presented, not who called.
 			c.PBXDialled = true
+			if n := c.Call.Callee.Number; (n == "" || n == "s") && ev.Exten != "" {
+				// Its number is what the PBX dialled (Asterisk's dial
+				// string), not the extension the dialplan later puts it in.
+				c.Call.Callee.Number = ev.Exten
+			}
 			t.dirty[c.ID] = c
 		}
 		if l.Role == roleAgent && !l.Ringing && !l.Answered {
@@ -42,6 +47,7 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	if to == nil {
 		return
 	}
+	t.firstDialsOut(from, to, ev.Channel.Exten)
 	t.memberRings(from, to, ev.At)
 	t.localRedials(from, to)
 	to.ByChannel = true
@@ -128,6 +134,7 @@ func (t *Tracker) agentCalled(ev ChannelEvent) {
 	if to == nil {
 		return
 	}
+	t.firstDialsOut(from, to, ev.Channel.Exten)
 	to.ByChannel, to.QueueRung = true, true
 	if to.Role != roleCaller {
 		to.Role = roleAgent
@@ -175,6 +182,17 @@ func (t *Tracker) originatedThroughLocal(from, to *leg) {
 	}
 	c.OrigLocal = false
 	t.dirty[c.ID] = c
+	if !c.Outbound && c.Seq == 0 && to.Role == roleOther && !to.Local && !to.Service && !t.isAgentDevice(to) {
+		// The pair's other half dials an outside party first (Originate
+		// Channel=Local/5551234@callout: a callback that reaches the
+		// customer before the agent): the PBX dialled that party by
+		// itself, through the pair, as with Channel=PJSIP/5551234@trunk.
+		c.PBXDialled = true
+		if n := from.Ext; n != "" && n != "s" && !t.cfg.AgentPattern.MatchString(n) {
+			c.Call.Callee.Number = n
+		}
+		return
+	}
 	if c.Outbound || !t.isAgentDevice(to) || c.OrigAgent != to.Ext {
 		// Only the agent's own click-to-call (the pair is the agent's
 		// extension, with the agent's caller id: placedByAgent), not a
@@ -771,4 +789,21 @@ func (t *Tracker) localAnswerIsPBX(l *leg, at time.Time) bool {
 	l.Role, l.Service = roleOther, true
 	t.dirty[l.conv.ID] = l.conv
 	return true
+}
+
+// firstDialsOut: the party the PBX dialled first (PBXDialled) is sent on
+// to an outside number exten (Originate Channel=PJSIP/<mobile>@trunk,
+// Exten=<customer>: a click-to-call whose agent is on a phone the PBX
+// does not know): it places the call, and the number it dials is the
+// callee.
+func (t *Tracker) firstDialsOut(from, to *leg, exten string) {
+	c := from.conv
+	if from.Role != roleCaller || !c.PBXDialled || c.Call.AnsweredAt != nil || to.Role != roleOther || to.Local || to.Service ||
+		exten == "" || exten == "s" || t.cfg.AgentPattern.MatchString(exten) || t.isAgentDevice(to) {
+		return
+	}
+	c.PBXDialled = false
+	c.Call.Callee.Number = exten
+	c.Call.Direction, c.DirectionFixed = DirectionOutbound, true
+	t.dirty[c.ID] = c
 }
