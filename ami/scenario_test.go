@@ -378,6 +378,8 @@ var ringCauseIsTheCalls = map[string]string{
 	"sip-blind-transfer-feature-to-busy-pbx-hangs-up":  "the same, after a feature-code blind transfer",
 	"sip-internal-call-callee-transfers-blind-to-busy": "the same, on an internal call",
 	"sip-blind-transfer-feature-to-outside-busy":       "the same, the outside number refusing (Cause 17, TechCause 486)",
+	// Derived (testdata/derived).
+	"internal-call-blind-transfer-feature-to-outside-busy": "the same, an internal call's callee sending its caller to a busy outside number",
 }
 
 // sipPairs are two captures of one PBX across a lost link: the -pre
