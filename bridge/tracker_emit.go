@@ -73,7 +73,9 @@ func (t *Tracker) direction(c *conversation) {
 			c.Call.Direction = DirectionInbound
 		case callerInternal && calleeUnknown:
 			// An agent's call whose destination is not known yet.
-		case callerInternal && calleeInternal:
+		case callerInternal && (calleeInternal || dialsAgent(c)):
+			// A code that dials an agent's own device (intercom 8<ext>,
+			// a group number) keeps the call inside the PBX.
 			c.Call.Direction = DirectionInternal
 		case callerInternal:
 			c.Call.Direction = DirectionOutbound
@@ -119,4 +121,14 @@ var q850 = map[int]string{
 	21: "Call Rejected", 27: "Destination out of order", 28: "Invalid number format (address incomplete)",
 	31: "Normal, unspecified", 34: "No circuit/channel available", 38: "Network out of order",
 	41: "Temporary failure", 42: "Switching equipment congestion", 127: "Interworking, unspecified",
+}
+
+// dialsAgent reports whether the call dialled an agent's device.
+func dialsAgent(c *conversation) bool {
+	for _, l := range c.Legs {
+		if l.Role == roleAgent && l.Dialled {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -185,6 +186,19 @@ func (t *Tracker) refresh(l *leg, ch Channel) {
 	}
 	if c.Call.Callee.Number == "" && ch.Exten != "" && ch.Exten != "s" {
 		c.Call.Callee.Number = ch.Exten
+	} else if n := c.Call.Callee.Number; n != ch.Exten && !c.CallerUp && ch.State != "Up" && ch.Exten != "" && ch.Exten != "s" &&
+		!strings.HasPrefix(ch.Exten, "*") && !t.cfg.AgentPattern.MatchString(n) && t.cfg.AgentPattern.MatchString(c.Call.Caller.Number) &&
+		dialledExt(c, ch.Exten) {
+		// An agent dialled a code (call return *69 / 869, redial 870)
+		// that the dialplan turned into a number before anyone answered
+		// (FreeSWITCH: a transfer to the number it looked up) and then
+		// dialled that number: the code is no destination of its own, the
+		// call goes where the dialplan sent it, and its direction is that
+		// number's.
+		c.Call.Callee.Number = ch.Exten
+		if c.Call.Variables["direction"] == "" && c.Call.Direction == DirectionInternal && !t.cfg.AgentPattern.MatchString(ch.Exten) {
+			c.Call.Direction, c.DirectionFixed = DirectionUnknown, false
+		}
 	}
 	if !c.CallerUp && ch.State == "Up" {
 		c.CallerUp = true
@@ -306,4 +320,14 @@ func (l *leg) nameMatches(re *regexp.Regexp) bool {
 func (t *Tracker) isGone(id string) bool {
 	_, gone := t.gone[id]
 	return gone
+}
+
+// dialledExt reports whether the call dialled a leg with extension ext.
+func dialledExt(c *conversation, ext string) bool {
+	for _, l := range c.Legs {
+		if l.Dialled && l.Ext == ext {
+			return true
+		}
+	}
+	return false
 }

@@ -259,6 +259,11 @@ func TestDirectionRulesAndVariable(t *testing.T) {
 			c.Vars = map[string]string{"CTI_DIRECTION": tc.varVal}
 		}
 		a := ch("d.2", "PJSIP/202-00000002")
+		if tc.want == DirectionOutbound && tc.varVal == "" {
+			// An outside number is dialled on a trunk, never on an
+			// agent's device (one that rings an agent stays internal).
+			a = ch("d.2", "PJSIP/trunk-00000002")
+		}
 		evs := run(tr, ChannelEvent{Kind: ChanNew, Channel: c}, ChannelEvent{Kind: ChanDial, Channel: c, Peer: &a})
 		if len(evs) != 1 || evs[0].Call.Direction != tc.want {
 			t.Errorf("%+v: got %v", tc, evs)

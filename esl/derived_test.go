@@ -21,6 +21,15 @@ import (
 // flows the captures do not cover (testdata/derived/README.txt says what
 // each one does and where its events come from).
 var derivedStories = map[string][]string{
+	"redial-870-agent-redials-customer": {
+		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)",
+	},
+	"intercom-auto-answer-agent-calls-agent": {
+		"internal caller=1000 callee=81001: ringing(1001) answered(1001) ended(disposition=answered, hangup_by=callee)",
+	},
+	"call-return-star69-agent-calls-back-customer": {
+		"outbound caller=1000 callee=1010: ringing(customer) answered(customer) ended(disposition=answered, hangup_by=agent)",
+	},
 	"call-waiting-unheld-agent-drops-first": {
 		"inbound caller=1010 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=agent)",
 		"inbound caller=1011 callee=2100: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=caller)",
