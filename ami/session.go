@@ -174,14 +174,14 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 			// skipResyncGap: a chatty channel must not resync every event.
 			resync := !sk.ActionID && (sk.Event == "" || wanter == nil || wanter.WantsEvent(sk.Event, sk.Variable))
 			if resync {
-				now := time.Now().UnixNano()
+				now := skipNow()
 				if last := c.skipResyncAt.Load(); last != 0 && now-last < int64(skipResyncGap) || !c.skipResyncAt.CompareAndSwap(last, now) {
 					resync = false
 				}
 			}
 			// One line a skipResyncGap at most (and each that resyncs): a
 			// channel with an oversize variable skips one frame an event.
-			now := time.Now().UnixNano()
+			now := skipNow()
 			if last := c.skipLogAt.Load(); resync || last == 0 || now-last >= int64(skipResyncGap) {
 				c.skipLogAt.Store(now)
 				log.Warn("ami: oversize frame skipped", "event", sk.Event, "variable", sk.Variable, "err", sk.Err, "resync", resync,
@@ -227,6 +227,17 @@ func (c *Client) read(s *session, rd *Reader, log *slog.Logger) {
 // skipResyncGap is the least time between two resyncs a skipped frame
 // asks for; pbx.reconcile_interval finds what falls between.
 const skipResyncGap = 10 * time.Second
+
+// skipClock, when set (tests only), is the time skipNow gives: the gap's
+// checks then hold whatever the machine's speed.
+var skipClock atomic.Int64
+
+func skipNow() int64 {
+	if t := skipClock.Load(); t != 0 {
+		return t
+	}
+	return time.Now().UnixNano()
+}
 
 // unparsable counts and logs a frame Parse refused. The frame itself is
 // never logged: it is the peer's text, not ours to spill, and may be huge.
