@@ -1,7 +1,6 @@
 package esl
 
 import (
-	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -114,16 +113,7 @@ var counterStories = map[string][]string{
 func TestCounterFlowsPlayed(t *testing.T) {
 	for name, want := range counterStories {
 		t.Run(name, func(t *testing.T) {
-			orders := map[string]func([]*Event) []*Event{
-				"by sequence": bySeq,
-				"subscribed":  func(evs []*Event) []*Event { return bySeq(subscribed(evs)) },
-			}
-			for seed := range uint64(4) {
-				orders[fmt.Sprintf("subscribed, swapped (seed %d), reorder buffer", seed)] = func(evs []*Event) []*Event {
-					return viaReorder(swapChannels(bySeq(subscribed(evs)), seed))
-				}
-			}
-			for how, order := range orders {
+			for how, order := range playOrders() {
 				got, broken := playDerived(t, "../counter/"+name, order)
 				for _, b := range broken {
 					t.Errorf("%s: %s", how, b)

@@ -614,6 +614,23 @@ func playDerived(t testing.TB, name string, order func([]*Event) []*Event) (stor
 	return bridgetest.Stories(ck.events), broken
 }
 
+// playOrders are the wire orders a derived or counter flow is played in:
+// Event-Sequence order, as the client's subscription sees it, and with
+// neighbouring events of different channels swapped through the reorder
+// buffer (four seeds).
+func playOrders() map[string]func([]*Event) []*Event {
+	orders := map[string]func([]*Event) []*Event{
+		"by sequence": bySeq,
+		"subscribed":  func(evs []*Event) []*Event { return bySeq(subscribed(evs)) },
+	}
+	for seed := range uint64(4) {
+		orders[fmt.Sprintf("subscribed, swapped (seed %d), reorder buffer", seed)] = func(evs []*Event) []*Event {
+			return viaReorder(swapChannels(bySeq(subscribed(evs)), seed))
+		}
+	}
+	return orders
+}
+
 // TestDerivedStories plays each derived flow in Event-Sequence order, as
 // the client's subscription sees it, and with neighbouring events of
 // different channels swapped on the wire through the reorder buffer: every
@@ -630,16 +647,7 @@ func TestDerivedStories(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			want, ok := derivedStories[name]
-			orders := map[string]func([]*Event) []*Event{
-				"by sequence": bySeq,
-				"subscribed":  func(evs []*Event) []*Event { return bySeq(subscribed(evs)) },
-			}
-			for seed := range uint64(4) {
-				orders[fmt.Sprintf("subscribed, swapped (seed %d), reorder buffer", seed)] = func(evs []*Event) []*Event {
-					return viaReorder(swapChannels(bySeq(subscribed(evs)), seed))
-				}
-			}
-			for how, order := range orders {
+			for how, order := range playOrders() {
 				got, broken := playDerived(t, name, order)
 				for _, b := range broken {
 					t.Errorf("%s: %s", how, b)
