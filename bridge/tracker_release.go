@@ -167,8 +167,9 @@ func (t *Tracker) hangupRequest(l *leg, cause int) {
 	switch {
 	case l.Role == roleCaller && c.PBXDialled && networkCause(cause):
 		// The party the PBX dialled by itself (an originate to a
-		// gateway) was never reached: its carrier refused the number
-		// (404, 503), the network's act, not the callee's.
+		// gateway or a trunk) was never reached: its carrier refused the
+		// number (404 -> 1, 503 -> 34 or 41), the network's act, not the
+		// callee's.
 		if c.HupLeg == "" {
 			c.HupLeg = "system"
 		}
@@ -179,13 +180,6 @@ func (t *Tracker) hangupRequest(l *leg, cause int) {
 		// the phone's INVITE: chan_pjsip_session_end queues a hangup
 		// request as if the phone had asked). A caller the PBX answered
 		// after the refusal (voicemail) hangs up for itself.
-	case l.Role == roleCaller && c.PBXDialled && !c.CallerUp && networkCause(cause):
-		// The party the PBX dialled first was never reached: its carrier
-		// refused the number (404 -> 1, 503 -> 34): the network's, as for
-		// a party an agent dialled.
-		if c.Refused == "" {
-			c.Refused = "system"
-		}
 	case l.Role == roleCaller:
 		if c.HupLeg == "" {
 			c.HupLeg = "caller"
