@@ -61,10 +61,7 @@ func (x *txn) hangupRequest(st *chanState) {
 	// With its cause, where the event has one: a carrier's refusal (404,
 	// 503) is the network's, not the called party's.
 	text := hangupCause(e)
-	code, err := strconv.Atoi(e.Get("variable_hangup_cause_q850"))
-	if err != nil {
-		code = Q850(text)
-	}
+	code := causeCode(e, text)
 	x.emit(bridge.ChanHangupRequest, st, func(ev *bridge.ChannelEvent) { ev.Cause, ev.CauseText = code, text })
 }
 
@@ -116,10 +113,7 @@ func (x *txn) hangup() {
 		x.pickedOff(st)
 	}
 	source := hangupSource(e)
-	code, err := strconv.Atoi(e.Get("variable_hangup_cause_q850"))
-	if err != nil {
-		code = Q850(cause)
-	}
+	code := causeCode(e, cause)
 	mark, hold := len(x.out), false
 	if source == bridge.HangupByEndpoint && st.opened && !st.hupReq {
 		st.hupReq = true
@@ -190,4 +184,14 @@ func hangupCause(e *Event) string {
 		return c
 	}
 	return e.Get("variable_hangup_cause")
+}
+
+// causeCode is the Q.850 code of an event's hangup cause: the switch's own
+// hangup_cause_q850 where the event carries variables, else the code of
+// its cause name.
+func causeCode(e *Event, cause string) int {
+	if code, err := strconv.Atoi(e.Get("variable_hangup_cause_q850")); err == nil {
+		return code
+	}
+	return Q850(cause)
 }
