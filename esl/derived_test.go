@@ -398,6 +398,33 @@ var derivedStories = map[string][]string{
 		// show calls) give 1001's leg to the member's call.
 		"inbound caller=1010 callee=2121: queued answered(1001) ended(disposition=answered, hangup_by=caller)",
 	},
+	// Everyday flows of a vanilla office (testdata/derived/README.txt, "Everyday flows").
+	// A call only the PBX handled (voicemail, a conference nobody joined) is no_answer;
+	// an agent's feature code (*98) is internal like **1000, a plain service number outbound.
+	"internal-no-answer-vanilla-voicemail-caller-leaves-message": {
+		"internal caller=1000 callee=1001: ringing(1001) ring_ended(1001) ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"agent-calls-unregistered-colleague-voicemail-message": {
+		"internal caller=1000 callee=1002: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"agent-dials-voicemail-star98-hangs-up": {
+		"internal caller=1000 callee=*98: ended(disposition=no_answer, hangup_by=caller)",
+	},
+	"agent-conference-3000-alone-hangs-up": {
+		"outbound caller=1000 callee=3000: ended(disposition=no_answer, hangup_by=agent)",
+	},
+	"pickup-app-group-pickup-1001-answers": {
+		"inbound caller=1010 callee=2115: ringing(1000) answered(1001) ring_ended(1000) ended(disposition=answered, hangup_by=caller)",
+	},
+	"bypass-media-agent-answers-agent-hangs-up": {
+		"inbound caller=1010 callee=2116: ringing(1000) answered(1000) ended(disposition=answered, hangup_by=agent)",
+	},
+	"inbound-early-media-caller-bye-before-answer": {
+		"inbound caller=1010 callee=2100: ringing(1000) ring_ended(1000) ended(disposition=cancelled, hangup_by=caller)",
+	},
+	"outbound-gateway-early-media-agent-bye-before-answer": {
+		"outbound caller=1000 callee=9+4930123456: ringing(customer) ring_ended(customer) ended(disposition=no_answer, hangup_by=agent)",
+	},
 }
 
 // derivedGaps are derived flows whose wanted story the model does not tell
@@ -473,6 +500,8 @@ var derivedAgents = map[string]string{
 	"valet-park-refer-retrieved-by-1001-who-hangs-up":       "1001",
 	"link-lost-callcenter-waiting-agent-answers-meanwhile":  "1001",
 	"callback-originate-customer-first-then-agent":          "1000",
+	"pickup-app-group-pickup-1001-answers":                  "1001",
+	"bypass-media-agent-answers-agent-hangs-up":             "1000",
 }
 
 // derivedEvents reads a derived flow's events in file order.
