@@ -30,7 +30,7 @@ import (
 )
 
 // Scenarios, in the order they run.
-var Scenarios = []string{"baseline", "max", "steady", "burst", "hung", "backlog", "live"}
+var Scenarios = []string{"baseline", "max", "steady", "floor", "burst", "hung", "backlog", "live"}
 
 // Options shape a run. Zero values take the defaults of DefaultOptions.
 type Options struct {
@@ -249,6 +249,17 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 						return nil, err
 					}
 					h.add(r)
+				}
+			}
+			if want("floor") {
+				for _, rate := range o.Rates {
+					for stages := range len(floorStages) {
+						r, err := h.floor(ctx, pbx, sync, rate, stages+1)
+						if err != nil {
+							return nil, err
+						}
+						h.add(r)
+					}
 				}
 			}
 			if want("burst") {

@@ -31,7 +31,7 @@ func TestTinyRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{Bin: bin, PBX: []string{"asterisk", "freeswitch"}, Sync: []string{"NORMAL"},
-		Scenarios: []string{"baseline", "max", "steady", "hung", "backlog", "live"}, Rates: []float64{20},
+		Scenarios: []string{"baseline", "max", "steady", "floor", "hung", "backlog", "live"}, Rates: []float64{20},
 		Rate: 20, Duration: time.Second, CallLen: 200 * time.Millisecond, MaxCalls: 20, HungPairs: 2, Backlog: 300, Live: 10, BaselineRows: 300}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
@@ -43,6 +43,10 @@ func TestTinyRun(t *testing.T) {
 		name := r.Scenario + " " + r.PBX
 		if len(r.Notes) > 0 && r.Scenario != "backlog" {
 			t.Errorf("%s: %s", name, strings.Join(r.Notes, "; "))
+		}
+		if stage := slices.Index(floorStages, r.Scenario); stage >= 0 {
+			checkFloor(t, rep, r, stage+1)
+			continue
 		}
 		if r.Webhooks == 0 || r.WebhooksPerSec <= 0 || r.BadSignatures != 0 || r.PeakRSSMB <= 0 || r.StoreMB <= 0 {
 			t.Errorf("%s: webhooks %d at %.0f/s, %d bad, peak RSS %.1f MB, store %.2f MB", name, r.Webhooks, r.WebhooksPerSec, r.BadSignatures, r.PeakRSSMB, r.StoreMB)
@@ -123,6 +127,26 @@ func TestTinyRun(t *testing.T) {
 	defer f.Close()
 	if img, err := png.Decode(f); err != nil || img.Bounds().Dx() < 100 {
 		t.Errorf("plot: %v", err)
+	}
+}
+
+// checkFloor checks a floor child's row against the steady run of the same
+// calls: every event read, and from the commit stage on every CRM event
+// committed, then POSTed (the receiver verified each signature).
+func checkFloor(t *testing.T, rep *Report, r *Result, stages int) {
+	t.Helper()
+	s := rep.find("steady", r.PBX, r.Sync, r.Rate)
+	if s == nil {
+		t.Fatalf("%s %s: no steady run beside it", r.Scenario, r.PBX)
+	}
+	if r.Frames != s.Frames || r.CPUSeconds <= 0 || r.BadSignatures != 0 {
+		t.Errorf("%s %s: %d of %d events read, CPU %.3f s, %d bad signatures", r.Scenario, r.PBX, r.Frames, s.Frames, r.CPUSeconds, r.BadSignatures)
+	}
+	if commits := r.TxPerCall > 0; commits != (stages >= 2) {
+		t.Errorf("%s %s: %.1f transactions a call at stage %d", r.Scenario, r.PBX, r.TxPerCall, stages)
+	}
+	if want := map[bool]int64{true: s.Webhooks, false: 0}[stages >= 3]; r.Webhooks != want {
+		t.Errorf("%s %s: %d webhooks received, want %d", r.Scenario, r.PBX, r.Webhooks, want)
 	}
 }
 
