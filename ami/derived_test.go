@@ -375,6 +375,22 @@ var derivedStories = map[string][]string{
 	"inbound-customer-sends-dtmf-no-feature-then-hangs-up":      {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
 	"park-timeout-comeback-customer-hangs-up-while-agent-rings": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held(parked 701) ringing(100) ring_ended(100) ended(disposition=answered, hangup_by=caller)"},
 	"ring-group-with-mobile-via-trunk-mobile-answers":           {"inbound caller=5551234 callee=202: ringing(100) ring_ended(100) ended(disposition=no_answer, hangup_by=caller)"},
+	// Everyday office flows (helper hA): a desk phone's second line, one
+	// extension on two devices, holds through a FreePBX queue's Local chain,
+	// parking from it, early-media intercepts, feature codes.
+	"phone-hold-customer-consult-101-on-second-line-then-resume": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) held resumed ended(disposition=answered, hangup_by=caller)",
+		"internal caller=100 callee=101: ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)",
+	},
+	"inbound-agent-two-contacts-softphone-answers-desk-cancelled":        {"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	"freepbx-queue-local-agent-holds-twice-customer-hangs-up-while-held": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) held resumed held resumed held ended(disposition=answered, hangup_by=caller)"},
+	"freepbx-queue-local-agent-blind-transfers-to-park-70-101-retrieves": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) held transferred(blind, from 100, to 70) held(parked 71) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// The carrier answers 183 with its "number not in service" message: nobody answered;
+	// the agent gives up (no_answer, as outbound-agent-gives-up), or the carrier's 404
+	// after the message ends it (the number could not be reached: failed, as
+	// outbound-trunk-503-congestion-app).
+	"outbound-early-media-intercept-agent-hangs-up":   {"outbound caller=100 callee=5551234: ringing(customer) ring_ended(customer) ended(disposition=no_answer, hangup_by=agent)"},
+	"outbound-early-media-intercept-then-carrier-404": {"outbound caller=100 callee=5551234: ringing(customer) ring_ended(customer) ended(disposition=failed, hangup_by=system)"},
 }
 
 // derivedAgents is the agent each flow's first conversation ends with (the
@@ -462,6 +478,11 @@ var derivedAgents = map[string]string{
 	"queue-agent-refer-replaces-to-external-external-hangs-up":      "100",
 	"link-lost-queue-call-agent-blind-refers-to-external-meanwhile": "100",
 	"link-lost-queue-call-agent-refer-replaces-to-101-meanwhile":    "101",
+
+	"phone-hold-customer-consult-101-on-second-line-then-resume":         "100",
+	"inbound-agent-two-contacts-softphone-answers-desk-cancelled":        "100",
+	"freepbx-queue-local-agent-holds-twice-customer-hangs-up-while-held": "100",
+	"freepbx-queue-local-agent-blind-transfers-to-park-70-101-retrieves": "101",
 }
 
 func TestDerivedStories(t *testing.T) {

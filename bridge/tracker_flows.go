@@ -146,10 +146,16 @@ func (t *Tracker) park(ev ChannelEvent) {
 	if l == nil || l.conv.Ended {
 		return
 	}
-	if l.Local {
+	if l.Local && !l.Answered {
 		// A local channel parked on the call's behalf (an attended transfer
-		// to the lot): the party it stands for is swapped in when the pair
-		// optimizes away, and that park (ParkedCallSwap) is the call's.
+		// to the lot, its half running the lot's dialplan): the party it
+		// stands for is swapped in when the pair optimizes away, and that
+		// park (ParkedCallSwap) is the call's. A pair that answered the
+		// call (a queue's or ring group's member Local/.../n, bridged to the
+		// caller on one half) carries the call itself: a transfer or the
+		// park feature of its agent parks that half (res_parking
+		// parking_blind_transfer_park parks the other channel of the
+		// agent's bridge), and no swap follows: the pair never optimizes.
 		return
 	}
 	if t.bridgedWithAgent(l) {

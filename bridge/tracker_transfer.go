@@ -18,6 +18,15 @@ func (t *Tracker) hold(ev ChannelEvent) {
 	}
 	c := l.conv
 	on := ev.Kind == ChanHold
+	if ev.Music && l.Local && l.Answered && l.Role == roleAgent {
+		// Music on the local pair that answered the call for its agent (a
+		// queue's or ring group's member Local/.../n) is no hold of its
+		// own: the pair plays the music of a hold indicated to it (Local
+		// channels intercept hold, core_unreal.c ast_unreal_indicate), a
+		// hold the holder's own channel tells (Hold), or the music of a
+		// parking lot its half was moved to (ParkedCall tells that).
+		return
+	}
 	if on && !ev.Music {
 		// Who holds decides what may end the hold (the music a hold starts
 		// follows it).
