@@ -30,7 +30,7 @@ import (
 )
 
 // Scenarios, in the order they run.
-var Scenarios = []string{"baseline", "max", "steady", "floor", "burst", "hung", "backlog", "live"}
+var Scenarios = []string{"baseline", "max", "steady", "bursts", "floor", "burst", "hung", "backlog", "live"}
 
 // Options shape a run. Zero values take the defaults of DefaultOptions.
 type Options struct {
@@ -251,14 +251,28 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 					h.add(r)
 				}
 			}
-			if want("floor") {
+			if want("bursts") {
 				for _, rate := range o.Rates {
-					for stages := range len(floorStages) {
-						r, err := h.floor(ctx, pbx, sync, rate, stages+1)
-						if err != nil {
-							return nil, err
+					r, err := h.steady(ctx, pbx, sync, "bursts", rate, false)
+					if err != nil {
+						return nil, err
+					}
+					h.add(r)
+				}
+			}
+			if want("floor") {
+				for _, bursts := range []bool{false, true} {
+					if bursts && !want("bursts") {
+						continue
+					}
+					for _, rate := range o.Rates {
+						for stages := range len(floorStages) {
+							r, err := h.floor(ctx, pbx, sync, rate, stages+1, bursts)
+							if err != nil {
+								return nil, err
+							}
+							h.add(r)
 						}
-						h.add(r)
 					}
 				}
 			}
@@ -632,8 +646,11 @@ func (h *harness) steady(ctx context.Context, pbx, sync, name string, rate float
 		return nil, err
 	}
 	h.logf("%s %s %s: %.0f calls/s for %s", pbx, sync, name, rate, h.o.Duration)
-	r, err := h.run(ctx, sim, load{name: name, pbx: pbx, sync: sync, rate: rate, calls: calls, hung: hung,
-		sched: steady(rate, h.callLen(rate))})
+	sch := steady(rate, h.callLen(rate))
+	if name == "bursts" {
+		sch.perBurst = burstSize[pbx]
+	}
+	r, err := h.run(ctx, sim, load{name: name, pbx: pbx, sync: sync, rate: rate, calls: calls, hung: hung, sched: sch})
 	return r, err
 }
 

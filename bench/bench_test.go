@@ -31,7 +31,7 @@ func TestTinyRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := Options{Bin: bin, PBX: []string{"asterisk", "freeswitch"}, Sync: []string{"NORMAL"},
-		Scenarios: []string{"baseline", "max", "steady", "floor", "hung", "backlog", "live"}, Rates: []float64{20},
+		Scenarios: []string{"baseline", "max", "steady", "bursts", "floor", "hung", "backlog", "live"}, Rates: []float64{20},
 		Rate: 20, Duration: time.Second, CallLen: 200 * time.Millisecond, MaxCalls: 20, HungPairs: 2, Backlog: 300, Live: 10, BaselineRows: 300}
 	rep, err := Run(context.Background(), o)
 	if err != nil {
@@ -44,8 +44,9 @@ func TestTinyRun(t *testing.T) {
 		if len(r.Notes) > 0 && r.Scenario != "backlog" {
 			t.Errorf("%s: %s", name, strings.Join(r.Notes, "; "))
 		}
-		if stage := slices.Index(floorStages, r.Scenario); stage >= 0 {
-			checkFloor(t, rep, r, stage+1)
+		stage, bursts := strings.CutSuffix(r.Scenario, "@bursts")
+		if i := slices.Index(floorStages, stage); i >= 0 {
+			checkFloor(t, rep, r, i+1, bursts)
 			continue
 		}
 		if r.Webhooks == 0 || r.WebhooksPerSec <= 0 || r.BadSignatures != 0 || r.PeakRSSMB <= 0 || r.StoreMB <= 0 {
@@ -133,9 +134,9 @@ func TestTinyRun(t *testing.T) {
 // checkFloor checks a floor child's row against the steady run of the same
 // calls: every event read, and from the commit stage on every CRM event
 // committed, then POSTed (the receiver verified each signature).
-func checkFloor(t *testing.T, rep *Report, r *Result, stages int) {
+func checkFloor(t *testing.T, rep *Report, r *Result, stages int, bursts bool) {
 	t.Helper()
-	s := rep.find("steady", r.PBX, r.Sync, r.Rate)
+	s := rep.find(map[bool]string{false: "steady", true: "bursts"}[bursts], r.PBX, r.Sync, r.Rate)
 	if s == nil {
 		t.Fatalf("%s %s: no steady run beside it", r.Scenario, r.PBX)
 	}
@@ -302,5 +303,37 @@ func TestPairedPoolsEveryPair(t *testing.T) {
 	}
 	if !slices.Equal(first, []bool{false, true, true, false}) {
 		t.Errorf("hung first by pair: %v, want ABBA", first)
+	}
+}
+
+// TestBurstOffsets checks the two pacings: evenly, every frame has its own
+// time; in bursts, consecutive frames share one, the groups are about
+// perBurst frames, and both span the call's duration.
+func TestBurstOffsets(t *testing.T) {
+	c := &call{last: 88}
+	even := schedule{dur: 2 * time.Second}
+	burst := schedule{dur: 2 * time.Second, perBurst: 4.76}
+	seen := map[time.Duration]int{}
+	for i := range c.last {
+		seen[c.offset(i, burst)]++
+		if i > 0 && c.offset(i, even) <= c.offset(i-1, even) {
+			t.Fatalf("even: frame %d at %v, not after frame %d at %v", i, c.offset(i, even), i-1, c.offset(i-1, even))
+		}
+		if i > 0 && c.offset(i, burst) < c.offset(i-1, burst) {
+			t.Fatalf("bursts: frame %d goes out before frame %d", i, i-1)
+		}
+	}
+	if len(seen) != 18 { // 88 / 4.76 = 18.5
+		t.Errorf("%d bursts, want 18", len(seen))
+	}
+	for off, n := range seen {
+		if n < 4 || n > 5 {
+			t.Errorf("burst at %v has %d frames, want 4-5", off, n)
+		}
+	}
+	last := c.last - 1
+	near := func(d time.Duration) bool { return (even.dur - d).Abs() < time.Microsecond }
+	if c.offset(0, burst) != 0 || !near(c.offset(last, burst)) || !near(c.offset(last, even)) {
+		t.Errorf("last frame at %v (bursts), %v (even), want %v", c.offset(last, burst), c.offset(last, even), even.dur)
 	}
 }

@@ -424,9 +424,9 @@ func finalize(pbx string, calls []*call, sch schedule) {
 		}
 		var refs []ref
 		for ci, c := range calls {
-			start, gap := sch.start(ci), c.gap(sch)
+			start := sch.start(ci)
 			for fi := range c.frames {
-				refs = append(refs, ref{start + time.Duration(fi)*gap, ci, fi})
+				refs = append(refs, ref{start + c.offset(fi, sch), ci, fi})
 			}
 		}
 		slices.SortFunc(refs, func(a, b ref) int {
@@ -474,9 +474,20 @@ func setSeq(f []byte, seq uint64) []byte {
 }
 
 // gap is the time between two frames of the call.
-func (c *call) gap(sch schedule) time.Duration {
+// offset is when frame i of the call goes out, from the call's start: the
+// frames spread evenly over the schedule's duration, or, with perBurst,
+// the call's frames in consecutive groups of about that many (the PBX's
+// bursts) and the groups spread evenly.
+func (c *call) offset(i int, sch schedule) time.Duration {
 	if c.last <= 1 {
 		return 0
 	}
-	return sch.dur / time.Duration(c.last-1)
+	if sch.perBurst <= 0 {
+		return time.Duration(i) * (sch.dur / time.Duration(c.last-1))
+	}
+	bursts := max(1, int(float64(c.last)/sch.perBurst+0.5))
+	if bursts == 1 {
+		return 0
+	}
+	return time.Duration(i*bursts/c.last) * (sch.dur / time.Duration(bursts-1))
 }

@@ -269,7 +269,7 @@ func login(pbx string, conn net.Conn) (func() ([]byte, error), error) {
 
 // floor plays a steady run's calls at rate to a floor child (see above)
 // doing stages of the work.
-func (h *harness) floor(ctx context.Context, pbx, sync string, rate float64, stages int) (*Result, error) {
+func (h *harness) floor(ctx context.Context, pbx, sync string, rate float64, stages int, bursts bool) (*Result, error) {
 	sim, err := h.newSim(pbx)
 	if err != nil {
 		return nil, err
@@ -280,8 +280,12 @@ func (h *harness) floor(ctx context.Context, pbx, sync string, rate float64, sta
 		return nil, err
 	}
 	name := floorStages[stages-1]
-	h.logf("%s %s %s: %.0f calls/s for %s, the bare work in a child", pbx, sync, name, rate, h.o.Duration)
 	sch := steady(rate, h.callLen(rate))
+	if bursts {
+		name += "@bursts"
+		sch.perBurst = burstSize[pbx]
+	}
+	h.logf("%s %s %s: %.0f calls/s for %s, the bare work in a child", pbx, sync, name, rate, h.o.Duration)
 	finalize(pbx, calls, sch)
 	secret := bridge.NewWebhookSecret()
 	rcv, err := newReceiver(secret, false)
