@@ -260,7 +260,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 					h.add(r)
 				}
 			}
-			if want("floor") {
+			// The bare work's commits are its only part that depends on the
+			// durability, and the first one asked for says enough.
+			if want("floor") && sync == o.Sync[0] {
 				for _, bursts := range []bool{false, true} {
 					if bursts && !want("bursts") {
 						continue
