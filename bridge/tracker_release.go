@@ -327,7 +327,9 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	// call that never rang anyone has emitted nothing that settled it).
 	t.direction(c)
 	switch {
-	case resynced:
+	case resynced && c.HupLeg == "":
+		// Ended unseen while the link was down: nobody's account. A
+		// party's own request seen before the loss still tells who hung up.
 		c.Call.HangupBy = "system"
 	case c.APIHangup:
 		c.Call.HangupBy = "api"
