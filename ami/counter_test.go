@@ -61,6 +61,59 @@ var counterStories = map[string][]string{
 		"internal caller=100 callee=8000: answered(customer) ended(disposition=answered, hangup_by=system)",
 		"internal caller=101 callee=8000: ended(disposition=no_answer, hangup_by=caller)",
 	},
+	// Identity changes and odd orders (never-ending review; README.txt
+	// says where each event comes from).
+	//
+	// The Local member optimizes the other way: its ;1 half reads a frame
+	// first (core_unreal.c got_optimized_out with ast == owner), so the
+	// customer is moved into the agent's bridge in place of ;2. The same
+	// call, answered by 100, whom 100 ends.
+	"queue-local-opt-customer-swapped-into-agents-bridge-agent-hangs-up": {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	// LocalOptimizationBegin, then 100's BYE before the move: no swap, no
+	// End; ;2 hangs up before ;1. 100 answered and hung up.
+	"queue-local-opt-begin-without-end-agent-hangs-up-during-swap": {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	// A ring group's pair and the pair it dialled optimize at once, the
+	// inner Local;1 swapped into the customer's bridge first and then
+	// replaced by 101's phone: one call that 101 answered.
+	"ring-group-nested-local-opt-both-pairs-optimize-at-once-caller-hangs-up": {"inbound caller=5551234 callee=212: ringing(100) ringing(101) answered(101) ring_ended(100) ended(disposition=answered, hangup_by=caller)"},
+	// The link drops while the customer waits; the member's pair, 100's
+	// phone and their bridges are made while it is down: the list shows
+	// them (optimized or not yet), then the live events. 100 answered
+	// (its ring was never seen: no ringing), 100 hangs up.
+	"link-lost-queue-local-opt-answered-meanwhile-optimizes-after-resync-agent-hangs-up": {"inbound caller=5551234 callee=301: queued answered(100) ended(disposition=answered, hangup_by=agent)"},
+	"link-lost-queue-local-opt-answered-and-optimized-meanwhile-agent-hangs-up":          {"inbound caller=5551234 callee=301: queued answered(100) ended(disposition=answered, hangup_by=agent)"},
+	// 101 dials Pickup(100@agents): the ringing Local;1 of the queue's
+	// member is taken (ast_do_pickup masquerades 101 into it). 100's ring
+	// ends, 101 answers the call.
+	"queue-local-n-member-local-leg-picked-up-by-101-caller-hangs-up": {"inbound caller=5551234 callee=301: queued ringing(100) ring_ended(100) answered(101) ended(disposition=answered, hangup_by=caller)"},
+	// The queue's member ring timeout and the customer's BYE cross: the
+	// customer hung up while waiting (the BYE came before the queue let
+	// go of the call): abandoned, nobody answered.
+	"queue-local-n-member-ringing-queue-timeout-crosses-caller-bye": {"inbound caller=5551234 callee=301: queued ringing(100) ring_ended(100) abandoned ended(disposition=cancelled, hangup_by=caller)"},
+	// 100's phone answers its pair's Dial as the customer hangs up: the
+	// queue never connects the member (no AgentConnect; app_queue cancels
+	// it), so nobody talked to the customer: as race-answer-vs-cancel, the
+	// caller cancelled; in a queue, abandoned.
+	"queue-local-n-member-answers-as-caller-hangs-up": {"inbound caller=5551234 callee=301: queued ringing(100) ring_ended(100) abandoned ended(disposition=cancelled, hangup_by=caller)"},
+	// AMI Bridge Channel1=<customer A, talking to 100> Channel2=<101,
+	// talking to customer B>: both are moved out of their bridges, whose
+	// last channel the PBX then hangs up. Customer A now talks to 101
+	// (answered(101)), and hangs up; customer B's call was ended by the
+	// PBX (system). Whether 100's bridge thread hangs 100 up before or
+	// after 101 is moved is a thread race: both orders tell the same.
+	"ami-bridge-customer-of-100-to-agent-101-on-another-call": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) answered(101) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=201: ringing(101) answered(101) ended(disposition=answered, hangup_by=system)",
+	},
+	"ami-bridge-customer-of-100-to-agent-101-100-hangs-up-after-the-move": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) answered(101) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=201: ringing(101) answered(101) ended(disposition=answered, hangup_by=system)",
+	},
+	// sip-attended-transfer-feature-to-parking-lot, but the customer hangs
+	// up after the transfer merged it with the lot's Local and before the
+	// swap: the call was parked in 701 (its stand-in waited there) when
+	// the customer hung up.
+	"attended-transfer-feature-to-parking-lot-customer-hangs-up-before-swap": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 700) held(parked 701) ended(disposition=answered, hangup_by=caller)"},
 }
 
 func TestCounterFlows(t *testing.T) {

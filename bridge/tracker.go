@@ -166,6 +166,16 @@ type leg struct {
 	// DialledBy: the channel that dialled this local pair (a Follow Me's
 	// FMPR and FMGL legs share the one Dial).
 	DialledBy string `json:"dialled_by,omitempty"`
+	// MemberPair: the channel of a queue member's local pair that dialled
+	// this leg (the phone behind the member); MemberUp: the leg answered
+	// (or was bridged) behind that pair before the queue connected the
+	// pair (AgentConnect), which is when its answer counts.
+	MemberPair string `json:"member_pair,omitempty"`
+	MemberUp   bool   `json:"member_up,omitempty"`
+	// StandIn is the slot this local pair waits in on behalf of the party
+	// it stands for (an attended transfer to a parking lot), until that
+	// party is swapped in (ParkedCallSwap).
+	StandIn *Park `json:"stand_in,omitempty"`
 	// DeviceFailed: this local pair's agent's device refused or did not
 	// answer (the dial status), and the pair dialled nobody since.
 	DeviceFailed string `json:"device_failed,omitempty"`
@@ -505,6 +515,7 @@ func (t *Tracker) handle(ev ChannelEvent) {
 			if l := t.channel(*ev.Peer, ev.At); l != nil {
 				t.followDialler(t.legs[ev.Channel.ID], l, ev.At)
 				t.answered(l, ev.At)
+				t.memberConnected(l, ev.At)
 			}
 		}
 	case ChanBridgeEnter:

@@ -49,13 +49,39 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 				break
 			}
 			t.moveLeg(mover, into)
+			if t.takesOver(mover, ev.Bridge) {
+				t.takeCall(mover, ev.At)
+			}
 			break
 		}
 	}
 	if l.Role != roleCaller && !l.Answered && l.Dialled {
-		t.answered(l, ev.At)
+		if t.behindMember(l, ev.Bridge) {
+			l.MemberUp = true
+		} else {
+			t.answered(l, ev.At)
+		}
 	}
 	t.callGoesOn(l, ev.Bridge)
+}
+
+// takesOver reports whether l, an agent's answered device that a bridge
+// moved into another answered call (Asterisk's AMI Bridge of two calls'
+// channels: bridge.c ast_bridge_add_channel -> bridge_move_locked), meets
+// that call's caller there while the call's agent is no longer on it: the
+// caller now talks to l's agent, who takes the call.
+func (t *Tracker) takesOver(l *leg, bridge string) bool {
+	c := l.conv
+	if l.Role != roleAgent || !l.Answered || len(l.Channels) == 0 || c.Ended || c.Call.AnsweredAt == nil ||
+		c.Call.Agent == nil || c.Call.Agent.Extension == l.Agent || t.agentOnCall(c, c.Call.Agent.Extension) {
+		return false
+	}
+	for _, x := range t.bridged[bridge] {
+		if x != l && x.conv == c && x.Role == roleCaller && len(x.Channels) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // callGoesOn: after a party asked to hang up, the caller and a talking

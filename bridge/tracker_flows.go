@@ -156,6 +156,9 @@ func (t *Tracker) park(ev ChannelEvent) {
 		// park feature of its agent parks that half (res_parking
 		// parking_blind_transfer_park parks the other channel of the
 		// agent's bridge), and no swap follows: the pair never optimizes.
+		// The transfer that joins it to the call tells the park (the party
+		// may hang up before the swap: standInParked).
+		l.StandIn = &Park{Slot: ev.Exten, Lot: ev.Context}
 		return
 	}
 	if t.bridgedWithAgent(l) {
@@ -167,6 +170,21 @@ func (t *Tracker) park(ev ChannelEvent) {
 		return
 	}
 	t.parked(l, ev)
+}
+
+// standInParked: an attended transfer joined c to a local pair parked on
+// its behalf (bridge.c's merge of the transferer's two bridges, before the
+// pair optimizes and res_parking's parking_channel_swap puts the party
+// itself in the lot): from now on the call waits in that slot, whether
+// the swap comes or its party hangs up first (ParkedCallGiveUp of the
+// stand-in).
+func (t *Tracker) standInParked(c *conversation, at time.Time) {
+	for _, x := range c.Legs {
+		if p := x.StandIn; p != nil && len(x.Channels) > 0 && !c.Ended {
+			x.StandIn = nil
+			t.parked(x, ChannelEvent{At: at, Exten: p.Slot, Context: p.Lot})
+		}
+	}
 }
 
 // parkHeld tells the parks held back for their transfer: c's, or every

@@ -85,9 +85,34 @@ func (t *Tracker) hangup(ev ChannelEvent) {
 	if len(c.Legs) == 0 {
 		t.end(c, ev.At, ev.Resynced)
 	} else {
+		t.agentHandsOver(c, l, ev.At)
 		t.releaseServed(c, ev.At)
 	}
 	t.dirty[c.ID] = c
+}
+
+// agentHandsOver: gone, the call's agent's last leg, l, leaves another
+// agent's answered device in a bridge with the call's caller (a bridge
+// move put it there before l's own bridge dissolved: bridge.c
+// ast_bridge_add_channel's bridge_move_locked, then
+// bridge_dissolve_check_stolen hanging up what was left): that agent
+// takes the call (as bridgeEnter's takesOver in the other order).
+func (t *Tracker) agentHandsOver(c *conversation, l *leg, at time.Time) {
+	if l.Role != roleAgent || !l.Answered || c.Ended || c.Call.AnsweredAt == nil || c.Call.Agent == nil ||
+		c.Call.Agent.Extension != l.Agent || t.agentOnCall(c, l.Agent) {
+		return
+	}
+	for _, y := range c.Legs {
+		if y.Role != roleAgent || !y.Answered || len(y.Channels) == 0 || y.Agent == l.Agent || y.Agent == "" {
+			continue
+		}
+		for _, b := range y.Bridges {
+			if t.takesOver(y, b) {
+				t.takeCall(y, at)
+				return
+			}
+		}
+	}
 }
 
 // releaseServed ends c when only served agents are left in it, each alone

@@ -54,6 +54,9 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	if to.Local {
 		to.DialledBy = ev.Channel.ID
 	}
+	if from.Local && from.QueueRung && from.Role != roleCaller && from != to {
+		to.MemberPair = ev.Channel.ID
+	}
 	t.originatedThroughLocal(from, to)
 	t.placedByAgent(from)
 	if to.Role == roleOther && t.isAgentDevice(to) {
@@ -313,6 +316,10 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 		// A queue connects its member itself (AgentConnect): the member
 		// may still hear an announcement and hang up.
 		if !to.QueueRung || to.Role == roleCaller {
+			if t.behindMember(to, "") {
+				to.MemberUp = true
+				return
+			}
 			t.answered(to, ev.At)
 		}
 		return
@@ -327,6 +334,60 @@ func (t *Tracker) dialEnd(ev ChannelEvent) {
 	}
 	t.externalRingEnded(to, ev.At)
 	t.stopRinging(to, ev.At, status)
+}
+
+// behindMember reports whether l is a queue member's local pair, or was
+// dialled by one (the phone behind it), that the queue has not connected
+// yet, and (for a bridge) meets nobody there but that member's own legs:
+// the phone answered its pair's dial, but the queue may still cancel the
+// member (its caller hung up at that moment, app_queue.c wait_for_answer):
+// no person of the call answered yet. The queue's AgentConnect answers it
+// (memberConnected).
+func (t *Tracker) behindMember(l *leg, bridge string) bool {
+	if l.Role == roleCaller || l.conv.Ended {
+		return false
+	}
+	p := l
+	if !l.Local || !l.QueueRung {
+		if l.MemberPair == "" {
+			return false
+		}
+		p = t.legs[l.MemberPair]
+	}
+	if p == nil || p.conv != l.conv || !p.Local || !p.QueueRung || p.Answered || p.Role == roleCaller {
+		return false
+	}
+	if bridge != "" {
+		// (The pair alone in a bridge is no phone of its own answering:
+		// an application such as AgentRequest took it.)
+		behind := l != p
+		for _, x := range t.bridged[bridge] {
+			if x == l || x == p {
+				continue
+			}
+			if x.MemberPair == "" || t.legs[x.MemberPair] != p {
+				return false
+			}
+			behind = true
+		}
+		return behind
+	}
+	return true
+}
+
+// memberConnected: the queue connected member pair p: the legs that
+// answered behind it (behindMember) answer now.
+func (t *Tracker) memberConnected(p *leg, at time.Time) {
+	for _, x := range slices.Clone(p.conv.Legs) {
+		if x == p {
+			x.MemberUp = false
+			continue
+		}
+		if x.MemberUp && len(x.Channels) > 0 && slices.Contains(p.Channels, x.MemberPair) {
+			x.MemberUp = false
+			t.answered(x, at)
+		}
+	}
 }
 
 // followDialler: the PBX names another live channel as the dialler of a

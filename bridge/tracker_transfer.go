@@ -342,6 +342,9 @@ func (t *Tracker) transfer(ev ChannelEvent) {
 		}
 	}
 	t.transferred(c, &Transfer{Mode: mode, From: from, By: by, To: ev.Exten}, transferee, ev.At)
+	if ev.Attended {
+		t.standInParked(c, ev.At)
+	}
 }
 
 func shareBridge(a, b *leg) bool {
