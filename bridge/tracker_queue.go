@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -177,4 +178,58 @@ func (t *Tracker) agentState(ev ChannelEvent) {
 	}
 	t.out = append(t.out, Event{ID: NewID("evt_"), Type: EventAgentState, OccurredAt: ev.At.UTC(), PBX: t.cfg.PBX, Tenant: t.agentTenant(ext),
 		Agent: &Agent{Extension: ext, Name: name}, AgentState: &AgentStat{Queue: ev.Queue, State: ev.Status, Reason: ev.Reason}})
+}
+
+// behindMember reports whether l is a queue member's local pair, or was
+// dialled by one (the phone behind it), that the queue has not connected
+// yet, and (for a bridge) meets nobody there but that member's own legs:
+// the phone answered its pair's dial, but the queue may still cancel the
+// member (its caller hung up at that moment, app_queue.c wait_for_answer):
+// no person of the call answered yet. The queue's AgentConnect answers it
+// (memberConnected).
+func (t *Tracker) behindMember(l *leg, bridge string) bool {
+	if l.Role == roleCaller || l.conv.Ended {
+		return false
+	}
+	p := l
+	if !l.Local || !l.QueueRung {
+		if l.MemberPair == "" {
+			return false
+		}
+		p = t.legs[l.MemberPair]
+	}
+	if p == nil || p.conv != l.conv || !p.Local || !p.QueueRung || p.Answered || p.Role == roleCaller {
+		return false
+	}
+	if bridge != "" {
+		// (The pair alone in a bridge is no phone of its own answering:
+		// an application such as AgentRequest took it.)
+		behind := l != p
+		for _, x := range t.bridged[bridge] {
+			if x == l || x == p {
+				continue
+			}
+			if x.MemberPair == "" || t.legs[x.MemberPair] != p {
+				return false
+			}
+			behind = true
+		}
+		return behind
+	}
+	return true
+}
+
+// memberConnected: the queue connected member pair p: the legs that
+// answered behind it (behindMember) answer now.
+func (t *Tracker) memberConnected(p *leg, at time.Time) {
+	for _, x := range slices.Clone(p.conv.Legs) {
+		if x == p {
+			x.MemberUp = false
+			continue
+		}
+		if x.MemberUp && len(x.Channels) > 0 && slices.Contains(p.Channels, x.MemberPair) {
+			x.MemberUp = false
+			t.answered(x, at)
+		}
+	}
 }
