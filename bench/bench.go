@@ -635,23 +635,34 @@ func (h *harness) callLen(rate float64) time.Duration {
 	return h.o.CallLen
 }
 
+// steadyCalls prepares a steady run's calls at rate for Duration, and its
+// schedule: each event on its own, or in the PBX's bursts.
+func (h *harness) steadyCalls(pbx string, rate float64, bursts bool) (*simulator, []*call, schedule, error) {
+	sch := steady(rate, h.callLen(rate))
+	if bursts {
+		sch.perBurst = burstSize[pbx]
+	}
+	sim, err := h.newSim(pbx)
+	if err != nil {
+		return nil, nil, sch, err
+	}
+	calls, err := sim.prepare(max(1, int(rate*h.o.Duration.Seconds())), false)
+	if err != nil {
+		sim.close()
+		return nil, nil, sch, err
+	}
+	return sim, calls, sch, nil
+}
+
 // steady plays rate calls/s for Duration; hung adds an endpoint that never
 // answers beside the healthy one.
 func (h *harness) steady(ctx context.Context, pbx, sync, name string, rate float64, hung bool) (*Result, error) {
-	sim, err := h.newSim(pbx)
+	sim, calls, sch, err := h.steadyCalls(pbx, rate, name == "bursts")
 	if err != nil {
 		return nil, err
 	}
 	defer sim.close()
-	calls, err := sim.prepare(max(1, int(rate*h.o.Duration.Seconds())), false)
-	if err != nil {
-		return nil, err
-	}
 	h.logf("%s %s %s: %.0f calls/s for %s", pbx, sync, name, rate, h.o.Duration)
-	sch := steady(rate, h.callLen(rate))
-	if name == "bursts" {
-		sch.perBurst = burstSize[pbx]
-	}
 	r, err := h.run(ctx, sim, load{name: name, pbx: pbx, sync: sync, rate: rate, calls: calls, hung: hung, sched: sch})
 	return r, err
 }

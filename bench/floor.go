@@ -270,20 +270,14 @@ func login(pbx string, conn net.Conn) (func() ([]byte, error), error) {
 // floor plays a steady run's calls at rate to a floor child (see above)
 // doing stages of the work.
 func (h *harness) floor(ctx context.Context, pbx, sync string, rate float64, stages int, bursts bool) (*Result, error) {
-	sim, err := h.newSim(pbx)
+	sim, calls, sch, err := h.steadyCalls(pbx, rate, bursts)
 	if err != nil {
 		return nil, err
 	}
 	defer sim.close()
-	calls, err := sim.prepare(max(1, int(rate*h.o.Duration.Seconds())), false)
-	if err != nil {
-		return nil, err
-	}
 	name := floorStages[stages-1]
-	sch := steady(rate, h.callLen(rate))
 	if bursts {
 		name += "@bursts"
-		sch.perBurst = burstSize[pbx]
 	}
 	h.logf("%s %s %s: %.0f calls/s for %s, the bare work in a child", pbx, sync, name, rate, h.o.Duration)
 	finalize(pbx, calls, sch)
