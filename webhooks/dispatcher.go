@@ -157,6 +157,9 @@ type Stats struct {
 	InFlight       int64 // requests under way now
 	Queued         int64 // deliveries held in memory now, in flight included
 	Paused         int64 // endpoints waiting out a 429's or 503's Retry-After now
+	// Waiting counts deliveries waiting out a retry's backoff now, as of
+	// their endpoint's last look (its timer is armed for them).
+	Waiting int64
 }
 
 // Dispatcher pushes deliveries to endpoints. Each endpoint has its own
@@ -187,7 +190,7 @@ type Dispatcher struct {
 	schedWG sync.WaitGroup
 	workWG  sync.WaitGroup
 
-	delivered, failed, retried, dead, disabled, inflight, queued atomic.Int64
+	delivered, failed, retried, dead, disabled, inflight, queued, waiting atomic.Int64
 
 	// Final outcomes the store refused (a full or locked disk), recorded
 	// again every second.
@@ -357,6 +360,7 @@ func (d *Dispatcher) Stats() Stats {
 		InFlight:       d.inflight.Load(),
 		Queued:         d.queued.Load(),
 		Paused:         d.paused(),
+		Waiting:        d.waiting.Load(),
 	}
 }
 

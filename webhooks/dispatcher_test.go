@@ -1018,8 +1018,9 @@ func TestRecoveryReleasesWaitingRetries(t *testing.T) {
 	if first[0].Outcome != bridge.DeliveryPending || first[1].Outcome != bridge.DeliveryPending {
 		t.Fatalf("first attempts %+v", first)
 	}
-	// Wait for both retry timers, then let only the earlier one fire.
-	waitUntil(t, "both retries scheduled", func() bool { return len(clock.Deadlines()) >= 1 && h.d.Stats().InFlight == 0 })
+	// Wait until both retries wait and the endpoint's timer is armed for
+	// them (Stats counts them then), then let only the earlier one fire.
+	waitUntil(t, "both retries scheduled", func() bool { s := h.d.Stats(); return s.Waiting == 2 && s.InFlight == 0 })
 	clock.AdvanceToNext(wait)
 	as := h.waitAttempts(4)
 	if as[2].Outcome != bridge.DeliveryDelivered || as[3].Outcome != bridge.DeliveryDelivered {

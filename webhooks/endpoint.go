@@ -49,8 +49,12 @@ type endpoint struct {
 	rescan  bool // Reload asked to re-read the store from the start
 	resume  bool // Resume said the endpoint is back: backoffs end now
 	closed  bool // the scheduler has exited
-	wake    chan struct{}
-	queued  atomic.Int64 // deliveries in memory for this endpoint, inbox included
+
+	// waitingShown is len(waiting) as last added to the dispatcher's
+	// count, when the scheduler armed its timer (see armTimer).
+	waitingShown int
+	wake         chan struct{}
+	queued       atomic.Int64 // deliveries in memory for this endpoint, inbox included
 
 	// recordMu orders attempt records against DisableEndpoint, so that no
 	// attempt marks a delivery pending again once the endpoint is disabled.
@@ -318,6 +322,7 @@ func (e *endpoint) exit() {
 	e.inbox = nil
 	e.mu.Unlock()
 	e.addQueued(-(n + len(e.known)))
+	e.showWaiting(0)
 	e.known, e.convs, e.ready, e.waiting = nil, nil, nil, nil
 	if e.timer != nil {
 		e.timer.Stop()
@@ -725,6 +730,9 @@ func (e *endpoint) paused() bool {
 // armTimer makes the timer fire at the next retry or store re-read, or at
 // the end of a pause when deliveries wait for it.
 func (e *endpoint) armTimer(now time.Time) {
+	// Counted here, once the timer reflects them: a reader of Stats that
+	// sees the retries waiting also sees the timer that will wake them.
+	defer e.showWaiting(len(e.waiting))
 	var at time.Time
 	if len(e.waiting) > 0 {
 		at = e.waiting[0].due
@@ -744,6 +752,15 @@ func (e *endpoint) armTimer(now time.Time) {
 	}
 	if !at.IsZero() {
 		e.timer, e.timerAt = e.d.clock.NewTimer(at.Sub(now)), at
+	}
+}
+
+// showWaiting moves the dispatcher's count of deliveries waiting for a
+// retry to n for this endpoint.
+func (e *endpoint) showWaiting(n int) {
+	if n != e.waitingShown {
+		e.d.waiting.Add(int64(n - e.waitingShown))
+		e.waitingShown = n
 	}
 }
 
