@@ -2,8 +2,11 @@ package ami
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ctibridge/ctibridge/bridge/bridgetest"
 )
 
 // counterStories are the stories of testdata/counter: flows written to
@@ -14,7 +17,9 @@ var counterStories = map[string][]string{
 	// Queue 400 rings two Local members whose extensions both have Follow
 	// Me: 100's mobile (FMGL dialled with FMPR-100) answers as 100, not as
 	// the first FMPR leg of the call (101's).
-	"freepbx-queue-two-followme-members-100s-mobile-answers": {"inbound caller=5551234 callee=2125551000: queued ringing(101) ringing(100) answered(100) ring_ended(101) ended(disposition=answered, hangup_by=callee)"},
+	// app_queue hangs up the other members (hangupcalls) before it connects
+	// the one that answered (AgentConnect), when the mobile's answer counts.
+	"freepbx-queue-two-followme-members-100s-mobile-answers": {"inbound caller=5551234 callee=2125551000: queued ringing(101) ringing(100) ring_ended(101) answered(100) ended(disposition=answered, hangup_by=callee)"},
 	// 100's Follow Me list holds colleague 101 (FMGL-101): 101's phone
 	// answers as 101; the FMGL leg's answer after it is no second answer.
 	"freepbx-followme-list-includes-colleague-101-answers": {"inbound caller=5551234 callee=2125551000: ringing(100) ringing(101) answered(101) ring_ended(100) ended(disposition=answered, hangup_by=caller)"},
@@ -114,7 +119,45 @@ var counterStories = map[string][]string{
 	// swap: the call was parked in 701 (its stand-in waited there) when
 	// the customer hung up.
 	"attended-transfer-feature-to-parking-lot-customer-hangs-up-before-swap": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held transferred(attended, from 100, to 700) held(parked 701) ended(disposition=answered, hangup_by=caller)"},
+	// (review 22, rule 4) 100 completes the feature attended transfer to
+	// 101 by hanging up (its BYE: HangupRequest), and the link drops before
+	// the AttendedTransfer: the customer and 101 talk and hang up unseen.
+	// 100's request only completed the transfer (bridge_basic.c
+	// atxfer_transferer_hangup -> TRANSFER_COMPLETE): nobody's account of
+	// the call's end was seen: system, as link-lost-atxfer-consult-all-gone.
+	"link-lost-atxfer-feature-100-hangs-up-to-complete-all-gone-meanwhile": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) ended(disposition=answered, hangup_by=system)"},
+	// The same, the resync lists the customer and 101 in one bridge (the
+	// transfer completed, the pair optimized): the customer then hangs up
+	// live, as link-lost-atxfer-consult-completed-meanwhile.
+	"link-lost-atxfer-feature-100-hangs-up-to-complete-customer-hangs-up-after-resync": {"inbound caller=5551234 callee=200: ringing(100) answered(100) held ringing(101) answered(101) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)"},
+	// (review 22, rule 1) Queue 400's member Local/100@from-queue/n rings
+	// 100's Follow Me (FMPR, FMGL -> Local/5550101 -> the trunk): the mobile
+	// answers (DialEnd ANSWER down the chain, each pair's bridge up, ;1 Up),
+	// and the customer's BYE arrives before the queue connects the member:
+	// app_queue.c wait_for_answer cancels it (DialEnd CANCEL, no
+	// AgentConnect). Nobody talked to the customer, as
+	// queue-local-n-member-answers-as-caller-hangs-up: abandoned, cancelled.
+	"freepbx-queue-followme-member-mobile-answers-as-caller-hangs-up": {"inbound caller=5551234 callee=2125551000: queued ringing(101) ringing(100) ring_ended(101) ring_ended(100) abandoned ended(disposition=cancelled, hangup_by=caller)"},
+	// The link drops after 100's phone answered its member pair's Dial and
+	// before the AgentConnect; the resync lists the customer and ;1 in the
+	// queue's bridge, ;2 and PJSIP/100 in theirs: 100 answered the call
+	// meanwhile (its answer is told at the resync), then hangs up.
+	"link-lost-queue-local-n-member-phone-up-before-agentconnect-agent-hangs-up": {"inbound caller=5551234 callee=301: queued ringing(100) answered(100) ended(disposition=answered, hangup_by=agent)"},
+	// (review 22, rule 1) Queue q-local with announce=: the member
+	// Local/100@agents/n's phone answers, the queue plays the announcement
+	// to the member (app_queue.c try_calling, before AgentConnect) and 100
+	// hangs up during it (AgentDump, DialEnd NOANSWER); the queue rings
+	// 101, who answers. As queue-member-hangs-up-during-announcement: 100
+	// never talked to the customer, 101 did.
+	"queue-local-n-member-hangs-up-during-announcement-next-member-answers": {"inbound caller=5551234 callee=301: queued ringing(100) ring_ended(100) ringing(101) answered(101) ended(disposition=answered, hangup_by=caller)"},
 }
+
+// counterGaps are counter-flows whose wanted story the model does not tell
+// yet: the story it tells today and why (as esl's counterGaps).
+var counterGaps = map[string]struct {
+	story []string
+	why   string
+}{}
 
 func TestCounterFlows(t *testing.T) {
 	entries, err := os.ReadDir("testdata/counter")
@@ -132,6 +175,10 @@ func TestCounterFlows(t *testing.T) {
 			sink := &recordingSink{t: sipTracker()}
 			feedSessions(t, sink, "testdata/counter/"+name+".ami")
 			sink.checkInvariants(t, true)
+			if gap, ok := counterGaps[name]; ok && slices.Equal(bridgetest.Stories(sink.events), gap.story) {
+				t.Logf("known gap: %s", gap.why)
+				return
+			}
 			sameStories(t, sink.events, counterStories, name) // fails for a flow with no wanted story
 		})
 	}

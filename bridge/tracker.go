@@ -209,7 +209,13 @@ type conversation struct {
 	// of a talking leg: caller, agent, customer, api); Refused the dialled
 	// leg that refused an unanswered call; SourcesUnknown is set when a
 	// leg ended without the PBX saying who asked.
-	HupLeg         string `json:"hup_leg,omitempty"`
+	HupLeg string `json:"hup_leg,omitempty"`
+	// HupAside: the party of HupLeg asked while it was in no bridge with
+	// the caller (a consultation, the caller held or parked elsewhere):
+	// its request may only have handed the call on (Asterisk's feature
+	// attended transfer completed by the transferer's hangup), which a
+	// live transfer or rebridge tells, and a link loss may hide.
+	HupAside       bool   `json:"hup_aside,omitempty"`
 	Refused        string `json:"refused,omitempty"`
 	SourcesUnknown bool   `json:"sources_unknown,omitempty"`
 	// CallerCancelled: the caller hung up while an agent rang or the call

@@ -109,7 +109,7 @@ func (t *Tracker) callGoesOn(l *leg, bridge string) {
 	if !caller || !party {
 		return
 	}
-	c.HupLeg = ""
+	c.HupLeg, c.HupAside = "", false
 	for _, y := range c.Legs {
 		y.Asked = false
 	}

@@ -185,6 +185,7 @@ func (t *Tracker) hangupRequest(l *leg, cause int) {
 	if c.Call.AnsweredAt != nil {
 		if c.HupLeg == "" && t.talking(l) {
 			c.HupLeg = t.partyOf(l)
+			c.HupAside = !t.withCaller(l)
 			l.Asked = true
 		}
 		return
@@ -234,6 +235,36 @@ func (t *Tracker) hangupRequest(l *leg, cause int) {
 	case l.Role == roleAgent && l.Ringing, l.Customer:
 		c.Refused = t.partyOf(l)
 	}
+}
+
+// withCaller reports whether l is in a bridge with its call's caller,
+// directly or through local pairs (a queue's member Local/.../n between the
+// agent's phone and the caller).
+func (t *Tracker) withCaller(l *leg) bool {
+	if l.Role == roleCaller {
+		return true
+	}
+	seen := map[*leg]bool{l: true}
+	next := []*leg{l}
+	for len(next) > 0 {
+		x := next[0]
+		next = next[1:]
+		for _, b := range x.Bridges {
+			for _, y := range t.bridged[b] {
+				if seen[y] || len(y.Channels) == 0 {
+					continue
+				}
+				if y.conv == l.conv && y.Role == roleCaller {
+					return true
+				}
+				seen[y] = true
+				if y.Local {
+					next = append(next, y)
+				}
+			}
+		}
+	}
+	return false
 }
 
 // networkCause reports whether a Q.850 cause says the network could not
@@ -352,9 +383,11 @@ func (t *Tracker) end(c *conversation, at time.Time, resynced bool) {
 	// call that never rang anyone has emitted nothing that settled it).
 	t.direction(c)
 	switch {
-	case resynced && c.HupLeg == "":
+	case resynced && (c.HupLeg == "" || c.HupAside):
 		// Ended unseen while the link was down: nobody's account. A
-		// party's own request seen before the loss still tells who hung up.
+		// party's own request seen before the loss still tells who hung up
+		// if that party was talking with the caller: one asked away from
+		// the caller may have handed the call on (a transfer the loss hid).
 		c.Call.HangupBy = "system"
 	case c.APIHangup:
 		c.Call.HangupBy = "api"

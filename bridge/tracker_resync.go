@@ -289,10 +289,15 @@ func (t *Tracker) joinedUnseen(live []Channel, known map[string]bool, alive map[
 func (t *Tracker) answeredUnseen(live []Channel, at time.Time) {
 	for _, ch := range live {
 		if l := t.legs[ch.ID]; l != nil && ch.State == "Up" && l.Role == roleAgent && !l.Answered && !l.conv.Ended {
-			l.Ringing, l.Answered = false, true
+			l.Ringing, l.Answered, l.MemberUp = false, true, false
 			c := l.conv
 			switch {
 			case l.Agent == c.OrigAgent:
+			case t.agentDeviceAnswered(c, l):
+				// The same agent's other leg answered (a queue member's
+				// pair and the phone behind it, up before the queue's
+				// AgentConnect that the link loss hid): one person, one
+				// answer, as answered's.
 			case c.Call.AnsweredAt != nil && c.Call.Agent != nil && c.Call.Agent.Extension != l.Agent:
 				// A consultation's target answered: told as live, and the
 				// hand-over that may have followed is handedOnUnseen's.

@@ -56,6 +56,11 @@ func (t *Tracker) dial(ev ChannelEvent) {
 	}
 	if from.Local && from.QueueRung && from.Role != roleCaller && from != to {
 		to.MemberPair = ev.Channel.ID
+	} else if from.Local && from.MemberPair != "" && from != to {
+		// A local pair behind the member dials on (a Follow Me's FMPR or
+		// FMGL, a ring group): what it reaches is behind the member too,
+		// and answers when the queue connects the member.
+		to.MemberPair = from.MemberPair
 	}
 	t.originatedThroughLocal(from, to)
 	t.placedByAgent(from)

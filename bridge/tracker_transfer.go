@@ -244,7 +244,7 @@ func (t *Tracker) transferred(c *conversation, tr *Transfer, transferee *leg, at
 	// The conversation goes on: the release that counts is the final one,
 	// whatever the transferer's leg did (FreeSWITCH may report its hangup
 	// before the transfer itself).
-	c.FirstDown, c.Cause, c.OrigAgent, c.HupLeg, c.Refused = "", nil, "", "", ""
+	c.FirstDown, c.Cause, c.OrigAgent, c.HupLeg, c.Refused, c.HupAside = "", nil, "", "", "", false
 	t.emit(c, EventCallTransferred, at, func(e *Event) { e.Transfer = tr })
 	// A transfer starts a new round of pops. An agent still ringing (the
 	// target of a transfer completed before it answered, Asterisk's blond
