@@ -114,6 +114,71 @@ var counterStories = map[string][]string{
 		"inbound caller=5551234 callee=200: ringing(100) answered(100) answered(101) ended(disposition=answered, hangup_by=caller)",
 		"inbound caller=5559876 callee=201: ringing(101) answered(101) ended(disposition=answered, hangup_by=system)",
 	},
+	// Review 22 (rules 2 and 3). The same AMI Bridge, the other way
+	// round: the customer of the NEWER call (5559876, talking to 101) is
+	// bridged with 100, the agent of the older one. Which call began first
+	// is chance: customer B now talks to 100, who takes B's call; A's
+	// customer, left alone, is hung up by the PBX.
+	"ami-bridge-customer-of-101-to-agent-100-of-older-call": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)",
+		"inbound caller=5559876 callee=201: ringing(101) answered(101) answered(100) ended(disposition=answered, hangup_by=caller)",
+	},
+	"ami-bridge-customer-of-101-to-agent-100-of-older-call-101-hangs-up-after-the-move": {
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) ended(disposition=answered, hangup_by=system)",
+		"inbound caller=5559876 callee=201: ringing(101) answered(101) answered(100) ended(disposition=answered, hangup_by=caller)",
+	},
+	// freepbx-queue-local-agent-blind-transfers-to-park-70-101-retrieves,
+	// but nobody retrieves slot 71: the parked half of the member's pair
+	// times out and dials the parker back (res_parking comeback_goto to
+	// park-dial,PJSIP_100: Dial from the pair's ;2, the queue's member
+	// pair). 100 answers the comeback: as park-timeout-comeback-answered,
+	// the call rings 100 again and 100 answers it; the customer hangs up.
+	"freepbx-queue-local-agent-parks-70-timeout-comeback-100-answers": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) held transferred(blind, from 100, to 70) held(parked 71) ringing(100) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// The same park, and the customer hangs up while parked: its bridge
+	// with the pair's ;1 dissolves, the pair's hangup pulls ;2 out of the
+	// lot (parking_bridge.c bridge_parking_pull: ParkedCallGiveUp of ;2).
+	// As park-caller-hangs-up-while-parked: the caller hung up.
+	"freepbx-queue-local-agent-parks-70-customer-hangs-up-while-parked": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) held transferred(blind, from 100, to 70) held(parked 71) ended(disposition=answered, hangup_by=caller)"},
+	// The AMI Bridge on a FreePBX queue call: customer A talks to 100
+	// through the member's pair Local/100@from-queue/n (;1 in the queue's
+	// bridge with A, ;2 in 100's with PJSIP/100). Customer A is moved to
+	// 101 (on call B); the queue's bridge, left with ;1, dissolves: ;1 is
+	// hung up (app_queue tells AgentComplete, reason agent: its member
+	// hung up), which hangs up ;2 and 100's phone. Customer A now talks to
+	// 101 and hangs up; B's customer, left alone, is hung up by the PBX.
+	"ami-bridge-freepbx-queue-customer-of-local-member-100-to-agent-101": {
+		"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) answered(101) ended(disposition=answered, hangup_by=caller)",
+		"inbound caller=5559876 callee=201: ringing(101) answered(101) ended(disposition=answered, hangup_by=system)",
+	},
+	// The same park retrieved by 100 itself (dials 71): as
+	// outbound-blind-refer-to-park-agent-retrieves-own-call, the agent
+	// taking back the call it parked answers it again.
+	"freepbx-queue-local-agent-parks-70-retrieves-own-call": {"inbound caller=5551234 callee=2125551000: queued ringing(100) answered(100) held transferred(blind, from 100, to 70) held(parked 71) answered(100) ended(disposition=answered, hangup_by=caller)"},
+	// A click-to-call through Local/100@from-internal/n (as
+	// originate-via-local-channel-customer-hangs-up, but /n: the pair
+	// never optimizes; ;2 is bridged with 100's phone, ;1 with the
+	// customer). 100 blind-REFERs to 700: res_parking parks the other
+	// channel of 100's bridge, the pair's ;2, which carries the customer
+	// (ParkedCall Parkee ;2). The customer waits in 701 and hangs up
+	// there (ParkedCallGiveUp of ;2): parked, then the callee hung up.
+	"originate-via-local-n-agent-parks-customer-700-customer-hangs-up-while-parked": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) transferred(blind, from 100, to 700) held(parked 701) ended(disposition=answered, hangup_by=callee)"},
+	// The same park never retrieved: ;2 times out and dials the parker
+	// back (comeback_goto to park-dial,PJSIP_100); 100 answers, the
+	// customer hangs up: as park-timeout-comeback-answered.
+	"originate-via-local-n-agent-parks-customer-700-timeout-comeback-100-answers": {"outbound caller=100 callee=5551234: ringing(100) answered(100) ringing(customer) answered(customer) transferred(blind, from 100, to 700) held(parked 701) ringing(100) answered(100) ended(disposition=answered, hangup_by=callee)"},
+	// refer-replaces-attended with the calls' ages turned round: 100 is
+	// talking to 101 (an internal call) when the customer's call comes in
+	// on 100's second line; the phone holds 101 (Hold on the internal
+	// call's channel, music on 101), 100 answers the customer and then
+	// REFERs the customer's dialog with Replaces of the internal one:
+	// the customer swaps into 101's bridge (SWAP_TO_PEER_BRIDGE) exactly
+	// as before. The customer's call, newer than the consultation, is
+	// still the call that goes on: transferred to 101, not folded into
+	// the internal call.
+	"refer-replaces-customer-call-newer-than-consultation-to-101": {
+		"internal caller=100 callee=101: ringing(101) answered(101) held ended(disposition=answered, hangup_by=system)",
+		"inbound caller=5551234 callee=200: ringing(100) answered(100) transferred(attended, from 100, to 101) ended(disposition=answered, hangup_by=caller)",
+	},
 	// sip-attended-transfer-feature-to-parking-lot, but the customer hangs
 	// up after the transfer merged it with the lot's Local and before the
 	// swap: the call was parked in 701 (its stand-in waited there) when

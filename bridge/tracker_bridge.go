@@ -38,6 +38,17 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 			if mover.conv != newer {
 				mover = x
 			}
+			if cl, cx := t.callersCall(l), t.callersCall(x); cl != cx {
+				// The caller of an answered call is that call: the party of
+				// another call it now meets joins it, whichever call began
+				// first (an AMI Bridge of two calls' channels; a REFER with
+				// Replaces moving the customer into a consultation that was
+				// older than the customer's call).
+				mover, into = l, x.conv
+				if cl {
+					mover, into = x, l.conv
+				}
+			}
 			if sl, sx := t.selfServed(l), t.selfServed(x); sl != sx {
 				mover, into = l, x.conv
 				if sx {
@@ -63,6 +74,13 @@ func (t *Tracker) bridgeEnter(ev ChannelEvent) {
 		}
 	}
 	t.callGoesOn(l, ev.Bridge)
+}
+
+// callersCall reports whether l is the caller of an answered call that
+// goes on (its own call's identity, which a bridge with another call's
+// party does not change).
+func (t *Tracker) callersCall(l *leg) bool {
+	return l.Role == roleCaller && len(l.Channels) > 0 && !l.conv.Ended && l.conv.Call.AnsweredAt != nil
 }
 
 // takesOver reports whether l, an agent's answered device that a bridge

@@ -224,6 +224,15 @@ func (t *Tracker) parked(l *leg, ev ChannelEvent) {
 		return // the same park told again (a resync's list of parked calls)
 	}
 	unhold(c)
+	if l.Local && l.Role == roleAgent {
+		// The pair that answered for its agent (a member Local/.../n) now
+		// carries only the caller into the lot: it is no longer that
+		// agent's device, so the lot's comeback ringing the agent (the
+		// parked half's own Dial, res_parking comeback_goto) rings and
+		// answers the agent again.
+		l.Role, l.Agent = roleOther, ""
+		t.dirty[c.ID] = c
+	}
 	// The call left its agent for the lot: the next ring of an agent (the
 	// lot's comeback to the parker, res_parking comebacktoorigin) is a new
 	// pop. Pops of devices still ringing stay.
