@@ -81,7 +81,7 @@ func TestConsumerOrderIdempotenceAndResume(t *testing.T) {
 	}
 	// The same event stored twice (a resend outside the duplicate window:
 	// another Nats-Msg-Id, the same event id).
-	nc, _ := srv.JetStream()
+	nc, js := srv.JetStream()
 	again := nats.NewMsg("ctibridge.default.pbx1.call_answered")
 	again.Data = record("a", 6).Payload
 	again.Header.Set("Ctibridge-Conversation-Id", "a")
@@ -99,6 +99,17 @@ func TestConsumerOrderIdempotenceAndResume(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, srv.URL(), "", opts, r.handler) }()
 	wait(t, "24 events handled", func() bool { return r.count() == 24 })
+	// A handler's count moves before its message is acked, and the resent
+	// duplicate is acked without a handling: stop only once the server holds
+	// every message acked, or the restart below rightly gets one again.
+	wait(t, "every message acked", func() bool {
+		c, err := js.Consumer(t.Context(), natssink.DefaultStreamName, "crm-test")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
